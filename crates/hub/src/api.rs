@@ -1,0 +1,177 @@
+//! The agent API under `/api/v1`: sign in, page through the event log, and follow it live over a
+//! WebSocket. Catch-up and live share one path: the stream first sends the log after the client's
+//! cursor, then every new event, so a client never needs a separate "initial sync".
+
+use std::time::Duration;
+
+use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
+use axum::response::Response;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use baton_protocol::{Event, EventPage, LoginRequest, LoginResponse, StreamNotice};
+use rusqlite::{params, OptionalExtension};
+use serde::Deserialize;
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::auth::{random_secret, secret_hash, verify_password, SignedIn};
+use crate::error::ApiError;
+use crate::store::{get_entity, Entity, StoreError};
+use crate::Hub;
+
+/// The most events one page (or one catch-up read of the stream) returns.
+pub const MAX_PAGE: u32 = 1000;
+
+/// How often an idle stream is pinged so dead peers and idle-killing proxies are noticed.
+const STREAM_PING: Duration = Duration::from_secs(20);
+
+pub fn routes() -> Router<Hub> {
+    Router::new()
+        .route("/login", post(login))
+        .route("/events", get(events))
+        .route("/stream", get(stream))
+}
+
+async fn login(
+    State(hub): State<Hub>,
+    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let response = tokio::task::spawn_blocking(move || {
+        let row: Option<(String, String)> = hub.store().read(|conn| {
+            conn.query_row(
+                "SELECT id, password_hash FROM agents WHERE email = ?1 AND disabled = 0",
+                [req.email.trim()],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .map_err(StoreError::from)
+        })?;
+        let Some((agent_id, hash)) = row else {
+            tracing::info!("login refused: unknown or disabled email");
+            return Err(ApiError::BadCredentials);
+        };
+        if !verify_password(&req.password, &hash) {
+            tracing::info!(agent = %agent_id, "login refused: wrong password");
+            return Err(ApiError::BadCredentials);
+        }
+        let token = random_secret();
+        let now = hub.now().to_rfc3339();
+        let agent = hub.store().write(|txn| {
+            txn.conn().execute(
+                "INSERT INTO tokens (token_hash, agent_id, created_at) VALUES (?1, ?2, ?3)",
+                params![secret_hash(&token), agent_id, now],
+            )?;
+            get_entity(txn.conn(), Entity::Agent, &agent_id)
+        })?;
+        tracing::info!(agent = %agent_id, "agent signed in");
+        Ok(LoginResponse { token, agent })
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    Ok(Json(response))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventsQuery {
+    #[serde(default)]
+    after: u64,
+    #[serde(default)]
+    limit: Option<u32>,
+}
+
+async fn events(
+    State(hub): State<Hub>,
+    SignedIn(_agent): SignedIn,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<EventPage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    let events = tokio::task::spawn_blocking(move || hub.store().events_after(q.after, limit))
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let next = events.last().map(|e| e.seq).unwrap_or(q.after);
+    Ok(Json(EventPage { events, next }))
+}
+
+async fn stream(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    Ok(ws.on_upgrade(move |socket| async move {
+        tracing::debug!(agent = %agent.id, after = q.after, "stream opened");
+        if let Err(err) = follow(hub, socket, q.after).await {
+            tracing::debug!(agent = %agent.id, error = %err, "stream closed");
+        }
+    }))
+}
+
+#[derive(Debug, thiserror::Error)]
+enum StreamEnd {
+    #[error("peer went away: {0}")]
+    Socket(#[from] axum::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("peer closed the stream")]
+    Closed,
+}
+
+/// Sends the log after `cursor`, then live events. Subscribes *before* reading the backlog so no
+/// event can fall between the two; duplicates from the overlap are skipped by seq.
+async fn follow(hub: Hub, mut socket: WebSocket, mut cursor: u64) -> Result<(), StreamEnd> {
+    let mut live = hub.store().subscribe();
+    cursor = send_backlog(&hub, &mut socket, cursor).await?;
+    send_json(&mut socket, &StreamNotice::CaughtUp { seq: cursor }).await?;
+    let mut ping = tokio::time::interval(STREAM_PING);
+    ping.tick().await;
+    loop {
+        tokio::select! {
+            received = live.recv() => match received {
+                Ok(event) if event.seq <= cursor => {}
+                Ok(event) if event.seq == cursor + 1 => {
+                    send_json(&mut socket, &event).await?;
+                    cursor = event.seq;
+                }
+                // A gap (another process wrote to the log) or a lag (this peer is slow and the
+                // broadcast moved on): the log has everything, so read it from the cursor.
+                Ok(_) | Err(RecvError::Lagged(_)) => {
+                    cursor = send_backlog(&hub, &mut socket, cursor).await?;
+                }
+                Err(RecvError::Closed) => return Ok(()),
+            },
+            incoming = socket.recv() => match incoming {
+                None | Some(Ok(WsMessage::Close(_))) => return Err(StreamEnd::Closed),
+                Some(Err(e)) => return Err(e.into()),
+                Some(Ok(_)) => {}
+            },
+            _ = ping.tick() => socket.send(WsMessage::Ping(Default::default())).await?,
+        }
+    }
+}
+
+async fn send_backlog(hub: &Hub, socket: &mut WebSocket, mut cursor: u64) -> Result<u64, StreamEnd> {
+    loop {
+        let hub2 = hub.clone();
+        let page: Vec<Event> =
+            tokio::task::spawn_blocking(move || hub2.store().events_after(cursor, MAX_PAGE))
+                .await
+                .map_err(|_| StoreError::Poisoned)??;
+        let full = page.len() as u32 == MAX_PAGE;
+        for event in page {
+            cursor = event.seq;
+            send_json(socket, &event).await?;
+        }
+        if !full {
+            return Ok(cursor);
+        }
+    }
+}
+
+async fn send_json<T: serde::Serialize>(socket: &mut WebSocket, value: &T) -> Result<(), StreamEnd> {
+    let text = serde_json::to_string(value).map_err(StoreError::from)?;
+    socket.send(WsMessage::Text(text.into())).await?;
+    Ok(())
+}

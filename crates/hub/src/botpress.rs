@@ -1,0 +1,349 @@
+//! The Botpress *Human in the Loop API* endpoints (CONTRACTS.md Part 1, §1.3): five JSON POST
+//! routes under `/botpress/{secret}/`. Botpress sends no authentication, so the unguessable secret
+//! in the path is the channel's only credential: a wrong one is a 404 and nothing is stored.
+//!
+//! Bodies are parsed leniently (unknown keys are ignored) but the `type` discriminator must match
+//! the route, and the two create routes answer `{"id":"<string>"}` as the integration requires.
+
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use baton_protocol::{
+    Author, Contact, Conversation, DeliveryStatus, EventData, Handoff, HandoffStatus, Message,
+    BOTPRESS_BOT_USER,
+};
+use rusqlite::OptionalExtension;
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
+
+use crate::auth::secret_hash;
+use crate::error::ApiError;
+use crate::store::{get_entity, Entity, StoreError};
+use crate::Hub;
+
+/// Larger than any text or card Botpress sends; media travel as URLs, never inline.
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+pub fn routes() -> Router<Hub> {
+    Router::new()
+        .route("/botpress/{secret}/{route}", post(handle))
+        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+}
+
+/// The channel a secret opens.
+#[derive(Debug, Clone)]
+struct Channel {
+    id: String,
+}
+
+async fn handle(
+    State(hub): State<Hub>,
+    Path((secret, route)): Path<(String, String)>,
+    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+) -> Result<Response, ApiError> {
+    let body = body.map_err(|rejection| {
+        tracing::warn!(%route, error = %rejection, "botpress: request body refused");
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            ApiError::TooLarge { limit: MAX_BODY_BYTES }
+        } else {
+            ApiError::BadRequest(format!("cannot read the request body: {rejection}"))
+        }
+    })?;
+    let hub2 = hub.clone();
+    let route2 = route.clone();
+    tokio::task::spawn_blocking(move || dispatch(&hub2, &secret, &route2, &body))
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))?
+        .inspect_err(|err| {
+            if !matches!(err, ApiError::Internal(_)) {
+                tracing::warn!(%route, code = err.code(), error = %err, "botpress: request refused");
+            }
+        })
+}
+
+fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let channel = channel_for_secret(hub, secret)?
+        .ok_or_else(|| ApiError::NotFound("no Botpress channel has this endpoint".into()))?;
+    if !matches!(
+        route,
+        "ping" | "createRemoteUser" | "createRemoteConversation" | "botSendsMessage" | "closeRemoteTicket"
+    ) {
+        return Err(ApiError::NotFound(format!("the HITL API has no route {route:?}")));
+    }
+    let value: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let found = value.get("type").and_then(Value::as_str);
+    if found != Some(route) {
+        return Err(ApiError::BadRequest(match found {
+            Some(t) => format!("this route takes \"type\":\"{route}\", not {t:?}"),
+            None => format!("the body needs \"type\":\"{route}\""),
+        }));
+    }
+    match route {
+        "ping" => Ok(Json(json!({})).into_response()),
+        "createRemoteUser" => {
+            let req: CreateRemoteUser = parse(value)?;
+            let id = create_remote_user(hub, &channel, req.payload)?;
+            Ok(Json(json!({ "id": id })).into_response())
+        }
+        "createRemoteConversation" => {
+            let req: CreateRemoteConversation = parse(value)?;
+            let id = create_remote_conversation(hub, &channel, req.payload)?;
+            Ok(Json(json!({ "id": id })).into_response())
+        }
+        "botSendsMessage" => {
+            let req: BotSendsMessage = parse(value)?;
+            bot_sends_message(hub, &channel, req)?;
+            Ok(Json(json!({})).into_response())
+        }
+        _ => {
+            let req: CloseRemoteTicket = parse(value)?;
+            // The id names Botpress's downstream conversation, which the hub never saw (§1.8.1).
+            tracing::warn!(
+                channel = %channel.id,
+                botpress_conversation = %req.payload.botpress_conversation_id,
+                "botpress: closeRemoteTicket names a conversation the hub cannot match yet; ignored"
+            );
+            Ok(Json(json!({})).into_response())
+        }
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
+    serde_json::from_value(value).map_err(|e| ApiError::BadRequest(format!("invalid body: {e}")))
+}
+
+fn channel_for_secret(hub: &Hub, secret: &str) -> Result<Option<Channel>, ApiError> {
+    let hash = secret_hash(secret);
+    Ok(hub.store().read(|conn| {
+        conn.prepare_cached("SELECT id FROM channels WHERE secret_hash = ?1 AND kind = 'botpress'")?
+            .query_row([hash], |r| Ok(Channel { id: r.get(0)? }))
+            .optional()
+            .map_err(StoreError::from)
+    })?)
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateRemoteUser {
+    payload: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CreateRemoteConversation {
+    #[serde(default)]
+    payload: ConversationPayload,
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct ConversationPayload {
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct BotSendsMessage {
+    remote_conversation_id: String,
+    remote_user_id: String,
+    payload: Map<String, Value>,
+}
+
+#[derive(Debug, Deserialize)]
+struct CloseRemoteTicket {
+    payload: ClosePayload,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClosePayload {
+    botpress_conversation_id: String,
+}
+
+fn take_string(map: &mut Map<String, Value>, key: &str) -> Option<String> {
+    match map.remove(key) {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s),
+        _ => None,
+    }
+}
+
+fn create_remote_user(
+    hub: &Hub,
+    channel: &Channel,
+    mut payload: Map<String, Value>,
+) -> Result<String, ApiError> {
+    let name = take_string(&mut payload, "name").unwrap_or_else(|| "Unknown User".into());
+    let contact = Contact {
+        id: hub.new_id("u"),
+        channel_id: channel.id.clone(),
+        name,
+        email: take_string(&mut payload, "email"),
+        picture_url: take_string(&mut payload, "pictureUrl"),
+        attributes: Value::Object(payload),
+        created_at: hub.now(),
+    };
+    hub.store().write(|txn| txn.put(EventData::Contact(contact.clone())))?;
+    tracing::info!(channel = %channel.id, contact = %contact.id, "botpress: contact created");
+    Ok(contact.id)
+}
+
+fn create_remote_conversation(
+    hub: &Hub,
+    channel: &Channel,
+    payload: ConversationPayload,
+) -> Result<String, ApiError> {
+    let now = hub.now();
+    let conversation = Conversation {
+        id: hub.new_id("t"),
+        channel_id: channel.id.clone(),
+        contact_id: None,
+        created_at: now,
+    };
+    let title = payload
+        .title
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| "Untitled handoff".into());
+    let handoff = Handoff {
+        id: hub.new_id("ho"),
+        conversation_id: conversation.id.clone(),
+        channel_id: channel.id.clone(),
+        status: HandoffStatus::Pending,
+        title,
+        description: payload.description.filter(|d| !d.trim().is_empty()),
+        assignee: None,
+        created_at: now,
+        updated_at: now,
+    };
+    hub.store().write(|txn| {
+        txn.put(EventData::Conversation(conversation.clone()))?;
+        txn.put(EventData::Handoff(handoff.clone()))
+    })?;
+    tracing::info!(channel = %channel.id, handoff = %handoff.id, "botpress: handoff created");
+    Ok(conversation.id)
+}
+
+fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Result<(), ApiError> {
+    let (kind, text) = describe_payload(&req.payload);
+    let from_bot = req.remote_user_id == BOTPRESS_BOT_USER;
+    let now = hub.now();
+    hub.store().write(|txn| {
+        let conversation: Option<Conversation> =
+            get_entity(txn.conn(), Entity::Conversation, &req.remote_conversation_id)?;
+        let mut conversation = conversation
+            .filter(|c| c.channel_id == channel.id)
+            .ok_or_else(|| {
+                ApiError::NotFound(format!(
+                    "no conversation {:?} on this channel",
+                    req.remote_conversation_id
+                ))
+            })?;
+        if !from_bot {
+            let contact: Option<Contact> =
+                get_entity(txn.conn(), Entity::Contact, &req.remote_user_id)?;
+            if contact.is_none() {
+                // An id we never issued (the hub's data was reset, say): keep the message attributable.
+                tracing::warn!(contact = %req.remote_user_id, "botpress: message from an unknown user; contact created");
+                txn.put(EventData::Contact(Contact {
+                    id: req.remote_user_id.clone(),
+                    channel_id: channel.id.clone(),
+                    name: "Unknown User".into(),
+                    email: None,
+                    picture_url: None,
+                    attributes: Value::Object(Map::new()),
+                    created_at: now,
+                }))?;
+            }
+            // Botpress strips the owner from createRemoteConversation (§1.8.2): the first message
+            // from a person tells us whose ticket this is.
+            if conversation.contact_id.is_none() {
+                conversation.contact_id = Some(req.remote_user_id.clone());
+                txn.put(EventData::Conversation(conversation.clone()))?;
+            }
+        }
+        let message = Message {
+            id: hub.new_id("m"),
+            conversation_id: conversation.id.clone(),
+            author: if from_bot { Author::Bot } else { Author::EndUser },
+            author_id: (!from_bot).then(|| req.remote_user_id.clone()),
+            kind: kind.clone(),
+            text: text.clone(),
+            payload: Value::Object(req.payload.clone()),
+            status: DeliveryStatus::Received,
+            status_reason: None,
+            created_at: now,
+        };
+        txn.put(EventData::Message(message))?;
+        Ok::<_, ApiError>(())
+    })
+}
+
+/// The message type and its readable text. Botpress payloads may say their type (newer plugins) or
+/// not (0.2.2): then the type is recognised by its fields (CONTRACTS §1.5).
+fn describe_payload(payload: &Map<String, Value>) -> (String, Option<String>) {
+    let s = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_string);
+    let kind = s("type").unwrap_or_else(|| {
+        let has = |k: &str| payload.contains_key(k);
+        let kind = if has("text") && has("options") {
+            "choice"
+        } else if has("text") {
+            "text"
+        } else if has("markdown") {
+            "markdown"
+        } else if has("imageUrl") {
+            "image"
+        } else if has("audioUrl") {
+            "audio"
+        } else if has("videoUrl") {
+            "video"
+        } else if has("fileUrl") {
+            "file"
+        } else if has("latitude") {
+            "location"
+        } else if has("items") {
+            "carousel"
+        } else {
+            "unknown"
+        };
+        kind.to_string()
+    });
+    let text = s("text").or_else(|| s("markdown")).or_else(|| s("title")).or_else(|| s("address"));
+    (kind, text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn payload(v: Value) -> Map<String, Value> {
+        match v {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn an_untyped_image_payload_is_recognised_by_its_url() {
+        let (kind, text) = describe_payload(&payload(json!({"imageUrl": "https://x/p.png"})));
+        assert_eq!(kind, "image");
+        assert_eq!(text, None);
+    }
+
+    #[test]
+    fn a_file_shows_its_title_as_text() {
+        let (kind, text) =
+            describe_payload(&payload(json!({"fileUrl": "https://x/i.pdf", "title": "invoice.pdf"})));
+        assert_eq!(kind, "file");
+        assert_eq!(text.as_deref(), Some("invoice.pdf"));
+    }
+
+    #[test]
+    fn a_newer_plugin_names_its_type() {
+        let (kind, _) = describe_payload(&payload(json!({"type": "video", "videoUrl": "https://x"})));
+        assert_eq!(kind, "video");
+    }
+}

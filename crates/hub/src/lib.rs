@@ -1,0 +1,107 @@
+//! `baton-hub` is Baton's server: it receives handoffs and messages from Botpress through the
+//! *Human in the Loop API* (see `shared/contracts/CONTRACTS.md` Part 1), keeps the team's shared
+//! inbox in SQLite with an event log of every change, and serves agents over REST and a WebSocket
+//! stream. It runs standalone (`baton-hub serve`) or inside the app (solo mode) through [`serve`].
+//!
+//! `main.rs` only parses arguments; everything here takes its listener, clock and data directory
+//! from the caller so tests bind port 0 and pass time in.
+
+pub mod admin;
+pub mod api;
+pub mod auth;
+pub mod botpress;
+pub mod error;
+pub mod store;
+
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+
+use axum::Router;
+use chrono::{DateTime, Utc};
+use rand::Rng;
+
+pub use error::ApiError;
+pub use store::{Store, StoreError};
+
+/// Where the hub gets the time from; tests pass a fixed one.
+pub trait Clock: Send + Sync + 'static {
+    fn now(&self) -> DateTime<Utc>;
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// The shared state behind every route: the store, the clock and the id source.
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<HubInner>,
+}
+
+struct HubInner {
+    store: Store,
+    clock: Box<dyn Clock>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("store", &self.inner.store).finish_non_exhaustive()
+    }
+}
+
+impl Hub {
+    /// Opens the hub whose data lives in `data_dir` (created if missing).
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        Self::open_with_clock(data_dir, SystemClock)
+    }
+
+    pub fn open_with_clock(data_dir: &Path, clock: impl Clock) -> Result<Self, StoreError> {
+        let store = Store::open(data_dir)?;
+        Ok(Self { inner: Arc::new(HubInner { store, clock: Box::new(clock) }) })
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.inner.store
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    /// A new entity id: `prefix` + `_` + 20 random base-32 characters (100 bits). Prefixes keep the
+    /// namespaces apart (an agent id can never look like an end user's) and none is ever `BOT`.
+    pub fn new_id(&self, prefix: &str) -> String {
+        const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+        let mut rng = rand::thread_rng();
+        let tail: String =
+            (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+        format!("{prefix}_{tail}")
+    }
+}
+
+/// Every route the hub serves.
+pub fn router(hub: Hub) -> Router {
+    Router::new()
+        .merge(botpress::routes())
+        .nest("/api/v1", api::routes())
+        .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .with_state(hub)
+}
+
+/// Serves [`router`] on `listener` until `shutdown` resolves. Open streams are closed at shutdown.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    hub: Hub,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "baton-hub listening");
+    }
+    axum::serve(listener, router(hub)).with_graceful_shutdown(shutdown).await
+}

@@ -1,0 +1,327 @@
+//! The hub's storage: one SQLite database (WAL) holding the team's entities and the event log.
+//!
+//! Every change goes through [`Store::write`], which runs a closure inside one transaction and
+//! collects the events it appends; the events get their `seq` from the same transaction, so an
+//! entity and the event announcing it are committed together or not at all. After the commit the
+//! events are broadcast to live streams *in seq order* (the broadcast happens while the writer lock
+//! is still held), so a stream that sees a gap knows something else wrote (another process, such as
+//! the admin CLI) and re-reads the log.
+//!
+//! SQLite specifics stay inside this module; the rest of the hub sees entities and events.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use baton_protocol::{Event, EventData};
+use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+
+/// Numbered migrations, applied in order, one transaction each; `PRAGMA user_version` records the
+/// last one applied.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// How many live events a slow stream may fall behind before it re-reads the log instead.
+const BROADCAST_CAPACITY: usize = 4096;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDir { path: PathBuf, source: std::io::Error },
+    #[error("the database is at schema version {found}, newer than this build knows ({known}); upgrade Baton")]
+    TooNew { found: u32, known: u32 },
+    #[error("the store lock was poisoned by a panic")]
+    Poisoned,
+}
+
+pub struct Store {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    live: broadcast::Sender<Event>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+/// A write transaction. Entities are written with the `put_*` helpers; [`Txn::append`] records the
+/// event for each change.
+pub struct Txn<'c> {
+    tx: Transaction<'c>,
+    events: Vec<Event>,
+}
+
+impl Store {
+    /// Opens (creating if needed) `DIR/hub.sqlite` and brings its schema up to date.
+    pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        })?;
+        let path = data_dir.join("hub.sqlite");
+        let mut writer = open_connection(&path)?;
+        migrate(&mut writer)?;
+        let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
+        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), live })
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.live.subscribe()
+    }
+
+    /// Runs `f` in one transaction; commits if it returns `Ok`, then broadcasts its events.
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut Txn<'_>) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction().map_err(StoreError::from)?;
+        let mut txn = Txn { tx, events: Vec::new() };
+        let value = f(&mut txn)?;
+        let Txn { tx, events } = txn;
+        tx.commit().map_err(StoreError::from)?;
+        for event in events {
+            // No receivers is fine: nobody is streaming right now.
+            let _ = self.live.send(event);
+        }
+        Ok(value)
+    }
+
+    /// Runs `f` on a read connection (a snapshot; never blocks the writer).
+    pub fn read<T, E>(&self, f: impl FnOnce(&Connection) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => open_connection(&self.path)?,
+        };
+        let result = f(&conn);
+        if let Ok(mut pool) = self.readers.lock() {
+            if pool.len() < 8 {
+                pool.push(conn);
+            }
+        }
+        result
+    }
+
+    /// Up to `limit` events with `seq > after`, oldest first.
+    pub fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT seq, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![after as i64, limit], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+            })?;
+            let mut events = Vec::new();
+            for row in rows {
+                let (seq, kind, data) = row?;
+                let data: serde_json::Value = serde_json::from_str(&data)?;
+                let event: Event = serde_json::from_value(
+                    serde_json::json!({"seq": seq, "kind": kind, "data": data}),
+                )?;
+                events.push(event);
+            }
+            Ok(events)
+        })
+    }
+
+    /// The newest seq in the log (0 when empty).
+    pub fn last_seq(&self) -> Result<u64, StoreError> {
+        self.read(|conn| {
+            let seq: i64 =
+                conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+            Ok(seq as u64)
+        })
+    }
+}
+
+impl Txn<'_> {
+    pub fn conn(&self) -> &Connection {
+        &self.tx
+    }
+
+    /// Writes `data` to the log and returns the event with its new seq.
+    pub fn append(&mut self, data: EventData) -> Result<Event, StoreError> {
+        let json = match &data {
+            EventData::Contact(v) => serde_json::to_string(v)?,
+            EventData::Conversation(v) => serde_json::to_string(v)?,
+            EventData::Handoff(v) => serde_json::to_string(v)?,
+            EventData::Message(v) => serde_json::to_string(v)?,
+            EventData::Agent(v) => serde_json::to_string(v)?,
+        };
+        self.tx
+            .prepare_cached("INSERT INTO events (kind, data) VALUES (?1, ?2)")?
+            .execute(params![data.kind(), json])?;
+        let seq = self.tx.last_insert_rowid() as u64;
+        let event = Event { seq, data };
+        self.events.push(event.clone());
+        Ok(event)
+    }
+
+    /// Stores an entity's new state and appends the event that announces it.
+    pub fn put(&mut self, data: EventData) -> Result<Event, StoreError> {
+        match &data {
+            EventData::Contact(c) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO contacts (id, channel_id, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![c.id, c.channel_id, serde_json::to_string(c)?])?;
+            }
+            EventData::Conversation(c) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO conversations (id, channel_id, contact_id, data)
+                         VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id,
+                                                       data = excluded.data",
+                    )?
+                    .execute(params![c.id, c.channel_id, c.contact_id, serde_json::to_string(c)?])?;
+            }
+            EventData::Handoff(h) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO handoffs (id, conversation_id, status, data) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+                    )?
+                    .execute(params![
+                        h.id,
+                        h.conversation_id,
+                        h.status.as_str(),
+                        serde_json::to_string(h)?
+                    ])?;
+            }
+            EventData::Message(m) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO messages (id, conversation_id, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![m.id, m.conversation_id, serde_json::to_string(m)?])?;
+            }
+            EventData::Agent(a) => {
+                // Agents carry credentials the event must not; their row is written by the caller.
+                self.tx
+                    .prepare_cached("UPDATE agents SET data = ?2 WHERE id = ?1")?
+                    .execute(params![a.id, serde_json::to_string(a)?])?;
+            }
+        }
+        self.append(data)
+    }
+}
+
+/// Reads one entity's JSON `data` column by id from `table`.
+pub fn get_entity<T: DeserializeOwned>(
+    conn: &Connection,
+    table: Entity,
+    id: &str,
+) -> Result<Option<T>, StoreError> {
+    let sql = format!("SELECT data FROM {} WHERE id = ?1", table.table());
+    let data: Option<String> =
+        conn.prepare_cached(&sql)?.query_row([id], |r| r.get(0)).optional()?;
+    Ok(match data {
+        Some(data) => Some(serde_json::from_str(&data)?),
+        None => None,
+    })
+}
+
+/// The entity tables [`get_entity`] reads (a closed set, so table names are never user input).
+#[derive(Debug, Clone, Copy)]
+pub enum Entity {
+    Contact,
+    Conversation,
+    Handoff,
+    Agent,
+}
+
+impl Entity {
+    fn table(self) -> &'static str {
+        match self {
+            Self::Contact => "contacts",
+            Self::Conversation => "conversations",
+            Self::Handoff => "handoffs",
+            Self::Agent => "agents",
+        }
+    }
+}
+
+fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL: an acknowledged Botpress message or agent command must survive a power cut.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
+    if current > known {
+        return Err(StoreError::TooNew { found: current, known });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+        tracing::info!(version, "applied hub schema migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_protocol::Agent;
+
+    #[test]
+    fn a_failed_write_leaves_neither_entity_nor_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let result: Result<(), StoreError> = store.write(|txn| {
+            txn.append(EventData::Agent(Agent {
+                id: "ag_1".into(),
+                email: "a@x".into(),
+                name: "A".into(),
+                role: baton_protocol::Role::Agent,
+            }))?;
+            Err(StoreError::Poisoned)
+        });
+        assert!(result.is_err());
+        assert_eq!(store.last_seq().expect("seq"), 0);
+    }
+
+    #[test]
+    fn reopening_a_database_keeps_its_events_and_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = Store::open(dir.path()).expect("open");
+            store
+                .write(|txn| {
+                    txn.append(EventData::Agent(Agent {
+                        id: "ag_1".into(),
+                        email: "a@x".into(),
+                        name: "A".into(),
+                        role: baton_protocol::Role::Agent,
+                    }))
+                })
+                .expect("write");
+        }
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.last_seq().expect("seq"), 1);
+        assert_eq!(store.events_after(0, 10).expect("events").len(), 1);
+    }
+}

@@ -1,0 +1,343 @@
+//! The wire types Baton's hub and app share: the entities of a team's inbox (contacts, conversations,
+//! handoffs, messages, agents), the events of the hub's log that carry them, and the error body every
+//! API failure uses. Serde only, no I/O: both sides depend on this crate and neither on the other.
+//!
+//! Every event carries the *full new state* of the one entity it touches, so applying an event twice,
+//! or onto a stale cache, is harmless (upsert semantics). The `kind` names the entity type.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// The sentinel `remoteUserId` Botpress uses for messages that no end user wrote (CONTRACTS §1.3).
+pub const BOTPRESS_BOT_USER: &str = "BOT";
+
+/// A person on the customer side, as a bot introduced them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Contact {
+    pub id: String,
+    pub channel_id: String,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub picture_url: Option<String>,
+    /// Everything else the bot told us about the person, kept as given.
+    #[serde(default)]
+    pub attributes: serde_json::Value,
+    pub created_at: DateTime<Utc>,
+}
+
+/// One customer thread on one channel. It outlives its handoffs; for Botpress it is one ticket.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Conversation {
+    pub id: String,
+    pub channel_id: String,
+    /// Unknown until the customer's first message names them (Botpress strips it on creation).
+    #[serde(default)]
+    pub contact_id: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffStatus {
+    Pending,
+    Assigned,
+    Resolved,
+    Cancelled,
+}
+
+impl HandoffStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Assigned => "assigned",
+            Self::Resolved => "resolved",
+            Self::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "assigned" => Self::Assigned,
+            "resolved" => Self::Resolved,
+            "cancelled" => Self::Cancelled,
+            _ => return None,
+        })
+    }
+}
+
+/// A bot's request for a person to take over a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Handoff {
+    pub id: String,
+    pub conversation_id: String,
+    pub channel_id: String,
+    pub status: HandoffStatus,
+    pub title: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The agent id of whoever has it, if anyone.
+    #[serde(default)]
+    pub assignee: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    EndUser,
+    Bot,
+    Agent,
+    System,
+}
+
+impl Author {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::EndUser => "end_user",
+            Self::Bot => "bot",
+            Self::Agent => "agent",
+            Self::System => "system",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "end_user" => Self::EndUser,
+            "bot" => Self::Bot,
+            "agent" => Self::Agent,
+            "system" => Self::System,
+            _ => return None,
+        })
+    }
+}
+
+/// Where a message is on its way to the other side. Inbound messages are `Received`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    Received,
+    Queued,
+    Sent,
+    Uncertain,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Received => "received",
+            Self::Queued => "queued",
+            Self::Sent => "sent",
+            Self::Uncertain => "uncertain",
+            Self::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "received" => Self::Received,
+            "queued" => Self::Queued,
+            "sent" => Self::Sent,
+            "uncertain" => Self::Uncertain,
+            "failed" => Self::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub id: String,
+    pub conversation_id: String,
+    pub author: Author,
+    /// The contact id or agent id of the writer; none for bot and system messages.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_id: Option<String>,
+    /// The message type as the channel named it (`text`, `image`, `file`, …).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The readable part of the message, where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    /// The channel's payload as received or sent, for what `text` cannot show.
+    #[serde(default)]
+    pub payload: serde_json::Value,
+    pub status: DeliveryStatus,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Admin,
+    Agent,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Admin => "admin",
+            Self::Agent => "agent",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "admin" => Self::Admin,
+            "agent" => Self::Agent,
+            _ => return None,
+        })
+    }
+}
+
+/// A person on the team, as everyone else sees them (no credentials).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    pub id: String,
+    pub email: String,
+    pub name: String,
+    pub role: Role,
+}
+
+/// What one event of the hub's log carries: the full new state of one entity.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum EventData {
+    Contact(Contact),
+    Conversation(Conversation),
+    Handoff(Handoff),
+    Message(Message),
+    Agent(Agent),
+}
+
+impl EventData {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Contact(_) => "contact",
+            Self::Conversation(_) => "conversation",
+            Self::Handoff(_) => "handoff",
+            Self::Message(_) => "message",
+            Self::Agent(_) => "agent",
+        }
+    }
+}
+
+/// One entry of the hub's event log: `{"seq":…,"kind":…,"data":{…}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    pub seq: u64,
+    #[serde(flatten)]
+    pub data: EventData,
+}
+
+/// An event as it travels, before its kind is known to be one this build understands. Clients
+/// decode with this first so a newer hub's new kinds are skipped, not fatal.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RawEvent {
+    pub seq: u64,
+    pub kind: String,
+    pub data: serde_json::Value,
+}
+
+impl RawEvent {
+    /// The typed event, or `None` when this build does not know the kind.
+    pub fn decode(self) -> Result<Option<Event>, serde_json::Error> {
+        let known = matches!(
+            self.kind.as_str(),
+            "contact" | "conversation" | "handoff" | "message" | "agent"
+        );
+        if !known {
+            return Ok(None);
+        }
+        let value = serde_json::json!({"seq": self.seq, "kind": self.kind, "data": self.data});
+        serde_json::from_value(value).map(Some)
+    }
+}
+
+/// `GET /api/v1/events` response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventPage<E = Event> {
+    pub events: Vec<E>,
+    /// The cursor to pass as `after` next time (the last seq returned, or `after` if none).
+    pub next: u64,
+}
+
+/// A frame on the WebSocket stream that is not an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum StreamNotice {
+    /// The backlog after the requested cursor has been sent; what follows is live.
+    CaughtUp { seq: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginRequest {
+    pub email: String,
+    pub password: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LoginResponse {
+    pub token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<Agent>,
+}
+
+/// The body of every error response: a stable `code` to branch on and a sentence for people.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff() -> Handoff {
+        let t = DateTime::parse_from_rfc3339("2026-11-21T10:00:00Z")
+            .map(|d| d.with_timezone(&Utc))
+            .unwrap_or_default();
+        Handoff {
+            id: "ho_1".into(),
+            conversation_id: "cv_1".into(),
+            channel_id: "ch_1".into(),
+            status: HandoffStatus::Pending,
+            title: "Refund".into(),
+            description: None,
+            assignee: None,
+            created_at: t,
+            updated_at: t,
+        }
+    }
+
+    #[test]
+    fn an_event_travels_as_seq_kind_and_data() {
+        let event = Event { seq: 7, data: EventData::Handoff(handoff()) };
+        let json = serde_json::to_value(&event).unwrap_or_default();
+        assert_eq!(json["seq"], 7);
+        assert_eq!(json["kind"], "handoff");
+        assert_eq!(json["data"]["status"], "pending");
+        assert_eq!(json["data"]["assignee"], serde_json::Value::Null);
+        let back: Event = serde_json::from_value(json).expect("round trip");
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn an_unknown_event_kind_decodes_to_none_instead_of_failing() {
+        let raw = RawEvent { seq: 3, kind: "reaction".into(), data: serde_json::json!({}) };
+        assert!(matches!(raw.decode(), Ok(None)));
+    }
+
+    #[test]
+    fn a_known_kind_with_a_broken_body_is_an_error() {
+        let raw = RawEvent { seq: 3, kind: "handoff".into(), data: serde_json::json!({"id": 1}) };
+        assert!(raw.decode().is_err());
+    }
+}
