@@ -1,0 +1,380 @@
+//! The device's local copy of the team's inbox: a SQLite database the sync engine writes hub events
+//! into and the UI reads from, online or not.
+//!
+//! [`Cache::apply`] writes a batch of events and the new cursor in one transaction, and skips
+//! events at or below the cursor, so every event is applied exactly once and a crash mid-batch
+//! leaves the cache as it was before the batch.
+
+use std::path::Path;
+
+use baton_protocol::{Contact, Event, EventData, Handoff, HandoffStatus, Message};
+use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
+
+/// Numbered migrations, one transaction each; `PRAGMA user_version` records the last applied.
+const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error("local cache error: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("local cache holds data this build cannot read: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("the local cache is at schema version {found}, newer than this build ({known}); upgrade Baton")]
+    TooNew { found: u32, known: u32 },
+    #[error("cannot create the cache directory: {0}")]
+    Dir(#[from] std::io::Error),
+}
+
+/// What one [`Cache::apply`] changed, for the updates the app shows.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Applied {
+    /// Handoffs this device had never seen before.
+    pub new_handoffs: Vec<Handoff>,
+    /// Conversations whose messages, handoffs or customer changed.
+    pub conversations: Vec<String>,
+    /// The cursor after the batch.
+    pub cursor: u64,
+    /// How many events were new (not already applied).
+    pub applied: usize,
+}
+
+/// One row of the inbox list.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HandoffSummary {
+    pub handoff: Handoff,
+    /// The customer's name, once the hub knows who the conversation belongs to.
+    pub customer: Option<String>,
+    pub last_message: Option<Message>,
+}
+
+pub struct Cache {
+    conn: Connection,
+}
+
+impl std::fmt::Debug for Cache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cache").finish_non_exhaustive()
+    }
+}
+
+impl Cache {
+    /// Opens (creating if needed) the cache database at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Self, CacheError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut conn = Connection::open(path)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        // NORMAL in WAL mode: a power cut may lose the last batch, never corrupt; the hub still has it.
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+        migrate(&mut conn)?;
+        Ok(Self { conn })
+    }
+
+    /// The seq of the last hub event applied (0 for a new cache).
+    pub fn cursor(&self) -> Result<u64, CacheError> {
+        read_cursor(&self.conn)
+    }
+
+    /// Applies the events newer than the cursor, and the new cursor, in one transaction.
+    pub fn apply(&mut self, events: &[Event]) -> Result<Applied, CacheError> {
+        let tx = self.conn.transaction()?;
+        let mut cursor = read_cursor(&tx)?;
+        let mut applied = Applied { cursor, ..Applied::default() };
+        for event in events {
+            if event.seq <= cursor {
+                continue;
+            }
+            cursor = event.seq;
+            applied.applied += 1;
+            match &event.data {
+                EventData::Contact(c) => {
+                    tx.prepare_cached(
+                        "INSERT INTO contacts (id, data) VALUES (?1, ?2)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![c.id, serde_json::to_string(c)?])?;
+                }
+                EventData::Conversation(c) => {
+                    tx.prepare_cached(
+                        "INSERT INTO conversations (id, contact_id, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data",
+                    )?
+                    .execute(params![c.id, c.contact_id, serde_json::to_string(c)?])?;
+                    applied.conversations.push(c.id.clone());
+                }
+                EventData::Handoff(h) => {
+                    let known: bool = tx
+                        .prepare_cached("SELECT 1 FROM handoffs WHERE id = ?1")?
+                        .exists([&h.id])?;
+                    tx.prepare_cached(
+                        "INSERT INTO handoffs (id, conversation_id, status, created_at, data)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+                    )?
+                    .execute(params![
+                        h.id,
+                        h.conversation_id,
+                        h.status.as_str(),
+                        h.created_at.to_rfc3339(),
+                        serde_json::to_string(h)?
+                    ])?;
+                    if !known && !applied.new_handoffs.iter().any(|n| n.id == h.id) {
+                        applied.new_handoffs.push(h.clone());
+                    } else if let Some(n) = applied.new_handoffs.iter_mut().find(|n| n.id == h.id) {
+                        *n = h.clone();
+                    }
+                    applied.conversations.push(h.conversation_id.clone());
+                }
+                EventData::Message(m) => {
+                    tx.prepare_cached(
+                        "INSERT INTO messages (id, conversation_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![
+                        m.id,
+                        m.conversation_id,
+                        m.created_at.to_rfc3339(),
+                        serde_json::to_string(m)?
+                    ])?;
+                    applied.conversations.push(m.conversation_id.clone());
+                }
+                EventData::Agent(a) => {
+                    tx.prepare_cached(
+                        "INSERT INTO agents (id, data) VALUES (?1, ?2)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![a.id, serde_json::to_string(a)?])?;
+                }
+            }
+        }
+        write_cursor(&tx, cursor)?;
+        tx.commit()?;
+        applied.cursor = cursor;
+        applied.conversations.sort();
+        applied.conversations.dedup();
+        Ok(applied)
+    }
+
+    /// Moves the cursor past events this build could not decode, so they are not fetched forever.
+    pub fn skip_to(&mut self, seq: u64) -> Result<(), CacheError> {
+        let tx = self.conn.transaction()?;
+        if seq > read_cursor(&tx)? {
+            write_cursor(&tx, seq)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Handoffs in `statuses`, newest first, with their customer and last message.
+    pub fn handoffs(&self, statuses: &[HandoffStatus]) -> Result<Vec<HandoffSummary>, CacheError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT h.data, ct.data,
+                    (SELECT m.data FROM messages m WHERE m.conversation_id = h.conversation_id
+                     ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1)
+             FROM handoffs h
+             LEFT JOIN conversations c ON c.id = h.conversation_id
+             LEFT JOIN contacts ct ON ct.id = c.contact_id
+             WHERE h.status IN (SELECT value FROM json_each(?1))
+             ORDER BY h.created_at DESC, h.rowid DESC",
+        )?;
+        let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let rows = stmt.query_map([serde_json::to_string(&wanted)?], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (handoff, contact, last) = row?;
+            let contact: Option<Contact> = contact.map(|c| serde_json::from_str(&c)).transpose()?;
+            out.push(HandoffSummary {
+                handoff: serde_json::from_str(&handoff)?,
+                customer: contact.map(|c| c.name),
+                last_message: last.map(|m| serde_json::from_str(&m)).transpose()?,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Every message of a conversation, oldest first.
+    pub fn messages(&self, conversation_id: &str) -> Result<Vec<Message>, CacheError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT data FROM messages WHERE conversation_id = ?1 ORDER BY created_at, rowid",
+        )?;
+        let rows = stmt.query_map([conversation_id], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// The customer of a conversation, if known.
+    pub fn customer(&self, conversation_id: &str) -> Result<Option<Contact>, CacheError> {
+        let data: Option<Option<String>> = self
+            .conn
+            .query_row(
+                "SELECT ct.data FROM conversations c LEFT JOIN contacts ct ON ct.id = c.contact_id
+                 WHERE c.id = ?1",
+                [conversation_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(data.flatten().map(|d| serde_json::from_str(&d)).transpose()?)
+    }
+}
+
+fn read_cursor(conn: &Connection) -> Result<u64, CacheError> {
+    let value: Option<String> = conn
+        .query_row("SELECT value FROM sync_state WHERE key = 'cursor'", [], |r| r.get(0))
+        .optional()?;
+    Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
+}
+
+fn write_cursor(conn: &Connection, seq: u64) -> Result<(), CacheError> {
+    conn.prepare_cached(
+        "INSERT INTO sync_state (key, value) VALUES ('cursor', ?1)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([seq.to_string()])?;
+    Ok(())
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), CacheError> {
+    let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
+    if current > known {
+        return Err(CacheError::TooNew { found: current, known });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        let tx = conn.transaction()?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", version)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_protocol::{Author, Conversation, DeliveryStatus};
+    use chrono::{DateTime, Duration, Utc};
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default() + Duration::minutes(minutes)
+    }
+
+    fn handoff(id: &str, conv: &str, title: &str, status: HandoffStatus, at: i64) -> EventData {
+        EventData::Handoff(Handoff {
+            id: id.into(),
+            conversation_id: conv.into(),
+            channel_id: "ch".into(),
+            status,
+            title: title.into(),
+            description: None,
+            assignee: None,
+            created_at: t(at),
+            updated_at: t(at),
+        })
+    }
+
+    fn message(id: &str, conv: &str, text: &str, at: i64) -> EventData {
+        EventData::Message(Message {
+            id: id.into(),
+            conversation_id: conv.into(),
+            author: Author::EndUser,
+            author_id: Some("u_1".into()),
+            kind: "text".into(),
+            text: Some(text.into()),
+            payload: serde_json::json!({"text": text}),
+            status: DeliveryStatus::Received,
+            status_reason: None,
+            created_at: t(at),
+        })
+    }
+
+    fn events(list: Vec<EventData>) -> Vec<Event> {
+        list.into_iter().enumerate().map(|(i, data)| Event { seq: i as u64 + 1, data }).collect()
+    }
+
+    fn inbox() -> Vec<Event> {
+        events(vec![
+            EventData::Contact(Contact {
+                id: "u_1".into(),
+                channel_id: "ch".into(),
+                name: "Dana Reyes".into(),
+                email: None,
+                picture_url: None,
+                attributes: serde_json::json!({}),
+                created_at: t(0),
+            }),
+            EventData::Conversation(Conversation {
+                id: "c_1".into(),
+                channel_id: "ch".into(),
+                contact_id: None,
+                created_at: t(0),
+            }),
+            handoff("h_1", "c_1", "Refund", HandoffStatus::Pending, 1),
+            EventData::Conversation(Conversation {
+                id: "c_1".into(),
+                channel_id: "ch".into(),
+                contact_id: Some("u_1".into()),
+                created_at: t(0),
+            }),
+            message("m_1", "c_1", "the box was crushed", 2),
+            message("m_2", "c_1", "and wet", 3),
+            handoff("h_2", "c_2", "Closed one", HandoffStatus::Resolved, 4),
+        ])
+    }
+
+    #[test]
+    fn the_pending_list_shows_title_customer_and_last_message() {
+        let mut cache = Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        cache.apply(&inbox()).expect("apply");
+        let pending = cache.handoffs(&[HandoffStatus::Pending]).expect("list");
+        assert_eq!(pending.len(), 1);
+        assert_eq!(pending[0].handoff.title, "Refund");
+        assert_eq!(pending[0].customer.as_deref(), Some("Dana Reyes"));
+        assert_eq!(pending[0].last_message.as_ref().and_then(|m| m.text.as_deref()), Some("and wet"));
+        let texts: Vec<_> = cache.messages("c_1").expect("messages").into_iter().filter_map(|m| m.text).collect();
+        assert_eq!(texts, ["the box was crushed", "and wet"]);
+    }
+
+    #[test]
+    fn applying_the_same_events_twice_changes_nothing_the_second_time() {
+        let mut cache = Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        let first = cache.apply(&inbox()).expect("apply");
+        assert_eq!(first.applied, 7);
+        assert_eq!(first.new_handoffs.len(), 2);
+        let second = cache.apply(&inbox()).expect("apply again");
+        assert_eq!(second.applied, 0);
+        assert!(second.new_handoffs.is_empty());
+        assert_eq!(cache.messages("c_1").expect("messages").len(), 2);
+    }
+
+    #[test]
+    fn an_update_to_a_known_handoff_is_not_reported_as_new() {
+        let mut cache = Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        cache.apply(&inbox()).expect("apply");
+        let later = vec![Event { seq: 8, data: handoff("h_1", "c_1", "Refund", HandoffStatus::Assigned, 1) }];
+        let applied = cache.apply(&later).expect("apply");
+        assert!(applied.new_handoffs.is_empty());
+        assert!(cache.handoffs(&[HandoffStatus::Pending]).expect("list").is_empty());
+    }
+
+    #[test]
+    fn the_cursor_survives_reopening_the_cache() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let mut cache = Cache::open(&path).expect("open");
+            assert_eq!(cache.cursor().expect("cursor"), 0);
+            cache.apply(&inbox()).expect("apply");
+        }
+        let cache = Cache::open(&path).expect("reopen");
+        assert_eq!(cache.cursor().expect("cursor"), 7);
+        assert_eq!(cache.handoffs(&[HandoffStatus::Pending]).expect("list").len(), 1);
+    }
+}

@@ -1,0 +1,131 @@
+//! The hub's agent API as the device calls it: sign in, page the event log, open the live stream.
+
+use std::time::Duration;
+
+use baton_protocol::{ErrorBody, EventPage, LoginRequest, LoginResponse, RawEvent};
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use url::Url;
+
+pub type Stream =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The hub could not be reached, or the connection broke: worth retrying later.
+    #[error("cannot reach the hub: {0}")]
+    Network(String),
+    /// The token is missing, revoked, or the agent was disabled: sign in again.
+    #[error("the hub does not accept this sign-in; sign in again")]
+    Unauthorized,
+    /// The hub refused with its own explanation.
+    #[error("{message}")]
+    Refused { status: u16, code: String, message: String },
+    #[error("{0:?} is not a hub URL (expected http://host:port or https://…)")]
+    BadUrl(String),
+    #[error("the hub sent something this build cannot read: {0}")]
+    Protocol(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct HubClient {
+    base: Url,
+    http: reqwest::Client,
+    token: Option<String>,
+}
+
+impl HubClient {
+    pub fn new(hub_url: &str) -> Result<Self, ClientError> {
+        let base = Url::parse(hub_url.trim_end_matches('/'))
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| ClientError::BadUrl(hub_url.to_string()))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| ClientError::Network(e.to_string()))?;
+        Ok(Self { base, http, token: None })
+    }
+
+    pub fn with_token(mut self, token: impl Into<String>) -> Self {
+        self.token = Some(token.into());
+        self
+    }
+
+    pub fn hub_url(&self) -> &str {
+        self.base.as_str().trim_end_matches('/')
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.hub_url())
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> Result<LoginResponse, ClientError> {
+        let request = self
+            .http
+            .post(self.url("/api/v1/login"))
+            .json(&LoginRequest { email: email.into(), password: password.into() });
+        let response = request.send().await.map_err(network)?;
+        read_json(response).await
+    }
+
+    /// Up to `limit` events after `after`, kinds unknown to this build included.
+    pub async fn events(&self, after: u64, limit: u32) -> Result<EventPage<RawEvent>, ClientError> {
+        let mut request = self
+            .http
+            .get(self.url("/api/v1/events"))
+            .query(&[("after", after.to_string()), ("limit", limit.to_string())]);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
+    /// Opens the live stream from `after`.
+    pub async fn stream(&self, after: u64) -> Result<Stream, ClientError> {
+        let mut ws_url = self.base.clone();
+        let scheme = if self.base.scheme() == "https" { "wss" } else { "ws" };
+        ws_url.set_scheme(scheme).map_err(|_| ClientError::BadUrl(self.base.to_string()))?;
+        let url = format!("{}/api/v1/stream?after={after}", ws_url.as_str().trim_end_matches('/'));
+        let mut request =
+            url.into_client_request().map_err(|e| ClientError::BadUrl(e.to_string()))?;
+        if let Some(token) = &self.token {
+            let value = HeaderValue::from_str(&format!("Bearer {token}"))
+                .map_err(|_| ClientError::Unauthorized)?;
+            request.headers_mut().insert("Authorization", value);
+        }
+        match tokio_tungstenite::connect_async(request).await {
+            Ok((stream, _)) => Ok(stream),
+            Err(tokio_tungstenite::tungstenite::Error::Http(response))
+                if response.status().as_u16() == 401 =>
+            {
+                Err(ClientError::Unauthorized)
+            }
+            Err(e) => Err(ClientError::Network(e.to_string())),
+        }
+    }
+}
+
+fn network(e: reqwest::Error) -> ClientError {
+    ClientError::Network(e.to_string())
+}
+
+async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+    let status = response.status();
+    let bytes = response.bytes().await.map_err(network)?;
+    if status.is_success() {
+        return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()));
+    }
+    let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
+    match body {
+        Some(b) if status.as_u16() == 401 && b.code == "unauthorized" => Err(ClientError::Unauthorized),
+        Some(b) => Err(ClientError::Refused { status: status.as_u16(), code: b.code, message: b.message }),
+        None if status.as_u16() == 401 => Err(ClientError::Unauthorized),
+        None => Err(ClientError::Refused {
+            status: status.as_u16(),
+            code: "http".into(),
+            message: format!("the hub answered {status}"),
+        }),
+    }
+}

@@ -1,0 +1,251 @@
+//! Keeps the local cache in step with the hub's event log.
+//!
+//! There is one path for catch-up and live: the stream sends every event after the cache's cursor,
+//! then new ones as they happen. Events are applied in batches (whatever has arrived, up to
+//! [`MAX_BATCH`]), each batch and its cursor in one transaction. When the connection drops the
+//! engine waits a jittered, growing delay (capped at [`MAX_BACKOFF`]) and resumes from the cursor,
+//! so a hub restart costs nothing but the wait.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_protocol::{Event, Handoff, RawEvent, StreamNotice};
+use futures_util::{FutureExt, StreamExt};
+use rand::Rng;
+use serde::Serialize;
+use tokio::sync::{mpsc, watch};
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+use crate::cache::{Applied, Cache, CacheError};
+use crate::client::{ClientError, HubClient};
+
+pub const MAX_BATCH: usize = 500;
+pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
+pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// What the app should know about, as it happens.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Update {
+    /// A handoff this device had not seen before.
+    NewHandoff { handoff: Handoff },
+    /// Something in these conversations changed (messages, handoffs, customer).
+    InboxChanged { conversations: Vec<String> },
+    Connection { state: ConnectionState },
+    /// The hub no longer accepts the token: the agent must sign in again.
+    SignedOut,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum ConnectionState {
+    Connecting,
+    /// Caught up with the hub and receiving live events.
+    Live { seq: u64 },
+    /// Disconnected; the engine retries after `retry_in_ms`.
+    Offline { error: String, retry_in_ms: u64 },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+}
+
+/// The cache shared between the sync engine (writer) and the app's readers.
+pub type SharedCache = Arc<Mutex<Cache>>;
+
+pub struct SyncEngine {
+    client: HubClient,
+    cache: SharedCache,
+    updates: mpsc::Sender<Update>,
+}
+
+impl SyncEngine {
+    pub fn new(client: HubClient, cache: SharedCache, updates: mpsc::Sender<Update>) -> Self {
+        Self { client, cache, updates }
+    }
+
+    /// Pages through the log until the cache has everything the hub has now; returns the cursor.
+    pub async fn catch_up(&self) -> Result<u64, SyncError> {
+        loop {
+            let after = self.cursor().await?;
+            let page = self.client.events(after, 1000).await?;
+            if page.events.is_empty() {
+                return Ok(after);
+            }
+            self.apply(page.events).await?;
+        }
+    }
+
+    /// Follows the stream until `stop` turns true, reconnecting with backoff. Returns early only
+    /// when the hub refuses the token.
+    pub async fn follow(&self, mut stop: watch::Receiver<bool>) {
+        let mut failures: u32 = 0;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            self.emit(Update::Connection { state: ConnectionState::Connecting }).await;
+            let error = tokio::select! {
+                result = self.follow_once(&mut failures) => match result {
+                    Err(SyncError::Client(ClientError::Unauthorized)) => {
+                        self.emit(Update::SignedOut).await;
+                        return;
+                    }
+                    Err(e) => e.to_string(),
+                    Ok(()) => "the hub closed the stream".to_string(),
+                },
+                _ = stop.changed() => return,
+            };
+            failures = failures.saturating_add(1);
+            let delay = backoff(failures, &mut rand::thread_rng());
+            tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "sync: disconnected");
+            self.emit(Update::Connection {
+                state: ConnectionState::Offline { error, retry_in_ms: delay.as_millis() as u64 },
+            })
+            .await;
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = stop.changed() => return,
+            }
+        }
+    }
+
+    /// One connection: catch up from the cursor, then apply live events until it breaks.
+    async fn follow_once(&self, failures: &mut u32) -> Result<(), SyncError> {
+        let mut stream = self.client.stream(self.cursor().await?).await?;
+        loop {
+            let Some(first) = stream.next().await else { return Ok(()) };
+            let mut frames = vec![first];
+            // Take whatever else has already arrived, so a backlog is applied in large batches.
+            while frames.len() < MAX_BATCH {
+                match stream.next().now_or_never() {
+                    Some(Some(frame)) => frames.push(frame),
+                    _ => break,
+                }
+            }
+            let mut events = Vec::with_capacity(frames.len());
+            let mut caught_up = None;
+            for frame in frames {
+                match frame.map_err(|e| ClientError::Network(e.to_string()))? {
+                    WsMessage::Text(text) => match parse_frame(&text) {
+                        Frame::Event(raw) => events.push(raw),
+                        Frame::CaughtUp(seq) => caught_up = Some(seq),
+                        Frame::Unreadable(e) => tracing::warn!(error = %e, "sync: unreadable frame skipped"),
+                    },
+                    WsMessage::Close(_) => return Ok(()),
+                    _ => {}
+                }
+            }
+            if !events.is_empty() {
+                self.apply(events).await?;
+            }
+            if let Some(seq) = caught_up {
+                *failures = 0;
+                self.emit(Update::Connection { state: ConnectionState::Live { seq } }).await;
+            }
+        }
+    }
+
+    async fn cursor(&self) -> Result<u64, SyncError> {
+        let cache = self.cache.clone();
+        let cursor = tokio::task::spawn_blocking(move || match cache.lock() {
+            Ok(cache) => cache.cursor(),
+            Err(poisoned) => poisoned.into_inner().cursor(),
+        })
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))??;
+        Ok(cursor)
+    }
+
+    /// Decodes and applies a batch; events of kinds this build does not know only move the cursor.
+    async fn apply(&self, raw: Vec<RawEvent>) -> Result<Applied, SyncError> {
+        let last_seq = raw.iter().map(|e| e.seq).max().unwrap_or(0);
+        let mut events: Vec<Event> = Vec::with_capacity(raw.len());
+        for event in raw {
+            let seq = event.seq;
+            match event.decode() {
+                Ok(Some(event)) => events.push(event),
+                Ok(None) => tracing::debug!(seq, "sync: skipping an event kind this build does not know"),
+                Err(e) => tracing::warn!(seq, error = %e, "sync: skipping an event this build cannot read"),
+            }
+        }
+        let cache = self.cache.clone();
+        let applied = tokio::task::spawn_blocking(move || {
+            let mut cache = match cache.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let applied = cache.apply(&events)?;
+            if last_seq > applied.cursor {
+                cache.skip_to(last_seq)?;
+            }
+            Ok::<_, CacheError>(applied)
+        })
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))??;
+        for handoff in &applied.new_handoffs {
+            self.emit(Update::NewHandoff { handoff: handoff.clone() }).await;
+        }
+        if !applied.conversations.is_empty() {
+            self.emit(Update::InboxChanged { conversations: applied.conversations.clone() }).await;
+        }
+        Ok(applied)
+    }
+
+    async fn emit(&self, update: Update) {
+        // The receiver going away means the app is shutting down; nothing to do about it.
+        let _ = self.updates.send(update).await;
+    }
+}
+
+enum Frame {
+    Event(RawEvent),
+    CaughtUp(u64),
+    Unreadable(String),
+}
+
+fn parse_frame(text: &str) -> Frame {
+    if let Ok(StreamNotice::CaughtUp { seq }) = serde_json::from_str::<StreamNotice>(text) {
+        return Frame::CaughtUp(seq);
+    }
+    match serde_json::from_str::<RawEvent>(text) {
+        Ok(raw) => Frame::Event(raw),
+        Err(e) => Frame::Unreadable(e.to_string()),
+    }
+}
+
+/// Exponential backoff with full jitter: a random delay up to `MIN_BACKOFF * 2^failures`, capped.
+pub fn backoff(failures: u32, rng: &mut impl Rng) -> Duration {
+    let ceiling = MIN_BACKOFF.saturating_mul(1u32 << failures.min(16)).min(MAX_BACKOFF);
+    let millis = rng.gen_range(MIN_BACKOFF.as_millis() as u64..=ceiling.as_millis() as u64);
+    Duration::from_millis(millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    #[test]
+    fn backoff_grows_with_failures_and_stays_under_the_cap() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for failures in 0..40 {
+            let d = backoff(failures, &mut rng);
+            assert!(d >= MIN_BACKOFF && d <= MAX_BACKOFF, "{failures}: {d:?}");
+        }
+        let early: Duration = (0..50).map(|_| backoff(1, &mut rng)).sum();
+        let late: Duration = (0..50).map(|_| backoff(10, &mut rng)).sum();
+        assert!(late > early * 4);
+    }
+
+    #[test]
+    fn a_caught_up_notice_is_not_mistaken_for_an_event() {
+        assert!(matches!(parse_frame(r#"{"type":"caught_up","seq":4}"#), Frame::CaughtUp(4)));
+        assert!(matches!(parse_frame(r#"{"seq":5,"kind":"x","data":{}}"#), Frame::Event(_)));
+        assert!(matches!(parse_frame("not json"), Frame::Unreadable(_)));
+    }
+}
