@@ -22,6 +22,7 @@ impl std::fmt::Debug for TokenStore {
     }
 }
 
+#[cfg(not(target_os = "android"))]
 const SERVICE: &str = "baton";
 
 #[cfg(not(target_os = "android"))]

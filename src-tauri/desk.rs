@@ -1,0 +1,194 @@
+//! The app's state: the local cache, where the hub is, and how the connection is doing. Starting
+//! the desk connects it (solo or remote) and turns core updates into UI events and notifications.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use baton_core::{Cache, ConnectionState, HubClient, SyncEngine, TokenStore, Update};
+use baton_protocol::HandoffStatus;
+use serde::Serialize;
+use tauri::{AppHandle, Emitter};
+use tokio::sync::{mpsc, watch};
+
+use crate::notify;
+use crate::solo;
+
+/// The UI event every core update is forwarded as.
+pub const UPDATE_EVENT: &str = "baton:update";
+
+#[derive(Clone)]
+pub struct Desk {
+    inner: Arc<DeskInner>,
+}
+
+struct DeskInner {
+    data_dir: PathBuf,
+    cache: Arc<Mutex<Cache>>,
+    status: Mutex<DeskStatus>,
+    stop: watch::Sender<bool>,
+}
+
+/// What the header of the window shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DeskStatus {
+    /// `solo` (hub inside the app) or `remote`.
+    pub mode: &'static str,
+    pub hub_url: Option<String>,
+    /// Solo mode: the URL to paste into the Botpress integration's `endpointBaseUrl`.
+    pub endpoint_url: Option<String>,
+    pub signed_in: bool,
+    pub connection: Option<ConnectionState>,
+    /// Why the desk could not start, when it could not.
+    pub error: Option<String>,
+}
+
+impl Desk {
+    pub fn open(data_dir: &Path) -> Result<Self, baton_core::CacheError> {
+        let cache = Cache::open(&data_dir.join("cache.sqlite"))?;
+        let (stop, _) = watch::channel(false);
+        Ok(Self {
+            inner: Arc::new(DeskInner {
+                data_dir: data_dir.to_path_buf(),
+                cache: Arc::new(Mutex::new(cache)),
+                status: Mutex::new(DeskStatus::default()),
+                stop,
+            }),
+        })
+    }
+
+    pub fn cache(&self) -> Arc<Mutex<Cache>> {
+        self.inner.cache.clone()
+    }
+
+    pub fn status(&self) -> DeskStatus {
+        match self.inner.status.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_status(&self, app: &AppHandle, change: impl FnOnce(&mut DeskStatus)) {
+        let snapshot = {
+            let mut status = match self.inner.status.lock() {
+                Ok(s) => s,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            change(&mut status);
+            status.clone()
+        };
+        let _ = app.emit("baton:status", snapshot);
+    }
+
+    /// Connects the desk: to `BATON_HUB_URL` if set, else to a hub started in-process.
+    pub async fn start(self, app: AppHandle) {
+        match std::env::var("BATON_HUB_URL").ok().filter(|u| !u.trim().is_empty()) {
+            Some(hub_url) => self.start_remote(app, hub_url).await,
+            None => self.start_solo(app).await,
+        }
+    }
+
+    async fn start_solo(self, app: AppHandle) {
+        let listen = std::env::var("BATON_SOLO_LISTEN").unwrap_or_else(|_| solo::DEFAULT_LISTEN.into());
+        match solo::start(&self.inner.data_dir.join("hub"), &listen, self.inner.stop.subscribe()).await {
+            Ok(hub) => {
+                tracing::info!(endpoint = %hub.endpoint_url, "solo hub running");
+                self.set_status(&app, |s| {
+                    s.mode = "solo";
+                    s.hub_url = Some(hub.hub_url.clone());
+                    s.endpoint_url = Some(hub.endpoint_url.clone());
+                    s.signed_in = true;
+                });
+                match HubClient::new(&hub.hub_url) {
+                    Ok(client) => self.follow(app, client.with_token(hub.token)),
+                    Err(e) => self.set_status(&app, |s| s.error = Some(e.to_string())),
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "solo hub could not start");
+                self.set_status(&app, |s| {
+                    s.mode = "solo";
+                    s.error = Some(format!("The built-in hub could not start: {e:#}"));
+                });
+            }
+        }
+    }
+
+    async fn start_remote(self, app: AppHandle, hub_url: String) {
+        self.set_status(&app, |s| {
+            s.mode = "remote";
+            s.hub_url = Some(hub_url.clone());
+        });
+        let token = TokenStore::keychain(&hub_url).and_then(|store| store.load());
+        match (token, HubClient::new(&hub_url)) {
+            (Ok(Some(token)), Ok(client)) => {
+                self.set_status(&app, |s| s.signed_in = true);
+                self.follow(app, client.with_token(token));
+            }
+            (Ok(None), Ok(_)) => {}
+            (Err(e), _) => self.set_status(&app, |s| s.error = Some(e.to_string())),
+            (_, Err(e)) => self.set_status(&app, |s| s.error = Some(e.to_string())),
+        }
+    }
+
+    /// Signs in to the remote hub, keeps the token in the keychain and starts following.
+    pub async fn sign_in(&self, app: AppHandle, email: &str, password: &str) -> Result<(), String> {
+        let hub_url = self.status().hub_url.ok_or("no hub is configured (set BATON_HUB_URL)")?;
+        let client = HubClient::new(&hub_url).map_err(|e| e.to_string())?;
+        let login = client.login(email, password).await.map_err(|e| e.to_string())?;
+        TokenStore::keychain(&hub_url)
+            .and_then(|store| store.save(&login.token))
+            .map_err(|e| e.to_string())?;
+        self.set_status(&app, |s| {
+            s.signed_in = true;
+            s.error = None;
+        });
+        self.follow(app, client.with_token(login.token));
+        Ok(())
+    }
+
+    /// Runs the sync engine and forwards its updates to the UI and the notification centre.
+    fn follow(&self, app: AppHandle, client: HubClient) {
+        let (updates, mut received) = mpsc::channel::<Update>(256);
+        let engine = SyncEngine::new(client, self.cache(), updates);
+        let stop = self.inner.stop.subscribe();
+        tauri::async_runtime::spawn(async move { engine.follow(stop).await });
+        let desk = self.clone();
+        tauri::async_runtime::spawn(async move {
+            while let Some(update) = received.recv().await {
+                match &update {
+                    Update::NewHandoff { handoff } if handoff.status == HandoffStatus::Pending => {
+                        let customer = desk
+                            .cache()
+                            .lock()
+                            .ok()
+                            .and_then(|c| c.customer(&handoff.conversation_id).ok().flatten())
+                            .map(|c| c.name);
+                        let body = match (customer, &handoff.description) {
+                            (Some(name), Some(d)) => format!("{name}: {d}"),
+                            (Some(name), None) => format!("{name} is waiting for an agent"),
+                            (None, Some(d)) => d.clone(),
+                            (None, None) => "A customer is waiting for an agent".to_string(),
+                        };
+                        notify::new_handoff(&app, &handoff.title, &body);
+                    }
+                    Update::Connection { state } => {
+                        desk.set_status(&app, |s| s.connection = Some(state.clone()));
+                    }
+                    Update::SignedOut => {
+                        if let Some(url) = desk.status().hub_url {
+                            if let Ok(store) = TokenStore::keychain(&url) {
+                                let _ = store.clear();
+                            }
+                        }
+                        desk.set_status(&app, |s| {
+                            s.signed_in = false;
+                            s.error = Some("The hub signed this device out; sign in again.".into());
+                        });
+                    }
+                    _ => {}
+                }
+                let _ = app.emit(UPDATE_EVENT, &update);
+            }
+        });
+    }
+}

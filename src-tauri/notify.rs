@@ -1,0 +1,60 @@
+//! Native notifications for new handoffs.
+//!
+//! On Linux we talk to the notification server through notify-rust (the library the notification
+//! plugin itself uses on desktop) because the plugin cannot tell us about a click; we wait for the
+//! click on a blocking thread and focus the window. Elsewhere the plugin shows it.
+
+use tauri::AppHandle;
+
+pub fn new_handoff(app: &AppHandle, title: &str, body: &str) {
+    platform::show(app, title, body);
+}
+
+#[cfg(any(target_os = "linux", target_os = "freebsd"))]
+mod platform {
+    use tauri::AppHandle;
+
+    pub fn show(app: &AppHandle, title: &str, body: &str) {
+        let app = app.clone();
+        let (title, body) = (title.to_string(), body.to_string());
+        tauri::async_runtime::spawn_blocking(move || {
+            let shown = notify_rust::Notification::new()
+                .appname("Baton")
+                .summary(&title)
+                .body(&body)
+                .action("default", "Open")
+                .show();
+            match shown {
+                Ok(handle) => handle.wait_for_action(|action| {
+                    if action == "default" {
+                        super::focus(&app);
+                    }
+                }),
+                Err(e) => tracing::warn!(error = %e, "no notification server took the notification"),
+            }
+        });
+    }
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+mod platform {
+    use tauri::AppHandle;
+    use tauri_plugin_notification::NotificationExt;
+
+    pub fn show(app: &AppHandle, title: &str, body: &str) {
+        if let Err(e) = app.notification().builder().title(title).body(body).show() {
+            tracing::warn!(error = %e, "notification could not be shown");
+        }
+    }
+}
+
+// Elsewhere the OS brings the app forward itself when its notification is clicked.
+#[cfg_attr(not(any(target_os = "linux", target_os = "freebsd")), allow(dead_code))]
+fn focus(app: &AppHandle) {
+    use tauri::Manager;
+    if let Some(window) = app.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}

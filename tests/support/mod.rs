@@ -1,0 +1,161 @@
+//! Shared pieces of the whole-system tests: a real `baton-hub` process on a loopback port, set up
+//! through its own CLI, and a Botpress stand-in that posts to it the way the integration does.
+
+#![allow(dead_code)]
+
+use std::io::Write;
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+pub const AGENT_EMAIL: &str = "alice@example.com";
+pub const AGENT_PASSWORD: &str = "correct horse battery";
+
+/// The workspace's `baton-hub` binary, built by the test command before the tests run.
+pub fn hub_binary() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target dir");
+    let bin = dir.join("baton-hub");
+    assert!(bin.exists(), "{} is missing: run `cargo build -p baton-hub` first (make test does)", bin.display());
+    bin
+}
+
+/// Runs `baton-hub ARGS` to completion, feeding `stdin`; returns (success, stdout, stderr).
+pub fn hub_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
+    let mut child = Command::new(hub_binary())
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn baton-hub");
+    if let Some(mut input) = child.stdin.take() {
+        input.write_all(stdin.as_bytes()).expect("write stdin");
+    }
+    let out = child.wait_with_output().expect("baton-hub finished");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// A free loopback port (bound and released; the hub binds it right after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A hub data directory with one agent and one Botpress channel, made with the CLI.
+pub struct HubData {
+    pub dir: tempfile::TempDir,
+    /// `/botpress/<secret>`
+    pub endpoint_path: String,
+}
+
+impl HubData {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = dir.path().to_str().expect("utf-8 path").to_string();
+        let (ok, _, err) = hub_cli(
+            &["agent", "add", "--data", &data, "--email", AGENT_EMAIL, "--name", "Alice"],
+            AGENT_PASSWORD,
+        );
+        assert!(ok, "agent add failed: {err}");
+        let (ok, out, err) = hub_cli(
+            &["botpress", "add", "--data", &data, "--name", "Support bot", "--webhook-url", "http://127.0.0.1:9/hook"],
+            "",
+        );
+        assert!(ok, "botpress add failed: {err}");
+        let endpoint_path = out.lines().last().expect("a last line").trim().to_string();
+        assert!(endpoint_path.starts_with("/botpress/"), "last line was {endpoint_path:?}");
+        Self { dir, endpoint_path }
+    }
+
+    pub fn path(&self) -> &str {
+        self.dir.path().to_str().expect("utf-8 path")
+    }
+}
+
+/// A running `baton-hub serve`; killed (not shut down) on drop, like a crash.
+pub struct HubProcess {
+    child: Child,
+    pub port: u16,
+}
+
+impl HubProcess {
+    pub fn start(data: &HubData, port: u16) -> Self {
+        let child = Command::new(hub_binary())
+            .args(["serve", "--data", data.path(), "--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn baton-hub serve");
+        let hub = Self { child, port };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "baton-hub did not start listening on {port}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        hub
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for HubProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Posts to the hub's Botpress routes the way the HITL API integration does.
+pub struct Botpress {
+    http: reqwest::Client,
+    base: String,
+}
+
+impl Botpress {
+    pub fn new(hub_url: &str, endpoint_path: &str) -> Self {
+        Self { http: reqwest::Client::new(), base: format!("{hub_url}{endpoint_path}") }
+    }
+
+    pub async fn post(&self, route: &str, body: Value) -> (u16, Value) {
+        let response = self.http.post(format!("{}/{route}", self.base)).json(&body).send().await.expect("post");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Creates a user and a ticket with `title`, then relays the user's first message; returns the ticket id.
+    pub async fn hand_off(&self, title: &str, customer: &str, text: &str) -> String {
+        let (status, user) =
+            self.post("createRemoteUser", json!({"type": "createRemoteUser", "payload": {"role": "end-user", "name": customer}})).await;
+        assert_eq!(status, 200, "{user}");
+        let (status, ticket) = self
+            .post("createRemoteConversation", json!({"type": "createRemoteConversation", "payload": {"title": title}}))
+            .await;
+        assert_eq!(status, 200, "{ticket}");
+        let ticket = ticket["id"].as_str().expect("ticket id").to_string();
+        let (status, body) = self
+            .post(
+                "botSendsMessage",
+                json!({"type": "botSendsMessage", "remoteConversationId": ticket,
+                       "remoteUserId": user["id"], "payload": {"text": text}}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        ticket
+    }
+}

@@ -1,0 +1,52 @@
+import { describe, expect, it } from "vitest";
+import { age, connectionLabel, mediaUrl, preview } from "./format";
+import type { Message } from "./types";
+
+const now = new Date("2026-11-21T12:00:00Z");
+
+function message(over: Partial<Message>): Message {
+  return {
+    id: "m",
+    conversation_id: "c",
+    author: "end_user",
+    type: "text",
+    payload: {},
+    status: "received",
+    created_at: "2026-11-21T11:00:00Z",
+    ...over,
+  };
+}
+
+describe("age", () => {
+  it("says how long a handoff has waited in the largest sensible unit", () => {
+    expect(age("2026-11-21T11:59:30Z", now)).toBe("just now");
+    expect(age("2026-11-21T11:56:00Z", now)).toBe("4 min");
+    expect(age("2026-11-21T09:00:00Z", now)).toBe("3 h");
+    expect(age("2026-11-18T12:00:00Z", now)).toBe("3 d");
+  });
+  it("shows nothing for a date it cannot read", () => {
+    expect(age("soon", now)).toBe("");
+  });
+});
+
+describe("preview", () => {
+  it("shows a message's text, or its type and link when it has none", () => {
+    expect(preview(message({ text: "the box was crushed" }))).toBe("the box was crushed");
+    expect(preview(message({ type: "image", payload: { imageUrl: "https://x/p.png" } }))).toBe(
+      "[image] https://x/p.png",
+    );
+    expect(preview(null)).toBe("No messages yet");
+  });
+  it("never offers a javascript: link from a bot's payload", () => {
+    expect(mediaUrl(message({ type: "image", payload: { imageUrl: "javascript:alert(1)" } }))).toBe(null);
+  });
+});
+
+describe("connectionLabel", () => {
+  it("tells the agent when the desk is offline and when it retries", () => {
+    expect(connectionLabel({ state: "offline", error: "refused", retry_in_ms: 4200 })).toBe(
+      "Offline — retrying in 4 s",
+    );
+    expect(connectionLabel({ state: "live", seq: 3 })).toBe("Live");
+  });
+});

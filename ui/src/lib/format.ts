@@ -1,0 +1,56 @@
+// Small pure helpers for what the inbox shows; tested in format.test.ts.
+
+import type { Author, ConnectionState, Message } from "./types";
+
+/** "just now", "4 min", "2 h", "3 d": how long something has been waiting. */
+export function age(iso: string, now: Date): string {
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return "";
+  const seconds = Math.max(0, Math.round((now.getTime() - then) / 1000));
+  if (seconds < 60) return "just now";
+  const minutes = Math.floor(seconds / 60);
+  if (minutes < 60) return `${minutes} min`;
+  const hours = Math.floor(minutes / 60);
+  if (hours < 48) return `${hours} h`;
+  return `${Math.floor(hours / 24)} d`;
+}
+
+const AUTHOR_LABELS: Record<Author, string> = {
+  end_user: "Customer",
+  bot: "Bot",
+  agent: "Agent",
+  system: "System",
+};
+
+export function authorLabel(author: Author, customer: string | null): string {
+  return author === "end_user" && customer ? customer : AUTHOR_LABELS[author];
+}
+
+/** One line that stands for a message in a list: its text, or what kind of thing it is. */
+export function preview(message: Message | null): string {
+  if (!message) return "No messages yet";
+  if (message.text) return message.text;
+  const url = mediaUrl(message);
+  return url ? `[${message.type}] ${url}` : `[${message.type}]`;
+}
+
+/** The http(s) URL a media message points to, if any; other schemes are never offered as links. */
+export function mediaUrl(message: Message): string | null {
+  for (const key of ["imageUrl", "audioUrl", "videoUrl", "fileUrl"]) {
+    const value = message.payload[key];
+    if (typeof value === "string" && /^https?:\/\//i.test(value)) return value;
+  }
+  return null;
+}
+
+export function connectionLabel(state: ConnectionState | null): string {
+  if (!state) return "Starting…";
+  switch (state.state) {
+    case "connecting":
+      return "Connecting…";
+    case "live":
+      return "Live";
+    case "offline":
+      return `Offline — retrying in ${Math.max(1, Math.round(state.retry_in_ms / 1000))} s`;
+  }
+}

@@ -1,0 +1,77 @@
+// The shapes the Rust side sends (baton-protocol / baton-core / the app shell), kept in one place.
+
+export type HandoffStatus = "pending" | "assigned" | "resolved" | "cancelled";
+export type Author = "end_user" | "bot" | "agent" | "system";
+export type DeliveryStatus = "received" | "queued" | "sent" | "uncertain" | "failed";
+
+export interface Handoff {
+  id: string;
+  conversation_id: string;
+  channel_id: string;
+  status: HandoffStatus;
+  title: string;
+  description?: string;
+  assignee: string | null;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface Message {
+  id: string;
+  conversation_id: string;
+  author: Author;
+  author_id?: string;
+  type: string;
+  text?: string;
+  payload: Record<string, unknown>;
+  status: DeliveryStatus;
+  status_reason?: string;
+  created_at: string;
+}
+
+export interface Contact {
+  id: string;
+  channel_id: string;
+  name: string;
+  email?: string;
+  picture_url?: string;
+  attributes: Record<string, unknown>;
+  created_at: string;
+}
+
+export interface HandoffSummary {
+  handoff: Handoff;
+  customer: string | null;
+  last_message: Message | null;
+}
+
+export interface ConversationView {
+  customer: Contact | null;
+  messages: Message[];
+}
+
+export type ConnectionState =
+  | { state: "connecting" }
+  | { state: "live"; seq: number }
+  | { state: "offline"; error: string; retry_in_ms: number };
+
+export interface DeskStatus {
+  mode: "solo" | "remote" | "";
+  hub_url: string | null;
+  endpoint_url: string | null;
+  signed_in: boolean;
+  connection: ConnectionState | null;
+  error: string | null;
+}
+
+export type Update =
+  | { type: "new_handoff"; handoff: Handoff }
+  | { type: "inbox_changed"; conversations: string[] }
+  | { type: "connection"; state: ConnectionState }
+  | { type: "signed_out" };
+
+/** Every command error: a stable code to branch on and a sentence to show. */
+export interface CommandError {
+  code: string;
+  message: string;
+}
