@@ -81,15 +81,25 @@ impl Desk {
 
     /// Connects the desk: to `BATON_HUB_URL` if set, else to a hub started in-process.
     pub async fn start(self, app: AppHandle) {
-        match std::env::var("BATON_HUB_URL").ok().filter(|u| !u.trim().is_empty()) {
+        match std::env::var("BATON_HUB_URL")
+            .ok()
+            .filter(|u| !u.trim().is_empty())
+        {
             Some(hub_url) => self.start_remote(app, hub_url).await,
             None => self.start_solo(app).await,
         }
     }
 
     async fn start_solo(self, app: AppHandle) {
-        let listen = std::env::var("BATON_SOLO_LISTEN").unwrap_or_else(|_| solo::DEFAULT_LISTEN.into());
-        match solo::start(&self.inner.data_dir.join("hub"), &listen, self.inner.stop.subscribe()).await {
+        let listen =
+            std::env::var("BATON_SOLO_LISTEN").unwrap_or_else(|_| solo::DEFAULT_LISTEN.into());
+        match solo::start(
+            &self.inner.data_dir.join("hub"),
+            &listen,
+            self.inner.stop.subscribe(),
+        )
+        .await
+        {
             Ok(hub) => {
                 tracing::info!(endpoint = %hub.endpoint_url, "solo hub running");
                 self.set_status(&app, |s| {
@@ -132,9 +142,15 @@ impl Desk {
 
     /// Signs in to the remote hub, keeps the token in the keychain and starts following.
     pub async fn sign_in(&self, app: AppHandle, email: &str, password: &str) -> Result<(), String> {
-        let hub_url = self.status().hub_url.ok_or("no hub is configured (set BATON_HUB_URL)")?;
+        let hub_url = self
+            .status()
+            .hub_url
+            .ok_or("no hub is configured (set BATON_HUB_URL)")?;
         let client = HubClient::new(&hub_url).map_err(|e| e.to_string())?;
-        let login = client.login(email, password).await.map_err(|e| e.to_string())?;
+        let login = client
+            .login(email, password)
+            .await
+            .map_err(|e| e.to_string())?;
         TokenStore::keychain(&hub_url)
             .and_then(|store| store.save(&login.token))
             .map_err(|e| e.to_string())?;

@@ -2,7 +2,8 @@
 //!
 //! On Linux we talk to the notification server through notify-rust (the library the notification
 //! plugin itself uses on desktop) because the plugin cannot tell us about a click; we wait for the
-//! click on a blocking thread and focus the window. Elsewhere the plugin shows it.
+//! click on a blocking thread and focus the window. Elsewhere the plugin shows it, and the OS
+//! brings the app forward when its notification is tapped.
 
 use tauri::AppHandle;
 
@@ -27,12 +28,24 @@ mod platform {
             match shown {
                 Ok(handle) => handle.wait_for_action(|action| {
                     if action == "default" {
-                        super::focus(&app);
+                        focus(&app);
                     }
                 }),
-                Err(e) => tracing::warn!(error = %e, "no notification server took the notification"),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no notification server took the notification")
+                }
             }
         });
+    }
+
+    fn focus(app: &AppHandle) {
+        use tauri::Manager;
+        tracing::info!("notification clicked: bringing the window forward");
+        if let Some(window) = app.get_webview_window("main") {
+            let _ = window.unminimize();
+            let _ = window.show();
+            let _ = window.set_focus();
+        }
     }
 }
 
@@ -45,16 +58,5 @@ mod platform {
         if let Err(e) = app.notification().builder().title(title).body(body).show() {
             tracing::warn!(error = %e, "notification could not be shown");
         }
-    }
-}
-
-// Elsewhere the OS brings the app forward itself when its notification is clicked.
-#[cfg_attr(not(any(target_os = "linux", target_os = "freebsd")), allow(dead_code))]
-fn focus(app: &AppHandle) {
-    use tauri::Manager;
-    if let Some(window) = app.get_webview_window("main") {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
     }
 }

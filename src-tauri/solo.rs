@@ -28,24 +28,38 @@ struct SoloConfig {
     endpoint_path: String,
 }
 
-pub async fn start(hub_dir: &Path, listen: &str, mut stop: watch::Receiver<bool>) -> anyhow::Result<SoloHub> {
-    let listen: SocketAddr = listen.parse().with_context(|| format!("BATON_SOLO_LISTEN={listen:?} is not host:port"))?;
+pub async fn start(
+    hub_dir: &Path,
+    listen: &str,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<SoloHub> {
+    let listen: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("BATON_SOLO_LISTEN={listen:?} is not host:port"))?;
     let hub = Hub::open(hub_dir).with_context(|| format!("opening {}", hub_dir.display()))?;
     let agent = match admin::find_agent(&hub, LOCAL_AGENT_EMAIL)? {
         Some(agent) => agent,
         None => {
-            let name = std::env::var("USER").ok().filter(|n| !n.is_empty()).unwrap_or_else(|| "Me".into());
+            let name = std::env::var("USER")
+                .ok()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| "Me".into());
             // Nobody types this password: the app signs the local agent in directly.
             let password = baton_hub::auth::random_secret();
             admin::add_agent(&hub, LOCAL_AGENT_EMAIL, &name, Role::Admin, &password)?
         }
     };
     let config_path = hub_dir.join("solo.json");
-    let config = match std::fs::read(&config_path).ok().and_then(|b| serde_json::from_slice::<SoloConfig>(&b).ok()) {
+    let config = match std::fs::read(&config_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<SoloConfig>(&b).ok())
+    {
         Some(config) => config,
         None => {
             let channel = admin::add_botpress_channel(&hub, "Botpress", None)?;
-            let config = SoloConfig { endpoint_path: channel.endpoint_path };
+            let config = SoloConfig {
+                endpoint_path: channel.endpoint_path,
+            };
             write_private(&config_path, &serde_json::to_vec_pretty(&config)?)?;
             config
         }
@@ -53,7 +67,9 @@ pub async fn start(hub_dir: &Path, listen: &str, mut stop: watch::Receiver<bool>
     let token = admin::issue_token(&hub, &agent.id)?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("cannot listen on {listen} (is another Baton running? set BATON_SOLO_LISTEN)"))?;
+        .with_context(|| {
+            format!("cannot listen on {listen} (is another Baton running? set BATON_SOLO_LISTEN)")
+        })?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         let shutdown = async move {
@@ -64,7 +80,11 @@ pub async fn start(hub_dir: &Path, listen: &str, mut stop: watch::Receiver<bool>
         }
     });
     let hub_url = format!("http://{addr}");
-    Ok(SoloHub { endpoint_url: format!("{hub_url}{}", config.endpoint_path), hub_url, token })
+    Ok(SoloHub {
+        endpoint_url: format!("{hub_url}{}", config.endpoint_path),
+        hub_url,
+        token,
+    })
 }
 
 /// Writes a file only the current user can read: it holds the channel's secret path.

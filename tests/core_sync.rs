@@ -13,12 +13,17 @@ use tokio::sync::{mpsc, watch};
 
 async fn signed_in(hub_url: &str) -> HubClient {
     let client = HubClient::new(hub_url).expect("client");
-    let login = client.login(AGENT_EMAIL, AGENT_PASSWORD).await.expect("login");
+    let login = client
+        .login(AGENT_EMAIL, AGENT_PASSWORD)
+        .await
+        .expect("login");
     client.with_token(login.token)
 }
 
 fn open_cache(dir: &std::path::Path) -> Arc<Mutex<Cache>> {
-    Arc::new(Mutex::new(Cache::open(&dir.join("cache.sqlite")).expect("cache")))
+    Arc::new(Mutex::new(
+        Cache::open(&dir.join("cache.sqlite")).expect("cache"),
+    ))
 }
 
 fn pending_titles(cache: &Arc<Mutex<Cache>>) -> Vec<String> {
@@ -34,7 +39,10 @@ fn pending_titles(cache: &Arc<Mutex<Cache>>) -> Vec<String> {
 }
 
 /// Waits for the first update `pick` accepts.
-async fn next_matching<T>(updates: &mut mpsc::Receiver<Update>, mut pick: impl FnMut(&Update) -> Option<T>) -> T {
+async fn next_matching<T>(
+    updates: &mut mpsc::Receiver<Update>,
+    mut pick: impl FnMut(&Update) -> Option<T>,
+) -> T {
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             let update = updates.recv().await.expect("updates channel open");
@@ -52,35 +60,66 @@ async fn events_are_applied_once_and_the_cursor_survives_a_client_restart() {
     let data = HubData::new();
     let hub = HubProcess::start(&data, support::free_port());
     let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
-    let ticket = botpress.hand_off("Refund for order 1234", "Dana Reyes", "the box was crushed").await;
-    botpress.hand_off("Where is my parcel?", "Sam Lee", "tracking says delivered").await;
+    let ticket = botpress
+        .hand_off("Refund for order 1234", "Dana Reyes", "the box was crushed")
+        .await;
+    botpress
+        .hand_off("Where is my parcel?", "Sam Lee", "tracking says delivered")
+        .await;
 
     let device = tempfile::tempdir().expect("device dir");
     let client = signed_in(&hub.url()).await;
     let cursor = {
         let cache = open_cache(device.path());
         let (tx, _rx) = mpsc::channel(64);
-        let cursor = SyncEngine::new(client.clone(), cache.clone(), tx).catch_up().await.expect("catch up");
-        assert_eq!(pending_titles(&cache), ["Refund for order 1234", "Where is my parcel?"]);
+        let cursor = SyncEngine::new(client.clone(), cache.clone(), tx)
+            .catch_up()
+            .await
+            .expect("catch up");
+        assert_eq!(
+            pending_titles(&cache),
+            ["Refund for order 1234", "Where is my parcel?"]
+        );
         cursor
     };
     assert!(cursor > 0);
 
     // The app restarts: a new engine over the same cache file starts from the saved cursor.
     let cache = open_cache(device.path());
-    assert_eq!(cache.lock().expect("lock").cursor().expect("cursor"), cursor);
+    assert_eq!(
+        cache.lock().expect("lock").cursor().expect("cursor"),
+        cursor
+    );
     let (tx, mut rx) = mpsc::channel(64);
     let engine = SyncEngine::new(client, cache.clone(), tx);
     assert_eq!(engine.catch_up().await.expect("catch up"), cursor);
-    assert!(rx.try_recv().is_err(), "nothing is re-announced after a restart");
+    assert!(
+        rx.try_recv().is_err(),
+        "nothing is re-announced after a restart"
+    );
 
-    botpress.hand_off("Change my address", "Kim Ito", "I moved").await;
+    botpress
+        .hand_off("Change my address", "Kim Ito", "I moved")
+        .await;
     engine.catch_up().await.expect("catch up");
-    assert_eq!(pending_titles(&cache), ["Change my address", "Refund for order 1234", "Where is my parcel?"]);
-    let messages = cache.lock().expect("lock").messages(&ticket).expect("messages");
+    assert_eq!(
+        pending_titles(&cache),
+        [
+            "Change my address",
+            "Refund for order 1234",
+            "Where is my parcel?"
+        ]
+    );
+    let messages = cache
+        .lock()
+        .expect("lock")
+        .messages(&ticket)
+        .expect("messages");
     assert_eq!(messages.len(), 1, "each message is stored once");
     let update = rx.try_recv().expect("an update for the new handoff");
-    assert!(matches!(update, Update::NewHandoff { handoff } if handoff.title == "Change my address"));
+    assert!(
+        matches!(update, Update::NewHandoff { handoff } if handoff.title == "Change my address")
+    );
 }
 
 #[tokio::test]
@@ -97,8 +136,19 @@ async fn the_stream_resumes_after_the_hub_restarts_and_misses_nothing() {
     let (stop, stopped) = watch::channel(false);
     let following = tokio::spawn(async move { engine.follow(stopped).await });
 
-    next_matching(&mut updates, |u| matches!(u, Update::Connection { state: ConnectionState::Live { .. } }).then_some(())).await;
-    botpress.hand_off("Before the restart", "Dana Reyes", "hello?").await;
+    next_matching(&mut updates, |u| {
+        matches!(
+            u,
+            Update::Connection {
+                state: ConnectionState::Live { .. }
+            }
+        )
+        .then_some(())
+    })
+    .await;
+    botpress
+        .hand_off("Before the restart", "Dana Reyes", "hello?")
+        .await;
     let title = next_matching(&mut updates, |u| match u {
         Update::NewHandoff { handoff } => Some(handoff.title.clone()),
         _ => None,
@@ -107,21 +157,41 @@ async fn the_stream_resumes_after_the_hub_restarts_and_misses_nothing() {
     assert_eq!(title, "Before the restart");
 
     hub.kill();
-    next_matching(&mut updates, |u| matches!(u, Update::Connection { state: ConnectionState::Offline { .. } }).then_some(())).await;
+    next_matching(&mut updates, |u| {
+        matches!(
+            u,
+            Update::Connection {
+                state: ConnectionState::Offline { .. }
+            }
+        )
+        .then_some(())
+    })
+    .await;
 
     let _hub = HubProcess::start(&data, port);
     // Written while the client may still be waiting to reconnect: it must arrive either way.
-    botpress.hand_off("After the restart", "Sam Lee", "anyone there?").await;
+    botpress
+        .hand_off("After the restart", "Sam Lee", "anyone there?")
+        .await;
     let title = next_matching(&mut updates, |u| match u {
         Update::NewHandoff { handoff } => Some(handoff.title.clone()),
         _ => None,
     })
     .await;
-    assert_eq!(title, "After the restart", "the first handoff is not announced twice");
-    assert_eq!(pending_titles(&cache), ["After the restart", "Before the restart"]);
+    assert_eq!(
+        title, "After the restart",
+        "the first handoff is not announced twice"
+    );
+    assert_eq!(
+        pending_titles(&cache),
+        ["After the restart", "Before the restart"]
+    );
 
     let _ = stop.send(true);
-    tokio::time::timeout(Duration::from_secs(5), following).await.expect("engine stops").expect("engine task");
+    tokio::time::timeout(Duration::from_secs(5), following)
+        .await
+        .expect("engine stops")
+        .expect("engine task");
 }
 
 #[tokio::test]
@@ -130,11 +200,18 @@ async fn a_revoked_sign_in_stops_the_engine_with_signed_out() {
     let hub = HubProcess::start(&data, support::free_port());
     let device = tempfile::tempdir().expect("device dir");
     let (tx, mut updates) = mpsc::channel(64);
-    let client = HubClient::new(&hub.url()).expect("client").with_token("not-a-real-token");
+    let client = HubClient::new(&hub.url())
+        .expect("client")
+        .with_token("not-a-real-token");
     let engine = SyncEngine::new(client, open_cache(device.path()), tx);
     let (_stop, stopped) = watch::channel(false);
-    tokio::time::timeout(Duration::from_secs(10), engine.follow(stopped)).await.expect("follow returns");
-    next_matching(&mut updates, |u| matches!(u, Update::SignedOut).then_some(())).await;
+    tokio::time::timeout(Duration::from_secs(10), engine.follow(stopped))
+        .await
+        .expect("follow returns");
+    next_matching(&mut updates, |u| {
+        matches!(u, Update::SignedOut).then_some(())
+    })
+    .await;
 }
 
 #[tokio::test]
@@ -144,10 +221,22 @@ async fn a_hub_keeps_serving_after_bad_botpress_requests() {
     let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
     let http = reqwest::Client::new();
     let url = format!("{}{}/botSendsMessage", hub.url(), data.endpoint_path);
-    let response = http.post(&url).body("{not json").send().await.expect("post");
+    let response = http
+        .post(&url)
+        .body("{not json")
+        .send()
+        .await
+        .expect("post");
     assert_eq!(response.status().as_u16(), 400);
-    let response = http.post(&url).body(vec![b'x'; 4 * 1024 * 1024]).send().await.expect("post");
+    let response = http
+        .post(&url)
+        .body(vec![b'x'; 4 * 1024 * 1024])
+        .send()
+        .await
+        .expect("post");
     assert_eq!(response.status().as_u16(), 413);
-    let (status, _) = botpress.post("ping", serde_json::json!({"type": "ping"})).await;
+    let (status, _) = botpress
+        .post("ping", serde_json::json!({"type": "ping"}))
+        .await;
     assert_eq!(status, 200);
 }

@@ -18,13 +18,31 @@ fn botpress_add_prints_the_endpoint_path_last_and_never_again() {
 fn agent_add_refuses_an_empty_password_and_a_duplicate_email() {
     let data = HubData::new();
     let (ok, _, err) = hub_cli(
-        &["agent", "add", "--data", data.path(), "--email", "bob@example.com", "--name", "Bob"],
+        &[
+            "agent",
+            "add",
+            "--data",
+            data.path(),
+            "--email",
+            "bob@example.com",
+            "--name",
+            "Bob",
+        ],
         "",
     );
     assert!(!ok);
     assert!(err.contains("no password on standard input"), "{err}");
     let (ok, _, err) = hub_cli(
-        &["agent", "add", "--data", data.path(), "--email", support::AGENT_EMAIL, "--name", "Alice 2"],
+        &[
+            "agent",
+            "add",
+            "--data",
+            data.path(),
+            "--email",
+            support::AGENT_EMAIL,
+            "--name",
+            "Alice 2",
+        ],
         "another password",
     );
     assert!(!ok);
@@ -35,7 +53,18 @@ fn agent_add_refuses_an_empty_password_and_a_duplicate_email() {
 fn agent_add_takes_an_admin_role() {
     let data = HubData::new();
     let (ok, out, err) = hub_cli(
-        &["agent", "add", "--data", data.path(), "--email", "root@example.com", "--name", "Ro", "--role", "admin"],
+        &[
+            "agent",
+            "add",
+            "--data",
+            data.path(),
+            "--email",
+            "root@example.com",
+            "--name",
+            "Ro",
+            "--role",
+            "admin",
+        ],
         "long enough password\n",
     );
     assert!(ok, "{err}");

@@ -27,24 +27,46 @@ before(async () => {
     BATON_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), "baton-e2e-")),
     BATON_SOLO_LISTEN: `127.0.0.1:${port}`,
     RUST_LOG: "info",
+    // WebKitGTK's GPU paths have no GPU under Xvfb: render in software so the window paints.
+    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
+    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
   });
   browser = await remote({
     hostname: "127.0.0.1",
     port: 4444,
     logLevel: "warn",
-    capabilities: { browserName: "wry", "tauri:options": { application: app } },
+    // Classic WebDriver: WebKitWebDriver does not speak WebDriver BiDi, which webdriverio asks for by default.
+    capabilities: { "wdio:enforceWebDriverClassic": true, "tauri:options": { application: app } },
   });
 });
 
 after(async () => {
-  if (browser) {
-    mkdirSync(path.join(root, "target/e2e"), { recursive: true });
-    await browser.saveScreenshot(path.join(root, "target/e2e/handoff.png")).catch(() => {});
-    await browser.deleteSession().catch(() => {});
-  }
+  await browser?.deleteSession().catch(() => {});
   driver?.stop();
   notifications?.stop();
 });
+
+/**
+ * Saves what the window shows to target/e2e/NAME.png. WebKitWebDriver takes about a minute per
+ * screenshot under Xvfb, so only failures and BATON_E2E_SCREENSHOT=1 ask for one.
+ */
+async function screenshot(name) {
+  mkdirSync(path.join(root, "target/e2e"), { recursive: true });
+  await browser.saveScreenshot(path.join(root, `target/e2e/${name}.png`)).catch(() => {});
+}
+
+/** Runs a test body, keeping a screenshot of the window when it fails. */
+function withScreenshot(name, body) {
+  return async () => {
+    try {
+      await body();
+      if (process.env.BATON_E2E_SCREENSHOT === "1") await screenshot(name);
+    } catch (err) {
+      await screenshot(`${name}-failed`);
+      throw err;
+    }
+  };
+}
 
 async function botpress(endpoint, route, body) {
   const response = await fetch(`${endpoint}/${route}`, {
@@ -57,7 +79,15 @@ async function botpress(endpoint, route, body) {
   return text ? JSON.parse(text) : {};
 }
 
-test("a Botpress handoff appears in the window and raises a desktop notification", async () => {
+/**
+ * The text of the first element matching `selector` as laid out on screen (`innerText`).
+ * WebKitWebDriver's own element-text command answers "" for visible text in this setup.
+ */
+async function shownText(selector) {
+  return browser.execute((sel) => document.querySelector(sel)?.innerText ?? "", selector);
+}
+
+test("a Botpress handoff appears in the window and raises a desktop notification", withScreenshot("handoff", async () => {
   const endpointField = await browser.$('[data-testid="endpoint-url"]');
   await endpointField.waitForExist({ timeout: 30_000, timeoutMsg: `no endpoint shown; app log:\n${driver.output.text}` });
   const endpoint = await endpointField.getValue();
@@ -81,20 +111,21 @@ test("a Botpress handoff appears in the window and raises a desktop notification
 
   const item = await browser.$('[data-testid="handoff-item"]');
   await item.waitForExist({ timeout: 20_000, timeoutMsg: `the handoff never appeared; app log:\n${driver.output.text}` });
-  assert.equal(await (await browser.$('[data-testid="handoff-title"]')).getText(), TITLE);
-  await browser.waitUntil(async () => (await item.getText()).includes("Dana Reyes"), {
+  assert.ok(await item.isDisplayed(), "the handoff is on screen");
+  assert.equal(await shownText('[data-testid="handoff-title"]'), TITLE);
+  await browser.waitUntil(async () => (await shownText('[data-testid="handoff-item"]')).includes("Dana Reyes"), {
     timeout: 10_000,
     timeoutMsg: "the customer's name is not shown in the list",
   });
-  await browser.waitUntil(
-    async () => (await (await browser.$('[data-testid="handoff-last-message"]')).getText()) === FIRST_MESSAGE,
-    { timeout: 10_000, timeoutMsg: "the last message is not shown in the list" },
-  );
+  await browser.waitUntil(async () => (await shownText('[data-testid="handoff-last-message"]')) === FIRST_MESSAGE, {
+    timeout: 10_000,
+    timeoutMsg: "the last message is not shown in the list",
+  });
 
   await item.click();
   const message = await browser.$('[data-testid="message"]');
   await message.waitForExist({ timeout: 10_000 });
-  assert.ok((await message.getText()).includes(FIRST_MESSAGE), "the customer's message is shown as text, not HTML");
+  assert.ok((await shownText('[data-testid="message"]')).includes(FIRST_MESSAGE), "the customer's message is shown as text, not HTML");
   assert.equal(await browser.$$(".message b").length, 0, "customer content is never rendered as HTML");
 
   await waitFor(
@@ -104,4 +135,4 @@ test("a Botpress handoff appears in the window and raises a desktop notification
   ).catch((err) => {
     throw new Error(`${err.message}\nD-Bus monitor saw:\n${notifications.calls()}\napp log:\n${driver.output.text}`);
   });
-});
+}));

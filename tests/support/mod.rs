@@ -19,7 +19,11 @@ pub fn hub_binary() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
     let dir = exe.parent().and_then(Path::parent).expect("target dir");
     let bin = dir.join("baton-hub");
-    assert!(bin.exists(), "{} is missing: run `cargo build -p baton-hub` first (make test does)", bin.display());
+    assert!(
+        bin.exists(),
+        "{} is missing: run `cargo build -p baton-hub` first (make test does)",
+        bin.display()
+    );
     bin
 }
 
@@ -63,17 +67,38 @@ impl HubData {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
         let (ok, _, err) = hub_cli(
-            &["agent", "add", "--data", &data, "--email", AGENT_EMAIL, "--name", "Alice"],
+            &[
+                "agent",
+                "add",
+                "--data",
+                &data,
+                "--email",
+                AGENT_EMAIL,
+                "--name",
+                "Alice",
+            ],
             AGENT_PASSWORD,
         );
         assert!(ok, "agent add failed: {err}");
         let (ok, out, err) = hub_cli(
-            &["botpress", "add", "--data", &data, "--name", "Support bot", "--webhook-url", "http://127.0.0.1:9/hook"],
+            &[
+                "botpress",
+                "add",
+                "--data",
+                &data,
+                "--name",
+                "Support bot",
+                "--webhook-url",
+                "http://127.0.0.1:9/hook",
+            ],
             "",
         );
         assert!(ok, "botpress add failed: {err}");
         let endpoint_path = out.lines().last().expect("a last line").trim().to_string();
-        assert!(endpoint_path.starts_with("/botpress/"), "last line was {endpoint_path:?}");
+        assert!(
+            endpoint_path.starts_with("/botpress/"),
+            "last line was {endpoint_path:?}"
+        );
         Self { dir, endpoint_path }
     }
 
@@ -91,7 +116,13 @@ pub struct HubProcess {
 impl HubProcess {
     pub fn start(data: &HubData, port: u16) -> Self {
         let child = Command::new(hub_binary())
-            .args(["serve", "--data", data.path(), "--listen", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "--data",
+                data.path(),
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -99,7 +130,10 @@ impl HubProcess {
         let hub = Self { child, port };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "baton-hub did not start listening on {port}");
+            assert!(
+                Instant::now() < deadline,
+                "baton-hub did not start listening on {port}"
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         hub
@@ -129,11 +163,20 @@ pub struct Botpress {
 
 impl Botpress {
     pub fn new(hub_url: &str, endpoint_path: &str) -> Self {
-        Self { http: reqwest::Client::new(), base: format!("{hub_url}{endpoint_path}") }
+        Self {
+            http: reqwest::Client::new(),
+            base: format!("{hub_url}{endpoint_path}"),
+        }
     }
 
     pub async fn post(&self, route: &str, body: Value) -> (u16, Value) {
-        let response = self.http.post(format!("{}/{route}", self.base)).json(&body).send().await.expect("post");
+        let response = self
+            .http
+            .post(format!("{}/{route}", self.base))
+            .json(&body)
+            .send()
+            .await
+            .expect("post");
         let status = response.status().as_u16();
         (status, response.json().await.unwrap_or(Value::Null))
     }
@@ -144,7 +187,10 @@ impl Botpress {
             self.post("createRemoteUser", json!({"type": "createRemoteUser", "payload": {"role": "end-user", "name": customer}})).await;
         assert_eq!(status, 200, "{user}");
         let (status, ticket) = self
-            .post("createRemoteConversation", json!({"type": "createRemoteConversation", "payload": {"title": title}}))
+            .post(
+                "createRemoteConversation",
+                json!({"type": "createRemoteConversation", "payload": {"title": title}}),
+            )
             .await;
         assert_eq!(status, 200, "{ticket}");
         let ticket = ticket["id"].as_str().expect("ticket id").to_string();

@@ -82,7 +82,10 @@ impl Cache {
     pub fn apply(&mut self, events: &[Event]) -> Result<Applied, CacheError> {
         let tx = self.conn.transaction()?;
         let mut cursor = read_cursor(&tx)?;
-        let mut applied = Applied { cursor, ..Applied::default() };
+        let mut applied = Applied {
+            cursor,
+            ..Applied::default()
+        };
         for event in events {
             if event.seq <= cursor {
                 continue;
@@ -182,7 +185,11 @@ impl Cache {
         )?;
         let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         let rows = stmt.query_map([serde_json::to_string(&wanted)?], |r| {
-            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?, r.get::<_, Option<String>>(2)?))
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+            ))
         })?;
         let mut out = Vec::new();
         for row in rows {
@@ -221,13 +228,20 @@ impl Cache {
                 |r| r.get(0),
             )
             .optional()?;
-        Ok(data.flatten().map(|d| serde_json::from_str(&d)).transpose()?)
+        Ok(data
+            .flatten()
+            .map(|d| serde_json::from_str(&d))
+            .transpose()?)
     }
 }
 
 fn read_cursor(conn: &Connection) -> Result<u64, CacheError> {
     let value: Option<String> = conn
-        .query_row("SELECT value FROM sync_state WHERE key = 'cursor'", [], |r| r.get(0))
+        .query_row(
+            "SELECT value FROM sync_state WHERE key = 'cursor'",
+            [],
+            |r| r.get(0),
+        )
         .optional()?;
     Ok(value.and_then(|v| v.parse().ok()).unwrap_or(0))
 }
@@ -245,7 +259,10 @@ fn migrate(conn: &mut Connection) -> Result<(), CacheError> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
     if current > known {
-        return Err(CacheError::TooNew { found: current, known });
+        return Err(CacheError::TooNew {
+            found: current,
+            known,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;
@@ -296,7 +313,13 @@ mod tests {
     }
 
     fn events(list: Vec<EventData>) -> Vec<Event> {
-        list.into_iter().enumerate().map(|(i, data)| Event { seq: i as u64 + 1, data }).collect()
+        list.into_iter()
+            .enumerate()
+            .map(|(i, data)| Event {
+                seq: i as u64 + 1,
+                data,
+            })
+            .collect()
     }
 
     fn inbox() -> Vec<Event> {
@@ -331,20 +354,33 @@ mod tests {
 
     #[test]
     fn the_pending_list_shows_title_customer_and_last_message() {
-        let mut cache = Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
         cache.apply(&inbox()).expect("apply");
         let pending = cache.handoffs(&[HandoffStatus::Pending]).expect("list");
         assert_eq!(pending.len(), 1);
         assert_eq!(pending[0].handoff.title, "Refund");
         assert_eq!(pending[0].customer.as_deref(), Some("Dana Reyes"));
-        assert_eq!(pending[0].last_message.as_ref().and_then(|m| m.text.as_deref()), Some("and wet"));
-        let texts: Vec<_> = cache.messages("c_1").expect("messages").into_iter().filter_map(|m| m.text).collect();
+        assert_eq!(
+            pending[0]
+                .last_message
+                .as_ref()
+                .and_then(|m| m.text.as_deref()),
+            Some("and wet")
+        );
+        let texts: Vec<_> = cache
+            .messages("c_1")
+            .expect("messages")
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
         assert_eq!(texts, ["the box was crushed", "and wet"]);
     }
 
     #[test]
     fn applying_the_same_events_twice_changes_nothing_the_second_time() {
-        let mut cache = Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
         let first = cache.apply(&inbox()).expect("apply");
         assert_eq!(first.applied, 7);
         assert_eq!(first.new_handoffs.len(), 2);
@@ -356,12 +392,19 @@ mod tests {
 
     #[test]
     fn an_update_to_a_known_handoff_is_not_reported_as_new() {
-        let mut cache = Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
         cache.apply(&inbox()).expect("apply");
-        let later = vec![Event { seq: 8, data: handoff("h_1", "c_1", "Refund", HandoffStatus::Assigned, 1) }];
+        let later = vec![Event {
+            seq: 8,
+            data: handoff("h_1", "c_1", "Refund", HandoffStatus::Assigned, 1),
+        }];
         let applied = cache.apply(&later).expect("apply");
         assert!(applied.new_handoffs.is_empty());
-        assert!(cache.handoffs(&[HandoffStatus::Pending]).expect("list").is_empty());
+        assert!(cache
+            .handoffs(&[HandoffStatus::Pending])
+            .expect("list")
+            .is_empty());
     }
 
     #[test]
@@ -375,6 +418,12 @@ mod tests {
         }
         let cache = Cache::open(&path).expect("reopen");
         assert_eq!(cache.cursor().expect("cursor"), 7);
-        assert_eq!(cache.handoffs(&[HandoffStatus::Pending]).expect("list").len(), 1);
+        assert_eq!(
+            cache
+                .handoffs(&[HandoffStatus::Pending])
+                .expect("list")
+                .len(),
+            1
+        );
     }
 }

@@ -20,7 +20,11 @@ pub enum ClientError {
     Unauthorized,
     /// The hub refused with its own explanation.
     #[error("{message}")]
-    Refused { status: u16, code: String, message: String },
+    Refused {
+        status: u16,
+        code: String,
+        message: String,
+    },
     #[error("{0:?} is not a hub URL (expected http://host:port or https://…)")]
     BadUrl(String),
     #[error("the hub sent something this build cannot read: {0}")]
@@ -45,7 +49,11 @@ impl HubClient {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClientError::Network(e.to_string()))?;
-        Ok(Self { base, http, token: None })
+        Ok(Self {
+            base,
+            http,
+            token: None,
+        })
     }
 
     pub fn with_token(mut self, token: impl Into<String>) -> Self {
@@ -65,7 +73,10 @@ impl HubClient {
         let request = self
             .http
             .post(self.url("/api/v1/login"))
-            .json(&LoginRequest { email: email.into(), password: password.into() });
+            .json(&LoginRequest {
+                email: email.into(),
+                password: password.into(),
+            });
         let response = request.send().await.map_err(network)?;
         read_json(response).await
     }
@@ -85,11 +96,21 @@ impl HubClient {
     /// Opens the live stream from `after`.
     pub async fn stream(&self, after: u64) -> Result<Stream, ClientError> {
         let mut ws_url = self.base.clone();
-        let scheme = if self.base.scheme() == "https" { "wss" } else { "ws" };
-        ws_url.set_scheme(scheme).map_err(|_| ClientError::BadUrl(self.base.to_string()))?;
-        let url = format!("{}/api/v1/stream?after={after}", ws_url.as_str().trim_end_matches('/'));
-        let mut request =
-            url.into_client_request().map_err(|e| ClientError::BadUrl(e.to_string()))?;
+        let scheme = if self.base.scheme() == "https" {
+            "wss"
+        } else {
+            "ws"
+        };
+        ws_url
+            .set_scheme(scheme)
+            .map_err(|_| ClientError::BadUrl(self.base.to_string()))?;
+        let url = format!(
+            "{}/api/v1/stream?after={after}",
+            ws_url.as_str().trim_end_matches('/')
+        );
+        let mut request = url
+            .into_client_request()
+            .map_err(|e| ClientError::BadUrl(e.to_string()))?;
         if let Some(token) = &self.token {
             let value = HeaderValue::from_str(&format!("Bearer {token}"))
                 .map_err(|_| ClientError::Unauthorized)?;
@@ -111,7 +132,9 @@ fn network(e: reqwest::Error) -> ClientError {
     ClientError::Network(e.to_string())
 }
 
-async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) -> Result<T, ClientError> {
+async fn read_json<T: serde::de::DeserializeOwned>(
+    response: reqwest::Response,
+) -> Result<T, ClientError> {
     let status = response.status();
     let bytes = response.bytes().await.map_err(network)?;
     if status.is_success() {
@@ -119,8 +142,14 @@ async fn read_json<T: serde::de::DeserializeOwned>(response: reqwest::Response) 
     }
     let body: Option<ErrorBody> = serde_json::from_slice(&bytes).ok();
     match body {
-        Some(b) if status.as_u16() == 401 && b.code == "unauthorized" => Err(ClientError::Unauthorized),
-        Some(b) => Err(ClientError::Refused { status: status.as_u16(), code: b.code, message: b.message }),
+        Some(b) if status.as_u16() == 401 && b.code == "unauthorized" => {
+            Err(ClientError::Unauthorized)
+        }
+        Some(b) => Err(ClientError::Refused {
+            status: status.as_u16(),
+            code: b.code,
+            message: b.message,
+        }),
         None if status.as_u16() == 401 => Err(ClientError::Unauthorized),
         None => Err(ClientError::Refused {
             status: status.as_u16(),

@@ -28,10 +28,16 @@ pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Update {
     /// A handoff this device had not seen before.
-    NewHandoff { handoff: Handoff },
+    NewHandoff {
+        handoff: Handoff,
+    },
     /// Something in these conversations changed (messages, handoffs, customer).
-    InboxChanged { conversations: Vec<String> },
-    Connection { state: ConnectionState },
+    InboxChanged {
+        conversations: Vec<String>,
+    },
+    Connection {
+        state: ConnectionState,
+    },
     /// The hub no longer accepts the token: the agent must sign in again.
     SignedOut,
 }
@@ -41,9 +47,14 @@ pub enum Update {
 pub enum ConnectionState {
     Connecting,
     /// Caught up with the hub and receiving live events.
-    Live { seq: u64 },
+    Live {
+        seq: u64,
+    },
     /// Disconnected; the engine retries after `retry_in_ms`.
-    Offline { error: String, retry_in_ms: u64 },
+    Offline {
+        error: String,
+        retry_in_ms: u64,
+    },
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -65,7 +76,11 @@ pub struct SyncEngine {
 
 impl SyncEngine {
     pub fn new(client: HubClient, cache: SharedCache, updates: mpsc::Sender<Update>) -> Self {
-        Self { client, cache, updates }
+        Self {
+            client,
+            cache,
+            updates,
+        }
     }
 
     /// Pages through the log until the cache has everything the hub has now; returns the cursor.
@@ -88,7 +103,10 @@ impl SyncEngine {
             if *stop.borrow() {
                 return;
             }
-            self.emit(Update::Connection { state: ConnectionState::Connecting }).await;
+            self.emit(Update::Connection {
+                state: ConnectionState::Connecting,
+            })
+            .await;
             let error = tokio::select! {
                 result = self.follow_once(&mut failures) => match result {
                     Err(SyncError::Client(ClientError::Unauthorized)) => {
@@ -104,7 +122,10 @@ impl SyncEngine {
             let delay = backoff(failures, &mut rand::thread_rng());
             tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "sync: disconnected");
             self.emit(Update::Connection {
-                state: ConnectionState::Offline { error, retry_in_ms: delay.as_millis() as u64 },
+                state: ConnectionState::Offline {
+                    error,
+                    retry_in_ms: delay.as_millis() as u64,
+                },
             })
             .await;
             tokio::select! {
@@ -118,7 +139,9 @@ impl SyncEngine {
     async fn follow_once(&self, failures: &mut u32) -> Result<(), SyncError> {
         let mut stream = self.client.stream(self.cursor().await?).await?;
         loop {
-            let Some(first) = stream.next().await else { return Ok(()) };
+            let Some(first) = stream.next().await else {
+                return Ok(());
+            };
             let mut frames = vec![first];
             // Take whatever else has already arrived, so a backlog is applied in large batches.
             while frames.len() < MAX_BATCH {
@@ -134,7 +157,9 @@ impl SyncEngine {
                     WsMessage::Text(text) => match parse_frame(&text) {
                         Frame::Event(raw) => events.push(raw),
                         Frame::CaughtUp(seq) => caught_up = Some(seq),
-                        Frame::Unreadable(e) => tracing::warn!(error = %e, "sync: unreadable frame skipped"),
+                        Frame::Unreadable(e) => {
+                            tracing::warn!(error = %e, "sync: unreadable frame skipped")
+                        }
                     },
                     WsMessage::Close(_) => return Ok(()),
                     _ => {}
@@ -145,7 +170,10 @@ impl SyncEngine {
             }
             if let Some(seq) = caught_up {
                 *failures = 0;
-                self.emit(Update::Connection { state: ConnectionState::Live { seq } }).await;
+                self.emit(Update::Connection {
+                    state: ConnectionState::Live { seq },
+                })
+                .await;
             }
         }
     }
@@ -169,8 +197,12 @@ impl SyncEngine {
             let seq = event.seq;
             match event.decode() {
                 Ok(Some(event)) => events.push(event),
-                Ok(None) => tracing::debug!(seq, "sync: skipping an event kind this build does not know"),
-                Err(e) => tracing::warn!(seq, error = %e, "sync: skipping an event this build cannot read"),
+                Ok(None) => {
+                    tracing::debug!(seq, "sync: skipping an event kind this build does not know")
+                }
+                Err(e) => {
+                    tracing::warn!(seq, error = %e, "sync: skipping an event this build cannot read")
+                }
             }
         }
         let cache = self.cache.clone();
@@ -188,10 +220,16 @@ impl SyncEngine {
         .await
         .map_err(|e| ClientError::Protocol(e.to_string()))??;
         for handoff in &applied.new_handoffs {
-            self.emit(Update::NewHandoff { handoff: handoff.clone() }).await;
+            self.emit(Update::NewHandoff {
+                handoff: handoff.clone(),
+            })
+            .await;
         }
         if !applied.conversations.is_empty() {
-            self.emit(Update::InboxChanged { conversations: applied.conversations.clone() }).await;
+            self.emit(Update::InboxChanged {
+                conversations: applied.conversations.clone(),
+            })
+            .await;
         }
         Ok(applied)
     }
@@ -220,7 +258,9 @@ fn parse_frame(text: &str) -> Frame {
 
 /// Exponential backoff with full jitter: a random delay up to `MIN_BACKOFF * 2^failures`, capped.
 pub fn backoff(failures: u32, rng: &mut impl Rng) -> Duration {
-    let ceiling = MIN_BACKOFF.saturating_mul(1u32 << failures.min(16)).min(MAX_BACKOFF);
+    let ceiling = MIN_BACKOFF
+        .saturating_mul(1u32 << failures.min(16))
+        .min(MAX_BACKOFF);
     let millis = rng.gen_range(MIN_BACKOFF.as_millis() as u64..=ceiling.as_millis() as u64);
     Duration::from_millis(millis)
 }
@@ -244,8 +284,14 @@ mod tests {
 
     #[test]
     fn a_caught_up_notice_is_not_mistaken_for_an_event() {
-        assert!(matches!(parse_frame(r#"{"type":"caught_up","seq":4}"#), Frame::CaughtUp(4)));
-        assert!(matches!(parse_frame(r#"{"seq":5,"kind":"x","data":{}}"#), Frame::Event(_)));
+        assert!(matches!(
+            parse_frame(r#"{"type":"caught_up","seq":4}"#),
+            Frame::CaughtUp(4)
+        ));
+        assert!(matches!(
+            parse_frame(r#"{"seq":5,"kind":"x","data":{}}"#),
+            Frame::Event(_)
+        ));
         assert!(matches!(parse_frame("not json"), Frame::Unreadable(_)));
     }
 }

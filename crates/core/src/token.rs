@@ -29,7 +29,8 @@ const SERVICE: &str = "baton";
 impl TokenStore {
     /// The entry for `hub_url` in the OS keychain.
     pub fn keychain(hub_url: &str) -> Result<Self, TokenStoreError> {
-        let entry = keyring::Entry::new(SERVICE, hub_url.trim_end_matches('/')).map_err(classify)?;
+        let entry =
+            keyring::Entry::new(SERVICE, hub_url.trim_end_matches('/')).map_err(classify)?;
         Ok(Self { entry })
     }
 
@@ -67,13 +68,19 @@ fn classify(e: keyring::Error) -> TokenStoreError {
 #[cfg(target_os = "android")]
 impl TokenStore {
     pub fn keychain(_hub_url: &str) -> Result<Self, TokenStoreError> {
-        Err(TokenStoreError::Unavailable("no keystore backend on Android yet".into()))
+        Err(TokenStoreError::Unavailable(
+            "no keystore backend on Android yet".into(),
+        ))
     }
     pub fn save(&self, _token: &str) -> Result<(), TokenStoreError> {
-        Err(TokenStoreError::Unavailable("no keystore backend on Android yet".into()))
+        Err(TokenStoreError::Unavailable(
+            "no keystore backend on Android yet".into(),
+        ))
     }
     pub fn load(&self) -> Result<Option<String>, TokenStoreError> {
-        Err(TokenStoreError::Unavailable("no keystore backend on Android yet".into()))
+        Err(TokenStoreError::Unavailable(
+            "no keystore backend on Android yet".into(),
+        ))
     }
     pub fn clear(&self) -> Result<(), TokenStoreError> {
         Ok(())

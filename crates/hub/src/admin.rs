@@ -45,21 +45,31 @@ pub fn add_agent(
     let email = email.trim();
     let name = name.trim();
     if !email.contains('@') || email.len() > 254 {
-        return Err(AdminError::Invalid(format!("{email:?} is not an email address")));
+        return Err(AdminError::Invalid(format!(
+            "{email:?} is not an email address"
+        )));
     }
     if name.is_empty() {
         return Err(AdminError::Invalid("the agent needs a name".into()));
     }
     if password.chars().count() < 8 {
-        return Err(AdminError::Invalid("the password needs at least 8 characters".into()));
+        return Err(AdminError::Invalid(
+            "the password needs at least 8 characters".into(),
+        ));
     }
     let hash = hash_password(password).map_err(|e| AdminError::Hash(e.to_string()))?;
-    let agent =
-        Agent { id: hub.new_id("ag"), email: email.to_string(), name: name.to_string(), role };
+    let agent = Agent {
+        id: hub.new_id("ag"),
+        email: email.to_string(),
+        name: name.to_string(),
+        role,
+    };
     hub.store().write(|txn| {
         let taken: Option<String> = txn
             .conn()
-            .query_row("SELECT id FROM agents WHERE email = ?1", [email], |r| r.get(0))
+            .query_row("SELECT id FROM agents WHERE email = ?1", [email], |r| {
+                r.get(0)
+            })
             .optional()?;
         if taken.is_some() {
             return Err(AdminError::EmailTaken(email.to_string()));
@@ -96,11 +106,20 @@ pub fn add_botpress_channel(
         txn.conn().execute(
             "INSERT INTO channels (id, kind, name, secret_hash, webhook_url, created_at)
              VALUES (?1, 'botpress', ?2, ?3, ?4, ?5)",
-            params![id, name, secret_hash(&secret), webhook_url.map(|u| u.trim_end_matches('/')), now],
+            params![
+                id,
+                name,
+                secret_hash(&secret),
+                webhook_url.map(|u| u.trim_end_matches('/')),
+                now
+            ],
         )?;
         Ok::<_, AdminError>(())
     })?;
-    Ok(NewBotpressChannel { id, endpoint_path: format!("/botpress/{secret}") })
+    Ok(NewBotpressChannel {
+        id,
+        endpoint_path: format!("/botpress/{secret}"),
+    })
 }
 
 /// Issues a bearer token for an agent without a password; for solo mode, where the app and the hub
@@ -121,9 +140,11 @@ pub fn issue_token(hub: &Hub, agent_id: &str) -> Result<String, AdminError> {
 /// The first agent with `email`, if any.
 pub fn find_agent(hub: &Hub, email: &str) -> Result<Option<Agent>, AdminError> {
     let data: Option<String> = hub.store().read(|conn| {
-        conn.query_row("SELECT data FROM agents WHERE email = ?1", [email], |r| r.get(0))
-            .optional()
-            .map_err(StoreError::from)
+        conn.query_row("SELECT data FROM agents WHERE email = ?1", [email], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(StoreError::from)
     })?;
     match data {
         Some(d) => Ok(Some(serde_json::from_str(&d).map_err(StoreError::from)?)),
@@ -134,9 +155,11 @@ pub fn find_agent(hub: &Hub, email: &str) -> Result<Option<Agent>, AdminError> {
 /// How many Botpress channels the hub has.
 pub fn botpress_channel_count(hub: &Hub) -> Result<u64, AdminError> {
     Ok(hub.store().read(|conn| {
-        conn.query_row("SELECT COUNT(*) FROM channels WHERE kind = 'botpress'", [], |r| {
-            r.get::<_, i64>(0)
-        })
+        conn.query_row(
+            "SELECT COUNT(*) FROM channels WHERE kind = 'botpress'",
+            [],
+            |r| r.get::<_, i64>(0),
+        )
         .map_err(StoreError::from)
     })? as u64)
 }

@@ -152,7 +152,11 @@ async fn follow(hub: Hub, mut socket: WebSocket, mut cursor: u64) -> Result<(), 
     }
 }
 
-async fn send_backlog(hub: &Hub, socket: &mut WebSocket, mut cursor: u64) -> Result<u64, StreamEnd> {
+async fn send_backlog(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    mut cursor: u64,
+) -> Result<u64, StreamEnd> {
     loop {
         let hub2 = hub.clone();
         let page: Vec<Event> =
@@ -170,7 +174,10 @@ async fn send_backlog(hub: &Hub, socket: &mut WebSocket, mut cursor: u64) -> Res
     }
 }
 
-async fn send_json<T: serde::Serialize>(socket: &mut WebSocket, value: &T) -> Result<(), StreamEnd> {
+async fn send_json<T: serde::Serialize>(
+    socket: &mut WebSocket,
+    value: &T,
+) -> Result<(), StreamEnd> {
     let text = serde_json::to_string(value).map_err(StoreError::from)?;
     socket.send(WsMessage::Text(text.into())).await?;
     Ok(())

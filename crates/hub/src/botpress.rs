@@ -47,7 +47,9 @@ async fn handle(
     let body = body.map_err(|rejection| {
         tracing::warn!(%route, error = %rejection, "botpress: request body refused");
         if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge { limit: MAX_BODY_BYTES }
+            ApiError::TooLarge {
+                limit: MAX_BODY_BYTES,
+            }
         } else {
             ApiError::BadRequest(format!("cannot read the request body: {rejection}"))
         }
@@ -69,9 +71,15 @@ fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<Respons
         .ok_or_else(|| ApiError::NotFound("no Botpress channel has this endpoint".into()))?;
     if !matches!(
         route,
-        "ping" | "createRemoteUser" | "createRemoteConversation" | "botSendsMessage" | "closeRemoteTicket"
+        "ping"
+            | "createRemoteUser"
+            | "createRemoteConversation"
+            | "botSendsMessage"
+            | "closeRemoteTicket"
     ) {
-        return Err(ApiError::NotFound(format!("the HITL API has no route {route:?}")));
+        return Err(ApiError::NotFound(format!(
+            "the HITL API has no route {route:?}"
+        )));
     }
     let value: Value = serde_json::from_slice(body)
         .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
@@ -186,7 +194,8 @@ fn create_remote_user(
         attributes: Value::Object(payload),
         created_at: hub.now(),
     };
-    hub.store().write(|txn| txn.put(EventData::Contact(contact.clone())))?;
+    hub.store()
+        .write(|txn| txn.put(EventData::Contact(contact.clone())))?;
     tracing::info!(channel = %channel.id, contact = %contact.id, "botpress: contact created");
     Ok(contact.id)
 }
@@ -311,7 +320,10 @@ fn describe_payload(payload: &Map<String, Value>) -> (String, Option<String>) {
         };
         kind.to_string()
     });
-    let text = s("text").or_else(|| s("markdown")).or_else(|| s("title")).or_else(|| s("address"));
+    let text = s("text")
+        .or_else(|| s("markdown"))
+        .or_else(|| s("title"))
+        .or_else(|| s("address"));
     (kind, text)
 }
 
@@ -335,15 +347,17 @@ mod tests {
 
     #[test]
     fn a_file_shows_its_title_as_text() {
-        let (kind, text) =
-            describe_payload(&payload(json!({"fileUrl": "https://x/i.pdf", "title": "invoice.pdf"})));
+        let (kind, text) = describe_payload(&payload(
+            json!({"fileUrl": "https://x/i.pdf", "title": "invoice.pdf"}),
+        ));
         assert_eq!(kind, "file");
         assert_eq!(text.as_deref(), Some("invoice.pdf"));
     }
 
     #[test]
     fn a_newer_plugin_names_its_type() {
-        let (kind, _) = describe_payload(&payload(json!({"type": "video", "videoUrl": "https://x"})));
+        let (kind, _) =
+            describe_payload(&payload(json!({"type": "video", "videoUrl": "https://x"})));
         assert_eq!(kind, "video");
     }
 }

@@ -57,7 +57,10 @@ impl IntoResponse for ApiError {
         if let Self::Internal(err) = &self {
             tracing::error!(error = %err, "request failed");
         }
-        let body = ErrorBody { code: self.code().to_string(), message: self.to_string() };
+        let body = ErrorBody {
+            code: self.code().to_string(),
+            message: self.to_string(),
+        };
         (self.status(), Json(body)).into_response()
     }
 }

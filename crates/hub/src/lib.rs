@@ -51,7 +51,9 @@ struct HubInner {
 
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hub").field("store", &self.inner.store).finish_non_exhaustive()
+        f.debug_struct("Hub")
+            .field("store", &self.inner.store)
+            .finish_non_exhaustive()
     }
 }
 
@@ -63,7 +65,12 @@ impl Hub {
 
     pub fn open_with_clock(data_dir: &Path, clock: impl Clock) -> Result<Self, StoreError> {
         let store = Store::open(data_dir)?;
-        Ok(Self { inner: Arc::new(HubInner { store, clock: Box::new(clock) }) })
+        Ok(Self {
+            inner: Arc::new(HubInner {
+                store,
+                clock: Box::new(clock),
+            }),
+        })
     }
 
     pub fn store(&self) -> &Store {
@@ -79,8 +86,9 @@ impl Hub {
     pub fn new_id(&self, prefix: &str) -> String {
         const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
         let mut rng = rand::thread_rng();
-        let tail: String =
-            (0..20).map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char).collect();
+        let tail: String = (0..20)
+            .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
+            .collect();
         format!("{prefix}_{tail}")
     }
 }
@@ -103,5 +111,7 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "baton-hub listening");
     }
-    axum::serve(listener, router(hub)).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router(hub))
+        .with_graceful_shutdown(shutdown)
+        .await
 }

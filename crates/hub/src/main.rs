@@ -10,7 +10,11 @@ use baton_protocol::Role;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "baton-hub", version, about = "Baton's hub: the team's shared inbox for bot handoffs")]
+#[command(
+    name = "baton-hub",
+    version,
+    about = "Baton's hub: the team's shared inbox for bot handoffs"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,15 +82,36 @@ fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { data, listen } => serve(data, listen),
-        Command::Agent { command: AgentCommand::Add { data, email, name, role } } => {
+        Command::Agent {
+            command:
+                AgentCommand::Add {
+                    data,
+                    email,
+                    name,
+                    role,
+                },
+        } => {
             let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
             let password = read_password()?;
             let role = Role::parse(&role).unwrap_or(Role::Agent);
             let agent = admin::add_agent(&hub, &email, &name, role, &password)?;
-            println!("added {} {} <{}> as {}", agent.id, agent.name, agent.email, agent.role.as_str());
+            println!(
+                "added {} {} <{}> as {}",
+                agent.id,
+                agent.name,
+                agent.email,
+                agent.role.as_str()
+            );
             Ok(())
         }
-        Command::Botpress { command: BotpressCommand::Add { data, name, webhook_url } } => {
+        Command::Botpress {
+            command:
+                BotpressCommand::Add {
+                    data,
+                    name,
+                    webhook_url,
+                },
+        } => {
             let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
             let channel = admin::add_botpress_channel(&hub, &name, Some(&webhook_url))?;
             println!("added Botpress channel {} ({name})", channel.id);
@@ -99,10 +124,14 @@ fn main() -> anyhow::Result<()> {
 
 fn read_password() -> anyhow::Result<String> {
     let mut input = String::new();
-    std::io::stdin().read_to_string(&mut input).context("reading the password from stdin")?;
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the password from stdin")?;
     let password = input.trim_end_matches(['\n', '\r']).to_string();
     if password.is_empty() {
-        bail!("no password on standard input (pipe it in: echo -n 'secret' | baton-hub agent add …)");
+        bail!(
+            "no password on standard input (pipe it in: echo -n 'secret' | baton-hub agent add …)"
+        );
     }
     Ok(password)
 }
@@ -118,6 +147,8 @@ fn serve(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
             let _ = tokio::signal::ctrl_c().await;
             tracing::info!("shutting down");
         };
-        baton_hub::serve(listener, hub, shutdown).await.context("serving")
+        baton_hub::serve(listener, hub, shutdown)
+            .await
+            .context("serving")
     })
 }

@@ -31,7 +31,10 @@ pub enum StoreError {
     #[error("stored data is corrupt: {0}")]
     Corrupt(#[from] serde_json::Error),
     #[error("cannot open the data directory {path}: {source}")]
-    DataDir { path: PathBuf, source: std::io::Error },
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("the database is at schema version {found}, newer than this build knows ({known}); upgrade Baton")]
     TooNew { found: u32, known: u32 },
     #[error("the store lock was poisoned by a panic")]
@@ -47,7 +50,9 @@ pub struct Store {
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+        f.debug_struct("Store")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
     }
 }
 
@@ -69,7 +74,12 @@ impl Store {
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
-        Ok(Self { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()), live })
+        Ok(Self {
+            path,
+            writer: Mutex::new(writer),
+            readers: Mutex::new(Vec::new()),
+            live,
+        })
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -83,7 +93,10 @@ impl Store {
     {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         let tx = conn.transaction().map_err(StoreError::from)?;
-        let mut txn = Txn { tx, events: Vec::new() };
+        let mut txn = Txn {
+            tx,
+            events: Vec::new(),
+        };
         let value = f(&mut txn)?;
         let Txn { tx, events } = txn;
         tx.commit().map_err(StoreError::from)?;
@@ -120,7 +133,11 @@ impl Store {
                 "SELECT seq, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
             let rows = stmt.query_map(params![after as i64, limit], |row| {
-                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?, row.get::<_, String>(2)?))
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                ))
             })?;
             let mut events = Vec::new();
             for row in rows {
@@ -187,7 +204,12 @@ impl Txn<'_> {
                          ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id,
                                                        data = excluded.data",
                     )?
-                    .execute(params![c.id, c.channel_id, c.contact_id, serde_json::to_string(c)?])?;
+                    .execute(params![
+                        c.id,
+                        c.channel_id,
+                        c.contact_id,
+                        serde_json::to_string(c)?
+                    ])?;
             }
             EventData::Handoff(h) => {
                 self.tx
@@ -228,8 +250,10 @@ pub fn get_entity<T: DeserializeOwned>(
     id: &str,
 ) -> Result<Option<T>, StoreError> {
     let sql = format!("SELECT data FROM {} WHERE id = ?1", table.table());
-    let data: Option<String> =
-        conn.prepare_cached(&sql)?.query_row([id], |r| r.get(0)).optional()?;
+    let data: Option<String> = conn
+        .prepare_cached(&sql)?
+        .query_row([id], |r| r.get(0))
+        .optional()?;
     Ok(match data {
         Some(data) => Some(serde_json::from_str(&data)?),
         None => None,
@@ -270,7 +294,10 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
     let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
     if current > known {
-        return Err(StoreError::TooNew { found: current, known });
+        return Err(StoreError::TooNew {
+            found: current,
+            known,
+        });
     }
     for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
         let tx = conn.transaction()?;

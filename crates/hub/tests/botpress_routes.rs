@@ -7,7 +7,10 @@ use baton_protocol::{Author, EventData, HandoffStatus};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/contracts/botpress/examples");
+const EXAMPLES: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/contracts/botpress/examples"
+);
 
 struct Desk {
     _dir: tempfile::TempDir,
@@ -20,7 +23,11 @@ fn desk() -> Desk {
     let hub = Hub::open(dir.path()).expect("open hub");
     let channel = admin::add_botpress_channel(&hub, "Support bot", Some("http://127.0.0.1:9/hook"))
         .expect("add channel");
-    Desk { _dir: dir, hub, endpoint: channel.endpoint_path }
+    Desk {
+        _dir: dir,
+        hub,
+        endpoint: channel.endpoint_path,
+    }
 }
 
 fn example(name: &str) -> Value {
@@ -34,9 +41,14 @@ async fn post(hub: &Hub, path: &str, body: impl Into<Body>) -> (StatusCode, Valu
         .header("content-type", "application/json")
         .body(body.into())
         .expect("request");
-    let response = router(hub.clone()).oneshot(request).await.expect("response");
+    let response = router(hub.clone())
+        .oneshot(request)
+        .await
+        .expect("response");
     let status = response.status();
-    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.expect("body");
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .expect("body");
     let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
     (status, value)
 }
@@ -53,7 +65,12 @@ fn event_count(hub: &Hub) -> u64 {
 async fn ping_answers_success_and_stores_nothing() {
     let d = desk();
     let before = event_count(&d.hub);
-    let (status, _) = post_json(&d.hub, &format!("{}/ping", d.endpoint), &example("01_ping.request.json")).await;
+    let (status, _) = post_json(
+        &d.hub,
+        &format!("{}/ping", d.endpoint),
+        &example("01_ping.request.json"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(event_count(&d.hub), before);
 }
@@ -77,7 +94,10 @@ async fn create_remote_user_creates_a_contact_and_returns_its_id_as_a_string() {
     });
     let contact = contact.expect("a contact event");
     assert_eq!(contact.name, "Unknown User");
-    assert!(contact.email.as_deref().is_some_and(|e| e.ends_with(".botpress.com")));
+    assert!(contact
+        .email
+        .as_deref()
+        .is_some_and(|e| e.ends_with(".botpress.com")));
     assert_eq!(contact.attributes["role"], "end-user");
 }
 
@@ -103,7 +123,10 @@ async fn create_remote_conversation_creates_a_pending_handoff_with_its_title() {
     assert_eq!(handoff.conversation_id, ticket);
     assert_eq!(handoff.status, HandoffStatus::Pending);
     assert_eq!(handoff.title, "Customer asks for a refund");
-    assert_eq!(handoff.description.as_deref(), Some("Order #1234 arrived damaged"));
+    assert_eq!(
+        handoff.description.as_deref(),
+        Some("Order #1234 arrived damaged")
+    );
     assert_eq!(handoff.assignee, None);
 }
 
@@ -121,7 +144,10 @@ async fn user_and_ticket(d: &Desk) -> (String, String) {
         &example("03_createRemoteConversation.request.json"),
     )
     .await;
-    (user["id"].as_str().unwrap_or_default().into(), ticket["id"].as_str().unwrap_or_default().into())
+    (
+        user["id"].as_str().unwrap_or_default().into(),
+        ticket["id"].as_str().unwrap_or_default().into(),
+    )
 }
 
 fn messages(hub: &Hub) -> Vec<baton_protocol::Message> {
@@ -157,11 +183,11 @@ async fn the_end_users_message_is_stored_as_theirs_and_links_the_ticket_to_them(
         .events_after(0, 1000)
         .expect("events")
         .into_iter()
-        .filter_map(|e| match e.data {
+        .rev()
+        .find_map(|e| match e.data {
             EventData::Conversation(c) => Some(c),
             _ => None,
         })
-        .last()
         .expect("conversation event");
     assert_eq!(conversation.contact_id.as_deref(), Some(user.as_str()));
 }
@@ -190,7 +216,10 @@ async fn a_newer_plugins_image_message_keeps_its_type_and_url() {
     assert_eq!(status, StatusCode::OK);
     let msgs = messages(&d.hub);
     assert_eq!(msgs[0].kind, "image");
-    assert_eq!(msgs[0].payload["imageUrl"], "https://files.bpcontent.cloud/example.png");
+    assert_eq!(
+        msgs[0].payload["imageUrl"],
+        "https://files.bpcontent.cloud/example.png"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +230,9 @@ async fn a_message_for_an_unknown_ticket_is_a_404_and_stores_nothing() {
     body["remoteConversationId"] = json!("t_doesnotexist");
     let (status, err) = post_json(&d.hub, &format!("{}/botSendsMessage", d.endpoint), &body).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
-    assert!(err["message"].as_str().is_some_and(|m| m.contains("t_doesnotexist")));
+    assert!(err["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("t_doesnotexist")));
     assert_eq!(event_count(&d.hub), before);
 }
 
@@ -222,7 +253,12 @@ async fn a_wrong_secret_is_a_404_and_nothing_is_stored() {
     let d = desk();
     let before = event_count(&d.hub);
     let wrong = format!("/botpress/{}/createRemoteConversation", "0".repeat(64));
-    let (status, body) = post_json(&d.hub, &wrong, &example("03_createRemoteConversation.request.json")).await;
+    let (status, body) = post_json(
+        &d.hub,
+        &wrong,
+        &example("03_createRemoteConversation.request.json"),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
     assert_eq!(body["code"], "not_found");
     assert_eq!(event_count(&d.hub), before);
@@ -232,10 +268,16 @@ async fn a_wrong_secret_is_a_404_and_nothing_is_stored() {
 async fn malformed_json_is_a_400_that_says_so_and_stores_nothing() {
     let d = desk();
     let before = event_count(&d.hub);
-    let (status, body) =
-        post(&d.hub, &format!("{}/createRemoteConversation", d.endpoint), "{\"type\": \"createRemo").await;
+    let (status, body) = post(
+        &d.hub,
+        &format!("{}/createRemoteConversation", d.endpoint),
+        "{\"type\": \"createRemo",
+    )
+    .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("not valid JSON")));
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("not valid JSON")));
     assert_eq!(event_count(&d.hub), before);
 }
 
@@ -251,7 +293,10 @@ async fn a_type_that_does_not_match_the_route_is_a_400_naming_both() {
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     let message = body["message"].as_str().unwrap_or_default();
-    assert!(message.contains("createRemoteConversation") && message.contains("createRemoteUser"), "{message}");
+    assert!(
+        message.contains("createRemoteConversation") && message.contains("createRemoteUser"),
+        "{message}"
+    );
     assert_eq!(event_count(&d.hub), before);
 }
 
@@ -265,7 +310,9 @@ async fn a_body_missing_required_fields_is_a_400() {
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["message"].as_str().is_some_and(|m| m.contains("remoteConversationId")));
+    assert!(body["message"]
+        .as_str()
+        .is_some_and(|m| m.contains("remoteConversationId")));
 }
 
 #[tokio::test]
@@ -276,11 +323,21 @@ async fn an_oversized_body_is_a_413_and_the_hub_keeps_serving() {
         "type": "createRemoteConversation",
         "payload": {"title": "x".repeat(2 * 1024 * 1024)}
     });
-    let (status, body) = post_json(&d.hub, &format!("{}/createRemoteConversation", d.endpoint), &huge).await;
+    let (status, body) = post_json(
+        &d.hub,
+        &format!("{}/createRemoteConversation", d.endpoint),
+        &huge,
+    )
+    .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(body["code"], "too_large");
     assert_eq!(event_count(&d.hub), before);
-    let (status, _) = post_json(&d.hub, &format!("{}/ping", d.endpoint), &example("01_ping.request.json")).await;
+    let (status, _) = post_json(
+        &d.hub,
+        &format!("{}/ping", d.endpoint),
+        &example("01_ping.request.json"),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
 }
 
@@ -303,12 +360,20 @@ async fn unicode_titles_and_messages_survive_intact() {
     )
     .await;
     assert_eq!(status, StatusCode::OK);
-    assert_eq!(messages(&d.hub)[0].text.as_deref(), Some("Привет 👋 <b>not html</b>"));
+    assert_eq!(
+        messages(&d.hub)[0].text.as_deref(),
+        Some("Привет 👋 <b>not html</b>")
+    );
 }
 
 #[tokio::test]
 async fn an_unknown_route_under_a_valid_secret_is_a_404() {
     let d = desk();
-    let (status, _) = post_json(&d.hub, &format!("{}/deleteEverything", d.endpoint), &json!({"type": "deleteEverything"})).await;
+    let (status, _) = post_json(
+        &d.hub,
+        &format!("{}/deleteEverything", d.endpoint),
+        &json!({"type": "deleteEverything"}),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }

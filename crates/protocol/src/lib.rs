@@ -319,7 +319,10 @@ mod tests {
 
     #[test]
     fn an_event_travels_as_seq_kind_and_data() {
-        let event = Event { seq: 7, data: EventData::Handoff(handoff()) };
+        let event = Event {
+            seq: 7,
+            data: EventData::Handoff(handoff()),
+        };
         let json = serde_json::to_value(&event).unwrap_or_default();
         assert_eq!(json["seq"], 7);
         assert_eq!(json["kind"], "handoff");
@@ -331,13 +334,21 @@ mod tests {
 
     #[test]
     fn an_unknown_event_kind_decodes_to_none_instead_of_failing() {
-        let raw = RawEvent { seq: 3, kind: "reaction".into(), data: serde_json::json!({}) };
+        let raw = RawEvent {
+            seq: 3,
+            kind: "reaction".into(),
+            data: serde_json::json!({}),
+        };
         assert!(matches!(raw.decode(), Ok(None)));
     }
 
     #[test]
     fn a_known_kind_with_a_broken_body_is_an_error() {
-        let raw = RawEvent { seq: 3, kind: "handoff".into(), data: serde_json::json!({"id": 1}) };
+        let raw = RawEvent {
+            seq: 3,
+            kind: "handoff".into(),
+            data: serde_json::json!({"id": 1}),
+        };
         assert!(raw.decode().is_err());
     }
 }
