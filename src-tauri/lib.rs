@@ -14,15 +14,42 @@ use tauri::Manager;
 
 pub use desk::Desk;
 
+/// Logs go to stderr and to `DATA_DIR/baton.log`, the file an agent can attach to a support request.
+fn init_logging(data_dir: &std::path::Path) {
+    use tracing_subscriber::fmt::writer::MakeWriterExt;
+    use tracing_subscriber::EnvFilter;
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"))
+    };
+    let file = std::fs::create_dir_all(data_dir).and_then(|()| {
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(data_dir.join("baton.log"))
+    });
+    let result = match file {
+        Ok(file) => tracing_subscriber::fmt()
+            .with_env_filter(filter())
+            .with_ansi(false)
+            .with_writer(std::io::stderr.and(std::sync::Mutex::new(file)))
+            .try_init(),
+        Err(e) => {
+            eprintln!(
+                "cannot open {}: {e}; logging to stderr only",
+                data_dir.join("baton.log").display()
+            );
+            tracing_subscriber::fmt()
+                .with_env_filter(filter())
+                .try_init()
+        }
+    };
+    // Already initialised (tests build several apps in one process): keep the first.
+    let _ = result;
+}
+
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,baton_app=info,baton_core=info,baton_hub=info".into()),
-        )
-        .try_init();
-
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
         .invoke_handler(tauri::generate_handler![
@@ -37,6 +64,8 @@ pub fn run() {
                 Some(dir) => std::path::PathBuf::from(dir),
                 None => app.path().app_data_dir()?,
             };
+            init_logging(&data_dir);
+            tracing::info!(data_dir = %data_dir.display(), "Baton starting");
             let desk = Desk::open(&data_dir)?;
             app.manage(desk.clone());
             tauri::async_runtime::spawn(async move { desk.start(handle).await });

@@ -4,7 +4,8 @@
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { remote } from "webdriverio";
@@ -18,13 +19,23 @@ let browser;
 let driver;
 let notifications;
 let port;
+let dataDir;
+
+/** What the app has written to its log file so far. */
+function appLog() {
+  try {
+    return readFileSync(path.join(dataDir, "baton.log"), "utf8");
+  } catch {
+    return "";
+  }
+}
 
 before(async () => {
   requireSession();
   notifications = await startNotificationWatch();
   port = await freePort();
   driver = await startTauriDriver({
-    BATON_DATA_DIR: mkdtempSync(path.join(os.tmpdir(), "baton-e2e-")),
+    BATON_DATA_DIR: (dataDir = mkdtempSync(path.join(os.tmpdir(), "baton-e2e-"))),
     BATON_SOLO_LISTEN: `127.0.0.1:${port}`,
     RUST_LOG: "info",
     // WebKitGTK's GPU paths have no GPU under Xvfb: render in software so the window paints.
@@ -89,7 +100,7 @@ async function shownText(selector) {
 
 test("a Botpress handoff appears in the window and raises a desktop notification", withScreenshot("handoff", async () => {
   const endpointField = await browser.$('[data-testid="endpoint-url"]');
-  await endpointField.waitForExist({ timeout: 30_000, timeoutMsg: `no endpoint shown; app log:\n${driver.output.text}` });
+  await endpointField.waitForExist({ timeout: 30_000, timeoutMsg: `no endpoint shown; app log:\n${appLog()}` });
   const endpoint = await endpointField.getValue();
   assert.match(endpoint, new RegExp(`^http://127\\.0\\.0\\.1:${port}/botpress/[0-9a-f]{64}$`));
 
@@ -110,7 +121,7 @@ test("a Botpress handoff appears in the window and raises a desktop notification
   });
 
   const item = await browser.$('[data-testid="handoff-item"]');
-  await item.waitForExist({ timeout: 20_000, timeoutMsg: `the handoff never appeared; app log:\n${driver.output.text}` });
+  await item.waitForExist({ timeout: 20_000, timeoutMsg: `the handoff never appeared; app log:\n${appLog()}` });
   assert.ok(await item.isDisplayed(), "the handoff is on screen");
   assert.equal(await shownText('[data-testid="handoff-title"]'), TITLE);
   await browser.waitUntil(async () => (await shownText('[data-testid="handoff-item"]')).includes("Dana Reyes"), {
@@ -133,6 +144,15 @@ test("a Botpress handoff appears in the window and raises a desktop notification
     () => notifications.calls().includes(TITLE),
     15_000,
   ).catch((err) => {
-    throw new Error(`${err.message}\nD-Bus monitor saw:\n${notifications.calls()}\napp log:\n${driver.output.text}`);
+    throw new Error(`${err.message}\nD-Bus monitor saw:\n${notifications.calls()}\napp log:\n${appLog()}`);
   });
+
+  // Clicking the notification (dunst invokes its default action over D-Bus) brings the window forward.
+  execFileSync("dunstctl", ["action", "0"]);
+  await waitFor("the app to handle the click", () => appLog().includes("notification clicked"), 10_000).catch(
+    (err) => {
+      throw new Error(`${err.message}\napp log:\n${appLog()}`);
+    },
+  );
+  assert.equal(await browser.execute(() => document.hasFocus()), true, "the window has focus after the click");
 }));
