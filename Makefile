@@ -59,6 +59,6 @@ unit: ui
 android: ui
 	$(ANDROID_ENV) cargo check --lib --target $(ANDROID) -p baton-core -p baton
 
-## The real app under Xvfb and a private D-Bus session, driven through tauri-driver.
+## Under Xvfb and a private D-Bus session: the real keychain, and the real app through tauri-driver.
 e2e: unit
-	cd tests/e2e && xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- npm test
+	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- tests/e2e/session.sh
