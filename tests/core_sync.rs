@@ -55,6 +55,14 @@ async fn next_matching<T>(
     .expect("the expected update arrived in time")
 }
 
+async fn next_new_handoff_title(updates: &mut mpsc::Receiver<Update>) -> String {
+    next_matching(updates, |u| match u {
+        Update::NewHandoff { handoff } => Some(handoff.title.clone()),
+        _ => None,
+    })
+    .await
+}
+
 #[tokio::test]
 async fn events_are_applied_once_and_the_cursor_survives_a_client_restart() {
     let data = HubData::new();
@@ -149,11 +157,7 @@ async fn the_stream_resumes_after_the_hub_restarts_and_misses_nothing() {
     botpress
         .hand_off("Before the restart", "Dana Reyes", "hello?")
         .await;
-    let title = next_matching(&mut updates, |u| match u {
-        Update::NewHandoff { handoff } => Some(handoff.title.clone()),
-        _ => None,
-    })
-    .await;
+    let title = next_new_handoff_title(&mut updates).await;
     assert_eq!(title, "Before the restart");
 
     hub.kill();
@@ -173,11 +177,7 @@ async fn the_stream_resumes_after_the_hub_restarts_and_misses_nothing() {
     botpress
         .hand_off("After the restart", "Sam Lee", "anyone there?")
         .await;
-    let title = next_matching(&mut updates, |u| match u {
-        Update::NewHandoff { handoff } => Some(handoff.title.clone()),
-        _ => None,
-    })
-    .await;
+    let title = next_new_handoff_title(&mut updates).await;
     assert_eq!(
         title, "After the restart",
         "the first handoff is not announced twice"
