@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod fake_botpress;
+
 use std::io::Write;
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -64,6 +66,11 @@ pub struct HubData {
 
 impl HubData {
     pub fn new() -> Self {
+        Self::with_webhook("http://127.0.0.1:9/hook")
+    }
+
+    /// A hub whose Botpress channel posts to `webhook_url`.
+    pub fn with_webhook(webhook_url: &str) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().to_str().expect("utf-8 path").to_string();
         let (ok, _, err) = hub_cli(
@@ -89,7 +96,7 @@ impl HubData {
                 "--name",
                 "Support bot",
                 "--webhook-url",
-                "http://127.0.0.1:9/hook",
+                webhook_url,
             ],
             "",
         );
@@ -105,6 +112,26 @@ impl HubData {
     pub fn path(&self) -> &str {
         self.dir.path().to_str().expect("utf-8 path")
     }
+
+    /// Adds another agent with `AGENT_PASSWORD`.
+    pub fn add_agent(&self, email: &str, name: &str, role: &str) {
+        let (ok, _, err) = hub_cli(
+            &[
+                "agent",
+                "add",
+                "--data",
+                self.path(),
+                "--email",
+                email,
+                "--name",
+                name,
+                "--role",
+                role,
+            ],
+            AGENT_PASSWORD,
+        );
+        assert!(ok, "agent add failed: {err}");
+    }
 }
 
 /// A running `baton-hub serve`; killed (not shut down) on drop, like a crash.
@@ -115,6 +142,11 @@ pub struct HubProcess {
 
 impl HubProcess {
     pub fn start(data: &HubData, port: u16) -> Self {
+        Self::start_with(data, port, &[])
+    }
+
+    /// Starts `baton-hub serve` with extra flags (`--delivery-timeout 1`, …).
+    pub fn start_with(data: &HubData, port: u16, flags: &[&str]) -> Self {
         let child = Command::new(hub_binary())
             .args([
                 "serve",
@@ -123,6 +155,7 @@ impl HubProcess {
                 "--listen",
                 &format!("127.0.0.1:{port}"),
             ])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

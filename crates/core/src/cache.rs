@@ -12,7 +12,10 @@ use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
 /// Numbered migrations, one transaction each; `PRAGMA user_version` records the last applied.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_notes_templates.sql")),
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -150,6 +153,41 @@ impl Cache {
                          ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                     )?
                     .execute(params![a.id, serde_json::to_string(a)?])?;
+                }
+                EventData::Note(n) => {
+                    tx.prepare_cached(
+                        "INSERT INTO notes (id, conversation_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![
+                        n.id,
+                        n.conversation_id,
+                        n.created_at.to_rfc3339(),
+                        serde_json::to_string(n)?
+                    ])?;
+                    applied.conversations.push(n.conversation_id.clone());
+                }
+                EventData::Template(t) if t.deleted => {
+                    tx.prepare_cached("DELETE FROM templates WHERE id = ?1")?
+                        .execute([&t.id])?;
+                }
+                EventData::Template(t) => {
+                    tx.prepare_cached(
+                        "INSERT INTO templates (id, name, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+                    )?
+                    .execute(params![
+                        t.id,
+                        t.name,
+                        serde_json::to_string(t)?
+                    ])?;
+                }
+                EventData::Tags(t) => {
+                    tx.prepare_cached(
+                        "INSERT INTO settings (key, value) VALUES ('tags', ?1)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute([serde_json::to_string(t)?])?;
                 }
             }
         }
@@ -292,6 +330,8 @@ mod tests {
             title: title.into(),
             description: None,
             assignee: None,
+            label: None,
+            tags: Vec::new(),
             created_at: t(at),
             updated_at: t(at),
         })

@@ -58,12 +58,7 @@ pub fn add_agent(
         ));
     }
     let hash = hash_password(password).map_err(|e| AdminError::Hash(e.to_string()))?;
-    let agent = Agent {
-        id: hub.new_id("ag"),
-        email: email.to_string(),
-        name: name.to_string(),
-        role,
-    };
+    let agent = Agent::new(hub.new_id("ag"), email, name, role);
     hub.store().write(|txn| {
         let taken: Option<String> = txn
             .conn()
@@ -120,6 +115,29 @@ pub fn add_botpress_channel(
         id,
         endpoint_path: format!("/botpress/{secret}"),
     })
+}
+
+/// Replaces the team's tag list; agents tag handoffs only from it.
+pub fn set_tags(hub: &Hub, tags: &[String]) -> Result<Vec<String>, AdminError> {
+    let mut tags: Vec<String> = tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    if let Some(long) = tags.iter().find(|t| t.chars().count() > 64) {
+        return Err(AdminError::Invalid(format!(
+            "the tag {long:?} is longer than 64 characters"
+        )));
+    }
+    hub.store().write(|txn| {
+        txn.put(EventData::Tags(baton_protocol::TagList {
+            tags: tags.clone(),
+        }))?;
+        Ok::<_, AdminError>(())
+    })?;
+    Ok(tags)
 }
 
 /// Issues a bearer token for an agent without a password; for solo mode, where the app and the hub

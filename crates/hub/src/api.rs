@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -28,8 +28,228 @@ const STREAM_PING: Duration = Duration::from_secs(20);
 pub fn routes() -> Router<Hub> {
     Router::new()
         .route("/login", post(login))
+        .route("/me", get(me))
         .route("/events", get(events))
         .route("/stream", get(stream))
+        .route("/presence", post(presence))
+        .route("/handoffs/{id}/assign", post(assign))
+        .route("/handoffs/{id}/release", post(release))
+        .route("/handoffs/{id}/transfer", post(transfer))
+        .route("/handoffs/{id}/resolve", post(resolve))
+        .route("/handoffs/{id}/cancel", post(cancel))
+        .route("/handoffs/{id}/tags", post(tags))
+        .route("/conversations/{id}/messages", post(send_message))
+        .route("/conversations/{id}/notes", post(add_note))
+        .route("/messages/{id}/resend", post(resend))
+}
+
+async fn me(SignedIn(agent): SignedIn) -> Json<baton_protocol::Agent> {
+    Json(agent)
+}
+
+/// The body every command takes: the client's `txn_id` plus the command's own fields.
+#[derive(Debug, Deserialize)]
+struct CommandBody {
+    #[serde(default)]
+    txn_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    label: Option<String>,
+    #[serde(default)]
+    to: Option<String>,
+    #[serde(default)]
+    tags: Option<Vec<String>>,
+    #[serde(default)]
+    status: Option<String>,
+}
+
+type Body = Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>;
+
+fn parse_body(body: Body) -> Result<CommandBody, ApiError> {
+    body.map(|Json(b)| b)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
+    value.ok_or_else(|| ApiError::BadRequest(format!("the body needs \"{field}\"")))
+}
+
+/// Runs a command off the async threads, once per `txn_id`.
+async fn command(
+    hub: Hub,
+    agent: baton_protocol::Agent,
+    txn_id: Option<String>,
+    f: impl FnOnce(&mut crate::store::Txn<'_>, &Hub, &baton_protocol::Agent) -> Result<(), ApiError>
+        + Send
+        + 'static,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let txn_id = required(txn_id, "txn_id")?;
+    let response = tokio::task::spawn_blocking(move || crate::work::run(&hub, &agent, &txn_id, f))
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    Ok(Json(response))
+}
+
+async fn presence(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    let presence = match body.status.as_deref() {
+        Some("online") => baton_protocol::Presence::Online,
+        Some("offline") => baton_protocol::Presence::Offline,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "status must be \"online\" or \"offline\", not {other:?}"
+            )))
+        }
+    };
+    // Presence is a plain toggle: a missing txn_id gets a fresh one.
+    let txn_id = body.txn_id.or_else(|| Some(crate::auth::random_secret()));
+    command(hub, agent, txn_id, move |txn, hub, agent| {
+        crate::work::set_presence(txn, hub, agent, presence)
+    })
+    .await
+}
+
+async fn assign(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::assign(txn, hub, agent, &id)
+    })
+    .await
+}
+
+async fn release(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::release(txn, hub, agent, &id)
+    })
+    .await
+}
+
+async fn transfer(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    let to = required(body.to, "to")?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::transfer(txn, hub, agent, &id, &to)
+    })
+    .await
+}
+
+async fn resolve(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    let label = body.label;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::close(
+            txn,
+            hub,
+            agent,
+            &id,
+            baton_protocol::HandoffStatus::Resolved,
+            label.as_deref(),
+        )
+    })
+    .await
+}
+
+async fn cancel(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::close(
+            txn,
+            hub,
+            agent,
+            &id,
+            baton_protocol::HandoffStatus::Cancelled,
+            None,
+        )
+    })
+    .await
+}
+
+async fn tags(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    let tags = body
+        .tags
+        .ok_or_else(|| ApiError::BadRequest("the body needs \"tags\": [ … ]".into()))?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::set_tags(txn, hub, agent, &id, &tags)
+    })
+    .await
+}
+
+async fn send_message(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    let text = required(body.text, "text")?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::reply(txn, hub, agent, &id, &text)
+    })
+    .await
+}
+
+async fn add_note(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    let text = required(body.text, "text")?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::add_note(txn, hub, agent, &id, &text)
+    })
+    .await
+}
+
+async fn resend(
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path(id): Path<String>,
+    body: Body,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let body = parse_body(body)?;
+    command(hub, agent, body.txn_id, move |txn, hub, agent| {
+        crate::work::resend(txn, hub, agent, &id)
+    })
+    .await
 }
 
 async fn login(
@@ -103,7 +323,7 @@ async fn stream(
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     Ok(ws.on_upgrade(move |socket| async move {
         tracing::debug!(agent = %agent.id, after = q.after, "stream opened");
-        if let Err(err) = follow(hub, socket, q.after).await {
+        if let Err(err) = follow(hub, socket, q.after, agent.id.clone()).await {
             tracing::debug!(agent = %agent.id, error = %err, "stream closed");
         }
     }))
@@ -121,7 +341,12 @@ enum StreamEnd {
 
 /// Sends the log after `cursor`, then live events. Subscribes *before* reading the backlog so no
 /// event can fall between the two; duplicates from the overlap are skipped by seq.
-async fn follow(hub: Hub, mut socket: WebSocket, mut cursor: u64) -> Result<(), StreamEnd> {
+async fn follow(
+    hub: Hub,
+    mut socket: WebSocket,
+    mut cursor: u64,
+    agent_id: String,
+) -> Result<(), StreamEnd> {
     let mut live = hub.store().subscribe();
     cursor = send_backlog(&hub, &mut socket, cursor).await?;
     send_json(&mut socket, &StreamNotice::CaughtUp { seq: cursor }).await?;
@@ -147,7 +372,11 @@ async fn follow(hub: Hub, mut socket: WebSocket, mut cursor: u64) -> Result<(), 
                 Some(Err(e)) => return Err(e.into()),
                 Some(Ok(_)) => {}
             },
-            _ = ping.tick() => socket.send(WsMessage::Ping(Default::default())).await?,
+            _ = ping.tick() => {
+                // An open stream is a sign of life: the agent's app is running.
+                hub.touch(&agent_id);
+                socket.send(WsMessage::Ping(Default::default())).await?
+            }
         }
     }
 }

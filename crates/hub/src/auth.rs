@@ -77,11 +77,13 @@ impl FromRequestParts<Hub> for SignedIn {
             .map(str::trim)
             .ok_or(ApiError::Unauthorized)?
             .to_string();
-        let hub = hub.clone();
-        let agent = tokio::task::spawn_blocking(move || agent_for_token(&hub, &token))
+        let hub2 = hub.clone();
+        let agent = tokio::task::spawn_blocking(move || agent_for_token(&hub2, &token))
             .await
             .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-        agent.map(SignedIn).ok_or(ApiError::Unauthorized)
+        let agent = agent.ok_or(ApiError::Unauthorized)?;
+        hub.touch(&agent.id);
+        Ok(SignedIn(agent))
     }
 }
 

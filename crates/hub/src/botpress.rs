@@ -225,6 +225,8 @@ fn create_remote_conversation(
         title,
         description: payload.description.filter(|d| !d.trim().is_empty()),
         assignee: None,
+        label: None,
+        tags: Vec::new(),
         created_at: now,
         updated_at: now,
     };

@@ -18,9 +18,21 @@ pub enum ApiError {
     /// 401 on login: the email or password is wrong (deliberately not saying which).
     #[error("wrong email or password")]
     BadCredentials,
+    /// 403: signed in, but this needs an admin (or the handoff's owner).
+    #[error("{0}")]
+    Forbidden(String),
     /// 404: no such route, secret or entity. The text never echoes a secret.
     #[error("{0}")]
     NotFound(String),
+    /// 409 `conflict`: someone else got there first; the message names them.
+    #[error("{0}")]
+    Conflict(String),
+    /// 409 `capacity`: the agent already holds as many handoffs as they may.
+    #[error("{0}")]
+    Capacity(String),
+    /// 409 `closed`: the handoff is resolved or cancelled; the bot has the conversation again.
+    #[error("{0}")]
+    Closed(String),
     /// 413: the body is larger than the route accepts.
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -35,7 +47,11 @@ impl ApiError {
             Self::BadRequest(_) => "bad_request",
             Self::Unauthorized => "unauthorized",
             Self::BadCredentials => "bad_credentials",
+            Self::Forbidden(_) => "forbidden",
             Self::NotFound(_) => "not_found",
+            Self::Conflict(_) => "conflict",
+            Self::Capacity(_) => "capacity",
+            Self::Closed(_) => "closed",
             Self::TooLarge { .. } => "too_large",
             Self::Internal(_) => "internal",
         }
@@ -45,10 +61,30 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
             Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Conflict(_) | Self::Capacity(_) | Self::Closed(_) => StatusCode::CONFLICT,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+impl From<rusqlite::Error> for ApiError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl ApiError {
+    pub fn status_code(&self) -> u16 {
+        self.status().as_u16()
     }
 }
 

@@ -10,12 +10,18 @@ pub mod admin;
 pub mod api;
 pub mod auth;
 pub mod botpress;
+pub mod channel;
 pub mod error;
+pub mod outbound;
+pub mod presence;
 pub mod store;
+pub mod work;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::Router;
 use chrono::{DateTime, Utc};
@@ -38,6 +44,24 @@ impl Clock for SystemClock {
     }
 }
 
+/// How a hub behaves; `Default` is what `baton-hub serve` uses unless told otherwise.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// An online agent silent this long goes offline and their handoffs return to the queue.
+    pub agent_session_timeout: Duration,
+    /// How long a call to Botpress may take before its outcome counts as uncertain.
+    pub delivery_timeout: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        Self {
+            agent_session_timeout: Duration::from_secs(600),
+            delivery_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
 /// The shared state behind every route: the store, the clock and the id source.
 #[derive(Clone)]
 pub struct Hub {
@@ -47,6 +71,11 @@ pub struct Hub {
 struct HubInner {
     store: Store,
     clock: Box<dyn Clock>,
+    config: HubConfig,
+    started: DateTime<Utc>,
+    /// When each agent last showed a sign of life (a request or an open stream), since start.
+    activity: Mutex<HashMap<String, DateTime<Utc>>>,
+    delivery: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Hub {
@@ -64,13 +93,57 @@ impl Hub {
     }
 
     pub fn open_with_clock(data_dir: &Path, clock: impl Clock) -> Result<Self, StoreError> {
+        Self::open_with(data_dir, clock, HubConfig::default())
+    }
+
+    pub fn open_with(
+        data_dir: &Path,
+        clock: impl Clock,
+        config: HubConfig,
+    ) -> Result<Self, StoreError> {
         let store = Store::open(data_dir)?;
+        let started = clock.now();
         Ok(Self {
             inner: Arc::new(HubInner {
                 store,
                 clock: Box::new(clock),
+                config,
+                started,
+                activity: Mutex::new(HashMap::new()),
+                delivery: tokio::sync::Notify::new(),
             }),
         })
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    /// Records a sign of life from an agent.
+    pub fn touch(&self, agent_id: &str) {
+        let now = self.now();
+        if let Ok(mut activity) = self.inner.activity.lock() {
+            activity.insert(agent_id.to_string(), now);
+        }
+    }
+
+    /// The agent's last sign of life; the hub's start for agents not heard from since.
+    pub fn last_seen(&self, agent_id: &str) -> DateTime<Utc> {
+        self.inner
+            .activity
+            .lock()
+            .ok()
+            .and_then(|a| a.get(agent_id).copied())
+            .unwrap_or(self.inner.started)
+    }
+
+    /// Tells the delivery worker that new calls are queued.
+    pub fn wake_delivery(&self) {
+        self.inner.delivery.notify_one();
+    }
+
+    pub(crate) fn delivery_wakeup(&self) -> &tokio::sync::Notify {
+        &self.inner.delivery
     }
 
     pub fn store(&self) -> &Store {
@@ -102,7 +175,8 @@ pub fn router(hub: Hub) -> Router {
         .with_state(hub)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` resolves. Open streams are closed at shutdown.
+/// Serves [`router`] on `listener` until `shutdown` resolves, with the hub's background work (the
+/// Botpress delivery queue and the presence sweep) running alongside.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Hub,
@@ -111,7 +185,16 @@ pub async fn serve(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "baton-hub listening");
     }
-    axum::serve(listener, router(hub))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let delivery = tokio::spawn(outbound::run(hub.clone(), stopped.clone()));
+    let sweep = tokio::spawn(presence::run(hub.clone(), stopped));
+    let result = axum::serve(listener, router(hub))
+        .with_graceful_shutdown(async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        })
+        .await;
+    let _ = delivery.await;
+    let _ = sweep.await;
+    result
 }

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context};
-use baton_hub::{admin, Hub};
+use std::time::Duration;
+
+use baton_hub::{admin, Hub, HubConfig};
 use baton_protocol::Role;
 use clap::{Parser, Subcommand};
 
@@ -30,6 +32,18 @@ enum Command {
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8717")]
         listen: SocketAddr,
+        /// Seconds of silence after which an online agent goes offline and their handoffs return
+        /// to the queue.
+        #[arg(long, default_value_t = 600.0)]
+        agent_session_timeout: f64,
+        /// Seconds a call to Botpress may take before its outcome counts as uncertain.
+        #[arg(long, default_value_t = 10.0)]
+        delivery_timeout: f64,
+    },
+    /// Manage the team's tag list.
+    Tags {
+        #[command(subcommand)]
+        command: TagsCommand,
     },
     /// Manage agents.
     Agent {
@@ -59,6 +73,17 @@ enum AgentCommand {
 }
 
 #[derive(Subcommand)]
+enum TagsCommand {
+    /// Replace the tag list agents choose from.
+    Set {
+        #[arg(long)]
+        data: PathBuf,
+        /// The tags, e.g. `refund billing vip`.
+        tags: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
 enum BotpressCommand {
     /// Add a Botpress channel; prints the endpoint path for `endpointBaseUrl` on its last line.
     Add {
@@ -81,7 +106,33 @@ fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Serve { data, listen } => serve(data, listen),
+        Command::Serve {
+            data,
+            listen,
+            agent_session_timeout,
+            delivery_timeout,
+        } => {
+            let config = HubConfig {
+                agent_session_timeout: seconds(agent_session_timeout, "--agent-session-timeout")?,
+                delivery_timeout: seconds(delivery_timeout, "--delivery-timeout")?,
+            };
+            serve(data, listen, config)
+        }
+        Command::Tags {
+            command: TagsCommand::Set { data, tags },
+        } => {
+            let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
+            let tags = admin::set_tags(&hub, &tags)?;
+            println!(
+                "tags: {}",
+                if tags.is_empty() {
+                    "(none)".to_string()
+                } else {
+                    tags.join(", ")
+                }
+            );
+            Ok(())
+        }
         Command::Agent {
             command:
                 AgentCommand::Add {
@@ -136,10 +187,18 @@ fn read_password() -> anyhow::Result<String> {
     Ok(password)
 }
 
-fn serve(data: PathBuf, listen: SocketAddr) -> anyhow::Result<()> {
+fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
+    Duration::try_from_secs_f64(value)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .with_context(|| format!("{flag} needs a positive number of seconds, not {value}"))
+}
+
+fn serve(data: PathBuf, listen: SocketAddr, config: HubConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
+        let hub = Hub::open_with(&data, baton_hub::SystemClock, config)
+            .with_context(|| format!("opening {}", data.display()))?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

@@ -19,7 +19,10 @@ use tokio::sync::broadcast;
 
 /// Numbered migrations, applied in order, one transaction each; `PRAGMA user_version` records the
 /// last one applied.
-const MIGRATIONS: &[(u32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(u32, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_agent_work.sql")),
+];
 
 /// How many live events a slow stream may fall behind before it re-reads the log instead.
 const BROADCAST_CAPACITY: usize = 4096;
@@ -167,15 +170,14 @@ impl Txn<'_> {
         &self.tx
     }
 
+    /// The events appended so far in this transaction.
+    pub fn events(&self) -> &[Event] {
+        &self.events
+    }
+
     /// Writes `data` to the log and returns the event with its new seq.
     pub fn append(&mut self, data: EventData) -> Result<Event, StoreError> {
-        let json = match &data {
-            EventData::Contact(v) => serde_json::to_string(v)?,
-            EventData::Conversation(v) => serde_json::to_string(v)?,
-            EventData::Handoff(v) => serde_json::to_string(v)?,
-            EventData::Message(v) => serde_json::to_string(v)?,
-            EventData::Agent(v) => serde_json::to_string(v)?,
-        };
+        let json = body_json(&data)?;
         self.tx
             .prepare_cached("INSERT INTO events (kind, data) VALUES (?1, ?2)")?
             .execute(params![data.kind(), json])?;
@@ -214,13 +216,16 @@ impl Txn<'_> {
             EventData::Handoff(h) => {
                 self.tx
                     .prepare_cached(
-                        "INSERT INTO handoffs (id, conversation_id, status, data) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
+                        "INSERT INTO handoffs (id, conversation_id, status, assignee, data)
+                         VALUES (?1, ?2, ?3, ?4, ?5)
+                         ON CONFLICT(id) DO UPDATE SET status = excluded.status,
+                             assignee = excluded.assignee, data = excluded.data",
                     )?
                     .execute(params![
                         h.id,
                         h.conversation_id,
                         h.status.as_str(),
+                        h.assignee,
                         serde_json::to_string(h)?
                     ])?;
             }
@@ -238,9 +243,40 @@ impl Txn<'_> {
                     .prepare_cached("UPDATE agents SET data = ?2 WHERE id = ?1")?
                     .execute(params![a.id, serde_json::to_string(a)?])?;
             }
+            EventData::Note(n) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO notes (id, conversation_id, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![n.id, n.conversation_id, serde_json::to_string(n)?])?;
+            }
+            EventData::Template(t) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO templates (id, data) VALUES (?1, ?2)
+                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![t.id, serde_json::to_string(t)?])?;
+            }
+            EventData::Tags(t) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO settings (key, value) VALUES ('tags', ?1)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    )?
+                    .execute([serde_json::to_string(t)?])?;
+            }
         }
         self.append(data)
     }
+}
+
+/// The JSON of what an event carries (its `data`), as stored in the log.
+fn body_json(data: &EventData) -> Result<String, serde_json::Error> {
+    let mut value = serde_json::to_value(data)?;
+    let body = value.get_mut("data").map(serde_json::Value::take);
+    Ok(body.unwrap_or(serde_json::Value::Null).to_string())
 }
 
 /// Reads one entity's JSON `data` column by id from `table`.
@@ -267,6 +303,7 @@ pub enum Entity {
     Conversation,
     Handoff,
     Agent,
+    Template,
 }
 
 impl Entity {
@@ -276,6 +313,7 @@ impl Entity {
             Self::Conversation => "conversations",
             Self::Handoff => "handoffs",
             Self::Agent => "agents",
+            Self::Template => "templates",
         }
     }
 }
@@ -319,16 +357,58 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
         let result: Result<(), StoreError> = store.write(|txn| {
-            txn.append(EventData::Agent(Agent {
-                id: "ag_1".into(),
-                email: "a@x".into(),
-                name: "A".into(),
-                role: baton_protocol::Role::Agent,
-            }))?;
+            txn.append(EventData::Agent(Agent::new(
+                "ag_1",
+                "a@x",
+                "A",
+                baton_protocol::Role::Agent,
+            )))?;
             Err(StoreError::Poisoned)
         });
         assert!(result.is_err());
         assert_eq!(store.last_seq().expect("seq"), 0);
+    }
+
+    #[test]
+    fn a_version_1_database_upgrades_with_its_handoffs_intact() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut conn = Connection::open(dir.path().join("hub.sqlite")).expect("open");
+            let tx = conn.transaction().expect("tx");
+            tx.execute_batch(MIGRATIONS[0].1).expect("v1 schema");
+            tx.pragma_update(None, "user_version", 1).expect("version");
+            tx.execute_batch(
+                "INSERT INTO channels (id, kind, name, secret_hash, created_at)
+                     VALUES ('ch', 'botpress', 'Bot', 'h', '2026-01-01T00:00:00Z');
+                 INSERT INTO conversations (id, channel_id, data) VALUES ('t_1', 'ch', '{}');
+                 INSERT INTO handoffs (id, conversation_id, status, data)
+                     VALUES ('ho_1', 't_1', 'pending', '{\"title\":\"Refund\"}');",
+            )
+            .expect("v1 data");
+            tx.commit().expect("commit");
+        }
+        let store = Store::open(dir.path()).expect("upgrade");
+        let (status, title, assignee): (String, String, Option<String>) = store
+            .read(|c| {
+                c.query_row(
+                    "SELECT status, json_extract(data, '$.title'), assignee FROM handoffs",
+                    [],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .map_err(StoreError::from)
+            })
+            .expect("read");
+        assert_eq!(
+            (status.as_str(), title.as_str(), assignee),
+            ("pending", "Refund", None)
+        );
+        let settings: String = store
+            .read(|c| {
+                c.query_row("SELECT settings FROM channels", [], |r| r.get(0))
+                    .map_err(StoreError::from)
+            })
+            .expect("settings");
+        assert_eq!(settings, "{}");
     }
 
     #[test]
@@ -338,12 +418,12 @@ mod tests {
             let store = Store::open(dir.path()).expect("open");
             store
                 .write(|txn| {
-                    txn.append(EventData::Agent(Agent {
-                        id: "ag_1".into(),
-                        email: "a@x".into(),
-                        name: "A".into(),
-                        role: baton_protocol::Role::Agent,
-                    }))
+                    txn.append(EventData::Agent(Agent::new(
+                        "ag_1",
+                        "a@x",
+                        "A",
+                        baton_protocol::Role::Agent,
+                    )))
                 })
                 .expect("write");
         }

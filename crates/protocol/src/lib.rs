@@ -81,6 +81,12 @@ pub struct Handoff {
     /// The agent id of whoever has it, if anyone.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// How it ended, when an agent resolved it with a label ("refunded", "duplicate", …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// Tags from the admin's list.
+    #[serde(default)]
+    pub tags: Vec<String>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -196,6 +202,30 @@ impl Role {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Presence {
+    Online,
+    #[default]
+    Offline,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Online => "online",
+            Self::Offline => "offline",
+        }
+    }
+}
+
+/// The default number of handoffs one agent may hold at once.
+pub const DEFAULT_CAPACITY: u32 = 3;
+
+fn default_capacity() -> u32 {
+    DEFAULT_CAPACITY
+}
+
 /// A person on the team, as everyone else sees them (no credentials).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Agent {
@@ -203,6 +233,59 @@ pub struct Agent {
     pub email: String,
     pub name: String,
     pub role: Role,
+    #[serde(default)]
+    pub presence: Presence,
+    /// How many handoffs the agent may hold at once.
+    #[serde(default = "default_capacity")]
+    pub capacity: u32,
+    #[serde(default)]
+    pub disabled: bool,
+}
+
+impl Agent {
+    pub fn new(
+        id: impl Into<String>,
+        email: impl Into<String>,
+        name: impl Into<String>,
+        role: Role,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            email: email.into(),
+            name: name.into(),
+            role,
+            presence: Presence::Offline,
+            capacity: DEFAULT_CAPACITY,
+            disabled: false,
+        }
+    }
+}
+
+/// An agent's note on a conversation; notes outlive handoffs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Note {
+    pub id: String,
+    pub conversation_id: String,
+    pub agent_id: String,
+    pub text: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A canned reply the composer offers after `:`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Template {
+    pub id: String,
+    pub name: String,
+    pub text: String,
+    /// Deleted templates stay in the log with this set, so caches drop them.
+    #[serde(default)]
+    pub deleted: bool,
+}
+
+/// The team's tag list, as the admin keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TagList {
+    pub tags: Vec<String>,
 }
 
 /// What one event of the hub's log carries: the full new state of one entity.
@@ -214,6 +297,9 @@ pub enum EventData {
     Handoff(Handoff),
     Message(Message),
     Agent(Agent),
+    Note(Note),
+    Template(Template),
+    Tags(TagList),
 }
 
 impl EventData {
@@ -224,6 +310,9 @@ impl EventData {
             Self::Handoff(_) => "handoff",
             Self::Message(_) => "message",
             Self::Agent(_) => "agent",
+            Self::Note(_) => "note",
+            Self::Template(_) => "template",
+            Self::Tags(_) => "tags",
         }
     }
 }
@@ -250,7 +339,14 @@ impl RawEvent {
     pub fn decode(self) -> Result<Option<Event>, serde_json::Error> {
         let known = matches!(
             self.kind.as_str(),
-            "contact" | "conversation" | "handoff" | "message" | "agent"
+            "contact"
+                | "conversation"
+                | "handoff"
+                | "message"
+                | "agent"
+                | "note"
+                | "template"
+                | "tags"
         );
         if !known {
             return Ok(None);
@@ -289,6 +385,12 @@ pub struct LoginResponse {
     pub agent: Option<Agent>,
 }
 
+/// What every agent command answers: the events it caused (empty when it changed nothing).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CommandResult {
+    pub events: Vec<Event>,
+}
+
 /// The body of every error response: a stable `code` to branch on and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ErrorBody {
@@ -312,6 +414,8 @@ mod tests {
             title: "Refund".into(),
             description: None,
             assignee: None,
+            label: None,
+            tags: Vec::new(),
             created_at: t,
             updated_at: t,
         }

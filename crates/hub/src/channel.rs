@@ -1,0 +1,126 @@
+//! A Botpress channel's settings: where replies go, what the customer is told when an agent takes
+//! over or hands on, and which message kinds the bot relays.
+
+use std::collections::BTreeMap;
+
+use rusqlite::{Connection, OptionalExtension};
+use serde::{Deserialize, Serialize};
+
+use crate::store::StoreError;
+
+pub const DEFAULT_ASSIGN_MESSAGE: &str = "You have been assigned to our agent {{agentName}}.";
+pub const DEFAULT_TRANSFER_MESSAGE: &str = "You are being transferred to our agent {{agentName}}.";
+
+/// Per-channel settings, kept as JSON in `channels.settings`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChannelSettings {
+    /// Botpress bot id and token, used to resolve `closeRemoteTicket` (CONTRACTS §1.8.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_token: Option<String>,
+    /// Language → text sent to the customer when an agent takes the handoff; `{{agentName}}` is
+    /// replaced. An empty map sends nothing.
+    #[serde(default = "default_assign")]
+    pub assign_message: BTreeMap<String, String>,
+    /// Language → text sent when the handoff is transferred to another agent.
+    #[serde(default = "default_transfer")]
+    pub transfer_message: BTreeMap<String, String>,
+    /// The Botpress message kinds agents may send on this channel (the bot's HITL plugin decides
+    /// what it relays; 0.2.2-era plugins relay text only).
+    #[serde(default = "default_kinds")]
+    pub message_kinds: Vec<String>,
+}
+
+fn default_assign() -> BTreeMap<String, String> {
+    BTreeMap::from([("en".to_string(), DEFAULT_ASSIGN_MESSAGE.to_string())])
+}
+
+fn default_transfer() -> BTreeMap<String, String> {
+    BTreeMap::from([("en".to_string(), DEFAULT_TRANSFER_MESSAGE.to_string())])
+}
+
+fn default_kinds() -> Vec<String> {
+    vec!["text".to_string()]
+}
+
+impl Default for ChannelSettings {
+    fn default() -> Self {
+        Self {
+            bot_id: None,
+            bot_token: None,
+            assign_message: default_assign(),
+            transfer_message: default_transfer(),
+            message_kinds: default_kinds(),
+        }
+    }
+}
+
+/// A text for `language` (falling back to English, then any), with `{{agentName}}` filled in.
+pub fn localized(
+    texts: &BTreeMap<String, String>,
+    language: Option<&str>,
+    agent_name: &str,
+) -> Option<String> {
+    let language = language.map(|l| l.split(['-', '_']).next().unwrap_or(l).to_lowercase());
+    let text = language
+        .as_deref()
+        .and_then(|l| texts.get(l))
+        .or_else(|| texts.get("en"))
+        .or_else(|| texts.values().next())?;
+    let text = text.trim();
+    (!text.is_empty()).then(|| text.replace("{{agentName}}", agent_name))
+}
+
+/// What the hub knows of a channel.
+#[derive(Debug, Clone)]
+pub struct ChannelRow {
+    pub id: String,
+    pub name: String,
+    pub webhook_url: Option<String>,
+    pub settings: ChannelSettings,
+}
+
+pub fn load(conn: &Connection, id: &str) -> Result<Option<ChannelRow>, StoreError> {
+    let row: Option<(String, String, Option<String>, String)> = conn
+        .prepare_cached("SELECT id, name, webhook_url, settings FROM channels WHERE id = ?1")?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+        .optional()?;
+    match row {
+        Some((id, name, webhook_url, settings)) => Ok(Some(ChannelRow {
+            id,
+            name,
+            webhook_url,
+            settings: serde_json::from_str(&settings)?,
+        })),
+        None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_customers_language_is_used_with_the_agents_name_filled_in() {
+        let texts = BTreeMap::from([
+            (
+                "en".to_string(),
+                "You have been assigned to our agent {{agentName}}.".to_string(),
+            ),
+            (
+                "fr".to_string(),
+                "Vous êtes maintenant avec {{agentName}}.".to_string(),
+            ),
+        ]);
+        assert_eq!(
+            localized(&texts, Some("fr-CA"), "Alice").as_deref(),
+            Some("Vous êtes maintenant avec Alice.")
+        );
+        assert_eq!(
+            localized(&texts, Some("de"), "Alice").as_deref(),
+            Some("You have been assigned to our agent Alice.")
+        );
+        assert_eq!(localized(&BTreeMap::new(), None, "Alice"), None);
+    }
+}

@@ -1,0 +1,351 @@
+//! Delivery of the hub's calls to Botpress (`/agent-assigned`, `/message-from-agent`,
+//! `/stop-hitl`) from the persistent `outbox` table.
+//!
+//! Calls go out in order per conversation: a row is sent only when no earlier row of its
+//! conversation is still queued or being sent. Botpress has no idempotency key (CONTRACTS §1.4), so
+//! the outcome decides what happens next:
+//! - 2xx: sent.
+//! - connection refused / no route, 429, 5xx: it certainly did not take effect; retried with
+//!   jittered exponential backoff (honouring `Retry-After`) for up to [`GIVE_UP_AFTER`].
+//! - any other 4xx: failed, with Botpress's answer as the reason; never retried by itself.
+//! - a timeout or a connection lost after the request went out: *uncertain*. The agent sees it and
+//!   decides whether to resend; the hub never guesses, so nothing is silently duplicated.
+//!
+//! A row is marked `sending` before its request leaves; rows still `sending` when the hub starts
+//! were in flight when it died, so they become uncertain too. Nothing queued is lost to a crash.
+
+use std::time::Duration;
+
+use baton_protocol::{DeliveryStatus, EventData, Message};
+use chrono::{DateTime, Utc};
+use rand::Rng;
+use rusqlite::{params, OptionalExtension};
+use tokio::sync::watch;
+
+use crate::store::StoreError;
+use crate::Hub;
+
+pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+const MAX_IN_FLIGHT: usize = 16;
+const MIN_BACKOFF_MS: u64 = 500;
+const MAX_BACKOFF_MS: u64 = 5 * 60 * 1000;
+/// How long a row waits when its channel has no webhook URL yet (setting one wakes the worker).
+const NO_WEBHOOK_RECHECK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
+
+/// One call due now.
+#[derive(Debug, Clone)]
+struct Due {
+    id: i64,
+    url: Option<String>,
+    route: String,
+    body: String,
+    message_id: Option<String>,
+    attempts: u32,
+    created_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    Sent,
+    Retry {
+        error: String,
+        after: Option<Duration>,
+    },
+    Uncertain(String),
+    Failed(String),
+}
+
+/// Runs until `stop` turns true.
+pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
+    let http = match reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(hub.config().delivery_timeout)
+        .build()
+    {
+        Ok(http) => http,
+        Err(e) => {
+            tracing::error!(error = %e, "outbound: cannot build an HTTP client; deliveries stay queued");
+            return;
+        }
+    };
+    {
+        let hub = hub.clone();
+        match tokio::task::spawn_blocking(move || recover_in_flight(&hub)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::warn!(
+                count = n,
+                "outbound: calls in flight when the hub stopped are marked uncertain"
+            ),
+            Ok(Err(e)) => tracing::error!(error = %e, "outbound: cannot recover in-flight calls"),
+            Err(e) => tracing::error!(error = %e, "outbound: recovery task failed"),
+        }
+    }
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let hub2 = hub.clone();
+        let due = match tokio::task::spawn_blocking(move || claim_due(&hub2)).await {
+            Ok(Ok(due)) => due,
+            Ok(Err(e)) => {
+                tracing::error!(error = %e, "outbound: cannot read the queue");
+                Vec::new()
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "outbound: queue task failed");
+                Vec::new()
+            }
+        };
+        if due.is_empty() {
+            let wait = next_wake(&hub).await;
+            tokio::select! {
+                _ = hub.delivery_wakeup().notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
+        let sends = due.into_iter().map(|row| {
+            let http = http.clone();
+            let hub = hub.clone();
+            async move {
+                let outcome = match &row.url {
+                    Some(url) => post(&http, url, &row.route, &row.body).await,
+                    None => Outcome::Retry {
+                        error: "the channel has no Botpress webhook URL yet".into(),
+                        after: Some(
+                            NO_WEBHOOK_RECHECK
+                                .to_std()
+                                .unwrap_or(Duration::from_secs(60)),
+                        ),
+                    },
+                };
+                let id = row.id;
+                let result = tokio::task::spawn_blocking(move || settle(&hub, &row, outcome)).await;
+                match result {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => {
+                        tracing::error!(row = id, error = %e, "outbound: cannot record an outcome")
+                    }
+                    Err(e) => tracing::error!(row = id, error = %e, "outbound: settle task failed"),
+                }
+            }
+        });
+        futures_util::future::join_all(sends).await;
+    }
+}
+
+/// POSTs one call and classifies what happened.
+pub async fn post(http: &reqwest::Client, base: &str, route: &str, body: &str) -> Outcome {
+    let url = format!("{}/{route}", base.trim_end_matches('/'));
+    let sent = http
+        .post(&url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    match sent {
+        Ok(response) => {
+            let status = response.status();
+            if status.is_success() {
+                return Outcome::Sent;
+            }
+            let retry_after = response
+                .headers()
+                .get(reqwest::header::RETRY_AFTER)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map(Duration::from_secs);
+            let text = response.text().await.unwrap_or_default();
+            let text: String = text.chars().take(300).collect();
+            if status.as_u16() == 429 || status.is_server_error() {
+                Outcome::Retry {
+                    error: format!("Botpress answered {status}: {text}"),
+                    after: retry_after,
+                }
+            } else {
+                Outcome::Failed(format!("Botpress refused the call ({status}): {text}"))
+            }
+        }
+        // Never connected: the request certainly did not reach Botpress.
+        Err(e) if e.is_connect() => Outcome::Retry {
+            error: format!("cannot reach Botpress: {e}"),
+            after: None,
+        },
+        Err(e) if e.is_builder() => Outcome::Failed(format!("the webhook URL is not usable: {e}")),
+        Err(e) if e.is_timeout() => Outcome::Uncertain(
+            "Botpress did not answer in time; it may or may not have received this".into(),
+        ),
+        Err(e) => Outcome::Uncertain(format!(
+            "the connection broke before Botpress answered: {e}"
+        )),
+    }
+}
+
+fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
+    hub.store().write(|txn| {
+        let rows: Vec<(i64, Option<String>)> = {
+            let mut stmt = txn
+                .conn()
+                .prepare("SELECT id, message_id FROM outbox WHERE state = 'sending'")?;
+            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, message_id) in &rows {
+            let reason =
+                "the hub stopped while sending this; it may or may not have reached Botpress";
+            txn.conn().execute(
+                "UPDATE outbox SET state = 'uncertain', last_error = ?2 WHERE id = ?1",
+                params![id, reason],
+            )?;
+            if let Some(message_id) = message_id {
+                set_message_status(txn, message_id, DeliveryStatus::Uncertain, Some(reason))?;
+            }
+        }
+        // A restart is a natural moment to try again: don't wait out backoffs from before it.
+        txn.conn().execute(
+            "UPDATE outbox SET next_attempt_at = ?1 WHERE state = 'queued'",
+            [hub.now().to_rfc3339()],
+        )?;
+        Ok(rows.len())
+    })
+}
+
+/// Takes up to [`MAX_IN_FLIGHT`] rows that are due and first in their conversation, marking them
+/// `sending` in the same transaction.
+fn claim_due(hub: &Hub) -> Result<Vec<Due>, StoreError> {
+    let now = hub.now();
+    hub.store().write(|txn| {
+        let due: Vec<Due> = {
+            let mut stmt = txn.conn().prepare_cached(
+                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at
+                 FROM outbox o JOIN channels c ON c.id = o.channel_id
+                 WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
+                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id
+                                   AND p.id < o.id AND p.state IN ('queued', 'sending'))
+                 ORDER BY o.id LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![now.to_rfc3339(), MAX_IN_FLIGHT as i64], |r| {
+                let created: String = r.get(6)?;
+                Ok(Due {
+                    id: r.get(0)?,
+                    url: r.get(1)?,
+                    route: r.get(2)?,
+                    body: r.get(3)?,
+                    message_id: r.get(4)?,
+                    attempts: r.get(5)?,
+                    created_at: DateTime::parse_from_rfc3339(&created).map(|d| d.with_timezone(&Utc)).unwrap_or(now),
+                })
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for row in &due {
+            if row.url.is_some() {
+                txn.conn().execute(
+                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
+                    [row.id],
+                )?;
+            }
+        }
+        Ok(due)
+    })
+}
+
+fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
+    let now = hub.now();
+    let outcome = match outcome {
+        Outcome::Retry { error, .. } if now - row.created_at > GIVE_UP_AFTER => {
+            Outcome::Failed(format!(
+                "gave up after {} h of retrying: {error}",
+                GIVE_UP_AFTER.num_hours()
+            ))
+        }
+        other => other,
+    };
+    hub.store().write(|txn| {
+        let (state, status, reason) = match &outcome {
+            Outcome::Sent => ("sent", Some(DeliveryStatus::Sent), None),
+            Outcome::Uncertain(reason) => ("uncertain", Some(DeliveryStatus::Uncertain), Some(reason.clone())),
+            Outcome::Failed(reason) => ("failed", Some(DeliveryStatus::Failed), Some(reason.clone())),
+            Outcome::Retry { error, after } => {
+                let delay = after.unwrap_or_else(|| backoff(row.attempts, &mut rand::thread_rng()));
+                let at = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::seconds(1));
+                txn.conn().execute(
+                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                    params![row.id, at.to_rfc3339(), error],
+                )?;
+                tracing::info!(row = row.id, route = %row.route, error = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
+                return Ok(());
+            }
+        };
+        txn.conn().execute(
+            "UPDATE outbox SET state = ?2, last_error = ?3 WHERE id = ?1",
+            params![row.id, state, reason],
+        )?;
+        match &outcome {
+            Outcome::Sent => tracing::debug!(row = row.id, route = %row.route, "outbound: sent"),
+            _ => tracing::warn!(row = row.id, route = %row.route, state, reason = reason.as_deref().unwrap_or(""), "outbound: not delivered"),
+        }
+        if let (Some(message_id), Some(status)) = (&row.message_id, status) {
+            set_message_status(txn, message_id, status, reason.as_deref())?;
+        }
+        Ok(())
+    })
+}
+
+fn set_message_status(
+    txn: &mut crate::store::Txn<'_>,
+    message_id: &str,
+    status: DeliveryStatus,
+    reason: Option<&str>,
+) -> Result<(), StoreError> {
+    let data: Option<String> = txn
+        .conn()
+        .prepare_cached("SELECT data FROM messages WHERE id = ?1")?
+        .query_row([message_id], |r| r.get(0))
+        .optional()?;
+    if let Some(data) = data {
+        let mut message: Message = serde_json::from_str(&data)?;
+        message.status = status;
+        message.status_reason = reason.map(str::to_string);
+        txn.put(EventData::Message(message))?;
+    }
+    Ok(())
+}
+
+/// When the earliest queued row comes due (at most a second away, so new rows are never late).
+async fn next_wake(hub: &Hub) -> Duration {
+    let hub = hub.clone();
+    let next: Option<String> = tokio::task::spawn_blocking(move || {
+        hub.store().read(|c| {
+            c.query_row(
+                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+            .map_err(StoreError::from)
+        })
+    })
+    .await
+    .ok()
+    .and_then(Result::ok)
+    .flatten();
+    let cap = Duration::from_secs(1);
+    match next.and_then(|n| DateTime::parse_from_rfc3339(&n).ok()) {
+        Some(at) => (at.with_timezone(&Utc) - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(cap),
+        None => cap,
+    }
+}
+
+/// Full-jitter exponential backoff between retries.
+pub fn backoff(attempts: u32, rng: &mut impl Rng) -> Duration {
+    let ceiling = MIN_BACKOFF_MS
+        .saturating_mul(1u64 << attempts.min(20))
+        .min(MAX_BACKOFF_MS);
+    Duration::from_millis(rng.gen_range(MIN_BACKOFF_MS..=ceiling.max(MIN_BACKOFF_MS)))
+}

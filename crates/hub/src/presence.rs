@@ -1,0 +1,77 @@
+//! Agents who go silent go offline. Every authenticated request and every open stream counts as a
+//! sign of life; an online agent with none for `agent_session_timeout` is set offline and their
+//! assigned handoffs return to the queue, so no customer waits on someone who left.
+
+use std::time::Duration;
+
+use baton_protocol::{Agent, EventData, Handoff, HandoffStatus, Presence};
+use tokio::sync::watch;
+
+use crate::store::StoreError;
+use crate::Hub;
+
+pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
+    let every = (hub.config().agent_session_timeout / 4)
+        .clamp(Duration::from_millis(100), Duration::from_secs(30));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let hub2 = hub.clone();
+        match tokio::task::spawn_blocking(move || sweep(&hub2)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(agents = n, "presence: silent agents set offline"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "presence: sweep failed"),
+            Err(e) => tracing::error!(error = %e, "presence: sweep task failed"),
+        }
+    }
+}
+
+/// Sets offline every online agent silent past the timeout; returns how many.
+pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
+    let timeout = chrono::TimeDelta::from_std(hub.config().agent_session_timeout)
+        .unwrap_or(chrono::TimeDelta::minutes(10));
+    let now = hub.now();
+    let online: Vec<Agent> = hub.store().read(|c| {
+        let mut stmt =
+            c.prepare("SELECT data FROM agents WHERE json_extract(data, '$.presence') = 'online'")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut agents = Vec::new();
+        for row in rows {
+            agents.push(serde_json::from_str(&row?)?);
+        }
+        Ok::<_, StoreError>(agents)
+    })?;
+    let silent: Vec<Agent> = online
+        .into_iter()
+        .filter(|a| now - hub.last_seen(&a.id) > timeout)
+        .collect();
+    for agent in &silent {
+        hub.store().write(|txn| {
+            let mut agent = agent.clone();
+            agent.presence = Presence::Offline;
+            txn.put(EventData::Agent(agent.clone()))?;
+            let held: Vec<Handoff> = {
+                let mut stmt = txn
+                    .conn()
+                    .prepare("SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'")?;
+                let rows = stmt.query_map([&agent.id], |r| r.get::<_, String>(0))?;
+                let mut held = Vec::new();
+                for row in rows {
+                    held.push(serde_json::from_str(&row?)?);
+                }
+                held
+            };
+            for mut h in held {
+                h.status = HandoffStatus::Pending;
+                h.assignee = None;
+                h.updated_at = now;
+                txn.put(EventData::Handoff(h))?;
+            }
+            tracing::info!(agent = %agent.id, "presence: agent silent past the session timeout; handoffs returned to the queue");
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    Ok(silent.len())
+}

@@ -1,0 +1,565 @@
+//! What agents do to handoffs, as hub commands. Each runs in one transaction through [`run`], which
+//! records the result under the agent's `txn_id`: a retried command gets the first answer back and
+//! changes nothing. Refusals change nothing either, so they are simply evaluated again.
+//!
+//! Everything Botpress must hear about (an agent took the ticket, an agent wrote, the ticket is
+//! closed) is written to the outbox in the same transaction as the change, so it is sent exactly
+//! when the change is committed — see [`crate::outbound`].
+
+use baton_protocol::{
+    Agent, Author, CommandResult, Contact, Conversation, DeliveryStatus, EventData, Handoff,
+    HandoffStatus, Message, Note, Presence, Role,
+};
+use rusqlite::{params, OptionalExtension};
+use serde_json::{json, Value};
+
+use crate::channel::{self, localized, ChannelRow};
+use crate::error::ApiError;
+use crate::store::{get_entity, Entity, Txn};
+use crate::Hub;
+
+/// The id an agent has on Botpress's side: its own namespace, never an end user's (CONTRACTS §1.4).
+pub fn remote_agent_id(agent_id: &str) -> String {
+    format!("agent:{agent_id}")
+}
+
+/// The longest text an agent may send or note.
+pub const MAX_TEXT: usize = 8000;
+
+/// Runs `command` once per `(agent, txn_id)`; answers `(status, body)`.
+pub fn run(
+    hub: &Hub,
+    agent: &Agent,
+    txn_id: &str,
+    command: impl FnOnce(&mut Txn<'_>, &Hub, &Agent) -> Result<(), ApiError>,
+) -> Result<Value, ApiError> {
+    let txn_id = txn_id.trim();
+    if txn_id.is_empty() || txn_id.len() > 128 {
+        return Err(ApiError::BadRequest(
+            "txn_id must be 1 to 128 characters".into(),
+        ));
+    }
+    let result = hub.store().write(|txn| {
+        let recorded: Option<String> = txn
+            .conn()
+            .prepare_cached("SELECT response FROM commands WHERE agent_id = ?1 AND txn_id = ?2")?
+            .query_row(params![agent.id, txn_id], |r| r.get(0))
+            .optional()?;
+        if let Some(response) = recorded {
+            return Ok((serde_json::from_str(&response)?, false));
+        }
+        // Acting is being active: the agent is online from their first command on.
+        let mut agent = current_agent(txn, &agent.id)?;
+        if agent.presence != Presence::Online {
+            agent.presence = Presence::Online;
+            txn.put(EventData::Agent(agent.clone()))?;
+        }
+        command(txn, hub, &agent)?;
+        let response = serde_json::to_value(CommandResult { events: txn.events().to_vec() })?;
+        txn.conn()
+            .prepare_cached(
+                "INSERT INTO commands (agent_id, txn_id, status, response, created_at) VALUES (?1, ?2, 200, ?3, ?4)",
+            )?
+            .execute(params![agent.id, txn_id, response.to_string(), hub.now().to_rfc3339()])?;
+        Ok::<_, ApiError>((response, true))
+    });
+    let (response, fresh) = result?;
+    if fresh {
+        hub.wake_delivery();
+    }
+    Ok(response)
+}
+
+fn current_agent(txn: &Txn<'_>, id: &str) -> Result<Agent, ApiError> {
+    get_entity(txn.conn(), Entity::Agent, id)?.ok_or_else(|| ApiError::Unauthorized)
+}
+
+fn handoff(txn: &Txn<'_>, id: &str) -> Result<Handoff, ApiError> {
+    get_entity(txn.conn(), Entity::Handoff, id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no handoff {id:?}")))
+}
+
+fn agent_name(txn: &Txn<'_>, id: &str) -> String {
+    get_entity::<Agent>(txn.conn(), Entity::Agent, id)
+        .ok()
+        .flatten()
+        .map(|a| a.name)
+        .unwrap_or_else(|| "another agent".into())
+}
+
+fn channel_of(txn: &Txn<'_>, handoff: &Handoff) -> Result<ChannelRow, ApiError> {
+    channel::load(txn.conn(), &handoff.channel_id)?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "the channel of handoff {:?} no longer exists",
+            handoff.id
+        ))
+    })
+}
+
+fn refuse_if_closed(h: &Handoff) -> Result<(), ApiError> {
+    match h.status {
+        HandoffStatus::Resolved | HandoffStatus::Cancelled => Err(ApiError::Closed(format!(
+            "this handoff is already {}; the bot has the conversation again",
+            h.status.as_str()
+        ))),
+        _ => Ok(()),
+    }
+}
+
+/// The agent may act on a handoff someone holds only if it is theirs, or they are an admin.
+fn require_holder(txn: &Txn<'_>, h: &Handoff, agent: &Agent) -> Result<(), ApiError> {
+    match &h.assignee {
+        Some(owner) if owner == &agent.id => Ok(()),
+        _ if agent.role == Role::Admin => Ok(()),
+        Some(owner) => Err(ApiError::Conflict(format!(
+            "{} has this handoff",
+            agent_name(txn, owner)
+        ))),
+        None => Err(ApiError::Conflict(
+            "nobody has taken this handoff yet; assign it first".into(),
+        )),
+    }
+}
+
+fn check_capacity(txn: &Txn<'_>, agent: &Agent, who: &str) -> Result<(), ApiError> {
+    let held: u32 = txn
+        .conn()
+        .prepare_cached(
+            "SELECT COUNT(*) FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
+        )?
+        .query_row([&agent.id], |r| r.get(0))?;
+    if held >= agent.capacity {
+        return Err(ApiError::Capacity(format!(
+            "{who} already {} {held} handoffs, the limit of {}; resolve or release one first",
+            if who == "You" { "hold" } else { "holds" },
+            agent.capacity
+        )));
+    }
+    Ok(())
+}
+
+/// Queues a call to the channel's Botpress webhook, in order after the conversation's earlier ones.
+pub fn enqueue(
+    txn: &Txn<'_>,
+    hub: &Hub,
+    handoff: &Handoff,
+    route: &str,
+    body: Value,
+    message_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let now = hub.now().to_rfc3339();
+    txn.conn()
+        .prepare_cached(
+            "INSERT INTO outbox (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        )?
+        .execute(params![handoff.channel_id, handoff.conversation_id, route, body.to_string(), message_id, now])?;
+    Ok(())
+}
+
+/// Writes a message from the desk (an agent's reply or a system notice) and queues it for Botpress.
+fn send_to_customer(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    handoff: &Handoff,
+    author: Author,
+    agent: &Agent,
+    text: &str,
+) -> Result<Message, ApiError> {
+    let message = Message {
+        id: hub.new_id("m"),
+        conversation_id: handoff.conversation_id.clone(),
+        author,
+        author_id: Some(agent.id.clone()),
+        kind: "text".into(),
+        text: Some(text.to_string()),
+        payload: json!({ "text": text }),
+        status: DeliveryStatus::Queued,
+        status_reason: None,
+        created_at: hub.now(),
+    };
+    txn.put(EventData::Message(message.clone()))?;
+    let body = json!({
+        "remoteConversationId": handoff.conversation_id,
+        "remoteUserId": remote_agent_id(&agent.id),
+        "messageType": "text",
+        "payload": { "text": text },
+    });
+    enqueue(
+        txn,
+        hub,
+        handoff,
+        "message-from-agent",
+        body,
+        Some(&message.id),
+    )?;
+    Ok(message)
+}
+
+fn customer_language(txn: &Txn<'_>, handoff: &Handoff) -> Option<String> {
+    let conversation: Conversation =
+        get_entity(txn.conn(), Entity::Conversation, &handoff.conversation_id).ok()??;
+    let contact: Contact = get_entity(
+        txn.conn(),
+        Entity::Contact,
+        conversation.contact_id.as_deref()?,
+    )
+    .ok()??;
+    ["language", "locale", "lang"].iter().find_map(|k| {
+        contact
+            .attributes
+            .get(*k)
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    })
+}
+
+/// Gives `handoff` to `to`: tells Botpress who took it and tells the customer, in their language.
+fn hand_to(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    mut handoff: Handoff,
+    to: &Agent,
+    transfer: bool,
+) -> Result<Handoff, ApiError> {
+    handoff.status = HandoffStatus::Assigned;
+    handoff.assignee = Some(to.id.clone());
+    handoff.updated_at = hub.now();
+    txn.put(EventData::Handoff(handoff.clone()))?;
+    let channel = channel_of(txn, &handoff)?;
+    let body = json!({
+        "remoteConversationId": handoff.conversation_id,
+        "remoteUserId": remote_agent_id(&to.id),
+    });
+    enqueue(txn, hub, &handoff, "agent-assigned", body, None)?;
+    let texts = if transfer {
+        &channel.settings.transfer_message
+    } else {
+        &channel.settings.assign_message
+    };
+    if let Some(text) = localized(texts, customer_language(txn, &handoff).as_deref(), &to.name) {
+        send_to_customer(txn, hub, &handoff, Author::System, to, &text)?;
+    }
+    Ok(handoff)
+}
+
+pub fn assign(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    handoff_id: &str,
+) -> Result<(), ApiError> {
+    let h = handoff(txn, handoff_id)?;
+    refuse_if_closed(&h)?;
+    match &h.assignee {
+        Some(owner) if owner == &agent.id => return Ok(()),
+        Some(owner) => {
+            return Err(ApiError::Conflict(format!(
+                "{} already took this handoff",
+                agent_name(txn, owner)
+            )))
+        }
+        None => {}
+    }
+    check_capacity(txn, agent, "You")?;
+    hand_to(txn, hub, h, agent, false)?;
+    Ok(())
+}
+
+pub fn reply(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    conversation_id: &str,
+    text: &str,
+) -> Result<(), ApiError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ApiError::BadRequest("the message is empty".into()));
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(ApiError::BadRequest(format!(
+            "the message is longer than {MAX_TEXT} characters"
+        )));
+    }
+    let open: Option<String> = txn
+        .conn()
+        .prepare_cached(
+            "SELECT data FROM handoffs WHERE conversation_id = ?1 AND status IN ('pending', 'assigned')
+             ORDER BY rowid DESC LIMIT 1",
+        )?
+        .query_row([conversation_id], |r| r.get(0))
+        .optional()?;
+    let Some(open) = open else {
+        let exists: Option<Conversation> =
+            get_entity(txn.conn(), Entity::Conversation, conversation_id)?;
+        return Err(match exists {
+            Some(_) => {
+                ApiError::Closed("this conversation has no open handoff; the bot has it".into())
+            }
+            None => ApiError::NotFound(format!("no conversation {conversation_id:?}")),
+        });
+    };
+    let mut h: Handoff = serde_json::from_str(&open)?;
+    match &h.assignee {
+        None => {
+            check_capacity(txn, agent, "You")?;
+            h = hand_to(txn, hub, h, agent, false)?;
+        }
+        Some(owner) if owner != &agent.id => {
+            return Err(ApiError::Conflict(format!(
+                "{} has this handoff",
+                agent_name(txn, owner)
+            )));
+        }
+        Some(_) => {}
+    }
+    send_to_customer(txn, hub, &h, Author::Agent, agent, text)?;
+    Ok(())
+}
+
+pub fn release(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    handoff_id: &str,
+) -> Result<(), ApiError> {
+    let mut h = handoff(txn, handoff_id)?;
+    refuse_if_closed(&h)?;
+    if h.assignee.is_none() {
+        return Ok(());
+    }
+    require_holder(txn, &h, agent)?;
+    h.status = HandoffStatus::Pending;
+    h.assignee = None;
+    h.updated_at = hub.now();
+    txn.put(EventData::Handoff(h))?;
+    Ok(())
+}
+
+pub fn transfer(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    handoff_id: &str,
+    to: &str,
+) -> Result<(), ApiError> {
+    let h = handoff(txn, handoff_id)?;
+    refuse_if_closed(&h)?;
+    require_holder(txn, &h, agent)?;
+    let target: Option<String> = txn
+        .conn()
+        .prepare_cached("SELECT id FROM agents WHERE (id = ?1 OR email = ?1) AND disabled = 0")?
+        .query_row([to.trim()], |r| r.get(0))
+        .optional()?;
+    let target: Agent = match target {
+        Some(id) => current_agent(txn, &id)?,
+        None => return Err(ApiError::NotFound(format!("no agent {to:?}"))),
+    };
+    if h.assignee.as_deref() == Some(target.id.as_str()) {
+        return Ok(());
+    }
+    if target.presence != Presence::Online {
+        return Err(ApiError::Conflict(format!(
+            "{} is offline; transfer to an online agent",
+            target.name
+        )));
+    }
+    check_capacity(txn, &target, &target.name)?;
+    hand_to(txn, hub, h, &target, true)?;
+    Ok(())
+}
+
+/// Ends the handoff and gives the conversation back to the bot (`/stop-hitl`).
+pub fn close(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    handoff_id: &str,
+    status: HandoffStatus,
+    label: Option<&str>,
+) -> Result<(), ApiError> {
+    let mut h = handoff(txn, handoff_id)?;
+    if h.status == status {
+        return Ok(());
+    }
+    refuse_if_closed(&h)?;
+    match status {
+        HandoffStatus::Cancelled if agent.role != Role::Admin => {
+            return Err(ApiError::Forbidden(
+                "only an admin can cancel a handoff".into(),
+            ))
+        }
+        HandoffStatus::Cancelled => {}
+        _ => require_holder(txn, &h, agent)?,
+    }
+    h.status = status;
+    h.label = label
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_string)
+        .or(h.label);
+    h.updated_at = hub.now();
+    txn.put(EventData::Handoff(h.clone()))?;
+    enqueue(
+        txn,
+        hub,
+        &h,
+        "stop-hitl",
+        json!({ "remoteConversationId": h.conversation_id }),
+        None,
+    )?;
+    Ok(())
+}
+
+pub fn set_tags(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    handoff_id: &str,
+    tags: &[String],
+) -> Result<(), ApiError> {
+    let mut h = handoff(txn, handoff_id)?;
+    if h.assignee.is_some() {
+        require_holder(txn, &h, agent)?;
+    }
+    let allowed = tag_list(txn)?;
+    let mut tags: Vec<String> = tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    if let Some(unknown) = tags.iter().find(|t| !allowed.contains(t)) {
+        return Err(ApiError::BadRequest(format!(
+            "{unknown:?} is not one of the team's tags ({}); an admin can add it",
+            if allowed.is_empty() {
+                "none yet".to_string()
+            } else {
+                allowed.join(", ")
+            }
+        )));
+    }
+    if tags != h.tags {
+        h.tags = tags;
+        h.updated_at = hub.now();
+        txn.put(EventData::Handoff(h))?;
+    }
+    Ok(())
+}
+
+pub fn tag_list(txn: &Txn<'_>) -> Result<Vec<String>, ApiError> {
+    let value: Option<String> = txn
+        .conn()
+        .query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    Ok(match value {
+        Some(v) => serde_json::from_str::<baton_protocol::TagList>(&v)?.tags,
+        None => Vec::new(),
+    })
+}
+
+pub fn add_note(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    conversation_id: &str,
+    text: &str,
+) -> Result<(), ApiError> {
+    let text = text.trim();
+    if text.is_empty() || text.chars().count() > MAX_TEXT {
+        return Err(ApiError::BadRequest(format!(
+            "a note needs 1 to {MAX_TEXT} characters"
+        )));
+    }
+    let exists: Option<Conversation> =
+        get_entity(txn.conn(), Entity::Conversation, conversation_id)?;
+    if exists.is_none() {
+        return Err(ApiError::NotFound(format!(
+            "no conversation {conversation_id:?}"
+        )));
+    }
+    txn.put(EventData::Note(Note {
+        id: hub.new_id("n"),
+        conversation_id: conversation_id.to_string(),
+        agent_id: agent.id.clone(),
+        text: text.to_string(),
+        created_at: hub.now(),
+    }))?;
+    Ok(())
+}
+
+pub fn set_presence(
+    txn: &mut Txn<'_>,
+    _hub: &Hub,
+    agent: &Agent,
+    presence: Presence,
+) -> Result<(), ApiError> {
+    let mut current = current_agent(txn, &agent.id)?;
+    if current.presence != presence {
+        current.presence = presence;
+        txn.put(EventData::Agent(current))?;
+    }
+    Ok(())
+}
+
+/// Requeues an agent's message whose delivery failed or is uncertain, when the agent decides to.
+pub fn resend(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    message_id: &str,
+) -> Result<(), ApiError> {
+    let data: Option<String> = txn
+        .conn()
+        .query_row(
+            "SELECT data FROM messages WHERE id = ?1",
+            [message_id],
+            |r| r.get(0),
+        )
+        .optional()?;
+    let mut message: Message = match data {
+        Some(d) => serde_json::from_str(&d)?,
+        None => return Err(ApiError::NotFound(format!("no message {message_id:?}"))),
+    };
+    if message.author_id.as_deref() != Some(agent.id.as_str()) && agent.role != Role::Admin {
+        return Err(ApiError::Forbidden(
+            "only its author or an admin can resend a message".into(),
+        ));
+    }
+    if !matches!(
+        message.status,
+        DeliveryStatus::Uncertain | DeliveryStatus::Failed
+    ) {
+        return Err(ApiError::Conflict(format!(
+            "the message is {}, not failed or uncertain",
+            message.status.as_str()
+        )));
+    }
+    let row: Option<(String, String, String, String)> = txn
+        .conn()
+        .query_row(
+            "SELECT channel_id, conversation_id, route, body FROM outbox WHERE message_id = ?1 ORDER BY id DESC LIMIT 1",
+            [message_id],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )
+        .optional()?;
+    let Some((channel_id, conversation_id, route, body)) = row else {
+        return Err(ApiError::Conflict(
+            "this message was never queued for delivery".into(),
+        ));
+    };
+    let now = hub.now().to_rfc3339();
+    txn.conn().execute(
+        "INSERT INTO outbox (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
+        params![channel_id, conversation_id, route, body, message_id, now],
+    )?;
+    message.status = DeliveryStatus::Queued;
+    message.status_reason = None;
+    txn.put(EventData::Message(message))?;
+    Ok(())
+}

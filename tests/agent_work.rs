@@ -1,0 +1,712 @@
+//! Agents working Botpress handoffs, end to end: a real `baton-hub` process, a fake Botpress webhook
+//! that checks every call against the contract, and agents speaking the agent API.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_botpress::{FakeBotpress, Mode};
+use support::{Botpress, HubData, HubProcess, AGENT_EMAIL, AGENT_PASSWORD};
+
+/// One signed-in agent.
+struct AgentSession {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+impl AgentSession {
+    async fn sign_in(hub: &HubProcess, email: &str) -> Self {
+        let http = reqwest::Client::new();
+        let base = hub.url();
+        let login: Value = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&json!({"email": email, "password": AGENT_PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        let token = login["token"].as_str().expect("token").to_string();
+        Self { http, base, token }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn events(&self) -> Vec<Value> {
+        let page: Value = self
+            .http
+            .get(format!("{}/api/v1/events?after=0&limit=1000", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("events body");
+        page["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The newest state of every entity of `kind` with `id`.
+    async fn latest(&self, kind: &str, id: &str) -> Value {
+        self.events()
+            .await
+            .into_iter()
+            .rev()
+            .find(|e| e["kind"] == kind && e["data"]["id"] == id)
+            .map(|e| e["data"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    async fn handoff_of(&self, ticket: &str) -> Value {
+        self.events()
+            .await
+            .into_iter()
+            .rev()
+            .find(|e| e["kind"] == "handoff" && e["data"]["conversation_id"] == ticket)
+            .map(|e| e["data"].clone())
+            .expect("the ticket's handoff")
+    }
+}
+
+struct Desk {
+    data: HubData,
+    hub: HubProcess,
+    botpress: Botpress,
+    fake: FakeBotpress,
+}
+
+async fn desk_with(flags: &[&str]) -> Desk {
+    let fake = FakeBotpress::start().await;
+    let data = HubData::with_webhook(&fake.url());
+    data.add_agent("bob@example.com", "Bob", "agent");
+    data.add_agent("root@example.com", "Rita Admin", "admin");
+    let hub = HubProcess::start_with(&data, support::free_port(), flags);
+    let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
+    Desk {
+        data,
+        hub,
+        botpress,
+        fake,
+    }
+}
+
+async fn desk() -> Desk {
+    desk_with(&[]).await
+}
+
+fn txn() -> String {
+    format!("t-{}", rand_suffix())
+}
+
+fn rand_suffix() -> u128 {
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed) as u128;
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+        * 1000
+        + n
+}
+
+async fn handoff_id(alice: &AgentSession, ticket: &str) -> String {
+    alice.handoff_of(ticket).await["id"]
+        .as_str()
+        .expect("handoff id")
+        .to_string()
+}
+
+#[tokio::test]
+async fn assigning_tells_botpress_who_took_it_then_greets_the_customer() {
+    let d = desk().await;
+    let ticket = d
+        .botpress
+        .hand_off("Refund", "Dana Reyes", "the box was crushed")
+        .await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let id = handoff_id(&alice, &ticket).await;
+
+    let (status, body) = alice
+        .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let handoff = body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .find(|e| e["kind"] == "handoff")
+        .expect("handoff event");
+    assert_eq!(handoff["data"]["status"], "assigned");
+
+    let calls = d.fake.wait_for(2).await;
+    assert_eq!(calls[0].route, "agent-assigned");
+    assert_eq!(calls[0].body["remoteConversationId"], ticket.as_str());
+    let agent_id = calls[0].body["remoteUserId"].as_str().expect("agent id");
+    assert!(
+        agent_id.starts_with("agent:"),
+        "agents have their own namespace: {agent_id}"
+    );
+    assert_eq!(calls[1].route, "message-from-agent");
+    assert_eq!(
+        calls[1].body["payload"]["text"],
+        "You have been assigned to our agent Alice."
+    );
+    assert_eq!(calls[1].body["remoteUserId"], agent_id);
+    assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
+}
+
+#[tokio::test]
+async fn second_assign_is_refused_with_the_owner_named() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana Reyes", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+    let id = handoff_id(&alice, &ticket).await;
+    assert_eq!(
+        alice
+            .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+            .await
+            .0,
+        200
+    );
+
+    let (status, body) = bob
+        .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["code"], "conflict");
+    assert_eq!(body["message"], "Alice already took this handoff");
+    let (status, body) = bob
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            json!({"txn_id": txn(), "text": "me too"}),
+        )
+        .await;
+    assert_eq!(status, 409);
+    assert_eq!(body["message"], "Alice has this handoff");
+}
+
+#[tokio::test]
+async fn two_agents_racing_for_one_handoff_get_exactly_one_assignment() {
+    let d = desk().await;
+    for round in 0..5 {
+        let ticket = d
+            .botpress
+            .hand_off(&format!("Race {round}"), "Dana", "quick!")
+            .await;
+        let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+        let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+        let id = handoff_id(&alice, &ticket).await;
+        let path = format!("/handoffs/{id}/assign");
+        let (a, b) = tokio::join!(
+            alice.post(&path, json!({"txn_id": txn()})),
+            bob.post(&path, json!({"txn_id": txn()}))
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [200, 409], "round {round}: {a:?} {b:?}");
+        // Release it so the next round's assign is not stopped by capacity.
+        let winner = if a.0 == 200 { &alice } else { &bob };
+        assert_eq!(
+            winner
+                .post(&format!("/handoffs/{id}/resolve"), json!({"txn_id": txn()}))
+                .await
+                .0,
+            200
+        );
+    }
+    let calls = d.fake.wait_for(15).await;
+    let assigned = calls.iter().filter(|c| c.route == "agent-assigned").count();
+    assert_eq!(assigned, 5, "one agent-assigned per handoff");
+}
+
+#[tokio::test]
+async fn a_repeated_txn_id_returns_the_first_result_and_sends_once() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let body = json!({"txn_id": "reply-1", "text": "Sorry about that! Refund on its way."});
+    let first = alice
+        .post(&format!("/conversations/{ticket}/messages"), body.clone())
+        .await;
+    let again = alice
+        .post(&format!("/conversations/{ticket}/messages"), body)
+        .await;
+    assert_eq!(first.0, 200);
+    assert_eq!(first, again);
+    // Replying to a pending handoff assigns it: assigned, greeting, reply.
+    let calls = d.fake.wait_for(3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let replies: Vec<_> = d
+        .fake
+        .accepted()
+        .into_iter()
+        .filter(|c| c.body["payload"]["text"] == "Sorry about that! Refund on its way.")
+        .collect();
+    assert_eq!(replies.len(), 1, "{calls:#?}");
+    assert_eq!(alice.handoff_of(&ticket).await["status"], "assigned");
+}
+
+#[tokio::test]
+async fn resolving_with_a_label_returns_control_to_the_bot() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let id = handoff_id(&alice, &ticket).await;
+    alice
+        .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+        .await;
+    let (status, body) = alice
+        .post(
+            &format!("/handoffs/{id}/resolve"),
+            json!({"txn_id": txn(), "label": "refunded"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let handoff = alice.latest("handoff", &id).await;
+    assert_eq!(handoff["status"], "resolved");
+    assert_eq!(handoff["label"], "refunded");
+    let calls = d.fake.wait_for(3).await;
+    assert_eq!(calls.last().map(|c| c.route.as_str()), Some("stop-hitl"));
+    assert_eq!(
+        calls.last().map(|c| c.body["remoteConversationId"].clone()),
+        Some(json!(ticket))
+    );
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            json!({"txn_id": txn(), "text": "one more"}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (409, Some("closed")));
+}
+
+#[tokio::test]
+async fn an_agent_at_capacity_is_refused_clearly() {
+    let d = desk().await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    for i in 0..4 {
+        let ticket = d
+            .botpress
+            .hand_off(&format!("Ticket {i}"), "Dana", "hi")
+            .await;
+        let id = handoff_id(&alice, &ticket).await;
+        let (status, body) = alice
+            .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+            .await;
+        if i < 3 {
+            assert_eq!(status, 200, "{body}");
+        } else {
+            assert_eq!(status, 409);
+            assert_eq!(body["code"], "capacity");
+            assert!(
+                body["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("limit of 3")),
+                "{body}"
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn transfer_goes_to_an_online_agent_and_release_returns_to_the_queue() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+    let id = handoff_id(&alice, &ticket).await;
+    alice
+        .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+        .await;
+
+    let (status, body) = alice
+        .post(
+            &format!("/handoffs/{id}/transfer"),
+            json!({"txn_id": txn(), "to": "bob@example.com"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["message"].as_str()),
+        (409, Some("Bob is offline; transfer to an online agent"))
+    );
+    assert_eq!(
+        bob.post("/presence", json!({"status": "online"})).await.0,
+        200
+    );
+    let (status, body) = alice
+        .post(
+            &format!("/handoffs/{id}/transfer"),
+            json!({"txn_id": txn(), "to": "bob@example.com"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let calls = d.fake.wait_for(4).await;
+    assert_eq!(calls[2].route, "agent-assigned");
+    assert_ne!(calls[2].body["remoteUserId"], calls[0].body["remoteUserId"]);
+    assert_eq!(
+        calls[3].body["payload"]["text"],
+        "You are being transferred to our agent Bob."
+    );
+
+    assert_eq!(
+        bob.post(&format!("/handoffs/{id}/release"), json!({"txn_id": txn()}))
+            .await
+            .0,
+        200
+    );
+    let handoff = bob.latest("handoff", &id).await;
+    assert_eq!(
+        (handoff["status"].as_str(), handoff["assignee"].is_null()),
+        (Some("pending"), true)
+    );
+}
+
+#[tokio::test]
+async fn only_an_admin_cancels_and_tags_come_from_the_admins_list() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let rita = AgentSession::sign_in(&d.hub, "root@example.com").await;
+    let id = handoff_id(&alice, &ticket).await;
+
+    let (ok, _, err) = support::hub_cli(
+        &["tags", "set", "--data", d.data.path(), "refund", "vip"],
+        "",
+    );
+    assert!(ok, "{err}");
+    let (status, body) = alice
+        .post(
+            &format!("/handoffs/{id}/tags"),
+            json!({"txn_id": txn(), "tags": ["refund", "urgent"]}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("\"urgent\" is not one of the team's tags")),
+        "{body}"
+    );
+    let (status, _) = alice
+        .post(
+            &format!("/handoffs/{id}/tags"),
+            json!({"txn_id": txn(), "tags": ["vip", "refund"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        alice.latest("handoff", &id).await["tags"],
+        json!(["refund", "vip"])
+    );
+
+    let (status, body) = alice
+        .post(&format!("/handoffs/{id}/cancel"), json!({"txn_id": txn()}))
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    assert_eq!(
+        rita.post(&format!("/handoffs/{id}/cancel"), json!({"txn_id": txn()}))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(alice.latest("handoff", &id).await["status"], "cancelled");
+    let calls = d.fake.wait_for(1).await;
+    assert_eq!(calls[0].route, "stop-hitl");
+}
+
+#[tokio::test]
+async fn notes_stay_with_the_conversation() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/notes"),
+            json!({"txn_id": txn(), "text": "VIP customer, be generous"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let note = alice
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "note")
+        .expect("note event");
+    assert_eq!(note["data"]["conversation_id"], ticket.as_str());
+    assert_eq!(note["data"]["text"], "VIP customer, be generous");
+    assert!(
+        d.fake.accepted().is_empty(),
+        "notes never reach the customer"
+    );
+}
+
+async fn reply(alice: &AgentSession, ticket: &str, text: &str) -> String {
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            json!({"txn_id": txn(), "text": text}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    body["events"]
+        .as_array()
+        .and_then(|events| events.iter().rev().find(|e| e["kind"] == "message"))
+        .and_then(|e| e["data"]["id"].as_str())
+        .expect("message event")
+        .to_string()
+}
+
+#[tokio::test]
+async fn the_webhook_down_then_back_delivers_everything_once_in_order() {
+    let mut d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    d.fake.down().await;
+    let first = reply(&alice, &ticket, "one").await;
+    reply(&alice, &ticket, "two").await;
+    reply(&alice, &ticket, "three").await;
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert_eq!(alice.latest("message", &first).await["status"], "queued");
+
+    d.fake.up().await;
+    let calls = d.fake.wait_for(5).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let texts: Vec<String> = d
+        .fake
+        .accepted()
+        .iter()
+        .filter_map(|c| c.body["payload"]["text"].as_str().map(String::from))
+        .collect();
+    assert_eq!(
+        texts,
+        [
+            "You have been assigned to our agent Alice.",
+            "one",
+            "two",
+            "three"
+        ],
+        "{calls:#?}"
+    );
+    let delivered = alice.latest("message", &first).await;
+    assert_eq!(delivered["status"], "sent");
+}
+
+#[tokio::test]
+async fn botpress_answering_503_is_retried_until_it_accepts() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    d.fake.set_mode(Mode::Unavailable);
+    reply(&alice, &ticket, "retry me").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while d.fake.attempts() < 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the hub tried once and gave up"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    d.fake.set_mode(Mode::Accept);
+    let calls = d.fake.wait_for(3).await;
+    assert_eq!(
+        calls
+            .iter()
+            .filter(|c| c.body["payload"]["text"] == "retry me")
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn a_4xx_from_botpress_fails_the_message_with_the_reason_and_it_can_be_resent() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    d.fake.set_mode(Mode::Reject);
+    let message = reply(&alice, &ticket, "will be refused").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    let failed = loop {
+        let m = alice.latest("message", &message).await;
+        if m["status"] == "failed" {
+            break m;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "never failed: {m}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(
+        failed["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("400")),
+        "{failed}"
+    );
+
+    d.fake.set_mode(Mode::Accept);
+    let (status, body) = alice
+        .post(
+            &format!("/messages/{message}/resend"),
+            json!({"txn_id": txn()}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let calls = d.fake.wait_for(1).await;
+    assert!(calls
+        .iter()
+        .any(|c| c.body["payload"]["text"] == "will be refused"));
+}
+
+#[tokio::test]
+async fn a_timeout_makes_the_message_uncertain_never_a_silent_duplicate() {
+    let d = desk_with(&["--delivery-timeout", "0.5"]).await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    d.fake.set_mode(Mode::Slow(Duration::from_secs(2)));
+    let message = reply(&alice, &ticket, "slow one").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let m = alice.latest("message", &message).await;
+        if m["status"] == "uncertain" {
+            assert!(
+                m["status_reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("may or may not")),
+                "{m}"
+            );
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never uncertain: {m}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let attempts_with_text = d
+        .fake
+        .accepted()
+        .iter()
+        .filter(|c| c.body["payload"]["text"] == "slow one")
+        .count();
+    assert!(
+        attempts_with_text <= 1,
+        "the hub must not retry an uncertain call by itself"
+    );
+}
+
+#[tokio::test]
+async fn killing_the_hub_with_deliveries_queued_loses_none() {
+    let mut d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    d.fake.down().await;
+    reply(&alice, &ticket, "before the crash 1").await;
+    reply(&alice, &ticket, "before the crash 2").await;
+    let port = d.hub.port;
+    d.hub.kill();
+    d.fake.up().await;
+    let hub = HubProcess::start(&d.data, port);
+    // A new session: the old client's pooled connection died with the old process.
+    let alice = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+
+    // Every desk message ends delivered or, if the crash caught it mid-call, visibly uncertain.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    let outcome = loop {
+        let mut latest: Vec<(String, Value)> = Vec::new();
+        for event in alice
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "message")
+        {
+            let id = event["data"]["id"].as_str().unwrap_or_default().to_string();
+            latest.retain(|(known, _)| known != &id);
+            latest.push((id, event["data"].clone()));
+        }
+        let desk: Vec<Value> = latest
+            .into_iter()
+            .map(|(_, m)| m)
+            .filter(|m| m["author"] != "end_user")
+            .collect();
+        if desk.len() == 3
+            && desk
+                .iter()
+                .all(|m| m["status"] == "sent" || m["status"] == "uncertain")
+        {
+            break desk;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still undelivered: {desk:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let accepted = d.fake.accepted();
+    for message in &outcome {
+        let copies = accepted
+            .iter()
+            .filter(|c| c.body["payload"]["text"] == message["text"])
+            .count();
+        match message["status"].as_str() {
+            Some("sent") => assert_eq!(copies, 1, "{message} delivered exactly once"),
+            _ => assert!(copies <= 1, "{message} never duplicated"),
+        }
+    }
+    let sent: Vec<&str> = outcome
+        .iter()
+        .filter(|m| m["status"] == "sent")
+        .filter_map(|m| m["text"].as_str())
+        .collect();
+    let delivered_order: Vec<&str> = accepted
+        .iter()
+        .filter_map(|c| c.body["payload"]["text"].as_str())
+        .filter(|t| sent.contains(t))
+        .collect();
+    assert_eq!(
+        delivered_order, sent,
+        "delivered in the order they were written"
+    );
+}
+
+#[tokio::test]
+async fn a_silent_agent_goes_offline_and_their_handoffs_return_to_the_queue() {
+    let d = desk_with(&["--agent-session-timeout", "1"]).await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let id = handoff_id(&alice, &ticket).await;
+    assert_eq!(
+        alice
+            .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+            .await
+            .0,
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Reading the log is itself a sign of life, so look through a second agent's eyes.
+    let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+    let handoff = bob.latest("handoff", &id).await;
+    assert_eq!(handoff["status"], "pending", "{handoff}");
+    let alice_now = bob
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "agent" && e["data"]["email"] == AGENT_EMAIL)
+        .expect("agent event");
+    assert_eq!(alice_now["data"]["presence"], "offline");
+}
