@@ -710,3 +710,149 @@ async fn a_silent_agent_goes_offline_and_their_handoffs_return_to_the_queue() {
         .expect("agent event");
     assert_eq!(alice_now["data"]["presence"], "offline");
 }
+
+#[tokio::test]
+async fn the_session_ended_notice_cancels_the_handoff_without_calling_botpress_back() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let (status, _) = d
+        .botpress
+        .post(
+            "botSendsMessage",
+            json!({"type": "botSendsMessage", "remoteConversationId": ticket, "remoteUserId": "BOT",
+                   "payload": {"text": "( The user has ended the session. )"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, _) = d
+        .botpress
+        .post("closeRemoteTicket", json!({"type": "closeRemoteTicket", "payload": {"botpressConversationId": "conv_unknown"}}))
+        .await;
+    assert_eq!(status, 200);
+    let handoff = alice.handoff_of(&ticket).await;
+    assert_eq!(handoff["status"], "cancelled");
+    assert_eq!(handoff["label"], "the customer ended the session");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        d.fake.accepted().is_empty(),
+        "Botpress already ended it: {:?}",
+        d.fake.accepted()
+    );
+}
+
+#[tokio::test]
+async fn close_remote_ticket_is_matched_through_the_botpress_api_when_the_channel_has_a_token() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let channel = support::hub_cli(&["botpress", "list", "--data", d.data.path()], "").1;
+    let channel_id = channel.split('\t').next().expect("channel id").to_string();
+    // The running hub reads channel settings per call, so the CLI's change applies at once.
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "botpress",
+            "set",
+            "--data",
+            d.data.path(),
+            "--channel",
+            &channel_id,
+            "--bot-id",
+            "bot_123",
+            "--bot-token-stdin",
+        ],
+        "bp_pat_secret",
+    );
+    assert!(ok, "{err}");
+    let listed = support::hub_cli(&["botpress", "list", "--data", d.data.path()], "").1;
+    assert!(
+        listed.contains("token set") && !listed.contains("bp_pat_secret"),
+        "{listed}"
+    );
+    // Point the channel's API lookups at the fake (an admin-API change, as an admin would).
+    let rita = AgentSession::sign_in(&d.hub, "root@example.com").await;
+    let response = rita
+        .http
+        .patch(format!("{}/api/v1/admin/channels/{channel_id}", rita.base))
+        .bearer_auth(&rita.token)
+        .json(&json!({"botpress_api_url": d.fake.api_url()}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status().as_u16(), 200);
+    let view: Value = response.json().await.expect("channel view");
+    assert_eq!(view["bot_token_set"], true);
+    assert!(
+        view.get("bot_token").is_none(),
+        "the token is never shown: {view}"
+    );
+
+    d.fake.know_conversation("conv_01ABC", &ticket);
+    let (status, _) = d
+        .botpress
+        .post("closeRemoteTicket", json!({"type": "closeRemoteTicket", "payload": {"botpressConversationId": "conv_01ABC"}}))
+        .await;
+    assert_eq!(status, 200);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while rita.handoff_of(&ticket).await["status"] != "cancelled" {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never cancelled; lookups: {:?}",
+            d.fake.api_lookups()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let lookups = d.fake.api_lookups();
+    assert_eq!(lookups[0].0, "conv_01ABC");
+    assert_eq!(lookups[0].1.as_deref(), Some("Bearer bp_pat_secret"));
+    assert_eq!(lookups[0].2.as_deref(), Some("bot_123"));
+}
+
+#[tokio::test]
+async fn the_admin_api_is_for_admins_and_disabling_an_agent_frees_their_handoffs() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let rita = AgentSession::sign_in(&d.hub, "root@example.com").await;
+    let id = handoff_id(&alice, &ticket).await;
+    alice
+        .post(&format!("/handoffs/{id}/assign"), json!({"txn_id": txn()}))
+        .await;
+
+    let (status, body) = alice
+        .post(
+            "/admin/templates",
+            json!({"name": "refund", "text": "Your refund is on its way."}),
+        )
+        .await;
+    assert_eq!((status, body["code"].as_str()), (403, Some("forbidden")));
+    let (status, body) = rita
+        .post(
+            "/admin/templates",
+            json!({"name": "refund", "text": "Your refund is on its way."}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let template = alice
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "template")
+        .expect("template event");
+    assert_eq!(template["data"]["name"], "refund");
+
+    let response = rita
+        .http
+        .patch(format!("{}/api/v1/admin/agents/{AGENT_EMAIL}", rita.base))
+        .bearer_auth(&rita.token)
+        .json(&json!({"disabled": true}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(response.status().as_u16(), 200);
+    assert_eq!(
+        alice.post("/presence", json!({"status": "online"})).await.0,
+        401,
+        "a disabled agent is signed out"
+    );
+    assert_eq!(rita.handoff_of(&ticket).await["status"], "pending");
+}

@@ -36,6 +36,9 @@ pub enum Mode {
 
 #[derive(Default)]
 struct Shared {
+    /// Botpress conversation id → the `externalId` tag (our ticket id), for the API lookup.
+    conversations: std::collections::HashMap<String, String>,
+    api_lookups: Vec<(String, Option<String>, Option<String>)>,
     accepted: Vec<Call>,
     violations: Vec<String>,
     attempts: usize,
@@ -78,6 +81,10 @@ impl FakeBotpress {
         self.port = listener.local_addr().expect("addr").port();
         let app = Router::new()
             .route("/{webhook}/{route}", post(receive))
+            .route(
+                "/v1/chat/conversations/{id}",
+                axum::routing::get(get_conversation),
+            )
             .with_state((self.shared.clone(), self.spec.clone()));
         self.server = Some(tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -90,6 +97,23 @@ impl FakeBotpress {
             server.abort();
             let _ = server.await;
         }
+    }
+
+    /// The Botpress API's base URL (the same server).
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Makes the API know a downstream conversation tagged with our ticket id.
+    pub fn know_conversation(&self, botpress_id: &str, ticket: &str) {
+        self.lock()
+            .conversations
+            .insert(botpress_id.to_string(), ticket.to_string());
+    }
+
+    /// (conversation id, authorization header, x-bot-id header) of every API lookup.
+    pub fn api_lookups(&self) -> Vec<(String, Option<String>, Option<String>)> {
+        self.lock().api_lookups.clone()
     }
 
     pub fn set_mode(&self, mode: Mode) {
@@ -229,4 +253,32 @@ fn check(spec: &Value, route: &str, body: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+async fn get_conversation(
+    State((shared, _)): State<AppState>,
+    Path(id): Path<String>,
+    headers: axum::http::HeaderMap,
+) -> (StatusCode, String) {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    };
+    let mut s = shared.lock().unwrap_or_else(|p| p.into_inner());
+    s.api_lookups
+        .push((id.clone(), header("authorization"), header("x-bot-id")));
+    match s.conversations.get(&id) {
+        Some(ticket) => (
+            StatusCode::OK,
+            serde_json::json!({"conversation": {"id": id, "channel": "hitl",
+                "tags": {"hitl-api:externalId": ticket}}})
+            .to_string(),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            r#"{"message":"Conversation not found"}"#.into(),
+        ),
+    }
 }

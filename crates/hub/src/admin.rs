@@ -181,3 +181,348 @@ pub fn botpress_channel_count(hub: &Hub) -> Result<u64, AdminError> {
         .map_err(StoreError::from)
     })? as u64)
 }
+
+/// What an admin may change about an agent; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AgentUpdate {
+    pub name: Option<String>,
+    pub role: Option<Role>,
+    pub capacity: Option<u32>,
+    pub disabled: Option<bool>,
+    pub password: Option<String>,
+}
+
+/// Every agent, as the team sees them.
+pub fn list_agents(hub: &Hub) -> Result<Vec<Agent>, AdminError> {
+    Ok(hub.store().read(|c| {
+        let mut stmt =
+            c.prepare("SELECT data FROM agents ORDER BY json_extract(data, '$.name')")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut agents = Vec::new();
+        for row in rows {
+            agents.push(serde_json::from_str(&row?)?);
+        }
+        Ok::<_, StoreError>(agents)
+    })?)
+}
+
+/// Finds an agent by id or email.
+pub fn agent_by_key(hub: &Hub, key: &str) -> Result<Agent, AdminError> {
+    let data: Option<String> = hub.store().read(|c| {
+        c.query_row(
+            "SELECT data FROM agents WHERE id = ?1 OR email = ?1",
+            [key.trim()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::from)
+    })?;
+    match data {
+        Some(d) => Ok(serde_json::from_str(&d).map_err(StoreError::from)?),
+        None => Err(AdminError::Invalid(format!("no agent {key:?}"))),
+    }
+}
+
+pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, AdminError> {
+    let mut agent = agent_by_key(hub, key)?;
+    let hash = match &update.password {
+        Some(p) if p.chars().count() < 8 => {
+            return Err(AdminError::Invalid(
+                "the password needs at least 8 characters".into(),
+            ))
+        }
+        Some(p) => Some(hash_password(p).map_err(|e| AdminError::Hash(e.to_string()))?),
+        None => None,
+    };
+    if let Some(name) = update
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+    {
+        agent.name = name;
+    }
+    if let Some(role) = update.role {
+        agent.role = role;
+    }
+    if let Some(capacity) = update.capacity {
+        if !(1..=100).contains(&capacity) {
+            return Err(AdminError::Invalid(
+                "capacity must be between 1 and 100".into(),
+            ));
+        }
+        agent.capacity = capacity;
+    }
+    if let Some(disabled) = update.disabled {
+        agent.disabled = disabled;
+        if disabled {
+            agent.presence = baton_protocol::Presence::Offline;
+        }
+    }
+    let now = hub.now();
+    hub.store().write(|txn| {
+        txn.conn().execute(
+            "UPDATE agents SET disabled = ?2 WHERE id = ?1",
+            params![agent.id, agent.disabled as i64],
+        )?;
+        if let Some(hash) = &hash {
+            txn.conn().execute(
+                "UPDATE agents SET password_hash = ?2 WHERE id = ?1",
+                params![agent.id, hash],
+            )?;
+            // A new password signs the agent out everywhere.
+            txn.conn()
+                .execute("DELETE FROM tokens WHERE agent_id = ?1", [&agent.id])?;
+        }
+        if agent.disabled {
+            txn.conn()
+                .execute("DELETE FROM tokens WHERE agent_id = ?1", [&agent.id])?;
+            // Their customers go back to the queue rather than wait on someone who left.
+            let held: Vec<String> = {
+                let mut stmt = txn.conn().prepare(
+                    "SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
+                )?;
+                let rows = stmt.query_map([&agent.id], |r| r.get(0))?;
+                rows.collect::<Result<_, _>>()?
+            };
+            for data in held {
+                let mut h: baton_protocol::Handoff =
+                    serde_json::from_str(&data).map_err(StoreError::from)?;
+                h.status = baton_protocol::HandoffStatus::Pending;
+                h.assignee = None;
+                h.updated_at = now;
+                txn.put(EventData::Handoff(h))?;
+            }
+        }
+        txn.put(EventData::Agent(agent.clone()))?;
+        Ok::<_, AdminError>(())
+    })?;
+    Ok(agent)
+}
+
+/// A channel as an admin sees it: settings without the secrets.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ChannelView {
+    pub id: String,
+    pub name: String,
+    pub kind: String,
+    pub webhook_url: Option<String>,
+    pub bot_id: Option<String>,
+    /// Whether a Botpress token is stored (it is never shown).
+    pub bot_token_set: bool,
+    pub assign_message: std::collections::BTreeMap<String, String>,
+    pub transfer_message: std::collections::BTreeMap<String, String>,
+    pub session_ended_notice: String,
+    pub message_kinds: Vec<String>,
+}
+
+/// What an admin may change about a channel; `None` leaves a field as it is. In the message maps,
+/// an empty text removes that language.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct ChannelUpdate {
+    pub name: Option<String>,
+    pub webhook_url: Option<String>,
+    pub bot_id: Option<String>,
+    pub bot_token: Option<String>,
+    pub botpress_api_url: Option<String>,
+    pub assign_message: Option<std::collections::BTreeMap<String, String>>,
+    pub transfer_message: Option<std::collections::BTreeMap<String, String>>,
+    pub session_ended_notice: Option<String>,
+    pub message_kinds: Option<Vec<String>>,
+}
+
+pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
+    let ids: Vec<String> = hub.store().read(|c| {
+        let mut stmt = c.prepare("SELECT id FROM channels ORDER BY created_at")?;
+        let rows = stmt.query_map([], |r| r.get(0))?;
+        rows.collect::<Result<_, _>>().map_err(StoreError::from)
+    })?;
+    ids.iter().map(|id| channel_view(hub, id)).collect()
+}
+
+fn channel_view(hub: &Hub, id: &str) -> Result<ChannelView, AdminError> {
+    let row = hub
+        .store()
+        .read(|c| crate::channel::load(c, id))?
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {id:?}")))?;
+    Ok(ChannelView {
+        id: row.id,
+        name: row.name,
+        kind: "botpress".into(),
+        webhook_url: row.webhook_url,
+        bot_id: row.settings.bot_id,
+        bot_token_set: row.settings.bot_token.is_some(),
+        assign_message: row.settings.assign_message,
+        transfer_message: row.settings.transfer_message,
+        session_ended_notice: row.settings.session_ended_notice,
+        message_kinds: row.settings.message_kinds,
+    })
+}
+
+/// Finds a channel by id or name.
+pub fn channel_id(hub: &Hub, key: &str) -> Result<String, AdminError> {
+    let id: Option<String> = hub.store().read(|c| {
+        c.query_row(
+            "SELECT id FROM channels WHERE id = ?1 OR name = ?1",
+            [key.trim()],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(StoreError::from)
+    })?;
+    id.ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))
+}
+
+pub fn update_channel(
+    hub: &Hub,
+    key: &str,
+    update: ChannelUpdate,
+) -> Result<ChannelView, AdminError> {
+    let id = channel_id(hub, key)?;
+    let row = hub
+        .store()
+        .read(|c| crate::channel::load(c, &id))?
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    let mut settings = row.settings;
+    let webhook_url = match update.webhook_url.as_deref().map(str::trim) {
+        Some("") => None,
+        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
+            Some(url.trim_end_matches('/').to_string())
+        }
+        Some(url) => {
+            return Err(AdminError::Invalid(format!(
+                "{url:?} is not an http(s) URL"
+            )))
+        }
+        None => row.webhook_url,
+    };
+    let blank_is_none = |v: String| Some(v.trim().to_string()).filter(|v| !v.is_empty());
+    if let Some(v) = update.bot_id {
+        settings.bot_id = blank_is_none(v);
+    }
+    if let Some(v) = update.bot_token {
+        settings.bot_token = blank_is_none(v);
+    }
+    if let Some(v) = update.botpress_api_url {
+        settings.botpress_api_url = v.trim().trim_end_matches('/').to_string();
+    }
+    let merge = |into: &mut std::collections::BTreeMap<String, String>,
+                 from: std::collections::BTreeMap<String, String>| {
+        for (lang, text) in from {
+            if text.trim().is_empty() {
+                into.remove(&lang);
+            } else {
+                into.insert(lang.trim().to_lowercase(), text.trim().to_string());
+            }
+        }
+    };
+    if let Some(m) = update.assign_message {
+        merge(&mut settings.assign_message, m);
+    }
+    if let Some(m) = update.transfer_message {
+        merge(&mut settings.transfer_message, m);
+    }
+    if let Some(v) = update.session_ended_notice {
+        settings.session_ended_notice = v.trim().to_string();
+    }
+    if let Some(kinds) = update.message_kinds {
+        settings.message_kinds = kinds;
+    }
+    let name = update
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(row.name);
+    let settings_json = serde_json::to_string(&settings).map_err(StoreError::from)?;
+    let now = hub.now().to_rfc3339();
+    hub.store().write(|txn| {
+        txn.conn().execute(
+            "UPDATE channels SET name = ?2, webhook_url = ?3, settings = ?4 WHERE id = ?1",
+            params![id, name, webhook_url, settings_json],
+        )?;
+        // Calls waiting for this channel (perhaps for a URL) are tried again now.
+        txn.conn().execute(
+            "UPDATE outbox SET next_attempt_at = ?2 WHERE channel_id = ?1 AND state = 'queued'",
+            params![id, now],
+        )?;
+        Ok::<_, AdminError>(())
+    })?;
+    hub.wake_delivery();
+    channel_view(hub, &id)
+}
+
+pub fn list_tags(hub: &Hub) -> Result<Vec<String>, AdminError> {
+    let value: Option<String> = hub.store().read(|c| {
+        c.query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
+            r.get(0)
+        })
+        .optional()
+        .map_err(StoreError::from)
+    })?;
+    Ok(match value {
+        Some(v) => {
+            serde_json::from_str::<baton_protocol::TagList>(&v)
+                .map_err(StoreError::from)?
+                .tags
+        }
+        None => Vec::new(),
+    })
+}
+
+pub fn list_templates(hub: &Hub) -> Result<Vec<baton_protocol::Template>, AdminError> {
+    Ok(hub.store().read(|c| {
+        let mut stmt = c.prepare(
+            "SELECT data FROM templates WHERE json_extract(data, '$.deleted') IS NOT 1
+             ORDER BY json_extract(data, '$.name')",
+        )?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut templates = Vec::new();
+        for row in rows {
+            templates.push(serde_json::from_str(&row?)?);
+        }
+        Ok::<_, StoreError>(templates)
+    })?)
+}
+
+/// Adds a canned reply, or replaces the text of the one with that name.
+pub fn put_template(
+    hub: &Hub,
+    name: &str,
+    text: &str,
+) -> Result<baton_protocol::Template, AdminError> {
+    let name = name.trim().trim_start_matches(':');
+    if name.is_empty() || name.chars().count() > 64 || name.contains(char::is_whitespace) {
+        return Err(AdminError::Invalid(
+            "a template name is 1 to 64 characters without spaces (agents type :name)".into(),
+        ));
+    }
+    if text.trim().is_empty() {
+        return Err(AdminError::Invalid("the template has no text".into()));
+    }
+    let existing = list_templates(hub)?.into_iter().find(|t| t.name == name);
+    let template = baton_protocol::Template {
+        id: existing.map(|t| t.id).unwrap_or_else(|| hub.new_id("tp")),
+        name: name.to_string(),
+        text: text.trim().to_string(),
+        deleted: false,
+    };
+    hub.store().write(|txn| {
+        txn.put(EventData::Template(template.clone()))?;
+        Ok::<_, AdminError>(())
+    })?;
+    Ok(template)
+}
+
+pub fn remove_template(hub: &Hub, key: &str) -> Result<(), AdminError> {
+    let template = list_templates(hub)?
+        .into_iter()
+        .find(|t| t.id == key || t.name == key.trim_start_matches(':'))
+        .ok_or_else(|| AdminError::Invalid(format!("no template {key:?}")))?;
+    hub.store().write(|txn| {
+        txn.put(EventData::Template(baton_protocol::Template {
+            deleted: true,
+            ..template
+        }))?;
+        Ok::<_, AdminError>(())
+    })?;
+    Ok(())
+}

@@ -109,15 +109,119 @@ fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<Respons
         }
         _ => {
             let req: CloseRemoteTicket = parse(value)?;
-            // The id names Botpress's downstream conversation, which the hub never saw (§1.8.1).
-            tracing::warn!(
-                channel = %channel.id,
-                botpress_conversation = %req.payload.botpress_conversation_id,
-                "botpress: closeRemoteTicket names a conversation the hub cannot match yet; ignored"
-            );
+            // The id names Botpress's downstream conversation, which the hub never saw (§1.8.1):
+            // look it up in the background and answer at once.
+            let hub = hub.clone();
+            let channel = channel.clone();
+            let botpress_id = req.payload.botpress_conversation_id;
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move { close_remote_ticket(hub, channel, botpress_id).await });
+            }
             Ok(Json(json!({})).into_response())
         }
     }
+}
+
+/// Resolves `closeRemoteTicket`: through the Botpress API when the channel has a bot id and token,
+/// else it is left to the "user ended the session" notice (which cancels the handoff by itself).
+async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
+    let settings = {
+        let hub = hub.clone();
+        let id = channel.id.clone();
+        tokio::task::spawn_blocking(move || hub.store().read(|c| crate::channel::load(c, &id)))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .map(|row| row.settings)
+    };
+    let Some(settings) = settings else { return };
+    let (Some(bot_id), Some(token)) = (settings.bot_id.clone(), settings.bot_token.clone()) else {
+        tracing::warn!(channel = %channel.id, botpress_conversation = %botpress_id,
+            "botpress: closeRemoteTicket cannot be matched without the channel's bot id and token; relying on the session-ended notice");
+        return;
+    };
+    let ticket = match lookup_ticket(&settings.botpress_api_url, &bot_id, &token, &botpress_id)
+        .await
+    {
+        Ok(Some(ticket)) => ticket,
+        Ok(None) => {
+            tracing::warn!(channel = %channel.id, botpress_conversation = %botpress_id,
+                "botpress: closeRemoteTicket names a conversation with no ticket tag; not matched");
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(channel = %channel.id, botpress_conversation = %botpress_id, error = %e,
+                "botpress: closeRemoteTicket lookup failed; relying on the session-ended notice");
+            return;
+        }
+    };
+    let result = tokio::task::spawn_blocking(move || {
+        hub.store().write(|txn| {
+            let conversation: Option<Conversation> =
+                get_entity(txn.conn(), Entity::Conversation, &ticket)?;
+            if conversation
+                .filter(|c| c.channel_id == channel.id)
+                .is_none()
+            {
+                return Ok::<_, ApiError>(None);
+            }
+            crate::work::cancel_by_bot(txn, &hub, &ticket, "ended on the bot's side")
+                .map(|h| h.map(|h| h.id))
+        })
+    })
+    .await;
+    match result {
+        Ok(Ok(Some(handoff))) => {
+            tracing::info!(%handoff, "botpress: closeRemoteTicket cancelled the handoff")
+        }
+        Ok(Ok(None)) => {
+            tracing::info!(botpress_conversation = %botpress_id, "botpress: closeRemoteTicket matched a ticket with no open handoff")
+        }
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "botpress: closeRemoteTicket could not be applied")
+        }
+        Err(e) => tracing::error!(error = %e, "botpress: closeRemoteTicket task failed"),
+    }
+}
+
+/// Asks the Botpress API for the downstream conversation and reads our ticket id from its
+/// `externalId` tag (the tag's namespace prefix is not documented, so any `…externalId` key counts).
+async fn lookup_ticket(
+    api: &str,
+    bot_id: &str,
+    token: &str,
+    conversation: &str,
+) -> Result<Option<String>, String> {
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let url = format!(
+        "{}/v1/chat/conversations/{}",
+        api.trim_end_matches('/'),
+        conversation
+    );
+    let response = http
+        .get(&url)
+        .bearer_auth(token)
+        .header("x-bot-id", bot_id)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("Botpress API answered {}", response.status()));
+    }
+    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    let tags = body["conversation"]["tags"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    Ok(tags
+        .iter()
+        .find(|(key, _)| *key == "externalId" || key.ends_with(":externalId"))
+        .and_then(|(_, v)| v.as_str())
+        .map(str::to_string))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
@@ -289,8 +393,21 @@ fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Resu
             created_at: now,
         };
         txn.put(EventData::Message(message))?;
+        if from_bot && text.as_deref().is_some_and(|t| is_session_ended_notice(txn, &channel.id, t)) {
+            if let Some(h) = crate::work::cancel_by_bot(txn, hub, &conversation.id, "the customer ended the session")? {
+                tracing::info!(handoff = %h.id, "botpress: the customer ended the session; handoff cancelled");
+            }
+        }
         Ok::<_, ApiError>(())
     })
+}
+
+fn is_session_ended_notice(txn: &crate::store::Txn<'_>, channel_id: &str, text: &str) -> bool {
+    crate::channel::load(txn.conn(), channel_id)
+        .ok()
+        .flatten()
+        .map(|c| c.settings.session_ended_notice)
+        .is_some_and(|notice| !notice.trim().is_empty() && notice.trim() == text.trim())
 }
 
 /// The message type and its readable text. Botpress payloads may say their type (newer plugins) or

@@ -26,6 +26,13 @@ pub struct ChannelSettings {
     /// Language → text sent when the handoff is transferred to another agent.
     #[serde(default = "default_transfer")]
     pub transfer_message: BTreeMap<String, String>,
+    /// Where the Botpress API is (for the `closeRemoteTicket` lookup); tests point it at a fake.
+    #[serde(default = "default_api_url")]
+    pub botpress_api_url: String,
+    /// The notice the HITL plugin writes into the ticket when the customer ends the session
+    /// (CONTRACTS §1.6); seeing it cancels the handoff. Empty disables the match.
+    #[serde(default = "default_ended_notice")]
+    pub session_ended_notice: String,
     /// The Botpress message kinds agents may send on this channel (the bot's HITL plugin decides
     /// what it relays; 0.2.2-era plugins relay text only).
     #[serde(default = "default_kinds")]
@@ -40,6 +47,16 @@ fn default_transfer() -> BTreeMap<String, String> {
     BTreeMap::from([("en".to_string(), DEFAULT_TRANSFER_MESSAGE.to_string())])
 }
 
+fn default_api_url() -> String {
+    "https://api.botpress.cloud".to_string()
+}
+
+pub const DEFAULT_ENDED_NOTICE: &str = "( The user has ended the session. )";
+
+fn default_ended_notice() -> String {
+    DEFAULT_ENDED_NOTICE.to_string()
+}
+
 fn default_kinds() -> Vec<String> {
     vec!["text".to_string()]
 }
@@ -51,6 +68,8 @@ impl Default for ChannelSettings {
             bot_token: None,
             assign_message: default_assign(),
             transfer_message: default_transfer(),
+            botpress_api_url: default_api_url(),
+            session_ended_notice: default_ended_notice(),
             message_kinds: default_kinds(),
         }
     }

@@ -7,6 +7,7 @@
 //! from the caller so tests bind port 0 and pass time in.
 
 pub mod admin;
+pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod botpress;
@@ -171,6 +172,7 @@ pub fn router(hub: Hub) -> Router {
     Router::new()
         .merge(botpress::routes())
         .nest("/api/v1", api::routes())
+        .nest("/api/v1/admin", admin_api::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .with_state(hub)
 }

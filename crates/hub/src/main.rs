@@ -45,6 +45,11 @@ enum Command {
         #[command(subcommand)]
         command: TagsCommand,
     },
+    /// Manage canned replies (agents type `:name` in the composer).
+    Template {
+        #[command(subcommand)]
+        command: TemplateCommand,
+    },
     /// Manage agents.
     Agent {
         #[command(subcommand)]
@@ -70,6 +75,60 @@ enum AgentCommand {
         #[arg(long, default_value = "agent", value_parser = ["admin", "agent"])]
         role: String,
     },
+    /// List the agents.
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Change an agent (by id or email).
+    Set {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        agent: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_parser = ["admin", "agent"])]
+        role: Option<String>,
+        /// How many handoffs the agent may hold at once.
+        #[arg(long)]
+        capacity: Option<u32>,
+        /// Sign the agent out everywhere and stop them signing in; their handoffs return to the queue.
+        #[arg(long, conflicts_with = "enable")]
+        disable: bool,
+        #[arg(long)]
+        enable: bool,
+    },
+    /// Set a new password (read from standard input); signs the agent out everywhere.
+    ResetPassword {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        agent: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplateCommand {
+    /// Add a canned reply, or replace the text of the one with that name.
+    Add {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        text: String,
+    },
+    Remove {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -80,6 +139,10 @@ enum TagsCommand {
         data: PathBuf,
         /// The tags, e.g. `refund billing vip`.
         tags: Vec<String>,
+    },
+    List {
+        #[arg(long)]
+        data: PathBuf,
     },
 }
 
@@ -94,6 +157,36 @@ enum BotpressCommand {
         /// The integration's webhook URL, `https://webhook.botpress.cloud/<webhookId>`.
         #[arg(long)]
         webhook_url: String,
+    },
+    /// List the channels (secrets are never shown).
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Change a channel (by id or name).
+    Set {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        webhook_url: Option<String>,
+        /// The Botpress bot id, for matching closeRemoteTicket through the Botpress API.
+        #[arg(long)]
+        bot_id: Option<String>,
+        /// Read a Botpress personal access token from standard input (never printed back).
+        #[arg(long)]
+        bot_token_stdin: bool,
+        /// What the customer is told when an agent takes over: `LANG=TEXT`, `{{agentName}}` filled in.
+        /// Repeat for each language; an empty TEXT removes that language.
+        #[arg(long = "assign-message", value_name = "LANG=TEXT")]
+        assign_message: Vec<String>,
+        /// What the customer is told on a transfer: `LANG=TEXT`.
+        #[arg(long = "transfer-message", value_name = "LANG=TEXT")]
+        transfer_message: Vec<String>,
+        /// The notice that means the customer ended the session (empty disables the match).
+        #[arg(long)]
+        session_ended_notice: Option<String>,
     },
 }
 
@@ -117,6 +210,159 @@ fn main() -> anyhow::Result<()> {
                 delivery_timeout: seconds(delivery_timeout, "--delivery-timeout")?,
             };
             serve(data, listen, config)
+        }
+        Command::Agent {
+            command: AgentCommand::List { data },
+        } => {
+            let hub = open(&data)?;
+            for a in admin::list_agents(&hub)? {
+                let state = if a.disabled {
+                    "disabled"
+                } else {
+                    a.presence.as_str()
+                };
+                println!(
+                    "{}\t{}\t{}\t{}\tcapacity {}\t{}",
+                    a.id,
+                    a.email,
+                    a.name,
+                    a.role.as_str(),
+                    a.capacity,
+                    state
+                );
+            }
+            Ok(())
+        }
+        Command::Agent {
+            command:
+                AgentCommand::Set {
+                    data,
+                    agent,
+                    name,
+                    role,
+                    capacity,
+                    disable,
+                    enable,
+                },
+        } => {
+            let hub = open(&data)?;
+            let update = admin::AgentUpdate {
+                name,
+                role: role.as_deref().and_then(Role::parse),
+                capacity,
+                disabled: if disable {
+                    Some(true)
+                } else if enable {
+                    Some(false)
+                } else {
+                    None
+                },
+                password: None,
+            };
+            let a = admin::update_agent(&hub, &agent, update)?;
+            println!(
+                "{} <{}>: {}, capacity {}{}",
+                a.name,
+                a.email,
+                a.role.as_str(),
+                a.capacity,
+                if a.disabled { ", disabled" } else { "" }
+            );
+            Ok(())
+        }
+        Command::Agent {
+            command: AgentCommand::ResetPassword { data, agent },
+        } => {
+            let hub = open(&data)?;
+            let password = read_password()?;
+            let a = admin::update_agent(
+                &hub,
+                &agent,
+                admin::AgentUpdate {
+                    password: Some(password),
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "new password set for {} <{}>; they are signed out everywhere",
+                a.name, a.email
+            );
+            Ok(())
+        }
+        Command::Botpress {
+            command: BotpressCommand::List { data },
+        } => {
+            let hub = open(&data)?;
+            for c in admin::list_channels(&hub)? {
+                println!(
+                    "{}\t{}\twebhook {}\tbot id {}\ttoken {}",
+                    c.id,
+                    c.name,
+                    c.webhook_url.as_deref().unwrap_or("(none)"),
+                    c.bot_id.as_deref().unwrap_or("(none)"),
+                    if c.bot_token_set { "set" } else { "not set" }
+                );
+            }
+            Ok(())
+        }
+        Command::Botpress {
+            command:
+                BotpressCommand::Set {
+                    data,
+                    channel,
+                    webhook_url,
+                    bot_id,
+                    bot_token_stdin,
+                    assign_message,
+                    transfer_message,
+                    session_ended_notice,
+                },
+        } => {
+            let hub = open(&data)?;
+            let update = admin::ChannelUpdate {
+                webhook_url,
+                bot_id,
+                bot_token: if bot_token_stdin {
+                    Some(read_password()?)
+                } else {
+                    None
+                },
+                assign_message: languages(&assign_message)?,
+                transfer_message: languages(&transfer_message)?,
+                session_ended_notice,
+                ..Default::default()
+            };
+            let c = admin::update_channel(&hub, &channel, update)?;
+            println!("updated {} ({})", c.id, c.name);
+            Ok(())
+        }
+        Command::Tags {
+            command: TagsCommand::List { data },
+        } => {
+            println!("{}", admin::list_tags(&open(&data)?)?.join("\n"));
+            Ok(())
+        }
+        Command::Template {
+            command: TemplateCommand::Add { data, name, text },
+        } => {
+            let t = admin::put_template(&open(&data)?, &name, &text)?;
+            println!("template :{} saved", t.name);
+            Ok(())
+        }
+        Command::Template {
+            command: TemplateCommand::Remove { data, name },
+        } => {
+            admin::remove_template(&open(&data)?, &name)?;
+            println!("template {name} removed");
+            Ok(())
+        }
+        Command::Template {
+            command: TemplateCommand::List { data },
+        } => {
+            for t in admin::list_templates(&open(&data)?)? {
+                println!(":{}\t{}", t.name, t.text);
+            }
+            Ok(())
         }
         Command::Tags {
             command: TagsCommand::Set { data, tags },
@@ -171,6 +417,27 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+fn open(data: &std::path::Path) -> anyhow::Result<Hub> {
+    Hub::open(data).with_context(|| format!("opening {}", data.display()))
+}
+
+/// `LANG=TEXT` arguments as a map (`None` when there are none).
+fn languages(
+    args: &[String],
+) -> anyhow::Result<Option<std::collections::BTreeMap<String, String>>> {
+    if args.is_empty() {
+        return Ok(None);
+    }
+    let mut map = std::collections::BTreeMap::new();
+    for arg in args {
+        let (lang, text) = arg
+            .split_once('=')
+            .with_context(|| format!("{arg:?} is not LANG=TEXT"))?;
+        map.insert(lang.to_string(), text.to_string());
+    }
+    Ok(Some(map))
 }
 
 fn read_password() -> anyhow::Result<String> {

@@ -563,3 +563,28 @@ pub fn resend(
     txn.put(EventData::Message(message))?;
     Ok(())
 }
+
+/// The bot side ended the handoff (the customer typed the end command, or the bot timed out):
+/// cancel it without calling Botpress back, since Botpress already stopped it.
+pub fn cancel_by_bot(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    conversation_id: &str,
+    why: &str,
+) -> Result<Option<Handoff>, ApiError> {
+    let open: Option<String> = txn
+        .conn()
+        .prepare_cached(
+            "SELECT data FROM handoffs WHERE conversation_id = ?1 AND status IN ('pending', 'assigned')
+             ORDER BY rowid DESC LIMIT 1",
+        )?
+        .query_row([conversation_id], |r| r.get(0))
+        .optional()?;
+    let Some(open) = open else { return Ok(None) };
+    let mut h: Handoff = serde_json::from_str(&open)?;
+    h.status = HandoffStatus::Cancelled;
+    h.label = Some(why.to_string());
+    h.updated_at = hub.now();
+    txn.put(EventData::Handoff(h.clone()))?;
+    Ok(Some(h))
+}

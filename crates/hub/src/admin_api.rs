@@ -1,0 +1,205 @@
+//! The admin-only agent API under `/api/v1/admin`: the same operations as the admin CLI, for a hub
+//! that runs elsewhere. Every route answers 403 to agents who are not admins.
+
+use axum::extract::{Path, State};
+use axum::routing::{delete, get, patch, post};
+use axum::{Json, Router};
+use baton_protocol::{Agent, Role, Template};
+use serde::Deserialize;
+
+use crate::admin::{self, AdminError, AgentUpdate, ChannelUpdate, ChannelView};
+use crate::auth::SignedIn;
+use crate::error::ApiError;
+use crate::store::StoreError;
+use crate::Hub;
+
+pub fn routes() -> Router<Hub> {
+    Router::new()
+        .route("/agents", get(list_agents).post(add_agent))
+        .route("/agents/{id}", patch(update_agent))
+        .route("/channels", get(list_channels))
+        .route("/channels/{id}", patch(update_channel))
+        .route("/tags", get(list_tags).put(set_tags))
+        .route("/templates", get(list_templates).post(put_template))
+        .route("/templates/{id}", delete(remove_template))
+        .route("/botpress", post(add_channel))
+}
+
+/// Extracts a signed-in admin, or answers 403.
+struct SignedInAdmin;
+
+impl axum::extract::FromRequestParts<Hub> for SignedInAdmin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        hub: &Hub,
+    ) -> Result<Self, ApiError> {
+        let SignedIn(agent) = SignedIn::from_request_parts(parts, hub).await?;
+        if agent.role != Role::Admin {
+            return Err(ApiError::Forbidden("this needs an admin".into()));
+        }
+        Ok(SignedInAdmin)
+    }
+}
+
+impl From<AdminError> for ApiError {
+    fn from(e: AdminError) -> Self {
+        match e {
+            AdminError::EmailTaken(_) => ApiError::Conflict(e.to_string()),
+            AdminError::Invalid(m) if m.starts_with("no ") => ApiError::NotFound(m),
+            AdminError::Invalid(m) => ApiError::BadRequest(m),
+            AdminError::Hash(m) => ApiError::BadRequest(m),
+            AdminError::Store(s) => ApiError::Internal(s),
+        }
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, AdminError> + Send + 'static,
+) -> Result<Json<T>, ApiError> {
+    let value = tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    Ok(Json(value))
+}
+
+type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+fn body<T>(b: JsonBody<T>) -> Result<T, ApiError> {
+    b.map(|Json(v)| v)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+async fn list_agents(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+) -> Result<Json<Vec<Agent>>, ApiError> {
+    blocking(move || admin::list_agents(&hub)).await
+}
+
+#[derive(Debug, Deserialize)]
+struct NewAgent {
+    email: String,
+    name: String,
+    password: String,
+    #[serde(default)]
+    role: Option<Role>,
+}
+
+async fn add_agent(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    b: JsonBody<NewAgent>,
+) -> Result<Json<Agent>, ApiError> {
+    let new = body(b)?;
+    blocking(move || {
+        admin::add_agent(
+            &hub,
+            &new.email,
+            &new.name,
+            new.role.unwrap_or(Role::Agent),
+            &new.password,
+        )
+    })
+    .await
+}
+
+async fn update_agent(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+    b: JsonBody<AgentUpdate>,
+) -> Result<Json<Agent>, ApiError> {
+    let update = body(b)?;
+    blocking(move || admin::update_agent(&hub, &id, update)).await
+}
+
+async fn list_channels(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+) -> Result<Json<Vec<ChannelView>>, ApiError> {
+    blocking(move || admin::list_channels(&hub)).await
+}
+
+#[derive(Debug, Deserialize)]
+struct NewChannel {
+    name: String,
+    #[serde(default)]
+    webhook_url: Option<String>,
+}
+
+/// Creates a Botpress channel; the answer carries the endpoint path, the only time it is shown.
+async fn add_channel(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    b: JsonBody<NewChannel>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let new = body(b)?;
+    blocking(move || {
+        let channel = admin::add_botpress_channel(&hub, &new.name, new.webhook_url.as_deref())?;
+        Ok(serde_json::json!({"id": channel.id, "endpoint_path": channel.endpoint_path}))
+    })
+    .await
+}
+
+async fn update_channel(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+    b: JsonBody<ChannelUpdate>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let update = body(b)?;
+    blocking(move || admin::update_channel(&hub, &id, update)).await
+}
+
+async fn list_tags(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+) -> Result<Json<Vec<String>>, ApiError> {
+    blocking(move || admin::list_tags(&hub)).await
+}
+
+#[derive(Debug, Deserialize)]
+struct Tags {
+    tags: Vec<String>,
+}
+
+async fn set_tags(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    b: JsonBody<Tags>,
+) -> Result<Json<Vec<String>>, ApiError> {
+    let tags = body(b)?.tags;
+    blocking(move || admin::set_tags(&hub, &tags)).await
+}
+
+async fn list_templates(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+) -> Result<Json<Vec<Template>>, ApiError> {
+    blocking(move || admin::list_templates(&hub)).await
+}
+
+#[derive(Debug, Deserialize)]
+struct NewTemplate {
+    name: String,
+    text: String,
+}
+
+async fn put_template(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    b: JsonBody<NewTemplate>,
+) -> Result<Json<Template>, ApiError> {
+    let new = body(b)?;
+    blocking(move || admin::put_template(&hub, &new.name, &new.text)).await
+}
+
+async fn remove_template(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    blocking(move || admin::remove_template(&hub, &id).map(|()| serde_json::json!({}))).await
+}
