@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use baton_core::{Cache, ConnectionState, HubClient, SyncEngine, TokenStore, Update};
-use baton_protocol::HandoffStatus;
+use baton_protocol::{Agent, HandoffStatus};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter};
 use tokio::sync::{mpsc, watch};
@@ -25,6 +25,8 @@ struct DeskInner {
     data_dir: PathBuf,
     cache: Arc<Mutex<Cache>>,
     status: Mutex<DeskStatus>,
+    /// The signed-in connection to the hub, once there is one.
+    client: Mutex<Option<HubClient>>,
     stop: watch::Sender<bool>,
 }
 
@@ -36,7 +38,11 @@ pub struct DeskStatus {
     pub hub_url: Option<String>,
     /// Solo mode: the URL to paste into the Botpress integration's `endpointBaseUrl`.
     pub endpoint_url: Option<String>,
+    /// Solo mode: the integration's webhook URL replies go to, once the agent has pasted it.
+    pub webhook_url: Option<String>,
     pub signed_in: bool,
+    /// The signed-in agent.
+    pub me: Option<Agent>,
     pub connection: Option<ConnectionState>,
     /// Why the desk could not start, when it could not.
     pub error: Option<String>,
@@ -51,6 +57,7 @@ impl Desk {
                 data_dir: data_dir.to_path_buf(),
                 cache: Arc::new(Mutex::new(cache)),
                 status: Mutex::new(DeskStatus::default()),
+                client: Mutex::new(None),
                 stop,
             }),
         })
@@ -162,8 +169,77 @@ impl Desk {
         Ok(())
     }
 
+    /// Solo mode: sets the Botpress channel's webhook URL (the solo agent is the hub's admin).
+    pub async fn set_botpress_webhook(
+        &self,
+        app: AppHandle,
+        url: &str,
+    ) -> Result<(), baton_core::ClientError> {
+        let client = self.client().map_err(baton_core::ClientError::Network)?;
+        let channels = client
+            .call(reqwest::Method::GET, "/admin/channels", None)
+            .await?;
+        let id = channels
+            .as_array()
+            .and_then(|c| c.first())
+            .and_then(|c| c["id"].as_str())
+            .ok_or_else(|| {
+                baton_core::ClientError::Protocol("the hub has no Botpress channel".into())
+            })?
+            .to_string();
+        let view = client
+            .call(
+                reqwest::Method::PATCH,
+                &format!("/admin/channels/{id}"),
+                Some(serde_json::json!({"webhook_url": url})),
+            )
+            .await?;
+        let saved = view["webhook_url"].as_str().map(str::to_string);
+        self.set_status(&app, |s| s.webhook_url = saved);
+        Ok(())
+    }
+
+    /// The signed-in hub client, or a clear error when there is none yet.
+    pub fn client(&self) -> Result<HubClient, String> {
+        self.inner
+            .client
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| "not connected to a hub yet".to_string())
+    }
+
     /// Runs the sync engine and forwards its updates to the UI and the notification centre.
     fn follow(&self, app: AppHandle, client: HubClient) {
+        if let Ok(mut slot) = self.inner.client.lock() {
+            *slot = Some(client.clone());
+        }
+        {
+            let desk = self.clone();
+            let app = app.clone();
+            let client = client.clone();
+            tauri::async_runtime::spawn(async move {
+                if desk.status().mode == "solo" {
+                    if let Ok(channels) = client
+                        .call(reqwest::Method::GET, "/admin/channels", None)
+                        .await
+                    {
+                        let url = channels[0]["webhook_url"].as_str().map(str::to_string);
+                        desk.set_status(&app, |s| s.webhook_url = url);
+                    }
+                }
+                match client.me().await {
+                    Ok(me) => desk.set_status(&app, |s| s.me = Some(me)),
+                    Err(e) => tracing::warn!(error = %e, "cannot read the signed-in agent"),
+                }
+                // Opening the desk means being at work: go online (the header toggles it).
+                let txn_id = format!("online-{}", rand_suffix());
+                let body = serde_json::json!({"txn_id": txn_id, "status": "online"});
+                if let Err(e) = client.command("/presence", body).await {
+                    tracing::warn!(error = %e, "cannot go online");
+                }
+            });
+        }
         let (updates, mut received) = mpsc::channel::<Update>(256);
         let engine = SyncEngine::new(client, self.cache(), updates);
         let stop = self.inner.stop.subscribe();
@@ -207,4 +283,12 @@ impl Desk {
             }
         });
     }
+}
+
+/// A unique-enough suffix for txn ids the shell makes itself.
+fn rand_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }

@@ -57,6 +57,19 @@ pub fn run() {
             commands::list_handoffs,
             commands::open_conversation,
             commands::sign_in,
+            commands::customer,
+            commands::team,
+            commands::assign,
+            commands::release,
+            commands::transfer,
+            commands::resolve,
+            commands::cancel,
+            commands::set_tags,
+            commands::send_message,
+            commands::add_note,
+            commands::resend,
+            commands::set_presence,
+            commands::set_botpress_webhook,
         ])
         .setup(|app| {
             let handle = app.handle().clone();

@@ -5,6 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import http from "node:http";
 import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -58,22 +59,23 @@ after(async () => {
 });
 
 /**
- * Saves what the window shows to target/e2e/NAME.png. WebKitWebDriver takes about a minute per
- * screenshot under Xvfb, so only failures and BATON_E2E_SCREENSHOT=1 ask for one.
+ * Saves what the window shows to target/e2e/NAME.png. WebKitWebDriver takes a minute or more per
+ * screenshot under Xvfb, so only BATON_E2E_SCREENSHOT=1 asks for them.
  */
 async function screenshot(name) {
   mkdirSync(path.join(root, "target/e2e"), { recursive: true });
   await browser.saveScreenshot(path.join(root, `target/e2e/${name}.png`)).catch(() => {});
 }
 
-/** Runs a test body, keeping a screenshot of the window when it fails. */
+/** Runs a test body; with BATON_E2E_SCREENSHOT=1, keeps a screenshot of the window afterwards. */
 function withScreenshot(name, body) {
   return async () => {
+    const wanted = process.env.BATON_E2E_SCREENSHOT === "1";
     try {
       await body();
-      if (process.env.BATON_E2E_SCREENSHOT === "1") await screenshot(name);
+      if (wanted) await screenshot(name);
     } catch (err) {
-      await screenshot(`${name}-failed`);
+      if (wanted) await screenshot(`${name}-failed`);
       throw err;
     }
   };
@@ -98,7 +100,7 @@ async function shownText(selector) {
   return browser.execute((sel) => document.querySelector(sel)?.innerText ?? "", selector);
 }
 
-test("a Botpress handoff appears in the window and raises a desktop notification", withScreenshot("handoff", async () => {
+test("a Botpress handoff appears in the window and raises a desktop notification", { timeout: 120_000 }, withScreenshot("handoff", async () => {
   const endpointField = await browser.$('[data-testid="endpoint-url"]');
   await endpointField.waitForExist({ timeout: 30_000, timeoutMsg: `no endpoint shown; app log:\n${appLog()}` });
   const endpoint = await endpointField.getValue();
@@ -155,4 +157,83 @@ test("a Botpress handoff appears in the window and raises a desktop notification
     },
   );
   assert.equal(await browser.execute(() => document.hasFocus()), true, "the window has focus after the click");
+}));
+
+/** A stand-in for Botpress's webhook: records every JSON call the desk makes. */
+function startFakeWebhook() {
+  const calls = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      calls.push({ route: req.url.split("/").pop(), body: JSON.parse(body || "null") });
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve({ calls, url: `http://127.0.0.1:${server.address().port}/wh-e2e`, server }));
+  });
+}
+
+test("an agent takes the handoff, replies with a template, notes and resolves it", { timeout: 120_000 }, withScreenshot("work", async () => {
+  const webhook = await startFakeWebhook();
+  try {
+    // The admin adds a canned reply with the CLI while the desk runs (same data directory).
+    execFileSync(path.join(root, "target/debug/baton-hub"), [
+      "template", "add", "--data", path.join(dataDir, "hub"), "--name", "refund", "--text", "Your refund is on its way.",
+    ]);
+
+    const webhookField = await browser.$('[data-testid="webhook-url"]');
+    await webhookField.setValue(webhook.url);
+    await (await browser.$("form.webhook button")).click();
+    await browser.waitUntil(async () => (await webhookField.getAttribute("placeholder")) === webhook.url, {
+      timeout: 10_000,
+      timeoutMsg: "the webhook URL was not saved",
+    });
+
+    await (await browser.$('[data-testid="handoff-item"]')).click();
+    await (await browser.$('[data-testid="assign"]')).click();
+    await browser
+      .waitUntil(async () => (await shownText('[data-testid="handoff-status"]')).toLowerCase() === "assigned", { timeout: 10_000 })
+      .catch(async () => {
+        throw new Error(
+          `the handoff was not assigned: status ${await shownText('[data-testid="handoff-status"]')}, ` +
+            `error ${await shownText('[data-testid="error"]')}, page ${(await shownText("main")).slice(0, 800)}`,
+        );
+      });
+    await waitFor("agent-assigned at Botpress", () => webhook.calls.some((c) => c.route === "agent-assigned"), 10_000);
+
+    const composer = await browser.$('[data-testid="composer"]');
+    await composer.setValue("Hi Dana! :ref");
+    const suggestion = await browser.$('[data-testid="template-suggestions"] button');
+    await suggestion.waitForExist({ timeout: 10_000, timeoutMsg: "typing :ref offered no template" });
+    await suggestion.click();
+    assert.equal(await composer.getValue(), "Hi Dana! Your refund is on its way.");
+    await (await browser.$('[data-testid="send"]')).click();
+
+    await waitFor(
+      "the reply at Botpress",
+      () => webhook.calls.some((c) => c.route === "message-from-agent" && c.body.payload.text === "Hi Dana! Your refund is on its way."),
+      10_000,
+    );
+    await browser.waitUntil(
+      async () => (await browser.execute(() => [...document.querySelectorAll('[data-testid="delivery"]')].map((e) => e.innerText))).includes("Sent"),
+      { timeout: 10_000, timeoutMsg: "the reply is not shown as sent" },
+    );
+
+    await (await browser.$('[data-testid="note-input"]')).setValue("Refund approved by Sam");
+    await (await browser.$('[data-testid="notes"] + form button')).click();
+    await browser.waitUntil(async () => (await shownText('[data-testid="notes"]')).includes("Refund approved by Sam"), {
+      timeout: 10_000,
+      timeoutMsg: "the note did not appear",
+    });
+
+    await (await browser.$('[data-testid="resolve"]')).click();
+    await waitFor("stop-hitl at Botpress", () => webhook.calls.some((c) => c.route === "stop-hitl"), 10_000);
+    const routes = webhook.calls.map((c) => c.route);
+    assert.deepEqual(routes, ["agent-assigned", "message-from-agent", "message-from-agent", "stop-hitl"]);
+    assert.ok(webhook.calls.every((c) => c.route === "stop-hitl" || c.body.remoteUserId.startsWith("agent:")));
+  } finally {
+    webhook.server.close();
+  }
 }));

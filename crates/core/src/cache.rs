@@ -7,7 +7,9 @@
 
 use std::path::Path;
 
-use baton_protocol::{Contact, Event, EventData, Handoff, HandoffStatus, Message};
+use baton_protocol::{
+    Agent, Contact, Event, EventData, Handoff, HandoffStatus, Message, Note, Template,
+};
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
 
@@ -40,6 +42,16 @@ pub struct Applied {
     pub cursor: u64,
     /// How many events were new (not already applied).
     pub applied: usize,
+}
+
+/// Everything the side panel shows about a conversation's customer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerView {
+    pub contact: Option<Contact>,
+    /// Every handoff of this customer (across their conversations), newest first, labels included.
+    pub handoffs: Vec<Handoff>,
+    /// Notes on this conversation, oldest first.
+    pub notes: Vec<Note>,
 }
 
 /// One row of the inbox list.
@@ -255,6 +267,84 @@ impl Cache {
         Ok(out)
     }
 
+    /// Handoffs assigned to `agent_id` that are still open, newest first.
+    pub fn assigned_to(&self, agent_id: &str) -> Result<Vec<HandoffSummary>, CacheError> {
+        Ok(self
+            .handoffs(&[HandoffStatus::Assigned])?
+            .into_iter()
+            .filter(|s| s.handoff.assignee.as_deref() == Some(agent_id))
+            .collect())
+    }
+
+    /// The customer panel for a conversation.
+    pub fn customer_view(&self, conversation_id: &str) -> Result<CustomerView, CacheError> {
+        let contact = self.customer(conversation_id)?;
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
+             WHERE h.conversation_id = ?1
+                OR (c.contact_id IS NOT NULL AND c.contact_id = (SELECT contact_id FROM conversations WHERE id = ?1))
+             ORDER BY h.created_at DESC, h.rowid DESC",
+        )?;
+        let rows = stmt.query_map([conversation_id], |r| r.get::<_, String>(0))?;
+        let mut handoffs = Vec::new();
+        for row in rows {
+            handoffs.push(serde_json::from_str(&row?)?);
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT data FROM notes WHERE conversation_id = ?1 ORDER BY created_at, rowid",
+        )?;
+        let rows = stmt.query_map([conversation_id], |r| r.get::<_, String>(0))?;
+        let mut notes = Vec::new();
+        for row in rows {
+            notes.push(serde_json::from_str(&row?)?);
+        }
+        Ok(CustomerView {
+            contact,
+            handoffs,
+            notes,
+        })
+    }
+
+    /// The canned replies, by name.
+    pub fn templates(&self) -> Result<Vec<Template>, CacheError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM templates ORDER BY name")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
+    /// The team's tag list.
+    pub fn tags(&self) -> Result<Vec<String>, CacheError> {
+        let value: Option<String> = self
+            .conn
+            .query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(match value {
+            Some(v) => serde_json::from_str::<baton_protocol::TagList>(&v)?.tags,
+            None => Vec::new(),
+        })
+    }
+
+    /// Everyone on the team, by name.
+    pub fn agents(&self) -> Result<Vec<Agent>, CacheError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT data FROM agents ORDER BY json_extract(data, '$.name')")?;
+        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+        let mut out = Vec::new();
+        for row in rows {
+            out.push(serde_json::from_str(&row?)?);
+        }
+        Ok(out)
+    }
+
     /// The customer of a conversation, if known.
     pub fn customer(&self, conversation_id: &str) -> Result<Option<Contact>, CacheError> {
         let data: Option<Option<String>> = self
@@ -445,6 +535,50 @@ mod tests {
             .handoffs(&[HandoffStatus::Pending])
             .expect("list")
             .is_empty());
+    }
+
+    #[test]
+    fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_the_notes() {
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        let mut events = inbox();
+        let mut earlier = match handoff("h_0", "c_0", "Earlier", HandoffStatus::Resolved, -60) {
+            EventData::Handoff(h) => h,
+            _ => unreachable!(),
+        };
+        earlier.label = Some("refunded".into());
+        let more = vec![
+            EventData::Conversation(Conversation {
+                id: "c_0".into(),
+                channel_id: "ch".into(),
+                contact_id: Some("u_1".into()),
+                created_at: t(-60),
+            }),
+            EventData::Handoff(earlier),
+            EventData::Note(Note {
+                id: "n_1".into(),
+                conversation_id: "c_1".into(),
+                agent_id: "ag_1".into(),
+                text: "VIP".into(),
+                created_at: t(5),
+            }),
+        ];
+        for (i, data) in more.into_iter().enumerate() {
+            events.push(Event {
+                seq: 100 + i as u64,
+                data,
+            });
+        }
+        cache.apply(&events).expect("apply");
+        let view = cache.customer_view("c_1").expect("view");
+        assert_eq!(view.contact.map(|c| c.name).as_deref(), Some("Dana Reyes"));
+        let titles: Vec<_> = view
+            .handoffs
+            .iter()
+            .map(|h| (h.title.as_str(), h.label.as_deref()))
+            .collect();
+        assert_eq!(titles, [("Refund", None), ("Earlier", Some("refunded"))]);
+        assert_eq!(view.notes.len(), 1);
     }
 
     #[test]

@@ -2,7 +2,9 @@
 
 use std::time::Duration;
 
-use baton_protocol::{ErrorBody, EventPage, LoginRequest, LoginResponse, RawEvent};
+use baton_protocol::{
+    Agent, CommandResult, ErrorBody, EventPage, LoginRequest, LoginResponse, RawEvent,
+};
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use url::Url;
@@ -87,6 +89,51 @@ impl HubClient {
             .http
             .get(self.url("/api/v1/events"))
             .query(&[("after", after.to_string()), ("limit", limit.to_string())]);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
+    /// The signed-in agent.
+    pub async fn me(&self) -> Result<Agent, ClientError> {
+        let mut request = self.http.get(self.url("/api/v1/me"));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
+    /// Sends an agent command (`/handoffs/{id}/assign`, `/conversations/{id}/messages`, …) with its
+    /// `txn_id`; the hub applies it once however often it is sent.
+    pub async fn command(
+        &self,
+        path: &str,
+        body: serde_json::Value,
+    ) -> Result<CommandResult, ClientError> {
+        let mut request = self
+            .http
+            .post(self.url(&format!("/api/v1{path}")))
+            .json(&body);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
+    /// Any other call of the agent API (the admin routes, for instance): `method` on `/api/v1{path}`.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> Result<serde_json::Value, ClientError> {
+        let mut request = self
+            .http
+            .request(method, self.url(&format!("/api/v1{path}")));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

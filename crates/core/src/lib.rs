@@ -9,7 +9,7 @@ pub mod client;
 pub mod sync;
 pub mod token;
 
-pub use cache::{Cache, CacheError, HandoffSummary};
+pub use cache::{Cache, CacheError, CustomerView, HandoffSummary};
 pub use client::{ClientError, HubClient};
 pub use sync::{ConnectionState, SyncEngine, Update};
 pub use token::{TokenStore, TokenStoreError};

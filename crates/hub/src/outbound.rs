@@ -275,6 +275,10 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
                     params![row.id, at.to_rfc3339(), error],
                 )?;
                 tracing::info!(row = row.id, route = %row.route, error = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
+                // Tell the agent why their message is still waiting (once per reason, not per try).
+                if let Some(message_id) = &row.message_id {
+                    set_waiting_reason(txn, message_id, error)?;
+                }
                 return Ok(());
             }
         };
@@ -291,6 +295,28 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
         }
         Ok(())
     })
+}
+
+fn set_waiting_reason(
+    txn: &mut crate::store::Txn<'_>,
+    message_id: &str,
+    reason: &str,
+) -> Result<(), StoreError> {
+    let data: Option<String> = txn
+        .conn()
+        .prepare_cached("SELECT data FROM messages WHERE id = ?1")?
+        .query_row([message_id], |r| r.get(0))
+        .optional()?;
+    if let Some(data) = data {
+        let mut message: Message = serde_json::from_str(&data)?;
+        if message.status == DeliveryStatus::Queued
+            && message.status_reason.as_deref() != Some(reason)
+        {
+            message.status_reason = Some(reason.to_string());
+            txn.put(EventData::Message(message))?;
+        }
+    }
+    Ok(())
 }
 
 fn set_message_status(

@@ -6,17 +6,37 @@ import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   CommandError,
   ConversationView,
+  CustomerView,
   DeskStatus,
-  HandoffStatus,
   HandoffSummary,
+  Presence,
+  Team,
   Update,
 } from "./types";
 
+/** Which handoffs a list shows. */
+export type HandoffView = "pending" | "mine" | "assigned" | "resolved" | "cancelled";
+
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
-  listHandoffs(status?: HandoffStatus): Promise<HandoffSummary[]>;
+  listHandoffs(view?: HandoffView): Promise<HandoffSummary[]>;
   openConversation(conversationId: string): Promise<ConversationView>;
+  customer(conversationId: string): Promise<CustomerView>;
+  team(): Promise<Team>;
   signIn(email: string, password: string): Promise<void>;
+  // Agent commands: each carries a fresh txn_id so the hub applies it once.
+  assign(handoffId: string): Promise<void>;
+  release(handoffId: string): Promise<void>;
+  transfer(handoffId: string, to: string): Promise<void>;
+  resolve(handoffId: string, label: string | null): Promise<void>;
+  cancel(handoffId: string): Promise<void>;
+  setTags(handoffId: string, tags: string[]): Promise<void>;
+  sendMessage(conversationId: string, text: string): Promise<void>;
+  addNote(conversationId: string, text: string): Promise<void>;
+  resend(messageId: string): Promise<void>;
+  setPresence(status: Presence): Promise<void>;
+  /** Solo mode: where replies go (the Botpress integration's webhook URL). */
+  setBotpressWebhook(url: string): Promise<void>;
   onUpdate(handler: (update: Update) => void): Promise<() => void>;
   onStatus(handler: (status: DeskStatus) => void): Promise<() => void>;
 }
@@ -42,12 +62,31 @@ function subscribe<T>(event: string, handler: (payload: T) => void): Promise<Unl
   return listen<T>(event, (e) => handler(e.payload));
 }
 
+/** A client-made id for one command; a retry of the same action reuses it. */
+export function newTxnId(): string {
+  return crypto.randomUUID();
+}
+
 export const tauriBackend: Backend = {
   deskStatus: () => call<DeskStatus>("desk_status"),
-  listHandoffs: (status) => call<HandoffSummary[]>("list_handoffs", { status: status ?? null }),
+  listHandoffs: (view) => call<HandoffSummary[]>("list_handoffs", { status: view ?? null }),
   openConversation: (conversationId) =>
     call<ConversationView>("open_conversation", { conversationId }),
+  customer: (conversationId) => call<CustomerView>("customer", { conversationId }),
+  team: () => call<Team>("team"),
   signIn: (email, password) => call<void>("sign_in", { email, password }),
+  assign: (handoffId) => call<void>("assign", { handoffId, txnId: newTxnId() }),
+  release: (handoffId) => call<void>("release", { handoffId, txnId: newTxnId() }),
+  transfer: (handoffId, to) => call<void>("transfer", { handoffId, to, txnId: newTxnId() }),
+  resolve: (handoffId, label) => call<void>("resolve", { handoffId, label, txnId: newTxnId() }),
+  cancel: (handoffId) => call<void>("cancel", { handoffId, txnId: newTxnId() }),
+  setTags: (handoffId, tags) => call<void>("set_tags", { handoffId, tags, txnId: newTxnId() }),
+  sendMessage: (conversationId, text) =>
+    call<void>("send_message", { conversationId, text, txnId: newTxnId() }),
+  addNote: (conversationId, text) => call<void>("add_note", { conversationId, text, txnId: newTxnId() }),
+  resend: (messageId) => call<void>("resend", { messageId, txnId: newTxnId() }),
+  setPresence: (status) => call<void>("set_presence", { status, txnId: newTxnId() }),
+  setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),
   onUpdate: (handler) => subscribe<Update>("baton:update", handler),
   onStatus: (handler) => subscribe<DeskStatus>("baton:status", handler),
 };

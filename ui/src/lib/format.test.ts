@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { age, connectionLabel, mediaUrl, preview } from "./format";
+import { age, connectionLabel, insertTemplate, matchTemplates, mediaUrl, preview, templateQuery } from "./format";
 import type { Message } from "./types";
 
 const now = new Date("2026-11-21T12:00:00Z");
@@ -48,5 +48,22 @@ describe("connectionLabel", () => {
       "Offline — retrying in 4 s",
     );
     expect(connectionLabel({ state: "live", seq: 3 })).toBe("Live");
+  });
+});
+
+describe("templates in the composer", () => {
+  it("start at a colon typed at the start or after a space", () => {
+    expect(templateQuery(":ref")).toBe("ref");
+    expect(templateQuery("Hello :")).toBe("");
+    expect(templateQuery("see you at 10:30")).toBe(null);
+    expect(templateQuery("plain text")).toBe(null);
+  });
+  it("replace only the typed :name with the template's text", () => {
+    expect(insertTemplate("Hi Dana, :ref", "Your refund is on its way.")).toBe("Hi Dana, Your refund is on its way.");
+    expect(insertTemplate(":ref", "Done.")).toBe("Done.");
+  });
+  it("list names that start with the query first", () => {
+    const names = matchTemplates([{ name: "prefund" }, { name: "refund" }, { name: "hello" }], "ref").map((t) => t.name);
+    expect(names).toEqual(["refund", "prefund"]);
   });
 });

@@ -54,3 +54,36 @@ export function connectionLabel(state: ConnectionState | null): string {
       return `Offline — retrying in ${Math.max(1, Math.round(state.retry_in_ms / 1000))} s`;
   }
 }
+
+/**
+ * The `:name` being typed at the end of a composer text, if any: what the template picker filters
+ * by. A colon starts one only at the beginning or after whitespace, so "10:30" is not a template.
+ */
+export function templateQuery(text: string): string | null {
+  const match = /(?:^|\s):([\w-]*)$/.exec(text);
+  return match ? (match[1] ?? "") : null;
+}
+
+/** The composer text with the `:name` being typed replaced by a template's text. */
+export function insertTemplate(text: string, templateText: string): string {
+  return text.replace(/(^|\s):[\w-]*$/, (_m, before: string) => `${before}${templateText}`);
+}
+
+/** Templates whose name starts with (then contains) the query. */
+export function matchTemplates<T extends { name: string }>(templates: T[], query: string): T[] {
+  const q = query.toLowerCase();
+  const starts = templates.filter((t) => t.name.toLowerCase().startsWith(q));
+  const contains = templates.filter((t) => !t.name.toLowerCase().startsWith(q) && t.name.toLowerCase().includes(q));
+  return [...starts, ...contains];
+}
+
+const DELIVERY_LABELS: Record<string, string> = {
+  queued: "Sending…",
+  sent: "Sent",
+  uncertain: "Delivery uncertain",
+  failed: "Not delivered",
+};
+
+export function deliveryLabel(status: string): string | null {
+  return DELIVERY_LABELS[status] ?? null;
+}

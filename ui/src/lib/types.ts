@@ -12,8 +12,49 @@ export interface Handoff {
   title: string;
   description?: string;
   assignee: string | null;
+  label?: string;
+  tags: string[];
   created_at: string;
   updated_at: string;
+}
+
+export type Presence = "online" | "offline";
+export type Role = "admin" | "agent";
+
+export interface Agent {
+  id: string;
+  email: string;
+  name: string;
+  role: Role;
+  presence: Presence;
+  capacity: number;
+  disabled: boolean;
+}
+
+export interface Note {
+  id: string;
+  conversation_id: string;
+  agent_id: string;
+  text: string;
+  created_at: string;
+}
+
+export interface Template {
+  id: string;
+  name: string;
+  text: string;
+}
+
+export interface CustomerView {
+  contact: Contact | null;
+  handoffs: Handoff[];
+  notes: Note[];
+}
+
+export interface Team {
+  agents: Agent[];
+  tags: string[];
+  templates: Template[];
 }
 
 export interface Message {
@@ -59,7 +100,9 @@ export interface DeskStatus {
   mode: "solo" | "remote" | "";
   hub_url: string | null;
   endpoint_url: string | null;
+  webhook_url: string | null;
   signed_in: boolean;
+  me: Agent | null;
   connection: ConnectionState | null;
   error: string | null;
 }
