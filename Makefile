@@ -15,7 +15,7 @@ APT_TEST := xvfb xauth dbus-x11 webkit2gtk-driver dunst libnotify-bin gnome-keyr
 ANDROID := aarch64-linux-android
 ANDROID_ENV := CC_aarch64_linux_android=aarch64-linux-gnu-gcc AR_aarch64_linux_android=aarch64-linux-gnu-ar
 
-.PHONY: run test deps-build deps-test toolchain ui e2e-deps lint unit android e2e
+.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android e2e
 
 ## make run: build Baton and start it in solo mode (the hub runs inside the app).
 run: deps-build ui
@@ -24,6 +24,10 @@ run: deps-build ui
 ## make test: every check CI runs, in order of speed.
 test: deps-build deps-test ui lint unit android e2e
 	@echo "make test: all suites passed"
+
+## make bench: the hub's ingest benchmark (release build; prints figures and a same-run baseline).
+bench: toolchain
+	cargo bench -p baton-hub --bench ingest
 
 deps-build: toolchain
 	@missing=$$(for p in $(APT_BUILD); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

@@ -340,13 +340,17 @@ enum StreamEnd {
 }
 
 /// Sends the log after `cursor`, then live events. Subscribes *before* reading the backlog so no
-/// event can fall between the two; duplicates from the overlap are skipped by seq.
+/// event can fall between the two; duplicates from the overlap are skipped by seq. Live events that
+/// are already waiting are written together and flushed once.
 async fn follow(
     hub: Hub,
     mut socket: WebSocket,
     mut cursor: u64,
     agent_id: String,
 ) -> Result<(), StreamEnd> {
+    use futures_util::SinkExt;
+    use tokio::sync::broadcast::error::TryRecvError;
+
     let mut live = hub.store().subscribe();
     cursor = send_backlog(&hub, &mut socket, cursor).await?;
     send_json(&mut socket, &StreamNotice::CaughtUp { seq: cursor }).await?;
@@ -354,19 +358,35 @@ async fn follow(
     ping.tick().await;
     loop {
         tokio::select! {
-            received = live.recv() => match received {
-                Ok(event) if event.seq <= cursor => {}
-                Ok(event) if event.seq == cursor + 1 => {
-                    send_json(&mut socket, &event).await?;
-                    cursor = event.seq;
+            received = live.recv() => {
+                let (mut next, mut behind) = match received {
+                    Ok(event) => (Some(event), false),
+                    Err(RecvError::Lagged(_)) => (None, true),
+                    Err(RecvError::Closed) => return Ok(()),
+                };
+                while let Some(event) = next.take() {
+                    if event.seq == cursor + 1 {
+                        socket.feed(WsMessage::Text(event.json.as_ref().into())).await?;
+                        cursor = event.seq;
+                    } else if event.seq > cursor + 1 {
+                        // A gap: another process wrote to the log. The log has everything.
+                        behind = true;
+                        break;
+                    }
+                    match live.try_recv() {
+                        Ok(more) => next = Some(more),
+                        Err(TryRecvError::Empty) => {}
+                        Err(TryRecvError::Lagged(_)) => behind = true,
+                        Err(TryRecvError::Closed) => return Ok(()),
+                    }
                 }
-                // A gap (another process wrote to the log) or a lag (this peer is slow and the
-                // broadcast moved on): the log has everything, so read it from the cursor.
-                Ok(_) | Err(RecvError::Lagged(_)) => {
+                socket.flush().await?;
+                // This peer is slow (the broadcast moved on) or something wrote outside this
+                // process: read the log from the cursor instead of dropping anything.
+                if behind {
                     cursor = send_backlog(&hub, &mut socket, cursor).await?;
                 }
-                Err(RecvError::Closed) => return Ok(()),
-            },
+            }
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(WsMessage::Close(_))) => return Err(StreamEnd::Closed),
                 Some(Err(e)) => return Err(e.into()),

@@ -346,7 +346,11 @@ fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Resu
     let (kind, text) = describe_payload(&req.payload);
     let from_bot = req.remote_user_id == BOTPRESS_BOT_USER;
     let now = hub.now();
-    hub.store().write(|txn| {
+    // The hot path: committed with other requests' messages in one fsync (group commit).
+    let hub2 = hub.clone();
+    let channel = channel.clone();
+    hub.store().write_grouped(move |txn| {
+        let hub = &hub2;
         let conversation: Option<Conversation> =
             get_entity(txn.conn(), Entity::Conversation, &req.remote_conversation_id)?;
         let mut conversation = conversation

@@ -7,6 +7,11 @@
 //! is still held), so a stream that sees a gap knows something else wrote (another process, such as
 //! the admin CLI) and re-reads the log.
 //!
+//! [`Store::write_grouped`] is the same for the hot path (messages from Botpress): jobs from many
+//! requests are queued to one writer thread, which runs each in its own savepoint inside one
+//! transaction and commits them with a single fsync (group commit). A job that fails rolls back to
+//! its savepoint alone; every caller is answered only after the commit that made it durable.
+//!
 //! SQLite specifics stay inside this module; the rest of the hub sees entities and events.
 
 use std::path::{Path, PathBuf};
@@ -42,13 +47,30 @@ pub enum StoreError {
     TooNew { found: u32, known: u32 },
     #[error("the store lock was poisoned by a panic")]
     Poisoned,
+    #[error("the group commit failed: {0}")]
+    CommitFailed(String),
 }
+
+/// A committed event as streams send it: its seq and its JSON, serialised once for every stream.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub seq: u64,
+    pub json: std::sync::Arc<str>,
+}
+
+/// Runs inside the group transaction and returns what to do once the commit's outcome is known.
+type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+type Job = Box<dyn FnOnce(&mut Txn<'_>) -> Completion + Send>;
+
+/// The most jobs one group commit takes.
+const MAX_GROUP: usize = 2048;
 
 pub struct Store {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: std::sync::Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
-    live: broadcast::Sender<Event>,
+    live: broadcast::Sender<Live>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl std::fmt::Debug for Store {
@@ -77,16 +99,71 @@ impl Store {
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let writer = std::sync::Arc::new(Mutex::new(writer));
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let (w, l) = (writer.clone(), live.clone());
+        std::thread::Builder::new()
+            .name("baton-hub-writer".into())
+            .spawn(move || group_commits(&w, &l, &queue))
+            .map_err(|source| StoreError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Self {
             path,
-            writer: Mutex::new(writer),
+            writer,
             readers: Mutex::new(Vec::new()),
             live,
+            jobs,
         })
     }
 
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.live.subscribe()
+    }
+
+    /// Like [`Store::write`], but committed together with other callers' writes (one fsync for
+    /// many). Blocks until the commit that contains it; for blocking threads only.
+    pub fn write_grouped<T, E>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        let job: Job = Box::new(move |txn: &mut Txn<'_>| -> Completion {
+            let mark = txn.events.len();
+            if let Err(e) = txn.tx.execute_batch("SAVEPOINT job") {
+                let _ = answer.send(Err(StoreError::from(e).into()));
+                return Box::new(|_| {});
+            }
+            match f(txn) {
+                Ok(value) => match txn.tx.execute_batch("RELEASE job") {
+                    Ok(()) => Box::new(move |committed: Result<(), String>| {
+                        let result = committed
+                            .map(|()| value)
+                            .map_err(|e| StoreError::CommitFailed(e).into());
+                        let _ = answer.send(result);
+                    }),
+                    Err(e) => {
+                        let _ = answer.send(Err(StoreError::from(e).into()));
+                        Box::new(|_| {})
+                    }
+                },
+                Err(err) => {
+                    let _ = txn.tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                    txn.events.truncate(mark);
+                    let _ = answer.send(Err(err));
+                    Box::new(|_| {})
+                }
+            }
+        });
+        self.jobs
+            .send(job)
+            .map_err(|_| E::from(StoreError::Poisoned))?;
+        answered.recv().map_err(|_| E::from(StoreError::Poisoned))?
     }
 
     /// Runs `f` in one transaction; commits if it returns `Ok`, then broadcasts its events.
@@ -103,10 +180,7 @@ impl Store {
         let value = f(&mut txn)?;
         let Txn { tx, events } = txn;
         tx.commit().map_err(StoreError::from)?;
-        for event in events {
-            // No receivers is fine: nobody is streaming right now.
-            let _ = self.live.send(event);
-        }
+        broadcast_events(&self.live, events);
         Ok(value)
     }
 
@@ -272,6 +346,78 @@ impl Txn<'_> {
     }
 }
 
+/// Sends committed events to live streams, in seq order (callers hold the writer lock).
+fn broadcast_events(live: &broadcast::Sender<Live>, events: Vec<Event>) {
+    if live.receiver_count() == 0 {
+        return;
+    }
+    for event in events {
+        match serde_json::to_string(&event) {
+            // No receivers is fine: nobody is streaming right now.
+            Ok(json) => drop(live.send(Live {
+                seq: event.seq,
+                json: json.into(),
+            })),
+            Err(e) => {
+                tracing::error!(seq = event.seq, error = %e, "cannot serialise an event for streams")
+            }
+        }
+    }
+}
+
+/// The writer thread: takes every queued job, runs them in one transaction, commits once, then
+/// answers each caller. Ends when the store is dropped.
+fn group_commits(
+    writer: &Mutex<Connection>,
+    live: &broadcast::Sender<Live>,
+    queue: &std::sync::mpsc::Receiver<Job>,
+) {
+    while let Ok(first) = queue.recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut conn) = writer.lock() else {
+            // Dropping the jobs answers their callers with an error.
+            tracing::error!("group commit: the writer lock is poisoned");
+            continue;
+        };
+        let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+        let committed = (|| -> Result<Vec<Event>, rusqlite::Error> {
+            let tx = conn.transaction()?;
+            let mut txn = Txn {
+                tx,
+                events: Vec::new(),
+            };
+            for job in jobs {
+                completions.push(job(&mut txn));
+            }
+            let Txn { tx, events } = txn;
+            tx.commit()?;
+            Ok(events)
+        })();
+        match committed {
+            Ok(events) => {
+                broadcast_events(live, events);
+                drop(conn);
+                for done in completions {
+                    done(Ok(()));
+                }
+            }
+            Err(e) => {
+                drop(conn);
+                tracing::error!(error = %e, "group commit failed; its writes are rolled back");
+                for done in completions {
+                    done(Err(e.to_string()));
+                }
+            }
+        }
+    }
+}
+
 /// The JSON of what an event carries (its `data`), as stored in the log.
 fn body_json(data: &EventData) -> Result<String, serde_json::Error> {
     let mut value = serde_json::to_value(data)?;
@@ -409,6 +555,42 @@ mod tests {
             })
             .expect("settings");
         assert_eq!(settings, "{}");
+    }
+
+    #[test]
+    fn grouped_writes_from_many_threads_all_commit_and_a_failing_one_leaves_no_trace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = std::sync::Arc::new(Store::open(dir.path()).expect("open"));
+        let threads: Vec<_> = (0..16)
+            .map(|i| {
+                let store = store.clone();
+                std::thread::spawn(move || {
+                    store.write_grouped(move |txn| {
+                        txn.append(EventData::Agent(Agent::new(
+                            format!("ag_{i}"),
+                            "a@x",
+                            "A",
+                            baton_protocol::Role::Agent,
+                        )))?;
+                        if i == 7 {
+                            return Err(StoreError::Poisoned);
+                        }
+                        Ok(i)
+                    })
+                })
+            })
+            .collect();
+        let results: Vec<_> = threads
+            .into_iter()
+            .map(|t| t.join().expect("thread"))
+            .collect();
+        assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 15);
+        let events = store.events_after(0, 100).expect("events");
+        assert_eq!(events.len(), 15);
+        assert!(events
+            .iter()
+            .all(|e| !matches!(&e.data, EventData::Agent(a) if a.id == "ag_7")));
+        assert!(events.windows(2).all(|w| w[0].seq < w[1].seq));
     }
 
     #[test]

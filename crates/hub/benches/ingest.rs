@@ -1,0 +1,246 @@
+//! Ingest benchmark: Botpress `botSendsMessage` into a hub as fast as it accepts them, with 50
+//! agents following the stream. Prints accepted messages per second (a 200 means committed with
+//! `synchronous=FULL`), the time from request to the event having reached *every* agent (p50,
+//! p99), and — measured in the same run, on the same disk — single-row durable SQLite commits per
+//! second as the baseline. Targets (issue 3): ≥ 10,000 messages/s and p99 < 50 ms.
+//!
+//! Everything runs on this machine: the hub, the load generator and the 50 stream readers share
+//! its cores. Knobs: BENCH_MESSAGES (default 20000), BENCH_CONCURRENCY (64), BENCH_AGENTS (50).
+
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use baton_hub::{admin, Hub};
+use baton_protocol::Role;
+use futures_util::StreamExt;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::Message as WsMessage;
+
+fn knob(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("cannot start a runtime: {e}");
+            std::process::exit(1);
+        }
+    };
+    if let Err(e) = runtime.block_on(run()) {
+        eprintln!("benchmark failed: {e}");
+        std::process::exit(1);
+    }
+}
+
+/// Single-row durable commits per second: one INSERT per transaction, WAL, synchronous=FULL.
+fn baseline_commits_per_sec(
+    path: &std::path::Path,
+    for_how_long: Duration,
+) -> Result<f64, rusqlite::Error> {
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.execute_batch("CREATE TABLE rows (id INTEGER PRIMARY KEY, body TEXT NOT NULL)")?;
+    let body = r#"{"text":"bench message","kind":"text"}"#;
+    let start = Instant::now();
+    let mut n = 0u64;
+    while start.elapsed() < for_how_long {
+        conn.execute("INSERT INTO rows (body) VALUES (?1)", [body])?;
+        n += 1;
+    }
+    Ok(n as f64 / start.elapsed().as_secs_f64())
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((p / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+    sorted[rank.min(sorted.len() - 1)]
+}
+
+async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    let messages = knob("BENCH_MESSAGES", 20_000);
+    let concurrency = knob("BENCH_CONCURRENCY", 64);
+    let agents = knob("BENCH_AGENTS", 50);
+    // Under target/, so the baseline and the hub write to the same disk.
+    std::fs::create_dir_all("target")?;
+    let dir = tempfile::tempdir_in("target")?;
+
+    let baseline =
+        baseline_commits_per_sec(&dir.path().join("baseline.sqlite"), Duration::from_secs(3))?;
+
+    let hub = Hub::open(&dir.path().join("hub"))?;
+    let channel = admin::add_botpress_channel(&hub, "bench", None)?;
+    let mut tokens = Vec::new();
+    for i in 0..agents {
+        let agent = admin::add_agent(
+            &hub,
+            &format!("agent{i}@bench.local"),
+            &format!("Agent {i}"),
+            Role::Agent,
+            "bench password",
+        )?;
+        tokens.push(admin::issue_token(&hub, &agent.id)?);
+    }
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(baton_hub::serve(listener, hub.clone(), async {
+        let _ = stopped.await;
+    }));
+    let base = format!("http://{addr}{}", channel.endpoint_path);
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(concurrency)
+        .build()?;
+    let ticket: serde_json::Value = http
+        .post(format!("{base}/createRemoteConversation"))
+        .json(
+            &serde_json::json!({"type": "createRemoteConversation", "payload": {"title": "bench"}}),
+        )
+        .send()
+        .await?
+        .json()
+        .await?;
+    let ticket = ticket["id"].as_str().ok_or("no ticket id")?.to_string();
+    let after = hub.store().last_seq()?;
+
+    // Per message: when it was sent, when the last agent got it, and how many agents got it.
+    let epoch = Instant::now();
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..messages).map(|_| AtomicU64::new(0)).collect());
+    let last_seen: Arc<Vec<AtomicU64>> =
+        Arc::new((0..messages).map(|_| AtomicU64::new(0)).collect());
+    let seen_by: Arc<Vec<AtomicU32>> = Arc::new((0..messages).map(|_| AtomicU32::new(0)).collect());
+
+    let (ready_tx, mut ready_rx) = tokio::sync::mpsc::channel::<()>(agents);
+    let mut readers = Vec::new();
+    for token in &tokens {
+        let mut request =
+            format!("ws://{addr}/api/v1/stream?after={after}").into_client_request()?;
+        request
+            .headers_mut()
+            .insert("Authorization", format!("Bearer {token}").parse()?);
+        let (mut ws, _) = tokio_tungstenite::connect_async(request).await?;
+        let (last_seen, seen_by, ready) = (last_seen.clone(), seen_by.clone(), ready_tx.clone());
+        readers.push(tokio::spawn(async move {
+            while let Some(Ok(frame)) = ws.next().await {
+                let WsMessage::Text(text) = frame else {
+                    continue;
+                };
+                if text.contains("\"caught_up\"") {
+                    let _ = ready.send(()).await;
+                    continue;
+                }
+                // Find "bench-N" without parsing the whole event: readers must not be the bottleneck.
+                if let Some(at) = text.find("bench-") {
+                    let digits: String = text[at + 6..]
+                        .chars()
+                        .take_while(char::is_ascii_digit)
+                        .collect();
+                    if let Ok(n) = digits.parse::<usize>() {
+                        if n < last_seen.len() {
+                            last_seen[n]
+                                .fetch_max(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+                            seen_by[n].fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+            }
+        }));
+    }
+    for _ in 0..agents {
+        ready_rx
+            .recv()
+            .await
+            .ok_or("a stream closed before catching up")?;
+    }
+
+    let next = Arc::new(AtomicU64::new(0));
+    let accepted = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let mut senders = Vec::new();
+    for _ in 0..concurrency {
+        let (http, base, ticket) = (http.clone(), base.clone(), ticket.clone());
+        let (next, accepted, sent_at) = (next.clone(), accepted.clone(), sent_at.clone());
+        senders.push(tokio::spawn(async move {
+            loop {
+                let n = next.fetch_add(1, Ordering::Relaxed) as usize;
+                if n >= sent_at.len() {
+                    return;
+                }
+                let body = format!(
+                    r#"{{"type":"botSendsMessage","remoteConversationId":"{ticket}","remoteUserId":"BOT","payload":{{"text":"bench-{n}"}}}}"#
+                );
+                sent_at[n].store(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let ok = http
+                    .post(format!("{base}/botSendsMessage"))
+                    .header("content-type", "application/json")
+                    .body(body)
+                    .send()
+                    .await
+                    .map(|r| r.status().is_success())
+                    .unwrap_or(false);
+                if ok {
+                    accepted.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    for sender in senders {
+        sender.await?;
+    }
+    let elapsed = started.elapsed();
+    let accepted = accepted.load(Ordering::Relaxed);
+
+    // Wait (bounded) for every agent to have every message.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while Instant::now() < deadline
+        && seen_by
+            .iter()
+            .any(|s| (s.load(Ordering::Relaxed) as usize) < agents)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let complete = seen_by
+        .iter()
+        .filter(|s| s.load(Ordering::Relaxed) as usize >= agents)
+        .count();
+    let mut latencies: Vec<f64> = (0..messages)
+        .filter(|&n| seen_by[n].load(Ordering::Relaxed) as usize >= agents)
+        .map(|n| {
+            (last_seen[n]
+                .load(Ordering::Relaxed)
+                .saturating_sub(sent_at[n].load(Ordering::Relaxed))) as f64
+                / 1000.0
+        })
+        .collect();
+    latencies.sort_by(f64::total_cmp);
+
+    let rate = accepted as f64 / elapsed.as_secs_f64();
+    let (p50, p99) = (percentile(&latencies, 50.0), percentile(&latencies, 99.0));
+    println!("baton-hub ingest benchmark ({} cores, {agents} agents streaming, {concurrency} concurrent requests)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!("  baseline: single-row durable SQLite commits/s   {baseline:>10.0}");
+    println!("  accepted botSendsMessage/s (durable)            {rate:>10.0}   ({accepted} of {messages} in {:.2} s; {:.2}x baseline)", elapsed.as_secs_f64(), rate / baseline);
+    println!("  request → event at all {agents} agents, p50 ms      {p50:>10.1}");
+    println!("  request → event at all {agents} agents, p99 ms      {p99:>10.1}   ({complete} of {messages} reached every agent)");
+    println!(
+        "  targets: ≥ 10000 msg/s {}; p99 < 50 ms {}",
+        if rate >= 10_000.0 { "met" } else { "NOT met" },
+        if p99 < 50.0 { "met" } else { "NOT met" }
+    );
+    let _ = stop.send(());
+    for reader in readers {
+        reader.abort();
+    }
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    Ok(())
+}
