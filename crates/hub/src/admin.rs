@@ -446,6 +446,7 @@ pub fn update_channel(
         )?;
         Ok::<_, AdminError>(())
     })?;
+    hub.forget_channel_settings(&id);
     hub.wake_delivery();
     channel_view(hub, &id)
 }

@@ -230,12 +230,19 @@ fn parse<T: serde::de::DeserializeOwned>(value: Value) -> Result<T, ApiError> {
 
 fn channel_for_secret(hub: &Hub, secret: &str) -> Result<Option<Channel>, ApiError> {
     let hash = secret_hash(secret);
-    Ok(hub.store().read(|conn| {
+    if let Some(id) = hub.cached_channel_id(&hash) {
+        return Ok(Some(Channel { id }));
+    }
+    let found = hub.store().read(|conn| {
         conn.prepare_cached("SELECT id FROM channels WHERE secret_hash = ?1 AND kind = 'botpress'")?
-            .query_row([hash], |r| Ok(Channel { id: r.get(0)? }))
+            .query_row([&hash], |r| Ok(Channel { id: r.get(0)? }))
             .optional()
             .map_err(StoreError::from)
-    })?)
+    })?;
+    if let Some(channel) = &found {
+        hub.remember_channel_id(&hash, &channel.id);
+    }
+    Ok(found)
 }
 
 #[derive(Debug, Deserialize)]
@@ -397,7 +404,7 @@ fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Resu
             created_at: now,
         };
         txn.put(EventData::Message(message))?;
-        if from_bot && text.as_deref().is_some_and(|t| is_session_ended_notice(txn, &channel.id, t)) {
+        if from_bot && text.as_deref().is_some_and(|t| is_session_ended_notice(txn, hub, &channel.id, t)) {
             if let Some(h) = crate::work::cancel_by_bot(txn, hub, &conversation.id, "the customer ended the session")? {
                 tracing::info!(handoff = %h.id, "botpress: the customer ended the session; handoff cancelled");
             }
@@ -406,11 +413,20 @@ fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Resu
     })
 }
 
-fn is_session_ended_notice(txn: &crate::store::Txn<'_>, channel_id: &str, text: &str) -> bool {
-    crate::channel::load(txn.conn(), channel_id)
-        .ok()
-        .flatten()
-        .map(|c| c.settings.session_ended_notice)
+fn is_session_ended_notice(
+    txn: &crate::store::Txn<'_>,
+    hub: &Hub,
+    channel_id: &str,
+    text: &str,
+) -> bool {
+    let settings = hub.channel_settings(channel_id, || {
+        crate::channel::load(txn.conn(), channel_id)
+            .ok()
+            .flatten()
+            .map(|c| c.settings)
+    });
+    settings
+        .map(|s| s.session_ended_notice)
         .is_some_and(|notice| !notice.trim().is_empty() && notice.trim() == text.trim())
 }
 

@@ -77,6 +77,10 @@ struct HubInner {
     /// When each agent last showed a sign of life (a request or an open stream), since start.
     activity: Mutex<HashMap<String, DateTime<Utc>>>,
     delivery: tokio::sync::Notify,
+    /// Botpress secret hash → channel id (secrets never change, so a hit is always right).
+    channel_ids: Mutex<HashMap<String, String>>,
+    /// Channel settings read in the last few seconds: the message hot path needs them per request.
+    settings: Mutex<HashMap<String, (std::time::Instant, channel::ChannelSettings)>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -112,6 +116,8 @@ impl Hub {
                 started,
                 activity: Mutex::new(HashMap::new()),
                 delivery: tokio::sync::Notify::new(),
+                channel_ids: Mutex::new(HashMap::new()),
+                settings: Mutex::new(HashMap::new()),
             }),
         })
     }
@@ -136,6 +142,55 @@ impl Hub {
             .ok()
             .and_then(|a| a.get(agent_id).copied())
             .unwrap_or(self.inner.started)
+    }
+
+    /// How long channel settings are reused before being read again (changes made by another
+    /// process, such as the admin CLI, apply within this).
+    pub const SETTINGS_TTL: Duration = Duration::from_secs(5);
+
+    pub(crate) fn cached_channel_id(&self, secret_hash: &str) -> Option<String> {
+        self.inner
+            .channel_ids
+            .lock()
+            .ok()?
+            .get(secret_hash)
+            .cloned()
+    }
+
+    pub(crate) fn remember_channel_id(&self, secret_hash: &str, id: &str) {
+        if let Ok(mut ids) = self.inner.channel_ids.lock() {
+            ids.insert(secret_hash.to_string(), id.to_string());
+        }
+    }
+
+    /// A channel's settings, from the cache when fresh, else from `load`.
+    pub(crate) fn channel_settings(
+        &self,
+        id: &str,
+        load: impl FnOnce() -> Option<channel::ChannelSettings>,
+    ) -> Option<channel::ChannelSettings> {
+        if let Ok(cache) = self.inner.settings.lock() {
+            if let Some((at, settings)) = cache.get(id) {
+                if at.elapsed() < Self::SETTINGS_TTL {
+                    return Some(settings.clone());
+                }
+            }
+        }
+        let settings = load()?;
+        if let Ok(mut cache) = self.inner.settings.lock() {
+            cache.insert(
+                id.to_string(),
+                (std::time::Instant::now(), settings.clone()),
+            );
+        }
+        Some(settings)
+    }
+
+    /// Drops cached settings after this process changed a channel.
+    pub(crate) fn forget_channel_settings(&self, id: &str) {
+        if let Ok(mut cache) = self.inner.settings.lock() {
+            cache.remove(id);
+        }
     }
 
     /// Tells the delivery worker that new calls are queued.

@@ -86,6 +86,8 @@ impl std::fmt::Debug for Store {
 pub struct Txn<'c> {
     tx: Transaction<'c>,
     events: Vec<Event>,
+    /// Each event's `data` JSON, made once and shared by the entity row, the log and the streams.
+    bodies: Vec<String>,
 }
 
 impl Store {
@@ -155,6 +157,7 @@ impl Store {
                 Err(err) => {
                     let _ = txn.tx.execute_batch("ROLLBACK TO job; RELEASE job");
                     txn.events.truncate(mark);
+                    txn.bodies.truncate(mark);
                     let _ = answer.send(Err(err));
                     Box::new(|_| {})
                 }
@@ -176,11 +179,12 @@ impl Store {
         let mut txn = Txn {
             tx,
             events: Vec::new(),
+            bodies: Vec::new(),
         };
         let value = f(&mut txn)?;
-        let Txn { tx, events } = txn;
+        let Txn { tx, events, bodies } = txn;
         tx.commit().map_err(StoreError::from)?;
-        broadcast_events(&self.live, events);
+        broadcast_events(&self.live, &events, &bodies);
         Ok(value)
     }
 
@@ -251,18 +255,24 @@ impl Txn<'_> {
 
     /// Writes `data` to the log and returns the event with its new seq.
     pub fn append(&mut self, data: EventData) -> Result<Event, StoreError> {
-        let json = body_json(&data)?;
+        let json = entity_json(&data)?;
+        self.append_json(data, json)
+    }
+
+    fn append_json(&mut self, data: EventData, json: String) -> Result<Event, StoreError> {
         self.tx
             .prepare_cached("INSERT INTO events (kind, data) VALUES (?1, ?2)")?
             .execute(params![data.kind(), json])?;
         let seq = self.tx.last_insert_rowid() as u64;
         let event = Event { seq, data };
         self.events.push(event.clone());
+        self.bodies.push(json);
         Ok(event)
     }
 
     /// Stores an entity's new state and appends the event that announces it.
     pub fn put(&mut self, data: EventData) -> Result<Event, StoreError> {
+        let json = entity_json(&data)?;
         match &data {
             EventData::Contact(c) => {
                 self.tx
@@ -270,7 +280,7 @@ impl Txn<'_> {
                         "INSERT INTO contacts (id, channel_id, data) VALUES (?1, ?2, ?3)
                          ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                     )?
-                    .execute(params![c.id, c.channel_id, serde_json::to_string(c)?])?;
+                    .execute(params![c.id, c.channel_id, json])?;
             }
             EventData::Conversation(c) => {
                 self.tx
@@ -280,12 +290,7 @@ impl Txn<'_> {
                          ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id,
                                                        data = excluded.data",
                     )?
-                    .execute(params![
-                        c.id,
-                        c.channel_id,
-                        c.contact_id,
-                        serde_json::to_string(c)?
-                    ])?;
+                    .execute(params![c.id, c.channel_id, c.contact_id, json])?;
             }
             EventData::Handoff(h) => {
                 self.tx
@@ -300,7 +305,7 @@ impl Txn<'_> {
                         h.conversation_id,
                         h.status.as_str(),
                         h.assignee,
-                        serde_json::to_string(h)?
+                        json
                     ])?;
             }
             EventData::Message(m) => {
@@ -309,13 +314,13 @@ impl Txn<'_> {
                         "INSERT INTO messages (id, conversation_id, data) VALUES (?1, ?2, ?3)
                          ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                     )?
-                    .execute(params![m.id, m.conversation_id, serde_json::to_string(m)?])?;
+                    .execute(params![m.id, m.conversation_id, json])?;
             }
             EventData::Agent(a) => {
                 // Agents carry credentials the event must not; their row is written by the caller.
                 self.tx
                     .prepare_cached("UPDATE agents SET data = ?2 WHERE id = ?1")?
-                    .execute(params![a.id, serde_json::to_string(a)?])?;
+                    .execute(params![a.id, json])?;
             }
             EventData::Note(n) => {
                 self.tx
@@ -323,7 +328,7 @@ impl Txn<'_> {
                         "INSERT INTO notes (id, conversation_id, data) VALUES (?1, ?2, ?3)
                          ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                     )?
-                    .execute(params![n.id, n.conversation_id, serde_json::to_string(n)?])?;
+                    .execute(params![n.id, n.conversation_id, json])?;
             }
             EventData::Template(t) => {
                 self.tx
@@ -331,37 +336,39 @@ impl Txn<'_> {
                         "INSERT INTO templates (id, data) VALUES (?1, ?2)
                          ON CONFLICT(id) DO UPDATE SET data = excluded.data",
                     )?
-                    .execute(params![t.id, serde_json::to_string(t)?])?;
+                    .execute(params![t.id, json])?;
             }
-            EventData::Tags(t) => {
+            EventData::Tags(_) => {
                 self.tx
                     .prepare_cached(
                         "INSERT INTO settings (key, value) VALUES ('tags', ?1)
                          ON CONFLICT(key) DO UPDATE SET value = excluded.value",
                     )?
-                    .execute([serde_json::to_string(t)?])?;
+                    .execute([&json])?;
             }
         }
-        self.append(data)
+        self.append_json(data, json)
     }
 }
 
-/// Sends committed events to live streams, in seq order (callers hold the writer lock).
-fn broadcast_events(live: &broadcast::Sender<Live>, events: Vec<Event>) {
+/// Sends committed events to live streams, in seq order (callers hold the writer lock). The frame
+/// is put together from the `data` JSON already made, not serialised again.
+fn broadcast_events(live: &broadcast::Sender<Live>, events: &[Event], bodies: &[String]) {
     if live.receiver_count() == 0 {
         return;
     }
-    for event in events {
-        match serde_json::to_string(&event) {
-            // No receivers is fine: nobody is streaming right now.
-            Ok(json) => drop(live.send(Live {
-                seq: event.seq,
-                json: json.into(),
-            })),
-            Err(e) => {
-                tracing::error!(seq = event.seq, error = %e, "cannot serialise an event for streams")
-            }
-        }
+    for (event, body) in events.iter().zip(bodies) {
+        let json = format!(
+            r#"{{"seq":{},"kind":"{}","data":{}}}"#,
+            event.seq,
+            event.data.kind(),
+            body
+        );
+        // No receivers is fine: nobody is streaming right now.
+        let _ = live.send(Live {
+            seq: event.seq,
+            json: json.into(),
+        });
     }
 }
 
@@ -386,22 +393,23 @@ fn group_commits(
             continue;
         };
         let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-        let committed = (|| -> Result<Vec<Event>, rusqlite::Error> {
+        let committed = (|| -> Result<(Vec<Event>, Vec<String>), rusqlite::Error> {
             let tx = conn.transaction()?;
             let mut txn = Txn {
                 tx,
                 events: Vec::new(),
+                bodies: Vec::new(),
             };
             for job in jobs {
                 completions.push(job(&mut txn));
             }
-            let Txn { tx, events } = txn;
+            let Txn { tx, events, bodies } = txn;
             tx.commit()?;
-            Ok(events)
+            Ok((events, bodies))
         })();
         match committed {
-            Ok(events) => {
-                broadcast_events(live, events);
+            Ok((events, bodies)) => {
+                broadcast_events(live, &events, &bodies);
                 drop(conn);
                 for done in completions {
                     done(Ok(()));
@@ -418,11 +426,18 @@ fn group_commits(
     }
 }
 
-/// The JSON of what an event carries (its `data`), as stored in the log.
-fn body_json(data: &EventData) -> Result<String, serde_json::Error> {
-    let mut value = serde_json::to_value(data)?;
-    let body = value.get_mut("data").map(serde_json::Value::take);
-    Ok(body.unwrap_or(serde_json::Value::Null).to_string())
+/// The JSON of what an event carries (its `data`), as stored in the entity row and the log.
+fn entity_json(data: &EventData) -> Result<String, serde_json::Error> {
+    match data {
+        EventData::Contact(v) => serde_json::to_string(v),
+        EventData::Conversation(v) => serde_json::to_string(v),
+        EventData::Handoff(v) => serde_json::to_string(v),
+        EventData::Message(v) => serde_json::to_string(v),
+        EventData::Agent(v) => serde_json::to_string(v),
+        EventData::Note(v) => serde_json::to_string(v),
+        EventData::Template(v) => serde_json::to_string(v),
+        EventData::Tags(v) => serde_json::to_string(v),
+    }
 }
 
 /// Reads one entity's JSON `data` column by id from `table`.
