@@ -22,7 +22,7 @@ use rand::Rng;
 use rusqlite::{params, OptionalExtension};
 use tokio::sync::watch;
 
-use crate::store::StoreError;
+use crate::store::{get_entity, Entity, StoreError};
 use crate::Hub;
 
 pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -302,13 +302,8 @@ fn set_waiting_reason(
     message_id: &str,
     reason: &str,
 ) -> Result<(), StoreError> {
-    let data: Option<String> = txn
-        .conn()
-        .prepare_cached("SELECT data FROM messages WHERE id = ?1")?
-        .query_row([message_id], |r| r.get(0))
-        .optional()?;
-    if let Some(data) = data {
-        let mut message: Message = serde_json::from_str(&data)?;
+    let message: Option<Message> = get_entity(txn.conn(), Entity::Message, message_id)?;
+    if let Some(mut message) = message {
         if message.status == DeliveryStatus::Queued
             && message.status_reason.as_deref() != Some(reason)
         {
@@ -325,13 +320,8 @@ fn set_message_status(
     status: DeliveryStatus,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
-    let data: Option<String> = txn
-        .conn()
-        .prepare_cached("SELECT data FROM messages WHERE id = ?1")?
-        .query_row([message_id], |r| r.get(0))
-        .optional()?;
-    if let Some(data) = data {
-        let mut message: Message = serde_json::from_str(&data)?;
+    let message: Option<Message> = get_entity(txn.conn(), Entity::Message, message_id)?;
+    if let Some(mut message) = message {
         message.status = status;
         message.status_reason = reason.map(str::to_string);
         txn.put(EventData::Message(message))?;

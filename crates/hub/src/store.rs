@@ -465,6 +465,7 @@ pub enum Entity {
     Handoff,
     Agent,
     Template,
+    Message,
 }
 
 impl Entity {
@@ -475,6 +476,7 @@ impl Entity {
             Self::Handoff => "handoffs",
             Self::Agent => "agents",
             Self::Template => "templates",
+            Self::Message => "messages",
         }
     }
 }

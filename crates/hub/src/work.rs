@@ -282,15 +282,7 @@ pub fn reply(
             "the message is longer than {MAX_TEXT} characters"
         )));
     }
-    let open: Option<String> = txn
-        .conn()
-        .prepare_cached(
-            "SELECT data FROM handoffs WHERE conversation_id = ?1 AND status IN ('pending', 'assigned')
-             ORDER BY rowid DESC LIMIT 1",
-        )?
-        .query_row([conversation_id], |r| r.get(0))
-        .optional()?;
-    let Some(open) = open else {
+    let Some(mut h) = open_handoff(txn, conversation_id)? else {
         let exists: Option<Conversation> =
             get_entity(txn.conn(), Entity::Conversation, conversation_id)?;
         return Err(match exists {
@@ -300,7 +292,6 @@ pub fn reply(
             None => ApiError::NotFound(format!("no conversation {conversation_id:?}")),
         });
     };
-    let mut h: Handoff = serde_json::from_str(&open)?;
     match &h.assignee {
         None => {
             check_capacity(txn, agent, "You")?;
@@ -316,6 +307,19 @@ pub fn reply(
     }
     send_to_customer(txn, hub, &h, Author::Agent, agent, text)?;
     Ok(())
+}
+
+/// The conversation's handoff that is still pending or assigned, if any.
+fn open_handoff(txn: &Txn<'_>, conversation_id: &str) -> Result<Option<Handoff>, ApiError> {
+    let data: Option<String> = txn
+        .conn()
+        .prepare_cached(
+            "SELECT data FROM handoffs WHERE conversation_id = ?1 AND status IN ('pending', 'assigned')
+             ORDER BY rowid DESC LIMIT 1",
+        )?
+        .query_row([conversation_id], |r| r.get(0))
+        .optional()?;
+    Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
 }
 
 pub fn release(
@@ -513,17 +517,8 @@ pub fn resend(
     agent: &Agent,
     message_id: &str,
 ) -> Result<(), ApiError> {
-    let data: Option<String> = txn
-        .conn()
-        .query_row(
-            "SELECT data FROM messages WHERE id = ?1",
-            [message_id],
-            |r| r.get(0),
-        )
-        .optional()?;
-    let mut message: Message = match data {
-        Some(d) => serde_json::from_str(&d)?,
-        None => return Err(ApiError::NotFound(format!("no message {message_id:?}"))),
+    let Some(mut message) = get_entity::<Message>(txn.conn(), Entity::Message, message_id)? else {
+        return Err(ApiError::NotFound(format!("no message {message_id:?}")));
     };
     if message.author_id.as_deref() != Some(agent.id.as_str()) && agent.role != Role::Admin {
         return Err(ApiError::Forbidden(
@@ -572,16 +567,9 @@ pub fn cancel_by_bot(
     conversation_id: &str,
     why: &str,
 ) -> Result<Option<Handoff>, ApiError> {
-    let open: Option<String> = txn
-        .conn()
-        .prepare_cached(
-            "SELECT data FROM handoffs WHERE conversation_id = ?1 AND status IN ('pending', 'assigned')
-             ORDER BY rowid DESC LIMIT 1",
-        )?
-        .query_row([conversation_id], |r| r.get(0))
-        .optional()?;
-    let Some(open) = open else { return Ok(None) };
-    let mut h: Handoff = serde_json::from_str(&open)?;
+    let Some(mut h) = open_handoff(txn, conversation_id)? else {
+        return Ok(None);
+    };
     h.status = HandoffStatus::Cancelled;
     h.label = Some(why.to_string());
     h.updated_at = hub.now();
