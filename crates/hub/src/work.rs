@@ -147,13 +147,33 @@ pub fn enqueue(
     body: Value,
     message_id: Option<&str>,
 ) -> Result<(), ApiError> {
+    let call = Outbound {
+        channel_id: &handoff.channel_id,
+        conversation_id: &handoff.conversation_id,
+        route,
+        body: &body.to_string(),
+        message_id,
+    };
+    queue_call(txn, hub, &call)
+}
+
+/// One row of the outbox, as it is queued.
+struct Outbound<'a> {
+    channel_id: &'a str,
+    conversation_id: &'a str,
+    route: &'a str,
+    body: &'a str,
+    message_id: Option<&'a str>,
+}
+
+fn queue_call(txn: &Txn<'_>, hub: &Hub, call: &Outbound<'_>) -> Result<(), ApiError> {
     let now = hub.now().to_rfc3339();
     txn.conn()
         .prepare_cached(
             "INSERT INTO outbox (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         )?
-        .execute(params![handoff.channel_id, handoff.conversation_id, route, body.to_string(), message_id, now])?;
+        .execute(params![call.channel_id, call.conversation_id, call.route, call.body, call.message_id, now])?;
     Ok(())
 }
 
@@ -547,12 +567,14 @@ pub fn resend(
             "this message was never queued for delivery".into(),
         ));
     };
-    let now = hub.now().to_rfc3339();
-    txn.conn().execute(
-        "INSERT INTO outbox (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        params![channel_id, conversation_id, route, body, message_id, now],
-    )?;
+    let call = Outbound {
+        channel_id: &channel_id,
+        conversation_id: &conversation_id,
+        route: &route,
+        body: &body,
+        message_id: Some(message_id),
+    };
+    queue_call(txn, hub, &call)?;
     message.status = DeliveryStatus::Queued;
     message.status_reason = None;
     txn.put(EventData::Message(message))?;
