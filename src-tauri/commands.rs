@@ -220,6 +220,25 @@ pub async fn send_message(
     .await
 }
 
+/// Sends a Botpress message of another kind than text (an image or file by URL, …); the hub
+/// checks the payload and that the channel's bot relays that kind.
+#[tauri::command]
+pub async fn send_attachment(
+    desk: State<'_, Desk>,
+    conversation_id: String,
+    kind: String,
+    payload: serde_json::Value,
+    txn_id: String,
+) -> Result<(), CommandError> {
+    let body = serde_json::json!({ "txn_id": txn_id, "type": kind, "payload": payload });
+    command(
+        &desk,
+        format!("/conversations/{conversation_id}/messages"),
+        body,
+    )
+    .await
+}
+
 #[tauri::command]
 pub async fn add_note(
     desk: State<'_, Desk>,

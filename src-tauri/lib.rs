@@ -66,6 +66,7 @@ pub fn run() {
             commands::cancel,
             commands::set_tags,
             commands::send_message,
+            commands::send_attachment,
             commands::add_note,
             commands::resend,
             commands::set_presence,

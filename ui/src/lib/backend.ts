@@ -32,6 +32,8 @@ export interface Backend {
   cancel(handoffId: string): Promise<void>;
   setTags(handoffId: string, tags: string[]): Promise<void>;
   sendMessage(conversationId: string, text: string): Promise<void>;
+  /** An image, file, video or audio by URL (what the channel's bot relays decides what is allowed). */
+  sendAttachment(conversationId: string, attachment: Attachment): Promise<void>;
   addNote(conversationId: string, text: string): Promise<void>;
   resend(messageId: string): Promise<void>;
   setPresence(status: Presence): Promise<void>;
@@ -62,6 +64,21 @@ function subscribe<T>(event: string, handler: (payload: T) => void): Promise<Unl
   return listen<T>(event, (e) => handler(e.payload));
 }
 
+/** What agents attach: a link to media the customer can open. */
+export type AttachmentKind = "image" | "file" | "video" | "audio";
+export interface Attachment {
+  kind: AttachmentKind;
+  url: string;
+  title: string;
+}
+
+/** The Botpress payload of an attachment (CONTRACTS §1.5: `imageUrl`, `fileUrl` + `title`, …). */
+export function attachmentPayload(a: Attachment): Record<string, string> {
+  const payload: Record<string, string> = { [`${a.kind}Url`]: a.url.trim() };
+  if (a.title.trim()) payload.title = a.title.trim();
+  return payload;
+}
+
 /** A client-made id for one command; a retry of the same action reuses it. */
 export function newTxnId(): string {
   return crypto.randomUUID();
@@ -83,6 +100,13 @@ export const tauriBackend: Backend = {
   setTags: (handoffId, tags) => call<void>("set_tags", { handoffId, tags, txnId: newTxnId() }),
   sendMessage: (conversationId, text) =>
     call<void>("send_message", { conversationId, text, txnId: newTxnId() }),
+  sendAttachment: (conversationId, attachment) =>
+    call<void>("send_attachment", {
+      conversationId,
+      kind: attachment.kind,
+      payload: attachmentPayload(attachment),
+      txnId: newTxnId(),
+    }),
   addNote: (conversationId, text) => call<void>("add_note", { conversationId, text, txnId: newTxnId() }),
   resend: (messageId) => call<void>("resend", { messageId, txnId: newTxnId() }),
   setPresence: (status) => call<void>("set_presence", { status, txnId: newTxnId() }),
