@@ -90,10 +90,28 @@ struct Desk {
 }
 
 async fn desk_with(flags: &[&str]) -> Desk {
+    desk_configured(&[], flags).await
+}
+
+/// A desk whose channel was changed with `botpress set <channel_flags>` before the hub started.
+async fn desk_configured(channel_flags: &[&str], flags: &[&str]) -> Desk {
     let fake = FakeBotpress::start().await;
     let data = HubData::with_webhook(&fake.url());
     data.add_agent("bob@example.com", "Bob", "agent");
     data.add_agent("root@example.com", "Rita Admin", "admin");
+    if !channel_flags.is_empty() {
+        let mut args = vec![
+            "botpress",
+            "set",
+            "--data",
+            data.path(),
+            "--channel",
+            "Support bot",
+        ];
+        args.extend_from_slice(channel_flags);
+        let (ok, _, err) = support::hub_cli(&args, "");
+        assert!(ok, "botpress set failed: {err}");
+    }
     let hub = HubProcess::start_with(&data, support::free_port(), flags);
     let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
     Desk {
@@ -855,4 +873,105 @@ async fn the_admin_api_is_for_admins_and_disabling_an_agent_frees_their_handoffs
         "a disabled agent is signed out"
     );
     assert_eq!(rita.handoff_of(&ticket).await["status"], "pending");
+}
+
+#[tokio::test]
+async fn an_image_goes_to_botpress_as_an_image_when_the_channel_relays_images() {
+    let d = desk_configured(&["--message-kinds", "text,image,file"], &[]).await;
+    let ticket = d
+        .botpress
+        .hand_off("Damaged box", "Dana", "it arrived crushed")
+        .await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            json!({"txn_id": txn(), "type": "image",
+                   "payload": {"imageUrl": "https://cdn.example.com/label.png", "title": "Return label"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let message = body["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "message")
+        .expect("message event")["data"]
+        .clone();
+    assert_eq!(
+        message["type"], "image",
+        "the greeting comes first, then the image"
+    );
+    assert_eq!(message["text"], "Return label", "lists show the title");
+
+    // Replying to a pending handoff assigns it: agent-assigned, the greeting, then the image.
+    let calls = d.fake.wait_for(3).await;
+    assert_eq!(calls[2].route, "message-from-agent");
+    assert_eq!(calls[2].body["messageType"], "image");
+    assert_eq!(
+        calls[2].body["payload"]["imageUrl"],
+        "https://cdn.example.com/label.png"
+    );
+    assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
+}
+
+#[tokio::test]
+async fn a_kind_the_channel_does_not_relay_or_a_malformed_payload_is_refused_before_queueing() {
+    let d = desk().await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let path = format!("/conversations/{ticket}/messages");
+
+    let (status, body) = alice
+        .post(
+            &path,
+            json!({"txn_id": txn(), "type": "file", "payload": {"fileUrl": "https://x/i.pdf"}}),
+        )
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("relays only text"),
+        "{body}"
+    );
+    let (status, body) = alice
+        .post(&path, json!({"txn_id": txn(), "type": "image", "payload": {"imageUrl": "file:///etc/passwd"}}))
+        .await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("http(s) URL"),
+        "{body}"
+    );
+
+    // Nothing was assigned or sent by the refused attempts.
+    assert_eq!(alice.handoff_of(&ticket).await["status"], "pending");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(d.fake.accepted().is_empty(), "{:?}", d.fake.accepted());
+}
+
+#[tokio::test]
+async fn a_handoff_nobody_takes_within_the_channels_pending_timeout_goes_back_to_the_bot() {
+    // A short session timeout makes the hub's sweeper run often.
+    let d = desk_configured(
+        &["--pending-timeout", "1"],
+        &["--agent-session-timeout", "1"],
+    )
+    .await;
+    let ticket = d.botpress.hand_off("Refund", "Dana", "hello?").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+
+    let calls = d.fake.wait_for(1).await;
+    assert_eq!(calls[0].route, "stop-hitl", "{calls:?}");
+    assert_eq!(calls[0].body["remoteConversationId"], ticket.as_str());
+    let handoff = alice.handoff_of(&ticket).await;
+    assert_eq!(handoff["status"], "cancelled");
+    assert_eq!(handoff["label"], "no agent took it in time");
+    assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
 }

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_protocol::{Event, Handoff, RawEvent, StreamNotice};
+use baton_protocol::{Event, Handoff, RawEvent, StreamFrame, StreamNotice};
 use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use serde::Serialize;
@@ -155,7 +155,7 @@ impl SyncEngine {
             for frame in frames {
                 match frame.map_err(|e| ClientError::Network(e.to_string()))? {
                     WsMessage::Text(text) => match parse_frame(&text) {
-                        Frame::Event(raw) => events.push(raw),
+                        Frame::Events(raw) => events.extend(raw),
                         Frame::CaughtUp(seq) => caught_up = Some(seq),
                         Frame::Unreadable(e) => {
                             tracing::warn!(error = %e, "sync: unreadable frame skipped")
@@ -241,17 +241,15 @@ impl SyncEngine {
 }
 
 enum Frame {
-    Event(RawEvent),
+    Events(Vec<RawEvent>),
     CaughtUp(u64),
     Unreadable(String),
 }
 
 fn parse_frame(text: &str) -> Frame {
-    if let Ok(StreamNotice::CaughtUp { seq }) = serde_json::from_str::<StreamNotice>(text) {
-        return Frame::CaughtUp(seq);
-    }
-    match serde_json::from_str::<RawEvent>(text) {
-        Ok(raw) => Frame::Event(raw),
+    match StreamFrame::parse(text) {
+        Ok(StreamFrame::Events(events)) => Frame::Events(events),
+        Ok(StreamFrame::Notice(StreamNotice::CaughtUp { seq })) => Frame::CaughtUp(seq),
         Err(e) => Frame::Unreadable(e.to_string()),
     }
 }
@@ -290,7 +288,7 @@ mod tests {
         ));
         assert!(matches!(
             parse_frame(r#"{"seq":5,"kind":"x","data":{}}"#),
-            Frame::Event(_)
+            Frame::Events(e) if e.len() == 1
         ));
         assert!(matches!(parse_frame("not json"), Frame::Unreadable(_)));
     }

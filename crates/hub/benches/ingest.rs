@@ -5,7 +5,7 @@
 //! second as the baseline. Targets (issue 3): ≥ 10,000 messages/s and p99 < 50 ms.
 //!
 //! Everything runs on this machine: the hub, the load generator and the 50 stream readers share
-//! its cores. Knobs: BENCH_MESSAGES (default 20000), BENCH_CONCURRENCY (64), BENCH_AGENTS (50).
+//! its cores. Knobs: BENCH_MESSAGES (default 50000), BENCH_CONCURRENCY (64), BENCH_AGENTS (50).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -69,7 +69,7 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    let messages = knob("BENCH_MESSAGES", 20_000);
+    let messages = knob("BENCH_MESSAGES", 50_000);
     let concurrency = knob("BENCH_CONCURRENCY", 64);
     let agents = knob("BENCH_AGENTS", 50);
     // Under target/, so the baseline and the hub write to the same disk.
@@ -99,6 +99,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         let _ = stopped.await;
     }));
     let base = format!("http://{addr}{}", channel.endpoint_path);
+    let send_url = reqwest::Url::parse(&format!("{base}/botSendsMessage"))?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
@@ -140,18 +141,17 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                     let _ = ready.send(()).await;
                     continue;
                 }
-                // Find "bench-N" without parsing the whole event: readers must not be the bottleneck.
-                if let Some(at) = text.find("bench-") {
-                    let digits: String = text[at + 6..]
-                        .chars()
-                        .take_while(char::is_ascii_digit)
-                        .collect();
-                    if let Ok(n) = digits.parse::<usize>() {
-                        if n < last_seen.len() {
-                            last_seen[n]
-                                .fetch_max(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
-                            seen_by[n].fetch_add(1, Ordering::Relaxed);
-                        }
+                // Find every "bench-N" without parsing the frame: readers must not be the
+                // bottleneck. A frame holds one commit's events.
+                let now = epoch.elapsed().as_micros() as u64;
+                for (at, _) in text.match_indices("bench-") {
+                    let n = text.as_bytes()[at + 6..]
+                        .iter()
+                        .take_while(|b| b.is_ascii_digit())
+                        .fold(0usize, |n, b| n * 10 + usize::from(b - b'0'));
+                    if n < last_seen.len() {
+                        last_seen[n].fetch_max(now, Ordering::Relaxed);
+                        seen_by[n].fetch_add(1, Ordering::Relaxed);
                     }
                 }
             }
@@ -169,7 +169,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let started = Instant::now();
     let mut senders = Vec::new();
     for _ in 0..concurrency {
-        let (http, base, ticket) = (http.clone(), base.clone(), ticket.clone());
+        let (http, url, ticket) = (http.clone(), send_url.clone(), ticket.clone());
         let (next, accepted, sent_at) = (next.clone(), accepted.clone(), sent_at.clone());
         senders.push(tokio::spawn(async move {
             loop {
@@ -182,7 +182,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 );
                 sent_at[n].store(epoch.elapsed().as_micros() as u64, Ordering::Relaxed);
                 let ok = http
-                    .post(format!("{base}/botSendsMessage"))
+                    .post(url.clone())
                     .header("content-type", "application/json")
                     .body(body)
                     .send()

@@ -313,6 +313,7 @@ pub struct ChannelView {
     pub transfer_message: std::collections::BTreeMap<String, String>,
     pub session_ended_notice: String,
     pub message_kinds: Vec<String>,
+    pub pending_timeout_secs: Option<u64>,
 }
 
 /// What an admin may change about a channel; `None` leaves a field as it is. In the message maps,
@@ -328,6 +329,8 @@ pub struct ChannelUpdate {
     pub transfer_message: Option<std::collections::BTreeMap<String, String>>,
     pub session_ended_notice: Option<String>,
     pub message_kinds: Option<Vec<String>>,
+    /// Seconds a handoff may wait for an agent; 0 means no limit.
+    pub pending_timeout_secs: Option<u64>,
 }
 
 pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
@@ -355,6 +358,7 @@ fn channel_view(hub: &Hub, id: &str) -> Result<ChannelView, AdminError> {
         transfer_message: row.settings.transfer_message,
         session_ended_notice: row.settings.session_ended_notice,
         message_kinds: row.settings.message_kinds,
+        pending_timeout_secs: row.settings.pending_timeout_secs,
     })
 }
 
@@ -425,7 +429,25 @@ pub fn update_channel(
         settings.session_ended_notice = v.trim().to_string();
     }
     if let Some(kinds) = update.message_kinds {
+        let kinds: Vec<String> = kinds.iter().map(|k| k.trim().to_string()).collect();
+        if let Some(unknown) = kinds
+            .iter()
+            .find(|k| !baton_protocol::payload::KNOWN_KINDS.contains(&k.as_str()))
+        {
+            return Err(AdminError::Invalid(format!(
+                "{unknown:?} is not a Botpress message type (known: {})",
+                baton_protocol::payload::KNOWN_KINDS.join(", ")
+            )));
+        }
+        if !kinds.iter().any(|k| k == "text") {
+            return Err(AdminError::Invalid(
+                "the message kinds must include text".into(),
+            ));
+        }
         settings.message_kinds = kinds;
+    }
+    if let Some(secs) = update.pending_timeout_secs {
+        settings.pending_timeout_secs = (secs > 0).then_some(secs);
     }
     let name = update
         .name

@@ -22,6 +22,9 @@ use crate::Hub;
 /// The most events one page (or one catch-up read of the stream) returns.
 pub const MAX_PAGE: u32 = 1000;
 
+/// What a stream reads from the agent: control frames and a close, never large.
+const STREAM_READ_BUFFER: usize = 4 * 1024;
+
 /// How often an idle stream is pinged so dead peers and idle-killing proxies are noticed.
 const STREAM_PING: Duration = Duration::from_secs(20);
 
@@ -62,6 +65,11 @@ struct CommandBody {
     tags: Option<Vec<String>>,
     #[serde(default)]
     status: Option<String>,
+    /// A message's Botpress type, with `payload`, for anything but plain text.
+    #[serde(default, rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    payload: Option<serde_json::Value>,
 }
 
 type Body = Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>;
@@ -218,9 +226,29 @@ async fn send_message(
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let body = parse_body(body)?;
-    let text = required(body.text, "text")?;
+    // `{"text"}` is a text message; `{"type","payload"}` any other kind the channel relays.
+    let outgoing = match (body.kind, body.payload, body.text) {
+        (Some(kind), Some(payload), _) => crate::work::Outgoing { kind, payload },
+        (None, None, Some(text)) => crate::work::Outgoing::text(&text),
+        (Some(kind), None, Some(text)) if kind == "text" => crate::work::Outgoing::text(&text),
+        (None, Some(_), _) => {
+            return Err(ApiError::BadRequest(
+                "a payload needs its \"type\" (image, file, …)".into(),
+            ))
+        }
+        (Some(kind), None, Some(_)) => {
+            return Err(ApiError::BadRequest(format!(
+                "a {kind} message needs a \"payload\""
+            )))
+        }
+        (_, None, None) => {
+            return Err(ApiError::BadRequest(
+                "the body needs \"text\", or \"type\" and \"payload\"".into(),
+            ))
+        }
+    };
     command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::reply(txn, hub, agent, &id, &text)
+        crate::work::reply(txn, hub, agent, &id, outgoing)
     })
     .await
 }
@@ -321,12 +349,16 @@ async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    Ok(ws.on_upgrade(move |socket| async move {
-        tracing::debug!(agent = %agent.id, after = q.after, "stream opened");
-        if let Err(err) = follow(hub, socket, q.after, agent.id.clone()).await {
-            tracing::debug!(agent = %agent.id, error = %err, "stream closed");
-        }
-    }))
+    // Agents only send pings and a close on this socket. A small read buffer matters: the
+    // WebSocket layer zero-fills its whole read buffer on every poll for input.
+    Ok(ws
+        .read_buffer_size(STREAM_READ_BUFFER)
+        .on_upgrade(move |socket| async move {
+            tracing::debug!(agent = %agent.id, after = q.after, "stream opened");
+            if let Err(err) = follow(hub, socket, q.after, agent.id.clone()).await {
+                tracing::debug!(agent = %agent.id, error = %err, "stream closed");
+            }
+        }))
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -340,8 +372,9 @@ enum StreamEnd {
 }
 
 /// Sends the log after `cursor`, then live events. Subscribes *before* reading the backlog so no
-/// event can fall between the two; duplicates from the overlap are skipped by seq. Live events that
-/// are already waiting are written together and flushed once.
+/// event can fall between the two; batches the backlog already covered are skipped by seq. Each
+/// frame is a JSON array of events (one commit, or one page of backlog); live batches that are
+/// already waiting are written together and flushed once.
 async fn follow(
     hub: Hub,
     mut socket: WebSocket,
@@ -364,12 +397,13 @@ async fn follow(
                     Err(RecvError::Lagged(_)) => (None, true),
                     Err(RecvError::Closed) => return Ok(()),
                 };
-                while let Some(event) = next.take() {
-                    if event.seq == cursor + 1 {
-                        socket.feed(WsMessage::Text(event.json.as_ref().into())).await?;
-                        cursor = event.seq;
-                    } else if event.seq > cursor + 1 {
-                        // A gap: another process wrote to the log. The log has everything.
+                while let Some(batch) = next.take() {
+                    if batch.first == cursor + 1 {
+                        socket.feed(WsMessage::Text(batch.json.clone())).await?;
+                        cursor = batch.last;
+                    } else if batch.last > cursor {
+                        // A gap (another process wrote to the log) or an overlap with the
+                        // backlog just sent: the log has everything, from the cursor on.
                         behind = true;
                         break;
                     }
@@ -413,9 +447,9 @@ async fn send_backlog(
                 .await
                 .map_err(|_| StoreError::Poisoned)??;
         let full = page.len() as u32 == MAX_PAGE;
-        for event in page {
-            cursor = event.seq;
-            send_json(socket, &event).await?;
+        if let Some(last) = page.last() {
+            cursor = last.seq;
+            send_json(socket, &page).await?;
         }
         if !full {
             return Ok(cursor);

@@ -54,11 +54,8 @@ async fn handle(
             ApiError::BadRequest(format!("cannot read the request body: {rejection}"))
         }
     })?;
-    let hub2 = hub.clone();
-    let route2 = route.clone();
-    tokio::task::spawn_blocking(move || dispatch(&hub2, &secret, &route2, &body))
+    dispatch(&hub, &secret, &route, &body)
         .await
-        .map_err(|_| ApiError::Internal(StoreError::Poisoned))?
         .inspect_err(|err| {
             if !matches!(err, ApiError::Internal(_)) {
                 tracing::warn!(%route, code = err.code(), error = %err, "botpress: request refused");
@@ -66,9 +63,24 @@ async fn handle(
         })
 }
 
-fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<Response, ApiError> {
-    let channel = channel_for_secret(hub, secret)?
-        .ok_or_else(|| ApiError::NotFound("no Botpress channel has this endpoint".into()))?;
+/// Runs blocking store work (single writes, reads) off the async threads.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))?
+}
+
+async fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<Response, ApiError> {
+    let channel = match hub.cached_channel_id(&secret_hash(secret)) {
+        Some(id) => Some(Channel { id }),
+        None => {
+            let (hub, secret) = (hub.clone(), secret.to_string());
+            blocking(move || channel_for_secret(&hub, &secret)).await?
+        }
+    }
+    .ok_or_else(|| ApiError::NotFound("no Botpress channel has this endpoint".into()))?;
     if !matches!(
         route,
         "ping"
@@ -94,17 +106,20 @@ fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<Respons
         "ping" => Ok(Json(json!({})).into_response()),
         "createRemoteUser" => {
             let req: CreateRemoteUser = parse(value)?;
-            let id = create_remote_user(hub, &channel, req.payload)?;
+            let hub = hub.clone();
+            let id = blocking(move || create_remote_user(&hub, &channel, req.payload)).await?;
             Ok(Json(json!({ "id": id })).into_response())
         }
         "createRemoteConversation" => {
             let req: CreateRemoteConversation = parse(value)?;
-            let id = create_remote_conversation(hub, &channel, req.payload)?;
+            let hub = hub.clone();
+            let id =
+                blocking(move || create_remote_conversation(&hub, &channel, req.payload)).await?;
             Ok(Json(json!({ "id": id })).into_response())
         }
         "botSendsMessage" => {
             let req: BotSendsMessage = parse(value)?;
-            bot_sends_message(hub, &channel, req)?;
+            bot_sends_message(hub, &channel, req).await?;
             Ok(Json(json!({})).into_response())
         }
         _ => {
@@ -349,14 +364,18 @@ fn create_remote_conversation(
     Ok(conversation.id)
 }
 
-fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Result<(), ApiError> {
+async fn bot_sends_message(
+    hub: &Hub,
+    channel: &Channel,
+    req: BotSendsMessage,
+) -> Result<(), ApiError> {
     let (kind, text) = describe_payload(&req.payload);
     let from_bot = req.remote_user_id == BOTPRESS_BOT_USER;
     let now = hub.now();
     // The hot path: committed with other requests' messages in one fsync (group commit).
     let hub2 = hub.clone();
     let channel = channel.clone();
-    hub.store().write_grouped(move |txn| {
+    hub.store().write_grouped_async(move |txn| {
         let hub = &hub2;
         let conversation: Option<Conversation> =
             get_entity(txn.conn(), Entity::Conversation, &req.remote_conversation_id)?;
@@ -411,6 +430,7 @@ fn bot_sends_message(hub: &Hub, channel: &Channel, req: BotSendsMessage) -> Resu
         }
         Ok::<_, ApiError>(())
     })
+    .await
 }
 
 fn is_session_ended_notice(
@@ -459,11 +479,7 @@ fn describe_payload(payload: &Map<String, Value>) -> (String, Option<String>) {
         };
         kind.to_string()
     });
-    let text = s("text")
-        .or_else(|| s("markdown"))
-        .or_else(|| s("title"))
-        .or_else(|| s("address"));
-    (kind, text)
+    (kind, baton_protocol::payload::readable_text(payload))
 }
 
 #[cfg(test)]

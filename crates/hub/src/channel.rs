@@ -37,6 +37,11 @@ pub struct ChannelSettings {
     /// what it relays; 0.2.2-era plugins relay text only).
     #[serde(default = "default_kinds")]
     pub message_kinds: Vec<String>,
+    /// A handoff no agent has taken this many seconds after it was queued is cancelled and the
+    /// conversation handed back to the bot (`/stop-hitl`), so no customer waits forever. `None`
+    /// waits as long as it takes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_timeout_secs: Option<u64>,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -71,6 +76,7 @@ impl Default for ChannelSettings {
             botpress_api_url: default_api_url(),
             session_ended_notice: default_ended_notice(),
             message_kinds: default_kinds(),
+            pending_timeout_secs: None,
         }
     }
 }

@@ -187,6 +187,14 @@ enum BotpressCommand {
         /// The notice that means the customer ended the session (empty disables the match).
         #[arg(long)]
         session_ended_notice: Option<String>,
+        /// The message types agents may send, comma-separated (`text,image,file`): what the bot's
+        /// HITL plugin relays. Text is always one of them.
+        #[arg(long, value_delimiter = ',')]
+        message_kinds: Option<Vec<String>>,
+        /// Seconds a handoff may wait for an agent before it is handed back to the bot; 0 waits
+        /// as long as it takes.
+        #[arg(long, value_name = "SECS")]
+        pending_timeout: Option<u64>,
     },
 }
 
@@ -295,12 +303,16 @@ fn main() -> anyhow::Result<()> {
             let hub = open(&data)?;
             for c in admin::list_channels(&hub)? {
                 println!(
-                    "{}\t{}\twebhook {}\tbot id {}\ttoken {}",
+                    "{}\t{}\twebhook {}\tbot id {}\ttoken {}\tkinds {}\tpending timeout {}",
                     c.id,
                     c.name,
                     c.webhook_url.as_deref().unwrap_or("(none)"),
                     c.bot_id.as_deref().unwrap_or("(none)"),
-                    if c.bot_token_set { "set" } else { "not set" }
+                    if c.bot_token_set { "set" } else { "not set" },
+                    c.message_kinds.join(","),
+                    c.pending_timeout_secs
+                        .map(|s| format!("{s} s"))
+                        .unwrap_or_else(|| "none".into())
                 );
             }
             Ok(())
@@ -316,6 +328,8 @@ fn main() -> anyhow::Result<()> {
                     assign_message,
                     transfer_message,
                     session_ended_notice,
+                    message_kinds,
+                    pending_timeout,
                 },
         } => {
             let hub = open(&data)?;
@@ -330,6 +344,8 @@ fn main() -> anyhow::Result<()> {
                 assign_message: languages(&assign_message)?,
                 transfer_message: languages(&transfer_message)?,
                 session_ended_notice,
+                message_kinds,
+                pending_timeout_secs: pending_timeout,
                 ..Default::default()
             };
             let c = admin::update_channel(&hub, &channel, update)?;

@@ -1,4 +1,4 @@
-//! Agents who go silent go offline. Every authenticated request and every open stream counts as a
+//! Agents who go silent go offline, and handoffs nobody takes go back to the bot. Every authenticated request and every open stream counts as a
 //! sign of life; an online agent with none for `agent_session_timeout` is set offline and their
 //! assigned handoffs return to the queue, so no customer waits on someone who left.
 
@@ -24,6 +24,12 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "presence: sweep failed"),
             Err(e) => tracing::error!(error = %e, "presence: sweep task failed"),
+        }
+        let hub2 = hub.clone();
+        match tokio::task::spawn_blocking(move || crate::work::expire_pending(&hub2)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "pending timeout: sweep failed"),
+            Err(e) => tracing::error!(error = %e, "pending timeout: sweep task failed"),
         }
     }
 }

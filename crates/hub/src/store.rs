@@ -27,6 +27,7 @@ use tokio::sync::broadcast;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_agent_work.sql")),
+    (3, include_str!("../migrations/0003_handoff_status.sql")),
 ];
 
 /// How many live events a slow stream may fall behind before it re-reads the log instead.
@@ -51,11 +52,13 @@ pub enum StoreError {
     CommitFailed(String),
 }
 
-/// A committed event as streams send it: its seq and its JSON, serialised once for every stream.
+/// One commit's events as streams send them: a JSON array of events, serialised once and shared
+/// (not copied) by every stream. `first..=last` are the seqs it holds.
 #[derive(Debug, Clone)]
 pub struct Live {
-    pub seq: u64,
-    pub json: std::sync::Arc<str>,
+    pub first: u64,
+    pub last: u64,
+    pub json: axum::extract::ws::Utf8Bytes,
 }
 
 /// Runs inside the group transaction and returns what to do once the commit's outcome is known.
@@ -71,6 +74,8 @@ pub struct Store {
     readers: Mutex<Vec<Connection>>,
     live: broadcast::Sender<Live>,
     jobs: std::sync::mpsc::Sender<Job>,
+    /// Dropping it (with the store) stops the checkpoint thread.
+    _checkpoints: std::sync::mpsc::Sender<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -100,6 +105,8 @@ impl Store {
         let path = data_dir.join("hub.sqlite");
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
+        // Checkpoints run on their own thread (below), so commits never wait for one.
+        writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
         let writer = std::sync::Arc::new(Mutex::new(writer));
         let (jobs, queue) = std::sync::mpsc::channel();
@@ -111,12 +118,22 @@ impl Store {
                 path: path.clone(),
                 source,
             })?;
+        let (checkpoints, stop) = std::sync::mpsc::channel::<()>();
+        let checkpoint_conn = open_connection(&path)?;
+        std::thread::Builder::new()
+            .name("baton-hub-checkpoint".into())
+            .spawn(move || checkpoint_regularly(&checkpoint_conn, &stop))
+            .map_err(|source| StoreError::DataDir {
+                path: path.clone(),
+                source,
+            })?;
         Ok(Self {
             path,
             writer,
             readers: Mutex::new(Vec::new()),
             live,
             jobs,
+            _checkpoints: checkpoints,
         })
     }
 
@@ -124,8 +141,9 @@ impl Store {
         self.live.subscribe()
     }
 
-    /// Like [`Store::write`], but committed together with other callers' writes (one fsync for
-    /// many). Blocks until the commit that contains it; for blocking threads only.
+    /// Runs `f` inside the next group commit, with other callers' jobs, and returns once that
+    /// commit is durable. A job's own failure rolls back only its own writes (a savepoint); a
+    /// failed commit fails every job in it.
     pub fn write_grouped<T, E>(
         &self,
         f: impl FnOnce(&mut Txn<'_>) -> Result<T, E> + Send + 'static,
@@ -135,22 +153,58 @@ impl Store {
         E: From<StoreError> + Send + 'static,
     {
         let (answer, answered) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        self.submit(f, move |result| {
+            let _ = answer.send(result);
+        })
+        .map_err(E::from)?;
+        answered.recv().map_err(|_| E::from(StoreError::Poisoned))?
+    }
+
+    /// [`Store::write_grouped`] for async callers: waits without holding a thread, so the hot path
+    /// (messages from Botpress) never hops through the blocking pool.
+    pub async fn write_grouped_async<T, E>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        self.submit(f, move |result| {
+            let _ = answer.send(result);
+        })
+        .map_err(E::from)?;
+        answered.await.map_err(|_| E::from(StoreError::Poisoned))?
+    }
+
+    /// Queues `f` for the writer thread; `answer` gets its result once the commit's outcome is known.
+    fn submit<T, E>(
+        &self,
+        f: impl FnOnce(&mut Txn<'_>) -> Result<T, E> + Send + 'static,
+        answer: impl FnOnce(Result<T, E>) + Send + 'static,
+    ) -> Result<(), StoreError>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let job: Job = Box::new(move |txn: &mut Txn<'_>| -> Completion {
             let mark = txn.events.len();
             if let Err(e) = txn.tx.execute_batch("SAVEPOINT job") {
-                let _ = answer.send(Err(StoreError::from(e).into()));
+                answer(Err(StoreError::from(e).into()));
                 return Box::new(|_| {});
             }
             match f(txn) {
                 Ok(value) => match txn.tx.execute_batch("RELEASE job") {
                     Ok(()) => Box::new(move |committed: Result<(), String>| {
-                        let result = committed
-                            .map(|()| value)
-                            .map_err(|e| StoreError::CommitFailed(e).into());
-                        let _ = answer.send(result);
+                        answer(
+                            committed
+                                .map(|()| value)
+                                .map_err(|e| StoreError::CommitFailed(e).into()),
+                        );
                     }),
                     Err(e) => {
-                        let _ = answer.send(Err(StoreError::from(e).into()));
+                        answer(Err(StoreError::from(e).into()));
                         Box::new(|_| {})
                     }
                 },
@@ -158,15 +212,12 @@ impl Store {
                     let _ = txn.tx.execute_batch("ROLLBACK TO job; RELEASE job");
                     txn.events.truncate(mark);
                     txn.bodies.truncate(mark);
-                    let _ = answer.send(Err(err));
+                    answer(Err(err));
                     Box::new(|_| {})
                 }
             }
         });
-        self.jobs
-            .send(job)
-            .map_err(|_| E::from(StoreError::Poisoned))?;
-        answered.recv().map_err(|_| E::from(StoreError::Poisoned))?
+        self.jobs.send(job).map_err(|_| StoreError::Poisoned)
     }
 
     /// Runs `f` in one transaction; commits if it returns `Ok`, then broadcasts its events.
@@ -354,21 +405,46 @@ impl Txn<'_> {
 /// Sends committed events to live streams, in seq order (callers hold the writer lock). The frame
 /// is put together from the `data` JSON already made, not serialised again.
 fn broadcast_events(live: &broadcast::Sender<Live>, events: &[Event], bodies: &[String]) {
+    let (Some(first), Some(last)) = (events.first(), events.last()) else {
+        return;
+    };
     if live.receiver_count() == 0 {
         return;
     }
-    for (event, body) in events.iter().zip(bodies) {
-        let json = format!(
+    let size: usize = bodies.iter().map(|b| b.len() + 48).sum();
+    let mut json = String::with_capacity(size + 2);
+    json.push('[');
+    for (i, (event, body)) in events.iter().zip(bodies).enumerate() {
+        if i > 0 {
+            json.push(',');
+        }
+        json.push_str(&format!(
             r#"{{"seq":{},"kind":"{}","data":{}}}"#,
             event.seq,
             event.data.kind(),
             body
-        );
-        // No receivers is fine: nobody is streaming right now.
-        let _ = live.send(Live {
-            seq: event.seq,
-            json: json.into(),
-        });
+        ));
+    }
+    json.push(']');
+    // No receivers is fine: nobody is streaming right now.
+    let _ = live.send(Live {
+        first: first.seq,
+        last: last.seq,
+        json: json.into(),
+    });
+}
+
+/// How often the WAL is copied back into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Copies committed WAL pages into the database file in the background (a PASSIVE checkpoint
+/// never blocks the writer or readers), so the WAL stays small without commits paying for it.
+fn checkpoint_regularly(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>) {
+    while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = stop.recv_timeout(CHECKPOINT_EVERY)
+    {
+        if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+            tracing::warn!(error = %e, "store: background checkpoint failed; will retry");
+        }
     }
 }
 

@@ -178,22 +178,70 @@ fn queue_call(txn: &Txn<'_>, hub: &Hub, call: &Outbound<'_>) -> Result<(), ApiEr
 }
 
 /// Writes a message from the desk (an agent's reply or a system notice) and queues it for Botpress.
+/// What an agent sends: a Botpress message type and its payload (CONTRACTS §1.5).
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub kind: String,
+    pub payload: Value,
+}
+
+impl Outgoing {
+    pub fn text(text: &str) -> Self {
+        Self {
+            kind: "text".into(),
+            payload: json!({ "text": text }),
+        }
+    }
+
+    /// Trims text, then checks size and shape. A text message needs 1 to [`MAX_TEXT`] characters.
+    fn checked(mut self) -> Result<Self, ApiError> {
+        if let Some(text) = self.payload.get("text").and_then(Value::as_str) {
+            let trimmed = text.trim().to_string();
+            if self.kind == "text" && trimmed.is_empty() {
+                return Err(ApiError::BadRequest("the message is empty".into()));
+            }
+            if trimmed.chars().count() > MAX_TEXT {
+                return Err(ApiError::BadRequest(format!(
+                    "the message is longer than {MAX_TEXT} characters"
+                )));
+            }
+            self.payload["text"] = Value::String(trimmed);
+        }
+        if self.payload.to_string().len() > MAX_PAYLOAD_BYTES {
+            return Err(ApiError::BadRequest(format!(
+                "the message's payload is larger than {} KiB",
+                MAX_PAYLOAD_BYTES / 1024
+            )));
+        }
+        baton_protocol::payload::validate(&self.kind, &self.payload)
+            .map_err(|e| ApiError::BadRequest(e.to_string()))?;
+        Ok(self)
+    }
+}
+
+/// The largest payload an agent may send (Botpress's own limits are far above any real reply).
+const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+
 fn send_to_customer(
     txn: &mut Txn<'_>,
     hub: &Hub,
     handoff: &Handoff,
     author: Author,
     agent: &Agent,
-    text: &str,
+    outgoing: Outgoing,
 ) -> Result<Message, ApiError> {
+    let text = outgoing
+        .payload
+        .as_object()
+        .and_then(baton_protocol::payload::readable_text);
     let message = Message {
         id: hub.new_id("m"),
         conversation_id: handoff.conversation_id.clone(),
         author,
         author_id: Some(agent.id.clone()),
-        kind: "text".into(),
-        text: Some(text.to_string()),
-        payload: json!({ "text": text }),
+        kind: outgoing.kind.clone(),
+        text,
+        payload: outgoing.payload.clone(),
         status: DeliveryStatus::Queued,
         status_reason: None,
         created_at: hub.now(),
@@ -202,8 +250,8 @@ fn send_to_customer(
     let body = json!({
         "remoteConversationId": handoff.conversation_id,
         "remoteUserId": remote_agent_id(&agent.id),
-        "messageType": "text",
-        "payload": { "text": text },
+        "messageType": outgoing.kind,
+        "payload": outgoing.payload,
     });
     enqueue(
         txn,
@@ -258,7 +306,14 @@ fn hand_to(
         &channel.settings.assign_message
     };
     if let Some(text) = localized(texts, customer_language(txn, &handoff).as_deref(), &to.name) {
-        send_to_customer(txn, hub, &handoff, Author::System, to, &text)?;
+        send_to_customer(
+            txn,
+            hub,
+            &handoff,
+            Author::System,
+            to,
+            Outgoing::text(&text),
+        )?;
     }
     Ok(handoff)
 }
@@ -291,17 +346,9 @@ pub fn reply(
     hub: &Hub,
     agent: &Agent,
     conversation_id: &str,
-    text: &str,
+    outgoing: Outgoing,
 ) -> Result<(), ApiError> {
-    let text = text.trim();
-    if text.is_empty() {
-        return Err(ApiError::BadRequest("the message is empty".into()));
-    }
-    if text.chars().count() > MAX_TEXT {
-        return Err(ApiError::BadRequest(format!(
-            "the message is longer than {MAX_TEXT} characters"
-        )));
-    }
+    let outgoing = outgoing.checked()?;
     let Some(mut h) = open_handoff(txn, conversation_id)? else {
         let exists: Option<Conversation> =
             get_entity(txn.conn(), Entity::Conversation, conversation_id)?;
@@ -312,6 +359,15 @@ pub fn reply(
             None => ApiError::NotFound(format!("no conversation {conversation_id:?}")),
         });
     };
+    let channel = channel_of(txn, &h)?;
+    if !channel.settings.message_kinds.contains(&outgoing.kind) {
+        return Err(ApiError::BadRequest(format!(
+            "the {} channel's bot relays only {}; ask an admin to allow {} messages",
+            channel.name,
+            channel.settings.message_kinds.join(", "),
+            outgoing.kind
+        )));
+    }
     match &h.assignee {
         None => {
             check_capacity(txn, agent, "You")?;
@@ -325,7 +381,7 @@ pub fn reply(
         }
         Some(_) => {}
     }
-    send_to_customer(txn, hub, &h, Author::Agent, agent, text)?;
+    send_to_customer(txn, hub, &h, Author::Agent, agent, outgoing)?;
     Ok(())
 }
 
@@ -597,4 +653,61 @@ pub fn cancel_by_bot(
     h.updated_at = hub.now();
     txn.put(EventData::Handoff(h.clone()))?;
     Ok(Some(h))
+}
+
+/// Cancels every pending handoff that waited past its channel's `pending_timeout_secs` and hands
+/// the conversation back to the bot (`/stop-hitl`), telling the agents why. Returns how many.
+pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
+    let now = hub.now();
+    let channels: Vec<(String, u64)> = hub.store().read(|c| {
+        let mut stmt = c.prepare("SELECT id, settings FROM channels")?;
+        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (id, settings) = row?;
+            let settings: channel::ChannelSettings = serde_json::from_str(&settings)?;
+            if let Some(secs) = settings.pending_timeout_secs {
+                out.push((id, secs));
+            }
+        }
+        Ok::<_, crate::store::StoreError>(out)
+    })?;
+    let mut expired = 0;
+    for (channel_id, secs) in channels {
+        let limit = chrono::TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+        expired += hub.store().write(|txn| {
+            let waiting: Vec<Handoff> = {
+                let mut stmt = txn.conn().prepare_cached(
+                    "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
+                     WHERE c.channel_id = ?1 AND h.status = 'pending'",
+                )?;
+                let rows = stmt.query_map([&channel_id], |r| r.get::<_, String>(0))?;
+                let mut waiting = Vec::new();
+                for row in rows {
+                    let h: Handoff = serde_json::from_str(&row?)?;
+                    if now - h.updated_at > limit {
+                        waiting.push(h);
+                    }
+                }
+                waiting
+            };
+            for mut h in waiting.iter().cloned() {
+                h.status = HandoffStatus::Cancelled;
+                h.label = Some("no agent took it in time".into());
+                h.updated_at = now;
+                txn.put(EventData::Handoff(h.clone()))?;
+                enqueue(
+                    txn,
+                    hub,
+                    &h,
+                    "stop-hitl",
+                    json!({ "remoteConversationId": h.conversation_id }),
+                    None,
+                )?;
+                tracing::info!(handoff = %h.id, channel = %channel_id, waited_secs = secs, "pending timeout: handed back to the bot");
+            }
+            Ok::<_, ApiError>(waiting.len())
+        })?;
+    }
+    Ok(expired)
 }

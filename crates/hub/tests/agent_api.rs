@@ -235,9 +235,11 @@ async fn the_stream_sends_the_backlog_then_live_events() {
             }
             continue;
         }
-        let event: Event = serde_json::from_value(value).expect("event");
-        if let EventData::Handoff(h) = event.data {
-            titles.push(h.title);
+        let events: Vec<Event> = serde_json::from_value(value).expect("a frame of events");
+        for event in events {
+            if let EventData::Handoff(h) = event.data {
+                titles.push(h.title);
+            }
         }
     }
     assert!(caught_up);

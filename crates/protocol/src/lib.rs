@@ -5,6 +5,8 @@
 //! Every event carries the *full new state* of the one entity it touches, so applying an event twice,
 //! or onto a stale cache, is harmless (upsert semantics). The `kind` names the entity type.
 
+pub mod payload;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -372,6 +374,31 @@ pub enum StreamNotice {
     CaughtUp { seq: u64 },
 }
 
+/// What one text frame of `GET /api/v1/stream` carries: a JSON array of events (one commit, or
+/// one page of the backlog) or a notice. A lone event object is accepted too.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamFrame {
+    Events(Vec<RawEvent>),
+    Notice(StreamNotice),
+}
+
+impl StreamFrame {
+    pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Wire {
+            Events(Vec<RawEvent>),
+            Notice(StreamNotice),
+            Event(RawEvent),
+        }
+        Ok(match serde_json::from_str::<Wire>(text)? {
+            Wire::Events(events) => StreamFrame::Events(events),
+            Wire::Notice(notice) => StreamFrame::Notice(notice),
+            Wire::Event(event) => StreamFrame::Events(vec![event]),
+        })
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginRequest {
     pub email: String,
@@ -454,5 +481,20 @@ mod tests {
             data: serde_json::json!({"id": 1}),
         };
         assert!(raw.decode().is_err());
+    }
+
+    #[test]
+    fn a_stream_frame_is_a_batch_a_notice_or_one_event() {
+        let batch = StreamFrame::parse(
+            r#"[{"seq":1,"kind":"tags","data":{"tags":[]}},{"seq":2,"kind":"x","data":{}}]"#,
+        );
+        assert!(matches!(batch, Ok(StreamFrame::Events(e)) if e.len() == 2 && e[1].seq == 2));
+        assert_eq!(
+            StreamFrame::parse(r#"{"type":"caught_up","seq":7}"#).ok(),
+            Some(StreamFrame::Notice(StreamNotice::CaughtUp { seq: 7 }))
+        );
+        let one = StreamFrame::parse(r#"{"seq":3,"kind":"tags","data":{"tags":[]}}"#);
+        assert!(matches!(one, Ok(StreamFrame::Events(e)) if e.len() == 1));
+        assert!(StreamFrame::parse("{\"nonsense\":true}").is_err());
     }
 }
