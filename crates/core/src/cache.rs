@@ -17,6 +17,7 @@ use serde::Serialize;
 const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_notes_templates.sql")),
+    (3, include_str!("../migrations/0003_search_outbox.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -44,6 +45,18 @@ pub struct Applied {
     pub applied: usize,
 }
 
+/// How far the history backfill has got: `fetched` of `total` messages, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Backfill {
+    pub fetched: u64,
+    /// The hub's message count when the last page was fetched (unknown before the first).
+    pub total: Option<u64>,
+    /// Where the next (older) page starts; `None` before the first page or once done.
+    pub next: Option<i64>,
+    /// The local history is complete (or reaches back as far as the age cap asks).
+    pub done: bool,
+}
+
 /// Everything the side panel shows about a conversation's customer.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CustomerView {
@@ -64,7 +77,7 @@ pub struct HandoffSummary {
 }
 
 pub struct Cache {
-    conn: Connection,
+    pub(crate) conn: Connection,
 }
 
 impl std::fmt::Debug for Cache {
@@ -107,101 +120,7 @@ impl Cache {
             }
             cursor = event.seq;
             applied.applied += 1;
-            match &event.data {
-                EventData::Contact(c) => {
-                    tx.prepare_cached(
-                        "INSERT INTO contacts (id, data) VALUES (?1, ?2)
-                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                    )?
-                    .execute(params![c.id, serde_json::to_string(c)?])?;
-                }
-                EventData::Conversation(c) => {
-                    tx.prepare_cached(
-                        "INSERT INTO conversations (id, contact_id, data) VALUES (?1, ?2, ?3)
-                         ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data",
-                    )?
-                    .execute(params![c.id, c.contact_id, serde_json::to_string(c)?])?;
-                    applied.conversations.push(c.id.clone());
-                }
-                EventData::Handoff(h) => {
-                    let known: bool = tx
-                        .prepare_cached("SELECT 1 FROM handoffs WHERE id = ?1")?
-                        .exists([&h.id])?;
-                    tx.prepare_cached(
-                        "INSERT INTO handoffs (id, conversation_id, status, created_at, data)
-                         VALUES (?1, ?2, ?3, ?4, ?5)
-                         ON CONFLICT(id) DO UPDATE SET status = excluded.status, data = excluded.data",
-                    )?
-                    .execute(params![
-                        h.id,
-                        h.conversation_id,
-                        h.status.as_str(),
-                        h.created_at.to_rfc3339(),
-                        serde_json::to_string(h)?
-                    ])?;
-                    if !known && !applied.new_handoffs.iter().any(|n| n.id == h.id) {
-                        applied.new_handoffs.push(h.clone());
-                    } else if let Some(n) = applied.new_handoffs.iter_mut().find(|n| n.id == h.id) {
-                        *n = h.clone();
-                    }
-                    applied.conversations.push(h.conversation_id.clone());
-                }
-                EventData::Message(m) => {
-                    tx.prepare_cached(
-                        "INSERT INTO messages (id, conversation_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                    )?
-                    .execute(params![
-                        m.id,
-                        m.conversation_id,
-                        m.created_at.to_rfc3339(),
-                        serde_json::to_string(m)?
-                    ])?;
-                    applied.conversations.push(m.conversation_id.clone());
-                }
-                EventData::Agent(a) => {
-                    tx.prepare_cached(
-                        "INSERT INTO agents (id, data) VALUES (?1, ?2)
-                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                    )?
-                    .execute(params![a.id, serde_json::to_string(a)?])?;
-                }
-                EventData::Note(n) => {
-                    tx.prepare_cached(
-                        "INSERT INTO notes (id, conversation_id, created_at, data) VALUES (?1, ?2, ?3, ?4)
-                         ON CONFLICT(id) DO UPDATE SET data = excluded.data",
-                    )?
-                    .execute(params![
-                        n.id,
-                        n.conversation_id,
-                        n.created_at.to_rfc3339(),
-                        serde_json::to_string(n)?
-                    ])?;
-                    applied.conversations.push(n.conversation_id.clone());
-                }
-                EventData::Template(t) if t.deleted => {
-                    tx.prepare_cached("DELETE FROM templates WHERE id = ?1")?
-                        .execute([&t.id])?;
-                }
-                EventData::Template(t) => {
-                    tx.prepare_cached(
-                        "INSERT INTO templates (id, name, data) VALUES (?1, ?2, ?3)
-                         ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
-                    )?
-                    .execute(params![
-                        t.id,
-                        t.name,
-                        serde_json::to_string(t)?
-                    ])?;
-                }
-                EventData::Tags(t) => {
-                    tx.prepare_cached(
-                        "INSERT INTO settings (key, value) VALUES ('tags', ?1)
-                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                    )?
-                    .execute([serde_json::to_string(t)?])?;
-                }
-            }
+            upsert(&tx, &event.data, &mut applied)?;
         }
         write_cursor(&tx, cursor)?;
         tx.commit()?;
@@ -209,6 +128,188 @@ impl Cache {
         applied.conversations.sort();
         applied.conversations.dedup();
         Ok(applied)
+    }
+
+    /// Writes what the hub answered a command with, at once, so the agent sees the result before
+    /// the stream brings the same events. The cursor does not move (the stream still delivers
+    /// them, harmlessly); events the cache already has (seq at or below the cursor) are skipped.
+    pub fn apply_confirmed(&mut self, events: &[Event]) -> Result<Applied, CacheError> {
+        let tx = self.conn.transaction()?;
+        let applied = confirm_in(&tx, events)?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    /// Replaces the synced state with a hub snapshot, in one transaction. Local-only data — the
+    /// outbox and drafts — is kept. Cached messages are kept too unless the hub's log is behind this
+    /// cache's cursor (its data was reset, so they belong to another history); either way backfill
+    /// starts over so history is complete again.
+    pub fn apply_snapshot(
+        &mut self,
+        snapshot: &baton_protocol::Snapshot,
+    ) -> Result<Applied, CacheError> {
+        let tx = self.conn.transaction()?;
+        let reset = read_cursor(&tx)? > snapshot.seq;
+        tx.execute_batch(
+            "DELETE FROM contacts; DELETE FROM conversations; DELETE FROM handoffs;
+             DELETE FROM agents; DELETE FROM notes; DELETE FROM templates;
+             DELETE FROM settings WHERE key = 'tags';
+             DELETE FROM sync_state WHERE key LIKE 'backfill_%';",
+        )?;
+        if reset {
+            tx.execute_batch("DELETE FROM messages;")?;
+        }
+        // A snapshot's handoffs are not news: only handoffs that arrive live raise notifications.
+        let mut applied = Applied::default();
+        let known: Vec<EventData> = snapshot
+            .contacts
+            .iter()
+            .cloned()
+            .map(EventData::Contact)
+            .chain(
+                snapshot
+                    .conversations
+                    .iter()
+                    .cloned()
+                    .map(EventData::Conversation),
+            )
+            .chain(snapshot.handoffs.iter().cloned().map(EventData::Handoff))
+            .chain(snapshot.agents.iter().cloned().map(EventData::Agent))
+            .chain(snapshot.notes.iter().cloned().map(EventData::Note))
+            .chain(snapshot.templates.iter().cloned().map(EventData::Template))
+            .chain(std::iter::once(EventData::Tags(snapshot.tags.clone())))
+            .collect();
+        for data in &known {
+            upsert(&tx, data, &mut applied)?;
+        }
+        write_cursor(&tx, snapshot.seq)?;
+        tx.commit()?;
+        applied.new_handoffs.clear();
+        applied.cursor = snapshot.seq;
+        applied.applied = known.len();
+        applied.conversations.sort();
+        applied.conversations.dedup();
+        Ok(applied)
+    }
+
+    /// Stores one backfill page (older messages). A message the stream already brought is newer
+    /// or the same, so it is left as it is. Returns the progress after this page.
+    pub fn apply_backfill(
+        &mut self,
+        page: &baton_protocol::MessagePage,
+        oldest_wanted: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> Result<Backfill, CacheError> {
+        let tx = self.conn.transaction()?;
+        let mut fetched: u64 = read_state(&tx, "backfill_fetched")?
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let mut too_old = false;
+        for m in &page.messages {
+            if oldest_wanted.is_some_and(|cutoff| m.created_at < cutoff) {
+                too_old = true;
+                continue;
+            }
+            tx.prepare_cached(
+                "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO NOTHING",
+            )?
+            .execute(params![
+                m.id,
+                m.conversation_id,
+                m.created_at.to_rfc3339(),
+                m.text,
+                serde_json::to_string(m)?
+            ])?;
+            fetched += 1;
+        }
+        let done = too_old || page.next.is_none();
+        write_state(&tx, "backfill_fetched", &fetched.to_string())?;
+        write_state(&tx, "backfill_total", &page.total.to_string())?;
+        match page.next {
+            Some(next) if !done => write_state(&tx, "backfill_next", &next.to_string())?,
+            _ => write_state(&tx, "backfill_done", "1")?,
+        }
+        tx.commit()?;
+        self.backfill()
+    }
+
+    /// How far the history backfill has got.
+    pub fn backfill(&self) -> Result<Backfill, CacheError> {
+        let get = |key: &str| -> Result<Option<String>, CacheError> { read_state(&self.conn, key) };
+        Ok(Backfill {
+            fetched: get("backfill_fetched")?
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0),
+            total: get("backfill_total")?.and_then(|v| v.parse().ok()),
+            next: get("backfill_next")?.and_then(|v| v.parse().ok()),
+            done: get("backfill_done")?.as_deref() == Some("1"),
+        })
+    }
+
+    /// Records that the cache was caught up with the hub at `at` (shown as "synced up to …").
+    pub fn mark_synced(&self, at: chrono::DateTime<chrono::Utc>) -> Result<(), CacheError> {
+        write_state(&self.conn, "synced_at", &at.to_rfc3339())
+    }
+
+    /// When the cache was last caught up with the hub, if ever.
+    pub fn synced_at(&self) -> Result<Option<chrono::DateTime<chrono::Utc>>, CacheError> {
+        Ok(read_state(&self.conn, "synced_at")?
+            .and_then(|v| chrono::DateTime::parse_from_rfc3339(&v).ok())
+            .map(|t| t.with_timezone(&chrono::Utc)))
+    }
+
+    /// Saves what the agent is typing in a conversation (an empty text removes the draft).
+    pub fn save_draft(
+        &self,
+        conversation_id: &str,
+        text: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), CacheError> {
+        if text.trim().is_empty() {
+            self.conn.execute(
+                "DELETE FROM drafts WHERE conversation_id = ?1",
+                [conversation_id],
+            )?;
+        } else {
+            self.conn.execute(
+                "INSERT INTO drafts (conversation_id, text, updated_at) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(conversation_id) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at",
+                params![conversation_id, text, at.to_rfc3339()],
+            )?;
+        }
+        Ok(())
+    }
+
+    pub fn draft(&self, conversation_id: &str) -> Result<Option<String>, CacheError> {
+        Ok(self
+            .conn
+            .query_row(
+                "SELECT text FROM drafts WHERE conversation_id = ?1",
+                [conversation_id],
+                |r| r.get(0),
+            )
+            .optional()?)
+    }
+
+    /// Does the cache know this conversation?
+    pub fn has_conversation(&self, conversation_id: &str) -> Result<bool, CacheError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT 1 FROM conversations WHERE id = ?1")?
+            .exists([conversation_id])?)
+    }
+
+    /// The newest handoff of a conversation (its title and status head `show` and exports).
+    pub fn latest_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, CacheError> {
+        let data: Option<String> = self
+            .conn
+            .query_row(
+                "SELECT data FROM handoffs WHERE conversation_id = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1",
+                [conversation_id],
+                |r| r.get(0),
+            )
+            .optional()?;
+        Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
     }
 
     /// Moves the cursor past events this build could not decode, so they are not fetched forever.
@@ -361,6 +462,147 @@ impl Cache {
             .map(|d| serde_json::from_str(&d))
             .transpose()?)
     }
+}
+
+/// Writes one entity's new state (events carry full state, so this is an idempotent upsert) and
+/// notes what changed in `applied`.
+fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<(), CacheError> {
+    match data {
+        EventData::Contact(c) => {
+            tx.prepare_cached(
+                "INSERT INTO contacts (id, name, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+            )?
+            .execute(params![c.id, c.name, serde_json::to_string(c)?])?;
+        }
+        EventData::Conversation(c) => {
+            tx.prepare_cached(
+                "INSERT INTO conversations (id, contact_id, channel_id, data) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id,
+                     channel_id = excluded.channel_id, data = excluded.data",
+            )?
+            .execute(params![
+                c.id,
+                c.contact_id,
+                c.channel_id,
+                serde_json::to_string(c)?
+            ])?;
+            applied.conversations.push(c.id.clone());
+        }
+        EventData::Handoff(h) => {
+            let known: bool = tx
+                .prepare_cached("SELECT 1 FROM handoffs WHERE id = ?1")?
+                .exists([&h.id])?;
+            tx.prepare_cached(
+                "INSERT INTO handoffs (id, conversation_id, status, created_at, title, assignee, tags, data)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                 ON CONFLICT(id) DO UPDATE SET status = excluded.status, title = excluded.title,
+                     assignee = excluded.assignee, tags = excluded.tags, data = excluded.data",
+            )?
+            .execute(params![
+                h.id,
+                h.conversation_id,
+                h.status.as_str(),
+                h.created_at.to_rfc3339(),
+                h.title,
+                h.assignee,
+                serde_json::to_string(&h.tags)?,
+                serde_json::to_string(h)?
+            ])?;
+            if !known && !applied.new_handoffs.iter().any(|n| n.id == h.id) {
+                applied.new_handoffs.push(h.clone());
+            } else if let Some(n) = applied.new_handoffs.iter_mut().find(|n| n.id == h.id) {
+                *n = h.clone();
+            }
+            applied.conversations.push(h.conversation_id.clone());
+        }
+        EventData::Message(m) => {
+            tx.prepare_cached(
+                "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET text = excluded.text, data = excluded.data",
+            )?
+            .execute(params![
+                m.id,
+                m.conversation_id,
+                m.created_at.to_rfc3339(),
+                m.text,
+                serde_json::to_string(m)?
+            ])?;
+            applied.conversations.push(m.conversation_id.clone());
+        }
+        EventData::Agent(a) => {
+            tx.prepare_cached(
+                "INSERT INTO agents (id, data) VALUES (?1, ?2)
+                 ON CONFLICT(id) DO UPDATE SET data = excluded.data",
+            )?
+            .execute(params![a.id, serde_json::to_string(a)?])?;
+        }
+        EventData::Note(n) => {
+            tx.prepare_cached(
+                "INSERT INTO notes (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                 ON CONFLICT(id) DO UPDATE SET text = excluded.text, data = excluded.data",
+            )?
+            .execute(params![
+                n.id,
+                n.conversation_id,
+                n.created_at.to_rfc3339(),
+                n.text,
+                serde_json::to_string(n)?
+            ])?;
+            applied.conversations.push(n.conversation_id.clone());
+        }
+        EventData::Template(t) if t.deleted => {
+            tx.prepare_cached("DELETE FROM templates WHERE id = ?1")?
+                .execute([&t.id])?;
+        }
+        EventData::Template(t) => {
+            tx.prepare_cached(
+                "INSERT INTO templates (id, name, data) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
+            )?
+            .execute(params![t.id, t.name, serde_json::to_string(t)?])?;
+        }
+        EventData::Tags(t) => {
+            tx.prepare_cached(
+                "INSERT INTO settings (key, value) VALUES ('tags', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([serde_json::to_string(t)?])?;
+        }
+    }
+    Ok(())
+}
+
+/// [`Cache::apply_confirmed`] inside a transaction the caller commits.
+pub(crate) fn confirm_in(tx: &Connection, events: &[Event]) -> Result<Applied, CacheError> {
+    let cursor = read_cursor(tx)?;
+    let mut applied = Applied {
+        cursor,
+        ..Applied::default()
+    };
+    for event in events.iter().filter(|e| e.seq > cursor) {
+        upsert(tx, &event.data, &mut applied)?;
+        applied.applied += 1;
+    }
+    applied.conversations.sort();
+    applied.conversations.dedup();
+    Ok(applied)
+}
+
+fn read_state(conn: &Connection, key: &str) -> Result<Option<String>, CacheError> {
+    Ok(conn
+        .prepare_cached("SELECT value FROM sync_state WHERE key = ?1")?
+        .query_row([key], |r| r.get(0))
+        .optional()?)
+}
+
+fn write_state(conn: &Connection, key: &str, value: &str) -> Result<(), CacheError> {
+    conn.prepare_cached(
+        "INSERT INTO sync_state (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute([key, value])?;
+    Ok(())
 }
 
 fn read_cursor(conn: &Connection) -> Result<u64, CacheError> {
@@ -599,5 +841,162 @@ mod tests {
                 .len(),
             1
         );
+    }
+
+    /// A cache as a build at schema `version` left it: that version's migrations, and rows written
+    /// the way that build wrote them.
+    fn cache_at_version(path: &std::path::Path, version: u32) {
+        let conn = Connection::open(path).expect("open");
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+            conn.execute_batch(sql).expect("old migration");
+            conn.pragma_update(None, "user_version", v)
+                .expect("version");
+        }
+        let m = match message("m_old", "c_old", "parcel crushed in transit", 1) {
+            EventData::Message(m) => m,
+            _ => unreachable!(),
+        };
+        conn.execute(
+            "INSERT INTO messages (id, conversation_id, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+            params![
+                m.id,
+                m.conversation_id,
+                m.created_at.to_rfc3339(),
+                serde_json::to_string(&m).expect("json")
+            ],
+        )
+        .expect("old message");
+        conn.execute(
+            "INSERT INTO sync_state (key, value) VALUES ('cursor', '41')",
+            [],
+        )
+        .expect("old cursor");
+    }
+
+    #[test]
+    fn every_older_schema_upgrades_keeping_its_history_and_cursor_and_makes_it_searchable() {
+        for version in 1..MIGRATIONS.len() as u32 {
+            let dir = tempfile::tempdir().expect("dir");
+            let path = dir.path().join("c.sqlite");
+            cache_at_version(&path, version);
+            let cache = Cache::open(&path).expect("upgrade");
+            assert_eq!(
+                cache.cursor().expect("cursor"),
+                41,
+                "from version {version}"
+            );
+            assert_eq!(cache.messages("c_old").expect("messages").len(), 1);
+            let hits = cache
+                .search(&crate::search::SearchQuery {
+                    text: "crushed".into(),
+                    ..Default::default()
+                })
+                .expect("search");
+            assert_eq!(hits.len(), 1, "from version {version}");
+            assert_eq!(hits[0].conversation_id, "c_old");
+            assert!(hits[0].snippet.contains("[crushed]"), "{}", hits[0].snippet);
+            assert!(cache.outbox().expect("outbox").is_empty());
+        }
+    }
+
+    #[test]
+    fn a_cache_from_a_newer_build_is_refused_not_damaged() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let conn = Connection::open(&path).expect("open");
+            conn.pragma_update(None, "user_version", 99)
+                .expect("version");
+        }
+        assert!(matches!(
+            Cache::open(&path),
+            Err(CacheError::TooNew { found: 99, .. })
+        ));
+    }
+
+    #[test]
+    fn a_snapshot_replaces_the_inbox_but_keeps_the_outbox_and_drafts() {
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        cache.apply(&inbox()).expect("apply");
+        cache
+            .enqueue(
+                "message",
+                "/conversations/c_1/messages",
+                serde_json::json!({"text": "on my way"}),
+                Some("c_1"),
+                "tx-1",
+                t(9),
+            )
+            .expect("enqueue");
+        cache
+            .save_draft("c_1", "half a thought", t(9))
+            .expect("draft");
+        let snapshot = baton_protocol::Snapshot {
+            seq: 50,
+            contacts: vec![],
+            conversations: vec![],
+            handoffs: vec![
+                match handoff("h_9", "c_9", "Only this", HandoffStatus::Pending, 8) {
+                    EventData::Handoff(h) => h,
+                    _ => unreachable!(),
+                },
+            ],
+            agents: vec![],
+            notes: vec![],
+            templates: vec![],
+            tags: baton_protocol::TagList {
+                tags: vec!["vip".into()],
+            },
+        };
+        let applied = cache.apply_snapshot(&snapshot).expect("snapshot");
+        assert!(applied.new_handoffs.is_empty(), "a snapshot is not news");
+        assert_eq!(cache.cursor().expect("cursor"), 50);
+        let pending: Vec<_> = cache
+            .handoffs(&[HandoffStatus::Pending])
+            .expect("list")
+            .into_iter()
+            .map(|s| s.handoff.title)
+            .collect();
+        assert_eq!(pending, ["Only this"]);
+        assert_eq!(cache.tags().expect("tags"), ["vip"]);
+        // The hub's log went on from 50 > 7: same history, so messages stay.
+        assert_eq!(cache.messages("c_1").expect("messages").len(), 2);
+        assert_eq!(cache.outbox().expect("outbox").len(), 1);
+        assert_eq!(
+            cache.draft("c_1").expect("draft").as_deref(),
+            Some("half a thought")
+        );
+    }
+
+    #[test]
+    fn backfill_stops_at_the_age_cap_and_never_overwrites_what_the_stream_brought() {
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        cache.apply(&inbox()).expect("apply");
+        let as_message = |e: EventData| match e {
+            EventData::Message(m) => m,
+            _ => unreachable!(),
+        };
+        let mut stale = as_message(message("m_2", "c_1", "an older copy", 3));
+        stale.text = Some("an older copy".into());
+        let page = baton_protocol::MessagePage {
+            messages: vec![
+                stale,
+                as_message(message("m_0", "c_1", "hello bot", 0)),
+                as_message(message("m_ancient", "c_1", "ancient", -10_000)),
+            ],
+            next: Some(3),
+            total: 5,
+        };
+        let progress = cache.apply_backfill(&page, Some(t(-60))).expect("page");
+        assert!(progress.done, "the page reached past the cap");
+        let texts: Vec<_> = cache
+            .messages("c_1")
+            .expect("messages")
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["hello bot", "the box was crushed", "and wet"]);
     }
 }

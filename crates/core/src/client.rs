@@ -26,6 +26,8 @@ pub enum ClientError {
         status: u16,
         code: String,
         message: String,
+        /// What the hub's `Retry-After` asked for, if it said.
+        retry_after: Option<Duration>,
     },
     #[error("{0:?} is not a hub URL (expected http://host:port or https://…)")]
     BadUrl(String),
@@ -89,6 +91,32 @@ impl HubClient {
             .http
             .get(self.url("/api/v1/events"))
             .query(&[("after", after.to_string()), ("limit", limit.to_string())]);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
+    /// The inbox's current state and the seq it reflects (for a new device, or after 410).
+    pub async fn snapshot(&self) -> Result<baton_protocol::Snapshot, ClientError> {
+        let mut request = self.http.get(self.url("/api/v1/snapshot"));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
+    /// Up to `limit` messages older than `before`, newest first (history backfill).
+    pub async fn messages_before(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<baton_protocol::MessagePage, ClientError> {
+        let mut query = vec![("limit", limit.to_string())];
+        if let Some(before) = before {
+            query.push(("before", before.to_string()));
+        }
+        let mut request = self.http.get(self.url("/api/v1/messages")).query(&query);
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -170,6 +198,16 @@ impl HubClient {
             {
                 Err(ClientError::Unauthorized)
             }
+            Err(tokio_tungstenite::tungstenite::Error::Http(response))
+                if response.status().as_u16() == 410 =>
+            {
+                Err(ClientError::Refused {
+                    status: 410,
+                    code: "gone".into(),
+                    message: "the hub no longer has the events after this device's cursor".into(),
+                    retry_after: None,
+                })
+            }
             Err(e) => Err(ClientError::Network(e.to_string())),
         }
     }
@@ -183,6 +221,12 @@ async fn read_json<T: serde::de::DeserializeOwned>(
     response: reqwest::Response,
 ) -> Result<T, ClientError> {
     let status = response.status();
+    let retry_after = response
+        .headers()
+        .get(reqwest::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
     let bytes = response.bytes().await.map_err(network)?;
     if status.is_success() {
         return serde_json::from_slice(&bytes).map_err(|e| ClientError::Protocol(e.to_string()));
@@ -196,12 +240,21 @@ async fn read_json<T: serde::de::DeserializeOwned>(
             status: status.as_u16(),
             code: b.code,
             message: b.message,
+            retry_after,
         }),
         None if status.as_u16() == 401 => Err(ClientError::Unauthorized),
         None => Err(ClientError::Refused {
             status: status.as_u16(),
             code: "http".into(),
             message: format!("the hub answered {status}"),
+            retry_after,
         }),
+    }
+}
+
+impl ClientError {
+    /// The hub cannot continue from this device's cursor (410): take a fresh snapshot.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, ClientError::Refused { status: 410, .. })
     }
 }

@@ -1,15 +1,20 @@
 //! `baton-core` is everything the Baton app does that is not pixels: sign in to a hub and keep the
 //! token in the OS keychain ([`token`]), follow the hub's event log into a local SQLite cache
-//! ([`cache`], [`sync`]) so every conversation can be read offline, and emit a typed [`Update`] for
-//! what an agent should notice. No Tauri in here: the desktop app, the mobile app and tests drive
+//! ([`cache`], [`sync`]) so every conversation can be read and searched offline ([`search`]), queue
+//! every agent action in a local outbox that delivers it exactly once ([`outbox`]), and emit a typed
+//! [`Update`] for what an agent should notice. No Tauri in here: the desktop app, the mobile app and tests drive
 //! the same code.
 
 pub mod cache;
 pub mod client;
+pub mod outbox;
+pub mod search;
 pub mod sync;
 pub mod token;
 
-pub use cache::{Cache, CacheError, CustomerView, HandoffSummary};
+pub use cache::{Backfill, Cache, CacheError, CustomerView, HandoffSummary};
 pub use client::{ClientError, HubClient};
+pub use outbox::{FailureClass, OutboxError, OutboxItem, OutboxState};
+pub use search::{SearchHit, SearchQuery};
 pub use sync::{ConnectionState, SyncEngine, Update};
 pub use token::{TokenStore, TokenStoreError};

@@ -16,10 +16,12 @@ use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::cache::{Applied, Cache, CacheError};
+use crate::cache::{Applied, Backfill, Cache, CacheError};
 use crate::client::{ClientError, HubClient};
 
 pub const MAX_BATCH: usize = 500;
+/// Messages per backfill request.
+pub const BACKFILL_PAGE: u32 = 1000;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
@@ -84,15 +86,101 @@ impl SyncEngine {
     }
 
     /// Pages through the log until the cache has everything the hub has now; returns the cursor.
+    /// A new cache starts from a snapshot instead of replaying the whole log, and so does one whose
+    /// cursor the hub no longer keeps (410).
     pub async fn catch_up(&self) -> Result<u64, SyncError> {
+        if self.cursor().await? == 0 {
+            self.snapshot().await?;
+        }
         loop {
             let after = self.cursor().await?;
-            let page = self.client.events(after, 1000).await?;
+            let page = match self.client.events(after, 1000).await {
+                Err(e) if e.is_gone() => {
+                    tracing::info!(
+                        after,
+                        "sync: the hub no longer has our cursor; taking a snapshot"
+                    );
+                    self.snapshot().await?;
+                    continue;
+                }
+                other => other?,
+            };
             if page.events.is_empty() {
+                self.with_cache(|c| c.mark_synced(chrono::Utc::now()))
+                    .await?;
                 return Ok(after);
             }
             self.apply(page.events).await?;
         }
+    }
+
+    /// Replaces the synced state with the hub's current one (outbox and drafts stay).
+    pub async fn snapshot(&self) -> Result<u64, SyncError> {
+        let snapshot = self.client.snapshot().await?;
+        let seq = snapshot.seq;
+        let applied = self
+            .with_cache(move |c| c.apply_snapshot(&snapshot))
+            .await?;
+        if !applied.conversations.is_empty() {
+            self.emit(Update::InboxChanged {
+                conversations: applied.conversations,
+            })
+            .await;
+        }
+        Ok(seq)
+    }
+
+    /// Fetches older messages, newest first, until the local history is complete or reaches back
+    /// to `oldest_wanted`; `progress` hears after each page. Resumes where it stopped last time.
+    pub async fn backfill(
+        &self,
+        oldest_wanted: Option<chrono::DateTime<chrono::Utc>>,
+        progress: impl Fn(&Backfill),
+    ) -> Result<Backfill, SyncError> {
+        loop {
+            let state = self.with_cache(|c| c.backfill()).await?;
+            if state.done {
+                progress(&state);
+                return Ok(state);
+            }
+            let page = self
+                .client
+                .messages_before(state.next, BACKFILL_PAGE)
+                .await?;
+            let conversations: Vec<String> = page
+                .messages
+                .iter()
+                .map(|m| m.conversation_id.clone())
+                .collect();
+            let state = self
+                .with_cache(move |c| c.apply_backfill(&page, oldest_wanted))
+                .await?;
+            progress(&state);
+            if !conversations.is_empty() {
+                let mut conversations = conversations;
+                conversations.sort();
+                conversations.dedup();
+                self.emit(Update::InboxChanged { conversations }).await;
+            }
+        }
+    }
+
+    /// Runs `f` on the cache off the async threads.
+    async fn with_cache<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Cache) -> Result<T, CacheError> + Send + 'static,
+    ) -> Result<T, SyncError> {
+        let cache = self.cache.clone();
+        let value = tokio::task::spawn_blocking(move || {
+            let mut cache = match cache.lock() {
+                Ok(c) => c,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            f(&mut cache)
+        })
+        .await
+        .map_err(|e| ClientError::Protocol(e.to_string()))??;
+        Ok(value)
     }
 
     /// Follows the stream until `stop` turns true, reconnecting with backoff. Returns early only
@@ -137,7 +225,19 @@ impl SyncEngine {
 
     /// One connection: catch up from the cursor, then apply live events until it breaks.
     async fn follow_once(&self, failures: &mut u32) -> Result<(), SyncError> {
-        let mut stream = self.client.stream(self.cursor().await?).await?;
+        if self.cursor().await? == 0 {
+            self.snapshot().await?;
+        }
+        let mut stream = match self.client.stream(self.cursor().await?).await {
+            Err(e) if e.is_gone() => {
+                tracing::info!("sync: the hub no longer has our cursor; taking a snapshot");
+                self.snapshot().await?;
+                self.client.stream(self.cursor().await?).await?
+            }
+            other => other?,
+        };
+        // Once caught up, every frame (events or the hub's pings) proves the cache is current.
+        let mut live = false;
         loop {
             let Some(first) = stream.next().await else {
                 return Ok(());
@@ -168,8 +268,13 @@ impl SyncEngine {
             if !events.is_empty() {
                 self.apply(events).await?;
             }
+            if live || caught_up.is_some() {
+                self.with_cache(|c| c.mark_synced(chrono::Utc::now()))
+                    .await?;
+            }
             if let Some(seq) = caught_up {
                 *failures = 0;
+                live = true;
                 self.emit(Update::Connection {
                     state: ConnectionState::Live { seq },
                 })

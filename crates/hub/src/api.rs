@@ -34,6 +34,8 @@ pub fn routes() -> Router<Hub> {
         .route("/me", get(me))
         .route("/events", get(events))
         .route("/stream", get(stream))
+        .route("/snapshot", get(snapshot))
+        .route("/messages", get(messages))
         .route("/presence", post(presence))
         .route("/handoffs/{id}/assign", post(assign))
         .route("/handoffs/{id}/release", post(release))
@@ -335,11 +337,66 @@ async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
+    check_cursor(&hub, q.after).await?;
     let events = tokio::task::spawn_blocking(move || hub.store().events_after(q.after, limit))
         .await
         .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     let next = events.last().map(|e| e.seq).unwrap_or(q.after);
     Ok(Json(EventPage { events, next }))
+}
+
+/// 410 when the log can't continue from `after`: the events after it were trimmed, or `after` is
+/// beyond the log (the hub's data was reset). Either way the client needs a fresh snapshot.
+async fn check_cursor(hub: &Hub, after: u64) -> Result<(), ApiError> {
+    let hub = hub.clone();
+    let (floor, last) = tokio::task::spawn_blocking(move || {
+        Ok::<_, StoreError>((hub.store().log_floor()?, hub.store().last_seq()?))
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    if after < floor {
+        return Err(ApiError::Gone(format!(
+            "this hub no longer keeps the events after {after} (it keeps those after {floor}); take a fresh snapshot"
+        )));
+    }
+    if after > last {
+        return Err(ApiError::Gone(format!(
+            "this hub's log ends at {last}, before {after}: its data was reset; take a fresh snapshot"
+        )));
+    }
+    Ok(())
+}
+
+async fn snapshot(
+    State(hub): State<Hub>,
+    SignedIn(_agent): SignedIn,
+) -> Result<Json<baton_protocol::Snapshot>, ApiError> {
+    let snapshot = tokio::task::spawn_blocking(move || hub.store().snapshot())
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    Ok(Json(snapshot))
+}
+
+#[derive(Debug, Deserialize)]
+struct MessagesQuery {
+    before: Option<i64>,
+    limit: Option<u32>,
+}
+
+/// The most messages one backfill page returns.
+const MAX_MESSAGE_PAGE: u32 = 2000;
+
+async fn messages(
+    State(hub): State<Hub>,
+    SignedIn(_agent): SignedIn,
+    query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<baton_protocol::MessagePage>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = q.limit.unwrap_or(500).clamp(1, MAX_MESSAGE_PAGE);
+    let page = tokio::task::spawn_blocking(move || hub.store().messages_before(q.before, limit))
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    Ok(Json(page))
 }
 
 async fn stream(
@@ -349,6 +406,7 @@ async fn stream(
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    check_cursor(&hub, q.after).await?;
     // Agents only send pings and a close on this socket. A small read buffer matters: the
     // WebSocket layer zero-fills its whole read buffer on every poll for input.
     Ok(ws

@@ -33,6 +33,10 @@ pub enum ApiError {
     /// 409 `closed`: the handoff is resolved or cancelled; the bot has the conversation again.
     #[error("{0}")]
     Closed(String),
+    /// 410 `gone`: the cursor is older than the log the hub keeps, or newer than its log (the hub's
+    /// data was reset). The client takes a fresh snapshot.
+    #[error("{0}")]
+    Gone(String),
     /// 413: the body is larger than the route accepts.
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
@@ -52,6 +56,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::Capacity(_) => "capacity",
             Self::Closed(_) => "closed",
+            Self::Gone(_) => "gone",
             Self::TooLarge { .. } => "too_large",
             Self::Internal(_) => "internal",
         }
@@ -64,6 +69,7 @@ impl ApiError {
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Conflict(_) | Self::Capacity(_) | Self::Closed(_) => StatusCode::CONFLICT,
+            Self::Gone(_) => StatusCode::GONE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }

@@ -60,6 +60,23 @@ enum Command {
         #[command(subcommand)]
         command: BotpressCommand,
     },
+    /// Manage the event log clients sync from.
+    Log {
+        #[command(subcommand)]
+        command: LogCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum LogCommand {
+    /// Keep only the newest KEEP events. The inbox itself is untouched; devices whose cursor is
+    /// older get "410 gone" and take a fresh snapshot.
+    Trim {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        keep: u64,
+    },
 }
 
 #[derive(Subcommand)]
@@ -350,6 +367,14 @@ fn main() -> anyhow::Result<()> {
             };
             let c = admin::update_channel(&hub, &channel, update)?;
             println!("updated {} ({})", c.id, c.name);
+            Ok(())
+        }
+        Command::Log {
+            command: LogCommand::Trim { data, keep },
+        } => {
+            let hub = open(&data)?;
+            let floor = hub.store().trim_log(keep)?;
+            println!("the log now starts after seq {floor}");
             Ok(())
         }
         Command::Tags {

@@ -284,12 +284,99 @@ impl Store {
         })
     }
 
+    /// Every seq at or below this has been trimmed from the log (0: nothing trimmed).
+    pub fn log_floor(&self) -> Result<u64, StoreError> {
+        self.read(read_floor)
+    }
+
+    /// Drops all but the newest `keep` events from the log (entity tables keep the current state;
+    /// clients behind the new floor get 410 and take a snapshot). Returns the new floor.
+    pub fn trim_log(&self, keep: u64) -> Result<u64, StoreError> {
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = conn.transaction()?;
+        let last: i64 =
+            tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        let floor = (last as u64).saturating_sub(keep).max(read_floor(&tx)?);
+        tx.execute("DELETE FROM events WHERE seq <= ?1", [floor as i64])?;
+        tx.execute(
+            "INSERT INTO settings (key, value) VALUES ('log_floor', ?1)
+             ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            [floor.to_string()],
+        )?;
+        tx.commit()?;
+        Ok(floor)
+    }
+
+    /// The current state of the inbox and the seq it reflects, read in one transaction.
+    pub fn snapshot(&self) -> Result<baton_protocol::Snapshot, StoreError> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let seq: i64 =
+                tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+            let seq = (seq as u64).max(read_floor(&tx)?);
+            let tags: Option<String> = tx
+                .query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
+                    r.get(0)
+                })
+                .optional()?;
+            let snapshot = baton_protocol::Snapshot {
+                seq,
+                contacts: all(&tx, "SELECT data FROM contacts")?,
+                conversations: all(&tx, "SELECT data FROM conversations")?,
+                handoffs: all(&tx, "SELECT data FROM handoffs")?,
+                agents: all(&tx, "SELECT data FROM agents")?,
+                notes: all(&tx, "SELECT data FROM notes")?,
+                templates: all(&tx, "SELECT data FROM templates")?,
+                tags: match tags {
+                    Some(t) => serde_json::from_str(&t)?,
+                    None => baton_protocol::TagList { tags: Vec::new() },
+                },
+            };
+            tx.finish()?;
+            Ok(snapshot)
+        })
+    }
+
+    /// Messages newest first, `limit` at a time, for clients backfilling their history.
+    pub fn messages_before(
+        &self,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<baton_protocol::MessagePage, StoreError> {
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT rowid, data FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
+            )?;
+            let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
+            })?;
+            let mut messages = Vec::new();
+            let mut oldest = None;
+            for row in rows {
+                let (rowid, data) = row?;
+                oldest = Some(rowid);
+                messages.push(serde_json::from_str(&data)?);
+            }
+            let total: i64 = conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
+            let next = if messages.len() as u32 == limit {
+                oldest
+            } else {
+                None
+            };
+            Ok(baton_protocol::MessagePage {
+                messages,
+                next,
+                total: total as u64,
+            })
+        })
+    }
+
     /// The newest seq in the log (0 when empty).
     pub fn last_seq(&self) -> Result<u64, StoreError> {
         self.read(|conn| {
             let seq: i64 =
                 conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
-            Ok(seq as u64)
+            Ok((seq as u64).max(read_floor(conn)?))
         })
     }
 }
@@ -514,6 +601,28 @@ fn entity_json(data: &EventData) -> Result<String, serde_json::Error> {
         EventData::Template(v) => serde_json::to_string(v),
         EventData::Tags(v) => serde_json::to_string(v),
     }
+}
+
+fn read_floor(conn: &Connection) -> Result<u64, StoreError> {
+    let floor: Option<String> = conn
+        .query_row(
+            "SELECT value FROM settings WHERE key = 'log_floor'",
+            [],
+            |r| r.get(0),
+        )
+        .optional()?;
+    Ok(floor.and_then(|f| f.parse().ok()).unwrap_or(0))
+}
+
+/// Every row's `data` of a query, decoded.
+fn all<T: DeserializeOwned>(conn: &Connection, sql: &str) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare(sql)?;
+    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+    let mut out = Vec::new();
+    for row in rows {
+        out.push(serde_json::from_str(&row?)?);
+    }
+    Ok(out)
 }
 
 /// Reads one entity's JSON `data` column by id from `table`.

@@ -374,6 +374,32 @@ pub enum StreamNotice {
     CaughtUp { seq: u64 },
 }
 
+/// `GET /api/v1/snapshot`: the inbox's current state and the log position it reflects, so a new
+/// device (or one whose cursor the hub no longer keeps) starts without replaying the whole log.
+/// Messages are not in it; they come by [`MessagePage`]s (backfill), newest first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Follow the stream from here.
+    pub seq: u64,
+    pub contacts: Vec<Contact>,
+    pub conversations: Vec<Conversation>,
+    pub handoffs: Vec<Handoff>,
+    pub agents: Vec<Agent>,
+    pub notes: Vec<Note>,
+    pub templates: Vec<Template>,
+    pub tags: TagList,
+}
+
+/// `GET /api/v1/messages?before=CURSOR&limit=N`: the hub's messages, newest first, for backfill.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MessagePage {
+    pub messages: Vec<Message>,
+    /// Pass as `before` for the next (older) page; `None` when this was the oldest.
+    pub next: Option<i64>,
+    /// How many messages the hub holds in all (for progress).
+    pub total: u64,
+}
+
 /// What one text frame of `GET /api/v1/stream` carries: a JSON array of events (one commit, or
 /// one page of the backlog) or a notice. A lone event object is accepted too.
 #[derive(Debug, Clone, PartialEq)]

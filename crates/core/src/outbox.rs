@@ -1,0 +1,554 @@
+//! The device's outbox: every agent action is written here first, then delivered to the hub in
+//! order, each with its `txn_id` so the hub applies it once however often it is sent.
+//!
+//! A delivery that fails is classified (see [`FailureClass`]): network and transient failures are
+//! retried with backoff (honouring `Retry-After`), and everything behind them waits, so order holds;
+//! a permanent refusal stops that item with the hub's reason, for the agent to retry, edit or
+//! discard, and the rest go on. When the hub has applied an item, its resulting events are written
+//! to the cache and the item removed in one transaction: a crash between the two cannot lose it or
+//! show it twice, and a lost response is answered from the hub's record on the next attempt.
+
+use std::time::Duration;
+
+use baton_protocol::CommandResult;
+use chrono::{DateTime, Utc};
+use rusqlite::{params, OptionalExtension};
+use serde::Serialize;
+
+use crate::cache::{Applied, Cache, CacheError};
+use crate::client::{ClientError, HubClient};
+
+/// Why a delivery did not go through, and so what happens next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureClass {
+    /// The hub could not be reached (or the answer was lost): retried with backoff.
+    Network,
+    /// The hub is there but could not do it now (5xx, 429, signed out): retried with backoff.
+    Transient,
+    /// The hub refused it (a conflict, a closed handoff, a bad request): stopped until the agent
+    /// retries, edits or discards it.
+    Permanent,
+}
+
+impl FailureClass {
+    fn as_str(self) -> &'static str {
+        match self {
+            FailureClass::Network => "network",
+            FailureClass::Transient => "transient",
+            FailureClass::Permanent => "permanent",
+        }
+    }
+
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "network" => Some(FailureClass::Network),
+            "transient" => Some(FailureClass::Transient),
+            "permanent" => Some(FailureClass::Permanent),
+            _ => None,
+        }
+    }
+
+    /// Classifies a failed delivery; the second value is how long the hub asked us to wait.
+    pub fn of(error: &ClientError) -> (Self, Option<Duration>) {
+        match error {
+            ClientError::Network(_) => (FailureClass::Network, None),
+            ClientError::Unauthorized => (FailureClass::Transient, None),
+            ClientError::Refused {
+                status,
+                retry_after,
+                ..
+            } if *status == 429 || *status >= 500 => (FailureClass::Transient, *retry_after),
+            ClientError::Refused { .. } | ClientError::BadUrl(_) => (FailureClass::Permanent, None),
+            // The hub answered 2xx with a body we cannot read: it applied the command. Retrying
+            // with the same txn_id is harmless and gets the recorded answer.
+            ClientError::Protocol(_) => (FailureClass::Transient, None),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxState {
+    Queued,
+    Failed,
+}
+
+/// One queued action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct OutboxItem {
+    pub id: i64,
+    pub txn_id: String,
+    /// What the agent did: `message`, `note`, `assign`, `resolve`, …
+    pub action: String,
+    /// The agent API path it goes to.
+    pub path: String,
+    pub body: serde_json::Value,
+    pub conversation_id: Option<String>,
+    pub state: OutboxState,
+    pub attempts: u32,
+    pub error_class: Option<FailureClass>,
+    /// The hub's reason (permanent) or what went wrong last (while retrying).
+    pub error: Option<String>,
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+}
+
+impl OutboxItem {
+    /// The text of a queued message or note, for showing it as a pending local echo.
+    pub fn text(&self) -> Option<&str> {
+        self.body.get("text").and_then(|t| t.as_str())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Cache(#[from] CacheError),
+    #[error("no outbox item {0}")]
+    NoSuchItem(i64),
+    #[error("item {0} is a {1}, which has no text to edit")]
+    NotEditable(i64, String),
+}
+
+impl From<rusqlite::Error> for OutboxError {
+    fn from(e: rusqlite::Error) -> Self {
+        Self::Cache(e.into())
+    }
+}
+
+impl From<serde_json::Error> for OutboxError {
+    fn from(e: serde_json::Error) -> Self {
+        Self::Cache(e.into())
+    }
+}
+
+/// The first retry waits this long; each further failure doubles it, up to [`MAX_RETRY`].
+pub const MIN_RETRY: Duration = Duration::from_secs(1);
+pub const MAX_RETRY: Duration = Duration::from_secs(60);
+
+/// What one delivery attempt of the queue came to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Delivered {
+    /// Items the hub applied (removed from the outbox).
+    pub delivered: Vec<i64>,
+    /// Items the hub refused (now failed, with the reason).
+    pub refused: Vec<(i64, String)>,
+    /// The queue stopped here: network or transient trouble; try again at this time.
+    pub retry_at: Option<DateTime<Utc>>,
+    /// What the hub's answers changed in the cache.
+    pub applied: Applied,
+}
+
+impl Cache {
+    /// Queues an action; returns its item. `body` gets the `txn_id`.
+    pub fn enqueue(
+        &self,
+        action: &str,
+        path: &str,
+        mut body: serde_json::Value,
+        conversation_id: Option<&str>,
+        txn_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<OutboxItem, OutboxError> {
+        body["txn_id"] = serde_json::Value::String(txn_id.to_string());
+        self.conn.execute(
+            "INSERT INTO outbox (txn_id, action, path, body, conversation_id, created_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(txn_id) DO NOTHING",
+            params![
+                txn_id,
+                action,
+                path,
+                body.to_string(),
+                conversation_id,
+                now.to_rfc3339()
+            ],
+        )?;
+        let id: i64 =
+            self.conn
+                .query_row("SELECT id FROM outbox WHERE txn_id = ?1", [txn_id], |r| {
+                    r.get(0)
+                })?;
+        self.outbox_item(id)
+    }
+
+    /// Every queued or failed item, oldest first.
+    pub fn outbox(&self) -> Result<Vec<OutboxItem>, OutboxError> {
+        self.outbox_where("1", &[])
+    }
+
+    /// A conversation's queued and failed messages, for showing them after the delivered ones.
+    pub fn outbox_for(&self, conversation_id: &str) -> Result<Vec<OutboxItem>, OutboxError> {
+        self.outbox_where("conversation_id = ?1", &[conversation_id])
+    }
+
+    pub fn outbox_item(&self, id: i64) -> Result<OutboxItem, OutboxError> {
+        self.outbox_where("id = ?1", &[&id.to_string()])?
+            .pop()
+            .ok_or(OutboxError::NoSuchItem(id))
+    }
+
+    fn outbox_where(&self, clause: &str, args: &[&str]) -> Result<Vec<OutboxItem>, OutboxError> {
+        let sql = format!(
+            "SELECT id, txn_id, action, path, body, conversation_id, state, attempts, error_class,
+                    error, next_attempt_at, created_at
+             FROM outbox WHERE {clause} ORDER BY id"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql)?;
+        let rows = stmt.query_map(rusqlite::params_from_iter(args.iter()), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, String>(3)?,
+                r.get::<_, String>(4)?,
+                r.get::<_, Option<String>>(5)?,
+                r.get::<_, String>(6)?,
+                r.get::<_, u32>(7)?,
+                r.get::<_, Option<String>>(8)?,
+                r.get::<_, Option<String>>(9)?,
+                r.get::<_, Option<String>>(10)?,
+                r.get::<_, String>(11)?,
+            ))
+        })?;
+        let time = |s: &str| {
+            DateTime::parse_from_rfc3339(s)
+                .map(|t| t.with_timezone(&Utc))
+                .ok()
+        };
+        let mut items = Vec::new();
+        for row in rows {
+            let (
+                id,
+                txn_id,
+                action,
+                path,
+                body,
+                conversation_id,
+                state,
+                attempts,
+                class,
+                error,
+                next,
+                created,
+            ) = row?;
+            items.push(OutboxItem {
+                id,
+                txn_id,
+                action,
+                path,
+                body: serde_json::from_str(&body)?,
+                conversation_id,
+                state: if state == "failed" {
+                    OutboxState::Failed
+                } else {
+                    OutboxState::Queued
+                },
+                attempts,
+                error_class: class.as_deref().and_then(FailureClass::parse),
+                error,
+                next_attempt_at: next.as_deref().and_then(time),
+                created_at: time(&created).unwrap_or_default(),
+            });
+        }
+        Ok(items)
+    }
+
+    /// Puts a failed (or waiting) item back at the front of the line, to be sent now.
+    pub fn retry(&self, id: i64) -> Result<OutboxItem, OutboxError> {
+        let changed = self.conn.execute(
+            "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?1",
+            [id],
+        )?;
+        if changed == 0 {
+            return Err(OutboxError::NoSuchItem(id));
+        }
+        self.outbox_item(id)
+    }
+
+    /// Drops an item the agent no longer wants sent.
+    pub fn discard(&self, id: i64) -> Result<OutboxItem, OutboxError> {
+        let item = self.outbox_item(id)?;
+        self.conn
+            .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        Ok(item)
+    }
+
+    /// Changes the text of a queued or failed message or note and queues it again. It gets a new
+    /// `txn_id`: it is a different command from the one the hub may have refused.
+    pub fn edit(&self, id: i64, text: &str, new_txn_id: &str) -> Result<OutboxItem, OutboxError> {
+        let item = self.outbox_item(id)?;
+        if item.text().is_none() {
+            return Err(OutboxError::NotEditable(id, item.action));
+        }
+        let mut body = item.body.clone();
+        body["text"] = serde_json::Value::String(text.to_string());
+        body["txn_id"] = serde_json::Value::String(new_txn_id.to_string());
+        self.conn.execute(
+            "UPDATE outbox SET body = ?2, txn_id = ?3, state = 'queued', error = NULL,
+                 error_class = NULL, next_attempt_at = NULL
+             WHERE id = ?1",
+            params![id, body.to_string(), new_txn_id],
+        )?;
+        self.outbox_item(id)
+    }
+
+    /// The hub applied `id`: write its events and drop the item, in one transaction.
+    fn complete(&mut self, id: i64, result: &CommandResult) -> Result<Applied, OutboxError> {
+        let tx = self.conn.transaction()?;
+        tx.execute("DELETE FROM outbox WHERE id = ?1", [id])?;
+        let applied = crate::cache::confirm_in(&tx, &result.events)?;
+        tx.commit()?;
+        Ok(applied)
+    }
+
+    fn record_failure(
+        &self,
+        id: i64,
+        class: FailureClass,
+        error: &str,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<(), OutboxError> {
+        self.conn.execute(
+            "UPDATE outbox SET attempts = attempts + 1, error_class = ?2, error = ?3,
+                 next_attempt_at = ?4, state = ?5
+             WHERE id = ?1",
+            params![
+                id,
+                class.as_str(),
+                error,
+                next_attempt_at.map(|t| t.to_rfc3339()),
+                if class == FailureClass::Permanent {
+                    "failed"
+                } else {
+                    "queued"
+                }
+            ],
+        )?;
+        Ok(())
+    }
+
+    /// The queued items in delivery order, and the first one's earliest attempt time.
+    fn due(&self) -> Result<Vec<OutboxItem>, OutboxError> {
+        Ok(self
+            .outbox()?
+            .into_iter()
+            .filter(|i| i.state == OutboxState::Queued)
+            .collect())
+    }
+
+    pub fn outbox_counts(&self) -> Result<(usize, usize), OutboxError> {
+        let (queued, failed): (i64, i64) = self.conn.query_row(
+            "SELECT COUNT(*) FILTER (WHERE state = 'queued'), COUNT(*) FILTER (WHERE state = 'failed') FROM outbox",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )?;
+        Ok((queued as usize, failed as usize))
+    }
+}
+
+/// The delay before retry number `attempts` (1-based): doubling from [`MIN_RETRY`], capped, with
+/// the hub's `Retry-After` taking precedence when it asks for longer.
+pub fn retry_delay(attempts: u32, retry_after: Option<Duration>) -> Duration {
+    let exp = MIN_RETRY
+        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
+        .min(MAX_RETRY);
+    // The hub knows best how long it needs; a day is the most we believe.
+    retry_after.map_or(exp, |asked| asked.min(Duration::from_secs(86_400)))
+}
+
+/// Delivers queued items in order until the queue is empty or a network/transient failure stops
+/// it. Items whose retry time has not come yet stop the queue too (unless `force`).
+///
+/// `cache` is locked only between network calls, so readers are never held up by the network.
+pub async fn deliver(
+    cache: &std::sync::Mutex<Cache>,
+    client: &HubClient,
+    now: impl Fn() -> DateTime<Utc>,
+    force: bool,
+) -> Result<Delivered, OutboxError> {
+    let lock = || match cache.lock() {
+        Ok(c) => c,
+        Err(poisoned) => poisoned.into_inner(),
+    };
+    let mut report = Delivered::default();
+    let due = lock().due()?;
+    for item in due {
+        if let Some(at) = item.next_attempt_at {
+            if at > now() && !force {
+                report.retry_at = Some(at);
+                return Ok(report);
+            }
+        }
+        match client.command(&item.path, item.body.clone()).await {
+            Ok(result) => {
+                let applied = lock().complete(item.id, &result)?;
+                merge(&mut report.applied, applied);
+                report.delivered.push(item.id);
+                tracing::info!(item = item.id, action = %item.action, "outbox: delivered");
+            }
+            Err(error) => {
+                let (class, retry_after) = FailureClass::of(&error);
+                let message = error.to_string();
+                match class {
+                    FailureClass::Permanent => {
+                        lock().record_failure(item.id, class, &message, None)?;
+                        tracing::warn!(item = item.id, action = %item.action, error = %message, "outbox: refused by the hub");
+                        report.refused.push((item.id, message));
+                    }
+                    FailureClass::Network | FailureClass::Transient => {
+                        let at = now()
+                            + chrono::TimeDelta::from_std(retry_delay(
+                                item.attempts + 1,
+                                retry_after,
+                            ))
+                            .unwrap_or(chrono::TimeDelta::seconds(60));
+                        lock().record_failure(item.id, class, &message, Some(at))?;
+                        tracing::info!(item = item.id, class = class.as_str(), error = %message, "outbox: will retry");
+                        report.retry_at = Some(at);
+                        return Ok(report);
+                    }
+                }
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn merge(into: &mut Applied, more: Applied) {
+    into.applied += more.applied;
+    into.new_handoffs.extend(more.new_handoffs);
+    into.conversations.extend(more.conversations);
+    into.conversations.sort();
+    into.conversations.dedup();
+}
+
+/// The item a txn_id was queued as, if it is still in the outbox.
+pub fn find_by_txn(cache: &Cache, txn_id: &str) -> Result<Option<OutboxItem>, OutboxError> {
+    let id: Option<i64> = cache
+        .conn
+        .query_row("SELECT id FROM outbox WHERE txn_id = ?1", [txn_id], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    id.map(|id| cache.outbox_item(id)).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_doubling_to_a_cap_and_retry_after_wins() {
+        assert_eq!(retry_delay(1, None), Duration::from_secs(1));
+        assert_eq!(retry_delay(3, None), Duration::from_secs(4));
+        assert_eq!(retry_delay(30, None), MAX_RETRY);
+        assert_eq!(
+            retry_delay(1, Some(Duration::from_secs(7))),
+            Duration::from_secs(7)
+        );
+    }
+
+    #[test]
+    fn failures_are_classed_by_what_the_hub_said() {
+        let refused = |status: u16| ClientError::Refused {
+            status,
+            code: "x".into(),
+            message: "m".into(),
+            retry_after: None,
+        };
+        assert_eq!(
+            FailureClass::of(&ClientError::Network("down".into())).0,
+            FailureClass::Network
+        );
+        assert_eq!(FailureClass::of(&refused(503)).0, FailureClass::Transient);
+        assert_eq!(FailureClass::of(&refused(429)).0, FailureClass::Transient);
+        assert_eq!(FailureClass::of(&refused(409)).0, FailureClass::Permanent);
+        assert_eq!(FailureClass::of(&refused(400)).0, FailureClass::Permanent);
+    }
+
+    fn cache() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().expect("dir");
+        let cache = Cache::open(&dir.path().join("c.sqlite")).expect("open");
+        (dir, cache)
+    }
+
+    #[test]
+    fn an_item_survives_reopening_and_keeps_its_txn_id() {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.sqlite");
+        {
+            let cache = Cache::open(&path).expect("open");
+            cache
+                .enqueue(
+                    "message",
+                    "/conversations/t_1/messages",
+                    serde_json::json!({"text": "hi"}),
+                    Some("t_1"),
+                    "tx-1",
+                    Utc::now(),
+                )
+                .expect("enqueue");
+        }
+        let cache = Cache::open(&path).expect("reopen");
+        let items = cache.outbox().expect("list");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].body["txn_id"], "tx-1");
+        assert_eq!(items[0].text(), Some("hi"));
+    }
+
+    #[test]
+    fn queueing_the_same_txn_id_twice_keeps_one_item() {
+        let (_dir, cache) = cache();
+        for _ in 0..2 {
+            cache
+                .enqueue(
+                    "assign",
+                    "/handoffs/h/assign",
+                    serde_json::json!({}),
+                    None,
+                    "tx-same",
+                    Utc::now(),
+                )
+                .expect("enqueue");
+        }
+        assert_eq!(cache.outbox().expect("list").len(), 1);
+    }
+
+    #[test]
+    fn editing_a_failed_message_queues_it_again_under_a_new_txn_id() {
+        let (_dir, cache) = cache();
+        let item = cache
+            .enqueue(
+                "message",
+                "/conversations/t/messages",
+                serde_json::json!({"text": "helo"}),
+                Some("t"),
+                "tx-a",
+                Utc::now(),
+            )
+            .expect("enqueue");
+        cache
+            .record_failure(
+                item.id,
+                FailureClass::Permanent,
+                "the handoff is closed",
+                None,
+            )
+            .expect("fail");
+        assert_eq!(
+            cache.outbox_item(item.id).expect("item").state,
+            OutboxState::Failed
+        );
+        let edited = cache.edit(item.id, "hello", "tx-b").expect("edit");
+        assert_eq!(edited.state, OutboxState::Queued);
+        assert_eq!(edited.text(), Some("hello"));
+        assert_eq!(edited.txn_id, "tx-b");
+        assert!(cache.discard(item.id).is_ok());
+        assert!(matches!(
+            cache.outbox_item(item.id),
+            Err(OutboxError::NoSuchItem(_))
+        ));
+    }
+}

@@ -1,0 +1,493 @@
+//! Offline search over the cache: message text, notes, customer names and handoff titles, through
+//! SQLite FTS5. Results are ranked (bm25), carry a highlighted snippet, and can be narrowed by
+//! channel, handoff status, tag, agent and date.
+//!
+//! Ranking every match of a common word over a million messages is what makes naive FTS slow, so
+//! each source takes its newest [`WINDOW`] matches (FTS5 walks its index newest-first and stops)
+//! and ranks those; snippets are made only for the hits returned.
+
+use baton_protocol::HandoffStatus;
+use chrono::{DateTime, Utc};
+use rusqlite::params_from_iter;
+use rusqlite::types::Value as SqlValue;
+use serde::Serialize;
+
+use crate::cache::{Cache, CacheError};
+
+/// How many of the newest matches per source are ranked.
+pub const WINDOW: usize = 200;
+
+/// Marks around the matched words in a snippet.
+pub const MARK_OPEN: &str = "[";
+pub const MARK_CLOSE: &str = "]";
+
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchQuery {
+    pub text: String,
+    pub channel: Option<String>,
+    pub status: Option<HandoffStatus>,
+    pub tag: Option<String>,
+    /// An agent id: the conversation has a handoff assigned to them.
+    pub agent: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HitKind {
+    Message,
+    Note,
+    Customer,
+    Handoff,
+}
+
+impl HitKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HitKind::Message => "message",
+            HitKind::Note => "note",
+            HitKind::Customer => "customer",
+            HitKind::Handoff => "handoff",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SearchHit {
+    pub conversation_id: String,
+    pub kind: HitKind,
+    /// The message, note, contact or handoff id.
+    pub id: String,
+    /// The matched text around the match, the matched words between [`MARK_OPEN`] and [`MARK_CLOSE`].
+    pub snippet: String,
+    pub at: Option<String>,
+    /// bm25: lower is better.
+    pub score: f64,
+}
+
+struct Source {
+    kind: HitKind,
+    fts: &'static str,
+    /// Selects `rowid, id, conversation_id, at, score` for the FTS match `?1`.
+    select: &'static str,
+    /// The expression for the row's date (for date filters), if it has one.
+    date: Option<&'static str>,
+}
+
+const SOURCES: &[Source] = &[
+    Source {
+        kind: HitKind::Message,
+        fts: "messages_fts",
+        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, bm25(messages_fts)
+                 FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
+                 LEFT JOIN conversations c ON c.id = m.conversation_id
+                 WHERE messages_fts MATCH ?1",
+        date: Some("m.created_at"),
+    },
+    Source {
+        kind: HitKind::Note,
+        fts: "notes_fts",
+        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, bm25(notes_fts)
+                 FROM notes_fts JOIN notes m ON m.rowid = notes_fts.rowid
+                 LEFT JOIN conversations c ON c.id = m.conversation_id
+                 WHERE notes_fts MATCH ?1",
+        date: Some("m.created_at"),
+    },
+    Source {
+        kind: HitKind::Handoff,
+        fts: "handoffs_fts",
+        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, bm25(handoffs_fts)
+                 FROM handoffs_fts JOIN handoffs m ON m.rowid = handoffs_fts.rowid
+                 LEFT JOIN conversations c ON c.id = m.conversation_id
+                 WHERE handoffs_fts MATCH ?1",
+        date: Some("m.created_at"),
+    },
+    Source {
+        kind: HitKind::Customer,
+        fts: "contacts_fts",
+        // A customer hit points at their newest conversation.
+        select: "SELECT ct.rowid, ct.id, c.id, NULL, bm25(contacts_fts)
+                 FROM contacts_fts JOIN contacts ct ON ct.rowid = contacts_fts.rowid
+                 JOIN conversations c ON c.id = (SELECT id FROM conversations WHERE contact_id = ct.id
+                                                 ORDER BY rowid DESC LIMIT 1)
+                 WHERE contacts_fts MATCH ?1",
+        date: None,
+    },
+];
+
+/// Turns what the agent typed into an FTS5 query: every word must match (the last one as a
+/// prefix, so results come while typing); quotes and operators are taken literally.
+pub fn fts_query(text: &str) -> Option<String> {
+    let words: Vec<String> = text
+        .split_whitespace()
+        .map(|w| w.replace('"', "\"\""))
+        .filter(|w| w.chars().any(char::is_alphanumeric))
+        .collect();
+    let (last, rest) = words.split_last()?;
+    let mut query: Vec<String> = rest.iter().map(|w| format!("\"{w}\"")).collect();
+    query.push(format!("\"{last}\"*"));
+    Some(query.join(" "))
+}
+
+impl Cache {
+    /// Searches everything cached; best matches first, at most `query.limit` (20 if 0).
+    pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, CacheError> {
+        let Some(fts) = fts_query(&query.text) else {
+            return Ok(Vec::new());
+        };
+        let limit = if query.limit == 0 { 20 } else { query.limit };
+        // (rowid, hit) for every source's newest matches that pass the filters.
+        let mut ranked: Vec<(i64, &Source, SearchHit)> = Vec::new();
+        for source in SOURCES {
+            if source.date.is_none() && (query.since.is_some() || query.until.is_some()) {
+                continue;
+            }
+            let mut sql = source.select.to_string();
+            let mut args: Vec<SqlValue> = vec![SqlValue::Text(fts.clone())];
+            filters(query, source, &mut sql, &mut args);
+            sql.push_str(&format!(
+                " ORDER BY {}.rowid DESC LIMIT {WINDOW}",
+                source.fts
+            ));
+            let mut stmt = self.conn.prepare_cached(&sql)?;
+            let rows = stmt.query_map(params_from_iter(args.iter()), |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, f64>(4)?,
+                ))
+            })?;
+            for row in rows {
+                let (rowid, id, conversation_id, at, score) = row?;
+                ranked.push((
+                    rowid,
+                    source,
+                    SearchHit {
+                        conversation_id,
+                        kind: source.kind,
+                        id,
+                        snippet: String::new(),
+                        at,
+                        score,
+                    },
+                ));
+            }
+        }
+        ranked.sort_by(|a, b| {
+            a.2.score
+                .total_cmp(&b.2.score)
+                .then_with(|| b.2.at.cmp(&a.2.at))
+        });
+        ranked.truncate(limit);
+        let mut hits = Vec::with_capacity(ranked.len());
+        for (rowid, source, mut hit) in ranked {
+            let sql = format!(
+                "SELECT snippet({0}, 0, ?2, ?3, '…', 12) FROM {0} WHERE {0} MATCH ?1 AND rowid = ?4",
+                source.fts
+            );
+            hit.snippet = self
+                .conn
+                .prepare_cached(&sql)?
+                .query_row(rusqlite::params![fts, MARK_OPEN, MARK_CLOSE, rowid], |r| {
+                    r.get(0)
+                })
+                .unwrap_or_default();
+            hits.push(hit);
+        }
+        Ok(hits)
+    }
+}
+
+fn filters(query: &SearchQuery, source: &Source, sql: &mut String, args: &mut Vec<SqlValue>) {
+    let mut arg = |sql: &mut String, clause: &str, value: SqlValue| {
+        args.push(value);
+        sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+    };
+    if let Some(channel) = &query.channel {
+        arg(
+            sql,
+            " AND c.channel_id = ?",
+            SqlValue::Text(channel.clone()),
+        );
+    }
+    // A handoff hit is filtered by itself; other hits by any handoff of their conversation.
+    let handoff = if source.kind == HitKind::Handoff {
+        "m.rowid IN (SELECT h.rowid FROM handoffs h WHERE h.id = m.id"
+    } else {
+        "EXISTS (SELECT 1 FROM handoffs h WHERE h.conversation_id = c.id"
+    };
+    if let Some(status) = query.status {
+        arg(
+            sql,
+            &format!(" AND {handoff} AND h.status = ?)"),
+            SqlValue::Text(status.as_str().to_string()),
+        );
+    }
+    if let Some(tag) = &query.tag {
+        arg(
+            sql,
+            &format!(
+                " AND {handoff} AND EXISTS (SELECT 1 FROM json_each(h.tags) WHERE json_each.value = ?))"
+            ),
+            SqlValue::Text(tag.clone()),
+        );
+    }
+    if let Some(agent) = &query.agent {
+        arg(
+            sql,
+            &format!(" AND {handoff} AND h.assignee = ?)"),
+            SqlValue::Text(agent.clone()),
+        );
+    }
+    if let Some(date) = source.date {
+        if let Some(since) = query.since {
+            arg(
+                sql,
+                &format!(" AND {date} >= ?"),
+                SqlValue::Text(since.to_rfc3339()),
+            );
+        }
+        if let Some(until) = query.until {
+            arg(
+                sql,
+                &format!(" AND {date} < ?"),
+                SqlValue::Text(until.to_rfc3339()),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use baton_protocol::{
+        Author, Contact, Conversation, DeliveryStatus, Event, EventData, Handoff, Message, Note,
+    };
+
+    fn at(minutes: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_800_000_000 + minutes * 60, 0).unwrap_or_default()
+    }
+
+    fn desk() -> (tempfile::TempDir, Cache) {
+        let dir = tempfile::tempdir().expect("dir");
+        let mut cache = Cache::open(&dir.path().join("c.sqlite")).expect("open");
+        let conversation = |id: &str, channel: &str, contact: &str| {
+            EventData::Conversation(Conversation {
+                id: id.into(),
+                channel_id: channel.into(),
+                contact_id: Some(contact.into()),
+                created_at: at(0),
+            })
+        };
+        let handoff = |id: &str,
+                       conv: &str,
+                       title: &str,
+                       status: HandoffStatus,
+                       assignee: Option<&str>,
+                       tags: &[&str]| {
+            EventData::Handoff(Handoff {
+                id: id.into(),
+                conversation_id: conv.into(),
+                channel_id: "ch".into(),
+                status,
+                title: title.into(),
+                description: None,
+                assignee: assignee.map(str::to_string),
+                label: None,
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+                created_at: at(1),
+                updated_at: at(1),
+            })
+        };
+        let message = |id: &str, conv: &str, text: &str, minute: i64| {
+            EventData::Message(Message {
+                id: id.into(),
+                conversation_id: conv.into(),
+                author: Author::EndUser,
+                author_id: None,
+                kind: "text".into(),
+                text: Some(text.into()),
+                payload: serde_json::json!({"text": text}),
+                status: DeliveryStatus::Received,
+                status_reason: None,
+                created_at: at(minute),
+            })
+        };
+        let data = vec![
+            EventData::Contact(Contact {
+                id: "u_1".into(),
+                channel_id: "web".into(),
+                name: "Dana Reyes".into(),
+                email: None,
+                picture_url: None,
+                attributes: serde_json::json!({}),
+                created_at: at(0),
+            }),
+            conversation("c_1", "web", "u_1"),
+            conversation("c_2", "whatsapp", "u_2"),
+            handoff(
+                "h_1",
+                "c_1",
+                "Refund for a crushed box",
+                HandoffStatus::Resolved,
+                Some("ag_alice"),
+                &["refund"],
+            ),
+            handoff(
+                "h_2",
+                "c_2",
+                "Where is my parcel",
+                HandoffStatus::Pending,
+                None,
+                &[],
+            ),
+            message(
+                "m_1",
+                "c_1",
+                "The box arrived crushed and the lamp is broken",
+                2,
+            ),
+            message(
+                "m_2",
+                "c_2",
+                "My parcel is late; is the box crushed too?",
+                60 * 24 * 3,
+            ),
+            message("m_3", "c_2", "Café crème order", 5),
+            EventData::Note(Note {
+                id: "n_1".into(),
+                conversation_id: "c_1".into(),
+                agent_id: "ag_alice".into(),
+                text: "Refunded via the crushed-box policy".into(),
+                created_at: at(3),
+            }),
+        ];
+        let events: Vec<Event> = data
+            .into_iter()
+            .enumerate()
+            .map(|(i, data)| Event {
+                seq: i as u64 + 1,
+                data,
+            })
+            .collect();
+        cache.apply(&events).expect("apply");
+        (dir, cache)
+    }
+
+    fn search(cache: &Cache, query: SearchQuery) -> Vec<(String, HitKind, String)> {
+        cache
+            .search(&query)
+            .expect("search")
+            .into_iter()
+            .map(|h| (h.conversation_id, h.kind, h.snippet))
+            .collect()
+    }
+
+    fn text(t: &str) -> SearchQuery {
+        SearchQuery {
+            text: t.into(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn messages_notes_titles_and_customer_names_are_found_with_the_words_marked() {
+        let (_dir, cache) = desk();
+        let hits = search(&cache, text("crushed"));
+        let kinds: Vec<HitKind> = hits.iter().map(|h| h.1).collect();
+        assert!(kinds.contains(&HitKind::Message));
+        assert!(kinds.contains(&HitKind::Note));
+        assert!(kinds.contains(&HitKind::Handoff));
+        assert!(hits.iter().all(|h| h.2.contains("[crushed]")), "{hits:?}");
+        let dana = search(&cache, text("dana"));
+        assert_eq!(dana[0].0, "c_1");
+        assert_eq!(dana[0].1, HitKind::Customer);
+        assert_eq!(dana[0].2, "[Dana] Reyes");
+    }
+
+    #[test]
+    fn the_last_word_matches_as_a_prefix_and_accents_do_not_matter() {
+        let (_dir, cache) = desk();
+        assert_eq!(
+            search(&cache, text("parc")).len(),
+            2,
+            "parcel: a message and a title"
+        );
+        assert_eq!(search(&cache, text("cafe creme"))[0].0, "c_2");
+    }
+
+    #[test]
+    fn filters_narrow_by_channel_status_tag_agent_and_date() {
+        let (_dir, cache) = desk();
+        let only = |q: SearchQuery| -> Vec<String> {
+            let mut c: Vec<String> = search(&cache, q).into_iter().map(|h| h.0).collect();
+            c.sort();
+            c.dedup();
+            c
+        };
+        let crushed = || text("crushed");
+        assert_eq!(
+            only(SearchQuery {
+                channel: Some("whatsapp".into()),
+                ..crushed()
+            }),
+            ["c_2"]
+        );
+        assert_eq!(
+            only(SearchQuery {
+                status: Some(HandoffStatus::Resolved),
+                ..crushed()
+            }),
+            ["c_1"]
+        );
+        assert_eq!(
+            only(SearchQuery {
+                tag: Some("refund".into()),
+                ..crushed()
+            }),
+            ["c_1"]
+        );
+        assert_eq!(
+            only(SearchQuery {
+                agent: Some("ag_alice".into()),
+                ..crushed()
+            }),
+            ["c_1"]
+        );
+        assert_eq!(
+            only(SearchQuery {
+                since: Some(at(60 * 24)),
+                ..crushed()
+            }),
+            ["c_2"]
+        );
+        assert!(only(SearchQuery {
+            tag: Some("vip".into()),
+            ..crushed()
+        })
+        .is_empty());
+    }
+
+    #[test]
+    fn what_the_agent_types_can_never_break_the_query() {
+        let (_dir, cache) = desk();
+        for q in [
+            "\"",
+            "AND",
+            "box OR",
+            "crushed*)",
+            "NEAR(",
+            "-",
+            "''",
+            "👍",
+            "  ",
+        ] {
+            assert!(cache.search(&text(q)).is_ok(), "{q:?}");
+        }
+        assert!(search(&cache, text("   ")).is_empty());
+    }
+}
