@@ -17,4 +17,4 @@ pub use client::{ClientError, HubClient};
 pub use outbox::{FailureClass, OutboxError, OutboxItem, OutboxState};
 pub use search::{SearchHit, SearchQuery};
 pub use sync::{ConnectionState, SyncEngine, Update};
-pub use token::{TokenStore, TokenStoreError};
+pub use token::{TokenFile, TokenStore, TokenStoreError};

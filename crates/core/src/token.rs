@@ -1,6 +1,7 @@
 //! Where the agent's hub token lives on the device: the OS keychain (Secret Service on Linux,
 //! Keychain on Apple platforms, Credential Manager on Windows), one entry per hub URL. When no
-//! keychain is reachable this says so; it never falls back to a plain file on its own.
+//! keychain is reachable this says so; it never falls back to a plain file on its own. Where the
+//! person asks for one (a server, CI), [`TokenFile`] keeps the token in a file only they can read.
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenStoreError {
@@ -8,6 +9,72 @@ pub enum TokenStoreError {
     Unavailable(String),
     #[error("the keychain refused the operation: {0}")]
     Keychain(String),
+    #[error("cannot use the token file {path}: {source}")]
+    File {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A token kept in a file readable by its owner only (mode 0600), for machines with no keychain.
+#[derive(Debug, Clone)]
+pub struct TokenFile {
+    path: std::path::PathBuf,
+}
+
+impl TokenFile {
+    pub fn new(path: impl Into<std::path::PathBuf>) -> Self {
+        Self { path: path.into() }
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    pub fn save(&self, token: &str) -> Result<(), TokenStoreError> {
+        use std::io::Write;
+        let fail = |source| TokenStoreError::File {
+            path: self.path.clone(),
+            source,
+        };
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        // Written beside and renamed into place, created 0600 so the token is never readable by
+        // others, not even for a moment.
+        let tmp = self.path.with_extension("tmp");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp).map_err(fail)?;
+        file.write_all(token.as_bytes()).map_err(fail)?;
+        file.sync_all().map_err(fail)?;
+        std::fs::rename(&tmp, &self.path).map_err(fail)
+    }
+
+    pub fn load(&self) -> Result<Option<String>, TokenStoreError> {
+        match std::fs::read_to_string(&self.path) {
+            Ok(token) if !token.trim().is_empty() => Ok(Some(token.trim().to_string())),
+            Ok(_) => Ok(None),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(TokenStoreError::File {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
+
+    pub fn clear(&self) -> Result<(), TokenStoreError> {
+        match std::fs::remove_file(&self.path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(TokenStoreError::File {
+                path: self.path.clone(),
+                source,
+            }),
+        }
+    }
 }
 
 /// The keychain entry for one hub.
@@ -100,5 +167,25 @@ mod tests {
         assert_eq!(store.load().expect("load").as_deref(), Some("tok-123"));
         store.clear().expect("clear");
         assert_eq!(store.load().expect("load"), None);
+    }
+
+    #[test]
+    fn a_token_file_is_readable_by_its_owner_only() {
+        let dir = tempfile::tempdir().expect("dir");
+        let file = TokenFile::new(dir.path().join("token"));
+        assert_eq!(file.load().expect("load"), None);
+        file.save("tok-456").expect("save");
+        assert_eq!(file.load().expect("load").as_deref(), Some("tok-456"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(file.path())
+                .expect("meta")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        file.clear().expect("clear");
+        assert_eq!(file.load().expect("load"), None);
     }
 }

@@ -1,0 +1,581 @@
+//! `baton-cli`: Baton's headless client, over the same core as the app. Sign in, sync the team's
+//! inbox into a local cache, then search, read, reply and export from a terminal or a script —
+//! everything but `login` and `sync` works with the hub unreachable; replies wait in the outbox and
+//! are delivered exactly once when it is back.
+
+mod config;
+mod render;
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context};
+use baton_core::outbox::{self, Delivered};
+use baton_core::search::SearchQuery;
+use baton_core::{Cache, HubClient, OutboxState, TokenFile, TokenStore};
+use baton_protocol::HandoffStatus;
+use chrono::{DateTime, NaiveDate, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(
+    name = "baton-cli",
+    version,
+    about = "Baton's headless client: the team inbox in a terminal, offline too"
+)]
+struct Cli {
+    /// The local cache and settings (default: $BATON_CLI_DATA, else ~/.local/share/baton-cli).
+    #[arg(long, global = true, env = "BATON_CLI_DATA")]
+    data: Option<PathBuf>,
+    /// The hub (remembered after `login`).
+    #[arg(long, global = true)]
+    hub: Option<String>,
+    /// Where the sign-in token is kept: the OS keychain, or `file` (DATA/token, mode 0600) where
+    /// no keychain is reachable (a server, CI).
+    #[arg(long, global = true, value_enum)]
+    token_store: Option<TokenStoreKind>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStoreKind {
+    Keychain,
+    File,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Sign in; the password is read from standard input.
+    Login {
+        #[arg(long)]
+        email: String,
+    },
+    /// Deliver the outbox, catch up with the hub and complete the local history, then exit.
+    Sync {
+        /// Stay connected and keep the cache live (Ctrl-C to stop).
+        #[arg(long)]
+        follow: bool,
+        /// Backfill history only this many days back (default: all of it).
+        #[arg(long, value_name = "DAYS")]
+        history_days: Option<u32>,
+    },
+    /// Search messages, notes, customer names and handoff titles. One hit per line:
+    /// CONVERSATION<TAB>KIND<TAB>DATE<TAB>SNIPPET, best first; matched words in [brackets].
+    Search {
+        query: String,
+        #[arg(long)]
+        channel: Option<String>,
+        /// pending, assigned, resolved or cancelled.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        tag: Option<String>,
+        /// An agent's email, name or id: conversations they held.
+        #[arg(long)]
+        agent: Option<String>,
+        /// From this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        since: Option<String>,
+        /// Before this date (YYYY-MM-DD or RFC 3339).
+        #[arg(long)]
+        until: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Print a conversation: its handoff, customer, messages and anything still in the outbox.
+    Show { conversation: String },
+    /// Reply in a conversation. Exits 0 once the reply is safely queued; it is delivered at once
+    /// when the hub is reachable, else by the next `sync`.
+    Send { conversation: String, text: String },
+    /// List the outbox, or retry, edit or discard an item.
+    Outbox {
+        #[command(subcommand)]
+        action: Option<OutboxAction>,
+    },
+    /// Write a conversation to standard output.
+    Export {
+        conversation: String,
+        #[arg(long, value_enum, default_value_t = Format::Md)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum OutboxAction {
+    /// Every queued and failed item (the default).
+    List,
+    /// Send a failed or waiting item again now.
+    Retry { id: i64 },
+    /// Change a queued or failed message's text (it is sent as a new command).
+    Edit { id: i64, text: String },
+    /// Drop an item; it will not be sent.
+    Discard { id: i64 },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Format {
+    Json,
+    Md,
+}
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BATON_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("baton-cli: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("baton-cli: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Everything a command needs: the data dir, its settings and the cache.
+struct Desk {
+    data: PathBuf,
+    config: Config,
+    hub_flag: Option<String>,
+    store_flag: Option<TokenStoreKind>,
+    cache: Arc<Mutex<Cache>>,
+}
+
+impl Desk {
+    fn open(cli: &Cli) -> anyhow::Result<Self> {
+        let data = match &cli.data {
+            Some(d) => d.clone(),
+            None => default_data_dir()?,
+        };
+        let config = Config::load(&data)?;
+        let cache = Cache::open(&data.join("cache.sqlite"))
+            .with_context(|| format!("cannot open the cache in {}", data.display()))?;
+        Ok(Self {
+            data,
+            config,
+            hub_flag: cli.hub.clone(),
+            store_flag: cli.token_store,
+            cache: Arc::new(Mutex::new(cache)),
+        })
+    }
+
+    fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        match self.cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    fn hub_url(&self) -> anyhow::Result<String> {
+        self.hub_flag
+            .clone()
+            .or_else(|| self.config.hub_url.clone())
+            .ok_or_else(|| anyhow!("no hub yet: pass --hub URL (login remembers it)"))
+    }
+
+    fn store_kind(&self) -> TokenStoreKind {
+        self.store_flag
+            .or(self.config.token_store)
+            .unwrap_or(TokenStoreKind::Keychain)
+    }
+
+    fn token_file(&self) -> TokenFile {
+        TokenFile::new(self.data.join("token"))
+    }
+
+    /// The hub the token belongs to: the one `login` used (a --hub given later may be a proxy).
+    fn token_key(&self) -> anyhow::Result<String> {
+        self.config
+            .hub_url
+            .clone()
+            .map_or_else(|| self.hub_url(), Ok)
+    }
+
+    fn save_token(&self, token: &str) -> anyhow::Result<&'static str> {
+        match self.store_kind() {
+            TokenStoreKind::File => {
+                self.token_file().save(token)?;
+                Ok("in DATA/token (mode 0600)")
+            }
+            TokenStoreKind::Keychain => {
+                let store = TokenStore::keychain(&self.hub_url()?)?;
+                store.save(token).map_err(|e| {
+                    anyhow!("{e}\nno keychain here? pass --token-store file to keep the token in {} (readable only by you)", self.data.join("token").display())
+                })?;
+                Ok("in the OS keychain")
+            }
+        }
+    }
+
+    fn token(&self) -> anyhow::Result<String> {
+        let token = match self.store_kind() {
+            TokenStoreKind::File => self.token_file().load()?,
+            TokenStoreKind::Keychain => TokenStore::keychain(&self.token_key()?)?
+                .load()
+                .map_err(|e| anyhow!("{e}\npass --token-store file if you signed in with it"))?,
+        };
+        token.ok_or_else(|| anyhow!("not signed in: run baton-cli login --email YOU --hub URL"))
+    }
+
+    fn client(&self) -> anyhow::Result<HubClient> {
+        Ok(HubClient::new(&self.hub_url()?)?.with_token(self.token()?))
+    }
+
+    fn conversation(&self, id: &str) -> anyhow::Result<()> {
+        if self.cache().has_conversation(id)? {
+            Ok(())
+        } else {
+            bail!("no conversation {id:?} in the local cache (run baton-cli sync, or check the id)")
+        }
+    }
+}
+
+fn default_data_dir() -> anyhow::Result<PathBuf> {
+    if let Some(xdg) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return Ok(PathBuf::from(xdg).join("baton-cli"));
+    }
+    let home = std::env::var_os("HOME").ok_or_else(|| anyhow!("no HOME; pass --data DIR"))?;
+    Ok(PathBuf::from(home).join(".local/share/baton-cli"))
+}
+
+fn new_txn_id() -> String {
+    format!("cli-{:032x}", rand::random::<u128>())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut desk = Desk::open(&cli)?;
+    match cli.command {
+        Command::Login { email } => login(&mut desk, &email).await,
+        Command::Sync {
+            follow,
+            history_days,
+        } => sync(&desk, follow, history_days).await,
+        Command::Search {
+            query,
+            channel,
+            status,
+            tag,
+            agent,
+            since,
+            until,
+            limit,
+        } => {
+            let cache = desk.cache();
+            let agent = match agent {
+                Some(a) => Some(render::agent_id(&cache, &a)?),
+                None => None,
+            };
+            let query = SearchQuery {
+                text: query,
+                channel,
+                status: status.as_deref().map(parse_status).transpose()?,
+                tag,
+                agent,
+                since: since.as_deref().map(parse_date).transpose()?,
+                until: until.as_deref().map(parse_date).transpose()?,
+                limit,
+            };
+            for hit in cache.search(&query)? {
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    hit.conversation_id,
+                    hit.kind.as_str(),
+                    hit.at
+                        .as_deref()
+                        .map(render::short_date)
+                        .unwrap_or_default(),
+                    hit.snippet.replace(['\n', '\t'], " ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Show { conversation } => {
+            desk.conversation(&conversation)?;
+            print!("{}", render::show(&desk.cache(), &conversation)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send { conversation, text } => send(&desk, &conversation, &text).await,
+        Command::Outbox { action } => outbox_command(&desk, action).await,
+        Command::Export {
+            conversation,
+            format,
+        } => {
+            desk.conversation(&conversation)?;
+            let cache = desk.cache();
+            match format {
+                Format::Json => println!(
+                    "{}",
+                    serde_json::to_string_pretty(&render::export(&cache, &conversation)?)?
+                ),
+                Format::Md => print!("{}", render::markdown(&cache, &conversation)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn login(desk: &mut Desk, email: &str) -> anyhow::Result<ExitCode> {
+    let hub_url = desk.hub_url()?;
+    let mut password = String::new();
+    std::io::stdin()
+        .read_to_string(&mut password)
+        .context("cannot read the password from standard input")?;
+    let password = password.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        bail!("no password on standard input (echo -n 'secret' | baton-cli login --email …)");
+    }
+    let client = HubClient::new(&hub_url)?;
+    let signed_in = client.login(email, password).await?;
+    // Remember the hub before saving the token: the keychain entry is keyed by it.
+    desk.config.hub_url = Some(client.hub_url().to_string());
+    desk.config.token_store = Some(desk.store_kind());
+    let place = desk.save_token(&signed_in.token)?;
+    let agent = match signed_in.agent {
+        Some(agent) => agent,
+        None => {
+            client
+                .clone()
+                .with_token(signed_in.token.clone())
+                .me()
+                .await?
+        }
+    };
+    desk.config.agent_id = Some(agent.id.clone());
+    desk.config.email = Some(agent.email.clone());
+    desk.config.save(&desk.data)?;
+    println!(
+        "signed in to {} as {} <{}>; token kept {place}",
+        client.hub_url(),
+        agent.name,
+        agent.email
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Tries the outbox once; says what happened on stderr. Never fails the command: anything not
+/// delivered stays queued.
+async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool) -> Delivered {
+    let result = tokio::time::timeout(
+        Duration::from_secs(15),
+        outbox::deliver(&desk.cache, client, Utc::now, force),
+    )
+    .await;
+    match result {
+        Ok(Ok(report)) => {
+            for (id, reason) in &report.refused {
+                eprintln!("outbox #{id} refused by the hub: {reason} (baton-cli outbox retry|edit|discard {id})");
+            }
+            report
+        }
+        Ok(Err(e)) => {
+            eprintln!("outbox: {e}");
+            Delivered::default()
+        }
+        Err(_) => {
+            eprintln!("outbox: the hub is slow to answer; what was not delivered stays queued");
+            Delivered::default()
+        }
+    }
+}
+
+async fn sync(desk: &Desk, follow: bool, history_days: Option<u32>) -> anyhow::Result<ExitCode> {
+    let client = desk.client()?;
+    // Sending first: what the agent did offline goes out before the inbox is refreshed.
+    let report = flush_outbox(desk, &client, true).await;
+    if !report.delivered.is_empty() {
+        eprintln!("outbox: delivered {}", report.delivered.len());
+    }
+    let (updates, mut heard) = tokio::sync::mpsc::channel(256);
+    let engine = baton_core::SyncEngine::new(client.clone(), desk.cache.clone(), updates);
+    let printer = tokio::spawn(async move {
+        while let Some(update) = heard.recv().await {
+            if let baton_core::Update::NewHandoff { handoff } = update {
+                println!(
+                    "new handoff\t{}\t{}\t{}",
+                    handoff.conversation_id,
+                    handoff.status.as_str(),
+                    handoff.title
+                );
+            }
+        }
+    });
+    let cursor = engine.catch_up().await?;
+    let oldest = history_days.map(|d| Utc::now() - chrono::TimeDelta::days(i64::from(d)));
+    let backfill = engine
+        .backfill(oldest, |p| {
+            if let Some(total) = p.total {
+                eprintln!(
+                    "history: {} of {} messages{}",
+                    p.fetched,
+                    total,
+                    if p.done { " (complete)" } else { "" }
+                );
+            }
+        })
+        .await?;
+    let (queued, failed) = desk.cache().outbox_counts()?;
+    println!(
+        "synced up to event {cursor} at {}; history {}; outbox: {queued} queued, {failed} failed",
+        Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
+        if backfill.done { "complete" } else { "partial" }
+    );
+    if follow {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let outbox_desk_cache = desk.cache.clone();
+        let outbox_client = client.clone();
+        let deliverer = tokio::spawn(async move {
+            loop {
+                let report =
+                    outbox::deliver(&outbox_desk_cache, &outbox_client, Utc::now, false).await;
+                let wait = match report {
+                    Ok(Delivered {
+                        retry_at: Some(at), ..
+                    }) => (at - Utc::now()).to_std().unwrap_or(Duration::from_secs(1)),
+                    _ => Duration::from_secs(2),
+                };
+                tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
+            }
+        });
+        eprintln!("following the hub (Ctrl-C to stop)");
+        tokio::select! {
+            () = engine.follow(stop) => eprintln!("the hub no longer accepts this sign-in; run baton-cli login"),
+            _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
+        }
+        deliverer.abort();
+    }
+    drop(engine);
+    let _ = printer.await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn send(desk: &Desk, conversation: &str, text: &str) -> anyhow::Result<ExitCode> {
+    desk.conversation(conversation)?;
+    let text = text.trim();
+    if text.is_empty() {
+        bail!("the message is empty");
+    }
+    let item = desk.cache().enqueue(
+        "message",
+        &format!("/conversations/{conversation}/messages"),
+        serde_json::json!({ "text": text }),
+        Some(conversation),
+        &new_txn_id(),
+        Utc::now(),
+    )?;
+    println!("queued as outbox #{}", item.id);
+    let client = match desk.client() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("not sent yet ({e}); it stays in the outbox");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
+    let report = flush_outbox(desk, &client, false).await;
+    if report.delivered.contains(&item.id) {
+        println!("delivered");
+    } else if let Some((_, reason)) = report.refused.iter().find(|(id, _)| *id == item.id) {
+        println!(
+            "refused by the hub: {reason}; it stays in the outbox (retry, edit or discard #{})",
+            item.id
+        );
+    } else {
+        let why = desk
+            .cache()
+            .outbox_item(item.id)
+            .ok()
+            .and_then(|i| i.error)
+            .unwrap_or_else(|| "earlier items are waiting".into());
+        println!("not delivered yet ({why}); baton-cli sync will send it");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn outbox_command(desk: &Desk, action: Option<OutboxAction>) -> anyhow::Result<ExitCode> {
+    match action.unwrap_or(OutboxAction::List) {
+        OutboxAction::List => {
+            let items = desk.cache().outbox()?;
+            if items.is_empty() {
+                println!("the outbox is empty");
+            }
+            for item in items {
+                let state = match item.state {
+                    OutboxState::Queued => "queued",
+                    OutboxState::Failed => "failed",
+                };
+                println!(
+                    "#{}\t{state}\t{}\t{}\t{}\t{}",
+                    item.id,
+                    item.action,
+                    item.conversation_id.as_deref().unwrap_or("-"),
+                    item.text().unwrap_or("").replace(['\n', '\t'], " "),
+                    item.error.as_deref().unwrap_or("")
+                );
+            }
+        }
+        OutboxAction::Retry { id } => {
+            desk.cache().retry(id)?;
+            println!("outbox #{id} queued again");
+            if let Ok(client) = desk.client() {
+                let report = flush_outbox(desk, &client, true).await;
+                if report.delivered.contains(&id) {
+                    println!("delivered");
+                }
+            }
+        }
+        OutboxAction::Edit { id, text } => {
+            if text.trim().is_empty() {
+                bail!("the new text is empty (discard the item instead)");
+            }
+            desk.cache().edit(id, text.trim(), &new_txn_id())?;
+            println!("outbox #{id} changed and queued again");
+        }
+        OutboxAction::Discard { id } => {
+            desk.cache().discard(id)?;
+            println!("outbox #{id} discarded");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_status(s: &str) -> anyhow::Result<HandoffStatus> {
+    match s {
+        "pending" => Ok(HandoffStatus::Pending),
+        "assigned" => Ok(HandoffStatus::Assigned),
+        "resolved" => Ok(HandoffStatus::Resolved),
+        "cancelled" => Ok(HandoffStatus::Cancelled),
+        other => bail!("--status must be pending, assigned, resolved or cancelled, not {other:?}"),
+    }
+}
+
+fn parse_date(s: &str) -> anyhow::Result<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| anyhow!("{s:?} is not a date (YYYY-MM-DD or RFC 3339)"))
+}
