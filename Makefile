@@ -25,9 +25,11 @@ run: deps-build ui
 test: deps-build deps-test ui lint unit android e2e
 	@echo "make test: all suites passed"
 
-## make bench: the hub's ingest benchmark (release build; prints figures and a same-run baseline).
+## make bench: the hub's ingest benchmark and the device cache's apply/search/open benchmarks
+## (release builds; each prints its figures beside a baseline measured in the same run).
 bench: toolchain
 	cargo bench -p baton-hub --bench ingest
+	cargo bench -p baton-core --bench cache
 
 deps-build: toolchain
 	@missing=$$(for p in $(APT_BUILD); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

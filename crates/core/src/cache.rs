@@ -93,10 +93,19 @@ impl Cache {
             std::fs::create_dir_all(dir)?;
         }
         let mut conn = Connection::open(path)?;
+        // Applying events uses a few dozen distinct statements; the default cache (16) would
+        // re-prepare them over and over.
+        conn.set_prepared_statement_cache_capacity(128);
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         // NORMAL in WAL mode: a power cut may lose the last batch, never corrupt; the hub still has it.
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // A million messages and their search index: keep the hot pages in memory (32 MiB) and read
+        // the rest through a memory map instead of copying.
+        conn.pragma_update(None, "cache_size", -32_768)?;
+        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+        // Checkpoint less often: pages rewritten by consecutive batches are copied back once.
+        conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         migrate(&mut conn)?;
         Ok(Self { conn })
     }
@@ -156,8 +165,12 @@ impl Cache {
              DELETE FROM settings WHERE key = 'tags';
              DELETE FROM sync_state WHERE key LIKE 'backfill_%';",
         )?;
+        for table in [Indexed::Contacts, Indexed::Handoffs, Indexed::Notes] {
+            table.clear(&tx)?;
+        }
         if reset {
             tx.execute_batch("DELETE FROM messages;")?;
+            Indexed::Messages.clear(&tx)?;
         }
         // A snapshot's handoffs are not news: only handoffs that arrive live raise notifications.
         let mut applied = Applied::default();
@@ -209,17 +222,21 @@ impl Cache {
                 too_old = true;
                 continue;
             }
-            tx.prepare_cached(
-                "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO NOTHING",
-            )?
-            .execute(params![
-                m.id,
-                m.conversation_id,
-                m.created_at.to_rfc3339(),
-                m.text,
-                serde_json::to_string(m)?
-            ])?;
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO NOTHING",
+                )?
+                .execute(params![
+                    m.id,
+                    m.conversation_id,
+                    m.created_at.to_rfc3339(),
+                    m.text,
+                    serde_json::to_string(m)?
+                ])?;
+            if inserted == 1 {
+                reindex(&tx, Indexed::Messages, None, m.text.as_deref())?;
+            }
             fetched += 1;
         }
         let done = too_old || page.next.is_none();
@@ -469,11 +486,13 @@ impl Cache {
 fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<(), CacheError> {
     match data {
         EventData::Contact(c) => {
+            let old = indexed(tx, Indexed::Contacts, &c.id)?;
             tx.prepare_cached(
                 "INSERT INTO contacts (id, name, data) VALUES (?1, ?2, ?3)
                  ON CONFLICT(id) DO UPDATE SET name = excluded.name, data = excluded.data",
             )?
             .execute(params![c.id, c.name, serde_json::to_string(c)?])?;
+            reindex(tx, Indexed::Contacts, old, Some(&c.name))?;
         }
         EventData::Conversation(c) => {
             tx.prepare_cached(
@@ -490,9 +509,8 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             applied.conversations.push(c.id.clone());
         }
         EventData::Handoff(h) => {
-            let known: bool = tx
-                .prepare_cached("SELECT 1 FROM handoffs WHERE id = ?1")?
-                .exists([&h.id])?;
+            let old = indexed(tx, Indexed::Handoffs, &h.id)?;
+            let known = old.is_some();
             tx.prepare_cached(
                 "INSERT INTO handoffs (id, conversation_id, status, created_at, title, assignee, tags, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -509,6 +527,7 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
                 serde_json::to_string(&h.tags)?,
                 serde_json::to_string(h)?
             ])?;
+            reindex(tx, Indexed::Handoffs, old, Some(&h.title))?;
             if !known && !applied.new_handoffs.iter().any(|n| n.id == h.id) {
                 applied.new_handoffs.push(h.clone());
             } else if let Some(n) = applied.new_handoffs.iter_mut().find(|n| n.id == h.id) {
@@ -517,18 +536,32 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             applied.conversations.push(h.conversation_id.clone());
         }
         EventData::Message(m) => {
-            tx.prepare_cached(
-                "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT(id) DO UPDATE SET text = excluded.text, data = excluded.data",
-            )?
-            .execute(params![
-                m.id,
-                m.conversation_id,
-                m.created_at.to_rfc3339(),
-                m.text,
-                serde_json::to_string(m)?
-            ])?;
-            applied.conversations.push(m.conversation_id.clone());
+            // Most message events are new messages: try the insert first, and look up the old
+            // row only when it was already there (a delivery status changed, say).
+            let data = serde_json::to_string(m)?;
+            let inserted = tx
+                .prepare_cached(
+                    "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
+                     ON CONFLICT(id) DO NOTHING",
+                )?
+                .execute(params![
+                    m.id,
+                    m.conversation_id,
+                    m.created_at.to_rfc3339(),
+                    m.text,
+                    data
+                ])?;
+            if inserted == 1 {
+                reindex(tx, Indexed::Messages, None, m.text.as_deref())?;
+            } else {
+                let old = indexed(tx, Indexed::Messages, &m.id)?;
+                tx.prepare_cached("UPDATE messages SET text = ?2, data = ?3 WHERE id = ?1")?
+                    .execute(params![m.id, m.text, data])?;
+                reindex(tx, Indexed::Messages, old, m.text.as_deref())?;
+            }
+            if applied.conversations.last() != Some(&m.conversation_id) {
+                applied.conversations.push(m.conversation_id.clone());
+            }
         }
         EventData::Agent(a) => {
             tx.prepare_cached(
@@ -538,6 +571,7 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             .execute(params![a.id, serde_json::to_string(a)?])?;
         }
         EventData::Note(n) => {
+            let old = indexed(tx, Indexed::Notes, &n.id)?;
             tx.prepare_cached(
                 "INSERT INTO notes (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT(id) DO UPDATE SET text = excluded.text, data = excluded.data",
@@ -549,6 +583,7 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
                 n.text,
                 serde_json::to_string(n)?
             ])?;
+            reindex(tx, Indexed::Notes, old, Some(&n.text))?;
             applied.conversations.push(n.conversation_id.clone());
         }
         EventData::Template(t) if t.deleted => {
@@ -569,6 +604,86 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             )?
             .execute([serde_json::to_string(t)?])?;
         }
+    }
+    Ok(())
+}
+
+/// The entity tables with a search index, and the column each indexes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Indexed {
+    Messages,
+    Notes,
+    Contacts,
+    Handoffs,
+}
+
+impl Indexed {
+    fn sql(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        // (select old, index insert, index delete, clear index)
+        match self {
+            Indexed::Messages => (
+                "SELECT rowid, text FROM messages WHERE id = ?1",
+                "INSERT INTO messages_fts (rowid, text) VALUES (?1, ?2)",
+                "INSERT INTO messages_fts (messages_fts, rowid, text) VALUES ('delete', ?1, ?2)",
+                "INSERT INTO messages_fts (messages_fts) VALUES ('delete-all')",
+            ),
+            Indexed::Notes => (
+                "SELECT rowid, text FROM notes WHERE id = ?1",
+                "INSERT INTO notes_fts (rowid, text) VALUES (?1, ?2)",
+                "INSERT INTO notes_fts (notes_fts, rowid, text) VALUES ('delete', ?1, ?2)",
+                "INSERT INTO notes_fts (notes_fts) VALUES ('delete-all')",
+            ),
+            Indexed::Contacts => (
+                "SELECT rowid, name FROM contacts WHERE id = ?1",
+                "INSERT INTO contacts_fts (rowid, name) VALUES (?1, ?2)",
+                "INSERT INTO contacts_fts (contacts_fts, rowid, name) VALUES ('delete', ?1, ?2)",
+                "INSERT INTO contacts_fts (contacts_fts) VALUES ('delete-all')",
+            ),
+            Indexed::Handoffs => (
+                "SELECT rowid, title FROM handoffs WHERE id = ?1",
+                "INSERT INTO handoffs_fts (rowid, title) VALUES (?1, ?2)",
+                "INSERT INTO handoffs_fts (handoffs_fts, rowid, title) VALUES ('delete', ?1, ?2)",
+                "INSERT INTO handoffs_fts (handoffs_fts) VALUES ('delete-all')",
+            ),
+        }
+    }
+
+    /// Empties the index (its rows are being deleted wholesale).
+    pub(crate) fn clear(self, tx: &Connection) -> Result<(), CacheError> {
+        tx.prepare_cached(self.sql().3)?.execute([])?;
+        Ok(())
+    }
+}
+
+/// A row's rowid and indexed text before it is written, if it exists.
+type Old = Option<(i64, Option<String>)>;
+
+fn indexed(tx: &Connection, table: Indexed, id: &str) -> Result<Old, CacheError> {
+    Ok(tx
+        .prepare_cached(table.sql().0)?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?)
+}
+
+/// Keeps a row's search entry in step with the write just made (the row's new rowid is the old
+/// one, or the last insert).
+fn reindex(tx: &Connection, table: Indexed, old: Old, new: Option<&str>) -> Result<(), CacheError> {
+    let (_, insert, delete, _) = table.sql();
+    let rowid = match &old {
+        Some((rowid, old_text)) => {
+            if old_text.as_deref() == new {
+                return Ok(());
+            }
+            if let Some(old_text) = old_text {
+                tx.prepare_cached(delete)?
+                    .execute(params![rowid, old_text])?;
+            }
+            *rowid
+        }
+        None => tx.last_insert_rowid(),
+    };
+    if let Some(new) = new {
+        tx.prepare_cached(insert)?.execute(params![rowid, new])?;
     }
     Ok(())
 }

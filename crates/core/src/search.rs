@@ -2,9 +2,12 @@
 //! SQLite FTS5. Results are ranked (bm25), carry a highlighted snippet, and can be narrowed by
 //! channel, handoff status, tag, agent and date.
 //!
-//! Ranking every match of a common word over a million messages is what makes naive FTS slow, so
-//! each source takes its newest [`WINDOW`] matches (FTS5 walks its index newest-first and stops)
-//! and ranks those; snippets are made only for the hits returned.
+//! Ranking every match of a common word over a million messages is what makes naive FTS slow (FTS5's
+//! own bm25 counts every row holding each word, for every query), so each source takes its newest
+//! [`WINDOW`] matches (FTS5 walks its index newest-first and stops), and those are ranked here by
+//! BM25's term-frequency part: how often the words occur, for the text's length. Every hit holds
+//! every word, so the part left out (how rare each word is) would only reweigh words against each
+//! other. Snippets are cut from the hits' text here too (FTS5's `snippet()` costs a query each).
 
 use baton_protocol::HandoffStatus;
 use chrono::{DateTime, Utc};
@@ -15,7 +18,7 @@ use serde::Serialize;
 use crate::cache::{Cache, CacheError};
 
 /// How many of the newest matches per source are ranked.
-pub const WINDOW: usize = 200;
+pub const WINDOW: usize = 100;
 
 /// Marks around the matched words in a snippet.
 pub const MARK_OPEN: &str = "[";
@@ -63,14 +66,14 @@ pub struct SearchHit {
     /// The matched text around the match, the matched words between [`MARK_OPEN`] and [`MARK_CLOSE`].
     pub snippet: String,
     pub at: Option<String>,
-    /// bm25: lower is better.
+    /// Relevance: higher is better.
     pub score: f64,
 }
 
 struct Source {
     kind: HitKind,
     fts: &'static str,
-    /// Selects `rowid, id, conversation_id, at, score` for the FTS match `?1`.
+    /// Selects `rowid, id, conversation_id, at, text` for the FTS match `?1`.
     select: &'static str,
     /// The expression for the row's date (for date filters), if it has one.
     date: Option<&'static str>,
@@ -80,7 +83,7 @@ const SOURCES: &[Source] = &[
     Source {
         kind: HitKind::Message,
         fts: "messages_fts",
-        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, bm25(messages_fts)
+        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, m.text
                  FROM messages_fts JOIN messages m ON m.rowid = messages_fts.rowid
                  LEFT JOIN conversations c ON c.id = m.conversation_id
                  WHERE messages_fts MATCH ?1",
@@ -89,7 +92,7 @@ const SOURCES: &[Source] = &[
     Source {
         kind: HitKind::Note,
         fts: "notes_fts",
-        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, bm25(notes_fts)
+        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, m.text
                  FROM notes_fts JOIN notes m ON m.rowid = notes_fts.rowid
                  LEFT JOIN conversations c ON c.id = m.conversation_id
                  WHERE notes_fts MATCH ?1",
@@ -98,7 +101,7 @@ const SOURCES: &[Source] = &[
     Source {
         kind: HitKind::Handoff,
         fts: "handoffs_fts",
-        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, bm25(handoffs_fts)
+        select: "SELECT m.rowid, m.id, m.conversation_id, m.created_at, m.title
                  FROM handoffs_fts JOIN handoffs m ON m.rowid = handoffs_fts.rowid
                  LEFT JOIN conversations c ON c.id = m.conversation_id
                  WHERE handoffs_fts MATCH ?1",
@@ -108,7 +111,7 @@ const SOURCES: &[Source] = &[
         kind: HitKind::Customer,
         fts: "contacts_fts",
         // A customer hit points at their newest conversation.
-        select: "SELECT ct.rowid, ct.id, c.id, NULL, bm25(contacts_fts)
+        select: "SELECT ct.rowid, ct.id, c.id, NULL, ct.name
                  FROM contacts_fts JOIN contacts ct ON ct.rowid = contacts_fts.rowid
                  JOIN conversations c ON c.id = (SELECT id FROM conversations WHERE contact_id = ct.id
                                                  ORDER BY rowid DESC LIMIT 1)
@@ -117,29 +120,53 @@ const SOURCES: &[Source] = &[
     },
 ];
 
-/// Turns what the agent typed into an FTS5 query: every word must match (the last one as a
-/// prefix, so results come while typing); quotes and operators are taken literally.
-pub fn fts_query(text: &str) -> Option<String> {
-    let words: Vec<String> = text
-        .split_whitespace()
-        .map(|w| w.replace('"', "\"\""))
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .collect();
-    let (last, rest) = words.split_last()?;
-    let mut query: Vec<String> = rest.iter().map(|w| format!("\"{w}\"")).collect();
-    query.push(format!("\"{last}\"*"));
-    Some(query.join(" "))
+/// Turns what the agent typed into FTS5 queries: every word must match, quotes and operators taken
+/// as plain words. The first query matches whole words; the second also takes the last word as a prefix
+/// (results while typing), and runs only when whole words found too little — a prefix over a large
+/// index is the one expensive kind of query.
+pub fn fts_queries(text: &str) -> Option<(String, Option<String>)> {
+    // Words as the tokenizer splits them ("crushed-box" is two), so every query term is a single
+    // token and no agent input can form FTS5 syntax.
+    let words = terms(text);
+    let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+    let exact = quoted.join(" ");
+    if exact.is_empty() {
+        return None;
+    }
+    let last = words.last()?;
+    // One or two letters would match half the dictionary: whole words only.
+    let prefix = (last.chars().count() >= 3).then(|| format!("{exact}*"));
+    Some((exact, prefix))
 }
 
 impl Cache {
     /// Searches everything cached; best matches first, at most `query.limit` (20 if 0).
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, CacheError> {
-        let Some(fts) = fts_query(&query.text) else {
+        let Some((exact, prefix)) = fts_queries(&query.text) else {
             return Ok(Vec::new());
         };
         let limit = if query.limit == 0 { 20 } else { query.limit };
+        let terms = terms(&query.text);
+        let hits = self.search_with(&exact, &terms, false, query, limit)?;
+        match prefix {
+            Some(prefix) if hits.len() < limit => {
+                self.search_with(&prefix, &terms, true, query, limit)
+            }
+            _ => Ok(hits),
+        }
+    }
+
+    fn search_with(
+        &self,
+        fts: &str,
+        terms: &[String],
+        last_is_prefix: bool,
+        query: &SearchQuery,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, CacheError> {
+        let fts = fts.to_string();
         // (rowid, hit) for every source's newest matches that pass the filters.
-        let mut ranked: Vec<(i64, &Source, SearchHit)> = Vec::new();
+        let mut ranked: Vec<(String, SearchHit)> = Vec::new();
         for source in SOURCES {
             if source.date.is_none() && (query.since.is_some() || query.until.is_some()) {
                 continue;
@@ -158,14 +185,15 @@ impl Cache {
                     r.get::<_, String>(1)?,
                     r.get::<_, String>(2)?,
                     r.get::<_, Option<String>>(3)?,
-                    r.get::<_, f64>(4)?,
+                    r.get::<_, Option<String>>(4)?,
                 ))
             })?;
             for row in rows {
-                let (rowid, id, conversation_id, at, score) = row?;
+                let (_rowid, id, conversation_id, at, text) = row?;
+                let text = text.unwrap_or_default();
+                let score = relevance(&text, terms, last_is_prefix);
                 ranked.push((
-                    rowid,
-                    source,
+                    text,
                     SearchHit {
                         conversation_id,
                         kind: source.kind,
@@ -177,29 +205,137 @@ impl Cache {
                 ));
             }
         }
-        ranked.sort_by(|a, b| {
-            a.2.score
-                .total_cmp(&b.2.score)
-                .then_with(|| b.2.at.cmp(&a.2.at))
-        });
+        // Best first; among equals, newest first (rowids grow with arrival).
+        ranked.sort_by(|(_, a), (_, b)| b.score.total_cmp(&a.score).then_with(|| b.at.cmp(&a.at)));
         ranked.truncate(limit);
-        let mut hits = Vec::with_capacity(ranked.len());
-        for (rowid, source, mut hit) in ranked {
-            let sql = format!(
-                "SELECT snippet({0}, 0, ?2, ?3, '…', 12) FROM {0} WHERE {0} MATCH ?1 AND rowid = ?4",
-                source.fts
-            );
-            hit.snippet = self
-                .conn
-                .prepare_cached(&sql)?
-                .query_row(rusqlite::params![fts, MARK_OPEN, MARK_CLOSE, rowid], |r| {
-                    r.get(0)
-                })
-                .unwrap_or_default();
-            hits.push(hit);
-        }
-        Ok(hits)
+        Ok(ranked
+            .into_iter()
+            .map(|(text, mut hit)| {
+                hit.snippet = snippet(&text, terms, last_is_prefix);
+                hit
+            })
+            .collect())
     }
+}
+
+/// How many words a snippet shows.
+const SNIPPET_WORDS: usize = 12;
+
+/// The part of `text` around the first matched word, the matched words between [`MARK_OPEN`] and
+/// [`MARK_CLOSE`], "…" where text was cut.
+pub fn snippet(text: &str, terms: &[String], last_is_prefix: bool) -> String {
+    // Byte ranges of the words, as the tokenizer splits them.
+    let mut words: Vec<(usize, usize)> = Vec::new();
+    let mut start = None;
+    for (i, c) in text.char_indices() {
+        match (c.is_alphanumeric(), start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                words.push((s, i));
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        words.push((s, text.len()));
+    }
+    let matches = |w: &str| -> bool {
+        let w: String = w.chars().flat_map(char::to_lowercase).map(fold).collect();
+        terms.iter().enumerate().any(|(i, t)| {
+            if last_is_prefix && i + 1 == terms.len() {
+                w.starts_with(t.as_str())
+            } else {
+                &w == t
+            }
+        })
+    };
+    let hit: Vec<bool> = words.iter().map(|&(a, b)| matches(&text[a..b])).collect();
+    let first = hit.iter().position(|&h| h).unwrap_or(0);
+    let from = first.saturating_sub(SNIPPET_WORDS / 3);
+    let to = (from + SNIPPET_WORDS).min(words.len());
+    let (Some(&(begin, _)), Some(&(_, end))) = (words.get(from), words.get(to.saturating_sub(1)))
+    else {
+        return text.chars().take(80).collect();
+    };
+    let mut out = String::new();
+    if from > 0 {
+        out.push('…');
+    }
+    let mut at = begin;
+    for (k, &(a, b)) in words.iter().enumerate().take(to).skip(from) {
+        out.push_str(&text[at..a]);
+        if hit[k] {
+            out.push_str(MARK_OPEN);
+            out.push_str(&text[a..b]);
+            out.push_str(MARK_CLOSE);
+        } else {
+            out.push_str(&text[a..b]);
+        }
+        at = b;
+    }
+    out.push_str(&text[at..end]);
+    if to < words.len() {
+        out.push('…');
+    }
+    out.replace(['\n', '\r'], " ")
+}
+
+/// The query's words as the index sees them: lower case, accents folded.
+fn terms(text: &str) -> Vec<String> {
+    tokens(text).collect()
+}
+
+/// Splits text into lower-case, accent-folded words, like the index's `unicode61` tokenizer.
+fn tokens(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| w.chars().flat_map(char::to_lowercase).map(fold).collect())
+}
+
+/// The common Latin letters with accents, as their base letter (what `remove_diacritics` does).
+fn fold(c: char) -> char {
+    match c {
+        'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+        'ç' => 'c',
+        'è' | 'é' | 'ê' | 'ë' => 'e',
+        'ì' | 'í' | 'î' | 'ï' => 'i',
+        'ñ' => 'n',
+        'ò' | 'ó' | 'ô' | 'õ' | 'ö' | 'ø' => 'o',
+        'ù' | 'ú' | 'û' | 'ü' => 'u',
+        'ý' | 'ÿ' => 'y',
+        other => other,
+    }
+}
+
+/// BM25's term-frequency part (k1 = 1.2, b = 0.75, against a typical chat message of 12 words):
+/// more occurrences count, with diminishing returns, and a short text counts more than a long
+/// one with the same occurrences.
+fn relevance(text: &str, terms: &[String], last_is_prefix: bool) -> f64 {
+    const K1: f64 = 1.2;
+    const B: f64 = 0.75;
+    const AVERAGE_WORDS: f64 = 12.0;
+    let words: Vec<String> = tokens(text).collect();
+    let length = words.len().max(1) as f64;
+    let norm = K1 * (1.0 - B + B * length / AVERAGE_WORDS);
+    terms
+        .iter()
+        .enumerate()
+        .map(|(i, term)| {
+            let prefix = last_is_prefix && i + 1 == terms.len();
+            let tf = words
+                .iter()
+                .filter(|w| {
+                    if prefix {
+                        w.starts_with(term.as_str())
+                    } else {
+                        *w == term
+                    }
+                })
+                .count() as f64;
+            tf * (K1 + 1.0) / (tf + norm)
+        })
+        .sum()
 }
 
 fn filters(query: &SearchQuery, source: &Source, sql: &mut String, args: &mut Vec<SqlValue>) {
@@ -470,6 +606,23 @@ mod tests {
             ..crushed()
         })
         .is_empty());
+    }
+
+    #[test]
+    fn more_and_denser_occurrences_rank_first() {
+        let terms = vec!["box".to_string()];
+        let short = relevance("crushed box", &terms, false);
+        let long = relevance(
+            "the box arrived late and the courier was rude about it all",
+            &terms,
+            false,
+        );
+        let twice = relevance("box inside a box", &terms, false);
+        assert!(short > long);
+        assert!(twice > relevance("a box inside a bag", &terms, false));
+        assert!(relevance("Café", &["cafe".to_string()], false) > 0.0);
+        assert!(relevance("parcel", &["parc".to_string()], true) > 0.0);
+        assert_eq!(relevance("parcel", &["parc".to_string()], false), 0.0);
     }
 
     #[test]

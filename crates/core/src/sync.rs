@@ -20,6 +20,8 @@ use crate::cache::{Applied, Backfill, Cache, CacheError};
 use crate::client::{ClientError, HubClient};
 
 pub const MAX_BATCH: usize = 500;
+/// Events per catch-up request (the hub's largest page), applied in one transaction each.
+pub const CATCH_UP_PAGE: u32 = 1000;
 /// Messages per backfill request.
 pub const BACKFILL_PAGE: u32 = 1000;
 pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
@@ -94,7 +96,7 @@ impl SyncEngine {
         }
         loop {
             let after = self.cursor().await?;
-            let page = match self.client.events(after, 1000).await {
+            let page = match self.client.events(after, CATCH_UP_PAGE).await {
                 Err(e) if e.is_gone() => {
                     tracing::info!(
                         after,

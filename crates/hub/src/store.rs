@@ -668,6 +668,8 @@ impl Entity {
 
 fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
+    // The hub's commands use more distinct statements than the default cache (16) holds.
+    conn.set_prepared_statement_cache_capacity(128);
     conn.busy_timeout(std::time::Duration::from_secs(5))?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: an acknowledged Botpress message or agent command must survive a power cut.
