@@ -1,12 +1,13 @@
 //! The commands the UI calls. Each is a thin adapter over `baton-core`; errors reach the UI as
 //! `{code, message}` so it can branch on the code and show the message.
 
-use baton_core::{ClientError, CustomerView, HandoffSummary};
+use baton_core::search::SearchQuery;
+use baton_core::{ClientError, CustomerView, HandoffSummary, OutboxItem, SearchHit};
 use baton_protocol::{Agent, Contact, HandoffStatus, Message, Template};
 use serde::Serialize;
 use tauri::{AppHandle, State};
 
-use crate::desk::{Desk, DeskStatus};
+use crate::desk::{Desk, DeskStatus, Sent};
 
 #[derive(Debug, Serialize)]
 pub struct CommandError {
@@ -27,6 +28,11 @@ impl CommandError {
 pub struct ConversationView {
     pub customer: Option<Contact>,
     pub messages: Vec<Message>,
+    /// Messages and notes written on this device that the hub has not applied yet (queued, or
+    /// refused with the reason), oldest first.
+    pub pending: Vec<OutboxItem>,
+    /// What the agent was typing here, kept across restarts.
+    pub draft: Option<String>,
 }
 
 #[tauri::command]
@@ -122,11 +128,44 @@ pub fn team(desk: State<'_, Desk>) -> Result<Team, CommandError> {
 }
 
 /// Runs an agent command on the hub. `txn_id` comes from the UI, so a retry of the same click is
-/// applied once.
-async fn command(desk: &Desk, path: String, body: serde_json::Value) -> Result<(), CommandError> {
-    let client = desk.client().map_err(|e| CommandError::new("offline", e))?;
-    client.command(&path, body).await?;
-    Ok(())
+/// Every agent action goes through the outbox with the UI's `txn_id`: delivered at once when the
+/// hub is reachable (a refusal comes back as the error, naming who is in the way), else queued
+/// and shown as pending until the hub is back. The hub applies each txn_id once.
+async fn command(
+    desk: &Desk,
+    action: &str,
+    path: String,
+    mut body: serde_json::Value,
+    conversation_id: Option<&str>,
+) -> Result<(), CommandError> {
+    let txn_id = body
+        .get("txn_id")
+        .and_then(|t| t.as_str())
+        .map(str::to_string)
+        .ok_or_else(|| CommandError::new("bad_request", "the action has no txn_id"))?;
+    if let Some(map) = body.as_object_mut() {
+        map.remove("txn_id");
+    }
+    let sent = desk
+        .send(action, path, body, conversation_id, &txn_id)
+        .await
+        .map_err(|e| CommandError::new("outbox", e))?;
+    match sent {
+        Sent::Delivered | Sent::Queued => Ok(()),
+        Sent::Refused(refusal) => {
+            // The agent sees the refusal now; only a message stays (failed) to retry or edit.
+            if action != "message" && action != "note" {
+                if let Ok(cache) = desk.cache().lock() {
+                    let _ = cache.discard(refusal.id);
+                }
+                desk.deliver_soon();
+            }
+            Err(CommandError {
+                code: known_code(&refusal.code),
+                message: refusal.message,
+            })
+        }
+    }
 }
 
 #[tauri::command]
@@ -137,8 +176,10 @@ pub async fn assign(
 ) -> Result<(), CommandError> {
     command(
         &desk,
+        "assign",
         format!("/handoffs/{handoff_id}/assign"),
         serde_json::json!({ "txn_id": txn_id }),
+        None,
     )
     .await
 }
@@ -151,8 +192,10 @@ pub async fn release(
 ) -> Result<(), CommandError> {
     command(
         &desk,
+        "release",
         format!("/handoffs/{handoff_id}/release"),
         serde_json::json!({ "txn_id": txn_id }),
+        None,
     )
     .await
 }
@@ -165,7 +208,14 @@ pub async fn transfer(
     txn_id: String,
 ) -> Result<(), CommandError> {
     let body = serde_json::json!({ "txn_id": txn_id, "to": to });
-    command(&desk, format!("/handoffs/{handoff_id}/transfer"), body).await
+    command(
+        &desk,
+        "transfer",
+        format!("/handoffs/{handoff_id}/transfer"),
+        body,
+        None,
+    )
+    .await
 }
 
 #[tauri::command]
@@ -176,7 +226,14 @@ pub async fn resolve(
     txn_id: String,
 ) -> Result<(), CommandError> {
     let body = serde_json::json!({ "txn_id": txn_id, "label": label });
-    command(&desk, format!("/handoffs/{handoff_id}/resolve"), body).await
+    command(
+        &desk,
+        "resolve",
+        format!("/handoffs/{handoff_id}/resolve"),
+        body,
+        None,
+    )
+    .await
 }
 
 #[tauri::command]
@@ -187,8 +244,10 @@ pub async fn cancel(
 ) -> Result<(), CommandError> {
     command(
         &desk,
+        "cancel",
         format!("/handoffs/{handoff_id}/cancel"),
         serde_json::json!({ "txn_id": txn_id }),
+        None,
     )
     .await
 }
@@ -201,7 +260,14 @@ pub async fn set_tags(
     txn_id: String,
 ) -> Result<(), CommandError> {
     let body = serde_json::json!({ "txn_id": txn_id, "tags": tags });
-    command(&desk, format!("/handoffs/{handoff_id}/tags"), body).await
+    command(
+        &desk,
+        "tags",
+        format!("/handoffs/{handoff_id}/tags"),
+        body,
+        None,
+    )
+    .await
 }
 
 #[tauri::command]
@@ -214,8 +280,10 @@ pub async fn send_message(
     let body = serde_json::json!({ "txn_id": txn_id, "text": text });
     command(
         &desk,
+        "message",
         format!("/conversations/{conversation_id}/messages"),
         body,
+        Some(&conversation_id),
     )
     .await
 }
@@ -233,8 +301,10 @@ pub async fn send_attachment(
     let body = serde_json::json!({ "txn_id": txn_id, "type": kind, "payload": payload });
     command(
         &desk,
+        "message",
         format!("/conversations/{conversation_id}/messages"),
         body,
+        Some(&conversation_id),
     )
     .await
 }
@@ -249,8 +319,10 @@ pub async fn add_note(
     let body = serde_json::json!({ "txn_id": txn_id, "text": text });
     command(
         &desk,
+        "note",
         format!("/conversations/{conversation_id}/notes"),
         body,
+        Some(&conversation_id),
     )
     .await
 }
@@ -263,8 +335,10 @@ pub async fn resend(
 ) -> Result<(), CommandError> {
     command(
         &desk,
+        "resend",
         format!("/messages/{message_id}/resend"),
         serde_json::json!({ "txn_id": txn_id }),
+        None,
     )
     .await
 }
@@ -276,7 +350,7 @@ pub async fn set_presence(
     txn_id: String,
 ) -> Result<(), CommandError> {
     let body = serde_json::json!({ "txn_id": txn_id, "status": status });
-    command(&desk, "/presence".to_string(), body).await
+    command(&desk, "presence", "/presence".to_string(), body, None).await
 }
 
 #[tauri::command]
@@ -294,6 +368,12 @@ pub fn open_conversation(
             .map_err(|e| CommandError::new("cache", e))?,
         messages: cache
             .messages(&conversation_id)
+            .map_err(|e| CommandError::new("cache", e))?,
+        pending: cache
+            .outbox_for(&conversation_id)
+            .map_err(|e| CommandError::new("cache", e))?,
+        draft: cache
+            .draft(&conversation_id)
             .map_err(|e| CommandError::new("cache", e))?,
     })
 }
@@ -320,4 +400,128 @@ pub async fn set_botpress_webhook(
     desk.set_botpress_webhook(app, &url)
         .await
         .map_err(CommandError::from)
+}
+
+/// The outbox: everything waiting for the hub, and what it refused.
+#[tauri::command]
+pub fn outbox_list(desk: State<'_, Desk>) -> Result<Vec<OutboxItem>, CommandError> {
+    let cache = desk.cache();
+    let cache = cache
+        .lock()
+        .map_err(|_| CommandError::new("internal", "the local cache is unavailable"))?;
+    cache.outbox().map_err(|e| CommandError::new("cache", e))
+}
+
+/// Sends a refused or waiting item again now.
+#[tauri::command]
+pub fn outbox_retry(desk: State<'_, Desk>, id: i64) -> Result<(), CommandError> {
+    outbox_change(&desk, |cache| cache.retry(id).map(|_| ()))
+}
+
+/// Changes a waiting or refused message's text; it goes as a new command.
+#[tauri::command]
+pub fn outbox_edit(
+    desk: State<'_, Desk>,
+    id: i64,
+    text: String,
+    txn_id: String,
+) -> Result<(), CommandError> {
+    if text.trim().is_empty() {
+        return Err(CommandError::new("bad_request", "the message is empty"));
+    }
+    outbox_change(&desk, |cache| {
+        cache.edit(id, text.trim(), &txn_id).map(|_| ())
+    })
+}
+
+/// Drops an item: it will not be sent.
+#[tauri::command]
+pub fn outbox_discard(desk: State<'_, Desk>, id: i64) -> Result<(), CommandError> {
+    outbox_change(&desk, |cache| cache.discard(id).map(|_| ()))
+}
+
+fn outbox_change(
+    desk: &Desk,
+    f: impl FnOnce(&baton_core::Cache) -> Result<(), baton_core::OutboxError>,
+) -> Result<(), CommandError> {
+    {
+        let cache = desk.cache();
+        let cache = cache
+            .lock()
+            .map_err(|_| CommandError::new("internal", "the local cache is unavailable"))?;
+        f(&cache).map_err(|e| match e {
+            baton_core::OutboxError::NoSuchItem(_) => CommandError::new("not_found", e),
+            other => CommandError::new("outbox", other),
+        })?;
+    }
+    desk.deliver_soon();
+    desk.refresh_status();
+    Ok(())
+}
+
+/// What a search may be narrowed by; dates are `YYYY-MM-DD`.
+#[derive(Debug, Default, serde::Deserialize)]
+pub struct SearchFilters {
+    status: Option<String>,
+    channel: Option<String>,
+    tag: Option<String>,
+    agent: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+}
+
+/// Searches the local cache (works offline): messages, notes, customer names, handoff titles.
+#[tauri::command]
+pub fn search(
+    desk: State<'_, Desk>,
+    text: String,
+    filters: Option<SearchFilters>,
+) -> Result<Vec<SearchHit>, CommandError> {
+    let SearchFilters {
+        status,
+        channel,
+        tag,
+        agent,
+        since,
+        until,
+    } = filters.unwrap_or_default();
+    let date = |s: Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>, CommandError> {
+        s.filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                    .ok()
+                    .and_then(|d| d.and_hms_opt(0, 0, 0))
+                    .map(|t| t.and_utc())
+                    .ok_or_else(|| {
+                        CommandError::new(
+                            "bad_request",
+                            format!("{s:?} is not a date (YYYY-MM-DD)"),
+                        )
+                    })
+            })
+            .transpose()
+    };
+    let query = SearchQuery {
+        text,
+        channel: channel.filter(|c| !c.is_empty()),
+        status: status.as_deref().and_then(HandoffStatus::parse),
+        tag: tag.filter(|t| !t.is_empty()),
+        agent: agent.filter(|a| !a.is_empty()),
+        since: date(since)?,
+        until: date(until)?,
+        limit: 50,
+    };
+    with_cache(&desk, |cache| cache.search(&query))
+}
+
+/// Keeps what the agent is typing in a conversation.
+#[tauri::command]
+pub fn save_draft(
+    desk: State<'_, Desk>,
+    conversation_id: String,
+    text: String,
+) -> Result<(), CommandError> {
+    with_cache(&desk, |cache| {
+        cache.save_draft(&conversation_id, &text, chrono::Utc::now())
+    })
 }

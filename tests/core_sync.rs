@@ -110,6 +110,9 @@ async fn events_are_applied_once_and_the_cursor_survives_a_client_restart() {
         .hand_off("Change my address", "Kim Ito", "I moved")
         .await;
     engine.catch_up().await.expect("catch up");
+    // A new device starts from a snapshot; its history arrives by backfill.
+    let history = engine.backfill(None, |_| {}).await.expect("backfill");
+    assert!(history.done);
     assert_eq!(
         pending_titles(&cache),
         [

@@ -483,3 +483,46 @@ async fn following_survives_the_hub_being_killed_and_announces_each_handoff_once
     assert!(shown.contains("Sam: b"), "{shown}");
     let _ = device.path();
 }
+
+#[tokio::test]
+async fn a_client_killed_mid_sync_resumes_to_a_complete_consistent_history() {
+    let w = world().await;
+    let ticket = w.botpress.hand_off("Long chat", "Dana", "message 0").await;
+    for i in 1..1500 {
+        let (status, _) = w
+            .botpress
+            .post(
+                "botSendsMessage",
+                serde_json::json!({"type": "botSendsMessage", "remoteConversationId": ticket,
+                                   "remoteUserId": "BOT", "payload": {"text": format!("bot line {i}")}}),
+            )
+            .await;
+        assert_eq!(status, 200);
+    }
+    let device = Device::new();
+    device.login(&w.hub.url(), AGENT_EMAIL);
+    // Kill the first sync part-way (each try a little later), then let one run to the end.
+    for delay_ms in [20u64, 60, 120] {
+        let mut sync = device
+            .command(None, &["sync"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("sync");
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        let _ = sync.kill();
+        let _ = sync.wait();
+    }
+    let synced = device.ok(&["sync"]);
+    assert!(synced.contains("history complete"), "{synced}");
+    let json: serde_json::Value =
+        serde_json::from_str(&device.ok(&["export", &ticket, "--format", "json"])).expect("json");
+    let messages = json["messages"].as_array().expect("messages");
+    assert_eq!(messages.len(), 1500, "every message once");
+    let mut ids: Vec<&str> = messages.iter().filter_map(|m| m["id"].as_str()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 1500, "no duplicates");
+    let hits = device.ok(&["search", "line", "1499"]);
+    assert!(hits.starts_with(&ticket), "{hits}");
+}

@@ -237,3 +237,55 @@ test("an agent takes the handoff, replies with a template, notes and resolves it
     webhook.server.close();
   }
 }));
+
+test("history is searched in the window, and a reply the hub refuses stays with its reason until discarded", { timeout: 120_000 }, withScreenshot("search", async () => {
+  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  const user = await botpress(endpoint, "createRemoteUser", {
+    type: "createRemoteUser",
+    payload: { role: "end-user", name: "Sam Okafor" },
+  });
+  const ticket = await botpress(endpoint, "createRemoteConversation", {
+    type: "createRemoteConversation",
+    payload: { title: "Broken lamp" },
+  });
+  await botpress(endpoint, "botSendsMessage", {
+    type: "botSendsMessage",
+    remoteConversationId: ticket.id,
+    remoteUserId: user.id,
+    payload: { text: "My lamp arrived broken, the shade is cracked" },
+  });
+
+  // Search answers from the device's cache, with the matched word marked.
+  await (await browser.$('[data-testid="search-toggle"]')).click();
+  const input = await browser.$('[data-testid="search-input"]');
+  await input.waitForExist({ timeout: 10_000 });
+  await browser.waitUntil(
+    async () => {
+      await input.setValue("cracked");
+      await browser.pause(300);
+      return (await shownText('[data-testid="search-results"]')).includes("cracked");
+    },
+    { timeout: 20_000, timeoutMsg: "search never found the new message" },
+  );
+  assert.equal(await browser.execute(() => document.querySelector('[data-testid="search-hit"] mark')?.textContent), "cracked");
+  await (await browser.$('[data-testid="search-hit"]')).click();
+  await browser.waitUntil(async () => (await shownText('[data-testid="conversation-title"]')) === "Broken lamp", {
+    timeout: 10_000,
+    timeoutMsg: "the search hit did not open its conversation",
+  });
+
+  // The solo channel relays text only: an image is refused, and the reason stays with the message.
+  await (await browser.$('[data-testid="attach-toggle"]')).click();
+  await (await browser.$('[data-testid="attach-url"]')).setValue("https://cdn.example.com/label.png");
+  await (await browser.$('[data-testid="attach-send"]')).click();
+  await browser.waitUntil(async () => (await shownText('[data-testid="pending-state"]')).includes("relays only text"), {
+    timeout: 15_000,
+    timeoutMsg: `no refused message shown; page: ${(await shownText("main")).slice(0, 600)}`,
+  });
+  assert.match(await shownText('[data-testid="error"]'), /relays only text/);
+  await (await browser.$('[data-testid="discard"]')).click();
+  await browser.waitUntil(async () => (await browser.$$('[data-testid="pending-message"]').length) === 0, {
+    timeout: 10_000,
+    timeoutMsg: "the discarded message is still shown",
+  });
+}));

@@ -69,7 +69,9 @@ enum Command {
     /// Search messages, notes, customer names and handoff titles. One hit per line:
     /// CONVERSATION<TAB>KIND<TAB>DATE<TAB>SNIPPET, best first; matched words in [brackets].
     Search {
-        query: String,
+        /// The words to find (quoted or not: `search crushed box`).
+        #[arg(required = true, num_args = 1..)]
+        query: Vec<String>,
         #[arg(long)]
         channel: Option<String>,
         /// pending, assigned, resolved or cancelled.
@@ -288,7 +290,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 None => None,
             };
             let query = SearchQuery {
-                text: query,
+                text: query.join(" "),
                 channel,
                 status: status.as_deref().map(parse_status).transpose()?,
                 tag,
@@ -384,8 +386,11 @@ async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool) -> Delivered
     .await;
     match result {
         Ok(Ok(report)) => {
-            for (id, reason) in &report.refused {
-                eprintln!("outbox #{id} refused by the hub: {reason} (baton-cli outbox retry|edit|discard {id})");
+            for refusal in &report.refused {
+                eprintln!(
+                    "outbox #{0} refused by the hub: {1} (baton-cli outbox retry|edit|discard {0})",
+                    refusal.id, refusal.message
+                );
             }
             report
         }
@@ -495,10 +500,10 @@ async fn send(desk: &Desk, conversation: &str, text: &str) -> anyhow::Result<Exi
     let report = flush_outbox(desk, &client, false).await;
     if report.delivered.contains(&item.id) {
         println!("delivered");
-    } else if let Some((_, reason)) = report.refused.iter().find(|(id, _)| *id == item.id) {
+    } else if let Some(refusal) = report.refused.iter().find(|r| r.id == item.id) {
         println!(
-            "refused by the hub: {reason}; it stays in the outbox (retry, edit or discard #{})",
-            item.id
+            "refused by the hub: {}; it stays in the outbox (retry, edit or discard #{})",
+            refusal.message, item.id
         );
     } else {
         let why = desk

@@ -127,13 +127,21 @@ impl From<serde_json::Error> for OutboxError {
 pub const MIN_RETRY: Duration = Duration::from_secs(1);
 pub const MAX_RETRY: Duration = Duration::from_secs(60);
 
+/// The hub's refusal of one item: its error code (`conflict`, `closed`, …) and explanation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Refusal {
+    pub id: i64,
+    pub code: String,
+    pub message: String,
+}
+
 /// What one delivery attempt of the queue came to.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Delivered {
     /// Items the hub applied (removed from the outbox).
     pub delivered: Vec<i64>,
     /// Items the hub refused (now failed, with the reason).
-    pub refused: Vec<(i64, String)>,
+    pub refused: Vec<Refusal>,
     /// The queue stopped here: network or transient trouble; try again at this time.
     pub retry_at: Option<DateTime<Utc>>,
     /// What the hub's answers changed in the cache.
@@ -395,7 +403,15 @@ pub async fn deliver(
                     FailureClass::Permanent => {
                         lock().record_failure(item.id, class, &message, None)?;
                         tracing::warn!(item = item.id, action = %item.action, error = %message, "outbox: refused by the hub");
-                        report.refused.push((item.id, message));
+                        let code = match &error {
+                            ClientError::Refused { code, .. } => code.clone(),
+                            _ => "refused".into(),
+                        };
+                        report.refused.push(Refusal {
+                            id: item.id,
+                            code,
+                            message,
+                        });
                     }
                     FailureClass::Network | FailureClass::Transient => {
                         let at = now()

@@ -72,6 +72,7 @@ pub enum SyncError {
 /// The cache shared between the sync engine (writer) and the app's readers.
 pub type SharedCache = Arc<Mutex<Cache>>;
 
+#[derive(Clone)]
 pub struct SyncEngine {
     client: HubClient,
     cache: SharedCache,

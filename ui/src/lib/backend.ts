@@ -9,7 +9,10 @@ import type {
   CustomerView,
   DeskStatus,
   HandoffSummary,
+  OutboxItem,
   Presence,
+  SearchFilters,
+  SearchHit,
   Team,
   Update,
 } from "./types";
@@ -39,6 +42,14 @@ export interface Backend {
   setPresence(status: Presence): Promise<void>;
   /** Solo mode: where replies go (the Botpress integration's webhook URL). */
   setBotpressWebhook(url: string): Promise<void>;
+  /** The outbox: what waits for the hub and what it refused. */
+  outbox(): Promise<OutboxItem[]>;
+  retryOutbox(id: number): Promise<void>;
+  editOutbox(id: number, text: string): Promise<void>;
+  discardOutbox(id: number): Promise<void>;
+  /** Searches the local cache; works offline. */
+  search(text: string, filters: SearchFilters): Promise<SearchHit[]>;
+  saveDraft(conversationId: string, text: string): Promise<void>;
   onUpdate(handler: (update: Update) => void): Promise<() => void>;
   onStatus(handler: (status: DeskStatus) => void): Promise<() => void>;
 }
@@ -111,6 +122,12 @@ export const tauriBackend: Backend = {
   resend: (messageId) => call<void>("resend", { messageId, txnId: newTxnId() }),
   setPresence: (status) => call<void>("set_presence", { status, txnId: newTxnId() }),
   setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),
+  outbox: () => call<OutboxItem[]>("outbox_list"),
+  retryOutbox: (id) => call<void>("outbox_retry", { id }),
+  editOutbox: (id, text) => call<void>("outbox_edit", { id, text, txnId: newTxnId() }),
+  discardOutbox: (id) => call<void>("outbox_discard", { id }),
+  search: (text, filters) => call<SearchHit[]>("search", { text, filters }),
+  saveDraft: (conversationId, text) => call<void>("save_draft", { conversationId, text }),
   onUpdate: (handler) => subscribe<Update>("baton:update", handler),
   onStatus: (handler) => subscribe<DeskStatus>("baton:status", handler),
 };

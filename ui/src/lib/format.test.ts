@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { age, connectionLabel, insertTemplate, matchTemplates, mediaUrl, preview, templateQuery } from "./format";
+import { offlineBanner, snippetParts, syncedLabel } from "./format";
 import type { Message } from "./types";
 
 const now = new Date("2026-11-21T12:00:00Z");
@@ -65,5 +66,31 @@ describe("templates in the composer", () => {
   it("list names that start with the query first", () => {
     const names = matchTemplates([{ name: "prefund" }, { name: "refund" }, { name: "hello" }], "ref").map((t) => t.name);
     expect(names).toEqual(["refund", "prefund"]);
+  });
+});
+
+describe("search snippets", () => {
+  it("split into plain and matched runs, markup stays text", () => {
+    expect(snippetParts("…the [box] was <b>[crushed]</b>")).toEqual([
+      { text: "…the ", match: false },
+      { text: "box", match: true },
+      { text: " was <b>", match: false },
+      { text: "crushed", match: true },
+      { text: "</b>", match: false },
+    ]);
+    expect(snippetParts("no match")).toEqual([{ text: "no match", match: false }]);
+  });
+});
+
+describe("offline state", () => {
+  it("names what waits and what was refused", () => {
+    expect(offlineBanner(0, 0)).toContain("nothing waiting");
+    expect(offlineBanner(2, 1)).toContain("2 actions waiting to be sent; 1 refused by the hub");
+  });
+  it("says when the cache was last in step", () => {
+    const now = new Date("2026-11-21T15:00:00");
+    expect(syncedLabel(null, now)).toBe("Not synced yet");
+    expect(syncedLabel(new Date("2026-11-21T14:05:00").toISOString(), now)).toMatch(/^Synced up to \d/);
+    expect(syncedLabel(new Date("2026-11-03T14:05:00").toISOString(), now)).toContain("Nov");
   });
 });

@@ -87,3 +87,36 @@ const DELIVERY_LABELS: Record<string, string> = {
 export function deliveryLabel(status: string): string | null {
   return DELIVERY_LABELS[status] ?? null;
 }
+
+/** A search snippet as runs of plain and matched text (`[word]` marks a match), for rendering as text. */
+export function snippetParts(snippet: string): Array<{ text: string; match: boolean }> {
+  const parts: Array<{ text: string; match: boolean }> = [];
+  const re = /\[([^\[\]]*)\]/g;
+  let at = 0;
+  for (let m = re.exec(snippet); m !== null; m = re.exec(snippet)) {
+    if (m.index > at) parts.push({ text: snippet.slice(at, m.index), match: false });
+    parts.push({ text: m[1] ?? "", match: true });
+    at = m.index + m[0].length;
+  }
+  if (at < snippet.length) parts.push({ text: snippet.slice(at), match: false });
+  return parts;
+}
+
+/** "Synced up to 14:05" (today) or "Synced up to 3 Nov, 14:05"; "Not synced yet" before the first sync. */
+export function syncedLabel(syncedAt: string | null, now: Date): string {
+  if (!syncedAt) return "Not synced yet";
+  const at = new Date(syncedAt);
+  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const sameDay = at.toDateString() === now.toDateString();
+  return sameDay
+    ? `Synced up to ${time}`
+    : `Synced up to ${at.toLocaleDateString([], { day: "numeric", month: "short" })}, ${time}`;
+}
+
+/** What the offline banner says: that the desk is offline and what waits to be sent. */
+export function offlineBanner(queued: number, failed: number): string {
+  const waiting =
+    queued === 0 ? "nothing waiting to be sent" : queued === 1 ? "1 action waiting to be sent" : `${queued} actions waiting to be sent`;
+  const refused = failed === 0 ? "" : failed === 1 ? "; 1 refused by the hub" : `; ${failed} refused by the hub`;
+  return `Offline — you can keep reading, searching and replying; ${waiting}${refused}.`;
+}

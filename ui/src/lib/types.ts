@@ -89,6 +89,57 @@ export interface HandoffSummary {
 export interface ConversationView {
   customer: Contact | null;
   messages: Message[];
+  /** Written on this device and not yet applied by the hub: queued, or refused with the reason. */
+  pending: OutboxItem[];
+  /** What the agent was typing here. */
+  draft: string | null;
+}
+
+export type FailureClass = "network" | "transient" | "permanent";
+
+/** One action in the device's outbox. */
+export interface OutboxItem {
+  id: number;
+  txn_id: string;
+  /** message, note, assign, resolve, … */
+  action: string;
+  path: string;
+  body: Record<string, unknown>;
+  conversation_id: string | null;
+  state: "queued" | "failed";
+  attempts: number;
+  error_class: FailureClass | null;
+  error: string | null;
+  next_attempt_at: string | null;
+  created_at: string;
+}
+
+export type HitKind = "message" | "note" | "customer" | "handoff";
+
+export interface SearchHit {
+  conversation_id: string;
+  kind: HitKind;
+  id: string;
+  /** The text around the match; matched words are between [ and ]. */
+  snippet: string;
+  at: string | null;
+  score: number;
+}
+
+export interface SearchFilters {
+  status?: HandoffStatus | "";
+  channel?: string;
+  tag?: string;
+  agent?: string;
+  since?: string;
+  until?: string;
+}
+
+export interface Backfill {
+  fetched: number;
+  total: number | null;
+  next: number | null;
+  done: boolean;
 }
 
 export type ConnectionState =
@@ -105,6 +156,11 @@ export interface DeskStatus {
   me: Agent | null;
   connection: ConnectionState | null;
   error: string | null;
+  outbox_queued: number;
+  outbox_failed: number;
+  /** When the cache was last known to match the hub (RFC 3339). */
+  synced_at: string | null;
+  history: Backfill | null;
 }
 
 export type Update =
