@@ -153,8 +153,9 @@ async fn command(
     match sent {
         Sent::Delivered | Sent::Queued => Ok(()),
         Sent::Refused(refusal) => {
-            // The agent sees the refusal now; only a message stays (failed) to retry or edit.
-            if action != "message" && action != "note" {
+            // The agent sees the refusal now (a note's text is still in its field); only a reply
+            // stays, failed, in the conversation to retry, edit or discard.
+            if action != "message" {
                 if let Ok(cache) = desk.cache().lock() {
                     let _ = cache.discard(refusal.id);
                 }

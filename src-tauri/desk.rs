@@ -253,9 +253,18 @@ impl Desk {
                 chrono::Utc::now(),
             )?
         };
-        let Ok(client) = self.client() else {
-            self.outbox_changed(&Delivered::default());
-            return Ok(Sent::Queued);
+        let offline = matches!(
+            self.status().connection,
+            Some(ConnectionState::Offline { .. })
+        );
+        let client = match self.client() {
+            // Known to be offline: no point waiting on a connection; the worker sends it when
+            // the hub is back.
+            Ok(client) if !offline => client,
+            _ => {
+                self.outbox_changed(&Delivered::default());
+                return Ok(Sent::Queued);
+            }
         };
         let report = {
             let _one_at_a_time = self.inner.delivering.lock().await;
