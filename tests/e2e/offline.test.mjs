@@ -1,0 +1,159 @@
+// The app against a hub of its own (remote mode) that goes away: the window says it is offline and
+// how much waits, a reply written meanwhile shows as pending, and once the hub is back the reply
+// reaches Botpress exactly once.
+
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import http from "node:http";
+import { mkdtempSync, readFileSync } from "node:fs";
+import os from "node:os";
+import path from "node:path";
+import { remote } from "webdriverio";
+import { freePort, portOpen, requireSession, root, start, startTauriDriver, waitFor } from "./harness.mjs";
+
+const app = process.env.BATON_APP ?? path.join(root, "target/debug/baton");
+const hubBin = path.join(root, "target/debug/baton-hub");
+const EMAIL = "ana@example.com";
+const PASSWORD = "a long enough password";
+
+let browser;
+let driver;
+let hub;
+let hubPort;
+let hubData;
+let endpoint;
+let appData;
+let webhook;
+
+function startHub() {
+  hub = start(hubBin, ["serve", "--data", hubData, "--listen", `127.0.0.1:${hubPort}`]);
+  return waitFor("the hub to listen", () => portOpen(hubPort), 20_000);
+}
+
+function appLog() {
+  try {
+    return readFileSync(path.join(appData, "baton.log"), "utf8");
+  } catch {
+    return "";
+  }
+}
+
+/** A stand-in for Botpress's webhook: records every call the hub makes. */
+function startFakeWebhook() {
+  const calls = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      calls.push({ route: req.url.split("/").pop(), body: JSON.parse(body || "null") });
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve({ calls, url: `http://127.0.0.1:${server.address().port}/wh-offline`, server }));
+  });
+}
+
+async function botpress(route, body) {
+  const response = await fetch(`${endpoint}/${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  assert.equal(response.status, 200, `${route} answered ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+async function shownText(selector) {
+  return browser.execute((sel) => document.querySelector(sel)?.innerText ?? "", selector);
+}
+
+before(async () => {
+  requireSession();
+  webhook = await startFakeWebhook();
+  hubData = mkdtempSync(path.join(os.tmpdir(), "baton-e2e-hub-"));
+  execFileSync(hubBin, ["agent", "add", "--data", hubData, "--email", EMAIL, "--name", "Ana"], { input: PASSWORD });
+  const added = execFileSync(hubBin, ["botpress", "add", "--data", hubData, "--name", "Bot", "--webhook-url", webhook.url]).toString();
+  hubPort = await freePort();
+  endpoint = `http://127.0.0.1:${hubPort}${added.trim().split("\n").pop().trim()}`;
+  await startHub();
+  driver = await startTauriDriver({
+    BATON_DATA_DIR: (appData = mkdtempSync(path.join(os.tmpdir(), "baton-e2e-app-"))),
+    BATON_HUB_URL: `http://127.0.0.1:${hubPort}`,
+    RUST_LOG: "info",
+    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
+    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+  });
+  browser = await remote({
+    hostname: "127.0.0.1",
+    port: 4444,
+    logLevel: "warn",
+    capabilities: { "wdio:enforceWebDriverClassic": true, "tauri:options": { application: app } },
+  });
+});
+
+after(async () => {
+  await browser?.deleteSession().catch(() => {});
+  driver?.stop();
+  hub?.stop();
+  webhook?.server.close();
+});
+
+test("offline, the window counts what waits; back online, the reply arrives once", { timeout: 180_000 }, async () => {
+  // Sign in (the token goes to the session's keyring).
+  const email = await browser.$('form.sign-in input[type="email"]');
+  await email.waitForExist({ timeout: 30_000, timeoutMsg: `no sign-in form; app log:\n${appLog()}` });
+  await email.setValue(EMAIL);
+  await (await browser.$('form.sign-in input[type="password"]')).setValue(PASSWORD);
+  await (await browser.$("form.sign-in button")).click();
+
+  const user = await botpress("createRemoteUser", { type: "createRemoteUser", payload: { role: "end-user", name: "Kim Ito" } });
+  const ticket = await botpress("createRemoteConversation", { type: "createRemoteConversation", payload: { title: "Address change" } });
+  await botpress("botSendsMessage", { type: "botSendsMessage", remoteConversationId: ticket.id, remoteUserId: user.id, payload: { text: "I moved last week" } });
+  const item = await browser.$('[data-testid="handoff-item"]');
+  await item.waitForExist({ timeout: 30_000, timeoutMsg: `the handoff never appeared; app log:\n${appLog()}` });
+  await item.click();
+  await browser.waitUntil(async () => (await shownText('[data-testid="connection"]')) === "Live", { timeout: 20_000 });
+
+  // The hub goes away.
+  hub.child.kill("SIGKILL");
+  await browser.waitUntil(async () => (await shownText('[data-testid="offline-banner"]')).includes("Offline"), {
+    timeout: 30_000,
+    timeoutMsg: "no offline banner",
+  });
+
+  const composer = await browser.$('[data-testid="composer"]');
+  await composer.setValue("Thanks Kim, updating it now");
+  await (await browser.$('[data-testid="send"]')).click();
+  await browser.waitUntil(async () => (await browser.$$('[data-testid="pending-message"]').length) === 1, {
+    timeout: 10_000,
+    timeoutMsg: `the reply is not shown as pending; page: ${(await shownText("main")).slice(0, 500)}`,
+  });
+  assert.match(await shownText('[data-testid="pending-message"]'), /Thanks Kim, updating it now/);
+  await browser.waitUntil(async () => (await shownText('[data-testid="offline-banner"]')).includes("1 action waiting to be sent"), {
+    timeout: 10_000,
+    timeoutMsg: `the banner does not count the reply: ${await shownText('[data-testid="offline-banner"]')}`,
+  });
+  assert.match(await shownText('[data-testid="outbox-count"]'), /1 waiting/);
+  assert.match(await shownText('[data-testid="offline-banner"]'), /Synced up to/);
+
+  // The hub is back: the reply is delivered once, and the window says so.
+  await startHub();
+  await waitFor(
+    "the reply at Botpress",
+    () => webhook.calls.some((c) => c.route === "message-from-agent" && c.body.payload.text === "Thanks Kim, updating it now"),
+    60_000,
+  ).catch((err) => {
+    throw new Error(`${err.message}\napp log:\n${appLog().slice(-3000)}`);
+  });
+  await browser.waitUntil(async () => (await browser.$$('[data-testid="pending-message"]').length) === 0, {
+    timeout: 20_000,
+    timeoutMsg: "the reply is still shown as pending",
+  });
+  await browser.waitUntil(async () => (await browser.$$('[data-testid="offline-banner"]').length) === 0, { timeout: 20_000 });
+  await new Promise((r) => setTimeout(r, 1000));
+  const copies = webhook.calls.filter((c) => c.route === "message-from-agent" && c.body.payload.text === "Thanks Kim, updating it now");
+  assert.equal(copies.length, 1, "delivered exactly once");
+});
