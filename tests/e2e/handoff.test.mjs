@@ -5,12 +5,22 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import http from "node:http";
-import { mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { remote } from "webdriverio";
-import { freePort, requireSession, root, startNotificationWatch, startTauriDriver, waitFor } from "./harness.mjs";
+import {
+  botpress,
+  freePort,
+  logIn,
+  requireSession,
+  root,
+  shownText as shownText_,
+  startFakeWebhook,
+  startNotificationWatch,
+  startTauriDriver,
+  waitFor,
+} from "./harness.mjs";
 
 const app = process.env.BATON_APP ?? path.join(root, "target/debug/baton");
 const TITLE = "Refund for order 1234";
@@ -23,13 +33,8 @@ let port;
 let dataDir;
 
 /** What the app has written to its log file so far. */
-function appLog() {
-  try {
-    return readFileSync(path.join(dataDir, "baton.log"), "utf8");
-  } catch {
-    return "";
-  }
-}
+const appLog = () => logIn(dataDir);
+const shownText = (selector) => shownText_(browser, selector);
 
 before(async () => {
   requireSession();
@@ -79,25 +84,6 @@ function withScreenshot(name, body) {
       throw err;
     }
   };
-}
-
-async function botpress(endpoint, route, body) {
-  const response = await fetch(`${endpoint}/${route}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${route} answered ${response.status}: ${text}`);
-  return text ? JSON.parse(text) : {};
-}
-
-/**
- * The text of the first element matching `selector` as laid out on screen (`innerText`).
- * WebKitWebDriver's own element-text command answers "" for visible text in this setup.
- */
-async function shownText(selector) {
-  return browser.execute((sel) => document.querySelector(sel)?.innerText ?? "", selector);
 }
 
 test("a Botpress handoff appears in the window and raises a desktop notification", { timeout: 120_000 }, withScreenshot("handoff", async () => {
@@ -158,22 +144,6 @@ test("a Botpress handoff appears in the window and raises a desktop notification
   );
   assert.equal(await browser.execute(() => document.hasFocus()), true, "the window has focus after the click");
 }));
-
-/** A stand-in for Botpress's webhook: records every JSON call the desk makes. */
-function startFakeWebhook() {
-  const calls = [];
-  const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk) => (body += chunk));
-    req.on("end", () => {
-      calls.push({ route: req.url.split("/").pop(), body: JSON.parse(body || "null") });
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => resolve({ calls, url: `http://127.0.0.1:${server.address().port}/wh-e2e`, server }));
-  });
-}
 
 test("an agent takes the handoff, replies with a template, notes and resolves it", { timeout: 120_000 }, withScreenshot("work", async () => {
   const webhook = await startFakeWebhook();

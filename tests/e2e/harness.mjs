@@ -2,8 +2,10 @@
 // records every Notify call, and tauri-driver (which starts WebKitWebDriver and then the app).
 
 import { spawn, execFileSync } from "node:child_process";
+import http from "node:http";
 import net from "node:net";
 import path from "node:path";
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export const root = path.resolve(import.meta.dirname, "../..");
@@ -92,4 +94,49 @@ export async function startTauriDriver(env) {
   await waitFor("tauri-driver on 4444", () => portOpen(4444));
   await waitFor("WebKitWebDriver on 4445", () => portOpen(4445));
   return driver;
+}
+
+/** A stand-in for Botpress's webhook: records every JSON call the hub makes. */
+export function startFakeWebhook() {
+  const calls = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      calls.push({ route: req.url.split("/").pop(), body: JSON.parse(body || "null") });
+      res.writeHead(200, { "content-type": "application/json" }).end("{}");
+    });
+  });
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => resolve({ calls, url: `http://127.0.0.1:${server.address().port}/wh-e2e`, server }));
+  });
+}
+
+/** Posts to a hub's Botpress endpoint the way the HITL API integration does; returns the JSON answer. */
+export async function botpress(endpoint, route, body) {
+  const response = await fetch(`${endpoint}/${route}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`${route} answered ${response.status}: ${text}`);
+  return text ? JSON.parse(text) : {};
+}
+
+/**
+ * The text of the first element matching `selector` as laid out on screen (`innerText`).
+ * WebKitWebDriver's own element-text command answers "" for visible text in this setup.
+ */
+export function shownText(browser, selector) {
+  return browser.execute((sel) => document.querySelector(sel)?.innerText ?? "", selector);
+}
+
+/** What a data directory's `baton.log` holds so far. */
+export function logIn(dataDir) {
+  try {
+    return readFileSync(path.join(dataDir, "baton.log"), "utf8");
+  } catch {
+    return "";
+  }
 }

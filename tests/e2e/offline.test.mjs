@@ -5,12 +5,27 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import http from "node:http";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { remote } from "webdriverio";
-import { freePort, portOpen, requireSession, root, start, startTauriDriver, waitFor } from "./harness.mjs";
+import {
+  botpress as post,
+  freePort,
+  logIn,
+  portOpen,
+  requireSession,
+  root,
+  shownText as shownText_,
+  start,
+  startFakeWebhook,
+  startTauriDriver,
+  waitFor,
+} from "./harness.mjs";
+
+const appLog = () => logIn(appData);
+const botpress = (route, body) => post(endpoint, route, body);
+const shownText = (selector) => shownText_(browser, selector);
 
 const app = process.env.BATON_APP ?? path.join(root, "target/debug/baton");
 const hubBin = path.join(root, "target/debug/baton-hub");
@@ -29,45 +44,6 @@ let webhook;
 function startHub() {
   hub = start(hubBin, ["serve", "--data", hubData, "--listen", `127.0.0.1:${hubPort}`]);
   return waitFor("the hub to listen", () => portOpen(hubPort), 20_000);
-}
-
-function appLog() {
-  try {
-    return readFileSync(path.join(appData, "baton.log"), "utf8");
-  } catch {
-    return "";
-  }
-}
-
-/** A stand-in for Botpress's webhook: records every call the hub makes. */
-function startFakeWebhook() {
-  const calls = [];
-  const server = http.createServer((req, res) => {
-    let body = "";
-    req.on("data", (chunk) => (body += chunk));
-    req.on("end", () => {
-      calls.push({ route: req.url.split("/").pop(), body: JSON.parse(body || "null") });
-      res.writeHead(200, { "content-type": "application/json" }).end("{}");
-    });
-  });
-  return new Promise((resolve) => {
-    server.listen(0, "127.0.0.1", () => resolve({ calls, url: `http://127.0.0.1:${server.address().port}/wh-offline`, server }));
-  });
-}
-
-async function botpress(route, body) {
-  const response = await fetch(`${endpoint}/${route}`, {
-    method: "POST",
-    headers: { "content-type": "application/json" },
-    body: JSON.stringify(body),
-  });
-  const text = await response.text();
-  assert.equal(response.status, 200, `${route} answered ${response.status}: ${text}`);
-  return text ? JSON.parse(text) : {};
-}
-
-async function shownText(selector) {
-  return browser.execute((sel) => document.querySelector(sel)?.innerText ?? "", selector);
 }
 
 before(async () => {

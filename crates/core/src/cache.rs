@@ -222,21 +222,7 @@ impl Cache {
                 too_old = true;
                 continue;
             }
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(id) DO NOTHING",
-                )?
-                .execute(params![
-                    m.id,
-                    m.conversation_id,
-                    m.created_at.to_rfc3339(),
-                    m.text,
-                    serde_json::to_string(m)?
-                ])?;
-            if inserted == 1 {
-                reindex(&tx, Indexed::Messages, None, m.text.as_deref())?;
-            }
+            insert_new_message(&tx, m, &serde_json::to_string(m)?)?;
             fetched += 1;
         }
         let done = too_old || page.next.is_none();
@@ -539,21 +525,7 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             // Most message events are new messages: try the insert first, and look up the old
             // row only when it was already there (a delivery status changed, say).
             let data = serde_json::to_string(m)?;
-            let inserted = tx
-                .prepare_cached(
-                    "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
-                     ON CONFLICT(id) DO NOTHING",
-                )?
-                .execute(params![
-                    m.id,
-                    m.conversation_id,
-                    m.created_at.to_rfc3339(),
-                    m.text,
-                    data
-                ])?;
-            if inserted == 1 {
-                reindex(tx, Indexed::Messages, None, m.text.as_deref())?;
-            } else {
+            if !insert_new_message(tx, m, &data)? {
                 let old = indexed(tx, Indexed::Messages, &m.id)?;
                 tx.prepare_cached("UPDATE messages SET text = ?2, data = ?3 WHERE id = ?1")?
                     .execute(params![m.id, m.text, data])?;
@@ -606,6 +578,27 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
         }
     }
     Ok(())
+}
+
+/// Inserts a message the cache does not have yet, with its search entry; `false` when it already
+/// had it (and then nothing is written).
+fn insert_new_message(tx: &Connection, m: &Message, data: &str) -> Result<bool, CacheError> {
+    let inserted = tx
+        .prepare_cached(
+            "INSERT INTO messages (id, conversation_id, created_at, text, data) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO NOTHING",
+        )?
+        .execute(params![
+            m.id,
+            m.conversation_id,
+            m.created_at.to_rfc3339(),
+            m.text,
+            data
+        ])?;
+    if inserted == 1 {
+        reindex(tx, Indexed::Messages, None, m.text.as_deref())?;
+    }
+    Ok(inserted == 1)
 }
 
 /// The entity tables with a search index, and the column each indexes.
