@@ -231,13 +231,17 @@ async fn a_hub_keeps_serving_after_bad_botpress_requests() {
         .await
         .expect("post");
     assert_eq!(response.status().as_u16(), 400);
-    let response = http
+    // The hub answers 413 as soon as the body passes its limit and stops reading, so the client
+    // sees either that answer or, if it was still writing, the connection closing on it.
+    match http
         .post(&url)
         .body(vec![b'x'; 4 * 1024 * 1024])
         .send()
         .await
-        .expect("post");
-    assert_eq!(response.status().as_u16(), 413);
+    {
+        Ok(response) => assert_eq!(response.status().as_u16(), 413),
+        Err(e) => assert!(e.is_request(), "{e}"),
+    }
     let (status, _) = botpress
         .post("ping", serde_json::json!({"type": "ping"}))
         .await;

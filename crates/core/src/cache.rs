@@ -236,6 +236,48 @@ impl Cache {
         self.backfill()
     }
 
+    /// Conversations with an open handoff whose history has not been fetched in full yet, with
+    /// where their next page starts: backfill does these first, so the work at hand is complete.
+    pub fn conversations_to_backfill(&self) -> Result<Vec<(String, Option<i64>)>, CacheError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT DISTINCT h.conversation_id,
+                    (SELECT value FROM sync_state WHERE key = 'backfill_conversation:' || h.conversation_id)
+             FROM handoffs h WHERE h.status IN ('pending', 'assigned')",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+        })?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (conversation, state) = row?;
+            match state.as_deref() {
+                Some("done") => {}
+                Some(next) => out.push((conversation, next.parse().ok())),
+                None => out.push((conversation, None)),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores one page of a conversation's history; returns whether that history is complete.
+    pub fn apply_conversation_backfill(
+        &mut self,
+        conversation_id: &str,
+        page: &baton_protocol::MessagePage,
+    ) -> Result<bool, CacheError> {
+        let tx = self.conn.transaction()?;
+        for m in &page.messages {
+            insert_new_message(&tx, m, &serde_json::to_string(m)?)?;
+        }
+        let key = format!("backfill_conversation:{conversation_id}");
+        let state = page
+            .next
+            .map_or_else(|| "done".to_string(), |n| n.to_string());
+        write_state(&tx, &key, &state)?;
+        tx.commit()?;
+        Ok(page.next.is_none())
+    }
+
     /// How far the history backfill has got.
     pub fn backfill(&self) -> Result<Backfill, CacheError> {
         let get = |key: &str| -> Result<Option<String>, CacheError> { read_state(&self.conn, key) };
@@ -1106,5 +1148,47 @@ mod tests {
             .filter_map(|m| m.text)
             .collect();
         assert_eq!(texts, ["hello bot", "the box was crushed", "and wet"]);
+    }
+
+    #[test]
+    fn open_conversations_are_backfilled_first_and_only_until_complete() {
+        let mut cache =
+            Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+        cache.apply(&inbox()).expect("apply");
+        // c_1 has a pending handoff; c_2's is resolved.
+        let todo = cache.conversations_to_backfill().expect("todo");
+        assert_eq!(todo, [("c_1".to_string(), None)]);
+        let as_message = |e: EventData| match e {
+            EventData::Message(m) => m,
+            _ => unreachable!(),
+        };
+        let first = baton_protocol::MessagePage {
+            messages: vec![as_message(message("m_0", "c_1", "older", 0))],
+            next: Some(7),
+            total: 4,
+        };
+        assert!(!cache
+            .apply_conversation_backfill("c_1", &first)
+            .expect("page"));
+        assert_eq!(
+            cache.conversations_to_backfill().expect("todo"),
+            [("c_1".to_string(), Some(7))]
+        );
+        let last = baton_protocol::MessagePage {
+            messages: vec![as_message(message("m_00", "c_1", "oldest", -1))],
+            next: None,
+            total: 4,
+        };
+        assert!(cache
+            .apply_conversation_backfill("c_1", &last)
+            .expect("page"));
+        assert!(cache.conversations_to_backfill().expect("todo").is_empty());
+        let texts: Vec<_> = cache
+            .messages("c_1")
+            .expect("messages")
+            .into_iter()
+            .filter_map(|m| m.text)
+            .collect();
+        assert_eq!(texts, ["oldest", "older", "the box was crushed", "and wet"]);
     }
 }

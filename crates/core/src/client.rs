@@ -106,13 +106,18 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
-    /// Up to `limit` messages older than `before`, newest first (history backfill).
+    /// Up to `limit` messages older than `before`, newest first (history backfill); only one
+    /// conversation's when it is named.
     pub async fn messages_before(
         &self,
+        conversation: Option<&str>,
         before: Option<i64>,
         limit: u32,
     ) -> Result<baton_protocol::MessagePage, ClientError> {
         let mut query = vec![("limit", limit.to_string())];
+        if let Some(conversation) = conversation {
+            query.push(("conversation", conversation.to_string()));
+        }
         if let Some(before) = before {
             query.push(("before", before.to_string()));
         }

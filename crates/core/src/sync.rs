@@ -133,13 +133,36 @@ impl SyncEngine {
         Ok(seq)
     }
 
-    /// Fetches older messages, newest first, until the local history is complete or reaches back
-    /// to `oldest_wanted`; `progress` hears after each page. Resumes where it stopped last time.
+    /// Fetches older messages until the local history is complete or reaches back to
+    /// `oldest_wanted`: first the whole history of every conversation with an open handoff (the
+    /// work at hand), then everything else, newest first. `progress` hears after each page of the
+    /// second part. Resumes where it stopped last time.
     pub async fn backfill(
         &self,
         oldest_wanted: Option<chrono::DateTime<chrono::Utc>>,
         progress: impl Fn(&Backfill),
     ) -> Result<Backfill, SyncError> {
+        let open = self.with_cache(|c| c.conversations_to_backfill()).await?;
+        for (conversation, mut next) in open {
+            loop {
+                let page = self
+                    .client
+                    .messages_before(Some(&conversation), next, BACKFILL_PAGE)
+                    .await?;
+                next = page.next;
+                let id = conversation.clone();
+                let done = self
+                    .with_cache(move |c| c.apply_conversation_backfill(&id, &page))
+                    .await?;
+                self.emit(Update::InboxChanged {
+                    conversations: vec![conversation.clone()],
+                })
+                .await;
+                if done {
+                    break;
+                }
+            }
+        }
         loop {
             let state = self.with_cache(|c| c.backfill()).await?;
             if state.done {
@@ -148,7 +171,7 @@ impl SyncEngine {
             }
             let page = self
                 .client
-                .messages_before(state.next, BACKFILL_PAGE)
+                .messages_before(None, state.next, BACKFILL_PAGE)
                 .await?;
             let conversations: Vec<String> = page
                 .messages

@@ -381,6 +381,8 @@ async fn snapshot(
 struct MessagesQuery {
     before: Option<i64>,
     limit: Option<u32>,
+    /// Only this conversation's messages.
+    conversation: Option<String>,
 }
 
 /// The most messages one backfill page returns.
@@ -393,9 +395,12 @@ async fn messages(
 ) -> Result<Json<baton_protocol::MessagePage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(500).clamp(1, MAX_MESSAGE_PAGE);
-    let page = tokio::task::spawn_blocking(move || hub.store().messages_before(q.before, limit))
-        .await
-        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let page = tokio::task::spawn_blocking(move || {
+        hub.store()
+            .messages_before(q.conversation.as_deref(), q.before, limit)
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     Ok(Json(page))
 }
 

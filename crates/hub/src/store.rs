@@ -337,32 +337,55 @@ impl Store {
         })
     }
 
-    /// Messages newest first, `limit` at a time, for clients backfilling their history.
+    /// Messages newest first, `limit` at a time, for clients backfilling their history: all of
+    /// them, or one conversation's.
     pub fn messages_before(
         &self,
+        conversation: Option<&str>,
         before: Option<i64>,
         limit: u32,
     ) -> Result<baton_protocol::MessagePage, StoreError> {
         self.read(|conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT rowid, data FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![before.unwrap_or(i64::MAX), limit], |r| {
-                Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?))
-            })?;
-            let mut messages = Vec::new();
-            let mut oldest = None;
-            for row in rows {
-                let (rowid, data) = row?;
-                oldest = Some(rowid);
+            let before = before.unwrap_or(i64::MAX);
+            let mut rows: Vec<(i64, String)> = Vec::new();
+            let mut collect = |stmt: &mut rusqlite::CachedStatement<'_>,
+                               params: &[&dyn rusqlite::ToSql]|
+             -> Result<(), StoreError> {
+                let found = stmt.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?;
+                for row in found {
+                    rows.push(row?);
+                }
+                Ok(())
+            };
+            let total: i64 = match conversation {
+                Some(id) => {
+                    collect(
+                        &mut conn.prepare_cached(
+                            "SELECT rowid, data FROM messages WHERE conversation_id = ?1 AND rowid < ?2
+                             ORDER BY rowid DESC LIMIT ?3",
+                        )?,
+                        &[&id, &before, &limit],
+                    )?;
+                    conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE conversation_id = ?1")?
+                        .query_row([id], |r| r.get(0))?
+                }
+                None => {
+                    collect(
+                        &mut conn.prepare_cached(
+                            "SELECT rowid, data FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
+                        )?,
+                        &[&before, &limit],
+                    )?;
+                    conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?
+                }
+            };
+            let next = (rows.len() as u32 == limit)
+                .then(|| rows.last().map(|(rowid, _)| *rowid))
+                .flatten();
+            let mut messages = Vec::with_capacity(rows.len());
+            for (_, data) in rows {
                 messages.push(serde_json::from_str(&data)?);
             }
-            let total: i64 = conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?;
-            let next = if messages.len() as u32 == limit {
-                oldest
-            } else {
-                None
-            };
             Ok(baton_protocol::MessagePage {
                 messages,
                 next,
