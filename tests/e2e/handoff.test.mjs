@@ -8,7 +8,6 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { remote } from "webdriverio";
 import {
   botpress,
   freePort,
@@ -17,12 +16,11 @@ import {
   root,
   shownText as shownText_,
   startFakeWebhook,
+  startApp,
   startNotificationWatch,
-  startTauriDriver,
   waitFor,
 } from "./harness.mjs";
 
-const app = process.env.BATON_APP ?? path.join(root, "target/debug/baton");
 const TITLE = "Refund for order 1234";
 const FIRST_MESSAGE = "Hi, the box was crushed 📦 <b>not bold</b>";
 
@@ -40,21 +38,10 @@ before(async () => {
   requireSession();
   notifications = await startNotificationWatch();
   port = await freePort();
-  driver = await startTauriDriver({
+  ({ driver, browser } = await startApp({
     BATON_DATA_DIR: (dataDir = mkdtempSync(path.join(os.tmpdir(), "baton-e2e-"))),
     BATON_SOLO_LISTEN: `127.0.0.1:${port}`,
-    RUST_LOG: "info",
-    // WebKitGTK's GPU paths have no GPU under Xvfb: render in software so the window paints.
-    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
-    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
-  });
-  browser = await remote({
-    hostname: "127.0.0.1",
-    port: 4444,
-    logLevel: "warn",
-    // Classic WebDriver: WebKitWebDriver does not speak WebDriver BiDi, which webdriverio asks for by default.
-    capabilities: { "wdio:enforceWebDriverClassic": true, "tauri:options": { application: app } },
-  });
+  }));
 });
 
 after(async () => {

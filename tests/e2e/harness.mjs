@@ -6,6 +6,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { readFileSync } from "node:fs";
+import { remote } from "webdriverio";
 import { setTimeout as sleep } from "node:timers/promises";
 
 export const root = path.resolve(import.meta.dirname, "../..");
@@ -139,4 +140,27 @@ export function logIn(dataDir) {
   } catch {
     return "";
   }
+}
+
+/**
+ * Starts the built app under tauri-driver with `env` and opens a WebDriver session on its window;
+ * returns `{ driver, browser }`.
+ */
+export async function startApp(env) {
+  const app = process.env.BATON_APP ?? path.join(root, "target/debug/baton");
+  const driver = await startTauriDriver({
+    RUST_LOG: "info",
+    // WebKitGTK's GPU paths have no GPU under Xvfb: render in software so the window paints.
+    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
+    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
+    ...env,
+  });
+  const browser = await remote({
+    hostname: "127.0.0.1",
+    port: 4444,
+    logLevel: "warn",
+    // Classic WebDriver: WebKitWebDriver does not speak WebDriver BiDi, which webdriverio asks for by default.
+    capabilities: { "wdio:enforceWebDriverClassic": true, "tauri:options": { application: app } },
+  });
+  return { driver, browser };
 }

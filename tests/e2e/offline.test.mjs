@@ -8,7 +8,6 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
-import { remote } from "webdriverio";
 import {
   botpress as post,
   freePort,
@@ -18,8 +17,8 @@ import {
   root,
   shownText as shownText_,
   start,
+  startApp,
   startFakeWebhook,
-  startTauriDriver,
   waitFor,
 } from "./harness.mjs";
 
@@ -27,7 +26,6 @@ const appLog = () => logIn(appData);
 const botpress = (route, body) => post(endpoint, route, body);
 const shownText = (selector) => shownText_(browser, selector);
 
-const app = process.env.BATON_APP ?? path.join(root, "target/debug/baton");
 const hubBin = path.join(root, "target/debug/baton-hub");
 const EMAIL = "ana@example.com";
 const PASSWORD = "a long enough password";
@@ -55,19 +53,10 @@ before(async () => {
   hubPort = await freePort();
   endpoint = `http://127.0.0.1:${hubPort}${added.trim().split("\n").pop().trim()}`;
   await startHub();
-  driver = await startTauriDriver({
+  ({ driver, browser } = await startApp({
     BATON_DATA_DIR: (appData = mkdtempSync(path.join(os.tmpdir(), "baton-e2e-app-"))),
     BATON_HUB_URL: `http://127.0.0.1:${hubPort}`,
-    RUST_LOG: "info",
-    WEBKIT_DISABLE_DMABUF_RENDERER: "1",
-    WEBKIT_DISABLE_COMPOSITING_MODE: "1",
-  });
-  browser = await remote({
-    hostname: "127.0.0.1",
-    port: 4444,
-    logLevel: "warn",
-    capabilities: { "wdio:enforceWebDriverClassic": true, "tauri:options": { application: app } },
-  });
+  }));
 });
 
 after(async () => {

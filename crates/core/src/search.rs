@@ -120,14 +120,11 @@ const SOURCES: &[Source] = &[
     },
 ];
 
-/// Turns what the agent typed into FTS5 queries: every word must match, quotes and operators taken
+/// Turns the query's words (see [`terms`]) into FTS5 queries: every word must match, quotes and operators taken
 /// as plain words. The first query matches whole words; the second also takes the last word as a prefix
 /// (results while typing), and runs only when whole words found too little — a prefix over a large
 /// index is the one expensive kind of query.
-pub fn fts_queries(text: &str) -> Option<(String, Option<String>)> {
-    // Words as the tokenizer splits them ("crushed-box" is two), so every query term is a single
-    // token and no agent input can form FTS5 syntax.
-    let words = terms(text);
+pub fn fts_queries(words: &[String]) -> Option<(String, Option<String>)> {
     let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
     let exact = quoted.join(" ");
     if exact.is_empty() {
@@ -142,11 +139,13 @@ pub fn fts_queries(text: &str) -> Option<(String, Option<String>)> {
 impl Cache {
     /// Searches everything cached; best matches first, at most `query.limit` (20 if 0).
     pub fn search(&self, query: &SearchQuery) -> Result<Vec<SearchHit>, CacheError> {
-        let Some((exact, prefix)) = fts_queries(&query.text) else {
+        // Words as the tokenizer splits them ("crushed-box" is two), so every query term is a
+        // single token and no agent input can form FTS5 syntax.
+        let terms = terms(&query.text);
+        let Some((exact, prefix)) = fts_queries(&terms) else {
             return Ok(Vec::new());
         };
         let limit = if query.limit == 0 { 20 } else { query.limit };
-        let terms = terms(&query.text);
         let hits = self.search_with(&exact, &terms, false, query, limit)?;
         match prefix {
             Some(prefix) if hits.len() < limit => {

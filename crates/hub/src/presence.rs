@@ -7,7 +7,7 @@ use std::time::Duration;
 use baton_protocol::{Agent, EventData, Handoff, HandoffStatus, Presence};
 use tokio::sync::watch;
 
-use crate::store::StoreError;
+use crate::store::{all_where, StoreError};
 use crate::Hub;
 
 pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
@@ -40,14 +40,11 @@ pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
         .unwrap_or(chrono::TimeDelta::minutes(10));
     let now = hub.now();
     let online: Vec<Agent> = hub.store().read(|c| {
-        let mut stmt =
-            c.prepare("SELECT data FROM agents WHERE json_extract(data, '$.presence') = 'online'")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut agents = Vec::new();
-        for row in rows {
-            agents.push(serde_json::from_str(&row?)?);
-        }
-        Ok::<_, StoreError>(agents)
+        all_where(
+            c,
+            "SELECT data FROM agents WHERE json_extract(data, '$.presence') = 'online'",
+            [],
+        )
     })?;
     let silent: Vec<Agent> = online
         .into_iter()
@@ -58,17 +55,11 @@ pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
             let mut agent = agent.clone();
             agent.presence = Presence::Offline;
             txn.put(EventData::Agent(agent.clone()))?;
-            let held: Vec<Handoff> = {
-                let mut stmt = txn
-                    .conn()
-                    .prepare("SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'")?;
-                let rows = stmt.query_map([&agent.id], |r| r.get::<_, String>(0))?;
-                let mut held = Vec::new();
-                for row in rows {
-                    held.push(serde_json::from_str(&row?)?);
-                }
-                held
-            };
+            let held: Vec<Handoff> = all_where(
+                txn.conn(),
+                "SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
+                [&agent.id],
+            )?;
             for mut h in held {
                 h.status = HandoffStatus::Pending;
                 h.assignee = None;

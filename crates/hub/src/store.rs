@@ -321,12 +321,12 @@ impl Store {
                 .optional()?;
             let snapshot = baton_protocol::Snapshot {
                 seq,
-                contacts: all(&tx, "SELECT data FROM contacts")?,
-                conversations: all(&tx, "SELECT data FROM conversations")?,
-                handoffs: all(&tx, "SELECT data FROM handoffs")?,
-                agents: all(&tx, "SELECT data FROM agents")?,
-                notes: all(&tx, "SELECT data FROM notes")?,
-                templates: all(&tx, "SELECT data FROM templates")?,
+                contacts: all_where(&tx, "SELECT data FROM contacts", [])?,
+                conversations: all_where(&tx, "SELECT data FROM conversations", [])?,
+                handoffs: all_where(&tx, "SELECT data FROM handoffs", [])?,
+                agents: all_where(&tx, "SELECT data FROM agents", [])?,
+                notes: all_where(&tx, "SELECT data FROM notes", [])?,
+                templates: all_where(&tx, "SELECT data FROM templates", [])?,
                 tags: match tags {
                     Some(t) => serde_json::from_str(&t)?,
                     None => baton_protocol::TagList { tags: Vec::new() },
@@ -637,10 +637,14 @@ fn read_floor(conn: &Connection) -> Result<u64, StoreError> {
     Ok(floor.and_then(|f| f.parse().ok()).unwrap_or(0))
 }
 
-/// Every row's `data` of a query, decoded.
-fn all<T: DeserializeOwned>(conn: &Connection, sql: &str) -> Result<Vec<T>, StoreError> {
-    let mut stmt = conn.prepare(sql)?;
-    let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
+/// Every row of a query that selects one entity's JSON `data` column, decoded.
+pub fn all_where<T: DeserializeOwned>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>, StoreError> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let rows = stmt.query_map(params, |r| r.get::<_, String>(0))?;
     let mut out = Vec::new();
     for row in rows {
         out.push(serde_json::from_str(&row?)?);

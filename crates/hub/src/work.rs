@@ -676,21 +676,15 @@ pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
     for (channel_id, secs) in channels {
         let limit = chrono::TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
         expired += hub.store().write(|txn| {
-            let waiting: Vec<Handoff> = {
-                let mut stmt = txn.conn().prepare_cached(
-                    "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
-                     WHERE c.channel_id = ?1 AND h.status = 'pending'",
-                )?;
-                let rows = stmt.query_map([&channel_id], |r| r.get::<_, String>(0))?;
-                let mut waiting = Vec::new();
-                for row in rows {
-                    let h: Handoff = serde_json::from_str(&row?)?;
-                    if now - h.updated_at > limit {
-                        waiting.push(h);
-                    }
-                }
-                waiting
-            };
+            let waiting: Vec<Handoff> = crate::store::all_where::<Handoff>(
+                txn.conn(),
+                "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
+                 WHERE c.channel_id = ?1 AND h.status = 'pending'",
+                [&channel_id],
+            )?
+            .into_iter()
+            .filter(|h| now - h.updated_at > limit)
+            .collect();
             for mut h in waiting.iter().cloned() {
                 h.status = HandoffStatus::Cancelled;
                 h.label = Some("no agent took it in time".into());
