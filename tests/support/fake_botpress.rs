@@ -13,7 +13,7 @@ use serde_json::Value;
 
 const OPENAPI: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../shared/contracts/botpress/openapi-botpress-webhook.json"
+    "/tests/fixtures/botpress/openapi-botpress-webhook.json"
 );
 const WEBHOOK_ID: &str = "0a1b2c3d-0000-4000-8000-000000000000";
 

@@ -9,7 +9,7 @@ use tower::ServiceExt;
 
 const EXAMPLES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/../../../shared/contracts/botpress/examples"
+    "/../../tests/fixtures/botpress/examples"
 );
 
 struct Desk {
@@ -20,7 +20,15 @@ struct Desk {
 
 fn desk() -> Desk {
     let dir = tempfile::tempdir().expect("tempdir");
-    let hub = Hub::open(dir.path()).expect("open hub");
+    let hub = Hub::open_with(
+        dir.path(),
+        baton_hub::SystemClock,
+        baton_hub::HubConfig {
+            allow_private_urls: true,
+            ..Default::default()
+        },
+    )
+    .expect("open hub");
     let channel = admin::add_botpress_channel(&hub, "Support bot", Some("http://127.0.0.1:9/hook"))
         .expect("add channel");
     Desk {
