@@ -26,6 +26,8 @@ impl CommandError {
 
 #[derive(Debug, Serialize)]
 pub struct ConversationView {
+    /// Which conversation this is: the window shows a composer only for the one it asked for.
+    pub conversation_id: String,
     pub customer: Option<Contact>,
     pub messages: Vec<Message>,
     /// Messages and notes written on this device that the hub has not applied yet (queued, or
@@ -364,6 +366,7 @@ pub fn open_conversation(
         .lock()
         .map_err(|_| CommandError::new("internal", "the local cache is unavailable"))?;
     Ok(ConversationView {
+        conversation_id: conversation_id.clone(),
         customer: cache
             .customer(&conversation_id)
             .map_err(|e| CommandError::new("cache", e))?,

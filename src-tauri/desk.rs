@@ -137,7 +137,8 @@ impl Desk {
         .await
         {
             Ok(hub) => {
-                tracing::info!(endpoint = %hub.endpoint_url, "solo hub running");
+                // Not the endpoint URL: its secret is the channel's only credential.
+                tracing::info!(hub = %hub.hub_url, "solo hub running");
                 self.set_status(&app, |s| {
                     s.mode = "solo";
                     s.hub_url = Some(hub.hub_url.clone());

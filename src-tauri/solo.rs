@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 
 use anyhow::Context;
-use baton_hub::{admin, Hub};
+use baton_hub::{admin, Hub, HubConfig};
 use baton_protocol::Role;
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
@@ -26,17 +26,87 @@ pub struct SoloHub {
 #[derive(Debug, Serialize, Deserialize)]
 struct SoloConfig {
     endpoint_path: String,
+    /// The local agent's sign-in, reused at every start (a new one replaces it only when it
+    /// expired), so tokens never pile up in the hub.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token: Option<String>,
 }
 
+/// The threads the in-process hub runs on: its own, so nothing the window or the sync engine does
+/// can starve it of a thread while Botpress waits for an answer.
+const HUB_THREADS: usize = 2;
+
+/// Starts the hub on its own runtime and threads, isolated from the app's; returns once it is
+/// listening. It stops when `stop` turns true.
 pub async fn start(
     hub_dir: &Path,
     listen: &str,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<SoloHub> {
     let listen: SocketAddr = listen
         .parse()
         .with_context(|| format!("BATON_SOLO_LISTEN={listen:?} is not host:port"))?;
-    let hub = Hub::open(hub_dir).with_context(|| format!("opening {}", hub_dir.display()))?;
+    let (ready, started) = tokio::sync::oneshot::channel();
+    let hub_dir = hub_dir.to_path_buf();
+    std::thread::Builder::new()
+        .name("baton-solo-hub".into())
+        .spawn(move || {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(HUB_THREADS)
+                .thread_name("baton-solo-hub")
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime,
+                Err(e) => {
+                    let _ = ready.send(Err(
+                        anyhow::Error::from(e).context("starting the hub's runtime")
+                    ));
+                    return;
+                }
+            };
+            runtime.block_on(run(hub_dir, listen, stop, ready));
+        })
+        .context("starting the hub's thread")?;
+    started
+        .await
+        .context("the built-in hub stopped while starting")?
+}
+
+async fn run(
+    hub_dir: std::path::PathBuf,
+    listen: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+    ready: tokio::sync::oneshot::Sender<anyhow::Result<SoloHub>>,
+) {
+    let prepared = prepare(&hub_dir, listen).await;
+    let (hub, listener, solo) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(solo));
+    let shutdown = async move {
+        let _ = stop.wait_for(|stopped| *stopped).await;
+    };
+    if let Err(e) = baton_hub::serve(listener, hub, shutdown).await {
+        tracing::error!(error = %e, "solo hub stopped");
+    }
+}
+
+async fn prepare(
+    hub_dir: &Path,
+    listen: SocketAddr,
+) -> anyhow::Result<(Hub, tokio::net::TcpListener, SoloHub)> {
+    // A laptop's desk: the Botpress webhook may be a tunnel or a local test server.
+    let config = HubConfig {
+        allow_private_urls: true,
+        ..HubConfig::default()
+    };
+    let hub = Hub::open_with(hub_dir, baton_hub::SystemClock, config)
+        .with_context(|| format!("opening {}", hub_dir.display()))?;
     let agent = match admin::find_agent(&hub, LOCAL_AGENT_EMAIL)? {
         Some(agent) => agent,
         None => {
@@ -50,44 +120,50 @@ pub async fn start(
         }
     };
     let config_path = hub_dir.join("solo.json");
-    let config = match std::fs::read(&config_path)
+    let mut config = match std::fs::read(&config_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<SoloConfig>(&b).ok())
     {
         Some(config) => config,
         None => {
             let channel = admin::add_botpress_channel(&hub, "Botpress", None)?;
-            let config = SoloConfig {
+            SoloConfig {
                 endpoint_path: channel.endpoint_path,
-            };
-            write_private(&config_path, &serde_json::to_vec_pretty(&config)?)?;
-            config
+                token: None,
+            }
         }
     };
-    let token = admin::issue_token(&hub, &agent.id)?;
+    let still_valid = match &config.token {
+        Some(token) => baton_hub::auth::agent_for_token(&hub, token)?
+            .is_some_and(|signed_in| signed_in.id == agent.id),
+        None => false,
+    };
+    if !still_valid {
+        config.token = Some(admin::issue_token(
+            &hub,
+            &agent.id,
+            config.token.as_deref(),
+        )?);
+    }
+    write_private(&config_path, &serde_json::to_vec_pretty(&config)?)?;
+    let token = config.token.clone().unwrap_or_default();
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| {
             format!("cannot listen on {listen} (is another Baton running? set BATON_SOLO_LISTEN)")
         })?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let shutdown = async move {
-            let _ = stop.wait_for(|stopped| *stopped).await;
-        };
-        if let Err(e) = baton_hub::serve(listener, hub, shutdown).await {
-            tracing::error!(error = %e, "solo hub stopped");
-        }
-    });
     let hub_url = format!("http://{addr}");
-    Ok(SoloHub {
+    let solo = SoloHub {
         endpoint_url: format!("{hub_url}{}", config.endpoint_path),
         hub_url,
         token,
-    })
+    };
+    Ok((hub, listener, solo))
 }
 
-/// Writes a file only the current user can read: it holds the channel's secret path.
+/// Writes a file only the current user can read: it holds the channel's secret path and the
+/// local agent's sign-in.
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write;
     let mut options = std::fs::OpenOptions::new();
@@ -97,5 +173,6 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         options.mode(0o600);
     }
-    options.open(path)?.write_all(bytes)
+    options.open(path)?.write_all(bytes)?;
+    baton_protocol::private_fs::private_file(path)
 }

@@ -14,6 +14,9 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 pub const AGENT_EMAIL: &str = "alice@example.com";
+
+/// Tests talk to fakes on loopback: the hub must be allowed to call private, plain-http URLs.
+pub const ALLOW_PRIVATE_URLS: &str = "BATON_ALLOW_PRIVATE_URLS";
 pub const AGENT_PASSWORD: &str = "correct horse battery";
 
 /// The workspace's `baton-hub` binary, built by the test command before the tests run.
@@ -33,6 +36,7 @@ pub fn hub_binary() -> PathBuf {
 pub fn hub_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
     let mut child = Command::new(hub_binary())
         .args(args)
+        .env(ALLOW_PRIVATE_URLS, "1")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -148,6 +152,7 @@ impl HubProcess {
     /// Starts `baton-hub serve` with extra flags (`--delivery-timeout 1`, …).
     pub fn start_with(data: &HubData, port: u16, flags: &[&str]) -> Self {
         let child = Command::new(hub_binary())
+            .env(ALLOW_PRIVATE_URLS, "1")
             .args([
                 "serve",
                 "--data",

@@ -18,6 +18,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_notes_templates.sql")),
     (3, include_str!("../migrations/0003_search_outbox.sql")),
+    (4, include_str!("../migrations/0004_unreadable_events.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -30,6 +31,45 @@ pub enum CacheError {
     TooNew { found: u32, known: u32 },
     #[error("cannot create the cache directory: {0}")]
     Dir(#[from] std::io::Error),
+    /// A batch did not continue from the cursor (an event is missing): nothing was applied, and
+    /// the caller reads the log again from the cursor.
+    #[error("the events jump from seq {cursor} to {found}; reading again from {cursor}")]
+    Gap { cursor: u64, found: u64 },
+}
+
+/// One event of a batch, as the sync engine could read it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incoming {
+    Event(Event),
+    /// A kind this build does not know (a newer hub): passed over quietly.
+    UnknownKind {
+        seq: u64,
+    },
+    /// A known kind whose data could not be read: kept aside by seq, with why (see
+    /// [`Cache::unreadable_events`]), and passed over so everything else is applied.
+    Unreadable {
+        seq: u64,
+        kind: String,
+        error: String,
+        data: String,
+    },
+}
+
+impl Incoming {
+    pub fn seq(&self) -> u64 {
+        match self {
+            Incoming::Event(e) => e.seq,
+            Incoming::UnknownKind { seq } | Incoming::Unreadable { seq, .. } => *seq,
+        }
+    }
+}
+
+/// An event the cache could not read, as the app reports it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct UnreadableEvent {
+    pub seq: u64,
+    pub kind: String,
+    pub error: String,
 }
 
 /// What one [`Cache::apply`] changed, for the updates the app shows.
@@ -43,6 +83,8 @@ pub struct Applied {
     pub cursor: u64,
     /// How many events were new (not already applied).
     pub applied: usize,
+    /// Events in the batch that could not be read (kept aside).
+    pub unreadable: Vec<UnreadableEvent>,
 }
 
 /// How far the history backfill has got: `fetched` of `total` messages, newest first.
@@ -78,6 +120,10 @@ pub struct HandoffSummary {
 
 pub struct Cache {
     pub(crate) conn: Connection,
+    /// A second connection to the same file with `synchronous=FULL`, for writes the agent was
+    /// told are safe (the outbox): a reply shown as queued survives a power cut. The synced data
+    /// does not need that (the hub still has it), so the main connection stays faster.
+    pub(crate) durable: Connection,
 }
 
 impl std::fmt::Debug for Cache {
@@ -90,8 +136,10 @@ impl Cache {
     /// Opens (creating if needed) the cache database at `path` and brings its schema up to date.
     pub fn open(path: &Path) -> Result<Self, CacheError> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            // Customers' conversations: readable by this user only.
+            baton_protocol::private_fs::private_dir(dir)?;
         }
+        baton_protocol::private_fs::private_touch(path)?;
         let mut conn = Connection::open(path)?;
         // Applying events uses a few dozen distinct statements; the default cache (16) would
         // re-prepare them over and over.
@@ -107,7 +155,23 @@ impl Cache {
         // Checkpoint less often: pages rewritten by consecutive batches are copied back once.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         migrate(&mut conn)?;
-        Ok(Self { conn })
+        let durable = Connection::open(path)?;
+        durable.busy_timeout(std::time::Duration::from_secs(5))?;
+        durable.pragma_update(None, "synchronous", "FULL")?;
+        for suffix in ["", "-wal", "-shm"] {
+            let mut name = path.as_os_str().to_owned();
+            name.push(suffix);
+            baton_protocol::private_fs::private_file(Path::new(&name))?;
+        }
+        Ok(Self { conn, durable })
+    }
+
+    /// How durably the outbox is written: SQLite's `synchronous` level on its connection
+    /// (2 = FULL: every commit is on disk before it returns).
+    pub fn outbox_durability(&self) -> Result<i64, CacheError> {
+        Ok(self
+            .durable
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))?)
     }
 
     /// The seq of the last hub event applied (0 for a new cache).
@@ -117,19 +181,60 @@ impl Cache {
 
     /// Applies the events newer than the cursor, and the new cursor, in one transaction.
     pub fn apply(&mut self, events: &[Event]) -> Result<Applied, CacheError> {
+        let batch: Vec<Incoming> = events.iter().cloned().map(Incoming::Event).collect();
+        self.apply_batch(&batch)
+    }
+
+    /// Applies a batch newer than the cursor, and the new cursor, in one transaction. The batch
+    /// must continue the log without a hole: the first event after the cursor is `cursor + 1`,
+    /// and so on. A hole refuses the whole batch ([`CacheError::Gap`]) so the caller reads the
+    /// log again — an event is never skipped. Unreadable events are kept aside, not skipped.
+    pub fn apply_batch(&mut self, batch: &[Incoming]) -> Result<Applied, CacheError> {
         let tx = self.conn.transaction()?;
         let mut cursor = read_cursor(&tx)?;
         let mut applied = Applied {
             cursor,
             ..Applied::default()
         };
-        for event in events {
-            if event.seq <= cursor {
+        for item in batch {
+            let seq = item.seq();
+            if seq <= cursor {
                 continue;
             }
-            cursor = event.seq;
-            applied.applied += 1;
-            upsert(&tx, &event.data, &mut applied)?;
+            if seq != cursor + 1 {
+                return Err(CacheError::Gap { cursor, found: seq });
+            }
+            cursor = seq;
+            match item {
+                Incoming::Event(event) => {
+                    applied.applied += 1;
+                    upsert(&tx, &event.data, &mut applied)?;
+                }
+                Incoming::UnknownKind { .. } => {}
+                Incoming::Unreadable {
+                    seq,
+                    kind,
+                    error,
+                    data,
+                } => {
+                    tx.prepare_cached(
+                        "INSERT INTO unreadable_events (seq, kind, error, data, seen_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT(seq) DO NOTHING",
+                    )?
+                    .execute(params![
+                        *seq as i64,
+                        kind,
+                        error,
+                        data,
+                        chrono::Utc::now().to_rfc3339()
+                    ])?;
+                    applied.unreadable.push(UnreadableEvent {
+                        seq: *seq,
+                        kind: kind.clone(),
+                        error: error.clone(),
+                    });
+                }
+            }
         }
         write_cursor(&tx, cursor)?;
         tx.commit()?;
@@ -137,6 +242,21 @@ impl Cache {
         applied.conversations.sort();
         applied.conversations.dedup();
         Ok(applied)
+    }
+
+    /// Events this device could not read, newest first.
+    pub fn unreadable_events(&self) -> Result<Vec<UnreadableEvent>, CacheError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT seq, kind, error FROM unreadable_events ORDER BY seq DESC")?;
+        let rows = stmt.query_map([], |r| {
+            Ok(UnreadableEvent {
+                seq: r.get::<_, i64>(0)? as u64,
+                kind: r.get(1)?,
+                error: r.get(2)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// Writes what the hub answered a command with, at once, so the agent sees the result before
@@ -153,24 +273,27 @@ impl Cache {
     /// outbox and drafts — is kept. Cached messages are kept too unless the hub's log is behind this
     /// cache's cursor (its data was reset, so they belong to another history); either way backfill
     /// starts over so history is complete again.
+    ///
+    /// A large inbox comes in pages: `seq` is the first page's (where the log is followed from),
+    /// `first` says whether this page starts the snapshot. Until the last page (no `next`) is in,
+    /// the cursor is 0, so a device stopped half-way takes the snapshot again.
     pub fn apply_snapshot(
         &mut self,
         snapshot: &baton_protocol::Snapshot,
     ) -> Result<Applied, CacheError> {
+        self.apply_snapshot_page(snapshot, true, snapshot.seq)
+    }
+
+    /// One page of a snapshot (see [`Cache::apply_snapshot`]).
+    pub fn apply_snapshot_page(
+        &mut self,
+        snapshot: &baton_protocol::Snapshot,
+        first: bool,
+        seq: u64,
+    ) -> Result<Applied, CacheError> {
         let tx = self.conn.transaction()?;
-        let reset = read_cursor(&tx)? > snapshot.seq;
-        tx.execute_batch(
-            "DELETE FROM contacts; DELETE FROM conversations; DELETE FROM handoffs;
-             DELETE FROM agents; DELETE FROM notes; DELETE FROM templates;
-             DELETE FROM settings WHERE key = 'tags';
-             DELETE FROM sync_state WHERE key LIKE 'backfill_%';",
-        )?;
-        for table in [Indexed::Contacts, Indexed::Handoffs, Indexed::Notes] {
-            table.clear(&tx)?;
-        }
-        if reset {
-            tx.execute_batch("DELETE FROM messages;")?;
-            Indexed::Messages.clear(&tx)?;
+        if first {
+            clear_synced(&tx, read_cursor(&tx)? > seq)?;
         }
         // A snapshot's handoffs are not news: only handoffs that arrive live raise notifications.
         let mut applied = Applied::default();
@@ -195,10 +318,11 @@ impl Cache {
         for data in &known {
             upsert(&tx, data, &mut applied)?;
         }
-        write_cursor(&tx, snapshot.seq)?;
+        let done = snapshot.next.is_none();
+        write_cursor(&tx, if done { seq } else { 0 })?;
         tx.commit()?;
         applied.new_handoffs.clear();
-        applied.cursor = snapshot.seq;
+        applied.cursor = if done { seq } else { 0 };
         applied.applied = known.len();
         applied.conversations.sort();
         applied.conversations.dedup();
@@ -357,16 +481,6 @@ impl Cache {
         Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
     }
 
-    /// Moves the cursor past events this build could not decode, so they are not fetched forever.
-    pub fn skip_to(&mut self, seq: u64) -> Result<(), CacheError> {
-        let tx = self.conn.transaction()?;
-        if seq > read_cursor(&tx)? {
-            write_cursor(&tx, seq)?;
-        }
-        tx.commit()?;
-        Ok(())
-    }
-
     /// Handoffs in `statuses`, newest first, with their customer and last message.
     pub fn handoffs(&self, statuses: &[HandoffStatus]) -> Result<Vec<HandoffSummary>, CacheError> {
         let mut stmt = self.conn.prepare_cached(
@@ -507,6 +621,25 @@ impl Cache {
             .map(|d| serde_json::from_str(&d))
             .transpose()?)
     }
+}
+
+/// Empties what a snapshot replaces: every synced entity but messages (kept unless the hub's data
+/// was `reset`: then they belong to another history). The outbox and drafts are the device's own.
+fn clear_synced(tx: &Connection, reset: bool) -> Result<(), CacheError> {
+    tx.execute_batch(
+        "DELETE FROM contacts; DELETE FROM conversations; DELETE FROM handoffs;
+         DELETE FROM agents; DELETE FROM notes; DELETE FROM templates;
+         DELETE FROM settings WHERE key = 'tags';
+         DELETE FROM sync_state WHERE key LIKE 'backfill_%';",
+    )?;
+    for table in [Indexed::Contacts, Indexed::Handoffs, Indexed::Notes] {
+        table.clear(tx)?;
+    }
+    if reset {
+        tx.execute_batch("DELETE FROM messages;")?;
+        Indexed::Messages.clear(tx)?;
+    }
+    Ok(())
 }
 
 /// Writes one entity's new state (events carry full state, so this is an idempotent upsert) and
@@ -957,7 +1090,7 @@ mod tests {
         ];
         for (i, data) in more.into_iter().enumerate() {
             events.push(Event {
-                seq: 100 + i as u64,
+                seq: 8 + i as u64,
                 data,
             });
         }
@@ -1016,6 +1149,14 @@ mod tests {
             ],
         )
         .expect("old message");
+        if version >= 3 {
+            // From version 3 on, the cache keeps the search index itself.
+            conn.execute_batch(
+                "UPDATE messages SET text = json_extract(data, '$.text');
+                 INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages;",
+            )
+            .expect("old index");
+        }
         conn.execute(
             "INSERT INTO sync_state (key, value) VALUES ('cursor', '41')",
             [],
@@ -1098,6 +1239,7 @@ mod tests {
             tags: baton_protocol::TagList {
                 tags: vec!["vip".into()],
             },
+            next: None,
         };
         let applied = cache.apply_snapshot(&snapshot).expect("snapshot");
         assert!(applied.new_handoffs.is_empty(), "a snapshot is not news");

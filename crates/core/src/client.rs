@@ -9,6 +9,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use url::Url;
 
+/// The largest stream message this client accepts (the hub's frames are about 1 MiB at most).
+pub const MAX_STREAM_MESSAGE: usize = 64 * 1024 * 1024;
+
 pub type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -97,9 +100,16 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
-    /// The inbox's current state and the seq it reflects (for a new device, or after 410).
-    pub async fn snapshot(&self) -> Result<baton_protocol::Snapshot, ClientError> {
+    /// One page of the inbox's current state and the seq it reflects (for a new device, or after
+    /// 410); `page` is the previous page's `next`.
+    pub async fn snapshot(
+        &self,
+        page: Option<&str>,
+    ) -> Result<baton_protocol::Snapshot, ClientError> {
         let mut request = self.http.get(self.url("/api/v1/snapshot"));
+        if let Some(page) = page {
+            request = request.query(&[("page", page)]);
+        }
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
@@ -173,6 +183,17 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
+    /// Ends this sign-in on the hub (its token stops working everywhere at once).
+    pub async fn logout(&self) -> Result<(), ClientError> {
+        self.call(
+            reqwest::Method::POST,
+            "/logout",
+            Some(serde_json::json!({})),
+        )
+        .await
+        .map(|_| ())
+    }
+
     /// Opens the live stream from `after`.
     pub async fn stream(&self, after: u64) -> Result<Stream, ClientError> {
         let mut ws_url = self.base.clone();
@@ -196,7 +217,12 @@ impl HubClient {
                 .map_err(|_| ClientError::Unauthorized)?;
             request.headers_mut().insert("Authorization", value);
         }
-        match tokio_tungstenite::connect_async(request).await {
+        // Set explicitly, far above what the hub sends (frames of about 1 MiB, a single event of
+        // a few hundred KiB at most), so a device never refuses its own backlog.
+        let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
+        config.max_message_size = Some(MAX_STREAM_MESSAGE);
+        config.max_frame_size = Some(MAX_STREAM_MESSAGE);
+        match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
             Ok((stream, _)) => Ok(stream),
             Err(tokio_tungstenite::tungstenite::Error::Http(response))
                 if response.status().as_u16() == 401 =>

@@ -12,7 +12,9 @@ pub mod search;
 pub mod sync;
 pub mod token;
 
-pub use cache::{Backfill, Cache, CacheError, CustomerView, HandoffSummary};
+pub use cache::{
+    Backfill, Cache, CacheError, CustomerView, HandoffSummary, Incoming, UnreadableEvent,
+};
 pub use client::{ClientError, HubClient};
 pub use outbox::{FailureClass, OutboxError, OutboxItem, OutboxState};
 pub use search::{SearchHit, SearchQuery};

@@ -160,7 +160,7 @@ impl Cache {
         now: DateTime<Utc>,
     ) -> Result<OutboxItem, OutboxError> {
         body["txn_id"] = serde_json::Value::String(txn_id.to_string());
-        self.conn.execute(
+        self.durable.execute(
             "INSERT INTO outbox (txn_id, action, path, body, conversation_id, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(txn_id) DO NOTHING",
@@ -265,7 +265,7 @@ impl Cache {
 
     /// Puts a failed (or waiting) item back at the front of the line, to be sent now.
     pub fn retry(&self, id: i64) -> Result<OutboxItem, OutboxError> {
-        let changed = self.conn.execute(
+        let changed = self.durable.execute(
             "UPDATE outbox SET state = 'queued', next_attempt_at = NULL WHERE id = ?1",
             [id],
         )?;
@@ -278,7 +278,7 @@ impl Cache {
     /// Drops an item the agent no longer wants sent.
     pub fn discard(&self, id: i64) -> Result<OutboxItem, OutboxError> {
         let item = self.outbox_item(id)?;
-        self.conn
+        self.durable
             .execute("DELETE FROM outbox WHERE id = ?1", [id])?;
         Ok(item)
     }
@@ -293,7 +293,7 @@ impl Cache {
         let mut body = item.body.clone();
         body["text"] = serde_json::Value::String(text.to_string());
         body["txn_id"] = serde_json::Value::String(new_txn_id.to_string());
-        self.conn.execute(
+        self.durable.execute(
             "UPDATE outbox SET body = ?2, txn_id = ?3, state = 'queued', error = NULL,
                  error_class = NULL, next_attempt_at = NULL
              WHERE id = ?1",
@@ -318,7 +318,7 @@ impl Cache {
         error: &str,
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<(), OutboxError> {
-        self.conn.execute(
+        self.durable.execute(
             "UPDATE outbox SET attempts = attempts + 1, error_class = ?2, error = ?3,
                  next_attempt_at = ?4, state = ?5
              WHERE id = ?1",
@@ -512,6 +512,17 @@ mod tests {
         assert_eq!(items.len(), 1);
         assert_eq!(items[0].body["txn_id"], "tx-1");
         assert_eq!(items[0].text(), Some("hi"));
+    }
+
+    #[test]
+    fn the_outbox_is_written_with_full_durability_while_synced_data_is_not() {
+        let (_dir, cache) = cache();
+        assert_eq!(cache.outbox_durability().expect("pragma"), 2, "FULL");
+        let synced: i64 = cache
+            .conn
+            .query_row("PRAGMA synchronous", [], |r| r.get(0))
+            .expect("pragma");
+        assert_eq!(synced, 1, "NORMAL");
     }
 
     #[test]

@@ -9,14 +9,14 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_protocol::{Event, Handoff, RawEvent, StreamFrame, StreamNotice};
+use baton_protocol::{Handoff, RawEvent, StreamFrame, StreamNotice};
 use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
 use serde::Serialize;
 use tokio::sync::{mpsc, watch};
 use tokio_tungstenite::tungstenite::Message as WsMessage;
 
-use crate::cache::{Applied, Backfill, Cache, CacheError};
+use crate::cache::{Applied, Backfill, Cache, CacheError, Incoming, UnreadableEvent};
 use crate::client::{ClientError, HubClient};
 
 pub const MAX_BATCH: usize = 500;
@@ -44,6 +44,10 @@ pub enum Update {
     },
     /// The hub no longer accepts the token: the agent must sign in again.
     SignedOut,
+    /// An event this build could not read was kept aside; everything else was applied.
+    Unreadable {
+        event: UnreadableEvent,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -113,24 +117,35 @@ impl SyncEngine {
                     .await?;
                 return Ok(after);
             }
+            // A page is the log itself: a hole in it (the hub's bug) stops sync with the error
+            // rather than skip an event.
             self.apply(page.events).await?;
         }
     }
 
-    /// Replaces the synced state with the hub's current one (outbox and drafts stay).
+    /// Replaces the synced state with the hub's current one (outbox and drafts stay), page by
+    /// page; the log is then followed from the first page's seq.
     pub async fn snapshot(&self) -> Result<u64, SyncError> {
-        let snapshot = self.client.snapshot().await?;
-        let seq = snapshot.seq;
-        let applied = self
-            .with_cache(move |c| c.apply_snapshot(&snapshot))
-            .await?;
-        if !applied.conversations.is_empty() {
-            self.emit(Update::InboxChanged {
-                conversations: applied.conversations,
-            })
-            .await;
+        let mut page = self.client.snapshot(None).await?;
+        let seq = page.seq;
+        let mut first = true;
+        loop {
+            let next = page.next.clone();
+            let applied = self
+                .with_cache(move |c| c.apply_snapshot_page(&page, first, seq))
+                .await?;
+            first = false;
+            if !applied.conversations.is_empty() {
+                self.emit(Update::InboxChanged {
+                    conversations: applied.conversations,
+                })
+                .await;
+            }
+            match next {
+                Some(next) => page = self.client.snapshot(Some(&next)).await?,
+                None => return Ok(seq),
+            }
         }
-        Ok(seq)
     }
 
     /// Fetches older messages until the local history is complete or reaches back to
@@ -278,13 +293,16 @@ impl SyncEngine {
             }
             let mut events = Vec::with_capacity(frames.len());
             let mut caught_up = None;
+            let mut reread = false;
             for frame in frames {
                 match frame.map_err(|e| ClientError::Network(e.to_string()))? {
                     WsMessage::Text(text) => match parse_frame(&text) {
                         Frame::Events(raw) => events.extend(raw),
                         Frame::CaughtUp(seq) => caught_up = Some(seq),
+                        // Never skipped: what it held is read again from the log below.
                         Frame::Unreadable(e) => {
-                            tracing::warn!(error = %e, "sync: unreadable frame skipped")
+                            tracing::warn!(error = %e, "sync: an unreadable frame; reading the log again from the cursor");
+                            reread = true;
                         }
                     },
                     WsMessage::Close(_) => return Ok(()),
@@ -292,7 +310,18 @@ impl SyncEngine {
                 }
             }
             if !events.is_empty() {
-                self.apply(events).await?;
+                match self.apply(events).await {
+                    Err(SyncError::Cache(CacheError::Gap { cursor, found })) => {
+                        tracing::warn!(cursor, found, "sync: the stream skipped events; reading the log again from the cursor");
+                        reread = true;
+                    }
+                    other => {
+                        other?;
+                    }
+                }
+            }
+            if reread {
+                self.catch_up().await?;
             }
             if live || caught_up.is_some() {
                 self.with_cache(|c| c.mark_synced(chrono::Utc::now()))
@@ -320,36 +349,35 @@ impl SyncEngine {
         Ok(cursor)
     }
 
-    /// Decodes and applies a batch; events of kinds this build does not know only move the cursor.
+    /// Decodes and applies a batch. Events of kinds this build does not know only move the cursor;
+    /// an event it cannot read is kept aside by its seq and reported, and the rest is applied.
     async fn apply(&self, raw: Vec<RawEvent>) -> Result<Applied, SyncError> {
-        let last_seq = raw.iter().map(|e| e.seq).max().unwrap_or(0);
-        let mut events: Vec<Event> = Vec::with_capacity(raw.len());
-        for event in raw {
-            let seq = event.seq;
-            match event.decode() {
-                Ok(Some(event)) => events.push(event),
+        let batch: Vec<Incoming> = raw
+            .into_iter()
+            .map(|event| match event.decode() {
+                Ok(Some(decoded)) => Incoming::Event(decoded),
                 Ok(None) => {
-                    tracing::debug!(seq, "sync: skipping an event kind this build does not know")
+                    tracing::debug!(seq = event.seq, kind = ?event.kind, "sync: an event kind this build does not know");
+                    Incoming::UnknownKind { seq: event.seq }
                 }
-                Err(e) => {
-                    tracing::warn!(seq, error = %e, "sync: skipping an event this build cannot read")
-                }
-            }
+                Err(e) => Incoming::Unreadable {
+                    seq: event.seq,
+                    kind: event.kind,
+                    error: e.to_string(),
+                    data: event.data.get().to_string(),
+                },
+            })
+            .collect();
+        let applied = self
+            .with_cache(move |cache| cache.apply_batch(&batch))
+            .await?;
+        for event in &applied.unreadable {
+            tracing::warn!(seq = event.seq, kind = ?event.kind, error = ?event.error, "sync: an event this build cannot read was kept aside");
+            self.emit(Update::Unreadable {
+                event: event.clone(),
+            })
+            .await;
         }
-        let cache = self.cache.clone();
-        let applied = tokio::task::spawn_blocking(move || {
-            let mut cache = match cache.lock() {
-                Ok(c) => c,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            let applied = cache.apply(&events)?;
-            if last_seq > applied.cursor {
-                cache.skip_to(last_seq)?;
-            }
-            Ok::<_, CacheError>(applied)
-        })
-        .await
-        .map_err(|e| ClientError::Protocol(e.to_string()))??;
         for handoff in &applied.new_handoffs {
             self.emit(Update::NewHandoff {
                 handoff: handoff.clone(),

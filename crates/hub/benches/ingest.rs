@@ -79,7 +79,14 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let baseline =
         baseline_commits_per_sec(&dir.path().join("baseline.sqlite"), Duration::from_secs(3))?;
 
-    let hub = Hub::open(&dir.path().join("hub"))?;
+    let hub = Hub::open_with(
+        &dir.path().join("hub"),
+        baton_hub::SystemClock,
+        baton_hub::HubConfig {
+            allow_private_urls: true,
+            ..Default::default()
+        },
+    )?;
     let channel = admin::add_botpress_channel(&hub, "bench", None)?;
     let mut tokens = Vec::new();
     for i in 0..agents {
@@ -90,7 +97,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
             Role::Agent,
             "bench password",
         )?;
-        tokens.push(admin::issue_token(&hub, &agent.id)?);
+        tokens.push(admin::issue_token(&hub, &agent.id, None)?);
     }
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -88,11 +88,13 @@ pub fn add_botpress_channel(
         return Err(AdminError::Invalid("the channel needs a name".into()));
     }
     if let Some(url) = webhook_url {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(AdminError::Invalid(format!(
-                "{url:?} is not an http(s) URL; copy the webhook URL from the integration's page in Botpress"
-            )));
-        }
+        crate::egress::check_url(url, hub.config().allow_private_urls, "webhook URL").map_err(
+            |e| {
+                AdminError::Invalid(format!(
+                    "{e}; copy the webhook URL from the integration's page in Botpress"
+                ))
+            },
+        )?;
     }
     let id = hub.new_id("ch");
     let secret = random_secret();
@@ -111,6 +113,26 @@ pub fn add_botpress_channel(
         )?;
         Ok::<_, AdminError>(())
     })?;
+    Ok(NewBotpressChannel {
+        id,
+        endpoint_path: format!("/botpress/{secret}"),
+    })
+}
+
+/// Gives a Botpress channel a new endpoint secret; the old one stops working at once (within a few
+/// seconds for a hub running in another process). Like `add`, the new path is shown only now.
+pub fn rotate_botpress_secret(hub: &Hub, key: &str) -> Result<NewBotpressChannel, AdminError> {
+    let id = channel_id(hub, key)?;
+    let secret = random_secret();
+    hub.store().write(|txn| {
+        txn.conn().execute(
+            "UPDATE channels SET secret_hash = ?2 WHERE id = ?1",
+            params![id, secret_hash(&secret)],
+        )?;
+        Ok::<_, AdminError>(())
+    })?;
+    hub.forget_channel_ids();
+    tracing::info!(channel = %id, "botpress: endpoint secret rotated");
     Ok(NewBotpressChannel {
         id,
         endpoint_path: format!("/botpress/{secret}"),
@@ -141,13 +163,22 @@ pub fn set_tags(hub: &Hub, tags: &[String]) -> Result<Vec<String>, AdminError> {
 }
 
 /// Issues a bearer token for an agent without a password; for solo mode, where the app and the hub
-/// are one process and the local agent never types a password.
-pub fn issue_token(hub: &Hub, agent_id: &str) -> Result<String, AdminError> {
+/// are one process and the local agent never types a password. `replacing` (the previous token,
+/// no longer usable) is revoked in the same transaction, so tokens never pile up.
+pub fn issue_token(
+    hub: &Hub,
+    agent_id: &str,
+    replacing: Option<&str>,
+) -> Result<String, AdminError> {
     let token = random_secret();
     let now = hub.now().to_rfc3339();
     hub.store().write(|txn| {
+        if let Some(old) = replacing {
+            txn.conn()
+                .execute("DELETE FROM tokens WHERE token_hash = ?1", [secret_hash(old)])?;
+        }
         txn.conn().execute(
-            "INSERT INTO tokens (token_hash, agent_id, created_at) VALUES (?1, ?2, ?3)",
+            "INSERT INTO tokens (token_hash, agent_id, created_at, last_used_at) VALUES (?1, ?2, ?3, ?3)",
             params![secret_hash(&token), agent_id, now],
         )?;
         Ok::<_, AdminError>(())
@@ -259,7 +290,28 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
         }
     }
     let now = hub.now();
+    let signs_out = agent.disabled || hash.is_some();
     hub.store().write(|txn| {
+        // A team always keeps one enabled admin: otherwise nobody could manage it from the app.
+        if agent.role != Role::Admin || agent.disabled {
+            let other_admins: i64 = txn.conn().query_row(
+                "SELECT COUNT(*) FROM agents WHERE id != ?1 AND disabled = 0
+                 AND json_extract(data, '$.role') = 'admin'",
+                [&agent.id],
+                |r| r.get(0),
+            )?;
+            let was_admin: bool = txn.conn().query_row(
+                "SELECT json_extract(data, '$.role') = 'admin' AND disabled = 0 FROM agents WHERE id = ?1",
+                [&agent.id],
+                |r| r.get(0),
+            )?;
+            if was_admin && other_admins == 0 {
+                return Err(AdminError::Invalid(format!(
+                    "{} is the team's last admin; make someone else an admin first",
+                    agent.name
+                )));
+            }
+        }
         txn.conn().execute(
             "UPDATE agents SET disabled = ?2 WHERE id = ?1",
             params![agent.id, agent.disabled as i64],
@@ -296,6 +348,10 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
         txn.put(EventData::Agent(agent.clone()))?;
         Ok::<_, AdminError>(())
     })?;
+    if signs_out {
+        // Their open streams close now, not at their next request.
+        hub.revoke(crate::Revoked::Agent(agent.id.clone()));
+    }
     Ok(agent)
 }
 
@@ -387,15 +443,13 @@ pub fn update_channel(
         .read(|c| crate::channel::load(c, &id))?
         .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
     let mut settings = row.settings;
+    let allow_private = hub.config().allow_private_urls;
     let webhook_url = match update.webhook_url.as_deref().map(str::trim) {
         Some("") => None,
-        Some(url) if url.starts_with("https://") || url.starts_with("http://") => {
-            Some(url.trim_end_matches('/').to_string())
-        }
         Some(url) => {
-            return Err(AdminError::Invalid(format!(
-                "{url:?} is not an http(s) URL"
-            )))
+            crate::egress::check_url(url, allow_private, "webhook URL")
+                .map_err(AdminError::Invalid)?;
+            Some(url.trim_end_matches('/').to_string())
         }
         None => row.webhook_url,
     };
@@ -407,6 +461,8 @@ pub fn update_channel(
         settings.bot_token = blank_is_none(v);
     }
     if let Some(v) = update.botpress_api_url {
+        crate::egress::check_url(&v, allow_private, "Botpress API URL")
+            .map_err(AdminError::Invalid)?;
         settings.botpress_api_url = v.trim().trim_end_matches('/').to_string();
     }
     let merge = |into: &mut std::collections::BTreeMap<String, String>,

@@ -48,6 +48,7 @@ impl From<AdminError> for ApiError {
         match e {
             AdminError::EmailTaken(_) => ApiError::Conflict(e.to_string()),
             AdminError::Invalid(m) if m.starts_with("no ") => ApiError::NotFound(m),
+            AdminError::Invalid(m) if m.contains("last admin") => ApiError::Conflict(m),
             AdminError::Invalid(m) => ApiError::BadRequest(m),
             AdminError::Hash(m) => ApiError::BadRequest(m),
             AdminError::Store(s) => ApiError::Internal(s),
@@ -64,12 +65,7 @@ async fn blocking<T: Send + 'static>(
     Ok(Json(value))
 }
 
-type JsonBody<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
-
-fn body<T>(b: JsonBody<T>) -> Result<T, ApiError> {
-    b.map(|Json(v)| v)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
-}
+use crate::body::JsonBody;
 
 async fn list_agents(
     State(hub): State<Hub>,
@@ -90,9 +86,9 @@ struct NewAgent {
 async fn add_agent(
     State(hub): State<Hub>,
     _: SignedInAdmin,
-    b: JsonBody<NewAgent>,
+    JsonBody(b): JsonBody<NewAgent>,
 ) -> Result<Json<Agent>, ApiError> {
-    let new = body(b)?;
+    let new = b;
     blocking(move || {
         admin::add_agent(
             &hub,
@@ -109,9 +105,9 @@ async fn update_agent(
     State(hub): State<Hub>,
     _: SignedInAdmin,
     Path(id): Path<String>,
-    b: JsonBody<AgentUpdate>,
+    JsonBody(b): JsonBody<AgentUpdate>,
 ) -> Result<Json<Agent>, ApiError> {
-    let update = body(b)?;
+    let update = b;
     blocking(move || admin::update_agent(&hub, &id, update)).await
 }
 
@@ -133,9 +129,9 @@ struct NewChannel {
 async fn add_channel(
     State(hub): State<Hub>,
     _: SignedInAdmin,
-    b: JsonBody<NewChannel>,
+    JsonBody(b): JsonBody<NewChannel>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let new = body(b)?;
+    let new = b;
     blocking(move || {
         let channel = admin::add_botpress_channel(&hub, &new.name, new.webhook_url.as_deref())?;
         Ok(serde_json::json!({"id": channel.id, "endpoint_path": channel.endpoint_path}))
@@ -147,9 +143,9 @@ async fn update_channel(
     State(hub): State<Hub>,
     _: SignedInAdmin,
     Path(id): Path<String>,
-    b: JsonBody<ChannelUpdate>,
+    JsonBody(b): JsonBody<ChannelUpdate>,
 ) -> Result<Json<ChannelView>, ApiError> {
-    let update = body(b)?;
+    let update = b;
     blocking(move || admin::update_channel(&hub, &id, update)).await
 }
 
@@ -168,9 +164,9 @@ struct Tags {
 async fn set_tags(
     State(hub): State<Hub>,
     _: SignedInAdmin,
-    b: JsonBody<Tags>,
+    JsonBody(b): JsonBody<Tags>,
 ) -> Result<Json<Vec<String>>, ApiError> {
-    let tags = body(b)?.tags;
+    let tags = b.tags;
     blocking(move || admin::set_tags(&hub, &tags)).await
 }
 
@@ -190,9 +186,9 @@ struct NewTemplate {
 async fn put_template(
     State(hub): State<Hub>,
     _: SignedInAdmin,
-    b: JsonBody<NewTemplate>,
+    JsonBody(b): JsonBody<NewTemplate>,
 ) -> Result<Json<Template>, ApiError> {
-    let new = body(b)?;
+    let new = b;
     blocking(move || admin::put_template(&hub, &new.name, &new.text)).await
 }
 

@@ -6,21 +6,38 @@ use std::time::Duration;
 
 use axum::extract::ws::{Message as WsMessage, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use baton_protocol::{Event, EventPage, LoginRequest, LoginResponse, StreamNotice};
+use baton_protocol::{LoginRequest, LoginResponse, StreamNotice};
 use rusqlite::{params, OptionalExtension};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::{random_secret, secret_hash, verify_password, SignedIn};
+use crate::auth::{random_secret, secret_hash, verify_password, ClientAddr, Session, SignedIn};
+use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::store::{get_entity, Entity, StoreError};
-use crate::Hub;
+use crate::store::{get_entity, Entity, StoreError, MAX_FRAME_BYTES};
+use crate::{Hub, Revoked};
 
 /// The most events one page (or one catch-up read of the stream) returns.
 pub const MAX_PAGE: u32 = 1000;
+
+/// The most bytes one snapshot or message page carries.
+pub const MAX_PAGE_BYTES: usize = 4 * 1024 * 1024;
+
+/// A stream write that takes longer than this means the agent's device stopped reading: the
+/// stream is dropped (the device resumes from its cursor when it reconnects).
+const STREAM_SEND_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// What the stream buffers for a slow reader before it drops it.
+const STREAM_WRITE_BUFFER: usize = 8 * 1024 * 1024;
+
+/// A stream that has heard nothing from the device (not even a pong) for this long is dead.
+const STREAM_SILENCE: Duration = Duration::from_secs(75);
+
+/// How often an open stream re-checks its sign-in (for changes made by another process).
+const STREAM_RECHECK: Duration = Duration::from_secs(1);
 
 /// What a stream reads from the agent: control frames and a close, never large.
 const STREAM_READ_BUFFER: usize = 4 * 1024;
@@ -31,6 +48,7 @@ const STREAM_PING: Duration = Duration::from_secs(20);
 pub fn routes() -> Router<Hub> {
     Router::new()
         .route("/login", post(login))
+        .route("/logout", post(logout))
         .route("/me", get(me))
         .route("/events", get(events))
         .route("/stream", get(stream))
@@ -53,9 +71,9 @@ async fn me(SignedIn(agent): SignedIn) -> Json<baton_protocol::Agent> {
 }
 
 /// The body every command takes: the client's `txn_id` plus the command's own fields.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, Serialize)]
 struct CommandBody {
-    #[serde(default)]
+    #[serde(default, skip_serializing)]
     txn_id: Option<String>,
     #[serde(default)]
     text: Option<String>,
@@ -74,30 +92,35 @@ struct CommandBody {
     payload: Option<serde_json::Value>,
 }
 
-type Body = Result<Json<CommandBody>, axum::extract::rejection::JsonRejection>;
-
-fn parse_body(body: Body) -> Result<CommandBody, ApiError> {
-    body.map(|Json(b)| b)
-        .map_err(|e| ApiError::BadRequest(e.body_text()))
-}
+type Body = JsonBody<CommandBody>;
 
 fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
     value.ok_or_else(|| ApiError::BadRequest(format!("the body needs \"{field}\"")))
+}
+
+/// What a command asked for, as a hash: a `txn_id` sent again must come with the same request.
+fn fingerprint(route: &str, target: &str, body: &CommandBody) -> String {
+    let fields = serde_json::to_string(body).unwrap_or_default();
+    secret_hash(&format!("{route}\n{target}\n{fields}"))
 }
 
 /// Runs a command off the async threads, once per `txn_id`.
 async fn command(
     hub: Hub,
     agent: baton_protocol::Agent,
-    txn_id: Option<String>,
+    body: &CommandBody,
+    (route, target): (&str, &str),
     f: impl FnOnce(&mut crate::store::Txn<'_>, &Hub, &baton_protocol::Agent) -> Result<(), ApiError>
         + Send
         + 'static,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let txn_id = required(txn_id, "txn_id")?;
-    let response = tokio::task::spawn_blocking(move || crate::work::run(&hub, &agent, &txn_id, f))
-        .await
-        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let txn_id = required(body.txn_id.clone(), "txn_id")?;
+    let fingerprint = fingerprint(route, target, body);
+    let response = tokio::task::spawn_blocking(move || {
+        crate::work::run(&hub, &agent, &txn_id, &fingerprint, f)
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     Ok(Json(response))
 }
 
@@ -106,7 +129,7 @@ async fn presence(
     SignedIn(agent): SignedIn,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
+    let JsonBody(body) = body;
     let presence = match body.status.as_deref() {
         Some("online") => baton_protocol::Presence::Online,
         Some("offline") => baton_protocol::Presence::Offline,
@@ -117,10 +140,15 @@ async fn presence(
         }
     };
     // Presence is a plain toggle: a missing txn_id gets a fresh one.
-    let txn_id = body.txn_id.or_else(|| Some(crate::auth::random_secret()));
-    command(hub, agent, txn_id, move |txn, hub, agent| {
-        crate::work::set_presence(txn, hub, agent, presence)
-    })
+    let mut body = body;
+    body.txn_id = body.txn_id.or_else(|| Some(crate::auth::random_secret()));
+    command(
+        hub,
+        agent,
+        &body,
+        ("presence", ""),
+        move |txn, hub, agent| crate::work::set_presence(txn, hub, agent, presence),
+    )
     .await
 }
 
@@ -130,10 +158,15 @@ async fn assign(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::assign(txn, hub, agent, &id)
-    })
+    let JsonBody(body) = body;
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("assign", &target),
+        move |txn, hub, agent| crate::work::assign(txn, hub, agent, &id),
+    )
     .await
 }
 
@@ -143,10 +176,15 @@ async fn release(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::release(txn, hub, agent, &id)
-    })
+    let JsonBody(body) = body;
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("release", &target),
+        move |txn, hub, agent| crate::work::release(txn, hub, agent, &id),
+    )
     .await
 }
 
@@ -156,11 +194,16 @@ async fn transfer(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    let to = required(body.to, "to")?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::transfer(txn, hub, agent, &id, &to)
-    })
+    let JsonBody(body) = body;
+    let to = required(body.to.clone(), "to")?;
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("transfer", &target),
+        move |txn, hub, agent| crate::work::transfer(txn, hub, agent, &id, &to),
+    )
     .await
 }
 
@@ -170,18 +213,25 @@ async fn resolve(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    let label = body.label;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::close(
-            txn,
-            hub,
-            agent,
-            &id,
-            baton_protocol::HandoffStatus::Resolved,
-            label.as_deref(),
-        )
-    })
+    let JsonBody(body) = body;
+    let label = body.label.clone();
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("resolve", &target),
+        move |txn, hub, agent| {
+            crate::work::close(
+                txn,
+                hub,
+                agent,
+                &id,
+                baton_protocol::HandoffStatus::Resolved,
+                label.as_deref(),
+            )
+        },
+    )
     .await
 }
 
@@ -191,17 +241,24 @@ async fn cancel(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::close(
-            txn,
-            hub,
-            agent,
-            &id,
-            baton_protocol::HandoffStatus::Cancelled,
-            None,
-        )
-    })
+    let JsonBody(body) = body;
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("cancel", &target),
+        move |txn, hub, agent| {
+            crate::work::close(
+                txn,
+                hub,
+                agent,
+                &id,
+                baton_protocol::HandoffStatus::Cancelled,
+                None,
+            )
+        },
+    )
     .await
 }
 
@@ -211,13 +268,19 @@ async fn tags(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
+    let JsonBody(body) = body;
     let tags = body
         .tags
+        .clone()
         .ok_or_else(|| ApiError::BadRequest("the body needs \"tags\": [ … ]".into()))?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::set_tags(txn, hub, agent, &id, &tags)
-    })
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("tags", &target),
+        move |txn, hub, agent| crate::work::set_tags(txn, hub, agent, &id, &tags),
+    )
     .await
 }
 
@@ -227,9 +290,9 @@ async fn send_message(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
+    let JsonBody(body) = body;
     // `{"text"}` is a text message; `{"type","payload"}` any other kind the channel relays.
-    let outgoing = match (body.kind, body.payload, body.text) {
+    let outgoing = match (body.kind.clone(), body.payload.clone(), body.text.clone()) {
         (Some(kind), Some(payload), _) => crate::work::Outgoing { kind, payload },
         (None, None, Some(text)) => crate::work::Outgoing::text(&text),
         (Some(kind), None, Some(text)) if kind == "text" => crate::work::Outgoing::text(&text),
@@ -249,9 +312,14 @@ async fn send_message(
             ))
         }
     };
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::reply(txn, hub, agent, &id, outgoing)
-    })
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("send_message", &target),
+        move |txn, hub, agent| crate::work::reply(txn, hub, agent, &id, outgoing),
+    )
     .await
 }
 
@@ -261,11 +329,16 @@ async fn add_note(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    let text = required(body.text, "text")?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::add_note(txn, hub, agent, &id, &text)
-    })
+    let JsonBody(body) = body;
+    let text = required(body.text.clone(), "text")?;
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("add_note", &target),
+        move |txn, hub, agent| crate::work::add_note(txn, hub, agent, &id, &text),
+    )
     .await
 }
 
@@ -275,51 +348,102 @@ async fn resend(
     Path(id): Path<String>,
     body: Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let body = parse_body(body)?;
-    command(hub, agent, body.txn_id, move |txn, hub, agent| {
-        crate::work::resend(txn, hub, agent, &id)
-    })
+    let JsonBody(body) = body;
+    let target = id.clone();
+    command(
+        hub,
+        agent,
+        &body,
+        ("resend", &target),
+        move |txn, hub, agent| crate::work::resend(txn, hub, agent, &id),
+    )
     .await
 }
 
+/// Signs an agent in. Failures are throttled per account and per address (429 with
+/// `Retry-After`); an unknown email costs the same time as a wrong password; hashing runs a few at
+/// a time so a burst of sign-ins cannot exhaust the hub's memory.
 async fn login(
     State(hub): State<Hub>,
-    body: Result<Json<LoginRequest>, axum::extract::rejection::JsonRejection>,
+    ClientAddr(addr): ClientAddr,
+    JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError::BadRequest(e.body_text()))?;
-    let response = tokio::task::spawn_blocking(move || {
-        let row: Option<(String, String)> = hub.store().read(|conn| {
+    let email = req.email.trim().to_string();
+    if let Some(retry_after) = hub.login_throttle().wait(&email, addr, hub.now()) {
+        tracing::info!(addr = ?addr, "login refused: too many failures; waiting");
+        return Err(ApiError::Throttled { retry_after });
+    }
+    let _turn = hub
+        .hashing()
+        .acquire()
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))?;
+    let hub2 = hub.clone();
+    let email2 = email.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        let row: Option<(String, String)> = hub2.store().read(|conn| {
             conn.query_row(
                 "SELECT id, password_hash FROM agents WHERE email = ?1 AND disabled = 0",
-                [req.email.trim()],
+                [&email2],
                 |r| Ok((r.get(0)?, r.get(1)?)),
             )
             .optional()
             .map_err(StoreError::from)
         })?;
-        let Some((agent_id, hash)) = row else {
-            tracing::info!("login refused: unknown or disabled email");
-            return Err(ApiError::BadCredentials);
-        };
-        if !verify_password(&req.password, &hash) {
-            tracing::info!(agent = %agent_id, "login refused: wrong password");
-            return Err(ApiError::BadCredentials);
-        }
-        let token = random_secret();
-        let now = hub.now().to_rfc3339();
-        let agent = hub.store().write(|txn| {
-            txn.conn().execute(
-                "INSERT INTO tokens (token_hash, agent_id, created_at) VALUES (?1, ?2, ?3)",
-                params![secret_hash(&token), agent_id, now],
-            )?;
-            get_entity(txn.conn(), Entity::Agent, &agent_id)
-        })?;
-        tracing::info!(agent = %agent_id, "agent signed in");
-        Ok(LoginResponse { token, agent })
+        let hash = row
+            .as_ref()
+            .map_or(crate::auth::decoy_hash(), |(_, h)| h.as_str());
+        let matches = verify_password(&req.password, hash);
+        Ok::<_, ApiError>(row.filter(|_| matches).map(|(id, _)| id))
     })
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-    Ok(Json(response))
+    let Some(agent_id) = checked else {
+        hub.login_throttle().failed(&email, addr, hub.now());
+        tracing::info!(addr = ?addr, "login refused: wrong email or password");
+        return Err(ApiError::BadCredentials);
+    };
+    hub.login_throttle().succeeded(&email);
+    let token = random_secret();
+    let now = hub.now().to_rfc3339();
+    let hub2 = hub.clone();
+    let token2 = token.clone();
+    let agent = tokio::task::spawn_blocking(move || {
+        hub2.store().write(|txn| {
+            txn.conn().execute(
+                "INSERT INTO tokens (token_hash, agent_id, created_at, last_used_at) VALUES (?1, ?2, ?3, ?3)",
+                params![secret_hash(&token2), agent_id, now],
+            )?;
+            get_entity::<baton_protocol::Agent>(txn.conn(), Entity::Agent, &agent_id)
+        })
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    if let Some(agent) = &agent {
+        tracing::info!(agent = %agent.id, "agent signed in");
+    }
+    Ok(Json(LoginResponse { token, agent }))
+}
+
+/// Ends the session of the token this request carries; its open streams close at once.
+async fn logout(
+    State(hub): State<Hub>,
+    session: Session,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let hash = session.token_hash.clone();
+    let hub2 = hub.clone();
+    tokio::task::spawn_blocking(move || {
+        hub2.store().write(|txn| {
+            txn.conn()
+                .execute("DELETE FROM tokens WHERE token_hash = ?1", [&hash])?;
+            Ok::<_, StoreError>(())
+        })
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    hub.revoke(Revoked::Token(session.token_hash));
+    tracing::info!(agent = %session.agent.id, "agent signed out");
+    Ok(Json(serde_json::json!({})))
 }
 
 #[derive(Debug, Deserialize)]
@@ -330,19 +454,35 @@ struct EventsQuery {
     limit: Option<u32>,
 }
 
+/// A JSON body made by the store from stored JSON as it is.
+fn raw_json(json: String) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        json,
+    )
+        .into_response()
+}
+
+/// A page of the log: `{"events":[…],"next":SEQ}`, at most [`MAX_PAGE`] events and about
+/// [`MAX_FRAME_BYTES`].
 async fn events(
     State(hub): State<Hub>,
     SignedIn(_agent): SignedIn,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<EventPage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(MAX_PAGE).clamp(1, MAX_PAGE);
     check_cursor(&hub, q.after).await?;
-    let events = tokio::task::spawn_blocking(move || hub.store().events_after(q.after, limit))
-        .await
-        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-    let next = events.last().map(|e| e.seq).unwrap_or(q.after);
-    Ok(Json(EventPage { events, next }))
+    let page = tokio::task::spawn_blocking(move || {
+        hub.store().event_page(q.after, limit, MAX_FRAME_BYTES)
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let next = page.last.unwrap_or(q.after);
+    Ok(raw_json(format!(
+        r#"{{"events":{},"next":{next}}}"#,
+        page.json
+    )))
 }
 
 /// 410 when the log can't continue from `after`: the events after it were trimmed, or `after` is
@@ -367,14 +507,29 @@ async fn check_cursor(hub: &Hub, after: u64) -> Result<(), ApiError> {
     Ok(())
 }
 
+#[derive(Debug, Deserialize)]
+struct SnapshotQuery {
+    /// The previous page's `next`.
+    page: Option<String>,
+}
+
+/// One page of the inbox's current state; `next` names the following page.
 async fn snapshot(
     State(hub): State<Hub>,
     SignedIn(_agent): SignedIn,
-) -> Result<Json<baton_protocol::Snapshot>, ApiError> {
-    let snapshot = tokio::task::spawn_blocking(move || hub.store().snapshot())
-        .await
-        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-    Ok(Json(snapshot))
+    query: Result<Query<SnapshotQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let page = tokio::task::spawn_blocking(move || {
+        hub.store().snapshot_page(q.page.as_deref(), MAX_PAGE_BYTES)
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))?
+    .map_err(|e| match e {
+        StoreError::BadCursor => ApiError::BadRequest(e.to_string()),
+        other => ApiError::Internal(other),
+    })?;
+    Ok(raw_json(page))
 }
 
 #[derive(Debug, Deserialize)]
@@ -392,34 +547,41 @@ async fn messages(
     State(hub): State<Hub>,
     SignedIn(_agent): SignedIn,
     query: Result<Query<MessagesQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<baton_protocol::MessagePage>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = q.limit.unwrap_or(500).clamp(1, MAX_MESSAGE_PAGE);
     let page = tokio::task::spawn_blocking(move || {
         hub.store()
-            .messages_before(q.conversation.as_deref(), q.before, limit)
+            .messages_before(q.conversation.as_deref(), q.before, limit, MAX_PAGE_BYTES)
     })
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-    Ok(Json(page))
+    Ok(raw_json(page))
 }
 
 async fn stream(
     State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
+    session: Session,
     query: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     check_cursor(&hub, q.after).await?;
-    // Agents only send pings and a close on this socket. A small read buffer matters: the
+    // Agents only send pongs and a close on this socket. A small read buffer matters: the
     // WebSocket layer zero-fills its whole read buffer on every poll for input.
     Ok(ws
         .read_buffer_size(STREAM_READ_BUFFER)
+        .max_message_size(64 * 1024)
+        .max_write_buffer_size(STREAM_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
-            tracing::debug!(agent = %agent.id, after = q.after, "stream opened");
-            if let Err(err) = follow(hub, socket, q.after, agent.id.clone()).await {
-                tracing::debug!(agent = %agent.id, error = %err, "stream closed");
+            let agent = session.agent.id.clone();
+            tracing::debug!(%agent, after = q.after, "stream opened");
+            match follow(hub, socket, q.after, session).await {
+                Err(StreamEnd::SignedOut) => {
+                    tracing::info!(%agent, "stream closed: the session ended")
+                }
+                Err(err) => tracing::debug!(%agent, error = %err, "stream closed"),
+                Ok(()) => {}
             }
         }))
 }
@@ -432,26 +594,40 @@ enum StreamEnd {
     Store(#[from] StoreError),
     #[error("peer closed the stream")]
     Closed,
+    #[error("the device stopped reading or answering")]
+    Stalled,
+    #[error("the session ended")]
+    SignedOut,
 }
 
 /// Sends the log after `cursor`, then live events. Subscribes *before* reading the backlog so no
 /// event can fall between the two; batches the backlog already covered are skipped by seq. Each
-/// frame is a JSON array of events (one commit, or one page of backlog); live batches that are
-/// already waiting are written together and flushed once.
+/// frame is a JSON array of events (one commit, or one page of backlog, at most about
+/// [`MAX_FRAME_BYTES`]); live batches that are already waiting are written together and flushed
+/// once. The stream ends when its session does (sign-out, disabled agent, new password, expiry),
+/// when the device stops reading, or when it has been silent (no pong) too long.
 async fn follow(
     hub: Hub,
     mut socket: WebSocket,
     mut cursor: u64,
-    agent_id: String,
+    session: Session,
 ) -> Result<(), StreamEnd> {
     use futures_util::SinkExt;
     use tokio::sync::broadcast::error::TryRecvError;
 
     let mut live = hub.store().subscribe();
+    let mut revoked = hub.revocations();
     cursor = send_backlog(&hub, &mut socket, cursor).await?;
-    send_json(&mut socket, &StreamNotice::CaughtUp { seq: cursor }).await?;
+    send_text(
+        &mut socket,
+        serde_json::to_string(&StreamNotice::CaughtUp { seq: cursor }).map_err(StoreError::from)?,
+    )
+    .await?;
     let mut ping = tokio::time::interval(STREAM_PING);
     ping.tick().await;
+    let mut recheck = tokio::time::interval(STREAM_RECHECK);
+    recheck.tick().await;
+    let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
             received = live.recv() => {
@@ -462,7 +638,7 @@ async fn follow(
                 };
                 while let Some(batch) = next.take() {
                     if batch.first == cursor + 1 {
-                        socket.feed(WsMessage::Text(batch.json.clone())).await?;
+                        timed(socket.feed(WsMessage::Text(batch.json.clone()))).await?;
                         cursor = batch.last;
                     } else if batch.last > cursor {
                         // A gap (another process wrote to the log) or an overlap with the
@@ -477,7 +653,7 @@ async fn follow(
                         Err(TryRecvError::Closed) => return Ok(()),
                     }
                 }
-                socket.flush().await?;
+                timed(socket.flush()).await?;
                 // This peer is slow (the broadcast moved on) or something wrote outside this
                 // process: read the log from the cursor instead of dropping anything.
                 if behind {
@@ -487,14 +663,51 @@ async fn follow(
             incoming = socket.recv() => match incoming {
                 None | Some(Ok(WsMessage::Close(_))) => return Err(StreamEnd::Closed),
                 Some(Err(e)) => return Err(e.into()),
-                Some(Ok(_)) => {}
+                Some(Ok(_)) => heard = tokio::time::Instant::now(),
             },
+            gone = revoked.recv() => match gone {
+                Ok(Revoked::Agent(id)) if id == session.agent.id => return Err(StreamEnd::SignedOut),
+                Ok(Revoked::Token(hash)) if hash == session.token_hash => return Err(StreamEnd::SignedOut),
+                // Missed some: the next re-check decides.
+                _ => {}
+            },
+            _ = recheck.tick() => {
+                let (hub2, hash) = (hub.clone(), session.token_hash.clone());
+                let still = tokio::task::spawn_blocking(move || crate::auth::session_for_hash(&hub2, hash))
+                    .await
+                    .map_err(|_| StoreError::Poisoned)??;
+                if still.is_none() {
+                    return Err(StreamEnd::SignedOut);
+                }
+                // Events another process wrote (the admin CLI) reach this stream now, not at
+                // the next event written here.
+                let hub2 = hub.clone();
+                let last = tokio::task::spawn_blocking(move || hub2.store().last_seq())
+                    .await
+                    .map_err(|_| StoreError::Poisoned)??;
+                if last > cursor {
+                    cursor = send_backlog(&hub, &mut socket, cursor).await?;
+                }
+            }
             _ = ping.tick() => {
+                if heard.elapsed() > STREAM_SILENCE {
+                    return Err(StreamEnd::Stalled);
+                }
                 // An open stream is a sign of life: the agent's app is running.
-                hub.touch(&agent_id);
-                socket.send(WsMessage::Ping(Default::default())).await?
+                hub.touch(&session.agent.id);
+                timed(socket.send(WsMessage::Ping(Default::default()))).await?
             }
         }
+    }
+}
+
+/// A write to the device that must finish within [`STREAM_SEND_TIMEOUT`].
+async fn timed<F: std::future::Future<Output = Result<(), axum::Error>>>(
+    write: F,
+) -> Result<(), StreamEnd> {
+    match tokio::time::timeout(STREAM_SEND_TIMEOUT, write).await {
+        Ok(result) => Ok(result?),
+        Err(_) => Err(StreamEnd::Stalled),
     }
 }
 
@@ -505,26 +718,21 @@ async fn send_backlog(
 ) -> Result<u64, StreamEnd> {
     loop {
         let hub2 = hub.clone();
-        let page: Vec<Event> =
-            tokio::task::spawn_blocking(move || hub2.store().events_after(cursor, MAX_PAGE))
-                .await
-                .map_err(|_| StoreError::Poisoned)??;
-        let full = page.len() as u32 == MAX_PAGE;
-        if let Some(last) = page.last() {
-            cursor = last.seq;
-            send_json(socket, &page).await?;
+        let page = tokio::task::spawn_blocking(move || {
+            hub2.store().event_page(cursor, MAX_PAGE, MAX_FRAME_BYTES)
+        })
+        .await
+        .map_err(|_| StoreError::Poisoned)??;
+        if let Some(last) = page.last {
+            cursor = last;
+            send_text(socket, page.json).await?;
         }
-        if !full {
+        if !page.more {
             return Ok(cursor);
         }
     }
 }
 
-async fn send_json<T: serde::Serialize>(
-    socket: &mut WebSocket,
-    value: &T,
-) -> Result<(), StreamEnd> {
-    let text = serde_json::to_string(value).map_err(StoreError::from)?;
-    socket.send(WsMessage::Text(text.into())).await?;
-    Ok(())
+async fn send_text(socket: &mut WebSocket, text: String) -> Result<(), StreamEnd> {
+    timed(socket.send(WsMessage::Text(text.into()))).await
 }

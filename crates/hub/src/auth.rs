@@ -44,21 +44,94 @@ pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// The agent a bearer token belongs to, if it is valid and the agent is enabled.
-pub fn agent_for_token(hub: &Hub, token: &str) -> Result<Option<Agent>, StoreError> {
-    let hash = secret_hash(token);
-    hub.store().read(|conn| {
-        let agent_id: Option<String> = conn
+/// What a bearer token is worth: the agent it signs in, and the token's hash (how the hub names it
+/// when revoking it).
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub agent: Agent,
+    pub token_hash: String,
+}
+
+/// How often a token's last use is written back (its idle expiry only needs minutes' precision).
+const TOUCH_EVERY: chrono::TimeDelta = chrono::TimeDelta::minutes(5);
+
+/// The session a bearer token opens: none if the token is unknown, revoked, expired (idle past
+/// the hub's `token_idle_timeout`, or older than its `token_max_age`), or its agent is disabled.
+pub fn session_for_token(hub: &Hub, token: &str) -> Result<Option<Session>, StoreError> {
+    session_for_hash(hub, secret_hash(token))
+}
+
+/// [`session_for_token`] by the token's hash (what an open stream keeps to re-check itself).
+pub fn session_for_hash(hub: &Hub, hash: String) -> Result<Option<Session>, StoreError> {
+    let now = hub.now();
+    let found = hub.store().read(|conn| {
+        let row: Option<(String, String, Option<String>)> = conn
             .prepare_cached(
-                "SELECT t.agent_id FROM tokens t JOIN agents a ON a.id = t.agent_id
+                "SELECT t.agent_id, t.created_at, t.last_used_at FROM tokens t
+                 JOIN agents a ON a.id = t.agent_id
                  WHERE t.token_hash = ?1 AND a.disabled = 0",
             )?
-            .query_row([hash], |r| r.get(0))
+            .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
             .optional()?;
-        match agent_id {
-            Some(id) => get_entity(conn, Entity::Agent, &id),
-            None => Ok(None),
-        }
+        let Some((agent_id, created, used)) = row else {
+            return Ok::<_, StoreError>(None);
+        };
+        let agent: Option<Agent> = get_entity(conn, Entity::Agent, &agent_id)?;
+        Ok(agent.map(|agent| (agent, created, used)))
+    })?;
+    let Some((agent, created, used)) = found else {
+        return Ok(None);
+    };
+    let time = |s: &str| {
+        chrono::DateTime::parse_from_rfc3339(s)
+            .ok()
+            .map(|t| t.with_timezone(&chrono::Utc))
+    };
+    let created = time(&created).unwrap_or(now);
+    let used = used.as_deref().and_then(time).unwrap_or(created);
+    let config = hub.config();
+    let max_age =
+        chrono::TimeDelta::from_std(config.token_max_age).unwrap_or(chrono::TimeDelta::MAX);
+    let idle =
+        chrono::TimeDelta::from_std(config.token_idle_timeout).unwrap_or(chrono::TimeDelta::MAX);
+    if now - created > max_age || now - used > idle {
+        tracing::info!(agent = %agent.id, "a token past its lifetime or idle limit was refused");
+        return Ok(None);
+    }
+    if now - used > TOUCH_EVERY {
+        hub.store().write(|txn| {
+            txn.conn().execute(
+                "UPDATE tokens SET last_used_at = ?2 WHERE token_hash = ?1",
+                rusqlite::params![hash, now.to_rfc3339()],
+            )?;
+            Ok::<_, StoreError>(())
+        })?;
+    }
+    Ok(Some(Session {
+        agent,
+        token_hash: hash,
+    }))
+}
+
+/// The agent a bearer token belongs to, if the token is valid (see [`session_for_token`]).
+pub fn agent_for_token(hub: &Hub, token: &str) -> Result<Option<Agent>, StoreError> {
+    Ok(session_for_token(hub, token)?.map(|s| s.agent))
+}
+
+/// Deletes tokens past their lifetime or idle limit; returns how many.
+pub fn delete_expired_tokens(hub: &Hub) -> Result<usize, StoreError> {
+    let now = hub.now();
+    let config = hub.config();
+    let born_before = now
+        - chrono::TimeDelta::from_std(config.token_max_age).unwrap_or(chrono::TimeDelta::MAX / 2);
+    let used_before = now
+        - chrono::TimeDelta::from_std(config.token_idle_timeout)
+            .unwrap_or(chrono::TimeDelta::MAX / 2);
+    hub.store().write(|txn| {
+        Ok(txn.conn().execute(
+            "DELETE FROM tokens WHERE created_at < ?1 OR COALESCE(last_used_at, created_at) < ?2",
+            rusqlite::params![born_before.to_rfc3339(), used_before.to_rfc3339()],
+        )?)
     })
 }
 
@@ -66,6 +139,15 @@ pub fn agent_for_token(hub: &Hub, token: &str) -> Result<Option<Agent>, StoreErr
 pub struct SignedIn(pub Agent);
 
 impl FromRequestParts<Hub> for SignedIn {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
+        let session = Session::from_request_parts(parts, hub).await?;
+        Ok(SignedIn(session.agent))
+    }
+}
+
+impl FromRequestParts<Hub> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
@@ -78,13 +160,125 @@ impl FromRequestParts<Hub> for SignedIn {
             .ok_or(ApiError::Unauthorized)?
             .to_string();
         let hub2 = hub.clone();
-        let agent = tokio::task::spawn_blocking(move || agent_for_token(&hub2, &token))
+        let session = tokio::task::spawn_blocking(move || session_for_token(&hub2, &token))
             .await
             .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-        let agent = agent.ok_or(ApiError::Unauthorized)?;
-        hub.touch(&agent.id);
-        Ok(SignedIn(agent))
+        let session = session.ok_or(ApiError::Unauthorized)?;
+        hub.touch(&session.agent.id);
+        Ok(session)
     }
+}
+
+/// The address a request came from, when the hub serves over a socket (not in-process tests).
+pub struct ClientAddr(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(ClientAddr(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// Failed sign-ins, per account and per address: after a few, further tries wait (429 with
+/// `Retry-After`), the wait doubling with each failure, so guessing passwords is slow.
+#[derive(Debug, Default)]
+pub struct LoginThrottle {
+    accounts: std::collections::HashMap<String, Failures>,
+    addresses: std::collections::HashMap<std::net::IpAddr, Failures>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Failures {
+    count: u32,
+    last: chrono::DateTime<chrono::Utc>,
+}
+
+/// Failures an account may have before it waits; an address (shared by a whole office) gets more.
+const ACCOUNT_FREE_TRIES: u32 = 5;
+const ADDRESS_FREE_TRIES: u32 = 20;
+/// The first wait, doubled per further failure up to [`MAX_WAIT_SECS`].
+const FIRST_WAIT_SECS: u64 = 30;
+const MAX_WAIT_SECS: u64 = 15 * 60;
+/// Failures this old are forgotten.
+const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+
+impl Failures {
+    fn wait(&self, free: u32, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
+        if self.count < free || now - self.last > FORGET_AFTER {
+            return None;
+        }
+        let secs = FIRST_WAIT_SECS
+            .saturating_mul(1u64 << (self.count - free).min(16))
+            .min(MAX_WAIT_SECS);
+        let until = self.last + chrono::TimeDelta::seconds(secs as i64);
+        (until > now).then(|| (until - now).num_seconds().max(1) as u64)
+    }
+}
+
+impl LoginThrottle {
+    /// How long this email and address must wait before trying again, if at all.
+    pub fn wait(
+        &self,
+        email: &str,
+        addr: Option<std::net::IpAddr>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Option<u64> {
+        let account = self
+            .accounts
+            .get(&email.to_lowercase())
+            .and_then(|f| f.wait(ACCOUNT_FREE_TRIES, now));
+        let address = addr
+            .and_then(|a| self.addresses.get(&a))
+            .and_then(|f| f.wait(ADDRESS_FREE_TRIES, now));
+        account.max(address)
+    }
+
+    pub fn failed(
+        &mut self,
+        email: &str,
+        addr: Option<std::net::IpAddr>,
+        now: chrono::DateTime<chrono::Utc>,
+    ) {
+        // Bounded memory: a flood of made-up emails drops the old entries.
+        if self.accounts.len() > 10_000 {
+            self.accounts.retain(|_, f| now - f.last < FORGET_AFTER);
+        }
+        if self.addresses.len() > 10_000 {
+            self.addresses.retain(|_, f| now - f.last < FORGET_AFTER);
+        }
+        let bump = |f: &mut Failures| {
+            if now - f.last > FORGET_AFTER {
+                f.count = 0;
+            }
+            f.count += 1;
+            f.last = now;
+        };
+        let fresh = Failures {
+            count: 0,
+            last: now,
+        };
+        bump(self.accounts.entry(email.to_lowercase()).or_insert(fresh));
+        if let Some(addr) = addr {
+            bump(self.addresses.entry(addr).or_insert(fresh));
+        }
+    }
+
+    pub fn succeeded(&mut self, email: &str) {
+        self.accounts.remove(&email.to_lowercase());
+    }
+}
+
+/// A hash no password matches, verified when the email is unknown so that an unknown email costs
+/// the same time as a wrong password and timing does not tell which emails exist.
+pub fn decoy_hash() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| hash_password(&random_secret()).unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -97,6 +291,37 @@ mod tests {
         assert!(verify_password("correct horse", &hash));
         assert!(!verify_password("Correct horse", &hash));
         assert!(!verify_password("correct horse", "not a hash"));
+    }
+
+    #[test]
+    fn repeated_failures_make_an_account_wait_longer_each_time_and_success_clears_it() {
+        let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let addr = Some(std::net::IpAddr::from([10, 0, 0, 1]));
+        let mut throttle = LoginThrottle::default();
+        for _ in 0..ACCOUNT_FREE_TRIES - 1 {
+            throttle.failed("Ana@x", addr, t0);
+        }
+        assert_eq!(throttle.wait("ana@x", addr, t0), None);
+        throttle.failed("ana@x", addr, t0);
+        assert_eq!(throttle.wait("ana@x", addr, t0), Some(FIRST_WAIT_SECS));
+        throttle.failed("ana@x", addr, t0);
+        assert_eq!(throttle.wait("ana@x", addr, t0), Some(2 * FIRST_WAIT_SECS));
+        let later = t0 + chrono::TimeDelta::seconds(2 * FIRST_WAIT_SECS as i64);
+        assert_eq!(throttle.wait("ana@x", addr, later), None);
+        throttle.succeeded("ana@x");
+        assert_eq!(throttle.wait("ana@x", None, t0), None);
+    }
+
+    #[test]
+    fn one_address_guessing_many_accounts_is_slowed_too() {
+        let t0 = chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default();
+        let addr = Some(std::net::IpAddr::from([10, 0, 0, 2]));
+        let mut throttle = LoginThrottle::default();
+        for i in 0..ADDRESS_FREE_TRIES {
+            throttle.failed(&format!("user{i}@x"), addr, t0);
+        }
+        assert!(throttle.wait("someone-new@x", addr, t0).is_some());
+        assert_eq!(throttle.wait("someone-new@x", None, t0), None);
     }
 
     #[test]

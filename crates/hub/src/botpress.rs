@@ -1,13 +1,12 @@
-//! The Botpress *Human in the Loop API* endpoints (CONTRACTS.md Part 1, §1.3): five JSON POST
+//! The Botpress *Human in the Loop API* endpoints (ARCHITECTURE.md, Botpress protocol §1.3): five JSON POST
 //! routes under `/botpress/{secret}/`. Botpress sends no authentication, so the unguessable secret
 //! in the path is the channel's only credential: a wrong one is a 404 and nothing is stored.
 //!
 //! Bodies are parsed leniently (unknown keys are ignored) but the `type` discriminator must match
 //! the route, and the two create routes answer `{"id":"<string>"}` as the integration requires.
 
-use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::StatusCode;
+use axum::body::Body;
+use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Json, Router};
@@ -28,9 +27,7 @@ use crate::Hub;
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub fn routes() -> Router<Hub> {
-    Router::new()
-        .route("/botpress/{secret}/{route}", post(handle))
-        .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+    Router::new().route("/botpress/{secret}/{route}", post(handle))
 }
 
 /// The channel a secret opens.
@@ -42,25 +39,18 @@ struct Channel {
 async fn handle(
     State(hub): State<Hub>,
     Path((secret, route)): Path<(String, String)>,
-    body: Result<Bytes, axum::extract::rejection::BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
-    let body = body.map_err(|rejection| {
-        tracing::warn!(%route, error = %rejection, "botpress: request body refused");
-        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::TooLarge {
-                limit: MAX_BODY_BYTES,
-            }
-        } else {
-            ApiError::BadRequest(format!("cannot read the request body: {rejection}"))
+    let result = match crate::body::read_limited(body, MAX_BODY_BYTES).await {
+        Ok(body) => dispatch(&hub, &secret, &route, &body).await,
+        Err(e) => Err(e),
+    };
+    // The route and the error come from whoever called: logged escaped ({:?}), never the secret.
+    result.inspect_err(|err| {
+        if !matches!(err, ApiError::Internal(_)) {
+            tracing::warn!(route = ?route, code = err.code(), error = ?err.to_string(), "botpress: request refused");
         }
-    })?;
-    dispatch(&hub, &secret, &route, &body)
-        .await
-        .inspect_err(|err| {
-            if !matches!(err, ApiError::Internal(_)) {
-                tracing::warn!(%route, code = err.code(), error = %err, "botpress: request refused");
-            }
-        })
+    })
 }
 
 /// Runs blocking store work (single writes, reads) off the async threads.
@@ -93,8 +83,7 @@ async fn dispatch(hub: &Hub, secret: &str, route: &str, body: &[u8]) -> Result<R
             "the HITL API has no route {route:?}"
         )));
     }
-    let value: Value = serde_json::from_slice(body)
-        .map_err(|e| ApiError::BadRequest(format!("the body is not valid JSON: {e}")))?;
+    let value: Value = crate::body::parse(body)?;
     let found = value.get("type").and_then(Value::as_str);
     if found != Some(route) {
         return Err(ApiError::BadRequest(match found {
@@ -152,21 +141,28 @@ async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
     };
     let Some(settings) = settings else { return };
     let (Some(bot_id), Some(token)) = (settings.bot_id.clone(), settings.bot_token.clone()) else {
-        tracing::warn!(channel = %channel.id, botpress_conversation = %botpress_id,
+        tracing::warn!(channel = %channel.id, botpress_conversation = ?botpress_id,
             "botpress: closeRemoteTicket cannot be matched without the channel's bot id and token; relying on the session-ended notice");
         return;
     };
-    let ticket = match lookup_ticket(&settings.botpress_api_url, &bot_id, &token, &botpress_id)
-        .await
+    let allow_private = hub.config().allow_private_urls;
+    let ticket = match lookup_ticket(
+        allow_private,
+        &settings.botpress_api_url,
+        &bot_id,
+        &token,
+        &botpress_id,
+    )
+    .await
     {
         Ok(Some(ticket)) => ticket,
         Ok(None) => {
-            tracing::warn!(channel = %channel.id, botpress_conversation = %botpress_id,
+            tracing::warn!(channel = %channel.id, botpress_conversation = ?botpress_id,
                 "botpress: closeRemoteTicket names a conversation with no ticket tag; not matched");
             return;
         }
         Err(e) => {
-            tracing::warn!(channel = %channel.id, botpress_conversation = %botpress_id, error = %e,
+            tracing::warn!(channel = %channel.id, botpress_conversation = ?botpress_id, error = %e,
                 "botpress: closeRemoteTicket lookup failed; relying on the session-ended notice");
             return;
         }
@@ -191,7 +187,7 @@ async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
             tracing::info!(%handoff, "botpress: closeRemoteTicket cancelled the handoff")
         }
         Ok(Ok(None)) => {
-            tracing::info!(botpress_conversation = %botpress_id, "botpress: closeRemoteTicket matched a ticket with no open handoff")
+            tracing::info!(botpress_conversation = ?botpress_id, "botpress: closeRemoteTicket matched a ticket with no open handoff")
         }
         Ok(Err(e)) => {
             tracing::error!(error = %e, "botpress: closeRemoteTicket could not be applied")
@@ -203,31 +199,33 @@ async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
 /// Asks the Botpress API for the downstream conversation and reads our ticket id from its
 /// `externalId` tag (the tag's namespace prefix is not documented, so any `…externalId` key counts).
 async fn lookup_ticket(
+    allow_private: bool,
     api: &str,
     bot_id: &str,
     token: &str,
     conversation: &str,
 ) -> Result<Option<String>, String> {
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()
-        .map_err(|e| e.to_string())?;
-    let url = format!(
-        "{}/v1/chat/conversations/{}",
-        api.trim_end_matches('/'),
-        conversation
-    );
+    let http = crate::egress::client(allow_private, std::time::Duration::from_secs(10))?;
+    let mut url = crate::egress::check_url(api, allow_private, "Botpress API URL")?;
+    // The conversation id comes from Botpress's request: one escaped path segment, whatever it holds.
+    url.path_segments_mut()
+        .map_err(|()| "the Botpress API URL cannot take a path".to_string())?
+        .pop_if_empty()
+        .extend(["v1", "chat", "conversations", conversation]);
     let response = http
-        .get(&url)
+        .get(url)
         .bearer_auth(token)
         .header("x-bot-id", bot_id)
         .send()
         .await
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| e.without_url().to_string())?;
     if !response.status().is_success() {
         return Err(format!("Botpress API answered {}", response.status()));
     }
-    let body: Value = response.json().await.map_err(|e| e.to_string())?;
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| e.without_url().to_string())?;
     let tags = body["conversation"]["tags"]
         .as_object()
         .cloned()
@@ -392,7 +390,7 @@ async fn bot_sends_message(
                 get_entity(txn.conn(), Entity::Contact, &req.remote_user_id)?;
             if contact.is_none() {
                 // An id we never issued (the hub's data was reset, say): keep the message attributable.
-                tracing::warn!(contact = %req.remote_user_id, "botpress: message from an unknown user; contact created");
+                tracing::warn!(contact = ?req.remote_user_id, "botpress: message from an unknown user; contact created");
                 txn.put(EventData::Contact(Contact {
                     id: req.remote_user_id.clone(),
                     channel_id: channel.id.clone(),
@@ -451,13 +449,27 @@ fn is_session_ended_notice(
 }
 
 /// The message type and its readable text. Botpress payloads may say their type (newer plugins) or
-/// not (0.2.2): then the type is recognised by its fields (CONTRACTS §1.5).
+/// not (0.2.2): then the type is recognised by its fields (ARCHITECTURE.md, Botpress protocol §1.5).
 fn describe_payload(payload: &Map<String, Value>) -> (String, Option<String>) {
     let s = |key: &str| payload.get(key).and_then(Value::as_str).map(str::to_string);
     let kind = s("type").unwrap_or_else(|| {
         let has = |k: &str| payload.contains_key(k);
         let kind = if has("text") && has("options") {
+            // Botpress's choice and dropdown have the same shape; a dropdown says so in its type.
             "choice"
+        } else if has("title") && has("actions") {
+            "card"
+        } else if has("items") {
+            // A bloc's items name their own type; a carousel's are cards.
+            let items = payload.get("items").and_then(Value::as_array);
+            if items.is_some_and(|i| {
+                i.iter()
+                    .any(|item| item.get("type").is_some() && item.get("payload").is_some())
+            }) {
+                "bloc"
+            } else {
+                "carousel"
+            }
         } else if has("text") {
             "text"
         } else if has("markdown") {
@@ -472,8 +484,6 @@ fn describe_payload(payload: &Map<String, Value>) -> (String, Option<String>) {
             "file"
         } else if has("latitude") {
             "location"
-        } else if has("items") {
-            "carousel"
         } else {
             "unknown"
         };

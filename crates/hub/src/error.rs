@@ -37,9 +37,18 @@ pub enum ApiError {
     /// data was reset). The client takes a fresh snapshot.
     #[error("{0}")]
     Gone(String),
+    /// 409 `txn_reused`: this `txn_id` was already used for a different command.
+    #[error("{0}")]
+    TxnReused(String),
     /// 413: the body is larger than the route accepts.
     #[error("the request body is larger than {limit} bytes")]
     TooLarge { limit: usize },
+    /// 408: the body did not arrive in time.
+    #[error("the request body did not arrive in time")]
+    Timeout,
+    /// 429: too many failed sign-ins; try again after `retry_after` seconds.
+    #[error("too many failed sign-ins; try again in {retry_after} s")]
+    Throttled { retry_after: u64 },
     /// 500: logged in full, answered without details.
     #[error("internal error")]
     Internal(#[from] StoreError),
@@ -57,7 +66,10 @@ impl ApiError {
             Self::Capacity(_) => "capacity",
             Self::Closed(_) => "closed",
             Self::Gone(_) => "gone",
+            Self::TxnReused(_) => "txn_reused",
             Self::TooLarge { .. } => "too_large",
+            Self::Timeout => "timeout",
+            Self::Throttled { .. } => "throttled",
             Self::Internal(_) => "internal",
         }
     }
@@ -68,9 +80,13 @@ impl ApiError {
             Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::Capacity(_) | Self::Closed(_) => StatusCode::CONFLICT,
+            Self::Conflict(_) | Self::Capacity(_) | Self::Closed(_) | Self::TxnReused(_) => {
+                StatusCode::CONFLICT
+            }
             Self::Gone(_) => StatusCode::GONE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::Timeout => StatusCode::REQUEST_TIMEOUT,
+            Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -103,6 +119,14 @@ impl IntoResponse for ApiError {
             code: self.code().to_string(),
             message: self.to_string(),
         };
-        (self.status(), Json(body)).into_response()
+        let mut response = (self.status(), Json(body)).into_response();
+        if let Self::Throttled { retry_after } = self {
+            if let Ok(value) = axum::http::HeaderValue::from_str(&retry_after.to_string()) {
+                response
+                    .headers_mut()
+                    .insert(axum::http::header::RETRY_AFTER, value);
+            }
+        }
+        response
     }
 }

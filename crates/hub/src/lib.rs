@@ -1,5 +1,5 @@
 //! `baton-hub` is Baton's server: it receives handoffs and messages from Botpress through the
-//! *Human in the Loop API* (see `shared/contracts/CONTRACTS.md` Part 1), keeps the team's shared
+//! *Human in the Loop API* (ARCHITECTURE.md, "The Botpress protocol"), keeps the team's shared
 //! inbox in SQLite with an event log of every change, and serves agents over REST and a WebSocket
 //! stream. It runs standalone (`baton-hub serve`) or inside the app (solo mode) through [`serve`].
 //!
@@ -10,9 +10,12 @@ pub mod admin;
 pub mod admin_api;
 pub mod api;
 pub mod auth;
+pub mod body;
 pub mod botpress;
 pub mod channel;
+pub mod egress;
 pub mod error;
+pub mod front;
 pub mod outbound;
 pub mod presence;
 pub mod store;
@@ -52,16 +55,36 @@ pub struct HubConfig {
     pub agent_session_timeout: Duration,
     /// How long a call to Botpress may take before its outcome counts as uncertain.
     pub delivery_timeout: Duration,
+    /// A sign-in token unused this long stops working.
+    pub token_idle_timeout: Duration,
+    /// A sign-in token this old stops working, used or not.
+    pub token_max_age: Duration,
+    /// Whether the hub may call URLs that are plain `http`, or whose host is on loopback or a
+    /// private network (`BATON_ALLOW_PRIVATE_URLS=1`): for tests and solo mode, never a
+    /// production hub, where it would let a channel's settings reach the hub's own network.
+    pub allow_private_urls: bool,
+    /// The most connections served at once; more wait to be accepted.
+    pub max_connections: usize,
 }
+
+/// The environment variable that lets a hub call private and plain-http URLs.
+pub const ALLOW_PRIVATE_URLS_ENV: &str = "BATON_ALLOW_PRIVATE_URLS";
 
 impl Default for HubConfig {
     fn default() -> Self {
         Self {
             agent_session_timeout: Duration::from_secs(600),
             delivery_timeout: Duration::from_secs(10),
+            token_idle_timeout: Duration::from_secs(14 * 24 * 3600),
+            token_max_age: Duration::from_secs(90 * 24 * 3600),
+            allow_private_urls: std::env::var(ALLOW_PRIVATE_URLS_ENV).is_ok_and(|v| v == "1"),
+            max_connections: 2048,
         }
     }
 }
+
+/// How many password hashes run at once (sign-ins wait their turn beyond that).
+const PARALLEL_HASHES: usize = 2;
 
 /// The shared state behind every route: the store, the clock and the id source.
 #[derive(Clone)]
@@ -77,10 +100,27 @@ struct HubInner {
     /// When each agent last showed a sign of life (a request or an open stream), since start.
     activity: Mutex<HashMap<String, DateTime<Utc>>>,
     delivery: tokio::sync::Notify,
-    /// Botpress secret hash → channel id (secrets never change, so a hit is always right).
-    channel_ids: Mutex<HashMap<String, String>>,
+    /// Botpress secret hash → channel id, for a few seconds (a rotated secret, even one rotated
+    /// by another process, stops working within [`Hub::SETTINGS_TTL`]).
+    channel_ids: Mutex<HashMap<String, (std::time::Instant, String)>>,
     /// Channel settings read in the last few seconds: the message hot path needs them per request.
     settings: Mutex<HashMap<String, (std::time::Instant, channel::ChannelSettings)>>,
+    /// Sessions ended in this process (sign-out, a disabled agent, a new password): open streams
+    /// of those close at once. Streams also re-check their token every second, for changes made
+    /// by another process (the admin CLI).
+    revoked: tokio::sync::broadcast::Sender<Revoked>,
+    login_throttle: Mutex<auth::LoginThrottle>,
+    /// Password hashing is slow and memory-hungry by design (Argon2, ~19 MiB each): a few at a time.
+    hashing: tokio::sync::Semaphore,
+}
+
+/// A session that just ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revoked {
+    /// Every session of this agent.
+    Agent(String),
+    /// The session of this token (by its hash).
+    Token(String),
 }
 
 impl std::fmt::Debug for Hub {
@@ -118,8 +158,31 @@ impl Hub {
                 delivery: tokio::sync::Notify::new(),
                 channel_ids: Mutex::new(HashMap::new()),
                 settings: Mutex::new(HashMap::new()),
+                revoked: tokio::sync::broadcast::channel(256).0,
+                login_throttle: Mutex::new(auth::LoginThrottle::default()),
+                hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
             }),
         })
+    }
+
+    /// Ends sessions now: their open streams close.
+    pub fn revoke(&self, what: Revoked) {
+        let _ = self.inner.revoked.send(what);
+    }
+
+    pub(crate) fn revocations(&self) -> tokio::sync::broadcast::Receiver<Revoked> {
+        self.inner.revoked.subscribe()
+    }
+
+    pub(crate) fn login_throttle(&self) -> std::sync::MutexGuard<'_, auth::LoginThrottle> {
+        match self.inner.login_throttle.lock() {
+            Ok(t) => t,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    pub(crate) fn hashing(&self) -> &tokio::sync::Semaphore {
+        &self.inner.hashing
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -149,17 +212,27 @@ impl Hub {
     pub const SETTINGS_TTL: Duration = Duration::from_secs(5);
 
     pub(crate) fn cached_channel_id(&self, secret_hash: &str) -> Option<String> {
-        self.inner
-            .channel_ids
-            .lock()
-            .ok()?
-            .get(secret_hash)
-            .cloned()
+        let ids = self.inner.channel_ids.lock().ok()?;
+        let (at, id) = ids.get(secret_hash)?;
+        (at.elapsed() < Self::SETTINGS_TTL).then(|| id.clone())
     }
 
     pub(crate) fn remember_channel_id(&self, secret_hash: &str, id: &str) {
         if let Ok(mut ids) = self.inner.channel_ids.lock() {
-            ids.insert(secret_hash.to_string(), id.to_string());
+            if ids.len() > 10_000 {
+                ids.clear();
+            }
+            ids.insert(
+                secret_hash.to_string(),
+                (std::time::Instant::now(), id.to_string()),
+            );
+        }
+    }
+
+    /// Forgets every cached secret (after this process rotated one).
+    pub(crate) fn forget_channel_ids(&self) {
+        if let Ok(mut ids) = self.inner.channel_ids.lock() {
+            ids.clear();
         }
     }
 
@@ -232,8 +305,9 @@ pub fn router(hub: Hub) -> Router {
         .with_state(hub)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` resolves, with the hub's background work (the
-/// Botpress delivery queue and the presence sweep) running alongside.
+/// Serves [`router`] on `listener` until `shutdown` resolves, through the front door ([`front`]:
+/// connection cap and timeouts), with the hub's background work (the Botpress delivery queue and
+/// the sweeps) running alongside.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     hub: Hub,
@@ -245,12 +319,15 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivery = tokio::spawn(outbound::run(hub.clone(), stopped.clone()));
     let sweep = tokio::spawn(presence::run(hub.clone(), stopped));
-    let result = axum::serve(listener, router(hub))
-        .with_graceful_shutdown(async move {
-            shutdown.await;
-            let _ = stop.send(true);
-        })
-        .await;
+    let limits = front::Limits {
+        max_connections: hub.config().max_connections,
+        ..front::Limits::default()
+    };
+    let result = front::serve(listener, router(hub), limits, async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    })
+    .await;
     let _ = delivery.await;
     let _ = sweep.await;
     result

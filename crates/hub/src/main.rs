@@ -39,6 +39,15 @@ enum Command {
         /// Seconds a call to Botpress may take before its outcome counts as uncertain.
         #[arg(long, default_value_t = 10.0)]
         delivery_timeout: f64,
+        /// Seconds a sign-in may go unused before it stops working (default: 14 days).
+        #[arg(long, default_value_t = 14.0 * 24.0 * 3600.0)]
+        token_idle_timeout: f64,
+        /// Seconds after which a sign-in stops working, used or not (default: 90 days).
+        #[arg(long, default_value_t = 90.0 * 24.0 * 3600.0)]
+        token_max_age: f64,
+        /// The most connections served at once; more wait their turn.
+        #[arg(long, default_value_t = 2048)]
+        max_connections: usize,
     },
     /// Manage the team's tag list.
     Tags {
@@ -180,6 +189,15 @@ enum BotpressCommand {
         #[arg(long)]
         data: PathBuf,
     },
+    /// Give a channel a new endpoint secret (printed once, on the last line); the old endpoint
+    /// stops working. Paste the new one into the integration's `endpointBaseUrl`.
+    RotateSecret {
+        #[arg(long)]
+        data: PathBuf,
+        /// The channel's id or name.
+        #[arg(long)]
+        channel: String,
+    },
     /// Change a channel (by id or name).
     Set {
         #[arg(long)]
@@ -229,10 +247,17 @@ fn main() -> anyhow::Result<()> {
             listen,
             agent_session_timeout,
             delivery_timeout,
+            token_idle_timeout,
+            token_max_age,
+            max_connections,
         } => {
             let config = HubConfig {
                 agent_session_timeout: seconds(agent_session_timeout, "--agent-session-timeout")?,
                 delivery_timeout: seconds(delivery_timeout, "--delivery-timeout")?,
+                token_idle_timeout: seconds(token_idle_timeout, "--token-idle-timeout")?,
+                token_max_age: seconds(token_max_age, "--token-max-age")?,
+                max_connections,
+                ..HubConfig::default()
             };
             serve(data, listen, config)
         }
@@ -367,6 +392,19 @@ fn main() -> anyhow::Result<()> {
             };
             let c = admin::update_channel(&hub, &channel, update)?;
             println!("updated {} ({})", c.id, c.name);
+            Ok(())
+        }
+        Command::Botpress {
+            command: BotpressCommand::RotateSecret { data, channel },
+        } => {
+            let hub = open(&data)?;
+            let rotated = admin::rotate_botpress_secret(&hub, &channel)?;
+            println!(
+                "new endpoint secret for {}; the old endpoint no longer works.",
+                rotated.id
+            );
+            println!("Set the integration's endpointBaseUrl to this hub's public URL followed by:");
+            println!("{}", rotated.endpoint_path);
             Ok(())
         }
         Command::Log {

@@ -2,7 +2,8 @@
 //! `/stop-hitl`) from the persistent `outbox` table.
 //!
 //! Calls go out in order per conversation: a row is sent only when no earlier row of its
-//! conversation is still queued or being sent. Botpress has no idempotency key (CONTRACTS §1.4), so
+//! conversation is still queued or being sent. Botpress has no idempotency key (ARCHITECTURE.md,
+//! Botpress protocol §1.4), so
 //! the outcome decides what happens next:
 //! - 2xx: sent.
 //! - connection refused / no route, 429, 5xx: it certainly did not take effect; retried with
@@ -13,6 +14,11 @@
 //!
 //! A row is marked `sending` before its request leaves; rows still `sending` when the hub starts
 //! were in flight when it died, so they become uncertain too. Nothing queued is lost to a crash.
+//! An outcome that cannot be recorded (the database is busy or failing) is retried until it is:
+//! a row is never left `sending`, which would hold up its conversation.
+//!
+//! What agents see of a failure is a short reason; Botpress's own answer goes to the hub's log
+//! only, and neither ever contains the webhook URL (it is the channel's credential).
 
 use std::time::Duration;
 
@@ -36,6 +42,7 @@ const NO_WEBHOOK_RECHECK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 #[derive(Debug, Clone)]
 struct Due {
     id: i64,
+    conversation_id: String,
     url: Option<String>,
     route: String,
     body: String,
@@ -57,11 +64,10 @@ pub enum Outcome {
 
 /// Runs until `stop` turns true.
 pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
-    let http = match reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(hub.config().delivery_timeout)
-        .build()
-    {
+    let http = match crate::egress::client(
+        hub.config().allow_private_urls,
+        hub.config().delivery_timeout,
+    ) {
         Ok(http) => http,
         Err(e) => {
             tracing::error!(error = %e, "outbound: cannot build an HTTP client; deliveries stay queued");
@@ -109,7 +115,16 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             let http = http.clone();
             let hub = hub.clone();
             async move {
+                let allow_private = hub.config().allow_private_urls;
                 let outcome = match &row.url {
+                    Some(url) if !crate::egress::allowed(url, allow_private) => Outcome::Retry {
+                        error: "the channel's webhook URL is not an https URL on a public host; an admin must change it".into(),
+                        after: Some(
+                            NO_WEBHOOK_RECHECK
+                                .to_std()
+                                .unwrap_or(Duration::from_secs(60)),
+                        ),
+                    },
                     Some(url) => post(&http, url, &row.route, &row.body).await,
                     None => Outcome::Retry {
                         error: "the channel has no Botpress webhook URL yet".into(),
@@ -120,22 +135,34 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                         ),
                     },
                 };
-                let id = row.id;
-                let result = tokio::task::spawn_blocking(move || settle(&hub, &row, outcome)).await;
-                match result {
-                    Ok(Ok(())) => {}
-                    Ok(Err(e)) => {
-                        tracing::error!(row = id, error = %e, "outbound: cannot record an outcome")
-                    }
-                    Err(e) => tracing::error!(row = id, error = %e, "outbound: settle task failed"),
-                }
+                record(&hub, row, outcome).await;
             }
         });
         futures_util::future::join_all(sends).await;
     }
 }
 
-/// POSTs one call and classifies what happened.
+/// Records a call's outcome, retrying until the database takes it: the row stays `sending` only
+/// while this runs.
+async fn record(hub: &Hub, row: Due, outcome: Outcome) {
+    let mut wait = Duration::from_millis(100);
+    loop {
+        let (hub2, row2, outcome2) = (hub.clone(), row.clone(), outcome.clone());
+        match tokio::task::spawn_blocking(move || settle(&hub2, &row2, outcome2)).await {
+            Ok(Ok(())) => return,
+            Ok(Err(e)) => {
+                tracing::error!(row = row.id, error = %e, retry_in_ms = wait.as_millis() as u64,
+                    "outbound: cannot record an outcome yet; trying again")
+            }
+            Err(e) => tracing::error!(row = row.id, error = %e, "outbound: settle task failed"),
+        }
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(10));
+    }
+}
+
+/// POSTs one call and classifies what happened. Reasons are short and never contain the URL;
+/// what Botpress answered goes to the log.
 pub async fn post(http: &reqwest::Client, base: &str, route: &str, body: &str) -> Outcome {
     let url = format!("{}/{route}", base.trim_end_matches('/'));
     let sent = http
@@ -158,27 +185,47 @@ pub async fn post(http: &reqwest::Client, base: &str, route: &str, body: &str) -
                 .map(Duration::from_secs);
             let text = response.text().await.unwrap_or_default();
             let text: String = text.chars().take(300).collect();
+            tracing::warn!(%route, status = status.as_u16(), answer = ?text, "outbound: Botpress did not accept a call");
             if status.as_u16() == 429 || status.is_server_error() {
                 Outcome::Retry {
-                    error: format!("Botpress answered {status}: {text}"),
+                    error: format!(
+                        "Botpress is not accepting messages right now (HTTP {})",
+                        status.as_u16()
+                    ),
                     after: retry_after,
                 }
+            } else if status.is_redirection() {
+                Outcome::Failed(format!(
+                    "the webhook URL answered with a redirect (HTTP {}); an admin must check it",
+                    status.as_u16()
+                ))
             } else {
-                Outcome::Failed(format!("Botpress refused the call ({status}): {text}"))
+                Outcome::Failed(format!("Botpress refused it (HTTP {})", status.as_u16()))
             }
         }
         // Never connected: the request certainly did not reach Botpress.
-        Err(e) if e.is_connect() => Outcome::Retry {
-            error: format!("cannot reach Botpress: {e}"),
-            after: None,
-        },
-        Err(e) if e.is_builder() => Outcome::Failed(format!("the webhook URL is not usable: {e}")),
+        Err(e) if e.is_connect() => {
+            tracing::info!(%route, error = %e.without_url(), "outbound: cannot reach Botpress");
+            Outcome::Retry {
+                error: "cannot reach Botpress".into(),
+                after: None,
+            }
+        }
+        Err(e) if e.is_builder() => {
+            tracing::warn!(%route, error = %e.without_url(), "outbound: the webhook URL is not usable");
+            Outcome::Failed(
+                "the channel's webhook URL is not usable; an admin must change it".into(),
+            )
+        }
         Err(e) if e.is_timeout() => Outcome::Uncertain(
             "Botpress did not answer in time; it may or may not have received this".into(),
         ),
-        Err(e) => Outcome::Uncertain(format!(
-            "the connection broke before Botpress answered: {e}"
-        )),
+        Err(e) => {
+            tracing::info!(%route, error = %e.without_url(), "outbound: the connection broke mid-call");
+            Outcome::Uncertain(
+                "the connection broke before Botpress answered; it may or may not have received this".into(),
+            )
+        }
     }
 }
 
@@ -218,7 +265,7 @@ fn claim_due(hub: &Hub) -> Result<Vec<Due>, StoreError> {
     hub.store().write(|txn| {
         let due: Vec<Due> = {
             let mut stmt = txn.conn().prepare_cached(
-                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at
+                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id
                  FROM outbox o JOIN channels c ON c.id = o.channel_id
                  WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id
@@ -229,6 +276,7 @@ fn claim_due(hub: &Hub) -> Result<Vec<Due>, StoreError> {
                 let created: String = r.get(6)?;
                 Ok(Due {
                     id: r.get(0)?,
+                    conversation_id: r.get(7)?,
                     url: r.get(1)?,
                     route: r.get(2)?,
                     body: r.get(3)?,
@@ -274,10 +322,20 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
                     "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
                     params![row.id, at.to_rfc3339(), error],
                 )?;
-                tracing::info!(row = row.id, route = %row.route, error = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
-                // Tell the agent why their message is still waiting (once per reason, not per try).
-                if let Some(message_id) = &row.message_id {
-                    set_waiting_reason(txn, message_id, error)?;
+                tracing::info!(row = row.id, route = %row.route, reason = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
+                // Tell the agent why their messages are still waiting (once per reason, not per
+                // try): this one's, and those queued behind it in the conversation, which wait
+                // for the same reason.
+                let waiting: Vec<String> = {
+                    let mut stmt = txn.conn().prepare_cached(
+                        "SELECT message_id FROM outbox WHERE conversation_id = ?1
+                         AND state = 'queued' AND message_id IS NOT NULL ORDER BY id",
+                    )?;
+                    let rows = stmt.query_map([&row.conversation_id], |r| r.get(0))?;
+                    rows.collect::<Result<_, _>>()?
+                };
+                for message_id in waiting {
+                    set_waiting_reason(txn, &message_id, error)?;
                 }
                 return Ok(());
             }

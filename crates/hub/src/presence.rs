@@ -26,6 +26,13 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::error!(error = %e, "presence: sweep task failed"),
         }
         let hub2 = hub.clone();
+        match tokio::task::spawn_blocking(move || crate::auth::delete_expired_tokens(&hub2)).await {
+            Ok(Ok(n)) if n > 0 => tracing::info!(tokens = n, "expired sign-ins removed"),
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "token expiry: sweep failed"),
+            Err(e) => tracing::error!(error = %e, "token expiry: sweep task failed"),
+        }
+        let hub2 = hub.clone();
         match tokio::task::spawn_blocking(move || crate::work::expire_pending(&hub2)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "pending timeout: sweep failed"),

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use baton_protocol::{Event, EventData};
-use rusqlite::{params, Connection, OptionalExtension, Transaction};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
@@ -28,7 +28,31 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_agent_work.sql")),
     (3, include_str!("../migrations/0003_handoff_status.sql")),
+    (
+        4,
+        include_str!("../migrations/0004_expiry_and_fingerprints.sql"),
+    ),
 ];
+
+/// The most bytes of events one stream frame or log page carries; a single larger event still goes,
+/// alone. Clients accept frames far larger than this (see baton-core's client), so a device that
+/// was offline for a long time always gets its backlog.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+/// A page of the log as the JSON text of an array of events.
+#[derive(Debug, Clone)]
+pub struct RawEvents {
+    pub json: String,
+    pub count: usize,
+    /// The seq of the last event in it.
+    pub last: Option<u64>,
+    /// The page stopped at its count or byte limit: there may be more after `last`.
+    pub more: bool,
+}
+
+/// How long a writer waits for another process (the admin CLI) to release the write lock before
+/// giving up: long enough for any admin command, short enough to answer Botpress in its time.
+const BUSY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// How many live events a slow stream may fall behind before it re-reads the log instead.
 const BROADCAST_CAPACITY: usize = 4096;
@@ -50,6 +74,8 @@ pub enum StoreError {
     Poisoned,
     #[error("the group commit failed: {0}")]
     CommitFailed(String),
+    #[error("that snapshot page cursor is not one this hub gave out")]
+    BadCursor,
 }
 
 /// One commit's events as streams send them: a JSON array of events, serialised once and shared
@@ -63,7 +89,65 @@ pub struct Live {
 
 /// Runs inside the group transaction and returns what to do once the commit's outcome is known.
 type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
-type Job = Box<dyn FnOnce(&mut Txn<'_>) -> Completion + Send>;
+
+/// One caller's work for the group commit: run it inside the group's transaction, or, when the
+/// group cannot run at all, answer its caller with why.
+trait GroupJob: Send {
+    fn run(self: Box<Self>, txn: &mut Txn<'_>) -> Completion;
+    fn fail(self: Box<Self>, error: String);
+}
+type Job = Box<dyn GroupJob>;
+
+struct PendingJob<F, A> {
+    f: F,
+    answer: A,
+}
+
+impl<T, E, F, A> GroupJob for PendingJob<F, A>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&mut Txn<'_>) -> Result<T, E> + Send + 'static,
+    A: FnOnce(Result<T, E>) + Send + 'static,
+{
+    fn run(self: Box<Self>, txn: &mut Txn<'_>) -> Completion {
+        let PendingJob { f, answer } = *self;
+        let mark = txn.events.len();
+        if let Err(e) = txn.tx.execute_batch("SAVEPOINT job") {
+            answer(Err(StoreError::from(e).into()));
+            return Box::new(|_| {});
+        }
+        match f(txn) {
+            Ok(value) => match txn.tx.execute_batch("RELEASE job") {
+                Ok(()) => Box::new(move |committed: Result<(), String>| {
+                    answer(
+                        committed
+                            .map(|()| value)
+                            .map_err(|e| StoreError::CommitFailed(e).into()),
+                    );
+                }),
+                Err(e) => {
+                    answer(Err(StoreError::from(e).into()));
+                    Box::new(|_| {})
+                }
+            },
+            Err(err) => {
+                // Only this job's writes go; after an automatic rollback there is nothing to undo.
+                if !txn.tx.is_autocommit() {
+                    let _ = txn.tx.execute_batch("ROLLBACK TO job; RELEASE job");
+                }
+                txn.events.truncate(mark);
+                txn.bodies.truncate(mark);
+                answer(Err(err));
+                Box::new(|_| {})
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, error: String) {
+        (self.answer)(Err(StoreError::CommitFailed(error).into()));
+    }
+}
 
 /// The most jobs one group commit takes.
 const MAX_GROUP: usize = 2048;
@@ -98,13 +182,23 @@ pub struct Txn<'c> {
 impl Store {
     /// Opens (creating if needed) `DIR/hub.sqlite` and brings its schema up to date.
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(data_dir).map_err(|source| StoreError::DataDir {
-            path: data_dir.to_path_buf(),
-            source,
-        })?;
         let path = data_dir.join("hub.sqlite");
+        // The database holds customers' messages and credential hashes: only the hub's user reads it.
+        baton_protocol::private_fs::private_dir(data_dir)
+            .and_then(|()| baton_protocol::private_fs::private_touch(&path))
+            .map_err(|source| StoreError::DataDir {
+                path: data_dir.to_path_buf(),
+                source,
+            })?;
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
+        // SQLite creates the WAL and shared-memory files with the database's mode; older hubs'
+        // files may predate that.
+        for suffix in ["-wal", "-shm"] {
+            let mut name = path.clone().into_os_string();
+            name.push(suffix);
+            let _ = baton_protocol::private_fs::private_file(Path::new(&name));
+        }
         // Checkpoints run on their own thread (below), so commits never wait for one.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
@@ -188,35 +282,7 @@ impl Store {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        let job: Job = Box::new(move |txn: &mut Txn<'_>| -> Completion {
-            let mark = txn.events.len();
-            if let Err(e) = txn.tx.execute_batch("SAVEPOINT job") {
-                answer(Err(StoreError::from(e).into()));
-                return Box::new(|_| {});
-            }
-            match f(txn) {
-                Ok(value) => match txn.tx.execute_batch("RELEASE job") {
-                    Ok(()) => Box::new(move |committed: Result<(), String>| {
-                        answer(
-                            committed
-                                .map(|()| value)
-                                .map_err(|e| StoreError::CommitFailed(e).into()),
-                        );
-                    }),
-                    Err(e) => {
-                        answer(Err(StoreError::from(e).into()));
-                        Box::new(|_| {})
-                    }
-                },
-                Err(err) => {
-                    let _ = txn.tx.execute_batch("ROLLBACK TO job; RELEASE job");
-                    txn.events.truncate(mark);
-                    txn.bodies.truncate(mark);
-                    answer(Err(err));
-                    Box::new(|_| {})
-                }
-            }
-        });
+        let job: Job = Box::new(PendingJob { f, answer });
         self.jobs.send(job).map_err(|_| StoreError::Poisoned)
     }
 
@@ -226,7 +292,12 @@ impl Store {
         E: From<StoreError>,
     {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction().map_err(StoreError::from)?;
+        // IMMEDIATE: take the write lock before reading, and wait for it (busy timeout) when
+        // another process (the admin CLI) holds it. A deferred transaction that reads first
+        // fails at once when it tries to write.
+        let tx = conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(StoreError::from)?;
         let mut txn = Txn {
             tx,
             events: Vec::new(),
@@ -258,29 +329,51 @@ impl Store {
         result
     }
 
-    /// Up to `limit` events with `seq > after`, oldest first.
+    /// Up to `limit` events with `seq > after`, oldest first, decoded (for tests and tools; the
+    /// API serves [`Store::event_page`]).
     pub fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let page = self.event_page(after, limit, usize::MAX)?;
+        Ok(serde_json::from_str(&page.json)?)
+    }
+
+    /// Up to `limit` events with `seq > after`, oldest first, and no more than `max_bytes` of
+    /// them (one larger event still goes, alone), as the JSON text of an array. The stored JSON is
+    /// copied, never decoded and re-encoded: what the hub serves is what it accepted, no deeper.
+    pub fn event_page(
+        &self,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<RawEvents, StoreError> {
         self.read(|conn| {
             let mut stmt = conn.prepare_cached(
                 "SELECT seq, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
             )?;
-            let rows = stmt.query_map(params![after as i64, limit], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                ))
-            })?;
-            let mut events = Vec::new();
-            for row in rows {
-                let (seq, kind, data) = row?;
-                let data: serde_json::Value = serde_json::from_str(&data)?;
-                let event: Event = serde_json::from_value(
-                    serde_json::json!({"seq": seq, "kind": kind, "data": data}),
-                )?;
-                events.push(event);
+            let mut rows = stmt.query(params![after as i64, limit])?;
+            let mut page = RawEvents {
+                json: String::from("["),
+                count: 0,
+                last: None,
+                more: false,
+            };
+            while let Some(row) = rows.next()? {
+                let seq = row.get::<_, i64>(0)? as u64;
+                let kind: String = row.get(1)?;
+                let data: String = row.get(2)?;
+                if page.count > 0 && page.json.len() + data.len() + 64 > max_bytes {
+                    page.more = true;
+                    break;
+                }
+                if page.count > 0 {
+                    page.json.push(',');
+                }
+                push_event(&mut page.json, seq, &kind, &data);
+                page.count += 1;
+                page.last = Some(seq);
             }
-            Ok(events)
+            page.more |= page.count as u32 == limit;
+            page.json.push(']');
+            Ok(page)
         })
     }
 
@@ -293,7 +386,7 @@ impl Store {
     /// clients behind the new floor get 410 and take a snapshot). Returns the new floor.
     pub fn trim_log(&self, keep: u64) -> Result<u64, StoreError> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let last: i64 =
             tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
         let floor = (last as u64).saturating_sub(keep).max(read_floor(&tx)?);
@@ -307,90 +400,143 @@ impl Store {
         Ok(floor)
     }
 
-    /// The current state of the inbox and the seq it reflects, read in one transaction.
-    pub fn snapshot(&self) -> Result<baton_protocol::Snapshot, StoreError> {
+    /// One page of the inbox's current state (every entity but messages) as the JSON text of a
+    /// [`baton_protocol::Snapshot`], at most about `max_bytes` long. `from` is the previous page's
+    /// `next` (`None` for the first). Each page is read in one transaction and reports the seq it
+    /// reflects; a client follows the log from the *first* page's seq, so later pages' newer rows
+    /// are replayed over harmlessly (events carry full state).
+    pub fn snapshot_page(
+        &self,
+        from: Option<&str>,
+        max_bytes: usize,
+    ) -> Result<String, StoreError> {
+        let (table, after) = match from {
+            None => (0, 0),
+            Some(cursor) => parse_snapshot_cursor(cursor).ok_or(StoreError::BadCursor)?,
+        };
         self.read(|conn| {
             let tx = conn.unchecked_transaction()?;
             let seq: i64 =
                 tx.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
             let seq = (seq as u64).max(read_floor(&tx)?);
+            let mut json = format!("{{\"seq\":{seq}");
+            let mut next = None;
+            let mut rows_in_page = 0usize;
+            for (i, name) in SNAPSHOT_TABLES.iter().enumerate() {
+                json.push_str(&format!(",\"{name}\":["));
+                if i >= table && next.is_none() {
+                    let mut last_row = if i == table { after } else { 0 };
+                    let mut first = true;
+                    let sql = format!(
+                        "SELECT rowid, data FROM {name} WHERE rowid > ?1 ORDER BY rowid LIMIT 500"
+                    );
+                    let mut stmt = tx.prepare_cached(&sql)?;
+                    'table: loop {
+                        let mut rows = stmt.query([last_row])?;
+                        let mut any = false;
+                        while let Some(row) = rows.next()? {
+                            any = true;
+                            let rowid: i64 = row.get(0)?;
+                            let data: String = row.get(1)?;
+                            if rows_in_page > 0 && json.len() + data.len() > max_bytes {
+                                next = Some(format!("{i}:{last_row}"));
+                                break 'table;
+                            }
+                            if !first {
+                                json.push(',');
+                            }
+                            json.push_str(&data);
+                            first = false;
+                            last_row = rowid;
+                            rows_in_page += 1;
+                        }
+                        if !any {
+                            break;
+                        }
+                    }
+                }
+                json.push(']');
+            }
             let tags: Option<String> = tx
                 .query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
                     r.get(0)
                 })
                 .optional()?;
-            let snapshot = baton_protocol::Snapshot {
-                seq,
-                contacts: all_where(&tx, "SELECT data FROM contacts", [])?,
-                conversations: all_where(&tx, "SELECT data FROM conversations", [])?,
-                handoffs: all_where(&tx, "SELECT data FROM handoffs", [])?,
-                agents: all_where(&tx, "SELECT data FROM agents", [])?,
-                notes: all_where(&tx, "SELECT data FROM notes", [])?,
-                templates: all_where(&tx, "SELECT data FROM templates", [])?,
-                tags: match tags {
-                    Some(t) => serde_json::from_str(&t)?,
-                    None => baton_protocol::TagList { tags: Vec::new() },
-                },
-            };
+            json.push_str(",\"tags\":");
+            json.push_str(tags.as_deref().unwrap_or("{\"tags\":[]}"));
+            json.push_str(",\"next\":");
+            match next {
+                Some(n) => json.push_str(&format!("\"{n}\"")),
+                None => json.push_str("null"),
+            }
+            json.push('}');
             tx.finish()?;
-            Ok(snapshot)
+            Ok(json)
         })
     }
 
-    /// Messages newest first, `limit` at a time, for clients backfilling their history: all of
-    /// them, or one conversation's.
+    /// The whole snapshot, decoded (for tests and tools; the API pages it).
+    pub fn snapshot(&self) -> Result<baton_protocol::Snapshot, StoreError> {
+        let mut page: baton_protocol::Snapshot =
+            serde_json::from_str(&self.snapshot_page(None, usize::MAX)?)?;
+        page.next = None;
+        Ok(page)
+    }
+
+    /// Messages newest first, `limit` at a time and at most about `max_bytes`, for clients
+    /// backfilling their history: all of them, or one conversation's. The JSON text of a
+    /// [`baton_protocol::MessagePage`], stored JSON copied as it is.
     pub fn messages_before(
         &self,
         conversation: Option<&str>,
         before: Option<i64>,
         limit: u32,
-    ) -> Result<baton_protocol::MessagePage, StoreError> {
+        max_bytes: usize,
+    ) -> Result<String, StoreError> {
         self.read(|conn| {
             let before = before.unwrap_or(i64::MAX);
-            let mut rows: Vec<(i64, String)> = Vec::new();
-            let mut collect = |stmt: &mut rusqlite::CachedStatement<'_>,
-                               params: &[&dyn rusqlite::ToSql]|
-             -> Result<(), StoreError> {
-                let found = stmt.query_map(params, |r| Ok((r.get(0)?, r.get(1)?)))?;
-                for row in found {
-                    rows.push(row?);
-                }
-                Ok(())
+            let (mut stmt, total): (rusqlite::CachedStatement<'_>, i64) = match conversation {
+                Some(id) => (
+                    conn.prepare_cached(
+                        "SELECT rowid, data FROM messages WHERE conversation_id = ?1 AND rowid < ?2
+                         ORDER BY rowid DESC LIMIT ?3",
+                    )?,
+                    conn.prepare_cached(
+                        "SELECT COUNT(*) FROM messages WHERE conversation_id = ?1",
+                    )?
+                    .query_row([id], |r| r.get(0))?,
+                ),
+                None => (
+                    conn.prepare_cached(
+                        "SELECT rowid, data FROM messages WHERE ?1 IS NULL AND rowid < ?2
+                         ORDER BY rowid DESC LIMIT ?3",
+                    )?,
+                    conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?,
+                ),
             };
-            let total: i64 = match conversation {
-                Some(id) => {
-                    collect(
-                        &mut conn.prepare_cached(
-                            "SELECT rowid, data FROM messages WHERE conversation_id = ?1 AND rowid < ?2
-                             ORDER BY rowid DESC LIMIT ?3",
-                        )?,
-                        &[&id, &before, &limit],
-                    )?;
-                    conn.prepare_cached("SELECT COUNT(*) FROM messages WHERE conversation_id = ?1")?
-                        .query_row([id], |r| r.get(0))?
+            let mut rows = stmt.query(params![conversation, before, limit])?;
+            let mut json = String::from("{\"messages\":[");
+            let (mut count, mut last, mut cut) = (0u32, None, false);
+            while let Some(row) = rows.next()? {
+                let rowid: i64 = row.get(0)?;
+                let data: String = row.get(1)?;
+                if count > 0 && json.len() + data.len() > max_bytes {
+                    cut = true;
+                    break;
                 }
-                None => {
-                    collect(
-                        &mut conn.prepare_cached(
-                            "SELECT rowid, data FROM messages WHERE rowid < ?1 ORDER BY rowid DESC LIMIT ?2",
-                        )?,
-                        &[&before, &limit],
-                    )?;
-                    conn.query_row("SELECT COUNT(*) FROM messages", [], |r| r.get(0))?
+                if count > 0 {
+                    json.push(',');
                 }
-            };
-            let next = (rows.len() as u32 == limit)
-                .then(|| rows.last().map(|(rowid, _)| *rowid))
-                .flatten();
-            let mut messages = Vec::with_capacity(rows.len());
-            for (_, data) in rows {
-                messages.push(serde_json::from_str(&data)?);
+                json.push_str(&data);
+                count += 1;
+                last = Some(rowid);
             }
-            Ok(baton_protocol::MessagePage {
-                messages,
-                next,
-                total: total as u64,
-            })
+            let next = if cut || count == limit { last } else { None };
+            json.push_str(&format!(
+                "],\"next\":{},\"total\":{total}}}",
+                next.map_or("null".to_string(), |n| n.to_string())
+            ));
+            Ok(json)
         })
     }
 
@@ -512,36 +658,65 @@ impl Txn<'_> {
     }
 }
 
-/// Sends committed events to live streams, in seq order (callers hold the writer lock). The frame
-/// is put together from the `data` JSON already made, not serialised again.
+/// Sends committed events to live streams, in seq order (callers hold the writer lock), in
+/// frames of at most [`MAX_FRAME_BYTES`] (a single larger event goes alone). Frames are put
+/// together from the `data` JSON already made, not serialised again.
 fn broadcast_events(live: &broadcast::Sender<Live>, events: &[Event], bodies: &[String]) {
-    let (Some(first), Some(last)) = (events.first(), events.last()) else {
-        return;
-    };
-    if live.receiver_count() == 0 {
+    if events.is_empty() || live.receiver_count() == 0 {
+        // No receivers is fine: nobody is streaming right now.
         return;
     }
-    let size: usize = bodies.iter().map(|b| b.len() + 48).sum();
-    let mut json = String::with_capacity(size + 2);
-    json.push('[');
-    for (i, (event, body)) in events.iter().zip(bodies).enumerate() {
-        if i > 0 {
-            json.push(',');
+    let mut frame = String::new();
+    let mut first = 0;
+    let mut last = 0;
+    for (event, body) in events.iter().zip(bodies) {
+        if !frame.is_empty() && frame.len() + body.len() + 64 > MAX_FRAME_BYTES {
+            frame.push(']');
+            let _ = live.send(Live {
+                first,
+                last,
+                json: std::mem::take(&mut frame).into(),
+            });
         }
-        json.push_str(&format!(
-            r#"{{"seq":{},"kind":"{}","data":{}}}"#,
-            event.seq,
-            event.data.kind(),
-            body
-        ));
+        if frame.is_empty() {
+            frame.push('[');
+            first = event.seq;
+        } else {
+            frame.push(',');
+        }
+        push_event(&mut frame, event.seq, event.data.kind(), body);
+        last = event.seq;
     }
-    json.push(']');
-    // No receivers is fine: nobody is streaming right now.
+    frame.push(']');
     let _ = live.send(Live {
-        first: first.seq,
-        last: last.seq,
-        json: json.into(),
+        first,
+        last,
+        json: frame.into(),
     });
+}
+
+/// Appends one event as `{"seq":…,"kind":…,"data":…}`, `data` being stored JSON as it is.
+fn push_event(json: &mut String, seq: u64, kind: &str, data: &str) {
+    use std::fmt::Write;
+    let _ = write!(json, r#"{{"seq":{seq},"kind":"{kind}","data":{data}}}"#);
+}
+
+/// The entity tables a snapshot carries, in the order its pages walk them.
+const SNAPSHOT_TABLES: [&str; 6] = [
+    "contacts",
+    "conversations",
+    "handoffs",
+    "agents",
+    "notes",
+    "templates",
+];
+
+/// `"<table index>:<rowid>"`, as [`Store::snapshot_page`] hands it out.
+fn parse_snapshot_cursor(cursor: &str) -> Option<(usize, i64)> {
+    let (table, row) = cursor.split_once(':')?;
+    let table: usize = table.parse().ok()?;
+    (table < SNAPSHOT_TABLES.len()).then_some(())?;
+    Some((table, row.parse().ok()?))
 }
 
 /// How often the WAL is copied back into the database file.
@@ -565,48 +740,82 @@ fn group_commits(
     live: &broadcast::Sender<Live>,
     queue: &std::sync::mpsc::Receiver<Job>,
 ) {
-    while let Ok(first) = queue.recv() {
-        let mut jobs = vec![first];
+    let mut jobs: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
+    loop {
+        if jobs.is_empty() {
+            match queue.recv() {
+                Ok(job) => jobs.push_back(job),
+                Err(_) => return,
+            }
+        }
         while jobs.len() < MAX_GROUP {
             match queue.try_recv() {
-                Ok(job) => jobs.push(job),
+                Ok(job) => jobs.push_back(job),
                 Err(_) => break,
             }
         }
         let Ok(mut conn) = writer.lock() else {
-            // Dropping the jobs answers their callers with an error.
             tracing::error!("group commit: the writer lock is poisoned");
+            for job in jobs.drain(..) {
+                job.fail("the store's writer is broken".into());
+            }
             continue;
         };
-        let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-        let committed = (|| -> Result<(Vec<Event>, Vec<String>), rusqlite::Error> {
-            let tx = conn.transaction()?;
-            let mut txn = Txn {
-                tx,
-                events: Vec::new(),
-                bodies: Vec::new(),
-            };
-            for job in jobs {
-                completions.push(job(&mut txn));
+        commit_group(&mut conn, live, &mut jobs);
+    }
+}
+
+/// Runs queued jobs in one transaction and commits it. If SQLite rolls the transaction back on
+/// its own part-way (disk full, an I/O error), the jobs that ran are answered with the failure
+/// and the ones not yet run stay in `jobs` for a fresh transaction: none is reported as committed
+/// or failed wrongly, and none runs outside a transaction.
+fn commit_group(
+    conn: &mut Connection,
+    live: &broadcast::Sender<Live>,
+    jobs: &mut std::collections::VecDeque<Job>,
+) {
+    let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, "group commit: cannot start a transaction");
+            for job in jobs.drain(..) {
+                job.fail(e.to_string());
             }
-            let Txn { tx, events, bodies } = txn;
-            tx.commit()?;
-            Ok((events, bodies))
-        })();
-        match committed {
-            Ok((events, bodies)) => {
-                broadcast_events(live, &events, &bodies);
-                drop(conn);
-                for done in completions {
-                    done(Ok(()));
-                }
+            return;
+        }
+    };
+    let mut txn = Txn {
+        tx,
+        events: Vec::new(),
+        bodies: Vec::new(),
+    };
+    let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+    while let Some(job) = jobs.pop_front() {
+        completions.push(job.run(&mut txn));
+        if txn.tx.is_autocommit() {
+            tracing::error!(
+                jobs = completions.len(),
+                "group commit: the database rolled the transaction back; those jobs failed, the rest run again"
+            );
+            drop(txn);
+            for done in completions {
+                done(Err("the database rolled the transaction back".into()));
             }
-            Err(e) => {
-                drop(conn);
-                tracing::error!(error = %e, "group commit failed; its writes are rolled back");
-                for done in completions {
-                    done(Err(e.to_string()));
-                }
+            return;
+        }
+    }
+    let Txn { tx, events, bodies } = txn;
+    match tx.commit() {
+        Ok(()) => {
+            broadcast_events(live, &events, &bodies);
+            for done in completions {
+                done(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; its writes are rolled back");
+            for done in completions {
+                done(Err(e.to_string()));
             }
         }
     }
@@ -697,7 +906,7 @@ fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     let conn = Connection::open(path)?;
     // The hub's commands use more distinct statements than the default cache (16) holds.
     conn.set_prepared_statement_cache_capacity(128);
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
     conn.pragma_update(None, "journal_mode", "WAL")?;
     // FULL: an acknowledged Botpress message or agent command must survive a power cut.
     conn.pragma_update(None, "synchronous", "FULL")?;

@@ -18,7 +18,7 @@ use crate::error::ApiError;
 use crate::store::{get_entity, Entity, Txn};
 use crate::Hub;
 
-/// The id an agent has on Botpress's side: its own namespace, never an end user's (CONTRACTS §1.4).
+/// The id an agent has on Botpress's side: its own namespace, never an end user's (ARCHITECTURE.md, Botpress protocol §1.4).
 pub fn remote_agent_id(agent_id: &str) -> String {
     format!("agent:{agent_id}")
 }
@@ -26,11 +26,14 @@ pub fn remote_agent_id(agent_id: &str) -> String {
 /// The longest text an agent may send or note.
 pub const MAX_TEXT: usize = 8000;
 
-/// Runs `command` once per `(agent, txn_id)`; answers `(status, body)`.
+/// Runs `command` once per `(agent, txn_id)` and answers its result. `fingerprint` says what was
+/// asked: the same `txn_id` with a different request is refused, not answered with the first
+/// command's result (which would make the client believe something happened that did not).
 pub fn run(
     hub: &Hub,
     agent: &Agent,
     txn_id: &str,
+    fingerprint: &str,
     command: impl FnOnce(&mut Txn<'_>, &Hub, &Agent) -> Result<(), ApiError>,
 ) -> Result<Value, ApiError> {
     let txn_id = txn_id.trim();
@@ -40,12 +43,19 @@ pub fn run(
         ));
     }
     let result = hub.store().write(|txn| {
-        let recorded: Option<String> = txn
+        let recorded: Option<(String, Option<String>)> = txn
             .conn()
-            .prepare_cached("SELECT response FROM commands WHERE agent_id = ?1 AND txn_id = ?2")?
-            .query_row(params![agent.id, txn_id], |r| r.get(0))
+            .prepare_cached(
+                "SELECT response, fingerprint FROM commands WHERE agent_id = ?1 AND txn_id = ?2",
+            )?
+            .query_row(params![agent.id, txn_id], |r| Ok((r.get(0)?, r.get(1)?)))
             .optional()?;
-        if let Some(response) = recorded {
+        if let Some((response, recorded)) = recorded {
+            if recorded.is_some_and(|r| r != fingerprint) {
+                return Err(ApiError::TxnReused(format!(
+                    "txn_id {txn_id:?} was already used for a different command; use a new one"
+                )));
+            }
             return Ok((serde_json::from_str(&response)?, false));
         }
         // Acting is being active: the agent is online from their first command on.
@@ -55,12 +65,21 @@ pub fn run(
             txn.put(EventData::Agent(agent.clone()))?;
         }
         command(txn, hub, &agent)?;
-        let response = serde_json::to_value(CommandResult { events: txn.events().to_vec() })?;
+        let response = serde_json::to_value(CommandResult {
+            events: txn.events().to_vec(),
+        })?;
         txn.conn()
             .prepare_cached(
-                "INSERT INTO commands (agent_id, txn_id, status, response, created_at) VALUES (?1, ?2, 200, ?3, ?4)",
+                "INSERT INTO commands (agent_id, txn_id, status, response, created_at, fingerprint)
+                 VALUES (?1, ?2, 200, ?3, ?4, ?5)",
             )?
-            .execute(params![agent.id, txn_id, response.to_string(), hub.now().to_rfc3339()])?;
+            .execute(params![
+                agent.id,
+                txn_id,
+                response.to_string(),
+                hub.now().to_rfc3339(),
+                fingerprint
+            ])?;
         Ok::<_, ApiError>((response, true))
     });
     let (response, fresh) = result?;
@@ -178,7 +197,7 @@ fn queue_call(txn: &Txn<'_>, hub: &Hub, call: &Outbound<'_>) -> Result<(), ApiEr
 }
 
 /// Writes a message from the desk (an agent's reply or a system notice) and queues it for Botpress.
-/// What an agent sends: a Botpress message type and its payload (CONTRACTS §1.5).
+/// What an agent sends: a Botpress message type and its payload (ARCHITECTURE.md, Botpress protocol §1.5).
 #[derive(Debug, Clone)]
 pub struct Outgoing {
     pub kind: String,
@@ -234,6 +253,16 @@ fn send_to_customer(
         .payload
         .as_object()
         .and_then(baton_protocol::payload::readable_text);
+    // Queued behind a call that is already waiting (no webhook URL yet, Botpress down): this
+    // message waits for the same reason, and the agent sees it at once.
+    let waiting_for: Option<String> = txn
+        .conn()
+        .prepare_cached(
+            "SELECT last_error FROM outbox WHERE conversation_id = ?1 AND state = 'queued'
+             AND last_error IS NOT NULL ORDER BY id LIMIT 1",
+        )?
+        .query_row([&handoff.conversation_id], |r| r.get(0))
+        .optional()?;
     let message = Message {
         id: hub.new_id("m"),
         conversation_id: handoff.conversation_id.clone(),
@@ -243,7 +272,7 @@ fn send_to_customer(
         text,
         payload: outgoing.payload.clone(),
         status: DeliveryStatus::Queued,
-        status_reason: None,
+        status_reason: waiting_for,
         created_at: hub.now(),
     };
     txn.put(EventData::Message(message.clone()))?;
@@ -500,6 +529,7 @@ pub fn set_tags(
     tags: &[String],
 ) -> Result<(), ApiError> {
     let mut h = handoff(txn, handoff_id)?;
+    refuse_if_closed(&h)?;
     if h.assignee.is_some() {
         require_holder(txn, &h, agent)?;
     }
@@ -623,6 +653,13 @@ pub fn resend(
             "this message was never queued for delivery".into(),
         ));
     };
+    // Once the handoff is over the bot has the customer again: an agent's message now would
+    // arrive out of nowhere.
+    if open_handoff(txn, &conversation_id)?.is_none() {
+        return Err(ApiError::Closed(
+            "this conversation's handoff is over; the bot has the customer again".into(),
+        ));
+    }
     let call = Outbound {
         channel_id: &channel_id,
         conversation_id: &conversation_id,

@@ -19,7 +19,15 @@ struct Running {
 
 async fn running_hub() -> Running {
     let dir = tempfile::tempdir().expect("tempdir");
-    let hub = Hub::open(dir.path()).expect("open");
+    let hub = Hub::open_with(
+        dir.path(),
+        baton_hub::SystemClock,
+        baton_hub::HubConfig {
+            allow_private_urls: true,
+            ..Default::default()
+        },
+    )
+    .expect("open");
     admin::add_agent(
         &hub,
         "alice@example.com",

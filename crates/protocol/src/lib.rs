@@ -2,10 +2,13 @@
 //! handoffs, messages, agents), the events of the hub's log that carry them, and the error body every
 //! API failure uses. Serde only, no I/O: both sides depend on this crate and neither on the other.
 //!
+//! [`private_fs`] is the one piece of I/O here: the file permissions both sides give their data.
+//!
 //! Every event carries the *full new state* of the one entity it touches, so applying an event twice,
 //! or onto a stale cache, is harmless (upsert semantics). The `kind` names the entity type.
 
 pub mod payload;
+pub mod private_fs;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -327,34 +330,47 @@ pub struct Event {
     pub data: EventData,
 }
 
-/// An event as it travels, before its kind is known to be one this build understands. Clients
-/// decode with this first so a newer hub's new kinds are skipped, not fatal.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// An event as it travels, before its kind is known to be one this build understands and before
+/// its `data` is decoded. Clients decode with this first so a newer hub's new kinds are skipped,
+/// not fatal, and so one unreadable event is isolated by its `seq` instead of failing its whole
+/// frame: `data` stays raw JSON text, which is read without any nesting limit.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawEvent {
     pub seq: u64,
     pub kind: String,
-    pub data: serde_json::Value,
+    pub data: Box<serde_json::value::RawValue>,
 }
+
+impl PartialEq for RawEvent {
+    fn eq(&self, other: &Self) -> bool {
+        self.seq == other.seq && self.kind == other.kind && self.data.get() == other.data.get()
+    }
+}
+
+/// The kinds of event this build understands.
+pub const EVENT_KINDS: &[&str] = &[
+    "contact",
+    "conversation",
+    "handoff",
+    "message",
+    "agent",
+    "note",
+    "template",
+    "tags",
+];
 
 impl RawEvent {
     /// The typed event, or `None` when this build does not know the kind.
-    pub fn decode(self) -> Result<Option<Event>, serde_json::Error> {
-        let known = matches!(
-            self.kind.as_str(),
-            "contact"
-                | "conversation"
-                | "handoff"
-                | "message"
-                | "agent"
-                | "note"
-                | "template"
-                | "tags"
-        );
-        if !known {
+    pub fn decode(&self) -> Result<Option<Event>, serde_json::Error> {
+        if !EVENT_KINDS.contains(&self.kind.as_str()) {
             return Ok(None);
         }
-        let value = serde_json::json!({"seq": self.seq, "kind": self.kind, "data": self.data});
-        serde_json::from_value(value).map(Some)
+        let tagged = format!(r#"{{"kind":"{}","data":{}}}"#, self.kind, self.data.get());
+        let data: EventData = serde_json::from_str(&tagged)?;
+        Ok(Some(Event {
+            seq: self.seq,
+            data,
+        }))
     }
 }
 
@@ -388,6 +404,10 @@ pub struct Snapshot {
     pub notes: Vec<Note>,
     pub templates: Vec<Template>,
     pub tags: TagList,
+    /// The snapshot continues: ask for `GET /api/v1/snapshot?page=<next>`. Follow the log from the
+    /// *first* page's `seq`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next: Option<String>,
 }
 
 /// `GET /api/v1/messages?before=CURSOR&limit=N`: the hub's messages, newest first, for backfill.
@@ -409,19 +429,35 @@ pub enum StreamFrame {
 }
 
 impl StreamFrame {
+    /// Reads a frame without decoding its events' `data` (see [`RawEvent`]), so no payload, however
+    /// deep, makes the frame unreadable.
     pub fn parse(text: &str) -> Result<Self, serde_json::Error> {
         #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Wire {
-            Events(Vec<RawEvent>),
-            Notice(StreamNotice),
-            Event(RawEvent),
+        struct Object {
+            #[serde(rename = "type")]
+            notice: Option<String>,
+            seq: Option<u64>,
+            kind: Option<String>,
+            data: Option<Box<serde_json::value::RawValue>>,
         }
-        Ok(match serde_json::from_str::<Wire>(text)? {
-            Wire::Events(events) => StreamFrame::Events(events),
-            Wire::Notice(notice) => StreamFrame::Notice(notice),
-            Wire::Event(event) => StreamFrame::Events(vec![event]),
-        })
+        if text.trim_start().starts_with('[') {
+            return serde_json::from_str(text).map(StreamFrame::Events);
+        }
+        let object: Object = serde_json::from_str(text)?;
+        match object {
+            Object {
+                notice: Some(_), ..
+            } => serde_json::from_str(text).map(StreamFrame::Notice),
+            Object {
+                seq: Some(seq),
+                kind: Some(kind),
+                data: Some(data),
+                ..
+            } => Ok(StreamFrame::Events(vec![RawEvent { seq, kind, data }])),
+            _ => Err(serde::de::Error::custom(
+                "a stream frame is an array of events, an event or a notice",
+            )),
+        }
     }
 }
 
@@ -489,24 +525,36 @@ mod tests {
         assert_eq!(back, event);
     }
 
+    fn raw(seq: u64, kind: &str, data: &str) -> RawEvent {
+        RawEvent {
+            seq,
+            kind: kind.into(),
+            data: serde_json::value::RawValue::from_string(data.into()).expect("raw json"),
+        }
+    }
+
     #[test]
     fn an_unknown_event_kind_decodes_to_none_instead_of_failing() {
-        let raw = RawEvent {
-            seq: 3,
-            kind: "reaction".into(),
-            data: serde_json::json!({}),
-        };
-        assert!(matches!(raw.decode(), Ok(None)));
+        assert!(matches!(raw(3, "reaction", "{}").decode(), Ok(None)));
     }
 
     #[test]
     fn a_known_kind_with_a_broken_body_is_an_error() {
-        let raw = RawEvent {
-            seq: 3,
-            kind: "handoff".into(),
-            data: serde_json::json!({"id": 1}),
+        assert!(raw(3, "handoff", r#"{"id":1}"#).decode().is_err());
+    }
+
+    #[test]
+    fn a_frame_with_one_event_nested_past_any_parser_limit_still_reads_and_isolates_it() {
+        let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+        let frame = format!(
+            r#"[{{"seq":1,"kind":"tags","data":{{"tags":["vip"]}}}},{{"seq":2,"kind":"message","data":{{"payload":{deep}}}}},{{"seq":3,"kind":"tags","data":{{"tags":[]}}}}]"#
+        );
+        let Ok(StreamFrame::Events(events)) = StreamFrame::parse(&frame) else {
+            panic!("the frame reads");
         };
-        assert!(raw.decode().is_err());
+        let decoded: Vec<bool> = events.iter().map(|e| e.decode().is_ok()).collect();
+        assert_eq!(decoded, [true, false, true]);
+        assert_eq!(events[1].seq, 2);
     }
 
     #[test]

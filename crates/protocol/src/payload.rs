@@ -1,4 +1,4 @@
-//! Botpress message payloads (CONTRACTS §1.5): checking what an agent sends before it is queued,
+//! Botpress message payloads (ARCHITECTURE.md, Botpress protocol §1.5): checking what an agent sends before it is queued,
 //! and the readable text that stands for any payload in lists, search and exports.
 //!
 //! Botpress rejects a `message-from-agent` whose payload does not match its type, and only after the
@@ -28,6 +28,47 @@ pub enum PayloadError {
     MissingList { kind: String, field: String },
     #[error("\"{field}\" of a {kind} message must be an http(s) URL")]
     NotAUrl { kind: String, field: String },
+    #[error("a {kind} message has no \"{field}\" (it takes {allowed})")]
+    UnknownField {
+        kind: String,
+        field: String,
+        allowed: String,
+    },
+    #[error("a card action is \"postback\", \"url\" or \"say\", not {0:?}")]
+    UnknownAction(String),
+}
+
+/// The keys each message type's payload may have (Botpress SDK 0.11.8's schemas, §1.5).
+fn allowed_keys(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "text" => &["text"],
+        "markdown" => &["markdown"],
+        "image" => &["imageUrl", "title"],
+        "audio" => &["audioUrl", "title"],
+        "video" => &["videoUrl", "title"],
+        "file" => &["fileUrl", "title"],
+        "location" => &["latitude", "longitude", "address", "title"],
+        "card" => &["title", "subtitle", "imageUrl", "actions"],
+        "carousel" => &["items"],
+        "choice" | "dropdown" => &["text", "options"],
+        "bloc" => &["items"],
+        _ => &[],
+    }
+}
+
+fn only_known_keys(
+    kind: &str,
+    map: &Map<String, Value>,
+    allowed: &[&str],
+) -> Result<(), PayloadError> {
+    match map.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(field) => Err(PayloadError::UnknownField {
+            kind: kind.into(),
+            field: field.clone(),
+            allowed: allowed.join(", "),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Checks `payload` against the schema of `kind`.
@@ -35,6 +76,10 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
     let Some(map) = payload.as_object() else {
         return Err(PayloadError::NotAnObject { kind: kind.into() });
     };
+    if !KNOWN_KINDS.contains(&kind) {
+        return Err(PayloadError::UnknownKind(kind.to_string()));
+    }
+    only_known_keys(kind, map, allowed_keys(kind))?;
     let need_text = |field: &str| -> Result<(), PayloadError> {
         match map.get(field).and_then(Value::as_str) {
             Some(s) if !s.trim().is_empty() => Ok(()),
@@ -47,8 +92,7 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
     let need_url = |field: &str| -> Result<(), PayloadError> {
         need_text(field)?;
         let url = map.get(field).and_then(Value::as_str).unwrap_or_default();
-        let lower = url.trim().to_ascii_lowercase();
-        if lower.starts_with("https://") || lower.starts_with("http://") {
+        if is_web_url(url) {
             Ok(())
         } else {
             Err(PayloadError::NotAUrl {
@@ -86,10 +130,32 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
         }
         "card" => {
             need_text("title")?;
+            if map.contains_key("imageUrl") {
+                need_url("imageUrl")?;
+            }
             match map.get("actions") {
-                Some(Value::Array(actions)) => actions
-                    .iter()
-                    .try_for_each(|a| labelled(kind, a, &["action", "label", "value"])),
+                Some(Value::Array(actions)) => actions.iter().try_for_each(|a| {
+                    labelled(kind, a, &["action", "label", "value"])?;
+                    if let Some(fields) = a.as_object() {
+                        only_known_keys("card action", fields, &["action", "label", "value"])?;
+                    }
+                    match a.get("action").and_then(Value::as_str).unwrap_or_default() {
+                        "postback" | "say" => Ok(()),
+                        // A button that opens a link must open a web page, nothing else.
+                        "url" => {
+                            let value = a.get("value").and_then(Value::as_str).unwrap_or_default();
+                            if is_web_url(value) {
+                                Ok(())
+                            } else {
+                                Err(PayloadError::NotAUrl {
+                                    kind: kind.into(),
+                                    field: "actions[].value".into(),
+                                })
+                            }
+                        }
+                        other => Err(PayloadError::UnknownAction(other.to_string())),
+                    }
+                }),
                 _ => Err(PayloadError::MissingList {
                     kind: kind.into(),
                     field: "actions".into(),
@@ -112,6 +178,9 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
             }
         }
         "bloc" => need_list("items")?.iter().try_for_each(|item| {
+            if let Some(fields) = item.as_object() {
+                only_known_keys("bloc item", fields, &["type", "payload"])?;
+            }
             let inner = item.get("type").and_then(Value::as_str).unwrap_or_default();
             if inner == "bloc" || !KNOWN_KINDS.contains(&inner) {
                 return Err(PayloadError::UnknownKind(inner.to_string()));
@@ -120,6 +189,11 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
         }),
         other => Err(PayloadError::UnknownKind(other.to_string())),
     }
+}
+
+fn is_web_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    lower.starts_with("https://") || lower.starts_with("http://")
 }
 
 fn labelled(kind: &str, value: &Value, fields: &[&str]) -> Result<(), PayloadError> {
@@ -176,10 +250,7 @@ mod tests {
     #[test]
     fn each_example_payload_of_the_contract_is_accepted() {
         let ok = [
-            (
-                "text",
-                json!({"text": "Hi, the box was crushed", "userId": "user_01"}),
-            ),
+            ("text", json!({"text": "Hi, the box was crushed"})),
             (
                 "image",
                 json!({"imageUrl": "https://files.bpcontent.cloud/p.png"}),
@@ -219,6 +290,23 @@ mod tests {
         );
         let err = validate("file", &json!({"fileUrl": "javascript:alert(1)"})).unwrap_err();
         assert!(err.to_string().contains("http(s) URL"), "{err}");
+        let err = validate("text", &json!({"text": "hi", "tracking": {"x": 1}})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a text message has no \"tracking\" (it takes text)"
+        );
+        let card = |action: &str, value: &str| json!({"title": "Order", "actions": [{"action": action, "label": "Go", "value": value}]});
+        assert!(validate("card", &card("url", "javascript:alert(1)")).is_err());
+        assert!(validate("card", &card("url", "https://shop.example/4711")).is_ok());
+        assert!(matches!(
+            validate("card", &card("open", "x")),
+            Err(PayloadError::UnknownAction(_))
+        ));
+        let err = validate(
+            "carousel",
+            &json!({"items": [card("url", "data:text/html,x")]}),
+        );
+        assert!(err.is_err());
         let err = validate("sticker", &json!({})).unwrap_err();
         assert!(matches!(err, PayloadError::UnknownKind(k) if k == "sticker"));
         let err =

@@ -87,6 +87,8 @@ export interface HandoffSummary {
 }
 
 export interface ConversationView {
+  /** Which conversation this is (a draft or a reply only ever belongs to this one). */
+  conversation_id: string;
   customer: Contact | null;
   messages: Message[];
   /** Written on this device and not yet applied by the hub: queued, or refused with the reason. */
