@@ -117,6 +117,19 @@ impl HubData {
         self.dir.path().to_str().expect("utf-8 path")
     }
 
+    /// Where `baton-hub serve` writes its log (standard error) in tests: beside, not inside, the
+    /// hub's data directory.
+    pub fn log_path(&self) -> PathBuf {
+        let mut name = self.dir.path().as_os_str().to_owned();
+        name.push(".serve.log");
+        PathBuf::from(name)
+    }
+
+    /// Everything the hub processes of this data directory have logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
     /// Adds another agent with `AGENT_PASSWORD`.
     pub fn add_agent(&self, email: &str, name: &str, role: &str) {
         let (ok, _, err) = hub_cli(
@@ -135,6 +148,12 @@ impl HubData {
             AGENT_PASSWORD,
         );
         assert!(ok, "agent add failed: {err}");
+    }
+}
+
+impl Drop for HubData {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(self.log_path());
     }
 }
 
@@ -162,7 +181,13 @@ impl HubProcess {
             ])
             .args(flags)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(Stdio::from(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(data.log_path())
+                    .expect("hub log file"),
+            ))
             .spawn()
             .expect("spawn baton-hub serve");
         let hub = Self { child, port };
@@ -241,5 +266,78 @@ impl Botpress {
             .await;
         assert_eq!(status, 200, "{body}");
         ticket
+    }
+}
+
+/// One signed-in agent.
+pub struct AgentSession {
+    pub http: reqwest::Client,
+    pub base: String,
+    pub token: String,
+}
+
+impl AgentSession {
+    pub async fn sign_in(hub: &HubProcess, email: &str) -> Self {
+        let http = reqwest::Client::new();
+        let base = hub.url();
+        let login: Value = http
+            .post(format!("{base}/api/v1/login"))
+            .json(&json!({"email": email, "password": AGENT_PASSWORD}))
+            .send()
+            .await
+            .expect("login")
+            .json()
+            .await
+            .expect("login body");
+        let token = login["token"].as_str().expect("token").to_string();
+        Self { http, base, token }
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .post(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn events(&self) -> Vec<Value> {
+        let page: Value = self
+            .http
+            .get(format!("{}/api/v1/events?after=0&limit=1000", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("events")
+            .json()
+            .await
+            .expect("events body");
+        page["events"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// The newest state of every entity of `kind` with `id`.
+    pub async fn latest(&self, kind: &str, id: &str) -> Value {
+        self.events()
+            .await
+            .into_iter()
+            .rev()
+            .find(|e| e["kind"] == kind && e["data"]["id"] == id)
+            .map(|e| e["data"].clone())
+            .unwrap_or(Value::Null)
+    }
+
+    pub async fn handoff_of(&self, ticket: &str) -> Value {
+        self.events()
+            .await
+            .into_iter()
+            .rev()
+            .find(|e| e["kind"] == "handoff" && e["data"]["conversation_id"] == ticket)
+            .map(|e| e["data"].clone())
+            .expect("the ticket's handoff")
     }
 }

@@ -135,7 +135,29 @@ impl HubClient {
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }
-        read_json(request.send().await.map_err(network)?).await
+        // Each message is decoded on its own: one this build cannot read (nested past the
+        // parser's limit, say) is left out and logged, and the rest of the history still arrives.
+        #[derive(serde::Deserialize)]
+        struct RawPage {
+            messages: Vec<Box<serde_json::value::RawValue>>,
+            next: Option<i64>,
+            total: u64,
+        }
+        let raw: RawPage = read_json(request.send().await.map_err(network)?).await?;
+        let mut messages = Vec::with_capacity(raw.messages.len());
+        for message in raw.messages {
+            match serde_json::from_str(message.get()) {
+                Ok(message) => messages.push(message),
+                Err(e) => {
+                    tracing::warn!(error = %e, "backfill: a message this build cannot read was left out")
+                }
+            }
+        }
+        Ok(baton_protocol::MessagePage {
+            messages,
+            next: raw.next,
+            total: raw.total,
+        })
     }
 
     /// The signed-in agent.

@@ -1034,6 +1034,128 @@ mod tests {
     }
 
     #[test]
+    fn after_the_database_rolls_a_group_back_on_its_own_no_job_is_reported_wrongly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let agent =
+            |id: &str| EventData::Agent(Agent::new(id, "a@x", "A", baton_protocol::Role::Agent));
+        // Hold the writer so the three jobs queue up and run as one group.
+        let writer = store.writer.lock().expect("writer");
+        let mut answers = Vec::new();
+        for id in ["ag_a", "ag_b", "ag_c"] {
+            let (answer, answered) = std::sync::mpsc::channel();
+            let data = agent(id);
+            store
+                .submit(
+                    move |txn: &mut Txn<'_>| {
+                        txn.append(data)?;
+                        if id == "ag_b" {
+                            // What SQLite does by itself on a full disk or an I/O error.
+                            txn.tx.execute_batch("ROLLBACK")?;
+                        }
+                        Ok::<_, StoreError>(())
+                    },
+                    move |result| {
+                        let _ = answer.send(result.is_ok());
+                    },
+                )
+                .expect("queued");
+            answers.push(answered);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        drop(writer);
+        let reported: Vec<bool> = answers
+            .iter()
+            .map(|a| a.recv().expect("answered"))
+            .collect();
+        assert_eq!(
+            reported,
+            [false, false, true],
+            "a and b were rolled back, c committed"
+        );
+        let stored: Vec<String> = store
+            .events_after(0, 10)
+            .expect("events")
+            .into_iter()
+            .filter_map(|e| match e.data {
+                EventData::Agent(a) => Some(a.id),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(stored, ["ag_c"]);
+    }
+
+    #[test]
+    fn a_page_of_the_log_stops_at_its_byte_budget_but_always_carries_one_event() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for i in 0..10 {
+            store
+                .write(|txn| {
+                    txn.append(EventData::Agent(Agent::new(
+                        format!("ag_{i}"),
+                        "a@x",
+                        "x".repeat(1000),
+                        baton_protocol::Role::Agent,
+                    )))
+                })
+                .expect("write");
+        }
+        let page = store.event_page(0, 1000, 3000).expect("page");
+        assert_eq!((page.count, page.last, page.more), (2, Some(2), true));
+        assert!(page.json.len() <= 3000);
+        let one = store.event_page(0, 1000, 10).expect("page");
+        assert_eq!(one.count, 1, "a single larger event still goes");
+        let rest = store.event_page(2, 1000, usize::MAX).expect("page");
+        assert_eq!((rest.count, rest.more), (8, false));
+    }
+
+    #[test]
+    fn a_snapshot_in_small_pages_holds_every_entity_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        for i in 0..25 {
+            store
+                .write(|txn| {
+                    txn.conn().execute(
+                        "INSERT INTO agents (id, email, password_hash, data) VALUES (?1, ?2, 'h', '{}')",
+                        params![format!("ag_{i}"), format!("a{i}@x")],
+                    )?;
+                    txn.put(EventData::Agent(Agent::new(
+                        format!("ag_{i}"),
+                        format!("a{i}@x"),
+                        "A",
+                        baton_protocol::Role::Agent,
+                    )))
+                })
+                .expect("write");
+        }
+        let mut cursor: Option<String> = None;
+        let mut ids = Vec::new();
+        let mut pages = 0;
+        loop {
+            let page: baton_protocol::Snapshot =
+                serde_json::from_str(&store.snapshot_page(cursor.as_deref(), 600).expect("page"))
+                    .expect("a snapshot");
+            pages += 1;
+            ids.extend(page.agents.into_iter().map(|a| a.id));
+            match page.next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        assert!(pages > 3, "{pages} pages");
+        let mut expected: Vec<String> = (0..25).map(|i| format!("ag_{i}")).collect();
+        expected.sort();
+        ids.sort();
+        assert_eq!(ids, expected);
+        assert!(matches!(
+            store.snapshot_page(Some("9:0"), 600),
+            Err(StoreError::BadCursor)
+        ));
+    }
+
+    #[test]
     fn reopening_a_database_keeps_its_events_and_does_not_rerun_migrations() {
         let dir = tempfile::tempdir().expect("tempdir");
         {

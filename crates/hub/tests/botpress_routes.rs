@@ -385,3 +385,84 @@ async fn an_unknown_route_under_a_valid_secret_is_a_404() {
     .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn text_cut_mid_emoji_is_kept_with_a_replacement_character_not_refused() {
+    let d = desk();
+    let (_user, ticket) = user_and_ticket(&d).await;
+    // A lone high surrogate: the second half of 😀 was cut off upstream.
+    let body = format!(
+        r#"{{"type":"botSendsMessage","remoteConversationId":"{ticket}","remoteUserId":"BOT","payload":{{"text":"Merci \ud83d"}}}}"#
+    );
+    let (status, answer) = post(&d.hub, &format!("{}/botSendsMessage", d.endpoint), body).await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    let texts: Vec<_> = messages(&d.hub)
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert!(texts.contains(&"Merci \u{FFFD}".to_string()), "{texts:?}");
+}
+
+#[tokio::test]
+async fn a_body_nested_deeper_than_the_hub_serves_safely_is_refused_with_the_reason() {
+    let d = desk();
+    let before = event_count(&d.hub);
+    let deep = format!("{}{}", "[".repeat(40), "]".repeat(40));
+    let body = format!(
+        r#"{{"type":"createRemoteUser","payload":{{"role":"end-user","name":"Deep","attributes":{deep}}}}}"#
+    );
+    let (status, answer) = post(&d.hub, &format!("{}/createRemoteUser", d.endpoint), body).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        answer["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("deeper than 32 levels")),
+        "{answer}"
+    );
+    assert_eq!(event_count(&d.hub), before);
+}
+
+#[tokio::test]
+async fn botpress_messages_sent_while_another_process_holds_the_write_lock_are_all_stored() {
+    let d = desk();
+    let (_user, ticket) = user_and_ticket(&d).await;
+    let before = messages(&d.hub).len();
+    // The admin CLI (or any other process) writing: it holds the database's write lock for 3 s.
+    let db_path = d._dir.path().join("hub.sqlite");
+    let (locked, lock_taken) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        let mut db = rusqlite::Connection::open(db_path).expect("open");
+        let tx = db
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .expect("write lock");
+        tx.execute("INSERT INTO settings (key, value) VALUES ('held', '1')", [])
+            .expect("write");
+        let _ = locked.send(());
+        std::thread::sleep(std::time::Duration::from_secs(3));
+        tx.commit().expect("commit");
+    });
+    lock_taken.recv().expect("lock taken");
+    let sends = (0..20).map(|i| {
+        let hub = d.hub.clone();
+        let path = format!("{}/botSendsMessage", d.endpoint);
+        let body = json!({"type": "botSendsMessage", "remoteConversationId": ticket,
+                          "remoteUserId": "BOT", "payload": {"text": format!("while locked {i}")}});
+        async move { post_json(&hub, &path, &body).await.0 }
+    });
+    let statuses = futures_util::future::join_all(sends).await;
+    holder.join().expect("holder");
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(messages(&d.hub).len(), before + 20);
+}
+
+#[tokio::test]
+async fn an_oversized_botpress_body_is_a_413() {
+    let d = desk();
+    let big = "x".repeat(baton_hub::botpress::MAX_BODY_BYTES + 1);
+    let (status, answer) = post(&d.hub, &format!("{}/ping", d.endpoint), big).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert_eq!(answer["code"], "too_large");
+}
