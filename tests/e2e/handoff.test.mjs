@@ -79,7 +79,7 @@ test("a Botpress handoff appears in the window and raises a desktop notification
   const endpoint = await endpointField.getValue();
   assert.match(endpoint, new RegExp(`^http://127\\.0\\.0\\.1:${port}/botpress/[0-9a-f]{64}$`));
 
-  // What Botpress sends for a first-time user who asks for a human (CONTRACTS §1.7).
+  // What Botpress sends for a first-time user who asks for a human (ARCHITECTURE.md, Botpress protocol §1.7).
   const user = await botpress(endpoint, "createRemoteUser", {
     type: "createRemoteUser",
     payload: { role: "end-user", name: "Dana Reyes", email: "dana@example.com" },
@@ -245,4 +245,120 @@ test("history is searched in the window, and a reply the hub refuses stays with 
     timeout: 10_000,
     timeoutMsg: "the discarded message is still shown",
   });
+}));
+
+/** Clicks the handoff in the list whose text includes `title`. */
+async function openHandoff(title) {
+  await browser.waitUntil(
+    async () =>
+      browser.execute((t) => {
+        const item = [...document.querySelectorAll('[data-testid="handoff-item"]')].find((b) => b.innerText.includes(t));
+        item?.click();
+        return !!item;
+      }, title),
+    { timeout: 15_000, timeoutMsg: `"${title}" is not in the list` },
+  );
+  await browser.waitUntil(async () => (await shownText('[data-testid="conversation-title"]')) === title, {
+    timeout: 10_000,
+    timeoutMsg: `"${title}" did not open`,
+  });
+}
+
+/** The composer on screen: which conversation it writes to, and what it holds. */
+function composerState() {
+  return browser.execute(() => {
+    const box = document.querySelector('[data-testid="composer"]');
+    return box ? { conversation: box.dataset.conversation, text: box.value } : null;
+  });
+}
+
+async function newHandoff(endpoint, customer, title, text) {
+  const user = await botpress(endpoint, "createRemoteUser", { type: "createRemoteUser", payload: { role: "end-user", name: customer } });
+  const ticket = await botpress(endpoint, "createRemoteConversation", { type: "createRemoteConversation", payload: { title } });
+  await botpress(endpoint, "botSendsMessage", { type: "botSendsMessage", remoteConversationId: ticket.id, remoteUserId: user.id, payload: { text } });
+  return ticket.id;
+}
+
+test("a draft stays with its own conversation when switching, and Ctrl+Enter sends only to the one shown", { timeout: 120_000 }, withScreenshot("drafts", async () => {
+  const webhook = await startFakeWebhook();
+  try {
+    // Back from the search view to the lists.
+    if (await (await browser.$('[data-testid="search-input"]')).isExisting()) await (await browser.$('[data-testid="search-toggle"]')).click();
+    const webhookField = await browser.$('[data-testid="webhook-url"]');
+    await webhookField.setValue(webhook.url);
+    await (await browser.$("form.webhook button")).click();
+    await browser.waitUntil(async () => (await webhookField.getAttribute("placeholder")) === webhook.url, { timeout: 10_000 });
+    await (await browser.$('[data-testid="tab-pending"]')).click();
+
+    const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+    const sam = await newHandoff(endpoint, "Sam Brooks", "Parcel late", "Where is my parcel?");
+    const olga = await newHandoff(endpoint, "Olga Petrova", "Wrong size", "The shoes are too small");
+
+    await openHandoff("Parcel late");
+    await browser.waitUntil(async () => (await composerState())?.conversation === sam, { timeout: 10_000, timeoutMsg: "no composer for Sam" });
+    await (await browser.$('[data-testid="composer"]')).setValue("Sam: your parcel ships Monday");
+
+    // Straight to Olga, without waiting: her composer must start from her own (empty) draft.
+    await openHandoff("Wrong size");
+    await browser.waitUntil(async () => (await composerState())?.conversation === olga, { timeout: 10_000, timeoutMsg: "no composer for Olga" });
+    await browser.pause(800);
+    assert.deepEqual(await composerState(), { conversation: olga, text: "" }, "Olga's composer holds nothing of Sam's");
+
+    const box = await browser.$('[data-testid="composer"]');
+    await box.setValue("Olga: exchange approved");
+    await browser.keys(["Control", "Enter"]);
+    await waitFor("Olga's reply at Botpress", () => webhook.calls.some((c) => c.route === "message-from-agent" && c.body.payload.text === "Olga: exchange approved"), 15_000);
+
+    await openHandoff("Parcel late");
+    await browser.waitUntil(async () => (await composerState())?.text === "Sam: your parcel ships Monday", {
+      timeout: 10_000,
+      timeoutMsg: `Sam's draft was not kept: ${JSON.stringify(await composerState())}`,
+    });
+    const replies = webhook.calls.filter((c) => c.route === "message-from-agent" && c.body.remoteUserId.startsWith("agent:"));
+    const agentTexts = replies.map((c) => [c.body.remoteConversationId, c.body.payload.text]).filter(([, t]) => t.includes(":") && (t.startsWith("Sam") || t.startsWith("Olga")));
+    assert.deepEqual(agentTexts, [[olga, "Olga: exchange approved"]], "only Olga's words went out, to Olga");
+  } finally {
+    webhook.server.close();
+  }
+}));
+
+test("a reply with no webhook set says why it waits; cancelling asks first; cancelled handoffs have a list", { timeout: 120_000 }, withScreenshot("cancel", async () => {
+  // The admin clears the channel's webhook URL with the CLI while the desk runs.
+  execFileSync(path.join(root, "target/debug/baton-hub"), [
+    "botpress", "set", "--data", path.join(dataDir, "hub"), "--channel", "Botpress", "--webhook-url", "",
+  ], { env: { ...process.env, BATON_ALLOW_PRIVATE_URLS: "1" } });
+  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  await newHandoff(endpoint, "Ken Ito", "Invoice copy", "Can I get my invoice again?");
+  await (await browser.$('[data-testid="tab-pending"]')).click();
+  await openHandoff("Invoice copy");
+  await (await browser.$('[data-testid="composer"]')).setValue("Sending it now");
+  await (await browser.$('[data-testid="send"]')).click();
+  await browser.waitUntil(
+    async () => (await browser.execute(() => [...document.querySelectorAll('[data-testid="delivery"]')].map((e) => e.innerText).join("\n"))).includes("no Botpress webhook URL"),
+    { timeout: 20_000, timeoutMsg: `the waiting reply does not say why: ${(await shownText("main")).slice(0, 800)}` },
+  );
+
+  // One click is not enough to end a customer's session.
+  await (await browser.$('[data-testid="cancel"]')).click();
+  await (await browser.$('[data-testid="cancel-confirm"]')).waitForExist({ timeout: 5_000 });
+  await (await browser.$('[data-testid="cancel-no"]')).click();
+  assert.notEqual((await shownText('[data-testid="handoff-status"]')).toLowerCase(), "cancelled");
+  await (await browser.$('[data-testid="cancel"]')).click();
+  await (await browser.$('[data-testid="cancel-yes"]')).click();
+  await browser.waitUntil(async () => (await shownText('[data-testid="handoff-status"]')).toLowerCase() === "cancelled", {
+    timeout: 10_000,
+    timeoutMsg: "the handoff was not cancelled",
+  });
+
+  // A customer who ends the session while waiting is findable in the Cancelled list.
+  const gone = await newHandoff(endpoint, "Lea Roux", "Changed my mind", "Never mind");
+  await botpress(endpoint, "botSendsMessage", {
+    type: "botSendsMessage", remoteConversationId: gone, remoteUserId: "BOT", payload: { text: "( The user has ended the session. )" },
+  });
+  await (await browser.$('[data-testid="tab-cancelled"]')).click();
+  await browser.waitUntil(async () => (await shownText("nav.handoffs")).includes("Changed my mind"), {
+    timeout: 15_000,
+    timeoutMsg: `not in the Cancelled list: ${await shownText("nav.handoffs")}`,
+  });
+  assert.ok((await shownText("nav.handoffs")).includes("Invoice copy"));
 }));
