@@ -243,7 +243,7 @@ fn check(spec: &Value, route: &str, body: &str) -> Result<(), String> {
             ));
         }
     }
-    // CONTRACTS §1.5: a text message's payload is {text: non-empty string}.
+    // ARCHITECTURE.md, Botpress protocol §1.5: a text message's payload is {text: non-empty string}.
     if route == "message-from-agent" && object["messageType"] == "text" {
         let text = object["payload"]["text"].as_str().unwrap_or_default();
         if text.is_empty() {

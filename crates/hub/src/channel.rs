@@ -14,7 +14,7 @@ pub const DEFAULT_TRANSFER_MESSAGE: &str = "You are being transferred to our age
 /// Per-channel settings, kept as JSON in `channels.settings`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChannelSettings {
-    /// Botpress bot id and token, used to resolve `closeRemoteTicket` (CONTRACTS §1.8.1).
+    /// Botpress bot id and token, used to resolve `closeRemoteTicket` (ARCHITECTURE.md, Botpress protocol §1.8.1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -30,7 +30,7 @@ pub struct ChannelSettings {
     #[serde(default = "default_api_url")]
     pub botpress_api_url: String,
     /// The notice the HITL plugin writes into the ticket when the customer ends the session
-    /// (CONTRACTS §1.6); seeing it cancels the handoff. Empty disables the match.
+    /// (ARCHITECTURE.md, Botpress protocol §1.6); seeing it cancels the handoff. Empty disables the match.
     #[serde(default = "default_ended_notice")]
     pub session_ended_notice: String,
     /// The Botpress message kinds agents may send on this channel (the bot's HITL plugin decides

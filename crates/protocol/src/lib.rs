@@ -13,7 +13,7 @@ pub mod private_fs;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// The sentinel `remoteUserId` Botpress uses for messages that no end user wrote (CONTRACTS §1.3).
+/// The sentinel `remoteUserId` Botpress uses for messages that no end user wrote (ARCHITECTURE.md, Botpress protocol §1.3).
 pub const BOTPRESS_BOT_USER: &str = "BOT";
 
 /// A person on the customer side, as a bot introduced them.

@@ -83,7 +83,7 @@ export interface Attachment {
   title: string;
 }
 
-/** The Botpress payload of an attachment (CONTRACTS §1.5: `imageUrl`, `fileUrl` + `title`, …). */
+/** The Botpress payload of an attachment (ARCHITECTURE.md, Botpress protocol §1.5: `imageUrl`, `fileUrl` + `title`, …). */
 export function attachmentPayload(a: Attachment): Record<string, string> {
   const payload: Record<string, string> = { [`${a.kind}Url`]: a.url.trim() };
   if (a.title.trim()) payload.title = a.title.trim();
