@@ -25,11 +25,14 @@ run: deps-build ui
 test: deps-build deps-test ui lint unit android e2e
 	@echo "make test: all suites passed"
 
-## make bench: the hub's ingest benchmark and the device cache's apply/search/open benchmarks
-## (release builds; each prints its figures beside a baseline measured in the same run).
-bench: toolchain
+## make bench: the hub's ingest benchmark, the device cache's apply/search/open benchmarks, and a
+## Botpress burst into the real app's built-in hub (release builds; each prints its figures beside a
+## baseline measured in the same run).
+bench: deps-build deps-test ui
 	cargo bench -p baton-hub --bench ingest
 	cargo bench -p baton-core --bench cache
+	cargo build --release --bin baton --bin baton-hub
+	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node tests/e2e/bench-solo-burst.mjs
 
 deps-build: toolchain
 	@missing=$$(for p in $(APT_BUILD); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \

@@ -22,12 +22,16 @@ fn init_logging(data_dir: &std::path::Path) {
         EnvFilter::try_from_default_env()
             .unwrap_or_else(|_| EnvFilter::new("info,tao=warn,wry=warn"))
     };
-    let file = std::fs::create_dir_all(data_dir).and_then(|()| {
-        std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(data_dir.join("baton.log"))
-    });
+    // The log names customers and conversations: readable by this user only, like the cache.
+    let log_path = data_dir.join("baton.log");
+    let file = baton_protocol::private_fs::private_dir(data_dir, "baton.log")
+        .and_then(|()| baton_protocol::private_fs::private_touch(&log_path))
+        .and_then(|()| {
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&log_path)
+        });
     let result = match file {
         Ok(file) => tracing_subscriber::fmt()
             .with_env_filter(filter())

@@ -13,19 +13,34 @@ pub fn new_handoff(app: &AppHandle, title: &str, body: &str) {
 
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
 mod platform {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
     use tauri::AppHandle;
+
+    /// Each notification waiting for its click holds a thread until it closes. A burst of handoffs
+    /// must not take every thread the app's engine needs: past this many, notifications are shown
+    /// without waiting for a click.
+    const MAX_WAITING: usize = 8;
+    static WAITING: AtomicUsize = AtomicUsize::new(0);
 
     pub fn show(app: &AppHandle, title: &str, body: &str) {
         let app = app.clone();
         let (title, body) = (title.to_string(), body.to_string());
-        tauri::async_runtime::spawn_blocking(move || {
-            let shown = notify_rust::Notification::new()
-                .appname("Baton")
-                .summary(&title)
-                .body(&body)
-                .action("default", "Open")
-                .show();
-            match shown {
+        let notification = notify_rust::Notification::new()
+            .appname("Baton")
+            .summary(&title)
+            .body(&body)
+            .action("default", "Open")
+            .finalize();
+        if WAITING.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
+            WAITING.fetch_sub(1, Ordering::SeqCst);
+            if let Err(e) = notification.show() {
+                tracing::warn!(error = %e, "no notification server took the notification");
+            }
+            return;
+        }
+        std::thread::spawn(move || {
+            match notification.show() {
                 Ok(handle) => handle.wait_for_action(|action| {
                     if action == "default" {
                         focus(&app);
@@ -35,6 +50,7 @@ mod platform {
                     tracing::warn!(error = %e, "no notification server took the notification")
                 }
             }
+            WAITING.fetch_sub(1, Ordering::SeqCst);
         });
     }
 

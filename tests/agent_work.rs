@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use support::fake_botpress::{FakeBotpress, Mode};
-use support::{AgentSession, Botpress, HubData, HubProcess, AGENT_EMAIL, AGENT_PASSWORD};
+use support::{AgentSession, Botpress, HubData, HubProcess, AGENT_EMAIL};
 
 struct Desk {
     data: HubData,

@@ -401,6 +401,15 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         waited < Duration::from_secs(15),
         "held for {waited:?}: the header timeout did not apply"
     );
+    // A socket that sends nothing at all is dropped the same way.
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", hub.port)).expect("connect");
+    silent
+        .set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    let started = Instant::now();
+    let read = silent.read(&mut buf);
+    assert!(read.is_ok(), "the silent connection was still open: {read:?}");
+    assert!(started.elapsed() < Duration::from_secs(15));
 }
 
 #[tokio::test]

@@ -137,7 +137,13 @@ impl Cache {
     pub fn open(path: &Path) -> Result<Self, CacheError> {
         if let Some(dir) = path.parent() {
             // Customers' conversations: readable by this user only.
-            baton_protocol::private_fs::private_dir(dir)?;
+            baton_protocol::private_fs::private_dir(
+                dir,
+                &path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default(),
+            )?;
         }
         baton_protocol::private_fs::private_touch(path)?;
         let mut conn = Connection::open(path)?;

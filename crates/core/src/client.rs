@@ -241,9 +241,11 @@ impl HubClient {
         }
         // Set explicitly, far above what the hub sends (frames of about 1 MiB, a single event of
         // a few hundred KiB at most), so a device never refuses its own backlog.
-        let mut config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default();
-        config.max_message_size = Some(MAX_STREAM_MESSAGE);
-        config.max_frame_size = Some(MAX_STREAM_MESSAGE);
+        let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+            max_message_size: Some(MAX_STREAM_MESSAGE),
+            max_frame_size: Some(MAX_STREAM_MESSAGE),
+            ..Default::default()
+        };
         match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
             Ok((stream, _)) => Ok(stream),
             Err(tokio_tungstenite::tungstenite::Error::Http(response))

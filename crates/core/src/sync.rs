@@ -117,9 +117,21 @@ impl SyncEngine {
                     .await?;
                 return Ok(after);
             }
-            // A page is the log itself: a hole in it (the hub's bug) stops sync with the error
-            // rather than skip an event.
-            self.apply(page.events).await?;
+            match self.apply(page.events).await {
+                // A page is the log itself, so a hole in it is the hub's fault: never skip over
+                // it; start again from a snapshot, which has every entity as it is now.
+                Err(SyncError::Cache(CacheError::Gap { cursor, found })) => {
+                    tracing::error!(
+                        cursor,
+                        found,
+                        "sync: the hub's log has a hole; taking a snapshot"
+                    );
+                    self.snapshot().await?;
+                }
+                other => {
+                    other?;
+                }
+            }
         }
     }
 

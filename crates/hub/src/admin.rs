@@ -26,6 +26,9 @@ impl From<rusqlite::Error> for AdminError {
     }
 }
 
+/// The longest email address an agent may have (RFC 5321's limit).
+pub const MAX_EMAIL_LEN: usize = 254;
+
 /// A Botpress channel as the admin sees it right after creating it: the only time the secret path
 /// exists outside the hub.
 #[derive(Debug, Clone)]
@@ -44,7 +47,7 @@ pub fn add_agent(
 ) -> Result<Agent, AdminError> {
     let email = email.trim();
     let name = name.trim();
-    if !email.contains('@') || email.len() > 254 {
+    if !email.contains('@') || email.len() > MAX_EMAIL_LEN {
         return Err(AdminError::Invalid(format!(
             "{email:?} is not an email address"
         )));

@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::admin::{self, AdminError, AgentUpdate, ChannelUpdate, ChannelView};
 use crate::auth::SignedIn;
+use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::Hub;
@@ -64,8 +65,6 @@ async fn blocking<T: Send + 'static>(
         .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     Ok(Json(value))
 }
-
-use crate::body::JsonBody;
 
 async fn list_agents(
     State(hub): State<Hub>,

@@ -10,11 +10,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use baton_protocol::{LoginRequest, LoginResponse, StreamNotice};
-use rusqlite::{params, OptionalExtension};
+use rusqlite::OptionalExtension;
 use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::auth::{random_secret, secret_hash, verify_password, ClientAddr, Session, SignedIn};
+use crate::auth::{secret_hash, verify_password, ClientAddr, Session, SignedIn};
 use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::store::{get_entity, Entity, StoreError, MAX_FRAME_BYTES};
@@ -36,8 +36,9 @@ const STREAM_WRITE_BUFFER: usize = 8 * 1024 * 1024;
 /// A stream that has heard nothing from the device (not even a pong) for this long is dead.
 const STREAM_SILENCE: Duration = Duration::from_secs(75);
 
-/// How often an open stream re-checks its sign-in (for changes made by another process).
-const STREAM_RECHECK: Duration = Duration::from_secs(1);
+/// How often an open stream re-checks its sign-in by itself (its token may have expired); changes
+/// made in this process or noticed in another reach it at once through [`Revoked`].
+const STREAM_RECHECK: Duration = Duration::from_secs(30);
 
 /// What a stream reads from the agent: control frames and a close, never large.
 const STREAM_READ_BUFFER: usize = 4 * 1024;
@@ -369,15 +370,27 @@ async fn login(
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let email = req.email.trim().to_string();
-    if let Some(retry_after) = hub.login_throttle().wait(&email, addr, hub.now()) {
-        tracing::info!(addr = ?addr, "login refused: too many failures; waiting");
-        return Err(ApiError::Throttled { retry_after });
+    if email.len() > crate::admin::MAX_EMAIL_LEN {
+        return Err(ApiError::BadCredentials);
     }
+    // Behind a proxy on this machine every request comes from loopback: counting those together
+    // would let one guesser lock everyone out. The per-account count still holds.
+    let addr = addr.filter(|a| !a.is_loopback());
+    let throttled = |hub: &Hub| match hub.login_throttle().wait(&email, addr, hub.now()) {
+        Some(retry_after) => {
+            tracing::info!(addr = ?addr, "login refused: too many failures; waiting");
+            Err(ApiError::Throttled { retry_after })
+        }
+        None => Ok(()),
+    };
+    throttled(&hub)?;
     let _turn = hub
         .hashing()
         .acquire()
         .await
         .map_err(|_| ApiError::Internal(StoreError::Poisoned))?;
+    // Again: failures may have been counted while this one waited its turn.
+    throttled(&hub)?;
     let hub2 = hub.clone();
     let email2 = email.clone();
     let checked = tokio::task::spawn_blocking(move || {
@@ -404,18 +417,13 @@ async fn login(
         return Err(ApiError::BadCredentials);
     };
     hub.login_throttle().succeeded(&email);
-    let token = random_secret();
-    let now = hub.now().to_rfc3339();
     let hub2 = hub.clone();
-    let token2 = token.clone();
-    let agent = tokio::task::spawn_blocking(move || {
-        hub2.store().write(|txn| {
-            txn.conn().execute(
-                "INSERT INTO tokens (token_hash, agent_id, created_at, last_used_at) VALUES (?1, ?2, ?3, ?3)",
-                params![secret_hash(&token2), agent_id, now],
-            )?;
-            get_entity::<baton_protocol::Agent>(txn.conn(), Entity::Agent, &agent_id)
-        })
+    let (token, agent) = tokio::task::spawn_blocking(move || {
+        let token = crate::admin::issue_token(&hub2, &agent_id, None)?;
+        let agent = hub2
+            .store()
+            .read(|conn| get_entity::<baton_protocol::Agent>(conn, Entity::Agent, &agent_id))?;
+        Ok::<_, ApiError>((token, agent))
     })
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
@@ -567,6 +575,11 @@ async fn stream(
 ) -> Result<Response, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     check_cursor(&hub, q.after).await?;
+    let slot = hub.stream_slot().ok_or_else(|| {
+        ApiError::Unavailable(
+            "the hub has as many open streams as it serves; try again soon".into(),
+        )
+    })?;
     // Agents only send pongs and a close on this socket. A small read buffer matters: the
     // WebSocket layer zero-fills its whole read buffer on every poll for input.
     Ok(ws
@@ -574,6 +587,7 @@ async fn stream(
         .max_message_size(64 * 1024)
         .max_write_buffer_size(STREAM_WRITE_BUFFER)
         .on_upgrade(move |socket| async move {
+            let _slot = slot;
             let agent = session.agent.id.clone();
             tracing::debug!(%agent, after = q.after, "stream opened");
             match follow(hub, socket, q.after, session).await {
@@ -626,7 +640,9 @@ async fn follow(
     let mut ping = tokio::time::interval(STREAM_PING);
     ping.tick().await;
     let mut recheck = tokio::time::interval(STREAM_RECHECK);
+    recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     recheck.tick().await;
+    ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut heard = tokio::time::Instant::now();
     loop {
         tokio::select! {
@@ -668,26 +684,15 @@ async fn follow(
             gone = revoked.recv() => match gone {
                 Ok(Revoked::Agent(id)) if id == session.agent.id => return Err(StreamEnd::SignedOut),
                 Ok(Revoked::Token(hash)) if hash == session.token_hash => return Err(StreamEnd::SignedOut),
-                // Missed some: the next re-check decides.
-                _ => {}
+                // Something changed elsewhere, or this stream missed notices: check now.
+                Ok(Revoked::Recheck) | Err(RecvError::Lagged(_)) => {
+                    cursor = recheck_session(&hub, &mut socket, &session, cursor).await?;
+                }
+                Ok(_) => {}
+                Err(RecvError::Closed) => return Ok(()),
             },
             _ = recheck.tick() => {
-                let (hub2, hash) = (hub.clone(), session.token_hash.clone());
-                let still = tokio::task::spawn_blocking(move || crate::auth::session_for_hash(&hub2, hash))
-                    .await
-                    .map_err(|_| StoreError::Poisoned)??;
-                if still.is_none() {
-                    return Err(StreamEnd::SignedOut);
-                }
-                // Events another process wrote (the admin CLI) reach this stream now, not at
-                // the next event written here.
-                let hub2 = hub.clone();
-                let last = tokio::task::spawn_blocking(move || hub2.store().last_seq())
-                    .await
-                    .map_err(|_| StoreError::Poisoned)??;
-                if last > cursor {
-                    cursor = send_backlog(&hub, &mut socket, cursor).await?;
-                }
+                cursor = recheck_session(&hub, &mut socket, &session, cursor).await?;
             }
             _ = ping.tick() => {
                 if heard.elapsed() > STREAM_SILENCE {
@@ -699,6 +704,32 @@ async fn follow(
             }
         }
     }
+}
+
+/// Ends the stream if its session no longer holds; else sends any events written elsewhere that
+/// it has not sent yet. Returns the new cursor.
+async fn recheck_session(
+    hub: &Hub,
+    socket: &mut WebSocket,
+    session: &Session,
+    cursor: u64,
+) -> Result<u64, StreamEnd> {
+    let (hub2, hash) = (hub.clone(), session.token_hash.clone());
+    let (still, last) = tokio::task::spawn_blocking(move || {
+        Ok::<_, StoreError>((
+            crate::auth::session_for_hash(&hub2, hash)?,
+            hub2.store().last_seq()?,
+        ))
+    })
+    .await
+    .map_err(|_| StoreError::Poisoned)??;
+    if still.is_none() {
+        return Err(StreamEnd::SignedOut);
+    }
+    if last > cursor {
+        return send_backlog(hub, socket, cursor).await;
+    }
+    Ok(cursor)
 }
 
 /// A write to the device that must finish within [`STREAM_SEND_TIMEOUT`].

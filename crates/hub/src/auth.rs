@@ -98,7 +98,9 @@ pub fn session_for_hash(hub: &Hub, hash: String) -> Result<Option<Session>, Stor
         tracing::info!(agent = %agent.id, "a token past its lifetime or idle limit was refused");
         return Ok(None);
     }
-    if now - used > TOUCH_EVERY {
+    // Written back often enough that a short idle limit never ends a session in use.
+    let touch_every = TOUCH_EVERY.min(idle / 2);
+    if now - used > touch_every {
         hub.store().write(|txn| {
             txn.conn().execute(
                 "UPDATE tokens SET last_used_at = ?2 WHERE token_hash = ?1",
@@ -122,11 +124,16 @@ pub fn agent_for_token(hub: &Hub, token: &str) -> Result<Option<Agent>, StoreErr
 pub fn delete_expired_tokens(hub: &Hub) -> Result<usize, StoreError> {
     let now = hub.now();
     let config = hub.config();
-    let born_before = now
-        - chrono::TimeDelta::from_std(config.token_max_age).unwrap_or(chrono::TimeDelta::MAX / 2);
-    let used_before = now
-        - chrono::TimeDelta::from_std(config.token_idle_timeout)
-            .unwrap_or(chrono::TimeDelta::MAX / 2);
+    let before = |limit: std::time::Duration| {
+        chrono::TimeDelta::from_std(limit)
+            .ok()
+            .and_then(|d| now.checked_sub_signed(d))
+            .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC)
+    };
+    let (born_before, used_before) = (
+        before(config.token_max_age),
+        before(config.token_idle_timeout),
+    );
     hub.store().write(|txn| {
         Ok(txn.conn().execute(
             "DELETE FROM tokens WHERE created_at < ?1 OR COALESCE(last_used_at, created_at) < ?2",

@@ -79,13 +79,16 @@ pub fn is_public(ip: IpAddr) -> bool {
             if let Some(v4) = v6.to_ipv4_mapped() {
                 return is_public(IpAddr::V4(v4));
             }
-            let first = v6.segments()[0];
+            let [first, second, ..] = v6.segments();
             !(v6.is_loopback()
                 || v6.is_unspecified()
                 || v6.is_multicast()
                 || (first & 0xfe00) == 0xfc00
                 || (first & 0xffc0) == 0xfe80
-                || first == 0x2001 && v6.segments()[1] == 0x0db8)
+                || (first == 0x2001 && second == 0x0db8)
+                // NAT64 and 6to4 carry an IPv4 address inside: they could reach a private one.
+                || (first == 0x0064 && second == 0xff9b)
+                || first == 0x2002)
         }
     }
 }
@@ -116,7 +119,9 @@ pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client,
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(timeout)
-        .redirect(reqwest::redirect::Policy::none());
+        .redirect(reqwest::redirect::Policy::none())
+        // A proxy would resolve the host itself, past the public-address check below.
+        .no_proxy();
     if !allow_private {
         builder = builder.https_only(true).dns_resolver(Arc::new(PublicOnly));
     }
@@ -147,6 +152,8 @@ mod tests {
             "https://[::1]/x",
             "https://[fd00::1]/x",
             "https://[::ffff:192.168.1.1]/x",
+            "https://[64:ff9b::a00:1]/x",
+            "https://[2002:a00:1::1]/x",
             "https://metadata.internal/x",
             "https://user:pw@example.com/x",
             "ftp://example.com/x",

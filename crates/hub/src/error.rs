@@ -49,6 +49,9 @@ pub enum ApiError {
     /// 429: too many failed sign-ins; try again after `retry_after` seconds.
     #[error("too many failed sign-ins; try again in {retry_after} s")]
     Throttled { retry_after: u64 },
+    /// 503 `unavailable`: the hub is at a limit right now (too many open streams); try again later.
+    #[error("{0}")]
+    Unavailable(String),
     /// 500: logged in full, answered without details.
     #[error("internal error")]
     Internal(#[from] StoreError),
@@ -70,6 +73,7 @@ impl ApiError {
             Self::TooLarge { .. } => "too_large",
             Self::Timeout => "timeout",
             Self::Throttled { .. } => "throttled",
+            Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
     }
@@ -87,6 +91,7 @@ impl ApiError {
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
             Self::Throttled { .. } => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

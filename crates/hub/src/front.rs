@@ -2,8 +2,9 @@
 //!
 //! - At most [`Limits::max_connections`] connections are served at once; more wait in the
 //!   listen backlog instead of exhausting file descriptors or memory.
-//! - A client has [`Limits::header_timeout`] to send its request headers (a slow-loris holds no
-//!   connection for long); bodies have their own limit ([`crate::body::BODY_TIMEOUT`]).
+//! - A client has [`Limits::header_timeout`] to send its request headers, from the moment it
+//!   connects (a slow-loris, or a socket that sends nothing, holds no connection for long); bodies
+//!   have their own limit ([`crate::body::BODY_TIMEOUT`]). Streams are counted by the agent API.
 //! - A write that makes no progress for [`Limits::write_timeout`] fails and drops the connection:
 //!   a peer that stops reading (a stalled WebSocket stream, a half-read snapshot) is dropped, not
 //!   buffered for.
@@ -18,8 +19,7 @@ use axum::extract::ConnectInfo;
 use axum::http::Request;
 use axum::Router;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tower::ServiceExt;
 
@@ -33,7 +33,7 @@ pub struct Limits {
 impl Default for Limits {
     fn default() -> Self {
         Self {
-            max_connections: 2048,
+            max_connections: 1000,
             header_timeout: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
         }
@@ -41,15 +41,17 @@ impl Default for Limits {
 }
 
 /// Serves `app` on `listener` until `shutdown` resolves; requests in flight then get a few seconds
-/// to finish.
+/// to finish. HTTP/1.1 only (with upgrades, for the stream): its header timeout runs from the moment
+/// a connection opens, so a client that sends nothing is dropped too.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     limits: Limits,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let permits = Arc::new(tokio::sync::Semaphore::new(limits.max_connections.max(1)));
-    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let max = limits.max_connections.max(1);
+    let permits = Arc::new(tokio::sync::Semaphore::new(max));
+    let (closing, closed) = tokio::sync::watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let permit = tokio::select! {
@@ -83,26 +85,38 @@ pub async fn serve(
             });
         let service = TowerToHyperService::new(service);
         let header_timeout = limits.header_timeout;
-        let watcher = graceful.watcher();
+        let mut closed = closed.clone();
         tokio::spawn(async move {
-            let mut builder = Builder::new(TokioExecutor::new());
+            let mut builder = hyper::server::conn::http1::Builder::new();
             builder
-                .http1()
                 .timer(TokioTimer::new())
                 .header_read_timeout(header_timeout);
-            let connection = builder.serve_connection_with_upgrades(io, service);
-            if let Err(e) = watcher.watch(connection).await {
-                tracing::debug!(%peer, error = %e, "front door: connection ended with an error");
+            let connection = builder.serve_connection(io, service).with_upgrades();
+            let mut connection = std::pin::pin!(connection);
+            loop {
+                tokio::select! {
+                    result = connection.as_mut() => {
+                        if let Err(e) = result {
+                            tracing::debug!(%peer, error = %e, "front door: connection ended with an error");
+                        }
+                        break;
+                    }
+                    _ = closed.changed() => connection.as_mut().graceful_shutdown(),
+                }
             }
             drop(permit);
         });
     }
     drop(listener);
-    tokio::select! {
-        _ = graceful.shutdown() => {}
-        _ = tokio::time::sleep(Duration::from_secs(5)) => {
-            tracing::info!("front door: connections still open at shutdown were dropped");
-        }
+    let _ = closing.send(true);
+    // Every connection hands its permit back when it ends.
+    let drained = tokio::time::timeout(
+        Duration::from_secs(5),
+        permits.acquire_many(u32::try_from(max).unwrap_or(u32::MAX)),
+    )
+    .await;
+    if drained.is_err() {
+        tracing::info!("front door: connections still open at shutdown were dropped");
     }
     Ok(())
 }

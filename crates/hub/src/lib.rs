@@ -78,7 +78,7 @@ impl Default for HubConfig {
             token_idle_timeout: Duration::from_secs(14 * 24 * 3600),
             token_max_age: Duration::from_secs(90 * 24 * 3600),
             allow_private_urls: std::env::var(ALLOW_PRIVATE_URLS_ENV).is_ok_and(|v| v == "1"),
-            max_connections: 2048,
+            max_connections: 1000,
         }
     }
 }
@@ -112,6 +112,8 @@ struct HubInner {
     login_throttle: Mutex<auth::LoginThrottle>,
     /// Password hashing is slow and memory-hungry by design (Argon2, ~19 MiB each): a few at a time.
     hashing: tokio::sync::Semaphore,
+    /// Open streams hold one each: an upgraded connection leaves the front door's count.
+    streams: Arc<tokio::sync::Semaphore>,
 }
 
 /// A session that just ended.
@@ -121,6 +123,9 @@ pub enum Revoked {
     Agent(String),
     /// The session of this token (by its hash).
     Token(String),
+    /// Something changed outside this process (the admin CLI wrote, tokens expired): every
+    /// stream checks its session again and reads the log for events it has not sent.
+    Recheck,
 }
 
 impl std::fmt::Debug for Hub {
@@ -147,6 +152,7 @@ impl Hub {
         config: HubConfig,
     ) -> Result<Self, StoreError> {
         let store = Store::open(data_dir)?;
+        let max_streams = config.max_connections.max(1);
         let started = clock.now();
         Ok(Self {
             inner: Arc::new(HubInner {
@@ -161,6 +167,7 @@ impl Hub {
                 revoked: tokio::sync::broadcast::channel(256).0,
                 login_throttle: Mutex::new(auth::LoginThrottle::default()),
                 hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
+                streams: Arc::new(tokio::sync::Semaphore::new(max_streams)),
             }),
         })
     }
@@ -183,6 +190,11 @@ impl Hub {
 
     pub(crate) fn hashing(&self) -> &tokio::sync::Semaphore {
         &self.inner.hashing
+    }
+
+    /// A place for one more open stream, if the hub has one.
+    pub(crate) fn stream_slot(&self) -> Option<tokio::sync::OwnedSemaphorePermit> {
+        self.inner.streams.clone().try_acquire_owned().ok()
     }
 
     pub fn config(&self) -> &HubConfig {
@@ -318,7 +330,8 @@ pub async fn serve(
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivery = tokio::spawn(outbound::run(hub.clone(), stopped.clone()));
-    let sweep = tokio::spawn(presence::run(hub.clone(), stopped));
+    let sweep = tokio::spawn(presence::run(hub.clone(), stopped.clone()));
+    let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped));
     let limits = front::Limits {
         max_connections: hub.config().max_connections,
         ..front::Limits::default()
@@ -330,5 +343,34 @@ pub async fn serve(
     .await;
     let _ = delivery.await;
     let _ = sweep.await;
+    let _ = watch.await;
     result
+}
+
+/// How often the hub looks for writes made by another process.
+const WATCH_EVERY: Duration = Duration::from_secs(1);
+
+/// Notices, within a second, events another process (the admin CLI) wrote to the log: streams are
+/// told to send them and to check their session again (a disabled agent, a new password). One
+/// cheap read per second for the whole hub, whatever the number of streams.
+async fn watch_other_writers(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(WATCH_EVERY) => {}
+            _ = stop.changed() => return,
+        }
+        let hub2 = hub.clone();
+        let last = match tokio::task::spawn_blocking(move || hub2.store().last_seq()).await {
+            Ok(Ok(last)) => last,
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "cannot read the log's end; trying again");
+                continue;
+            }
+            Err(_) => continue,
+        };
+        if last > hub.store().announced() {
+            hub.store().noticed(last);
+            hub.revoke(Revoked::Recheck);
+        }
+    }
 }

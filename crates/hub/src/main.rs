@@ -46,7 +46,7 @@ enum Command {
         #[arg(long, default_value_t = 90.0 * 24.0 * 3600.0)]
         token_max_age: f64,
         /// The most connections served at once; more wait their turn.
-        #[arg(long, default_value_t = 2048)]
+        #[arg(long, default_value_t = 1000)]
         max_connections: usize,
     },
     /// Manage the team's tag list.

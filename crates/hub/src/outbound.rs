@@ -114,39 +114,44 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
         let sends = due.into_iter().map(|row| {
             let http = http.clone();
             let hub = hub.clone();
+            let stop = stop.clone();
             async move {
                 let allow_private = hub.config().allow_private_urls;
                 let outcome = match &row.url {
-                    Some(url) if !crate::egress::allowed(url, allow_private) => Outcome::Retry {
-                        error: "the channel's webhook URL is not an https URL on a public host; an admin must change it".into(),
-                        after: Some(
-                            NO_WEBHOOK_RECHECK
-                                .to_std()
-                                .unwrap_or(Duration::from_secs(60)),
-                        ),
-                    },
+                    Some(url) if !crate::egress::allowed(url, allow_private) => wait_for_admin(
+                        "the channel's webhook URL is not an https URL on a public host; an admin must change it",
+                    ),
                     Some(url) => post(&http, url, &row.route, &row.body).await,
-                    None => Outcome::Retry {
-                        error: "the channel has no Botpress webhook URL yet".into(),
-                        after: Some(
-                            NO_WEBHOOK_RECHECK
-                                .to_std()
-                                .unwrap_or(Duration::from_secs(60)),
-                        ),
-                    },
+                    None => wait_for_admin("the channel has no Botpress webhook URL yet"),
                 };
-                record(&hub, row, outcome).await;
+                record(&hub, row, outcome, stop.clone()).await;
             }
         });
         futures_util::future::join_all(sends).await;
     }
 }
 
-/// Records a call's outcome, retrying until the database takes it: the row stays `sending` only
-/// while this runs.
-async fn record(hub: &Hub, row: Due, outcome: Outcome) {
+/// A call that waits until an admin fixes the channel (setting it wakes the queue sooner).
+fn wait_for_admin(reason: &str) -> Outcome {
+    Outcome::Retry {
+        error: reason.into(),
+        after: Some(
+            NO_WEBHOOK_RECHECK
+                .to_std()
+                .unwrap_or(Duration::from_secs(60)),
+        ),
+    }
+}
+
+/// Records a call's outcome, retrying while the database is busy or failing: the row stays
+/// `sending` only while this runs. After [`RECORD_TRIES`] failures (or when the hub stops) it is
+/// left `sending`, which the next start turns into *uncertain* — never sent twice, never lost.
+async fn record(hub: &Hub, row: Due, outcome: Outcome, stop: watch::Receiver<bool>) {
     let mut wait = Duration::from_millis(100);
-    loop {
+    for _ in 0..RECORD_TRIES {
+        if *stop.borrow() {
+            break;
+        }
         let (hub2, row2, outcome2) = (hub.clone(), row.clone(), outcome.clone());
         match tokio::task::spawn_blocking(move || settle(&hub2, &row2, outcome2)).await {
             Ok(Ok(())) => return,
@@ -159,7 +164,14 @@ async fn record(hub: &Hub, row: Due, outcome: Outcome) {
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(10));
     }
+    tracing::error!(
+        row = row.id,
+        "outbound: gave up recording an outcome; the call counts as uncertain at the next start"
+    );
 }
+
+/// How often recording one outcome is tried (about two minutes in all).
+const RECORD_TRIES: u32 = 16;
 
 /// POSTs one call and classifies what happened. Reasons are short and never contain the URL;
 /// what Botpress answered goes to the log.

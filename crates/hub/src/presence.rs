@@ -27,7 +27,10 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
         }
         let hub2 = hub.clone();
         match tokio::task::spawn_blocking(move || crate::auth::delete_expired_tokens(&hub2)).await {
-            Ok(Ok(n)) if n > 0 => tracing::info!(tokens = n, "expired sign-ins removed"),
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(tokens = n, "expired sign-ins removed");
+                hub.revoke(crate::Revoked::Recheck);
+            }
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "token expiry: sweep failed"),
             Err(e) => tracing::error!(error = %e, "token expiry: sweep task failed"),

@@ -154,6 +154,9 @@ const MAX_GROUP: usize = 2048;
 
 pub struct Store {
     path: PathBuf,
+    /// The newest seq this process has committed (and broadcast): a log that goes further was
+    /// written by another process, such as the admin CLI.
+    announced: std::sync::Arc<std::sync::atomic::AtomicU64>,
     writer: std::sync::Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
     live: broadcast::Sender<Live>,
@@ -184,7 +187,7 @@ impl Store {
     pub fn open(data_dir: &Path) -> Result<Self, StoreError> {
         let path = data_dir.join("hub.sqlite");
         // The database holds customers' messages and credential hashes: only the hub's user reads it.
-        baton_protocol::private_fs::private_dir(data_dir)
+        baton_protocol::private_fs::private_dir(data_dir, "hub.sqlite")
             .and_then(|()| baton_protocol::private_fs::private_touch(&path))
             .map_err(|source| StoreError::DataDir {
                 path: data_dir.to_path_buf(),
@@ -202,12 +205,15 @@ impl Store {
         // Checkpoints run on their own thread (below), so commits never wait for one.
         writer.pragma_update(None, "wal_autocheckpoint", 0)?;
         let (live, _) = broadcast::channel(BROADCAST_CAPACITY);
+        let last: i64 =
+            writer.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get(0))?;
+        let announced = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(last as u64));
         let writer = std::sync::Arc::new(Mutex::new(writer));
         let (jobs, queue) = std::sync::mpsc::channel();
-        let (w, l) = (writer.clone(), live.clone());
+        let (w, l, a) = (writer.clone(), live.clone(), announced.clone());
         std::thread::Builder::new()
             .name("baton-hub-writer".into())
-            .spawn(move || group_commits(&w, &l, &queue))
+            .spawn(move || group_commits(&w, &Announce { live: l, seq: a }, &queue))
             .map_err(|source| StoreError::DataDir {
                 path: path.clone(),
                 source,
@@ -223,6 +229,7 @@ impl Store {
             })?;
         Ok(Self {
             path,
+            announced,
             writer,
             readers: Mutex::new(Vec::new()),
             live,
@@ -233,6 +240,24 @@ impl Store {
 
     pub fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.live.subscribe()
+    }
+
+    /// The newest seq this process committed. When the log holds more, another process wrote it.
+    pub fn announced(&self) -> u64 {
+        self.announced.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Records that events up to `seq`, written elsewhere, have been noticed.
+    pub fn noticed(&self, seq: u64) {
+        self.announced
+            .fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn announce(&self) -> Announce {
+        Announce {
+            live: self.live.clone(),
+            seq: self.announced.clone(),
+        }
     }
 
     /// Runs `f` inside the next group commit, with other callers' jobs, and returns once that
@@ -306,7 +331,7 @@ impl Store {
         let value = f(&mut txn)?;
         let Txn { tx, events, bodies } = txn;
         tx.commit().map_err(StoreError::from)?;
-        broadcast_events(&self.live, &events, &bodies);
+        broadcast_events(&self.announce(), &events, &bodies);
         Ok(value)
     }
 
@@ -661,8 +686,15 @@ impl Txn<'_> {
 /// Sends committed events to live streams, in seq order (callers hold the writer lock), in
 /// frames of at most [`MAX_FRAME_BYTES`] (a single larger event goes alone). Frames are put
 /// together from the `data` JSON already made, not serialised again.
-fn broadcast_events(live: &broadcast::Sender<Live>, events: &[Event], bodies: &[String]) {
-    if events.is_empty() || live.receiver_count() == 0 {
+fn broadcast_events(announce: &Announce, events: &[Event], bodies: &[String]) {
+    let Some(newest) = events.last() else {
+        return;
+    };
+    announce
+        .seq
+        .fetch_max(newest.seq, std::sync::atomic::Ordering::SeqCst);
+    let live = &announce.live;
+    if live.receiver_count() == 0 {
         // No receivers is fine: nobody is streaming right now.
         return;
     }
@@ -693,6 +725,12 @@ fn broadcast_events(live: &broadcast::Sender<Live>, events: &[Event], bodies: &[
         last,
         json: frame.into(),
     });
+}
+
+/// Where committed events go: to the live streams, and into the store's newest-seq mark.
+struct Announce {
+    live: broadcast::Sender<Live>,
+    seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Appends one event as `{"seq":…,"kind":…,"data":…}`, `data` being stored JSON as it is.
@@ -737,7 +775,7 @@ fn checkpoint_regularly(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>)
 /// answers each caller. Ends when the store is dropped.
 fn group_commits(
     writer: &Mutex<Connection>,
-    live: &broadcast::Sender<Live>,
+    live: &Announce,
     queue: &std::sync::mpsc::Receiver<Job>,
 ) {
     let mut jobs: std::collections::VecDeque<Job> = std::collections::VecDeque::new();
@@ -771,7 +809,7 @@ fn group_commits(
 /// or failed wrongly, and none runs outside a transaction.
 fn commit_group(
     conn: &mut Connection,
-    live: &broadcast::Sender<Live>,
+    live: &Announce,
     jobs: &mut std::collections::VecDeque<Job>,
 ) {
     let tx = match conn.transaction_with_behavior(TransactionBehavior::Immediate) {

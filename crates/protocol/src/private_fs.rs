@@ -5,10 +5,23 @@
 
 use std::path::Path;
 
-/// Creates `dir` (and its parents) if needed and makes it private to the current user.
-pub fn private_dir(dir: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(dir)?;
-    restrict(dir, 0o700)
+/// Creates `dir` (and its parents) if needed and makes it private to the current user. A directory
+/// that already existed is changed only when it is empty or already holds `marker` (Baton's own
+/// file there): pointing Baton at a folder of the user's own (`--data .`) never changes who may
+/// read that folder; Baton's files in it are private either way.
+pub fn private_dir(dir: &Path, marker: &str) -> std::io::Result<()> {
+    let ours = match std::fs::read_dir(dir) {
+        Ok(mut entries) => entries.next().is_none() || dir.join(marker).exists(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            std::fs::create_dir_all(dir)?;
+            true
+        }
+        Err(e) => return Err(e),
+    };
+    if ours {
+        restrict(dir, 0o700)?;
+    }
+    Ok(())
 }
 
 /// Makes an existing file private to the current user; a missing file is fine.
@@ -54,7 +67,7 @@ mod tests {
     fn a_private_directory_and_file_are_readable_by_their_owner_only() {
         let root = std::env::temp_dir().join(format!("baton-private-{}", std::process::id()));
         let dir = root.join("data");
-        private_dir(&dir).expect("dir");
+        private_dir(&dir, "hub.sqlite").expect("dir");
         let file = dir.join("hub.sqlite");
         private_touch(&file).expect("file");
         let mode = |p: &Path| {
@@ -64,6 +77,13 @@ mod tests {
         };
         assert_eq!(mode(&dir), Some(0o700));
         assert_eq!(mode(&file), Some(0o600));
+        // Someone's own folder, holding other things, keeps its permissions.
+        let theirs = root.join("theirs");
+        std::fs::create_dir_all(&theirs).expect("theirs");
+        restrict(&theirs, 0o755).expect("755");
+        std::fs::write(theirs.join("notes.txt"), "x").expect("file");
+        private_dir(&theirs, "hub.sqlite").expect("dir");
+        assert_eq!(mode(&theirs), Some(0o755));
         let _ = std::fs::remove_dir_all(root);
     }
 }
