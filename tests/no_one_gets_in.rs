@@ -408,7 +408,10 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
         .expect("timeout");
     let started = Instant::now();
     let read = silent.read(&mut buf);
-    assert!(read.is_ok(), "the silent connection was still open: {read:?}");
+    assert!(
+        read.is_ok(),
+        "the silent connection was still open: {read:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(15));
 }
 

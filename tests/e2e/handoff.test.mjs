@@ -51,12 +51,18 @@ after(async () => {
 });
 
 /**
- * Saves what the window shows to target/e2e/NAME.png. WebKitWebDriver takes a minute or more per
- * screenshot under Xvfb, so only BATON_E2E_SCREENSHOT=1 asks for them.
+ * Saves what the screen shows to target/e2e/NAME.png, with ImageMagick's `import` (fast) when it is
+ * installed, else through WebKitWebDriver (a minute or more per screenshot under Xvfb). Only
+ * BATON_E2E_SCREENSHOT=1 asks for them.
  */
 async function screenshot(name) {
   mkdirSync(path.join(root, "target/e2e"), { recursive: true });
-  await browser.saveScreenshot(path.join(root, `target/e2e/${name}.png`)).catch(() => {});
+  const file = path.join(root, `target/e2e/${name}.png`);
+  try {
+    execFileSync("import", ["-window", "root", file]);
+  } catch {
+    await browser.saveScreenshot(file).catch(() => {});
+  }
 }
 
 /** Runs a test body; with BATON_E2E_SCREENSHOT=1, keeps a screenshot of the window afterwards. */

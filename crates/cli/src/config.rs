@@ -28,11 +28,12 @@ impl Config {
     }
 
     pub fn save(&self, data: &Path) -> anyhow::Result<()> {
-        std::fs::create_dir_all(data)
+        baton_protocol::private_fs::private_dir(data, "cli.json")
             .with_context(|| format!("cannot create {}", data.display()))?;
         let path = data.join("cli.json");
         let tmp = data.join("cli.json.tmp");
         std::fs::write(&tmp, serde_json::to_string_pretty(self)?)
+            .and_then(|()| baton_protocol::private_fs::private_file(&tmp))
             .with_context(|| format!("cannot write {}", tmp.display()))?;
         std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
     }

@@ -654,7 +654,8 @@ async fn follow(
                 };
                 while let Some(batch) = next.take() {
                     if batch.first == cursor + 1 {
-                        timed(socket.feed(WsMessage::Text(batch.json.clone()))).await?;
+                        // Buffered; the flush below is what waits on the device (and is timed).
+                        socket.feed(WsMessage::Text(batch.json.clone())).await?;
                         cursor = batch.last;
                     } else if batch.last > cursor {
                         // A gap (another process wrote to the log) or an overlap with the

@@ -698,16 +698,18 @@ fn broadcast_events(announce: &Announce, events: &[Event], bodies: &[String]) {
         // No receivers is fine: nobody is streaming right now.
         return;
     }
-    let mut frame = String::new();
+    let size: usize = bodies.iter().map(|b| b.len() + 48).sum();
+    let mut frame = String::with_capacity(size.min(MAX_FRAME_BYTES) + 2);
     let mut first = 0;
     let mut last = 0;
     for (event, body) in events.iter().zip(bodies) {
         if !frame.is_empty() && frame.len() + body.len() + 64 > MAX_FRAME_BYTES {
             frame.push(']');
+            let full = std::mem::replace(&mut frame, String::with_capacity(MAX_FRAME_BYTES));
             let _ = live.send(Live {
                 first,
                 last,
-                json: std::mem::take(&mut frame).into(),
+                json: full.into(),
             });
         }
         if frame.is_empty() {
