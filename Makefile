@@ -31,7 +31,7 @@ test: deps-build deps-test ui lint unit android e2e
 bench: deps-build deps-test ui
 	cargo bench -p baton-hub --bench ingest
 	cargo bench -p baton-core --bench cache
-	cargo build --release --bin baton --bin baton-hub
+	cargo build --release -p baton -p baton-hub
 	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node tests/e2e/bench-solo-burst.mjs
 
 deps-build: toolchain

@@ -124,7 +124,9 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                     Some(url) => post(&http, url, &row.route, &row.body).await,
                     None => wait_for_admin("the channel has no Botpress webhook URL yet"),
                 };
-                record(&hub, row, outcome, stop.clone()).await;
+                // Recorded on its own task: a database that refuses for a while holds up only this
+                // conversation (its row stays `sending`), never the others.
+                tokio::spawn(async move { record(&hub, row, outcome, stop).await });
             }
         });
         futures_util::future::join_all(sends).await;
@@ -144,17 +146,22 @@ fn wait_for_admin(reason: &str) -> Outcome {
 }
 
 /// Records a call's outcome, retrying while the database is busy or failing: the row stays
-/// `sending` only while this runs. After [`RECORD_TRIES`] failures (or when the hub stops) it is
-/// left `sending`, which the next start turns into *uncertain* — never sent twice, never lost.
+/// `sending` only while this runs. If the hub stops first, the row is left `sending`, which the
+/// next start turns into *uncertain* — never sent twice, never lost.
 async fn record(hub: &Hub, row: Due, outcome: Outcome, stop: watch::Receiver<bool>) {
     let mut wait = Duration::from_millis(100);
-    for _ in 0..RECORD_TRIES {
+    loop {
         if *stop.borrow() {
-            break;
+            tracing::warn!(row = row.id, "outbound: stopping before an outcome was recorded; the call counts as uncertain at the next start");
+            return;
         }
         let (hub2, row2, outcome2) = (hub.clone(), row.clone(), outcome.clone());
         match tokio::task::spawn_blocking(move || settle(&hub2, &row2, outcome2)).await {
-            Ok(Ok(())) => return,
+            Ok(Ok(())) => {
+                // The conversation's next call may go now.
+                hub.wake_delivery();
+                return;
+            }
             Ok(Err(e)) => {
                 tracing::error!(row = row.id, error = %e, retry_in_ms = wait.as_millis() as u64,
                     "outbound: cannot record an outcome yet; trying again")
@@ -164,14 +171,7 @@ async fn record(hub: &Hub, row: Due, outcome: Outcome, stop: watch::Receiver<boo
         tokio::time::sleep(wait).await;
         wait = (wait * 2).min(Duration::from_secs(10));
     }
-    tracing::error!(
-        row = row.id,
-        "outbound: gave up recording an outcome; the call counts as uncertain at the next start"
-    );
 }
-
-/// How often recording one outcome is tried (about two minutes in all).
-const RECORD_TRIES: u32 = 16;
 
 /// POSTs one call and classifies what happened. Reasons are short and never contain the URL;
 /// what Botpress answered goes to the log.
