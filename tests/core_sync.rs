@@ -8,17 +8,8 @@ use std::time::Duration;
 
 use baton_core::{Cache, ConnectionState, HubClient, SyncEngine, Update};
 use baton_protocol::HandoffStatus;
-use support::{Botpress, HubData, HubProcess, AGENT_EMAIL, AGENT_PASSWORD};
+use support::{signed_in, Botpress, HubData, HubProcess};
 use tokio::sync::{mpsc, watch};
-
-async fn signed_in(hub_url: &str) -> HubClient {
-    let client = HubClient::new(hub_url).expect("client");
-    let login = client
-        .login(AGENT_EMAIL, AGENT_PASSWORD)
-        .await
-        .expect("login");
-    client.with_token(login.token)
-}
 
 fn open_cache(dir: &std::path::Path) -> Arc<Mutex<Cache>> {
     Arc::new(Mutex::new(

@@ -133,22 +133,9 @@ async fn the_webhook_url_never_reaches_agents_nor_the_log_and_botpress_errors_st
         )
         .await;
     assert_eq!(status, 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let failed = loop {
-        let reply = alice
-            .events()
-            .await
-            .into_iter()
-            .rev()
-            .find(|e| e["kind"] == "message" && e["data"]["text"] == "hello")
-            .map(|e| e["data"].clone())
-            .unwrap_or(Value::Null);
-        if reply["status"] == "failed" {
-            break reply;
-        }
-        assert!(Instant::now() < deadline, "never failed: {reply}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let failed = alice
+        .wait_for_message("hello", |m| m["status"] == "failed")
+        .await;
     let reason = failed["status_reason"].as_str().unwrap_or_default();
     assert_eq!(reason, "Botpress refused it (HTTP 400)");
     let webhook_id = fake
@@ -483,22 +470,9 @@ async fn a_txn_id_reused_for_another_command_is_refused_and_closed_handoffs_refu
         )
         .await;
     assert_eq!(status, 200);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let message = loop {
-        let m = alice
-            .events()
-            .await
-            .into_iter()
-            .rev()
-            .find(|e| e["kind"] == "message" && e["data"]["text"] == "will fail")
-            .map(|e| e["data"].clone())
-            .unwrap_or(Value::Null);
-        if m["status"] == "failed" {
-            break m;
-        }
-        assert!(Instant::now() < deadline, "{m}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
+    let message = alice
+        .wait_for_message("will fail", |m| m["status"] == "failed")
+        .await;
     let (status, _) = alice
         .post(
             &format!("/handoffs/{handoff}/resolve"),

@@ -6,19 +6,10 @@ mod support;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use baton_core::{Cache, ConnectionState, HubClient, SyncEngine, Update};
+use baton_core::{Cache, ConnectionState, SyncEngine, Update};
 use serde_json::{json, Value};
-use support::{AgentSession, Botpress, HubData, HubProcess, AGENT_EMAIL, AGENT_PASSWORD};
+use support::{signed_in, AgentSession, Botpress, HubData, HubProcess, AGENT_EMAIL};
 use tokio::sync::{mpsc, watch};
-
-async fn signed_in(hub_url: &str) -> HubClient {
-    let client = HubClient::new(hub_url).expect("client");
-    let login = client
-        .login(AGENT_EMAIL, AGENT_PASSWORD)
-        .await
-        .expect("login");
-    client.with_token(login.token)
-}
 
 struct Device {
     _dir: tempfile::TempDir,
@@ -287,25 +278,12 @@ async fn a_reply_waiting_for_a_webhook_url_says_so_on_the_message() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let reply = alice
-            .events()
-            .await
-            .into_iter()
-            .rev()
-            .find(|e| e["kind"] == "message" && e["data"]["text"] == "Your parcel ships Monday")
-            .map(|e| e["data"].clone())
-            .expect("the reply");
-        if let Some(reason) = reply["status_reason"].as_str() {
-            assert_eq!(reply["status"], "queued");
-            assert!(reason.contains("no Botpress webhook URL"), "{reason}");
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the waiting reply never said why: {reply}"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let reply = alice
+        .wait_for_message("Your parcel ships Monday", |m| {
+            m["status_reason"].is_string()
+        })
+        .await;
+    assert_eq!(reply["status"], "queued");
+    let reason = reply["status_reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("no Botpress webhook URL"), "{reason}");
 }

@@ -331,6 +331,30 @@ impl AgentSession {
             .unwrap_or(Value::Null)
     }
 
+    /// Waits (up to 20 s) until the newest state of the message reading `text` satisfies `done`,
+    /// and returns it.
+    pub async fn wait_for_message(&self, text: &str, done: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let message = self
+                .events()
+                .await
+                .into_iter()
+                .rev()
+                .find(|e| e["kind"] == "message" && e["data"]["text"] == text)
+                .map(|e| e["data"].clone())
+                .unwrap_or(Value::Null);
+            if done(&message) {
+                return message;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the message {text:?} is still {message}"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
     pub async fn handoff_of(&self, ticket: &str) -> Value {
         self.events()
             .await
@@ -340,4 +364,14 @@ impl AgentSession {
             .map(|e| e["data"].clone())
             .expect("the ticket's handoff")
     }
+}
+
+/// A device's client for the hub at `hub_url`, signed in as the test agent.
+pub async fn signed_in(hub_url: &str) -> baton_core::HubClient {
+    let client = baton_core::HubClient::new(hub_url).expect("client");
+    let login = client
+        .login(AGENT_EMAIL, AGENT_PASSWORD)
+        .await
+        .expect("login");
+    client.with_token(login.token)
 }
