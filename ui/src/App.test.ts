@@ -1,0 +1,91 @@
+// The inbox as an agent sees it, rendered without Tauri: App over the in-memory backend.
+
+import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
+import { describe, expect, test } from "vitest";
+import App from "./App.svelte";
+import { agent, handoff, memoryBackend, message, type MemoryInbox } from "./lib/memoryBackend";
+
+function inbox(): MemoryInbox {
+  const me = agent("ag_me", "Ana", "admin");
+  return {
+    me,
+    agents: [me],
+    contacts: [
+      { id: "u_sam", channel_id: "ch", name: "Sam Brooks", attributes: {}, created_at: "2026-11-30T08:00:00Z" },
+      { id: "u_olga", channel_id: "ch", name: "Olga Petrova", attributes: {}, created_at: "2026-11-30T08:00:00Z" },
+    ],
+    handoffs: [handoff("ho_sam", "t_sam", "Parcel late"), handoff("ho_olga", "t_olga", "Wrong size")],
+    messages: [
+      { ...message("m_1", "t_sam", "Where is my parcel?"), author_id: "u_sam" },
+      { ...message("m_2", "t_olga", "The shoes are too small"), author_id: "u_olga" },
+    ],
+    outbox: [],
+    drafts: {},
+    refuse: {},
+  };
+}
+
+async function openHandoff(title: string): Promise<void> {
+  const item = (await screen.findByText(title)).closest("button");
+  if (!item) throw new Error(`no list item for ${title}`);
+  await fireEvent.click(item);
+  await screen.findByTestId("conversation-title");
+}
+
+describe("the inbox", () => {
+  test("lists who is waiting with their last message, and opens a conversation", async () => {
+    render(App, { props: { backend: memoryBackend(inbox()) } });
+    const items = await screen.findAllByTestId("handoff-item");
+    expect(items.map((i) => i.textContent)).toEqual([
+      expect.stringContaining("Sam Brooks"),
+      expect.stringContaining("Olga Petrova"),
+    ]);
+    expect(items[0]?.textContent).toContain("Where is my parcel?");
+    await openHandoff("Wrong size");
+    expect(screen.getByTestId("conversation-title").textContent).toBe("Wrong size");
+    expect((await screen.findAllByTestId("message")).map((m) => m.textContent)).toEqual([
+      expect.stringContaining("The shoes are too small"),
+    ]);
+  });
+
+  test("a refused reply stays in the conversation with the hub's reason until discarded", async () => {
+    const data = inbox();
+    data.refuse["t_sam"] = "Bob has this handoff";
+    render(App, { props: { backend: memoryBackend(data) } });
+    await openHandoff("Parcel late");
+    const composer = (await screen.findByTestId("composer")) as HTMLTextAreaElement;
+    await fireEvent.input(composer, { target: { value: "Your parcel ships Monday" } });
+    await fireEvent.click(screen.getByTestId("send"));
+    const pending = await screen.findByTestId("pending-message");
+    expect(pending.textContent).toContain("Your parcel ships Monday");
+    expect(within(pending).getByTestId("pending-state").textContent).toBe("Not sent: Bob has this handoff");
+    expect((await screen.findByTestId("error")).textContent).toContain("Bob has this handoff");
+    await fireEvent.click(within(pending).getByTestId("discard"));
+    await waitFor(() => expect(screen.queryByTestId("pending-message")).toBeNull());
+  });
+
+  test("the outbox drawer lists what waits and what was refused", async () => {
+    const data = inbox();
+    data.refuse["t_olga"] = "this handoff is already resolved";
+    const backend = memoryBackend(data);
+    render(App, { props: { backend } });
+    await backend.sendMessage("t_sam", "On my way").catch(() => {});
+    await backend.sendMessage("t_olga", "Too late").catch(() => {});
+    const count = await screen.findByTestId("outbox-count");
+    expect(count.textContent).toContain("1 waiting · 1 refused");
+    await fireEvent.click(count);
+    const drawer = await screen.findByTestId("outbox");
+    await waitFor(() => expect(drawer.textContent).toContain("“On my way”"));
+    expect(drawer.textContent).toContain("refused: this handoff is already resolved");
+  });
+
+  test("search finds a message by its words and opens its conversation", async () => {
+    render(App, { props: { backend: memoryBackend(inbox()) } });
+    await fireEvent.click(await screen.findByTestId("search-toggle"));
+    await fireEvent.input(await screen.findByTestId("search-input"), { target: { value: "shoes" } });
+    const hit = await screen.findByTestId("search-hit", {}, { timeout: 2000 });
+    expect(hit.querySelector("mark")?.textContent).toBe("shoes");
+    await fireEvent.click(hit);
+    await waitFor(() => expect(screen.getByTestId("conversation-title").textContent).toBe("Wrong size"));
+  });
+});

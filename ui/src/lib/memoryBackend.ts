@@ -1,0 +1,176 @@
+// A `Backend` that keeps an inbox in memory: for component tests (and previews) without Tauri.
+// It behaves like the app where the UI can tell: actions change what the lists and conversations
+// show, replies wait in an outbox that can refuse them, and search finds words in messages.
+
+import type { Attachment, Backend, HandoffView } from "./backend";
+import type {
+  Agent,
+  Contact,
+  ConversationView,
+  CustomerView,
+  DeskStatus,
+  Handoff,
+  HandoffSummary,
+  Message,
+  OutboxItem,
+  SearchHit,
+  Team,
+  Update,
+} from "./types";
+
+export interface MemoryInbox {
+  me: Agent;
+  agents: Agent[];
+  contacts: Contact[];
+  handoffs: Handoff[];
+  messages: Message[];
+  outbox: OutboxItem[];
+  drafts: Record<string, string>;
+  /** Replies to these conversations are refused by the "hub" with this reason. */
+  refuse: Record<string, string>;
+}
+
+const AT = "2026-11-30T09:00:00Z";
+
+export function agent(id: string, name: string, role: Agent["role"] = "agent"): Agent {
+  return { id, email: `${id}@example.com`, name, role, presence: "online", capacity: 3, disabled: false };
+}
+
+export function handoff(id: string, conversation: string, title: string, status: Handoff["status"] = "pending", assignee: string | null = null): Handoff {
+  return { id, conversation_id: conversation, channel_id: "ch", status, title, assignee, tags: [], created_at: AT, updated_at: AT };
+}
+
+export function message(id: string, conversation: string, text: string, author: Message["author"] = "end_user"): Message {
+  return { id, conversation_id: conversation, author, type: "text", text, payload: { text }, status: "received", created_at: AT };
+}
+
+export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbox; emit(update: Update): void } {
+  const updateHandlers: Array<(u: Update) => void> = [];
+  const statusHandlers: Array<(s: DeskStatus) => void> = [];
+  let nextId = 1;
+  const status = (): DeskStatus => ({
+    mode: "solo",
+    hub_url: "http://127.0.0.1:8717",
+    endpoint_url: null,
+    webhook_url: null,
+    signed_in: true,
+    me: inbox.me,
+    connection: { state: "live", seq: 1 },
+    error: null,
+    outbox_queued: inbox.outbox.filter((i) => i.state === "queued").length,
+    outbox_failed: inbox.outbox.filter((i) => i.state === "failed").length,
+    synced_at: AT,
+    history: null,
+  });
+  const customerOf = (conversation: string): Contact | null => {
+    const author = inbox.messages.find((m) => m.conversation_id === conversation && m.author === "end_user");
+    return inbox.contacts.find((c) => c.id === author?.author_id) ?? null;
+  };
+  const summary = (h: Handoff): HandoffSummary => ({
+    handoff: h,
+    customer: customerOf(h.conversation_id)?.name ?? null,
+    last_message: inbox.messages.filter((m) => m.conversation_id === h.conversation_id).at(-1) ?? null,
+  });
+  const changed = (conversations: string[]): void => {
+    for (const handler of updateHandlers) handler({ type: "inbox_changed", conversations });
+    for (const handler of statusHandlers) handler(status());
+  };
+  const update = (id: string, change: (h: Handoff) => Handoff): void => {
+    inbox.handoffs = inbox.handoffs.map((h) => (h.id === id ? change(h) : h));
+    const h = inbox.handoffs.find((x) => x.id === id);
+    if (h) changed([h.conversation_id]);
+  };
+  const queue = (conversation: string, action: string, body: Record<string, unknown>): void => {
+    const refused = inbox.refuse[conversation];
+    inbox.outbox.push({
+      id: nextId++,
+      txn_id: `t-${nextId}`,
+      action,
+      path: `/conversations/${conversation}/messages`,
+      body,
+      conversation_id: conversation,
+      state: refused ? "failed" : "queued",
+      attempts: refused ? 1 : 0,
+      error_class: refused ? "permanent" : null,
+      error: refused ?? null,
+      next_attempt_at: null,
+      created_at: AT,
+    });
+    changed([conversation]);
+    if (refused) throw { code: "closed", message: refused };
+  };
+  const api: Backend & { inbox: MemoryInbox; emit(update: Update): void } = {
+    inbox,
+    emit: (u) => updateHandlers.forEach((h) => h(u)),
+    deskStatus: async () => status(),
+    listHandoffs: async (view?: HandoffView) => {
+      const v = view ?? "pending";
+      const shown = inbox.handoffs.filter((h) => (v === "mine" ? h.assignee === inbox.me.id && h.status === "assigned" : h.status === v));
+      return shown.map(summary);
+    },
+    openConversation: async (conversationId): Promise<ConversationView> => ({
+      conversation_id: conversationId,
+      customer: customerOf(conversationId),
+      messages: inbox.messages.filter((m) => m.conversation_id === conversationId),
+      pending: inbox.outbox.filter((i) => i.conversation_id === conversationId),
+      draft: inbox.drafts[conversationId] ?? null,
+    }),
+    customer: async (conversationId): Promise<CustomerView> => ({
+      contact: customerOf(conversationId),
+      handoffs: inbox.handoffs.filter((h) => h.conversation_id === conversationId),
+      notes: [],
+    }),
+    team: async (): Promise<Team> => ({ agents: inbox.agents, tags: [], templates: [] }),
+    signIn: async () => {},
+    assign: async (id) => update(id, (h) => ({ ...h, status: "assigned", assignee: inbox.me.id })),
+    release: async (id) => update(id, (h) => ({ ...h, status: "pending", assignee: null })),
+    transfer: async (id, to) => update(id, (h) => ({ ...h, assignee: to })),
+    resolve: async (id, label) => update(id, (h) => ({ ...h, status: "resolved", ...(label ? { label } : {}) })),
+    cancel: async (id) => update(id, (h) => ({ ...h, status: "cancelled" })),
+    setTags: async (id, tags) => update(id, (h) => ({ ...h, tags })),
+    sendMessage: async (conversationId, text) => queue(conversationId, "message", { text }),
+    sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, "message", { type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
+    addNote: async () => {},
+    resend: async () => {},
+    setPresence: async () => {},
+    setBotpressWebhook: async () => {},
+    outbox: async () => inbox.outbox,
+    retryOutbox: async (id) => {
+      inbox.outbox = inbox.outbox.map((i) => (i.id === id ? { ...i, state: "queued", error: null } : i));
+      changed([]);
+    },
+    editOutbox: async (id, text) => {
+      inbox.outbox = inbox.outbox.map((i) => (i.id === id ? { ...i, body: { ...i.body, text }, state: "queued", error: null } : i));
+      changed([]);
+    },
+    discardOutbox: async (id) => {
+      inbox.outbox = inbox.outbox.filter((i) => i.id !== id);
+      changed([]);
+    },
+    search: async (text): Promise<SearchHit[]> => {
+      const words = text.toLowerCase().split(/\s+/).filter(Boolean);
+      return inbox.messages
+        .filter((m) => words.length > 0 && words.every((w) => (m.text ?? "").toLowerCase().includes(w)))
+        .map((m) => ({
+          conversation_id: m.conversation_id,
+          kind: "message" as const,
+          id: m.id,
+          snippet: (m.text ?? "").replace(new RegExp(`(${words.join("|")})`, "gi"), "[$1]"),
+          at: m.created_at,
+          score: 1,
+        }));
+    },
+    saveDraft: async (conversationId, text) => {
+      inbox.drafts[conversationId] = text;
+    },
+    onUpdate: async (handler) => {
+      updateHandlers.push(handler);
+      return () => updateHandlers.splice(updateHandlers.indexOf(handler), 1);
+    },
+    onStatus: async (handler) => {
+      statusHandlers.push(handler);
+      return () => statusHandlers.splice(statusHandlers.indexOf(handler), 1);
+    },
+  };
+  return api;
+}
