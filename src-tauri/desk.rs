@@ -12,6 +12,7 @@ use tauri::{AppHandle, Emitter};
 use tokio::sync::{mpsc, watch};
 
 use crate::notify;
+#[cfg(desktop)]
 use crate::solo;
 
 /// The UI event every core update is forwarded as.
@@ -23,6 +24,8 @@ pub struct Desk {
 }
 
 struct DeskInner {
+    /// Where the built-in hub keeps its data (desktop only: phones have no built-in hub).
+    #[cfg_attr(mobile, allow(dead_code))]
     data_dir: PathBuf,
     /// The window, once the app is running (for events the outbox raises on its own).
     app: Mutex<Option<AppHandle>>,
@@ -126,6 +129,16 @@ impl Desk {
         }
     }
 
+    /// Phones have no built-in hub: they sign in to the team's.
+    #[cfg(mobile)]
+    async fn start_solo(self, app: AppHandle) {
+        self.set_status(&app, |s| {
+            s.mode = "remote";
+            s.error = Some("Set the team's hub address (BATON_HUB_URL) to sign in.".into());
+        });
+    }
+
+    #[cfg(desktop)]
     async fn start_solo(self, app: AppHandle) {
         let listen =
             std::env::var("BATON_SOLO_LISTEN").unwrap_or_else(|_| solo::DEFAULT_LISTEN.into());

@@ -8,6 +8,7 @@
 mod commands;
 mod desk;
 mod notify;
+#[cfg(desktop)]
 mod solo;
 
 use tauri::Manager;
