@@ -332,21 +332,7 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
             txn.conn()
                 .execute("DELETE FROM tokens WHERE agent_id = ?1", [&agent.id])?;
             // Their customers go back to the queue rather than wait on someone who left.
-            let held: Vec<String> = {
-                let mut stmt = txn.conn().prepare(
-                    "SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
-                )?;
-                let rows = stmt.query_map([&agent.id], |r| r.get(0))?;
-                rows.collect::<Result<_, _>>()?
-            };
-            for data in held {
-                let mut h: baton_protocol::Handoff =
-                    serde_json::from_str(&data).map_err(StoreError::from)?;
-                h.status = baton_protocol::HandoffStatus::Pending;
-                h.assignee = None;
-                h.updated_at = now;
-                txn.put(EventData::Handoff(h))?;
-            }
+            crate::handoffs::return_to_queue(txn, &agent.id, now)?;
         }
         txn.put(EventData::Agent(agent.clone()))?;
         Ok::<_, AdminError>(())
@@ -522,7 +508,7 @@ pub fn update_channel(
         )?;
         // Calls waiting for this channel (perhaps for a URL) are tried again now.
         txn.conn().execute(
-            "UPDATE outbox SET next_attempt_at = ?2 WHERE channel_id = ?1 AND state = 'queued'",
+            "UPDATE deliveries SET next_attempt_at = ?2 WHERE channel_id = ?1 AND state = 'queued'",
             params![id, now],
         )?;
         Ok::<_, AdminError>(())

@@ -118,7 +118,7 @@ async fn command(
     let txn_id = required(body.txn_id.clone(), "txn_id")?;
     let fingerprint = fingerprint(route, target, body);
     let response = tokio::task::spawn_blocking(move || {
-        crate::work::run(&hub, &agent, &txn_id, &fingerprint, f)
+        crate::handoffs::run(&hub, &agent, &txn_id, &fingerprint, f)
     })
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
@@ -148,7 +148,7 @@ async fn presence(
         agent,
         &body,
         ("presence", ""),
-        move |txn, hub, agent| crate::work::set_presence(txn, hub, agent, presence),
+        move |txn, hub, agent| crate::handoffs::set_presence(txn, hub, agent, presence),
     )
     .await
 }
@@ -166,7 +166,7 @@ async fn assign(
         agent,
         &body,
         ("assign", &target),
-        move |txn, hub, agent| crate::work::assign(txn, hub, agent, &id),
+        move |txn, hub, agent| crate::handoffs::assign(txn, hub, agent, &id),
     )
     .await
 }
@@ -184,7 +184,7 @@ async fn release(
         agent,
         &body,
         ("release", &target),
-        move |txn, hub, agent| crate::work::release(txn, hub, agent, &id),
+        move |txn, hub, agent| crate::handoffs::release(txn, hub, agent, &id),
     )
     .await
 }
@@ -203,7 +203,7 @@ async fn transfer(
         agent,
         &body,
         ("transfer", &target),
-        move |txn, hub, agent| crate::work::transfer(txn, hub, agent, &id, &to),
+        move |txn, hub, agent| crate::handoffs::transfer(txn, hub, agent, &id, &to),
     )
     .await
 }
@@ -223,7 +223,7 @@ async fn resolve(
         &body,
         ("resolve", &target),
         move |txn, hub, agent| {
-            crate::work::close(
+            crate::handoffs::close(
                 txn,
                 hub,
                 agent,
@@ -250,7 +250,7 @@ async fn cancel(
         &body,
         ("cancel", &target),
         move |txn, hub, agent| {
-            crate::work::close(
+            crate::handoffs::close(
                 txn,
                 hub,
                 agent,
@@ -280,7 +280,7 @@ async fn tags(
         agent,
         &body,
         ("tags", &target),
-        move |txn, hub, agent| crate::work::set_tags(txn, hub, agent, &id, &tags),
+        move |txn, hub, agent| crate::handoffs::set_tags(txn, hub, agent, &id, &tags),
     )
     .await
 }
@@ -294,9 +294,9 @@ async fn send_message(
     let JsonBody(body) = body;
     // `{"text"}` is a text message; `{"type","payload"}` any other kind the channel relays.
     let outgoing = match (body.kind.clone(), body.payload.clone(), body.text.clone()) {
-        (Some(kind), Some(payload), _) => crate::work::Outgoing { kind, payload },
-        (None, None, Some(text)) => crate::work::Outgoing::text(&text),
-        (Some(kind), None, Some(text)) if kind == "text" => crate::work::Outgoing::text(&text),
+        (Some(kind), Some(payload), _) => crate::handoffs::Outgoing { kind, payload },
+        (None, None, Some(text)) => crate::handoffs::Outgoing::text(&text),
+        (Some(kind), None, Some(text)) if kind == "text" => crate::handoffs::Outgoing::text(&text),
         (None, Some(_), _) => {
             return Err(ApiError::BadRequest(
                 "a payload needs its \"type\" (image, file, …)".into(),
@@ -319,7 +319,7 @@ async fn send_message(
         agent,
         &body,
         ("send_message", &target),
-        move |txn, hub, agent| crate::work::reply(txn, hub, agent, &id, outgoing),
+        move |txn, hub, agent| crate::handoffs::reply(txn, hub, agent, &id, outgoing),
     )
     .await
 }
@@ -338,7 +338,7 @@ async fn add_note(
         agent,
         &body,
         ("add_note", &target),
-        move |txn, hub, agent| crate::work::add_note(txn, hub, agent, &id, &text),
+        move |txn, hub, agent| crate::handoffs::add_note(txn, hub, agent, &id, &text),
     )
     .await
 }
@@ -356,7 +356,7 @@ async fn resend(
         agent,
         &body,
         ("resend", &target),
-        move |txn, hub, agent| crate::work::resend(txn, hub, agent, &id),
+        move |txn, hub, agent| crate::handoffs::resend(txn, hub, agent, &id),
     )
     .await
 }

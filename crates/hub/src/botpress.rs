@@ -177,7 +177,7 @@ async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
             {
                 return Ok::<_, ApiError>(None);
             }
-            crate::work::cancel_by_bot(txn, &hub, &ticket, "ended on the bot's side")
+            crate::handoffs::cancel_by_bot(txn, &hub, &ticket, "ended on the bot's side")
                 .map(|h| h.map(|h| h.id))
         })
     })
@@ -422,7 +422,7 @@ async fn bot_sends_message(
         };
         txn.put(EventData::Message(message))?;
         if from_bot && text.as_deref().is_some_and(|t| is_session_ended_notice(txn, hub, &channel.id, t)) {
-            if let Some(h) = crate::work::cancel_by_bot(txn, hub, &conversation.id, "the customer ended the session")? {
+            if let Some(h) = crate::handoffs::cancel_by_bot(txn, hub, &conversation.id, "the customer ended the session")? {
                 tracing::info!(handoff = %h.id, "botpress: the customer ended the session; handoff cancelled");
             }
         }

@@ -13,13 +13,13 @@ pub mod auth;
 pub mod body;
 pub mod botpress;
 pub mod channel;
+pub mod delivery;
 pub mod egress;
 pub mod error;
 pub mod front;
-pub mod outbound;
+pub mod handoffs;
 pub mod presence;
 pub mod store;
-pub mod work;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -329,7 +329,7 @@ pub async fn serve(
         tracing::info!(%addr, "baton-hub listening");
     }
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let delivery = tokio::spawn(outbound::run(hub.clone(), stopped.clone()));
+    let delivery = tokio::spawn(delivery::run(hub.clone(), stopped.clone()));
     let sweep = tokio::spawn(presence::run(hub.clone(), stopped.clone()));
     let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped));
     let limits = front::Limits {

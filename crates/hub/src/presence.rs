@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use baton_protocol::{Agent, EventData, Handoff, HandoffStatus, Presence};
+use baton_protocol::{Agent, EventData, Presence};
 use tokio::sync::watch;
 
 use crate::store::{all_where, StoreError};
@@ -36,7 +36,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::error!(error = %e, "token expiry: sweep task failed"),
         }
         let hub2 = hub.clone();
-        match tokio::task::spawn_blocking(move || crate::work::expire_pending(&hub2)).await {
+        match tokio::task::spawn_blocking(move || crate::handoffs::expire_pending(&hub2)).await {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "pending timeout: sweep failed"),
             Err(e) => tracing::error!(error = %e, "pending timeout: sweep task failed"),
@@ -65,17 +65,7 @@ pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
             let mut agent = agent.clone();
             agent.presence = Presence::Offline;
             txn.put(EventData::Agent(agent.clone()))?;
-            let held: Vec<Handoff> = all_where(
-                txn.conn(),
-                "SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
-                [&agent.id],
-            )?;
-            for mut h in held {
-                h.status = HandoffStatus::Pending;
-                h.assignee = None;
-                h.updated_at = now;
-                txn.put(EventData::Handoff(h))?;
-            }
+            crate::handoffs::return_to_queue(txn, &agent.id, now)?;
             tracing::info!(agent = %agent.id, "presence: agent silent past the session timeout; handoffs returned to the queue");
             Ok::<_, StoreError>(())
         })?;

@@ -32,6 +32,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         4,
         include_str!("../migrations/0004_expiry_and_fingerprints.sql"),
     ),
+    (5, include_str!("../migrations/0005_deliveries.sql")),
 ];
 
 /// The most bytes of events one stream frame or log page carries; a single larger event still goes,
@@ -1193,6 +1194,40 @@ mod tests {
             store.snapshot_page(Some("9:0"), 600),
             Err(StoreError::BadCursor)
         ));
+    }
+
+    #[test]
+    fn a_version_4_database_keeps_its_queued_deliveries_under_their_new_name() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let mut conn = Connection::open(dir.path().join("hub.sqlite")).expect("open");
+            for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= 4) {
+                let tx = conn.transaction().expect("tx");
+                tx.execute_batch(sql).expect("old schema");
+                tx.pragma_update(None, "user_version", version)
+                    .expect("version");
+                tx.commit().expect("commit");
+            }
+            conn.execute_batch(
+                "INSERT INTO channels (id, kind, name, secret_hash, created_at)
+                     VALUES ('ch', 'botpress', 'Bot', 'h', '2026-01-01T00:00:00Z');
+                 INSERT INTO outbox (channel_id, conversation_id, route, body, next_attempt_at, created_at)
+                     VALUES ('ch', 't_1', 'stop-hitl', '{}', '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z');",
+            )
+            .expect("old data");
+        }
+        let store = Store::open(dir.path()).expect("upgrade");
+        let queued: i64 = store
+            .read(|c| {
+                c.query_row(
+                    "SELECT COUNT(*) FROM deliveries WHERE state = 'queued'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(StoreError::from)
+            })
+            .expect("read");
+        assert_eq!(queued, 1);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Delivery of the hub's calls to Botpress (`/agent-assigned`, `/message-from-agent`,
-//! `/stop-hitl`) from the persistent `outbox` table.
+//! `/stop-hitl`) from the persistent `deliveries` table (the hub's own queue, not to be confused
+//! with a device's outbox of agent actions).
 //!
 //! Calls go out in order per conversation: a row is sent only when no earlier row of its
 //! conversation is still queued or being sent. Botpress has no idempotency key (ARCHITECTURE.md,
@@ -246,7 +247,7 @@ fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
         let rows: Vec<(i64, Option<String>)> = {
             let mut stmt = txn
                 .conn()
-                .prepare("SELECT id, message_id FROM outbox WHERE state = 'sending'")?;
+                .prepare("SELECT id, message_id FROM deliveries WHERE state = 'sending'")?;
             let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             rows.collect::<Result<_, _>>()?
         };
@@ -254,7 +255,7 @@ fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
             let reason =
                 "the hub stopped while sending this; it may or may not have reached Botpress";
             txn.conn().execute(
-                "UPDATE outbox SET state = 'uncertain', last_error = ?2 WHERE id = ?1",
+                "UPDATE deliveries SET state = 'uncertain', last_error = ?2 WHERE id = ?1",
                 params![id, reason],
             )?;
             if let Some(message_id) = message_id {
@@ -263,7 +264,7 @@ fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
         }
         // A restart is a natural moment to try again: don't wait out backoffs from before it.
         txn.conn().execute(
-            "UPDATE outbox SET next_attempt_at = ?1 WHERE state = 'queued'",
+            "UPDATE deliveries SET next_attempt_at = ?1 WHERE state = 'queued'",
             [hub.now().to_rfc3339()],
         )?;
         Ok(rows.len())
@@ -278,9 +279,9 @@ fn claim_due(hub: &Hub) -> Result<Vec<Due>, StoreError> {
         let due: Vec<Due> = {
             let mut stmt = txn.conn().prepare_cached(
                 "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id
-                 FROM outbox o JOIN channels c ON c.id = o.channel_id
+                 FROM deliveries o JOIN channels c ON c.id = o.channel_id
                  WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
-                   AND NOT EXISTS (SELECT 1 FROM outbox p WHERE p.conversation_id = o.conversation_id
+                   AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
                                    AND p.id < o.id AND p.state IN ('queued', 'sending'))
                  ORDER BY o.id LIMIT ?2",
             )?;
@@ -302,7 +303,7 @@ fn claim_due(hub: &Hub) -> Result<Vec<Due>, StoreError> {
         for row in &due {
             if row.url.is_some() {
                 txn.conn().execute(
-                    "UPDATE outbox SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
+                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
                     [row.id],
                 )?;
             }
@@ -331,7 +332,7 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
                 let delay = after.unwrap_or_else(|| backoff(row.attempts, &mut rand::thread_rng()));
                 let at = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::seconds(1));
                 txn.conn().execute(
-                    "UPDATE outbox SET state = 'queued', next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
+                    "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
                     params![row.id, at.to_rfc3339(), error],
                 )?;
                 tracing::info!(row = row.id, route = %row.route, reason = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
@@ -340,7 +341,7 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
                 // for the same reason.
                 let waiting: Vec<String> = {
                     let mut stmt = txn.conn().prepare_cached(
-                        "SELECT message_id FROM outbox WHERE conversation_id = ?1
+                        "SELECT message_id FROM deliveries WHERE conversation_id = ?1
                          AND state = 'queued' AND message_id IS NOT NULL ORDER BY id",
                     )?;
                     let rows = stmt.query_map([&row.conversation_id], |r| r.get(0))?;
@@ -353,7 +354,7 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
             }
         };
         txn.conn().execute(
-            "UPDATE outbox SET state = ?2, last_error = ?3 WHERE id = ?1",
+            "UPDATE deliveries SET state = ?2, last_error = ?3 WHERE id = ?1",
             params![row.id, state, reason],
         )?;
         match &outcome {
@@ -405,7 +406,7 @@ async fn next_wake(hub: &Hub) -> Duration {
     let next: Option<String> = tokio::task::spawn_blocking(move || {
         hub.store().read(|c| {
             c.query_row(
-                "SELECT MIN(next_attempt_at) FROM outbox WHERE state = 'queued'",
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
                 [],
                 |r| r.get(0),
             )

@@ -1,10 +1,15 @@
-//! What agents do to handoffs, as hub commands. Each runs in one transaction through [`run`], which
+//! Handoffs and the only code that changes their status: what agents do (commands), what the bot
+//! side does ([`cancel_by_bot`]), and what the hub does by itself — a silent or disabled agent's
+//! handoffs go back to the queue ([`return_to_queue`]), unclaimed ones time out
+//! ([`expire_pending`]).
+//!
+//! Agents' commands each run in one transaction through [`run`], which
 //! records the result under the agent's `txn_id`: a retried command gets the first answer back and
 //! changes nothing. Refusals change nothing either, so they are simply evaluated again.
 //!
 //! Everything Botpress must hear about (an agent took the ticket, an agent wrote, the ticket is
-//! closed) is written to the outbox in the same transaction as the change, so it is sent exactly
-//! when the change is committed — see [`crate::outbound`].
+//! closed) is queued in `deliveries` in the same transaction as the change, so it is sent exactly
+//! when the change is committed — see [`crate::delivery`].
 
 use baton_protocol::{
     Agent, Author, CommandResult, Contact, Conversation, DeliveryStatus, EventData, Handoff,
@@ -176,7 +181,7 @@ pub fn enqueue(
     queue_call(txn, hub, &call)
 }
 
-/// One row of the outbox, as it is queued.
+/// One call to a bot platform, as it is queued in `deliveries`.
 struct Outbound<'a> {
     channel_id: &'a str,
     conversation_id: &'a str,
@@ -189,7 +194,7 @@ fn queue_call(txn: &Txn<'_>, hub: &Hub, call: &Outbound<'_>) -> Result<(), ApiEr
     let now = hub.now().to_rfc3339();
     txn.conn()
         .prepare_cached(
-            "INSERT INTO outbox (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
+            "INSERT INTO deliveries (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
         )?
         .execute(params![call.channel_id, call.conversation_id, call.route, call.body, call.message_id, now])?;
@@ -258,7 +263,7 @@ fn send_to_customer(
     let waiting_for: Option<String> = txn
         .conn()
         .prepare_cached(
-            "SELECT last_error FROM outbox WHERE conversation_id = ?1 AND state = 'queued'
+            "SELECT last_error FROM deliveries WHERE conversation_id = ?1 AND state = 'queued'
              AND last_error IS NOT NULL ORDER BY id LIMIT 1",
         )?
         .query_row([&handoff.conversation_id], |r| r.get(0))
@@ -643,7 +648,7 @@ pub fn resend(
     let row: Option<(String, String, String, String)> = txn
         .conn()
         .query_row(
-            "SELECT channel_id, conversation_id, route, body FROM outbox WHERE message_id = ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT channel_id, conversation_id, route, body FROM deliveries WHERE message_id = ?1 ORDER BY id DESC LIMIT 1",
             [message_id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
@@ -672,6 +677,27 @@ pub fn resend(
     message.status_reason = None;
     txn.put(EventData::Message(message))?;
     Ok(())
+}
+
+/// Puts every handoff `agent_id` holds back in the queue (the agent went silent, or was disabled),
+/// so no customer waits on someone who left. Returns how many.
+pub fn return_to_queue(
+    txn: &mut Txn<'_>,
+    agent_id: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, crate::store::StoreError> {
+    let held: Vec<Handoff> = crate::store::all_where(
+        txn.conn(),
+        "SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
+        [agent_id],
+    )?;
+    for mut h in held.iter().cloned() {
+        h.status = HandoffStatus::Pending;
+        h.assignee = None;
+        h.updated_at = now;
+        txn.put(EventData::Handoff(h))?;
+    }
+    Ok(held.len())
 }
 
 /// The bot side ended the handoff (the customer typed the end command, or the bot timed out):
