@@ -176,3 +176,27 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     options.open(path)?.write_all(bytes)?;
     baton_protocol::private_fs::private_file(path)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_restarted_solo_desk_signs_in_with_the_same_token_and_mints_no_other() {
+        let dir = tempfile::tempdir().expect("dir");
+        let any_port: SocketAddr = "127.0.0.1:0".parse().expect("address");
+        let (hub, listener, first) = prepare(dir.path(), any_port).await.expect("first start");
+        drop((hub, listener));
+        let (hub, _listener, second) = prepare(dir.path(), any_port).await.expect("second start");
+        assert_eq!(first.token, second.token);
+        assert_eq!(
+            first.endpoint_url.rsplit('/').next(),
+            second.endpoint_url.rsplit('/').next()
+        );
+        let signed_in = baton_hub::auth::agent_for_token(&hub, &second.token).expect("lookup");
+        assert_eq!(
+            signed_in.map(|a| a.email).as_deref(),
+            Some(LOCAL_AGENT_EMAIL)
+        );
+    }
+}
