@@ -144,13 +144,7 @@ pub fn rotate_botpress_secret(hub: &Hub, key: &str) -> Result<NewBotpressChannel
 
 /// Replaces the team's tag list; agents tag handoffs only from it.
 pub fn set_tags(hub: &Hub, tags: &[String]) -> Result<Vec<String>, AdminError> {
-    let mut tags: Vec<String> = tags
-        .iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
-    tags.sort();
-    tags.dedup();
+    let tags = crate::handoffs::tidy_tags(tags);
     if let Some(long) = tags.iter().find(|t| t.chars().count() > 64) {
         return Err(AdminError::Invalid(format!(
             "the tag {long:?} is longer than 64 characters"

@@ -539,13 +539,7 @@ pub fn set_tags(
         require_holder(txn, &h, agent)?;
     }
     let allowed = tag_list(txn)?;
-    let mut tags: Vec<String> = tags
-        .iter()
-        .map(|t| t.trim().to_string())
-        .filter(|t| !t.is_empty())
-        .collect();
-    tags.sort();
-    tags.dedup();
+    let tags = tidy_tags(tags);
     if let Some(unknown) = tags.iter().find(|t| !allowed.contains(t)) {
         return Err(ApiError::BadRequest(format!(
             "{unknown:?} is not one of the team's tags ({}); an admin can add it",
@@ -562,6 +556,18 @@ pub fn set_tags(
         txn.put(EventData::Handoff(h))?;
     }
     Ok(())
+}
+
+/// Tags as they are kept: trimmed, no empty ones, sorted, each once.
+pub fn tidy_tags(tags: &[String]) -> Vec<String> {
+    let mut tags: Vec<String> = tags
+        .iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    tags.sort();
+    tags.dedup();
+    tags
 }
 
 pub fn tag_list(txn: &Txn<'_>) -> Result<Vec<String>, ApiError> {
