@@ -2,8 +2,8 @@
 //! `{code, message}` so it can branch on the code and show the message.
 
 use baton_core::search::SearchQuery;
-use baton_core::{ClientError, CustomerView, HandoffSummary, OutboxItem, SearchHit};
-use baton_protocol::{Agent, Contact, HandoffStatus, Message, Template};
+use baton_core::{ClientError, CustomerView, HandoffSummary, HandoffView, OutboxItem, SearchHit};
+use baton_protocol::{Agent, AgentCommand, Contact, HandoffStatus, Message, Template};
 use serde::Serialize;
 use tauri::{AppHandle, State};
 
@@ -84,23 +84,14 @@ fn with_cache<T>(
 #[tauri::command]
 pub fn list_handoffs(
     desk: State<'_, Desk>,
-    status: Option<String>,
+    status: Option<HandoffView>,
 ) -> Result<Vec<HandoffSummary>, CommandError> {
-    match status.as_deref() {
-        Some("mine") => {
-            let me = desk
-                .status()
-                .me
-                .ok_or_else(|| CommandError::new("not_signed_in", "not signed in yet"))?;
-            with_cache(&desk, |c| c.assigned_to(&me.id))
-        }
-        None => with_cache(&desk, |c| c.handoffs(&[HandoffStatus::Pending])),
-        Some(s) => {
-            let status = HandoffStatus::parse(s)
-                .ok_or_else(|| CommandError::new("bad_request", format!("unknown status {s:?}")))?;
-            with_cache(&desk, |c| c.handoffs(&[status]))
-        }
+    let view = status.unwrap_or(HandoffView::Pending);
+    let me = desk.status().me.map(|me| me.id);
+    if view == HandoffView::Mine && me.is_none() {
+        return Err(CommandError::new("not_signed_in", "not signed in yet"));
     }
+    with_cache(&desk, |c| c.view(view, me.as_deref()))
 }
 
 #[tauri::command]
@@ -129,27 +120,17 @@ pub fn team(desk: State<'_, Desk>) -> Result<Team, CommandError> {
     })
 }
 
-/// Runs an agent command on the hub. `txn_id` comes from the UI, so a retry of the same click is
 /// Every agent action goes through the outbox with the UI's `txn_id`: delivered at once when the
 /// hub is reachable (a refusal comes back as the error, naming who is in the way), else queued
 /// and shown as pending until the hub is back. The hub applies each txn_id once.
-async fn command(
-    desk: &Desk,
-    action: &str,
-    path: String,
-    mut body: serde_json::Value,
-    conversation_id: Option<&str>,
+#[tauri::command]
+pub async fn run_command(
+    desk: State<'_, Desk>,
+    command: AgentCommand,
+    txn_id: String,
 ) -> Result<(), CommandError> {
-    let txn_id = body
-        .get("txn_id")
-        .and_then(|t| t.as_str())
-        .map(str::to_string)
-        .ok_or_else(|| CommandError::new("bad_request", "the action has no txn_id"))?;
-    if let Some(map) = body.as_object_mut() {
-        map.remove("txn_id");
-    }
     let sent = desk
-        .send(action, path, body, conversation_id, &txn_id)
+        .send(&command, &txn_id)
         .await
         .map_err(|e| CommandError::new("outbox", e))?;
     match sent {
@@ -157,7 +138,7 @@ async fn command(
         Sent::Refused(refusal) => {
             // The agent sees the refusal now (a note's text is still in its field); only a reply
             // stays, failed, in the conversation to retry, edit or discard.
-            if action != "message" {
+            if !matches!(command, AgentCommand::Message { .. }) {
                 if let Ok(cache) = desk.cache().lock() {
                     let _ = cache.discard(refusal.id);
                 }
@@ -169,191 +150,6 @@ async fn command(
             })
         }
     }
-}
-
-#[tauri::command]
-pub async fn assign(
-    desk: State<'_, Desk>,
-    handoff_id: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    command(
-        &desk,
-        "assign",
-        format!("/handoffs/{handoff_id}/assign"),
-        serde_json::json!({ "txn_id": txn_id }),
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn release(
-    desk: State<'_, Desk>,
-    handoff_id: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    command(
-        &desk,
-        "release",
-        format!("/handoffs/{handoff_id}/release"),
-        serde_json::json!({ "txn_id": txn_id }),
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn transfer(
-    desk: State<'_, Desk>,
-    handoff_id: String,
-    to: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "to": to });
-    command(
-        &desk,
-        "transfer",
-        format!("/handoffs/{handoff_id}/transfer"),
-        body,
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn resolve(
-    desk: State<'_, Desk>,
-    handoff_id: String,
-    label: Option<String>,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "label": label });
-    command(
-        &desk,
-        "resolve",
-        format!("/handoffs/{handoff_id}/resolve"),
-        body,
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn cancel(
-    desk: State<'_, Desk>,
-    handoff_id: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    command(
-        &desk,
-        "cancel",
-        format!("/handoffs/{handoff_id}/cancel"),
-        serde_json::json!({ "txn_id": txn_id }),
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn set_tags(
-    desk: State<'_, Desk>,
-    handoff_id: String,
-    tags: Vec<String>,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "tags": tags });
-    command(
-        &desk,
-        "tags",
-        format!("/handoffs/{handoff_id}/tags"),
-        body,
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn send_message(
-    desk: State<'_, Desk>,
-    conversation_id: String,
-    text: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "text": text });
-    command(
-        &desk,
-        "message",
-        format!("/conversations/{conversation_id}/messages"),
-        body,
-        Some(&conversation_id),
-    )
-    .await
-}
-
-/// Sends a Botpress message of another kind than text (an image or file by URL, …); the hub
-/// checks the payload and that the channel's bot relays that kind.
-#[tauri::command]
-pub async fn send_attachment(
-    desk: State<'_, Desk>,
-    conversation_id: String,
-    kind: String,
-    payload: serde_json::Value,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "type": kind, "payload": payload });
-    command(
-        &desk,
-        "message",
-        format!("/conversations/{conversation_id}/messages"),
-        body,
-        Some(&conversation_id),
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn add_note(
-    desk: State<'_, Desk>,
-    conversation_id: String,
-    text: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "text": text });
-    command(
-        &desk,
-        "note",
-        format!("/conversations/{conversation_id}/notes"),
-        body,
-        Some(&conversation_id),
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn resend(
-    desk: State<'_, Desk>,
-    message_id: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    command(
-        &desk,
-        "resend",
-        format!("/messages/{message_id}/resend"),
-        serde_json::json!({ "txn_id": txn_id }),
-        None,
-    )
-    .await
-}
-
-#[tauri::command]
-pub async fn set_presence(
-    desk: State<'_, Desk>,
-    status: String,
-    txn_id: String,
-) -> Result<(), CommandError> {
-    let body = serde_json::json!({ "txn_id": txn_id, "status": status });
-    command(&desk, "presence", "/presence".to_string(), body, None).await
 }
 
 #[tauri::command]

@@ -246,10 +246,7 @@ impl Desk {
     /// queued (and shows as pending); the worker delivers it when the hub is back.
     pub async fn send(
         &self,
-        action: &str,
-        path: String,
-        body: serde_json::Value,
-        conversation_id: Option<&str>,
+        command: &baton_protocol::AgentCommand,
         txn_id: &str,
     ) -> Result<Sent, baton_core::OutboxError> {
         let item = {
@@ -258,14 +255,7 @@ impl Desk {
                 Ok(c) => c,
                 Err(poisoned) => poisoned.into_inner(),
             };
-            cache.enqueue(
-                action,
-                &path,
-                body,
-                conversation_id,
-                txn_id,
-                chrono::Utc::now(),
-            )?
+            cache.enqueue(command, txn_id, chrono::Utc::now())?
         };
         let offline = matches!(
             self.status().connection,
@@ -429,8 +419,10 @@ impl Desk {
                 }
                 // Opening the desk means being at work: go online (the header toggles it).
                 let txn_id = format!("online-{}", rand_suffix());
-                let body = serde_json::json!({"txn_id": txn_id, "status": "online"});
-                if let Err(e) = client.command("/presence", body).await {
+                let online = baton_protocol::AgentCommand::Presence {
+                    status: baton_protocol::Presence::Online,
+                };
+                if let Err(e) = client.command(&txn_id, &online).await {
                     tracing::warn!(error = %e, "cannot go online");
                 }
             });

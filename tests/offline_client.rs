@@ -139,6 +139,27 @@ impl World {
             .count()
     }
 
+    /// Waits until Botpress has had a `route` call about `conversation`; then how many it had.
+    async fn calls_to(&self, route: &str, conversation: &str) -> usize {
+        let count = || {
+            self.fake
+                .accepted()
+                .iter()
+                .filter(|c| c.route == route && c.body["remoteConversationId"] == conversation)
+                .count()
+        };
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while count() == 0 {
+            assert!(
+                Instant::now() < deadline,
+                "no {route} call for {conversation}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        count()
+    }
+
     async fn wait_for_delivery(&self, text: &str) {
         let deadline = Instant::now() + Duration::from_secs(20);
         while self.deliveries_of(text) == 0 {
@@ -377,6 +398,139 @@ async fn two_devices_of_one_agent_see_each_others_replies_and_conflicts_name_the
     bobs.ok(&["outbox", "discard", &id]);
     assert!(bobs.ok(&["outbox"]).contains("empty"));
     assert_eq!(w.deliveries_of("let me take this"), 0);
+}
+
+/// The `queue` line of the handoff in `conversation`: its fields, tab-separated.
+fn queue_row(listing: &str, conversation: &str) -> Option<Vec<String>> {
+    listing
+        .lines()
+        .map(|l| l.split('\t').map(str::to_string).collect::<Vec<_>>())
+        .find(|f| f.get(1).map(String::as_str) == Some(conversation))
+}
+
+#[tokio::test]
+async fn a_terminal_user_works_handoffs_end_to_end_from_the_queue_to_resolved() {
+    let w = world().await;
+    let (ok, _, err) = support::hub_cli(
+        &["tags", "set", "--data", w.data.path(), "refund", "vip"],
+        "",
+    );
+    assert!(ok, "{err}");
+    w.data.add_agent("bob@example.com", "Bob", "agent");
+    let lamp = w
+        .botpress
+        .hand_off("Broken lamp", "Dana", "the lamp is broken")
+        .await;
+    let spam = w.botpress.hand_off("Spam", "Eve", "buy now").await;
+    let device = Device::new();
+    device.login(&w.hub.url(), AGENT_EMAIL);
+    device.ok(&["sync"]);
+
+    let waiting = device.ok(&["queue"]);
+    let row = queue_row(&waiting, &lamp).expect("the lamp handoff is in the queue");
+    assert_eq!(row[2], "pending");
+    assert_eq!(row[4], "Dana");
+    assert_eq!(row[5], "Broken lamp");
+
+    assert!(device.ok(&["assign", &lamp]).contains("delivered"));
+    assert!(device
+        .ok(&["note", &lamp, "second lamp this month"])
+        .contains("delivered"));
+    assert!(device.ok(&["tag", &lamp, "refund"]).contains("delivered"));
+    let unknown_tag = device.run(&["tag", &lamp, "gold"]);
+    assert!(!unknown_tag.ok, "an unknown tag is refused");
+    assert!(
+        unknown_tag.stderr.contains("not one of the team's tags"),
+        "{}",
+        unknown_tag.stderr
+    );
+    device.ok(&["sync"]);
+    let mine = queue_row(&device.ok(&["queue", "mine"]), &lamp).expect("mine");
+    assert_eq!(mine[2], "assigned");
+    let alice_id = mine[3].clone();
+    assert!(device
+        .ok(&["show", &lamp])
+        .contains("second lamp this month"));
+
+    // Released, it is back in the queue; taken again and resolved, the bot has it back.
+    device.ok(&["release", &lamp]);
+    device.ok(&["sync"]);
+    assert!(queue_row(&device.ok(&["queue"]), &lamp).is_some());
+    device.ok(&["assign", &lamp]);
+    device.ok(&["resolve", &lamp, "--label", "lamp replaced"]);
+    device.ok(&["sync"]);
+    assert!(queue_row(&device.ok(&["queue", "mine"]), &lamp).is_none());
+    assert_eq!(
+        queue_row(&device.ok(&["queue", "resolved"]), &lamp).expect("resolved")[2],
+        "resolved"
+    );
+    assert_eq!(w.calls_to("stop-hitl", &lamp).await, 1);
+
+    // Transfer goes to an online agent; only an admin may cancel.
+    let bob = support::AgentSession::sign_in(&w.hub, "bob@example.com").await;
+    let (status, _) = bob
+        .post(
+            "/presence",
+            serde_json::json!({"txn_id": "bob-on", "status": "online"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    device.ok(&["assign", &spam]);
+    assert!(device
+        .ok(&["transfer", &spam, "bob@example.com"])
+        .contains("delivered"));
+    let cancel = device.run(&["cancel", &spam]);
+    assert!(
+        !cancel.ok && cancel.stderr.contains("only an admin"),
+        "{}",
+        cancel.stderr
+    );
+    assert!(
+        device.ok(&["outbox"]).contains("empty"),
+        "a refused command is not left queued"
+    );
+    device.ok(&["sync"]);
+    let assigned = device.ok(&["queue", "assigned"]);
+    let row = queue_row(&assigned, &spam).expect("spam is assigned");
+    assert!(
+        row[3] != "-" && row[3] != alice_id,
+        "Bob holds it now: {assigned}"
+    );
+    assert!(w.fake.violations().is_empty(), "{:?}", w.fake.violations());
+}
+
+#[tokio::test]
+async fn agent_commands_queue_offline_and_deliver_once_on_sync() {
+    let mut w = world().await;
+    let ticket = w.botpress.hand_off("Late", "Dana", "where is it").await;
+    let device = Device::new();
+    device.login(&w.hub.url(), AGENT_EMAIL);
+    device.ok(&["sync"]);
+    let port = w.hub.port;
+    w.hub.kill();
+
+    assert!(device
+        .ok(&["assign", &ticket])
+        .contains("not delivered yet"));
+    device.ok(&["resolve", &ticket]);
+    let outbox = device.ok(&["outbox"]);
+    assert!(
+        outbox.contains("queued\tassign") && outbox.contains("queued\tresolve"),
+        "{outbox}"
+    );
+
+    w.restart_hub_on(port);
+    assert!(device.ok(&["sync"]).contains("0 queued, 0 failed"));
+    assert_eq!(
+        queue_row(&device.ok(&["queue", "resolved"]), &ticket).expect("resolved")[2],
+        "resolved"
+    );
+    assert_eq!(
+        w.calls_to("agent-assigned", &ticket).await,
+        1,
+        "assigned once"
+    );
+    assert_eq!(w.calls_to("stop-hitl", &ticket).await, 1, "resolved once");
 }
 
 #[tokio::test]

@@ -15,8 +15,8 @@ use std::time::Duration;
 use anyhow::{anyhow, bail, Context};
 use baton_core::outbox::{self, Delivered};
 use baton_core::search::SearchQuery;
-use baton_core::{Cache, HubClient, OutboxState, TokenFile, TokenStore};
-use baton_protocol::HandoffStatus;
+use baton_core::{Cache, HandoffView, HubClient, OutboxState, TokenFile, TokenStore};
+use baton_protocol::{AgentCommand, HandoffStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -93,9 +93,34 @@ enum Command {
     },
     /// Print a conversation: its handoff, customer, messages and anything still in the outbox.
     Show { conversation: String },
+    /// List handoffs: the queue (`pending`, the default), `mine`, `assigned`, `resolved` or
+    /// `cancelled`. One per line: HANDOFF<TAB>CONVERSATION<TAB>STATUS<TAB>ASSIGNEE<TAB>CUSTOMER<TAB>TITLE.
+    Queue {
+        #[arg(value_enum, default_value_t = View::Pending)]
+        view: View,
+    },
     /// Reply in a conversation. Exits 0 once the reply is safely queued; it is delivered at once
-    /// when the hub is reachable, else by the next `sync`.
+    /// when the hub is reachable, else by the next `sync`. Every command below works the same way.
     Send { conversation: String, text: String },
+    /// Add a note to a conversation, for the team only.
+    Note { conversation: String, text: String },
+    /// Take a waiting handoff. HANDOFF is a handoff id, or a conversation id for its latest handoff.
+    Assign { handoff: String },
+    /// Put a handoff you hold back in the queue.
+    Release { handoff: String },
+    /// Give a handoff you hold to another (online) agent, by email or id.
+    Transfer { handoff: String, to: String },
+    /// End a handoff; the bot has the conversation again.
+    Resolve {
+        handoff: String,
+        /// How it ended ("refund sent", …).
+        #[arg(long)]
+        label: Option<String>,
+    },
+    /// End a handoff without resolving it (admins).
+    Cancel { handoff: String },
+    /// Set a handoff's tags, replacing the ones it has (none: clear them).
+    Tag { handoff: String, tags: Vec<String> },
     /// List the outbox, or retry, edit or discard an item.
     Outbox {
         #[command(subcommand)]
@@ -119,6 +144,27 @@ enum OutboxAction {
     Edit { id: i64, text: String },
     /// Drop an item; it will not be sent.
     Discard { id: i64 },
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum View {
+    Pending,
+    Mine,
+    Assigned,
+    Resolved,
+    Cancelled,
+}
+
+impl From<View> for HandoffView {
+    fn from(view: View) -> Self {
+        match view {
+            View::Pending => HandoffView::Pending,
+            View::Mine => HandoffView::Mine,
+            View::Assigned => HandoffView::Assigned,
+            View::Resolved => HandoffView::Resolved,
+            View::Cancelled => HandoffView::Cancelled,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -245,6 +291,18 @@ impl Desk {
         Ok(HubClient::new(&self.hub_url()?)?.with_token(self.token()?))
     }
 
+    /// A handoff by its id, or the latest handoff of a conversation by the conversation's id.
+    fn handoff(&self, id: &str) -> anyhow::Result<String> {
+        let cache = self.cache();
+        if let Some(h) = cache.latest_handoff(id)? {
+            return Ok(h.id);
+        }
+        if cache.handoff(id)?.is_some() {
+            return Ok(id.to_string());
+        }
+        bail!("no handoff or conversation {id:?} in the local cache (run baton-cli sync, or check the id)")
+    }
+
     fn conversation(&self, id: &str) -> anyhow::Result<()> {
         if self.cache().has_conversation(id)? {
             Ok(())
@@ -318,7 +376,75 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", render::show(&desk.cache(), &conversation)?);
             Ok(ExitCode::SUCCESS)
         }
-        Command::Send { conversation, text } => send(&desk, &conversation, &text).await,
+        Command::Queue { view } => {
+            let me = desk.config.agent_id.clone();
+            if matches!(view, View::Mine) && me.is_none() {
+                bail!("not signed in: run baton-cli login --email YOU --hub URL");
+            }
+            for row in desk.cache().view(view.into(), me.as_deref())? {
+                let h = &row.handoff;
+                println!(
+                    "{}\t{}\t{}\t{}\t{}\t{}",
+                    h.id,
+                    h.conversation_id,
+                    h.status.as_str(),
+                    h.assignee.as_deref().unwrap_or("-"),
+                    row.customer.as_deref().unwrap_or("-"),
+                    h.title.replace(['\n', '\t'], " ")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Send { conversation, text } => {
+            desk.conversation(&conversation)?;
+            let text = text.trim();
+            if text.is_empty() {
+                bail!("the message is empty");
+            }
+            let command = AgentCommand::Message {
+                conversation_id: conversation,
+                text: Some(text.to_string()),
+                kind: None,
+                payload: None,
+            };
+            act(&desk, command).await
+        }
+        Command::Note { conversation, text } => {
+            desk.conversation(&conversation)?;
+            let text = text.trim();
+            if text.is_empty() {
+                bail!("the note is empty");
+            }
+            let command = AgentCommand::Note {
+                conversation_id: conversation,
+                text: text.to_string(),
+            };
+            act(&desk, command).await
+        }
+        Command::Assign { handoff } => {
+            let handoff_id = desk.handoff(&handoff)?;
+            act(&desk, AgentCommand::Assign { handoff_id }).await
+        }
+        Command::Release { handoff } => {
+            let handoff_id = desk.handoff(&handoff)?;
+            act(&desk, AgentCommand::Release { handoff_id }).await
+        }
+        Command::Transfer { handoff, to } => {
+            let handoff_id = desk.handoff(&handoff)?;
+            act(&desk, AgentCommand::Transfer { handoff_id, to }).await
+        }
+        Command::Resolve { handoff, label } => {
+            let handoff_id = desk.handoff(&handoff)?;
+            act(&desk, AgentCommand::Resolve { handoff_id, label }).await
+        }
+        Command::Cancel { handoff } => {
+            let handoff_id = desk.handoff(&handoff)?;
+            act(&desk, AgentCommand::Cancel { handoff_id }).await
+        }
+        Command::Tag { handoff, tags } => {
+            let handoff_id = desk.handoff(&handoff)?;
+            act(&desk, AgentCommand::Tags { handoff_id, tags }).await
+        }
         Command::Outbox { action } => outbox_command(&desk, action).await,
         Command::Export {
             conversation,
@@ -378,7 +504,8 @@ async fn login(desk: &mut Desk, email: &str) -> anyhow::Result<ExitCode> {
 
 /// Tries the outbox once; says what happened on stderr. Never fails the command: anything not
 /// delivered stays queued.
-async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool) -> Delivered {
+/// `own` is an item the caller reports on itself.
+async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool, own: Option<i64>) -> Delivered {
     let result = tokio::time::timeout(
         Duration::from_secs(15),
         outbox::deliver(&desk.cache, client, Utc::now, force),
@@ -386,7 +513,7 @@ async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool) -> Delivered
     .await;
     match result {
         Ok(Ok(report)) => {
-            for refusal in &report.refused {
+            for refusal in report.refused.iter().filter(|r| Some(r.id) != own) {
                 eprintln!(
                     "outbox #{0} refused by the hub: {1} (baton-cli outbox retry|edit|discard {0})",
                     refusal.id, refusal.message
@@ -408,7 +535,7 @@ async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool) -> Delivered
 async fn sync(desk: &Desk, follow: bool, history_days: Option<u32>) -> anyhow::Result<ExitCode> {
     let client = desk.client()?;
     // Sending first: what the agent did offline goes out before the inbox is refreshed.
-    let report = flush_outbox(desk, &client, true).await;
+    let report = flush_outbox(desk, &client, true, None).await;
     if !report.delivered.is_empty() {
         eprintln!("outbox: delivered {}", report.delivered.len());
     }
@@ -475,20 +602,10 @@ async fn sync(desk: &Desk, follow: bool, history_days: Option<u32>) -> anyhow::R
     Ok(ExitCode::SUCCESS)
 }
 
-async fn send(desk: &Desk, conversation: &str, text: &str) -> anyhow::Result<ExitCode> {
-    desk.conversation(conversation)?;
-    let text = text.trim();
-    if text.is_empty() {
-        bail!("the message is empty");
-    }
-    let item = desk.cache().enqueue(
-        "message",
-        &format!("/conversations/{conversation}/messages"),
-        serde_json::json!({ "text": text }),
-        Some(conversation),
-        &new_txn_id(),
-        Utc::now(),
-    )?;
+/// Queues an agent command, then tries to deliver it at once. Exits 0 once it is safely queued:
+/// what the hub cannot take now is sent by the next `sync`.
+async fn act(desk: &Desk, command: AgentCommand) -> anyhow::Result<ExitCode> {
+    let item = desk.cache().enqueue(&command, &new_txn_id(), Utc::now())?;
     println!("queued as outbox #{}", item.id);
     let client = match desk.client() {
         Ok(c) => c,
@@ -497,10 +614,16 @@ async fn send(desk: &Desk, conversation: &str, text: &str) -> anyhow::Result<Exi
             return Ok(ExitCode::SUCCESS);
         }
     };
-    let report = flush_outbox(desk, &client, false).await;
+    let report = flush_outbox(desk, &client, false, Some(item.id)).await;
     if report.delivered.contains(&item.id) {
         println!("delivered");
     } else if let Some(refusal) = report.refused.iter().find(|r| r.id == item.id) {
+        if !matches!(command, AgentCommand::Message { .. }) {
+            // Nothing to edit or resend later: the refusal is the answer.
+            desk.cache().discard(item.id)?;
+            eprintln!("refused by the hub: {}", refusal.message);
+            return Ok(ExitCode::FAILURE);
+        }
         println!(
             "refused by the hub: {}; it stays in the outbox (retry, edit or discard #{})",
             refusal.message, item.id
@@ -543,7 +666,7 @@ async fn outbox_command(desk: &Desk, action: Option<OutboxAction>) -> anyhow::Re
             desk.cache().retry(id)?;
             println!("outbox #{id} queued again");
             if let Ok(client) = desk.client() {
-                let report = flush_outbox(desk, &client, true).await;
+                let report = flush_outbox(desk, &client, true, None).await;
                 if report.delivered.contains(&id) {
                     println!("delivered");
                 }

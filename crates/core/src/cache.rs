@@ -65,7 +65,7 @@ impl Incoming {
 }
 
 /// An event the cache could not read, as the app reports it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct UnreadableEvent {
     pub seq: u64,
     pub kind: String,
@@ -88,7 +88,7 @@ pub struct Applied {
 }
 
 /// How far the history backfill has got: `fetched` of `total` messages, newest first.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, ts_rs::TS)]
 pub struct Backfill {
     pub fetched: u64,
     /// The hub's message count when the last page was fetched (unknown before the first).
@@ -100,7 +100,7 @@ pub struct Backfill {
 }
 
 /// Everything the side panel shows about a conversation's customer.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct CustomerView {
     pub contact: Option<Contact>,
     /// Every handoff of this customer (across their conversations), newest first, labels included.
@@ -109,8 +109,19 @@ pub struct CustomerView {
     pub notes: Vec<Note>,
 }
 
+/// Which handoffs a list shows: the queue (`pending`), the agent's own (`mine`), or a status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffView {
+    Pending,
+    Mine,
+    Assigned,
+    Resolved,
+    Cancelled,
+}
+
 /// One row of the inbox list.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct HandoffSummary {
     pub handoff: Handoff,
     /// The customer's name, once the hub knows who the conversation belongs to.
@@ -475,6 +486,16 @@ impl Cache {
     }
 
     /// The newest handoff of a conversation (its title and status head `show` and exports).
+    pub fn handoff(&self, id: &str) -> Result<Option<Handoff>, CacheError> {
+        let data: Option<String> = self
+            .conn
+            .query_row("SELECT data FROM handoffs WHERE id = ?1", [id], |r| {
+                r.get(0)
+            })
+            .optional()?;
+        Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+    }
+
     pub fn latest_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, CacheError> {
         let data: Option<String> = self
             .conn
@@ -531,6 +552,21 @@ impl Cache {
             out.push(serde_json::from_str(&row?)?);
         }
         Ok(out)
+    }
+
+    /// The handoffs `view` shows, newest first; `me` is the signed-in agent (for `mine`).
+    pub fn view(
+        &self,
+        view: HandoffView,
+        me: Option<&str>,
+    ) -> Result<Vec<HandoffSummary>, CacheError> {
+        match view {
+            HandoffView::Mine => me.map_or(Ok(Vec::new()), |me| self.assigned_to(me)),
+            HandoffView::Pending => self.handoffs(&[HandoffStatus::Pending]),
+            HandoffView::Assigned => self.handoffs(&[HandoffStatus::Assigned]),
+            HandoffView::Resolved => self.handoffs(&[HandoffStatus::Resolved]),
+            HandoffView::Cancelled => self.handoffs(&[HandoffStatus::Cancelled]),
+        }
     }
 
     /// Handoffs assigned to `agent_id` that are still open, newest first.
@@ -1218,10 +1254,12 @@ mod tests {
         cache.apply(&inbox()).expect("apply");
         cache
             .enqueue(
-                "message",
-                "/conversations/c_1/messages",
-                serde_json::json!({"text": "on my way"}),
-                Some("c_1"),
+                &baton_protocol::AgentCommand::Message {
+                    conversation_id: "c_1".into(),
+                    text: Some("on my way".into()),
+                    kind: None,
+                    payload: None,
+                },
                 "tx-1",
                 t(9),
             )

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use baton_protocol::{
-    Agent, CommandResult, ErrorBody, EventPage, LoginRequest, LoginResponse, RawEvent,
+    Agent, AgentCommand, CommandResult, ErrorBody, EventPage, LoginRequest, LoginResponse, RawEvent,
 };
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -169,17 +169,16 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
-    /// Sends an agent command (`/handoffs/{id}/assign`, `/conversations/{id}/messages`, …) with its
-    /// `txn_id`; the hub applies it once however often it is sent.
+    /// Sends an agent command with its `txn_id`; the hub applies it once however often it is sent.
     pub async fn command(
         &self,
-        path: &str,
-        body: serde_json::Value,
+        txn_id: &str,
+        command: &AgentCommand,
     ) -> Result<CommandResult, ClientError> {
         let mut request = self
             .http
-            .post(self.url(&format!("/api/v1{path}")))
-            .json(&body);
+            .post(self.url(&format!("/api/v1{}", command.path())))
+            .json(&command.fields(txn_id));
         if let Some(token) = &self.token {
             request = request.bearer_auth(token);
         }

@@ -11,9 +11,11 @@ pub mod outbox;
 pub mod search;
 pub mod sync;
 pub mod token;
+pub mod typescript;
 
 pub use cache::{
-    Backfill, Cache, CacheError, CustomerView, HandoffSummary, Incoming, UnreadableEvent,
+    Backfill, Cache, CacheError, CustomerView, HandoffSummary, HandoffView, Incoming,
+    UnreadableEvent,
 };
 pub use client::{ClientError, HubClient};
 pub use outbox::{FailureClass, OutboxError, OutboxItem, OutboxState};

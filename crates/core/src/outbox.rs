@@ -10,7 +10,7 @@
 
 use std::time::Duration;
 
-use baton_protocol::CommandResult;
+use baton_protocol::{AgentCommand, CommandResult};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
 use serde::Serialize;
@@ -19,7 +19,7 @@ use crate::cache::{Applied, Cache, CacheError};
 use crate::client::{ClientError, HubClient};
 
 /// Why a delivery did not go through, and so what happens next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum FailureClass {
     /// The hub could not be reached (or the answer was lost): retried with backoff.
@@ -67,7 +67,7 @@ impl FailureClass {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum OutboxState {
     Queued,
@@ -75,15 +75,13 @@ pub enum OutboxState {
 }
 
 /// One queued action.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ts_rs::TS)]
 pub struct OutboxItem {
     pub id: i64,
     pub txn_id: String,
     /// What the agent did: `message`, `note`, `assign`, `resolve`, …
     pub action: String,
-    /// The agent API path it goes to.
-    pub path: String,
-    pub body: serde_json::Value,
+    pub command: AgentCommand,
     pub conversation_id: Option<String>,
     pub state: OutboxState,
     pub attempts: u32,
@@ -97,7 +95,7 @@ pub struct OutboxItem {
 impl OutboxItem {
     /// The text of a queued message or note, for showing it as a pending local echo.
     pub fn text(&self) -> Option<&str> {
-        self.body.get("text").and_then(|t| t.as_str())
+        self.command.text()
     }
 }
 
@@ -109,6 +107,8 @@ pub enum OutboxError {
     NoSuchItem(i64),
     #[error("item {0} is a {1}, which has no text to edit")]
     NotEditable(i64, String),
+    #[error("an outbox item this build cannot read: {0}")]
+    Unreadable(String),
 }
 
 impl From<rusqlite::Error> for OutboxError {
@@ -149,27 +149,23 @@ pub struct Delivered {
 }
 
 impl Cache {
-    /// Queues an action; returns its item. `body` gets the `txn_id`.
+    /// Queues a command; returns its item. Queuing the same `txn_id` again changes nothing.
     pub fn enqueue(
         &self,
-        action: &str,
-        path: &str,
-        mut body: serde_json::Value,
-        conversation_id: Option<&str>,
+        command: &AgentCommand,
         txn_id: &str,
         now: DateTime<Utc>,
     ) -> Result<OutboxItem, OutboxError> {
-        body["txn_id"] = serde_json::Value::String(txn_id.to_string());
         self.durable.execute(
             "INSERT INTO outbox (txn_id, action, path, body, conversation_id, created_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(txn_id) DO NOTHING",
             params![
                 txn_id,
-                action,
-                path,
-                body.to_string(),
-                conversation_id,
+                command.name(),
+                command.path(),
+                serde_json::to_string(command)?,
+                command.conversation_id(),
                 now.to_rfc3339()
             ],
         )?;
@@ -245,8 +241,7 @@ impl Cache {
                 id,
                 txn_id,
                 action,
-                path,
-                body: serde_json::from_str(&body)?,
+                command: decode_command(&path, &body)?,
                 conversation_id,
                 state: if state == "failed" {
                     OutboxState::Failed
@@ -290,14 +285,15 @@ impl Cache {
         if item.text().is_none() {
             return Err(OutboxError::NotEditable(id, item.action));
         }
-        let mut body = item.body.clone();
-        body["text"] = serde_json::Value::String(text.to_string());
-        body["txn_id"] = serde_json::Value::String(new_txn_id.to_string());
+        let Some(command) = item.command.with_text(text) else {
+            return Err(OutboxError::NotEditable(id, item.action));
+        };
+        let body = serde_json::to_string(&command)?;
         self.durable.execute(
             "UPDATE outbox SET body = ?2, txn_id = ?3, state = 'queued', error = NULL,
                  error_class = NULL, next_attempt_at = NULL
              WHERE id = ?1",
-            params![id, body.to_string(), new_txn_id],
+            params![id, body, new_txn_id],
         )?;
         self.outbox_item(id)
     }
@@ -356,6 +352,16 @@ impl Cache {
     }
 }
 
+/// An item's command as stored: the command itself, or — for items queued by an older build —
+/// the route and wire body it was queued as.
+fn decode_command(path: &str, body: &str) -> Result<AgentCommand, OutboxError> {
+    if let Ok(command) = serde_json::from_str::<AgentCommand>(body) {
+        return Ok(command);
+    }
+    let fields: baton_protocol::CommandFields = serde_json::from_str(body)?;
+    AgentCommand::from_path(path, &fields).map_err(|e| OutboxError::Unreadable(e.to_string()))
+}
+
 /// The delay before retry number `attempts` (1-based): doubling from [`MIN_RETRY`], capped, with
 /// the hub's `Retry-After` taking precedence when it asks for longer.
 pub fn retry_delay(attempts: u32, retry_after: Option<Duration>) -> Duration {
@@ -389,7 +395,7 @@ pub async fn deliver(
                 return Ok(report);
             }
         }
-        match client.command(&item.path, item.body.clone()).await {
+        match client.command(&item.txn_id, &item.command).await {
             Ok(result) => {
                 let applied = lock().complete(item.id, &result)?;
                 merge(&mut report.applied, applied);
@@ -498,10 +504,12 @@ mod tests {
             let cache = Cache::open(&path).expect("open");
             cache
                 .enqueue(
-                    "message",
-                    "/conversations/t_1/messages",
-                    serde_json::json!({"text": "hi"}),
-                    Some("t_1"),
+                    &baton_protocol::AgentCommand::Message {
+                        conversation_id: "t_1".into(),
+                        text: Some("hi".into()),
+                        kind: None,
+                        payload: None,
+                    },
                     "tx-1",
                     Utc::now(),
                 )
@@ -510,7 +518,7 @@ mod tests {
         let cache = Cache::open(&path).expect("reopen");
         let items = cache.outbox().expect("list");
         assert_eq!(items.len(), 1);
-        assert_eq!(items[0].body["txn_id"], "tx-1");
+        assert_eq!(items[0].txn_id, "tx-1");
         assert_eq!(items[0].text(), Some("hi"));
     }
 
@@ -531,10 +539,9 @@ mod tests {
         for _ in 0..2 {
             cache
                 .enqueue(
-                    "assign",
-                    "/handoffs/h/assign",
-                    serde_json::json!({}),
-                    None,
+                    &baton_protocol::AgentCommand::Assign {
+                        handoff_id: "h".into(),
+                    },
                     "tx-same",
                     Utc::now(),
                 )
@@ -544,14 +551,37 @@ mod tests {
     }
 
     #[test]
+    fn an_item_queued_by_an_older_build_as_route_and_body_is_still_delivered_as_its_command() {
+        let (_dir, cache) = cache();
+        cache
+            .durable
+            .execute(
+                "INSERT INTO outbox (txn_id, action, path, body, conversation_id, created_at)
+                 VALUES ('tx-old', 'transfer', '/handoffs/h_9/transfer',
+                         '{\"to\":\"b@x\",\"txn_id\":\"tx-old\"}', NULL, ?1)",
+                [Utc::now().to_rfc3339()],
+            )
+            .expect("insert");
+        assert_eq!(
+            cache.outbox().expect("list")[0].command,
+            AgentCommand::Transfer {
+                handoff_id: "h_9".into(),
+                to: "b@x".into()
+            }
+        );
+    }
+
+    #[test]
     fn editing_a_failed_message_queues_it_again_under_a_new_txn_id() {
         let (_dir, cache) = cache();
         let item = cache
             .enqueue(
-                "message",
-                "/conversations/t/messages",
-                serde_json::json!({"text": "helo"}),
-                Some("t"),
+                &baton_protocol::AgentCommand::Message {
+                    conversation_id: "t".into(),
+                    text: Some("helo".into()),
+                    kind: None,
+                    payload: None,
+                },
                 "tx-a",
                 Utc::now(),
             )

@@ -9,9 +9,10 @@ use axum::extract::{Path, Query, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use baton_protocol::{LoginRequest, LoginResponse, StreamNotice};
+use baton_protocol::command::CommandError;
+use baton_protocol::{AgentCommand, CommandFields, LoginRequest, LoginResponse, StreamNotice};
 use rusqlite::OptionalExtension;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::{secret_hash, verify_password, ClientAddr, Session, SignedIn};
@@ -56,309 +57,75 @@ pub fn routes() -> Router<Hub> {
         .route("/snapshot", get(snapshot))
         .route("/messages", get(messages))
         .route("/presence", post(presence))
-        .route("/handoffs/{id}/assign", post(assign))
-        .route("/handoffs/{id}/release", post(release))
-        .route("/handoffs/{id}/transfer", post(transfer))
-        .route("/handoffs/{id}/resolve", post(resolve))
-        .route("/handoffs/{id}/cancel", post(cancel))
-        .route("/handoffs/{id}/tags", post(tags))
-        .route("/conversations/{id}/messages", post(send_message))
-        .route("/conversations/{id}/notes", post(add_note))
-        .route("/messages/{id}/resend", post(resend))
+        .route("/{kind}/{id}/{action}", post(command))
 }
 
 async fn me(SignedIn(agent): SignedIn) -> Json<baton_protocol::Agent> {
     Json(agent)
 }
 
-/// The body every command takes: the client's `txn_id` plus the command's own fields.
-#[derive(Debug, Deserialize, Serialize)]
-struct CommandBody {
-    #[serde(default, skip_serializing)]
-    txn_id: Option<String>,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    label: Option<String>,
-    #[serde(default)]
-    to: Option<String>,
-    #[serde(default)]
-    tags: Option<Vec<String>>,
-    #[serde(default)]
-    status: Option<String>,
-    /// A message's Botpress type, with `payload`, for anything but plain text.
-    #[serde(default, rename = "type")]
-    kind: Option<String>,
-    #[serde(default)]
-    payload: Option<serde_json::Value>,
-}
-
-type Body = JsonBody<CommandBody>;
-
-fn required(value: Option<String>, field: &str) -> Result<String, ApiError> {
-    value.ok_or_else(|| ApiError::BadRequest(format!("the body needs \"{field}\"")))
-}
+type Body = JsonBody<CommandFields>;
 
 /// What a command asked for, as a hash: a `txn_id` sent again must come with the same request.
-fn fingerprint(route: &str, target: &str, body: &CommandBody) -> String {
-    let fields = serde_json::to_string(body).unwrap_or_default();
-    secret_hash(&format!("{route}\n{target}\n{fields}"))
+/// (The names are those the hub has always recorded, so a retry across an upgrade still matches.)
+fn fingerprint(command: &AgentCommand, fields: &CommandFields) -> String {
+    let name = match command {
+        AgentCommand::Message { .. } => "send_message",
+        AgentCommand::Note { .. } => "add_note",
+        other => other.name(),
+    };
+    let fields = serde_json::to_string(&CommandFields {
+        txn_id: None,
+        ..fields.clone()
+    })
+    .unwrap_or_default();
+    secret_hash(&format!("{name}\n{}\n{fields}", command.target()))
 }
 
-/// Runs a command off the async threads, once per `txn_id`.
+/// Every agent command but presence: `/handoffs/{id}/assign`, `/conversations/{id}/messages`, …
 async fn command(
-    hub: Hub,
-    agent: baton_protocol::Agent,
-    body: &CommandBody,
-    (route, target): (&str, &str),
-    f: impl FnOnce(&mut crate::store::Txn<'_>, &Hub, &baton_protocol::Agent) -> Result<(), ApiError>
-        + Send
-        + 'static,
+    State(hub): State<Hub>,
+    SignedIn(agent): SignedIn,
+    Path((kind, id, action)): Path<(String, String, String)>,
+    JsonBody(fields): Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let txn_id = required(body.txn_id.clone(), "txn_id")?;
-    let fingerprint = fingerprint(route, target, body);
-    let response = tokio::task::spawn_blocking(move || {
-        crate::handoffs::run(&hub, &agent, &txn_id, &fingerprint, f)
-    })
-    .await
-    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
-    Ok(Json(response))
+    let command = AgentCommand::from_wire(&kind, &id, &action, &fields).map_err(|e| match e {
+        CommandError::Unknown(_) => ApiError::NotFound(format!("no route {kind}/…/{action}")),
+        other => ApiError::BadRequest(other.to_string()),
+    })?;
+    run(hub, agent, command, &fields).await
 }
 
 async fn presence(
     State(hub): State<Hub>,
     SignedIn(agent): SignedIn,
-    body: Body,
+    JsonBody(mut fields): Body,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let presence = match body.status.as_deref() {
-        Some("online") => baton_protocol::Presence::Online,
-        Some("offline") => baton_protocol::Presence::Offline,
-        other => {
-            return Err(ApiError::BadRequest(format!(
-                "status must be \"online\" or \"offline\", not {other:?}"
-            )))
-        }
-    };
+    let command = AgentCommand::from_wire("presence", "", "", &fields)
+        .map_err(|e| ApiError::BadRequest(e.to_string()))?;
     // Presence is a plain toggle: a missing txn_id gets a fresh one.
-    let mut body = body;
-    body.txn_id = body.txn_id.or_else(|| Some(crate::auth::random_secret()));
-    command(
-        hub,
-        agent,
-        &body,
-        ("presence", ""),
-        move |txn, hub, agent| crate::handoffs::set_presence(txn, hub, agent, presence),
-    )
-    .await
+    fields.txn_id = fields.txn_id.or_else(|| Some(crate::auth::random_secret()));
+    run(hub, agent, command, &fields).await
 }
 
-async fn assign(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
+/// Runs a command off the async threads, once per `txn_id`.
+async fn run(
+    hub: Hub,
+    agent: baton_protocol::Agent,
+    command: AgentCommand,
+    fields: &CommandFields,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("assign", &target),
-        move |txn, hub, agent| crate::handoffs::assign(txn, hub, agent, &id),
-    )
-    .await
-}
-
-async fn release(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("release", &target),
-        move |txn, hub, agent| crate::handoffs::release(txn, hub, agent, &id),
-    )
-    .await
-}
-
-async fn transfer(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let to = required(body.to.clone(), "to")?;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("transfer", &target),
-        move |txn, hub, agent| crate::handoffs::transfer(txn, hub, agent, &id, &to),
-    )
-    .await
-}
-
-async fn resolve(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let label = body.label.clone();
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("resolve", &target),
-        move |txn, hub, agent| {
-            crate::handoffs::close(
-                txn,
-                hub,
-                agent,
-                &id,
-                baton_protocol::HandoffStatus::Resolved,
-                label.as_deref(),
-            )
-        },
-    )
-    .await
-}
-
-async fn cancel(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("cancel", &target),
-        move |txn, hub, agent| {
-            crate::handoffs::close(
-                txn,
-                hub,
-                agent,
-                &id,
-                baton_protocol::HandoffStatus::Cancelled,
-                None,
-            )
-        },
-    )
-    .await
-}
-
-async fn tags(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let tags = body
-        .tags
+    let txn_id = fields
+        .txn_id
         .clone()
-        .ok_or_else(|| ApiError::BadRequest("the body needs \"tags\": [ … ]".into()))?;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("tags", &target),
-        move |txn, hub, agent| crate::handoffs::set_tags(txn, hub, agent, &id, &tags),
-    )
+        .ok_or_else(|| ApiError::BadRequest("the body needs \"txn_id\"".into()))?;
+    let fingerprint = fingerprint(&command, fields);
+    let response = tokio::task::spawn_blocking(move || {
+        crate::handoffs::run(&hub, &agent, &txn_id, &fingerprint, &command)
+    })
     .await
-}
-
-async fn send_message(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    // `{"text"}` is a text message; `{"type","payload"}` any other kind the channel relays.
-    let outgoing = match (body.kind.clone(), body.payload.clone(), body.text.clone()) {
-        (Some(kind), Some(payload), _) => crate::handoffs::Outgoing { kind, payload },
-        (None, None, Some(text)) => crate::handoffs::Outgoing::text(&text),
-        (Some(kind), None, Some(text)) if kind == "text" => crate::handoffs::Outgoing::text(&text),
-        (None, Some(_), _) => {
-            return Err(ApiError::BadRequest(
-                "a payload needs its \"type\" (image, file, …)".into(),
-            ))
-        }
-        (Some(kind), None, Some(_)) => {
-            return Err(ApiError::BadRequest(format!(
-                "a {kind} message needs a \"payload\""
-            )))
-        }
-        (_, None, None) => {
-            return Err(ApiError::BadRequest(
-                "the body needs \"text\", or \"type\" and \"payload\"".into(),
-            ))
-        }
-    };
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("send_message", &target),
-        move |txn, hub, agent| crate::handoffs::reply(txn, hub, agent, &id, outgoing),
-    )
-    .await
-}
-
-async fn add_note(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let text = required(body.text.clone(), "text")?;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("add_note", &target),
-        move |txn, hub, agent| crate::handoffs::add_note(txn, hub, agent, &id, &text),
-    )
-    .await
-}
-
-async fn resend(
-    State(hub): State<Hub>,
-    SignedIn(agent): SignedIn,
-    Path(id): Path<String>,
-    body: Body,
-) -> Result<Json<serde_json::Value>, ApiError> {
-    let JsonBody(body) = body;
-    let target = id.clone();
-    command(
-        hub,
-        agent,
-        &body,
-        ("resend", &target),
-        move |txn, hub, agent| crate::handoffs::resend(txn, hub, agent, &id),
-    )
-    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    Ok(Json(response))
 }
 
 /// Signs an agent in. Failures are throttled per account and per address (429 with

@@ -12,8 +12,8 @@
 //! when the change is committed — see [`crate::delivery`].
 
 use baton_protocol::{
-    Agent, Author, CommandResult, Contact, Conversation, DeliveryStatus, EventData, Handoff,
-    HandoffStatus, Message, Note, Presence, Role,
+    Agent, AgentCommand, Author, CommandResult, Contact, Conversation, DeliveryStatus, EventData,
+    Handoff, HandoffStatus, Message, Note, Presence, Role,
 };
 use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
@@ -39,7 +39,7 @@ pub fn run(
     agent: &Agent,
     txn_id: &str,
     fingerprint: &str,
-    command: impl FnOnce(&mut Txn<'_>, &Hub, &Agent) -> Result<(), ApiError>,
+    command: &AgentCommand,
 ) -> Result<Value, ApiError> {
     let txn_id = txn_id.trim();
     if txn_id.is_empty() || txn_id.len() > 128 {
@@ -69,7 +69,7 @@ pub fn run(
             agent.presence = Presence::Online;
             txn.put(EventData::Agent(agent.clone()))?;
         }
-        command(txn, hub, &agent)?;
+        execute(txn, hub, &agent, command)?;
         let response = serde_json::to_value(CommandResult {
             events: txn.events().to_vec(),
         })?;
@@ -92,6 +92,47 @@ pub fn run(
         hub.wake_delivery();
     }
     Ok(response)
+}
+
+/// Does what `command` asks, as `agent`, inside `txn`.
+fn execute(
+    txn: &mut Txn<'_>,
+    hub: &Hub,
+    agent: &Agent,
+    command: &AgentCommand,
+) -> Result<(), ApiError> {
+    match command {
+        AgentCommand::Assign { handoff_id } => assign(txn, hub, agent, handoff_id),
+        AgentCommand::Release { handoff_id } => release(txn, hub, agent, handoff_id),
+        AgentCommand::Transfer { handoff_id, to } => transfer(txn, hub, agent, handoff_id, to),
+        AgentCommand::Resolve { handoff_id, label } => close(
+            txn,
+            hub,
+            agent,
+            handoff_id,
+            HandoffStatus::Resolved,
+            label.as_deref(),
+        ),
+        AgentCommand::Cancel { handoff_id } => {
+            close(txn, hub, agent, handoff_id, HandoffStatus::Cancelled, None)
+        }
+        AgentCommand::Tags { handoff_id, tags } => set_tags(txn, hub, agent, handoff_id, tags),
+        AgentCommand::Message {
+            conversation_id,
+            text,
+            kind,
+            payload,
+        } => {
+            let outgoing = Outgoing::from_command(text, kind, payload)?;
+            reply(txn, hub, agent, conversation_id, outgoing)
+        }
+        AgentCommand::Note {
+            conversation_id,
+            text,
+        } => add_note(txn, hub, agent, conversation_id, text),
+        AgentCommand::Resend { message_id } => resend(txn, hub, agent, message_id),
+        AgentCommand::Presence { status } => set_presence(txn, agent, *status),
+    }
 }
 
 fn current_agent(txn: &Txn<'_>, id: &str) -> Result<Agent, ApiError> {
@@ -214,6 +255,28 @@ impl Outgoing {
         Self {
             kind: "text".into(),
             payload: json!({ "text": text }),
+        }
+    }
+
+    /// `{"text"}` is a text message; `{"type","payload"}` any other kind the channel relays.
+    fn from_command(
+        text: &Option<String>,
+        kind: &Option<String>,
+        payload: &Option<Value>,
+    ) -> Result<Self, ApiError> {
+        match (kind.clone(), payload.clone(), text) {
+            (Some(kind), Some(payload), _) => Ok(Self { kind, payload }),
+            (None, None, Some(text)) => Ok(Self::text(text)),
+            (Some(kind), None, Some(text)) if kind == "text" => Ok(Self::text(text)),
+            (None, Some(_), _) => Err(ApiError::BadRequest(
+                "a payload needs its \"type\" (image, file, …)".into(),
+            )),
+            (Some(kind), None, Some(_)) => Err(ApiError::BadRequest(format!(
+                "a {kind} message needs a \"payload\""
+            ))),
+            (_, None, None) => Err(ApiError::BadRequest(
+                "the body needs \"text\", or \"type\" and \"payload\"".into(),
+            )),
         }
     }
 
@@ -352,12 +415,7 @@ fn hand_to(
     Ok(handoff)
 }
 
-pub fn assign(
-    txn: &mut Txn<'_>,
-    hub: &Hub,
-    agent: &Agent,
-    handoff_id: &str,
-) -> Result<(), ApiError> {
+fn assign(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
     let h = handoff(txn, handoff_id)?;
     refuse_if_closed(&h)?;
     match &h.assignee {
@@ -375,7 +433,7 @@ pub fn assign(
     Ok(())
 }
 
-pub fn reply(
+fn reply(
     txn: &mut Txn<'_>,
     hub: &Hub,
     agent: &Agent,
@@ -432,12 +490,7 @@ fn open_handoff(txn: &Txn<'_>, conversation_id: &str) -> Result<Option<Handoff>,
     Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
 }
 
-pub fn release(
-    txn: &mut Txn<'_>,
-    hub: &Hub,
-    agent: &Agent,
-    handoff_id: &str,
-) -> Result<(), ApiError> {
+fn release(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
     let mut h = handoff(txn, handoff_id)?;
     refuse_if_closed(&h)?;
     if h.assignee.is_none() {
@@ -451,7 +504,7 @@ pub fn release(
     Ok(())
 }
 
-pub fn transfer(
+fn transfer(
     txn: &mut Txn<'_>,
     hub: &Hub,
     agent: &Agent,
@@ -485,7 +538,7 @@ pub fn transfer(
 }
 
 /// Ends the handoff and gives the conversation back to the bot (`/stop-hitl`).
-pub fn close(
+fn close(
     txn: &mut Txn<'_>,
     hub: &Hub,
     agent: &Agent,
@@ -526,7 +579,7 @@ pub fn close(
     Ok(())
 }
 
-pub fn set_tags(
+fn set_tags(
     txn: &mut Txn<'_>,
     hub: &Hub,
     agent: &Agent,
@@ -583,7 +636,7 @@ pub fn tag_list(txn: &Txn<'_>) -> Result<Vec<String>, ApiError> {
     })
 }
 
-pub fn add_note(
+fn add_note(
     txn: &mut Txn<'_>,
     hub: &Hub,
     agent: &Agent,
@@ -613,12 +666,7 @@ pub fn add_note(
     Ok(())
 }
 
-pub fn set_presence(
-    txn: &mut Txn<'_>,
-    _hub: &Hub,
-    agent: &Agent,
-    presence: Presence,
-) -> Result<(), ApiError> {
+fn set_presence(txn: &mut Txn<'_>, agent: &Agent, presence: Presence) -> Result<(), ApiError> {
     let mut current = current_agent(txn, &agent.id)?;
     if current.presence != presence {
         current.presence = presence;
@@ -628,12 +676,7 @@ pub fn set_presence(
 }
 
 /// Requeues an agent's message whose delivery failed or is uncertain, when the agent decides to.
-pub fn resend(
-    txn: &mut Txn<'_>,
-    hub: &Hub,
-    agent: &Agent,
-    message_id: &str,
-) -> Result<(), ApiError> {
+fn resend(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, message_id: &str) -> Result<(), ApiError> {
     let Some(mut message) = get_entity::<Message>(txn.conn(), Entity::Message, message_id)? else {
         return Err(ApiError::NotFound(format!("no message {message_id:?}")));
     };

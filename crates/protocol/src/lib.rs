@@ -7,33 +7,39 @@
 //! Every event carries the *full new state* of the one entity it touches, so applying an event twice,
 //! or onto a stale cache, is harmless (upsert semantics). The `kind` names the entity type.
 
+pub mod command;
 pub mod payload;
 pub mod private_fs;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use command::{AgentCommand, CommandFields};
+
 /// The sentinel `remoteUserId` Botpress uses for messages that no end user wrote (ARCHITECTURE.md, Botpress protocol §1.3).
 pub const BOTPRESS_BOT_USER: &str = "BOT";
 
 /// A person on the customer side, as a bot introduced them.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Contact {
     pub id: String,
     pub channel_id: String,
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub picture_url: Option<String>,
     /// Everything else the bot told us about the person, kept as given.
     #[serde(default)]
+    #[ts(type = "Record<string, unknown>")]
     pub attributes: serde_json::Value,
     pub created_at: DateTime<Utc>,
 }
 
 /// One customer thread on one channel. It outlives its handoffs; for Botpress it is one ticket.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Conversation {
     pub id: String,
     pub channel_id: String,
@@ -43,7 +49,7 @@ pub struct Conversation {
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum HandoffStatus {
     Pending,
@@ -74,7 +80,7 @@ impl HandoffStatus {
 }
 
 /// A bot's request for a person to take over a conversation.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Handoff {
     pub id: String,
     pub conversation_id: String,
@@ -82,12 +88,14 @@ pub struct Handoff {
     pub status: HandoffStatus,
     pub title: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub description: Option<String>,
     /// The agent id of whoever has it, if anyone.
     #[serde(default)]
     pub assignee: Option<String>,
     /// How it ended, when an agent resolved it with a label ("refunded", "duplicate", …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub label: Option<String>,
     /// Tags from the admin's list.
     #[serde(default)]
@@ -96,7 +104,7 @@ pub struct Handoff {
     pub updated_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Author {
     EndUser,
@@ -127,7 +135,7 @@ impl Author {
 }
 
 /// Where a message is on its way to the other side. Inbound messages are `Received`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryStatus {
     Received,
@@ -160,30 +168,34 @@ impl DeliveryStatus {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Message {
     pub id: String,
     pub conversation_id: String,
     pub author: Author,
     /// The contact id or agent id of the writer; none for bot and system messages.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub author_id: Option<String>,
     /// The message type as the channel named it (`text`, `image`, `file`, …).
     #[serde(rename = "type")]
     pub kind: String,
     /// The readable part of the message, where it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub text: Option<String>,
     /// The channel's payload as received or sent, for what `text` cannot show.
     #[serde(default)]
+    #[ts(type = "Record<string, unknown>")]
     pub payload: serde_json::Value,
     pub status: DeliveryStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
     pub status_reason: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Role {
     Admin,
@@ -207,7 +219,7 @@ impl Role {
     }
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
@@ -232,7 +244,7 @@ fn default_capacity() -> u32 {
 }
 
 /// A person on the team, as everyone else sees them (no credentials).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Agent {
     pub id: String,
     pub email: String,
@@ -267,7 +279,7 @@ impl Agent {
 }
 
 /// An agent's note on a conversation; notes outlive handoffs.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Note {
     pub id: String,
     pub conversation_id: String,
@@ -277,7 +289,7 @@ pub struct Note {
 }
 
 /// A canned reply the composer offers after `:`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
 pub struct Template {
     pub id: String,
     pub name: String,

@@ -4,11 +4,13 @@
 import { invoke } from "@tauri-apps/api/core";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
+  AgentCommand,
   CommandError,
   ConversationView,
   CustomerView,
   DeskStatus,
   HandoffSummary,
+  HandoffView,
   OutboxItem,
   Presence,
   SearchFilters,
@@ -17,8 +19,7 @@ import type {
   Update,
 } from "./types";
 
-/** Which handoffs a list shows. */
-export type HandoffView = "pending" | "mine" | "assigned" | "resolved" | "cancelled";
+export type { HandoffView } from "./types";
 
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
@@ -95,6 +96,11 @@ export function newTxnId(): string {
   return crypto.randomUUID();
 }
 
+/** Every agent command goes through one app command, typed as the Rust side declares it. */
+function run(command: AgentCommand): Promise<void> {
+  return call<void>("run_command", { command, txnId: newTxnId() });
+}
+
 export const tauriBackend: Backend = {
   deskStatus: () => call<DeskStatus>("desk_status"),
   listHandoffs: (view) => call<HandoffSummary[]>("list_handoffs", { status: view ?? null }),
@@ -103,24 +109,23 @@ export const tauriBackend: Backend = {
   customer: (conversationId) => call<CustomerView>("customer", { conversationId }),
   team: () => call<Team>("team"),
   signIn: (email, password) => call<void>("sign_in", { email, password }),
-  assign: (handoffId) => call<void>("assign", { handoffId, txnId: newTxnId() }),
-  release: (handoffId) => call<void>("release", { handoffId, txnId: newTxnId() }),
-  transfer: (handoffId, to) => call<void>("transfer", { handoffId, to, txnId: newTxnId() }),
-  resolve: (handoffId, label) => call<void>("resolve", { handoffId, label, txnId: newTxnId() }),
-  cancel: (handoffId) => call<void>("cancel", { handoffId, txnId: newTxnId() }),
-  setTags: (handoffId, tags) => call<void>("set_tags", { handoffId, tags, txnId: newTxnId() }),
-  sendMessage: (conversationId, text) =>
-    call<void>("send_message", { conversationId, text, txnId: newTxnId() }),
-  sendAttachment: (conversationId, attachment) =>
-    call<void>("send_attachment", {
-      conversationId,
-      kind: attachment.kind,
+  assign: (handoff_id) => run({ action: "assign", handoff_id }),
+  release: (handoff_id) => run({ action: "release", handoff_id }),
+  transfer: (handoff_id, to) => run({ action: "transfer", handoff_id, to }),
+  resolve: (handoff_id, label) => run({ action: "resolve", handoff_id, ...(label ? { label } : {}) }),
+  cancel: (handoff_id) => run({ action: "cancel", handoff_id }),
+  setTags: (handoff_id, tags) => run({ action: "tags", handoff_id, tags }),
+  sendMessage: (conversation_id, text) => run({ action: "message", conversation_id, text }),
+  sendAttachment: (conversation_id, attachment) =>
+    run({
+      action: "message",
+      conversation_id,
+      type: attachment.kind,
       payload: attachmentPayload(attachment),
-      txnId: newTxnId(),
     }),
-  addNote: (conversationId, text) => call<void>("add_note", { conversationId, text, txnId: newTxnId() }),
-  resend: (messageId) => call<void>("resend", { messageId, txnId: newTxnId() }),
-  setPresence: (status) => call<void>("set_presence", { status, txnId: newTxnId() }),
+  addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
+  resend: (message_id) => run({ action: "resend", message_id }),
+  setPresence: (status) => run({ action: "presence", status }),
   setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),
   outbox: () => call<OutboxItem[]>("outbox_list"),
   retryOutbox: (id) => call<void>("outbox_retry", { id }),

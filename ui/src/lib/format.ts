@@ -1,6 +1,6 @@
 // Small pure helpers for what the inbox shows; tested in format.test.ts.
 
-import type { Author, ConnectionState, Message } from "./types";
+import type { AgentCommand, Author, ConnectionState, Message } from "./types";
 
 /** "just now", "4 min", "2 h", "3 d": how long something has been waiting. */
 export function age(iso: string, now: Date): string {
@@ -119,4 +119,14 @@ export function offlineBanner(queued: number, failed: number): string {
     queued === 0 ? "nothing waiting to be sent" : queued === 1 ? "1 action waiting to be sent" : `${queued} actions waiting to be sent`;
   const refused = failed === 0 ? "" : failed === 1 ? "; 1 refused by the hub" : `; ${failed} refused by the hub`;
   return `Offline — you can keep reading, searching and replying; ${waiting}${refused}.`;
+}
+
+/** The text of a queued reply or note; null for a command without text. */
+export function commandText(command: AgentCommand): string | null {
+  return "text" in command && typeof command.text === "string" ? command.text : null;
+}
+
+/** The same reply or note with new text (other commands are returned as they are). */
+export function withText(command: AgentCommand, text: string): AgentCommand {
+  return command.action === "message" || command.action === "note" ? { ...command, text } : command;
 }

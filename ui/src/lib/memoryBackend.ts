@@ -3,7 +3,9 @@
 // show, replies wait in an outbox that can refuse them, and search finds words in messages.
 
 import type { Attachment, Backend, HandoffView } from "./backend";
+import { withText } from "./format";
 import type {
+  AgentCommand,
   Agent,
   Contact,
   ConversationView,
@@ -80,14 +82,13 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     const h = inbox.handoffs.find((x) => x.id === id);
     if (h) changed([h.conversation_id]);
   };
-  const queue = (conversation: string, action: string, body: Record<string, unknown>): void => {
+  const queue = (conversation: string, command: AgentCommand): void => {
     const refused = inbox.refuse[conversation];
     inbox.outbox.push({
       id: nextId++,
       txn_id: `t-${nextId}`,
-      action,
-      path: `/conversations/${conversation}/messages`,
-      body,
+      action: command.action,
+      command,
       conversation_id: conversation,
       state: refused ? "failed" : "queued",
       attempts: refused ? 1 : 0,
@@ -128,8 +129,8 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     resolve: async (id, label) => update(id, (h) => ({ ...h, status: "resolved", ...(label ? { label } : {}) })),
     cancel: async (id) => update(id, (h) => ({ ...h, status: "cancelled" })),
     setTags: async (id, tags) => update(id, (h) => ({ ...h, tags })),
-    sendMessage: async (conversationId, text) => queue(conversationId, "message", { text }),
-    sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, "message", { type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
+    sendMessage: async (conversationId, text) => queue(conversationId, { action: "message", conversation_id: conversationId, text }),
+    sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, { action: "message", conversation_id: conversationId, type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
     addNote: async () => {},
     resend: async () => {},
     setPresence: async () => {},
@@ -140,7 +141,7 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
       changed([]);
     },
     editOutbox: async (id, text) => {
-      inbox.outbox = inbox.outbox.map((i) => (i.id === id ? { ...i, body: { ...i.body, text }, state: "queued", error: null } : i));
+      inbox.outbox = inbox.outbox.map((i) => (i.id === id ? { ...i, command: withText(i.command, text), state: "queued", error: null } : i));
       changed([]);
     },
     discardOutbox: async (id) => {

@@ -1,0 +1,140 @@
+// Generated from baton-protocol and baton-core by ts-rs; do not edit.
+// Regenerate: BATON_UPDATE_TYPES=1 cargo test -p baton-core typescript
+
+export type HandoffStatus = "pending" | "assigned" | "resolved" | "cancelled";
+
+export type Author = "end_user" | "bot" | "agent" | "system";
+
+export type DeliveryStatus = "received" | "queued" | "sent" | "uncertain" | "failed";
+
+export type Presence = "online" | "offline";
+
+export type Role = "admin" | "agent";
+
+export type Contact = { id: string, channel_id: string, name: string, email?: string, picture_url?: string, 
+/**
+ * Everything else the bot told us about the person, kept as given.
+ */
+attributes: Record<string, unknown>, created_at: string, };
+
+export type Conversation = { id: string, channel_id: string, 
+/**
+ * Unknown until the customer's first message names them (Botpress strips it on creation).
+ */
+contact_id: string | null, created_at: string, };
+
+export type Handoff = { id: string, conversation_id: string, channel_id: string, status: HandoffStatus, title: string, description?: string, 
+/**
+ * The agent id of whoever has it, if anyone.
+ */
+assignee: string | null, 
+/**
+ * How it ended, when an agent resolved it with a label ("refunded", "duplicate", …).
+ */
+label?: string, 
+/**
+ * Tags from the admin's list.
+ */
+tags: Array<string>, created_at: string, updated_at: string, };
+
+export type Message = { id: string, conversation_id: string, author: Author, 
+/**
+ * The contact id or agent id of the writer; none for bot and system messages.
+ */
+author_id?: string, 
+/**
+ * The message type as the channel named it (`text`, `image`, `file`, …).
+ */
+type: string, 
+/**
+ * The readable part of the message, where it has one.
+ */
+text?: string, 
+/**
+ * The channel's payload as received or sent, for what `text` cannot show.
+ */
+payload: Record<string, unknown>, status: DeliveryStatus, status_reason?: string, created_at: string, };
+
+export type Agent = { id: string, email: string, name: string, role: Role, presence: Presence, 
+/**
+ * How many handoffs the agent may hold at once.
+ */
+capacity: number, disabled: boolean, };
+
+export type Note = { id: string, conversation_id: string, agent_id: string, text: string, created_at: string, };
+
+export type Template = { id: string, name: string, text: string, 
+/**
+ * Deleted templates stay in the log with this set, so caches drop them.
+ */
+deleted: boolean, };
+
+export type AgentCommand = { "action": "assign", handoff_id: string, } | { "action": "release", handoff_id: string, } | { "action": "transfer", handoff_id: string, to: string, } | { "action": "resolve", handoff_id: string, label?: string, } | { "action": "cancel", handoff_id: string, } | { "action": "tags", handoff_id: string, tags: Array<string>, } | { "action": "message", conversation_id: string, text?: string, type?: string, payload?: Record<string, unknown>, } | { "action": "note", conversation_id: string, text: string, } | { "action": "resend", message_id: string, } | { "action": "presence", status: Presence, };
+
+export type HandoffView = "pending" | "mine" | "assigned" | "resolved" | "cancelled";
+
+export type HandoffSummary = { handoff: Handoff, 
+/**
+ * The customer's name, once the hub knows who the conversation belongs to.
+ */
+customer: string | null, last_message: Message | null, };
+
+export type CustomerView = { contact: Contact | null, 
+/**
+ * Every handoff of this customer (across their conversations), newest first, labels included.
+ */
+handoffs: Array<Handoff>, 
+/**
+ * Notes on this conversation, oldest first.
+ */
+notes: Array<Note>, };
+
+export type Backfill = { fetched: number, 
+/**
+ * The hub's message count when the last page was fetched (unknown before the first).
+ */
+total: number | null, 
+/**
+ * Where the next (older) page starts; `None` before the first page or once done.
+ */
+next: number | null, 
+/**
+ * The local history is complete (or reaches back as far as the age cap asks).
+ */
+done: boolean, };
+
+export type FailureClass = "network" | "transient" | "permanent";
+
+export type OutboxState = "queued" | "failed";
+
+export type OutboxItem = { id: number, txn_id: string, 
+/**
+ * What the agent did: `message`, `note`, `assign`, `resolve`, …
+ */
+action: string, command: AgentCommand, conversation_id: string | null, state: OutboxState, attempts: number, error_class: FailureClass | null, 
+/**
+ * The hub's reason (permanent) or what went wrong last (while retrying).
+ */
+error: string | null, next_attempt_at: string | null, created_at: string, };
+
+export type HitKind = "message" | "note" | "customer" | "handoff";
+
+export type SearchHit = { conversation_id: string, kind: HitKind, 
+/**
+ * The message, note, contact or handoff id.
+ */
+id: string, 
+/**
+ * The matched text around the match, the matched words between [`MARK_OPEN`] and [`MARK_CLOSE`].
+ */
+snippet: string, at: string | null, 
+/**
+ * Relevance: higher is better.
+ */
+score: number, };
+
+export type ConnectionState = { "state": "connecting" } | { "state": "live", seq: number, } | { "state": "offline", error: string, retry_in_ms: number, };
+
+export type UnreadableEvent = { seq: number, kind: string, error: string, };
+
+export type Update = { "type": "new_handoff", handoff: Handoff, } | { "type": "inbox_changed", conversations: Array<string>, } | { "type": "connection", state: ConnectionState, } | { "type": "signed_out" } | { "type": "unreadable", event: UnreadableEvent, };
