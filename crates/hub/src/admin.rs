@@ -2,13 +2,13 @@
 //! app's solo mode call these directly on the store; secrets are returned once and kept only hashed.
 
 use baton_protocol::{Agent, EventData, Role};
-use rusqlite::{params, OptionalExtension};
 
 use crate::auth::{hash_password, random_secret, secret_hash};
-use crate::store::StoreError;
+use crate::store::{NewChannel, StoreError};
 use crate::Hub;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum AdminError {
     #[error("an agent with email {0} already exists")]
     EmailTaken(String),
@@ -18,12 +18,6 @@ pub enum AdminError {
     Hash(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl From<rusqlite::Error> for AdminError {
-    fn from(e: rusqlite::Error) -> Self {
-        Self::Store(e.into())
-    }
 }
 
 /// The longest email address an agent may have (RFC 5321's limit).
@@ -63,20 +57,10 @@ pub fn add_agent(
     let hash = hash_password(password).map_err(|e| AdminError::Hash(e.to_string()))?;
     let agent = Agent::new(hub.new_id("ag"), email, name, role);
     hub.store().write(|txn| {
-        let taken: Option<String> = txn
-            .conn()
-            .query_row("SELECT id FROM agents WHERE email = ?1", [email], |r| {
-                r.get(0)
-            })
-            .optional()?;
-        if taken.is_some() {
+        if txn.agent_by_email(email)?.is_some() {
             return Err(AdminError::EmailTaken(email.to_string()));
         }
-        txn.conn().execute(
-            "INSERT INTO agents (id, email, password_hash, data) VALUES (?1, ?2, ?3, '{}')",
-            params![agent.id, agent.email, hash],
-        )?;
-        txn.put(EventData::Agent(agent.clone()))?;
+        txn.add_agent(&agent, &hash)?;
         Ok(agent.clone())
     })
 }
@@ -101,21 +85,15 @@ pub fn add_botpress_channel(
     }
     let id = hub.new_id("ch");
     let secret = random_secret();
-    let now = hub.now().to_rfc3339();
-    hub.store().write(|txn| {
-        txn.conn().execute(
-            "INSERT INTO channels (id, kind, name, secret_hash, webhook_url, created_at)
-             VALUES (?1, 'botpress', ?2, ?3, ?4, ?5)",
-            params![
-                id,
-                name,
-                secret_hash(&secret),
-                webhook_url.map(|u| u.trim_end_matches('/')),
-                now
-            ],
-        )?;
-        Ok::<_, AdminError>(())
-    })?;
+    let channel = NewChannel {
+        id: &id,
+        kind: "botpress",
+        name,
+        secret_hash: &secret_hash(&secret),
+        webhook_url: webhook_url.map(|u| u.trim_end_matches('/')),
+        created_at: hub.now(),
+    };
+    hub.store().write(|txn| txn.add_channel(&channel))?;
     Ok(NewBotpressChannel {
         id,
         endpoint_path: format!("/botpress/{secret}"),
@@ -127,13 +105,8 @@ pub fn add_botpress_channel(
 pub fn rotate_botpress_secret(hub: &Hub, key: &str) -> Result<NewBotpressChannel, AdminError> {
     let id = channel_id(hub, key)?;
     let secret = random_secret();
-    hub.store().write(|txn| {
-        txn.conn().execute(
-            "UPDATE channels SET secret_hash = ?2 WHERE id = ?1",
-            params![id, secret_hash(&secret)],
-        )?;
-        Ok::<_, AdminError>(())
-    })?;
+    hub.store()
+        .write(|txn| txn.set_channel_secret(&id, &secret_hash(&secret)))?;
     hub.forget_channel_ids();
     tracing::info!(channel = %id, "botpress: endpoint secret rotated");
     Ok(NewBotpressChannel {
@@ -168,46 +141,24 @@ pub fn issue_token(
     replacing: Option<&str>,
 ) -> Result<String, AdminError> {
     let token = random_secret();
-    let now = hub.now().to_rfc3339();
+    let now = hub.now();
     hub.store().write(|txn| {
         if let Some(old) = replacing {
-            txn.conn()
-                .execute("DELETE FROM tokens WHERE token_hash = ?1", [secret_hash(old)])?;
+            txn.remove_token(&secret_hash(old))?;
         }
-        txn.conn().execute(
-            "INSERT INTO tokens (token_hash, agent_id, created_at, last_used_at) VALUES (?1, ?2, ?3, ?3)",
-            params![secret_hash(&token), agent_id, now],
-        )?;
-        Ok::<_, AdminError>(())
+        txn.add_token(&secret_hash(&token), agent_id, now)
     })?;
     Ok(token)
 }
 
 /// The first agent with `email`, if any.
 pub fn find_agent(hub: &Hub, email: &str) -> Result<Option<Agent>, AdminError> {
-    let data: Option<String> = hub.store().read(|conn| {
-        conn.query_row("SELECT data FROM agents WHERE email = ?1", [email], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(StoreError::from)
-    })?;
-    match data {
-        Some(d) => Ok(Some(serde_json::from_str(&d).map_err(StoreError::from)?)),
-        None => Ok(None),
-    }
+    Ok(hub.store().reader()?.agent_by_email(email)?)
 }
 
 /// How many Botpress channels the hub has.
 pub fn botpress_channel_count(hub: &Hub) -> Result<u64, AdminError> {
-    Ok(hub.store().read(|conn| {
-        conn.query_row(
-            "SELECT COUNT(*) FROM channels WHERE kind = 'botpress'",
-            [],
-            |r| r.get::<_, i64>(0),
-        )
-        .map_err(StoreError::from)
-    })? as u64)
+    Ok(hub.store().reader()?.channels()?.len() as u64)
 }
 
 /// What an admin may change about an agent; `None` leaves a field as it is.
@@ -222,33 +173,17 @@ pub struct AgentUpdate {
 
 /// Every agent, as the team sees them.
 pub fn list_agents(hub: &Hub) -> Result<Vec<Agent>, AdminError> {
-    Ok(hub.store().read(|c| {
-        let mut stmt =
-            c.prepare("SELECT data FROM agents ORDER BY json_extract(data, '$.name')")?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut agents = Vec::new();
-        for row in rows {
-            agents.push(serde_json::from_str(&row?)?);
-        }
-        Ok::<_, StoreError>(agents)
-    })?)
+    Ok(hub.store().reader()?.agents()?)
 }
 
 /// Finds an agent by id or email.
 pub fn agent_by_key(hub: &Hub, key: &str) -> Result<Agent, AdminError> {
-    let data: Option<String> = hub.store().read(|c| {
-        c.query_row(
-            "SELECT data FROM agents WHERE id = ?1 OR email = ?1",
-            [key.trim()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::from)
-    })?;
-    match data {
-        Some(d) => Ok(serde_json::from_str(&d).map_err(StoreError::from)?),
-        None => Err(AdminError::Invalid(format!("no agent {key:?}"))),
-    }
+    let read = hub.store().reader()?;
+    let found = match read.agent(key.trim())? {
+        Some(agent) => Some(agent),
+        None => read.agent_by_email(key.trim())?,
+    };
+    found.ok_or_else(|| AdminError::Invalid(format!("no agent {key:?}")))
 }
 
 pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, AdminError> {
@@ -291,17 +226,13 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
     hub.store().write(|txn| {
         // A team always keeps one enabled admin: otherwise nobody could manage it from the app.
         if agent.role != Role::Admin || agent.disabled {
-            let other_admins: i64 = txn.conn().query_row(
-                "SELECT COUNT(*) FROM agents WHERE id != ?1 AND disabled = 0
-                 AND json_extract(data, '$.role') = 'admin'",
-                [&agent.id],
-                |r| r.get(0),
-            )?;
-            let was_admin: bool = txn.conn().query_row(
-                "SELECT json_extract(data, '$.role') = 'admin' AND disabled = 0 FROM agents WHERE id = ?1",
-                [&agent.id],
-                |r| r.get(0),
-            )?;
+            let active_admin = |a: &Agent| a.role == Role::Admin && !a.disabled;
+            let other_admins = txn
+                .agents()?
+                .iter()
+                .filter(|a| a.id != agent.id && active_admin(a))
+                .count();
+            let was_admin = txn.agent(&agent.id)?.is_some_and(|a| active_admin(&a));
             if was_admin && other_admins == 0 {
                 return Err(AdminError::Invalid(format!(
                     "{} is the team's last admin; make someone else an admin first",
@@ -309,22 +240,12 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
                 )));
             }
         }
-        txn.conn().execute(
-            "UPDATE agents SET disabled = ?2 WHERE id = ?1",
-            params![agent.id, agent.disabled as i64],
-        )?;
-        if let Some(hash) = &hash {
-            txn.conn().execute(
-                "UPDATE agents SET password_hash = ?2 WHERE id = ?1",
-                params![agent.id, hash],
-            )?;
-            // A new password signs the agent out everywhere.
-            txn.conn()
-                .execute("DELETE FROM tokens WHERE agent_id = ?1", [&agent.id])?;
+        txn.set_agent_access(&agent.id, agent.disabled, hash.as_deref())?;
+        // A new password signs the agent out everywhere.
+        if hash.is_some() || agent.disabled {
+            txn.remove_tokens_of(&agent.id)?;
         }
         if agent.disabled {
-            txn.conn()
-                .execute("DELETE FROM tokens WHERE agent_id = ?1", [&agent.id])?;
             // Their customers go back to the queue rather than wait on someone who left.
             crate::handoffs::return_to_queue(txn, &agent.id, now)?;
         }
@@ -373,20 +294,17 @@ pub struct ChannelUpdate {
 }
 
 pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
-    let ids: Vec<String> = hub.store().read(|c| {
-        let mut stmt = c.prepare("SELECT id FROM channels ORDER BY created_at")?;
-        let rows = stmt.query_map([], |r| r.get(0))?;
-        rows.collect::<Result<_, _>>().map_err(StoreError::from)
-    })?;
-    ids.iter().map(|id| channel_view(hub, id)).collect()
+    Ok(hub
+        .store()
+        .reader()?
+        .channels()?
+        .into_iter()
+        .map(channel_view)
+        .collect())
 }
 
-fn channel_view(hub: &Hub, id: &str) -> Result<ChannelView, AdminError> {
-    let row = hub
-        .store()
-        .read(|c| crate::channel::load(c, id))?
-        .ok_or_else(|| AdminError::Invalid(format!("no channel {id:?}")))?;
-    Ok(ChannelView {
+fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
+    ChannelView {
         id: row.id,
         name: row.name,
         kind: "botpress".into(),
@@ -398,21 +316,19 @@ fn channel_view(hub: &Hub, id: &str) -> Result<ChannelView, AdminError> {
         session_ended_notice: row.settings.session_ended_notice,
         message_kinds: row.settings.message_kinds,
         pending_timeout_secs: row.settings.pending_timeout_secs,
-    })
+    }
 }
 
 /// Finds a channel by id or name.
 pub fn channel_id(hub: &Hub, key: &str) -> Result<String, AdminError> {
-    let id: Option<String> = hub.store().read(|c| {
-        c.query_row(
-            "SELECT id FROM channels WHERE id = ?1 OR name = ?1",
-            [key.trim()],
-            |r| r.get(0),
-        )
-        .optional()
-        .map_err(StoreError::from)
-    })?;
-    id.ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))
+    let key = key.trim();
+    let channels = hub.store().reader()?.channels()?;
+    channels
+        .iter()
+        .find(|c| c.id == key)
+        .or_else(|| channels.iter().find(|c| c.name == key))
+        .map(|c| c.id.clone())
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))
 }
 
 pub fn update_channel(
@@ -423,7 +339,8 @@ pub fn update_channel(
     let id = channel_id(hub, key)?;
     let row = hub
         .store()
-        .read(|c| crate::channel::load(c, &id))?
+        .reader()?
+        .channel(&id)?
         .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
     let mut settings = row.settings;
     let allow_private = hub.config().allow_private_urls;
@@ -493,56 +410,28 @@ pub fn update_channel(
         .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .unwrap_or(row.name);
-    let settings_json = serde_json::to_string(&settings).map_err(StoreError::from)?;
-    let now = hub.now().to_rfc3339();
+    let now = hub.now();
     hub.store().write(|txn| {
-        txn.conn().execute(
-            "UPDATE channels SET name = ?2, webhook_url = ?3, settings = ?4 WHERE id = ?1",
-            params![id, name, webhook_url, settings_json],
-        )?;
+        txn.set_channel(&id, &name, webhook_url.as_deref(), &settings)?;
         // Calls waiting for this channel (perhaps for a URL) are tried again now.
-        txn.conn().execute(
-            "UPDATE deliveries SET next_attempt_at = ?2 WHERE channel_id = ?1 AND state = 'queued'",
-            params![id, now],
-        )?;
-        Ok::<_, AdminError>(())
+        txn.retry_deliveries_now(Some(&id), now)
     })?;
     hub.forget_channel_settings(&id);
     hub.wake_delivery();
-    channel_view(hub, &id)
+    let row = hub
+        .store()
+        .reader()?
+        .channel(&id)?
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    Ok(channel_view(row))
 }
 
 pub fn list_tags(hub: &Hub) -> Result<Vec<String>, AdminError> {
-    let value: Option<String> = hub.store().read(|c| {
-        c.query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
-            r.get(0)
-        })
-        .optional()
-        .map_err(StoreError::from)
-    })?;
-    Ok(match value {
-        Some(v) => {
-            serde_json::from_str::<baton_protocol::TagList>(&v)
-                .map_err(StoreError::from)?
-                .tags
-        }
-        None => Vec::new(),
-    })
+    Ok(hub.store().reader()?.tags()?)
 }
 
 pub fn list_templates(hub: &Hub) -> Result<Vec<baton_protocol::Template>, AdminError> {
-    Ok(hub.store().read(|c| {
-        let mut stmt = c.prepare(
-            "SELECT data FROM templates WHERE json_extract(data, '$.deleted') IS NOT 1
-             ORDER BY json_extract(data, '$.name')",
-        )?;
-        let rows = stmt.query_map([], |r| r.get::<_, String>(0))?;
-        let mut templates = Vec::new();
-        for row in rows {
-            templates.push(serde_json::from_str(&row?)?);
-        }
-        Ok::<_, StoreError>(templates)
-    })?)
+    Ok(hub.store().reader()?.templates()?)
 }
 
 /// Adds a canned reply, or replaces the text of the one with that name.

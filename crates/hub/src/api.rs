@@ -11,14 +11,13 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use baton_protocol::command::CommandError;
 use baton_protocol::{AgentCommand, CommandFields, LoginRequest, LoginResponse, StreamNotice};
-use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::auth::{secret_hash, verify_password, ClientAddr, Session, SignedIn};
 use crate::body::JsonBody;
 use crate::error::ApiError;
-use crate::store::{get_entity, Entity, StoreError, MAX_FRAME_BYTES};
+use crate::store::{StoreError, MAX_FRAME_BYTES};
 use crate::{Hub, Revoked};
 
 /// The most events one page (or one catch-up read of the stream) returns.
@@ -161,15 +160,7 @@ async fn login(
     let hub2 = hub.clone();
     let email2 = email.clone();
     let checked = tokio::task::spawn_blocking(move || {
-        let row: Option<(String, String)> = hub2.store().read(|conn| {
-            conn.query_row(
-                "SELECT id, password_hash FROM agents WHERE email = ?1 AND disabled = 0",
-                [&email2],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
-            .optional()
-            .map_err(StoreError::from)
-        })?;
+        let row = hub2.store().reader()?.credentials(&email2)?;
         let hash = row
             .as_ref()
             .map_or(crate::auth::decoy_hash(), |(_, h)| h.as_str());
@@ -187,9 +178,7 @@ async fn login(
     let hub2 = hub.clone();
     let (token, agent) = tokio::task::spawn_blocking(move || {
         let token = crate::admin::issue_token(&hub2, &agent_id, None)?;
-        let agent = hub2
-            .store()
-            .read(|conn| get_entity::<baton_protocol::Agent>(conn, Entity::Agent, &agent_id))?;
+        let agent = hub2.store().reader()?.agent(&agent_id)?;
         Ok::<_, ApiError>((token, agent))
     })
     .await
@@ -207,15 +196,9 @@ async fn logout(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let hash = session.token_hash.clone();
     let hub2 = hub.clone();
-    tokio::task::spawn_blocking(move || {
-        hub2.store().write(|txn| {
-            txn.conn()
-                .execute("DELETE FROM tokens WHERE token_hash = ?1", [&hash])?;
-            Ok::<_, StoreError>(())
-        })
-    })
-    .await
-    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    tokio::task::spawn_blocking(move || hub2.store().write(|txn| txn.remove_token(&hash)))
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     hub.revoke(Revoked::Token(session.token_hash));
     tracing::info!(agent = %session.agent.id, "agent signed out");
     Ok(Json(serde_json::json!({})))
@@ -422,7 +405,12 @@ async fn follow(
                 while let Some(batch) = next.take() {
                     if batch.first == cursor + 1 {
                         // Buffered; the flush below is what waits on the device (and is timed).
-                        socket.feed(WsMessage::Text(batch.json.clone())).await?;
+                        // Made from a String by the store, so always UTF-8; checked all the same.
+                        let Ok(text) = axum::extract::ws::Utf8Bytes::try_from(batch.json.clone()) else {
+                            behind = true;
+                            break;
+                        };
+                        socket.feed(WsMessage::Text(text)).await?;
                         cursor = batch.last;
                     } else if batch.last > cursor {
                         // A gap (another process wrote to the log) or an overlap with the

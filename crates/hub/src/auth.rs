@@ -7,11 +7,10 @@ use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use baton_protocol::Agent;
 use rand::RngCore;
-use rusqlite::OptionalExtension;
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
-use crate::store::{get_entity, Entity, StoreError};
+use crate::store::StoreError;
 use crate::Hub;
 
 pub fn hash_password(password: &str) -> Result<String, argon2::password_hash::Error> {
@@ -64,31 +63,11 @@ pub fn session_for_token(hub: &Hub, token: &str) -> Result<Option<Session>, Stor
 /// [`session_for_token`] by the token's hash (what an open stream keeps to re-check itself).
 pub fn session_for_hash(hub: &Hub, hash: String) -> Result<Option<Session>, StoreError> {
     let now = hub.now();
-    let found = hub.store().read(|conn| {
-        let row: Option<(String, String, Option<String>)> = conn
-            .prepare_cached(
-                "SELECT t.agent_id, t.created_at, t.last_used_at FROM tokens t
-                 JOIN agents a ON a.id = t.agent_id
-                 WHERE t.token_hash = ?1 AND a.disabled = 0",
-            )?
-            .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .optional()?;
-        let Some((agent_id, created, used)) = row else {
-            return Ok::<_, StoreError>(None);
-        };
-        let agent: Option<Agent> = get_entity(conn, Entity::Agent, &agent_id)?;
-        Ok(agent.map(|agent| (agent, created, used)))
-    })?;
-    let Some((agent, created, used)) = found else {
+    let Some(token) = hub.store().reader()?.token(&hash)? else {
         return Ok(None);
     };
-    let time = |s: &str| {
-        chrono::DateTime::parse_from_rfc3339(s)
-            .ok()
-            .map(|t| t.with_timezone(&chrono::Utc))
-    };
-    let created = time(&created).unwrap_or(now);
-    let used = used.as_deref().and_then(time).unwrap_or(created);
+    let (agent, created) = (token.agent, token.created_at);
+    let used = token.last_used_at.unwrap_or(created);
     let config = hub.config();
     let max_age =
         chrono::TimeDelta::from_std(config.token_max_age).unwrap_or(chrono::TimeDelta::MAX);
@@ -101,13 +80,7 @@ pub fn session_for_hash(hub: &Hub, hash: String) -> Result<Option<Session>, Stor
     // Written back often enough that a short idle limit never ends a session in use.
     let touch_every = TOUCH_EVERY.min(idle / 2);
     if now - used > touch_every {
-        hub.store().write(|txn| {
-            txn.conn().execute(
-                "UPDATE tokens SET last_used_at = ?2 WHERE token_hash = ?1",
-                rusqlite::params![hash, now.to_rfc3339()],
-            )?;
-            Ok::<_, StoreError>(())
-        })?;
+        hub.store().write(|txn| txn.touch_token(&hash, now))?;
     }
     Ok(Some(Session {
         agent,
@@ -134,12 +107,8 @@ pub fn delete_expired_tokens(hub: &Hub) -> Result<usize, StoreError> {
         before(config.token_max_age),
         before(config.token_idle_timeout),
     );
-    hub.store().write(|txn| {
-        Ok(txn.conn().execute(
-            "DELETE FROM tokens WHERE created_at < ?1 OR COALESCE(last_used_at, created_at) < ?2",
-            rusqlite::params![born_before.to_rfc3339(), used_before.to_rfc3339()],
-        )?)
-    })
+    hub.store()
+        .write(|txn| txn.remove_expired_tokens(born_before, used_before))
 }
 
 /// Extracts the signed-in agent from `Authorization: Bearer <token>`, or answers 401.

@@ -14,13 +14,12 @@ use baton_protocol::{
     Author, Contact, Conversation, DeliveryStatus, EventData, Handoff, HandoffStatus, Message,
     BOTPRESS_BOT_USER,
 };
-use rusqlite::OptionalExtension;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::auth::secret_hash;
 use crate::error::ApiError;
-use crate::store::{get_entity, Entity, StoreError};
+use crate::store::StoreError;
 use crate::Hub;
 
 /// Larger than any text or card Botpress sends; media travel as URLs, never inline.
@@ -132,7 +131,7 @@ async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
     let settings = {
         let hub = hub.clone();
         let id = channel.id.clone();
-        tokio::task::spawn_blocking(move || hub.store().read(|c| crate::channel::load(c, &id)))
+        tokio::task::spawn_blocking(move || hub.store().reader()?.channel(&id))
             .await
             .ok()
             .and_then(Result::ok)
@@ -169,9 +168,8 @@ async fn close_remote_ticket(hub: Hub, channel: Channel, botpress_id: String) {
     };
     let result = tokio::task::spawn_blocking(move || {
         hub.store().write(|txn| {
-            let conversation: Option<Conversation> =
-                get_entity(txn.conn(), Entity::Conversation, &ticket)?;
-            if conversation
+            if txn
+                .conversation(&ticket)?
                 .filter(|c| c.channel_id == channel.id)
                 .is_none()
             {
@@ -246,12 +244,11 @@ fn channel_for_secret(hub: &Hub, secret: &str) -> Result<Option<Channel>, ApiErr
     if let Some(id) = hub.cached_channel_id(&hash) {
         return Ok(Some(Channel { id }));
     }
-    let found = hub.store().read(|conn| {
-        conn.prepare_cached("SELECT id FROM channels WHERE secret_hash = ?1 AND kind = 'botpress'")?
-            .query_row([&hash], |r| Ok(Channel { id: r.get(0)? }))
-            .optional()
-            .map_err(StoreError::from)
-    })?;
+    let found = hub
+        .store()
+        .reader()?
+        .botpress_channel_by_secret(&hash)?
+        .map(|id| Channel { id });
     if let Some(channel) = &found {
         hub.remember_channel_id(&hash, &channel.id);
     }
@@ -375,9 +372,8 @@ async fn bot_sends_message(
     let channel = channel.clone();
     hub.store().write_grouped_async(move |txn| {
         let hub = &hub2;
-        let conversation: Option<Conversation> =
-            get_entity(txn.conn(), Entity::Conversation, &req.remote_conversation_id)?;
-        let mut conversation = conversation
+        let mut conversation = txn
+            .conversation(&req.remote_conversation_id)?
             .filter(|c| c.channel_id == channel.id)
             .ok_or_else(|| {
                 ApiError::NotFound(format!(
@@ -386,9 +382,7 @@ async fn bot_sends_message(
                 ))
             })?;
         if !from_bot {
-            let contact: Option<Contact> =
-                get_entity(txn.conn(), Entity::Contact, &req.remote_user_id)?;
-            if contact.is_none() {
+            if txn.contact(&req.remote_user_id)?.is_none() {
                 // An id we never issued (the hub's data was reset, say): keep the message attributable.
                 tracing::warn!(contact = ?req.remote_user_id, "botpress: message from an unknown user; contact created");
                 txn.put(EventData::Contact(Contact {
@@ -432,16 +426,13 @@ async fn bot_sends_message(
 }
 
 fn is_session_ended_notice(
-    txn: &crate::store::Txn<'_>,
+    txn: &dyn crate::store::Tx,
     hub: &Hub,
     channel_id: &str,
     text: &str,
 ) -> bool {
     let settings = hub.channel_settings(channel_id, || {
-        crate::channel::load(txn.conn(), channel_id)
-            .ok()
-            .flatten()
-            .map(|c| c.settings)
+        txn.channel(channel_id).ok().flatten().map(|c| c.settings)
     });
     settings
         .map(|s| s.session_ended_notice)

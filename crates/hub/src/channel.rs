@@ -3,10 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use rusqlite::{Connection, OptionalExtension};
 use serde::{Deserialize, Serialize};
-
-use crate::store::StoreError;
 
 pub const DEFAULT_ASSIGN_MESSAGE: &str = "You have been assigned to our agent {{agentName}}.";
 pub const DEFAULT_TRANSFER_MESSAGE: &str = "You are being transferred to our agent {{agentName}}.";
@@ -104,22 +101,6 @@ pub struct ChannelRow {
     pub name: String,
     pub webhook_url: Option<String>,
     pub settings: ChannelSettings,
-}
-
-pub fn load(conn: &Connection, id: &str) -> Result<Option<ChannelRow>, StoreError> {
-    let row: Option<(String, String, Option<String>, String)> = conn
-        .prepare_cached("SELECT id, name, webhook_url, settings FROM channels WHERE id = ?1")?
-        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-        .optional()?;
-    match row {
-        Some((id, name, webhook_url, settings)) => Ok(Some(ChannelRow {
-            id,
-            name,
-            webhook_url,
-            settings: serde_json::from_str(&settings)?,
-        })),
-        None => Ok(None),
-    }
 }
 
 #[cfg(test)]

@@ -23,13 +23,12 @@
 
 use std::time::Duration;
 
-use baton_protocol::{DeliveryStatus, EventData, Message};
-use chrono::{DateTime, Utc};
+use baton_protocol::{DeliveryStatus, EventData};
+use chrono::Utc;
 use rand::Rng;
-use rusqlite::{params, OptionalExtension};
 use tokio::sync::watch;
 
-use crate::store::{get_entity, Entity, StoreError};
+use crate::store::{DeliveryState, DueDelivery as Due, StoreError, Tx};
 use crate::Hub;
 
 pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
@@ -38,19 +37,6 @@ const MIN_BACKOFF_MS: u64 = 500;
 const MAX_BACKOFF_MS: u64 = 5 * 60 * 1000;
 /// How long a row waits when its channel has no webhook URL yet (setting one wakes the worker).
 const NO_WEBHOOK_RECHECK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
-
-/// One call due now.
-#[derive(Debug, Clone)]
-struct Due {
-    id: i64,
-    conversation_id: String,
-    url: Option<String>,
-    route: String,
-    body: String,
-    message_id: Option<String>,
-    attempts: u32,
-    created_at: DateTime<Utc>,
-}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
@@ -243,30 +229,19 @@ pub async fn post(http: &reqwest::Client, base: &str, route: &str, body: &str) -
 }
 
 fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
+    let now = hub.now();
     hub.store().write(|txn| {
-        let rows: Vec<(i64, Option<String>)> = {
-            let mut stmt = txn
-                .conn()
-                .prepare("SELECT id, message_id FROM deliveries WHERE state = 'sending'")?;
-            let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-            rows.collect::<Result<_, _>>()?
-        };
+        let rows = txn.deliveries_in_flight()?;
         for (id, message_id) in &rows {
             let reason =
                 "the hub stopped while sending this; it may or may not have reached Botpress";
-            txn.conn().execute(
-                "UPDATE deliveries SET state = 'uncertain', last_error = ?2 WHERE id = ?1",
-                params![id, reason],
-            )?;
+            txn.settle_delivery(*id, DeliveryState::Uncertain, Some(reason), None)?;
             if let Some(message_id) = message_id {
                 set_message_status(txn, message_id, DeliveryStatus::Uncertain, Some(reason))?;
             }
         }
         // A restart is a natural moment to try again: don't wait out backoffs from before it.
-        txn.conn().execute(
-            "UPDATE deliveries SET next_attempt_at = ?1 WHERE state = 'queued'",
-            [hub.now().to_rfc3339()],
-        )?;
+        txn.retry_deliveries_now(None, now)?;
         Ok(rows.len())
     })
 }
@@ -275,41 +250,8 @@ fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
 /// `sending` in the same transaction.
 fn claim_due(hub: &Hub) -> Result<Vec<Due>, StoreError> {
     let now = hub.now();
-    hub.store().write(|txn| {
-        let due: Vec<Due> = {
-            let mut stmt = txn.conn().prepare_cached(
-                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id
-                 FROM deliveries o JOIN channels c ON c.id = o.channel_id
-                 WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
-                   AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
-                                   AND p.id < o.id AND p.state IN ('queued', 'sending'))
-                 ORDER BY o.id LIMIT ?2",
-            )?;
-            let rows = stmt.query_map(params![now.to_rfc3339(), MAX_IN_FLIGHT as i64], |r| {
-                let created: String = r.get(6)?;
-                Ok(Due {
-                    id: r.get(0)?,
-                    conversation_id: r.get(7)?,
-                    url: r.get(1)?,
-                    route: r.get(2)?,
-                    body: r.get(3)?,
-                    message_id: r.get(4)?,
-                    attempts: r.get(5)?,
-                    created_at: DateTime::parse_from_rfc3339(&created).map(|d| d.with_timezone(&Utc)).unwrap_or(now),
-                })
-            })?;
-            rows.collect::<Result<_, _>>()?
-        };
-        for row in &due {
-            if row.url.is_some() {
-                txn.conn().execute(
-                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = ?1",
-                    [row.id],
-                )?;
-            }
-        }
-        Ok(due)
-    })
+    hub.store()
+        .write(|txn| txn.claim_due_deliveries(now, MAX_IN_FLIGHT))
 }
 
 fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
@@ -325,41 +267,27 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
     };
     hub.store().write(|txn| {
         let (state, status, reason) = match &outcome {
-            Outcome::Sent => ("sent", Some(DeliveryStatus::Sent), None),
-            Outcome::Uncertain(reason) => ("uncertain", Some(DeliveryStatus::Uncertain), Some(reason.clone())),
-            Outcome::Failed(reason) => ("failed", Some(DeliveryStatus::Failed), Some(reason.clone())),
+            Outcome::Sent => (DeliveryState::Sent, Some(DeliveryStatus::Sent), None),
+            Outcome::Uncertain(reason) => (DeliveryState::Uncertain, Some(DeliveryStatus::Uncertain), Some(reason.clone())),
+            Outcome::Failed(reason) => (DeliveryState::Failed, Some(DeliveryStatus::Failed), Some(reason.clone())),
             Outcome::Retry { error, after } => {
                 let delay = after.unwrap_or_else(|| backoff(row.attempts, &mut rand::thread_rng()));
                 let at = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::seconds(1));
-                txn.conn().execute(
-                    "UPDATE deliveries SET state = 'queued', next_attempt_at = ?2, last_error = ?3 WHERE id = ?1",
-                    params![row.id, at.to_rfc3339(), error],
-                )?;
+                txn.settle_delivery(row.id, DeliveryState::Queued, Some(error), Some(at))?;
                 tracing::info!(row = row.id, route = %row.route, reason = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
                 // Tell the agent why their messages are still waiting (once per reason, not per
                 // try): this one's, and those queued behind it in the conversation, which wait
                 // for the same reason.
-                let waiting: Vec<String> = {
-                    let mut stmt = txn.conn().prepare_cached(
-                        "SELECT message_id FROM deliveries WHERE conversation_id = ?1
-                         AND state = 'queued' AND message_id IS NOT NULL ORDER BY id",
-                    )?;
-                    let rows = stmt.query_map([&row.conversation_id], |r| r.get(0))?;
-                    rows.collect::<Result<_, _>>()?
-                };
-                for message_id in waiting {
+                for message_id in txn.queued_messages(&row.conversation_id)? {
                     set_waiting_reason(txn, &message_id, error)?;
                 }
                 return Ok(());
             }
         };
-        txn.conn().execute(
-            "UPDATE deliveries SET state = ?2, last_error = ?3 WHERE id = ?1",
-            params![row.id, state, reason],
-        )?;
+        txn.settle_delivery(row.id, state, reason.as_deref(), None)?;
         match &outcome {
             Outcome::Sent => tracing::debug!(row = row.id, route = %row.route, "outbound: sent"),
-            _ => tracing::warn!(row = row.id, route = %row.route, state, reason = reason.as_deref().unwrap_or(""), "outbound: not delivered"),
+            _ => tracing::warn!(row = row.id, route = %row.route, state = state.as_str(), reason = reason.as_deref().unwrap_or(""), "outbound: not delivered"),
         }
         if let (Some(message_id), Some(status)) = (&row.message_id, status) {
             set_message_status(txn, message_id, status, reason.as_deref())?;
@@ -368,13 +296,8 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
     })
 }
 
-fn set_waiting_reason(
-    txn: &mut crate::store::Txn<'_>,
-    message_id: &str,
-    reason: &str,
-) -> Result<(), StoreError> {
-    let message: Option<Message> = get_entity(txn.conn(), Entity::Message, message_id)?;
-    if let Some(mut message) = message {
+fn set_waiting_reason(txn: &mut dyn Tx, message_id: &str, reason: &str) -> Result<(), StoreError> {
+    if let Some(mut message) = txn.message(message_id)? {
         if message.status == DeliveryStatus::Queued
             && message.status_reason.as_deref() != Some(reason)
         {
@@ -386,13 +309,12 @@ fn set_waiting_reason(
 }
 
 fn set_message_status(
-    txn: &mut crate::store::Txn<'_>,
+    txn: &mut dyn Tx,
     message_id: &str,
     status: DeliveryStatus,
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
-    let message: Option<Message> = get_entity(txn.conn(), Entity::Message, message_id)?;
-    if let Some(mut message) = message {
+    if let Some(mut message) = txn.message(message_id)? {
         message.status = status;
         message.status_reason = reason.map(str::to_string);
         txn.put(EventData::Message(message))?;
@@ -403,25 +325,14 @@ fn set_message_status(
 /// When the earliest queued row comes due (at most a second away, so new rows are never late).
 async fn next_wake(hub: &Hub) -> Duration {
     let hub = hub.clone();
-    let next: Option<String> = tokio::task::spawn_blocking(move || {
-        hub.store().read(|c| {
-            c.query_row(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map(Option::flatten)
-            .map_err(StoreError::from)
-        })
-    })
-    .await
-    .ok()
-    .and_then(Result::ok)
-    .flatten();
+    let next = tokio::task::spawn_blocking(move || hub.store().reader()?.next_delivery_at())
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .flatten();
     let cap = Duration::from_secs(1);
-    match next.and_then(|n| DateTime::parse_from_rfc3339(&n).ok()) {
-        Some(at) => (at.with_timezone(&Utc) - Utc::now())
+    match next {
+        Some(at) => (at - Utc::now())
             .to_std()
             .unwrap_or(Duration::ZERO)
             .min(cap),

@@ -12,15 +12,14 @@
 //! when the change is committed — see [`crate::delivery`].
 
 use baton_protocol::{
-    Agent, AgentCommand, Author, CommandResult, Contact, Conversation, DeliveryStatus, EventData,
-    Handoff, HandoffStatus, Message, Note, Presence, Role,
+    Agent, AgentCommand, Author, CommandResult, DeliveryStatus, EventData, Handoff, HandoffStatus,
+    Message, Note, Presence, Role,
 };
-use rusqlite::{params, OptionalExtension};
 use serde_json::{json, Value};
 
-use crate::channel::{self, localized, ChannelRow};
+use crate::channel::{localized, ChannelRow};
 use crate::error::ApiError;
-use crate::store::{get_entity, Entity, Txn};
+use crate::store::{Delivery, RecordedCommand, StoreError, Tx};
 use crate::Hub;
 
 /// The id an agent has on Botpress's side: its own namespace, never an end user's (ARCHITECTURE.md, Botpress protocol §1.4).
@@ -48,20 +47,13 @@ pub fn run(
         ));
     }
     let result = hub.store().write(|txn| {
-        let recorded: Option<(String, Option<String>)> = txn
-            .conn()
-            .prepare_cached(
-                "SELECT response, fingerprint FROM commands WHERE agent_id = ?1 AND txn_id = ?2",
-            )?
-            .query_row(params![agent.id, txn_id], |r| Ok((r.get(0)?, r.get(1)?)))
-            .optional()?;
-        if let Some((response, recorded)) = recorded {
-            if recorded.is_some_and(|r| r != fingerprint) {
+        if let Some(recorded) = txn.recorded_command(&agent.id, txn_id)? {
+            if recorded.fingerprint.is_some_and(|r| r != fingerprint) {
                 return Err(ApiError::TxnReused(format!(
                     "txn_id {txn_id:?} was already used for a different command; use a new one"
                 )));
             }
-            return Ok((serde_json::from_str(&response)?, false));
+            return Ok((serde_json::from_str(&recorded.response)?, false));
         }
         // Acting is being active: the agent is online from their first command on.
         let mut agent = current_agent(txn, &agent.id)?;
@@ -73,18 +65,11 @@ pub fn run(
         let response = serde_json::to_value(CommandResult {
             events: txn.events().to_vec(),
         })?;
-        txn.conn()
-            .prepare_cached(
-                "INSERT INTO commands (agent_id, txn_id, status, response, created_at, fingerprint)
-                 VALUES (?1, ?2, 200, ?3, ?4, ?5)",
-            )?
-            .execute(params![
-                agent.id,
-                txn_id,
-                response.to_string(),
-                hub.now().to_rfc3339(),
-                fingerprint
-            ])?;
+        let recorded = RecordedCommand {
+            response: response.to_string(),
+            fingerprint: Some(fingerprint.to_string()),
+        };
+        txn.record_command(&agent.id, txn_id, &recorded, hub.now())?;
         Ok::<_, ApiError>((response, true))
     });
     let (response, fresh) = result?;
@@ -96,7 +81,7 @@ pub fn run(
 
 /// Does what `command` asks, as `agent`, inside `txn`.
 fn execute(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     agent: &Agent,
     command: &AgentCommand,
@@ -135,25 +120,25 @@ fn execute(
     }
 }
 
-fn current_agent(txn: &Txn<'_>, id: &str) -> Result<Agent, ApiError> {
-    get_entity(txn.conn(), Entity::Agent, id)?.ok_or_else(|| ApiError::Unauthorized)
+fn current_agent(txn: &dyn Tx, id: &str) -> Result<Agent, ApiError> {
+    txn.agent(id)?.ok_or(ApiError::Unauthorized)
 }
 
-fn handoff(txn: &Txn<'_>, id: &str) -> Result<Handoff, ApiError> {
-    get_entity(txn.conn(), Entity::Handoff, id)?
+fn handoff(txn: &dyn Tx, id: &str) -> Result<Handoff, ApiError> {
+    txn.handoff(id)?
         .ok_or_else(|| ApiError::NotFound(format!("no handoff {id:?}")))
 }
 
-fn agent_name(txn: &Txn<'_>, id: &str) -> String {
-    get_entity::<Agent>(txn.conn(), Entity::Agent, id)
+fn agent_name(txn: &dyn Tx, id: &str) -> String {
+    txn.agent(id)
         .ok()
         .flatten()
         .map(|a| a.name)
         .unwrap_or_else(|| "another agent".into())
 }
 
-fn channel_of(txn: &Txn<'_>, handoff: &Handoff) -> Result<ChannelRow, ApiError> {
-    channel::load(txn.conn(), &handoff.channel_id)?.ok_or_else(|| {
+fn channel_of(txn: &dyn Tx, handoff: &Handoff) -> Result<ChannelRow, ApiError> {
+    txn.channel(&handoff.channel_id)?.ok_or_else(|| {
         ApiError::NotFound(format!(
             "the channel of handoff {:?} no longer exists",
             handoff.id
@@ -172,7 +157,7 @@ fn refuse_if_closed(h: &Handoff) -> Result<(), ApiError> {
 }
 
 /// The agent may act on a handoff someone holds only if it is theirs, or they are an admin.
-fn require_holder(txn: &Txn<'_>, h: &Handoff, agent: &Agent) -> Result<(), ApiError> {
+fn require_holder(txn: &dyn Tx, h: &Handoff, agent: &Agent) -> Result<(), ApiError> {
     match &h.assignee {
         Some(owner) if owner == &agent.id => Ok(()),
         _ if agent.role == Role::Admin => Ok(()),
@@ -186,13 +171,8 @@ fn require_holder(txn: &Txn<'_>, h: &Handoff, agent: &Agent) -> Result<(), ApiEr
     }
 }
 
-fn check_capacity(txn: &Txn<'_>, agent: &Agent, who: &str) -> Result<(), ApiError> {
-    let held: u32 = txn
-        .conn()
-        .prepare_cached(
-            "SELECT COUNT(*) FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
-        )?
-        .query_row([&agent.id], |r| r.get(0))?;
+fn check_capacity(txn: &dyn Tx, agent: &Agent, who: &str) -> Result<(), ApiError> {
+    let held = u32::try_from(txn.held_handoffs(&agent.id)?.len()).unwrap_or(u32::MAX);
     if held >= agent.capacity {
         return Err(ApiError::Capacity(format!(
             "{who} already {} {held} handoffs, the limit of {}; resolve or release one first",
@@ -205,40 +185,21 @@ fn check_capacity(txn: &Txn<'_>, agent: &Agent, who: &str) -> Result<(), ApiErro
 
 /// Queues a call to the channel's Botpress webhook, in order after the conversation's earlier ones.
 pub fn enqueue(
-    txn: &Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     handoff: &Handoff,
     route: &str,
     body: Value,
     message_id: Option<&str>,
 ) -> Result<(), ApiError> {
-    let call = Outbound {
-        channel_id: &handoff.channel_id,
-        conversation_id: &handoff.conversation_id,
-        route,
-        body: &body.to_string(),
-        message_id,
+    let call = Delivery {
+        channel_id: handoff.channel_id.clone(),
+        conversation_id: handoff.conversation_id.clone(),
+        route: route.to_string(),
+        body: body.to_string(),
+        message_id: message_id.map(str::to_string),
     };
-    queue_call(txn, hub, &call)
-}
-
-/// One call to a bot platform, as it is queued in `deliveries`.
-struct Outbound<'a> {
-    channel_id: &'a str,
-    conversation_id: &'a str,
-    route: &'a str,
-    body: &'a str,
-    message_id: Option<&'a str>,
-}
-
-fn queue_call(txn: &Txn<'_>, hub: &Hub, call: &Outbound<'_>) -> Result<(), ApiError> {
-    let now = hub.now().to_rfc3339();
-    txn.conn()
-        .prepare_cached(
-            "INSERT INTO deliveries (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?6)",
-        )?
-        .execute(params![call.channel_id, call.conversation_id, call.route, call.body, call.message_id, now])?;
+    txn.queue_delivery(&call, hub.now())?;
     Ok(())
 }
 
@@ -310,7 +271,7 @@ impl Outgoing {
 const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
 fn send_to_customer(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     handoff: &Handoff,
     author: Author,
@@ -323,14 +284,7 @@ fn send_to_customer(
         .and_then(baton_protocol::payload::readable_text);
     // Queued behind a call that is already waiting (no webhook URL yet, Botpress down): this
     // message waits for the same reason, and the agent sees it at once.
-    let waiting_for: Option<String> = txn
-        .conn()
-        .prepare_cached(
-            "SELECT last_error FROM deliveries WHERE conversation_id = ?1 AND state = 'queued'
-             AND last_error IS NOT NULL ORDER BY id LIMIT 1",
-        )?
-        .query_row([&handoff.conversation_id], |r| r.get(0))
-        .optional()?;
+    let waiting_for = txn.delivery_waiting_reason(&handoff.conversation_id)?;
     let message = Message {
         id: hub.new_id("m"),
         conversation_id: handoff.conversation_id.clone(),
@@ -361,15 +315,9 @@ fn send_to_customer(
     Ok(message)
 }
 
-fn customer_language(txn: &Txn<'_>, handoff: &Handoff) -> Option<String> {
-    let conversation: Conversation =
-        get_entity(txn.conn(), Entity::Conversation, &handoff.conversation_id).ok()??;
-    let contact: Contact = get_entity(
-        txn.conn(),
-        Entity::Contact,
-        conversation.contact_id.as_deref()?,
-    )
-    .ok()??;
+fn customer_language(txn: &dyn Tx, handoff: &Handoff) -> Option<String> {
+    let conversation = txn.conversation(&handoff.conversation_id).ok()??;
+    let contact = txn.contact(conversation.contact_id.as_deref()?).ok()??;
     ["language", "locale", "lang"].iter().find_map(|k| {
         contact
             .attributes
@@ -381,7 +329,7 @@ fn customer_language(txn: &Txn<'_>, handoff: &Handoff) -> Option<String> {
 
 /// Gives `handoff` to `to`: tells Botpress who took it and tells the customer, in their language.
 fn hand_to(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     mut handoff: Handoff,
     to: &Agent,
@@ -415,7 +363,7 @@ fn hand_to(
     Ok(handoff)
 }
 
-fn assign(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
+fn assign(txn: &mut dyn Tx, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
     let h = handoff(txn, handoff_id)?;
     refuse_if_closed(&h)?;
     match &h.assignee {
@@ -434,7 +382,7 @@ fn assign(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, handoff_id: &str) -> Resu
 }
 
 fn reply(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     agent: &Agent,
     conversation_id: &str,
@@ -442,9 +390,7 @@ fn reply(
 ) -> Result<(), ApiError> {
     let outgoing = outgoing.checked()?;
     let Some(mut h) = open_handoff(txn, conversation_id)? else {
-        let exists: Option<Conversation> =
-            get_entity(txn.conn(), Entity::Conversation, conversation_id)?;
-        return Err(match exists {
+        return Err(match txn.conversation(conversation_id)? {
             Some(_) => {
                 ApiError::Closed("this conversation has no open handoff; the bot has it".into())
             }
@@ -478,19 +424,11 @@ fn reply(
 }
 
 /// The conversation's handoff that is still pending or assigned, if any.
-fn open_handoff(txn: &Txn<'_>, conversation_id: &str) -> Result<Option<Handoff>, ApiError> {
-    let data: Option<String> = txn
-        .conn()
-        .prepare_cached(
-            "SELECT data FROM handoffs WHERE conversation_id = ?1 AND status IN ('pending', 'assigned')
-             ORDER BY rowid DESC LIMIT 1",
-        )?
-        .query_row([conversation_id], |r| r.get(0))
-        .optional()?;
-    Ok(data.map(|d| serde_json::from_str(&d)).transpose()?)
+fn open_handoff(txn: &dyn Tx, conversation_id: &str) -> Result<Option<Handoff>, ApiError> {
+    Ok(txn.open_handoff(conversation_id)?)
 }
 
-fn release(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
+fn release(txn: &mut dyn Tx, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
     let mut h = handoff(txn, handoff_id)?;
     refuse_if_closed(&h)?;
     if h.assignee.is_none() {
@@ -505,7 +443,7 @@ fn release(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, handoff_id: &str) -> Res
 }
 
 fn transfer(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     agent: &Agent,
     handoff_id: &str,
@@ -514,14 +452,12 @@ fn transfer(
     let h = handoff(txn, handoff_id)?;
     refuse_if_closed(&h)?;
     require_holder(txn, &h, agent)?;
-    let target: Option<String> = txn
-        .conn()
-        .prepare_cached("SELECT id FROM agents WHERE (id = ?1 OR email = ?1) AND disabled = 0")?
-        .query_row([to.trim()], |r| r.get(0))
-        .optional()?;
-    let target: Agent = match target {
-        Some(id) => current_agent(txn, &id)?,
-        None => return Err(ApiError::NotFound(format!("no agent {to:?}"))),
+    let target = match txn.agent(to.trim())? {
+        Some(agent) => Some(agent),
+        None => txn.agent_by_email(to.trim())?,
+    };
+    let Some(target) = target.filter(|a| !a.disabled) else {
+        return Err(ApiError::NotFound(format!("no agent {to:?}")));
     };
     if h.assignee.as_deref() == Some(target.id.as_str()) {
         return Ok(());
@@ -539,7 +475,7 @@ fn transfer(
 
 /// Ends the handoff and gives the conversation back to the bot (`/stop-hitl`).
 fn close(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     agent: &Agent,
     handoff_id: &str,
@@ -580,7 +516,7 @@ fn close(
 }
 
 fn set_tags(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     agent: &Agent,
     handoff_id: &str,
@@ -623,21 +559,12 @@ pub fn tidy_tags(tags: &[String]) -> Vec<String> {
     tags
 }
 
-pub fn tag_list(txn: &Txn<'_>) -> Result<Vec<String>, ApiError> {
-    let value: Option<String> = txn
-        .conn()
-        .query_row("SELECT value FROM settings WHERE key = 'tags'", [], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    Ok(match value {
-        Some(v) => serde_json::from_str::<baton_protocol::TagList>(&v)?.tags,
-        None => Vec::new(),
-    })
+pub fn tag_list(txn: &dyn Tx) -> Result<Vec<String>, ApiError> {
+    Ok(txn.tags()?)
 }
 
 fn add_note(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     agent: &Agent,
     conversation_id: &str,
@@ -649,9 +576,7 @@ fn add_note(
             "a note needs 1 to {MAX_TEXT} characters"
         )));
     }
-    let exists: Option<Conversation> =
-        get_entity(txn.conn(), Entity::Conversation, conversation_id)?;
-    if exists.is_none() {
+    if txn.conversation(conversation_id)?.is_none() {
         return Err(ApiError::NotFound(format!(
             "no conversation {conversation_id:?}"
         )));
@@ -666,7 +591,7 @@ fn add_note(
     Ok(())
 }
 
-fn set_presence(txn: &mut Txn<'_>, agent: &Agent, presence: Presence) -> Result<(), ApiError> {
+fn set_presence(txn: &mut dyn Tx, agent: &Agent, presence: Presence) -> Result<(), ApiError> {
     let mut current = current_agent(txn, &agent.id)?;
     if current.presence != presence {
         current.presence = presence;
@@ -676,8 +601,8 @@ fn set_presence(txn: &mut Txn<'_>, agent: &Agent, presence: Presence) -> Result<
 }
 
 /// Requeues an agent's message whose delivery failed or is uncertain, when the agent decides to.
-fn resend(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, message_id: &str) -> Result<(), ApiError> {
-    let Some(mut message) = get_entity::<Message>(txn.conn(), Entity::Message, message_id)? else {
+fn resend(txn: &mut dyn Tx, hub: &Hub, agent: &Agent, message_id: &str) -> Result<(), ApiError> {
+    let Some(mut message) = txn.message(message_id)? else {
         return Err(ApiError::NotFound(format!("no message {message_id:?}")));
     };
     if message.author_id.as_deref() != Some(agent.id.as_str()) && agent.role != Role::Admin {
@@ -694,34 +619,19 @@ fn resend(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, message_id: &str) -> Resu
             message.status.as_str()
         )));
     }
-    let row: Option<(String, String, String, String)> = txn
-        .conn()
-        .query_row(
-            "SELECT channel_id, conversation_id, route, body FROM deliveries WHERE message_id = ?1 ORDER BY id DESC LIMIT 1",
-            [message_id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .optional()?;
-    let Some((channel_id, conversation_id, route, body)) = row else {
+    let Some(call) = txn.delivery_of_message(message_id)? else {
         return Err(ApiError::Conflict(
             "this message was never queued for delivery".into(),
         ));
     };
     // Once the handoff is over the bot has the customer again: an agent's message now would
     // arrive out of nowhere.
-    if open_handoff(txn, &conversation_id)?.is_none() {
+    if open_handoff(txn, &call.conversation_id)?.is_none() {
         return Err(ApiError::Closed(
             "this conversation's handoff is over; the bot has the customer again".into(),
         ));
     }
-    let call = Outbound {
-        channel_id: &channel_id,
-        conversation_id: &conversation_id,
-        route: &route,
-        body: &body,
-        message_id: Some(message_id),
-    };
-    queue_call(txn, hub, &call)?;
+    txn.queue_delivery(&call, hub.now())?;
     message.status = DeliveryStatus::Queued;
     message.status_reason = None;
     txn.put(EventData::Message(message))?;
@@ -731,15 +641,11 @@ fn resend(txn: &mut Txn<'_>, hub: &Hub, agent: &Agent, message_id: &str) -> Resu
 /// Puts every handoff `agent_id` holds back in the queue (the agent went silent, or was disabled),
 /// so no customer waits on someone who left. Returns how many.
 pub fn return_to_queue(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     agent_id: &str,
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<usize, crate::store::StoreError> {
-    let held: Vec<Handoff> = crate::store::all_where(
-        txn.conn(),
-        "SELECT data FROM handoffs WHERE assignee = ?1 AND status = 'assigned'",
-        [agent_id],
-    )?;
+) -> Result<usize, StoreError> {
+    let held = txn.held_handoffs(agent_id)?;
     for mut h in held.iter().cloned() {
         h.status = HandoffStatus::Pending;
         h.assignee = None;
@@ -752,7 +658,7 @@ pub fn return_to_queue(
 /// The bot side ended the handoff (the customer typed the end command, or the bot timed out):
 /// cancel it without calling Botpress back, since Botpress already stopped it.
 pub fn cancel_by_bot(
-    txn: &mut Txn<'_>,
+    txn: &mut dyn Tx,
     hub: &Hub,
     conversation_id: &str,
     why: &str,
@@ -771,30 +677,20 @@ pub fn cancel_by_bot(
 /// the conversation back to the bot (`/stop-hitl`), telling the agents why. Returns how many.
 pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
     let now = hub.now();
-    let channels: Vec<(String, u64)> = hub.store().read(|c| {
-        let mut stmt = c.prepare("SELECT id, settings FROM channels")?;
-        let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, settings) = row?;
-            let settings: channel::ChannelSettings = serde_json::from_str(&settings)?;
-            if let Some(secs) = settings.pending_timeout_secs {
-                out.push((id, secs));
-            }
-        }
-        Ok::<_, crate::store::StoreError>(out)
-    })?;
+    let channels: Vec<(String, u64)> = hub
+        .store()
+        .reader()?
+        .channels()?
+        .into_iter()
+        .filter_map(|c| Some((c.id, c.settings.pending_timeout_secs?)))
+        .collect();
     let mut expired = 0;
     for (channel_id, secs) in channels {
         let limit = chrono::TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
         expired += hub.store().write(|txn| {
-            let waiting: Vec<Handoff> = crate::store::all_where::<Handoff>(
-                txn.conn(),
-                "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
-                 WHERE c.channel_id = ?1 AND h.status = 'pending'",
-                [&channel_id],
-            )?
-            .into_iter()
+            let waiting: Vec<Handoff> = txn
+                .pending_handoffs(&channel_id)?
+                .into_iter()
             .filter(|h| now - h.updated_at > limit)
             .collect();
             for mut h in waiting.iter().cloned() {

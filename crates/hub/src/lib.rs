@@ -93,7 +93,7 @@ pub struct Hub {
 }
 
 struct HubInner {
-    store: Store,
+    store: Box<dyn Store>,
     clock: Box<dyn Clock>,
     config: HubConfig,
     started: DateTime<Utc>,
@@ -151,10 +151,15 @@ impl Hub {
         clock: impl Clock,
         config: HubConfig,
     ) -> Result<Self, StoreError> {
-        let store = Store::open(data_dir)?;
+        let store = store::SqliteStore::open(data_dir)?;
+        Ok(Self::with_store(Box::new(store), clock, config))
+    }
+
+    /// A hub over any [`Store`] implementation.
+    pub fn with_store(store: Box<dyn Store>, clock: impl Clock, config: HubConfig) -> Self {
         let max_streams = config.max_connections.max(1);
         let started = clock.now();
-        Ok(Self {
+        Self {
             inner: Arc::new(HubInner {
                 store,
                 clock: Box::new(clock),
@@ -169,7 +174,7 @@ impl Hub {
                 hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
                 streams: Arc::new(tokio::sync::Semaphore::new(max_streams)),
             }),
-        })
+        }
     }
 
     /// Ends sessions now: their open streams close.
@@ -287,8 +292,8 @@ impl Hub {
         &self.inner.delivery
     }
 
-    pub fn store(&self) -> &Store {
-        &self.inner.store
+    pub fn store(&self) -> &dyn Store {
+        &*self.inner.store
     }
 
     pub fn now(&self) -> DateTime<Utc> {

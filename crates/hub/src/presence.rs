@@ -7,7 +7,7 @@ use std::time::Duration;
 use baton_protocol::{Agent, EventData, Presence};
 use tokio::sync::watch;
 
-use crate::store::{all_where, StoreError};
+use crate::store::StoreError;
 use crate::Hub;
 
 pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
@@ -49,15 +49,12 @@ pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
     let timeout = chrono::TimeDelta::from_std(hub.config().agent_session_timeout)
         .unwrap_or(chrono::TimeDelta::minutes(10));
     let now = hub.now();
-    let online: Vec<Agent> = hub.store().read(|c| {
-        all_where(
-            c,
-            "SELECT data FROM agents WHERE json_extract(data, '$.presence') = 'online'",
-            [],
-        )
-    })?;
-    let silent: Vec<Agent> = online
+    let silent: Vec<Agent> = hub
+        .store()
+        .reader()?
+        .agents()?
         .into_iter()
+        .filter(|a| a.presence == Presence::Online)
         .filter(|a| now - hub.last_seen(&a.id) > timeout)
         .collect();
     for agent in &silent {

@@ -1,0 +1,534 @@
+//! The hub's storage interface: what the hub keeps (the team's entities, the event log,
+//! credentials, recorded commands, queued deliveries), asked for in Baton's own words. Domain
+//! modules (handoffs, delivery, auth, admin, Botpress routes) speak only to these traits; the one
+//! implementation today is [`sqlite::SqliteStore`], and it is the only place in the hub that holds
+//! SQL. Another store (PostgreSQL) is one new module implementing [`Store`], [`Read`] and [`Tx`]
+//! that passes the shared suite in `suite.rs` (`store_suite!`).
+//!
+//! Every change runs in a transaction ([`Tx`]) and appends the events announcing it; their `seq`s
+//! come from the same transaction, so an entity and its event are committed together or not at
+//! all. After the commit the events are broadcast to live streams in `seq` order as [`Live`]
+//! frames. [`Store::submit`] is the hot path's variant: jobs from many requests share one commit
+//! (group commit), each isolated so one job's failure undoes only its own writes.
+
+#[cfg(test)]
+#[macro_use]
+mod suite;
+pub mod sqlite;
+
+use std::path::PathBuf;
+
+use baton_protocol::{Agent, Contact, Conversation, Event, EventData, Handoff, Message, Template};
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+
+use crate::channel::{ChannelRow, ChannelSettings};
+
+pub use sqlite::SqliteStore;
+
+/// The most bytes of events one stream frame or log page carries; a single larger event still goes,
+/// alone. Clients accept frames far larger than this (see baton-core's client), so a device that
+/// was offline for a long time always gets its backlog.
+pub const MAX_FRAME_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Database(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(#[from] serde_json::Error),
+    #[error("cannot open the data directory {path}: {source}")]
+    DataDir {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("the database is at schema version {found}, newer than this build knows ({known}); upgrade Baton")]
+    TooNew { found: u32, known: u32 },
+    #[error("the store lock was poisoned by a panic")]
+    Poisoned,
+    #[error("the group commit failed: {0}")]
+    CommitFailed(String),
+    #[error("that snapshot page cursor is not one this hub gave out")]
+    BadCursor,
+}
+
+/// A page of the log as the JSON text of an array of events.
+#[derive(Debug, Clone)]
+pub struct RawEvents {
+    pub json: String,
+    pub count: usize,
+    /// The seq of the last event in it.
+    pub last: Option<u64>,
+    /// The page stopped at its count or byte limit: there may be more after `last`.
+    pub more: bool,
+}
+
+/// One commit's events as streams send them: the UTF-8 JSON text of an array of events, made once
+/// and shared (not copied) by every stream. `first..=last` are the seqs it holds.
+#[derive(Debug, Clone)]
+pub struct Live {
+    pub first: u64,
+    pub last: u64,
+    pub json: bytes::Bytes,
+}
+
+/// What an agent's command was answered with, kept under its `(agent, txn_id)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RecordedCommand {
+    pub response: String,
+    /// A hash of what was asked (see the API's `fingerprint`); none for commands recorded before
+    /// fingerprints existed.
+    pub fingerprint: Option<String>,
+}
+
+/// A sign-in token of an enabled agent, by its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredToken {
+    pub agent: Agent,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: Option<DateTime<Utc>>,
+}
+
+/// A new channel's row: its credential only as a hash.
+#[derive(Debug, Clone)]
+pub struct NewChannel<'a> {
+    pub id: &'a str,
+    /// `botpress` (the only kind so far).
+    pub kind: &'a str,
+    pub name: &'a str,
+    pub secret_hash: &'a str,
+    pub webhook_url: Option<&'a str>,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A call to a bot platform, to queue (or as it was queued).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub channel_id: String,
+    pub conversation_id: String,
+    /// The platform's route (`message-from-agent`, `stop-hitl`, …).
+    pub route: String,
+    /// The JSON body to send.
+    pub body: String,
+    /// The agent's message it carries, if any (its delivery status follows the call's).
+    pub message_id: Option<String>,
+}
+
+/// A queued call whose time has come, claimed for sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueDelivery {
+    pub id: i64,
+    pub conversation_id: String,
+    /// The channel's webhook URL; `None` while it has none (the row stays queued).
+    pub url: Option<String>,
+    pub route: String,
+    pub body: String,
+    pub message_id: Option<String>,
+    /// Attempts before this one.
+    pub attempts: u32,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Where a queued call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Queued,
+    Sending,
+    Sent,
+    Uncertain,
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Sending => "sending",
+            Self::Sent => "sent",
+            Self::Uncertain => "uncertain",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// What the hub looks up, in a transaction or outside one.
+pub trait Read {
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError>;
+    fn agent_by_email(&self, email: &str) -> Result<Option<Agent>, StoreError>;
+    /// Every agent, by name.
+    fn agents(&self) -> Result<Vec<Agent>, StoreError>;
+    /// The id and password hash of the enabled agent with this email.
+    fn credentials(&self, email: &str) -> Result<Option<(String, String)>, StoreError>;
+    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError>;
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
+    fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError>;
+    fn message(&self, id: &str) -> Result<Option<Message>, StoreError>;
+    /// The conversation's handoff that is still pending or assigned, if any (the newest).
+    fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError>;
+    /// The handoffs `agent_id` holds (assigned to them).
+    fn held_handoffs(&self, agent_id: &str) -> Result<Vec<Handoff>, StoreError>;
+    /// The pending handoffs of a channel's conversations.
+    fn pending_handoffs(&self, channel_id: &str) -> Result<Vec<Handoff>, StoreError>;
+    /// The team's tags.
+    fn tags(&self) -> Result<Vec<String>, StoreError>;
+    /// Templates not deleted, by name.
+    fn templates(&self) -> Result<Vec<Template>, StoreError>;
+    fn channel(&self, id: &str) -> Result<Option<ChannelRow>, StoreError>;
+    /// Every channel, oldest first.
+    fn channels(&self) -> Result<Vec<ChannelRow>, StoreError>;
+    /// The Botpress channel whose endpoint secret has this hash.
+    fn botpress_channel_by_secret(&self, secret_hash: &str) -> Result<Option<String>, StoreError>;
+    fn recorded_command(
+        &self,
+        agent_id: &str,
+        txn_id: &str,
+    ) -> Result<Option<RecordedCommand>, StoreError>;
+    /// The token with this hash, if its agent is enabled.
+    fn token(&self, token_hash: &str) -> Result<Option<StoredToken>, StoreError>;
+    /// Why the conversation's first waiting call waits (no webhook URL yet, Botpress down), if
+    /// one is waiting for a reason.
+    fn delivery_waiting_reason(&self, conversation_id: &str) -> Result<Option<String>, StoreError>;
+    /// The last call queued for an agent's message.
+    fn delivery_of_message(&self, message_id: &str) -> Result<Option<Delivery>, StoreError>;
+    /// The messages of the conversation's queued calls, in order.
+    fn queued_messages(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Calls marked as being sent (`id`, message), oldest first.
+    fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>)>, StoreError>;
+    /// When the earliest queued call comes due.
+    fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+}
+
+/// A write transaction: what [`Read`] sees, including its own writes, plus every change.
+pub trait Tx: Read {
+    /// The events appended so far in this transaction.
+    fn events(&self) -> &[Event];
+    /// Stores an entity's new state and appends the event that announces it. (An agent's row must
+    /// exist: see [`Tx::add_agent`].)
+    fn put(&mut self, data: EventData) -> Result<Event, StoreError>;
+    /// A new agent with their password hash; announced like any other agent change.
+    fn add_agent(&mut self, agent: &Agent, password_hash: &str) -> Result<Event, StoreError>;
+    /// Whether the agent may sign in, and a new password hash if it changes.
+    fn set_agent_access(
+        &mut self,
+        agent_id: &str,
+        disabled: bool,
+        password_hash: Option<&str>,
+    ) -> Result<(), StoreError>;
+    fn add_channel(&mut self, channel: &NewChannel<'_>) -> Result<(), StoreError>;
+    fn set_channel_secret(&mut self, id: &str, secret_hash: &str) -> Result<(), StoreError>;
+    fn set_channel(
+        &mut self,
+        id: &str,
+        name: &str,
+        webhook_url: Option<&str>,
+        settings: &ChannelSettings,
+    ) -> Result<(), StoreError>;
+    fn add_token(
+        &mut self,
+        token_hash: &str,
+        agent_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    fn touch_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
+    fn remove_token(&mut self, token_hash: &str) -> Result<(), StoreError>;
+    fn remove_tokens_of(&mut self, agent_id: &str) -> Result<(), StoreError>;
+    /// Removes tokens made before `born_before` or last used before `used_before`; how many.
+    fn remove_expired_tokens(
+        &mut self,
+        born_before: DateTime<Utc>,
+        used_before: DateTime<Utc>,
+    ) -> Result<usize, StoreError>;
+    fn record_command(
+        &mut self,
+        agent_id: &str,
+        txn_id: &str,
+        recorded: &RecordedCommand,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Queues a call, due now, behind the conversation's earlier ones.
+    fn queue_delivery(&mut self, call: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// Makes queued calls (of one channel, or all) due now.
+    fn retry_deliveries_now(
+        &mut self,
+        channel_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError>;
+    /// Up to `limit` calls due at `now` that are first in their conversation; those with a URL
+    /// are marked `sending` (one more attempt).
+    fn claim_due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StoreError>;
+    /// Records a call's outcome: its new state, why (if it did not go), and when to try again
+    /// (queued calls).
+    fn settle_delivery(
+        &mut self,
+        id: i64,
+        state: DeliveryState,
+        last_error: Option<&str>,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
+}
+
+/// Answers a group job's caller once its commit's outcome is known.
+pub type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// One caller's work for a group commit.
+pub trait GroupJob: Send {
+    /// Runs inside the group's transaction. `true` with the completion to call after the commit;
+    /// `false` when the job failed (its caller is answered already, its writes must be undone).
+    fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion);
+    /// The group cannot run at all: answer the caller with why.
+    fn fail(self: Box<Self>, error: String);
+}
+
+/// A hub's storage.
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// A consistent view for reads (never blocks the writer).
+    fn reader(&self) -> Result<Box<dyn Read + '_>, StoreError>;
+    /// Runs `f` in one transaction; commits when it returns `true` (then broadcasts the events),
+    /// rolls back otherwise.
+    fn write_with(&self, f: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError>;
+    /// Queues a job for the next group commit.
+    fn submit(&self, job: Box<dyn GroupJob>) -> Result<(), StoreError>;
+    /// Committed events, as they are committed.
+    fn subscribe(&self) -> broadcast::Receiver<Live>;
+    /// The newest seq this process committed. When the log holds more, another process wrote it.
+    fn announced(&self) -> u64;
+    /// Records that events up to `seq`, written elsewhere, have been noticed.
+    fn noticed(&self, seq: u64);
+    /// Up to `limit` events with `seq > after`, oldest first, and no more than `max_bytes` of
+    /// them (one larger event still goes, alone), as stored JSON, never re-encoded.
+    fn event_page(&self, after: u64, limit: u32, max_bytes: usize)
+        -> Result<RawEvents, StoreError>;
+    /// Every seq at or below this has been trimmed from the log (0: nothing trimmed).
+    fn log_floor(&self) -> Result<u64, StoreError>;
+    /// Drops all but the newest `keep` events from the log; returns the new floor.
+    fn trim_log(&self, keep: u64) -> Result<u64, StoreError>;
+    /// One page of the inbox's current state (every entity but messages) as the JSON text of a
+    /// [`baton_protocol::Snapshot`], at most about `max_bytes`; `from` is the previous page's
+    /// `next`. Each page reports the seq it reflects.
+    fn snapshot_page(&self, from: Option<&str>, max_bytes: usize) -> Result<String, StoreError>;
+    /// Messages newest first, all or one conversation's, as the JSON text of a
+    /// [`baton_protocol::MessagePage`].
+    fn messages_before(
+        &self,
+        conversation: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<String, StoreError>;
+    /// The newest seq in the log (0 when empty).
+    fn last_seq(&self) -> Result<u64, StoreError>;
+}
+
+impl dyn Store + '_ {
+    /// Runs `f` in one transaction; commits if it returns `Ok`, then broadcasts its events.
+    pub fn write<T, E>(&self, f: impl FnOnce(&mut dyn Tx) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let mut f = Some(f);
+        let mut outcome: Option<Result<T, E>> = None;
+        self.write_with(&mut |tx| {
+            let Some(f) = f.take() else { return false };
+            let result = f(tx);
+            let commit = result.is_ok();
+            outcome = Some(result);
+            commit
+        })?;
+        outcome.unwrap_or_else(|| Err(StoreError::Poisoned.into()))
+    }
+
+    /// Runs `f` inside the next group commit, with other callers' jobs, and returns once that
+    /// commit is durable. A job's own failure undoes only its own writes; a failed commit fails
+    /// every job in it.
+    pub fn write_grouped<T, E>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = std::sync::mpsc::sync_channel::<Result<T, E>>(1);
+        self.submit(Box::new(PendingJob {
+            f,
+            answer: move |result| {
+                let _ = answer.send(result);
+            },
+        }))
+        .map_err(E::from)?;
+        answered.recv().map_err(|_| E::from(StoreError::Poisoned))?
+    }
+
+    /// [`Self::write_grouped`] for async callers: waits without holding a thread, so the hot path
+    /// (messages from Botpress) never hops through the blocking pool.
+    pub async fn write_grouped_async<T, E>(
+        &self,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
+        let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
+        self.submit(Box::new(PendingJob {
+            f,
+            answer: move |result| {
+                let _ = answer.send(result);
+            },
+        }))
+        .map_err(E::from)?;
+        answered.await.map_err(|_| E::from(StoreError::Poisoned))?
+    }
+
+    /// Up to `limit` events after `after`, decoded (for tests and tools; the API serves pages).
+    pub fn events_after(&self, after: u64, limit: u32) -> Result<Vec<Event>, StoreError> {
+        let page = self.event_page(after, limit, usize::MAX)?;
+        Ok(serde_json::from_str(&page.json)?)
+    }
+
+    /// The whole snapshot, decoded (for tests and tools; the API pages it).
+    pub fn snapshot(&self) -> Result<baton_protocol::Snapshot, StoreError> {
+        let mut page: baton_protocol::Snapshot =
+            serde_json::from_str(&self.snapshot_page(None, usize::MAX)?)?;
+        page.next = None;
+        Ok(page)
+    }
+}
+
+/// A caller's closure and how to answer it, as one group job.
+struct PendingJob<F, A> {
+    f: F,
+    answer: A,
+}
+
+impl<T, E, F, A> GroupJob for PendingJob<F, A>
+where
+    T: Send + 'static,
+    E: From<StoreError> + Send + 'static,
+    F: FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    A: FnOnce(Result<T, E>) + Send + 'static,
+{
+    fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion) {
+        let PendingJob { f, answer } = *self;
+        match f(tx) {
+            Ok(value) => (
+                true,
+                Box::new(move |committed: Result<(), String>| {
+                    answer(
+                        committed
+                            .map(|()| value)
+                            .map_err(|e| StoreError::CommitFailed(e).into()),
+                    );
+                }),
+            ),
+            Err(err) => {
+                answer(Err(err));
+                (false, Box::new(|_| {}))
+            }
+        }
+    }
+
+    fn fail(self: Box<Self>, error: String) {
+        (self.answer)(Err(StoreError::CommitFailed(error).into()));
+    }
+}
+
+/// Where committed events go: to the live streams, and into the store's newest-seq mark. Shared
+/// by every implementation so streams see the same frames whatever keeps the data.
+#[derive(Debug, Clone)]
+pub struct Announce {
+    live: broadcast::Sender<Live>,
+    seq: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+/// How many live events a slow stream may fall behind before it re-reads the log instead.
+const BROADCAST_CAPACITY: usize = 4096;
+
+impl Announce {
+    pub fn new(last_seq: u64) -> Self {
+        Self {
+            live: broadcast::channel(BROADCAST_CAPACITY).0,
+            seq: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(last_seq)),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Live> {
+        self.live.subscribe()
+    }
+
+    pub fn announced(&self) -> u64 {
+        self.seq.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    pub fn noticed(&self, seq: u64) {
+        self.seq.fetch_max(seq, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Sends committed events to live streams, in seq order (callers hold their writer lock), in
+    /// frames of at most [`MAX_FRAME_BYTES`] (a single larger event goes alone). `bodies` are the
+    /// events' `data` JSON as stored, put together without serialising again.
+    pub fn committed(&self, events: &[Event], bodies: &[String]) {
+        let Some(newest) = events.last() else {
+            return;
+        };
+        self.noticed(newest.seq);
+        if self.live.receiver_count() == 0 {
+            // No receivers is fine: nobody is streaming right now.
+            return;
+        }
+        let size: usize = bodies.iter().map(|b| b.len() + 48).sum();
+        let mut frame = String::with_capacity(size.min(MAX_FRAME_BYTES) + 2);
+        let mut first = 0;
+        let mut last = 0;
+        for (event, body) in events.iter().zip(bodies) {
+            if !frame.is_empty() && frame.len() + body.len() + 64 > MAX_FRAME_BYTES {
+                frame.push(']');
+                let full = std::mem::replace(&mut frame, String::with_capacity(MAX_FRAME_BYTES));
+                let _ = self.live.send(Live {
+                    first,
+                    last,
+                    json: full.into(),
+                });
+            }
+            if frame.is_empty() {
+                frame.push('[');
+                first = event.seq;
+            } else {
+                frame.push(',');
+            }
+            push_event(&mut frame, event.seq, event.data.kind(), body);
+            last = event.seq;
+        }
+        frame.push(']');
+        let _ = self.live.send(Live {
+            first,
+            last,
+            json: frame.into(),
+        });
+    }
+}
+
+/// Appends one event as `{"seq":…,"kind":…,"data":…}`, `data` being stored JSON as it is.
+pub fn push_event(json: &mut String, seq: u64, kind: &str, data: &str) {
+    use std::fmt::Write;
+    let _ = write!(json, r#"{{"seq":{seq},"kind":"{kind}","data":{data}}}"#);
+}
+
+/// The JSON of what an event carries (its `data`), as stored in the entity row and the log.
+pub fn entity_json(data: &EventData) -> Result<String, serde_json::Error> {
+    match data {
+        EventData::Contact(v) => serde_json::to_string(v),
+        EventData::Conversation(v) => serde_json::to_string(v),
+        EventData::Handoff(v) => serde_json::to_string(v),
+        EventData::Message(v) => serde_json::to_string(v),
+        EventData::Agent(v) => serde_json::to_string(v),
+        EventData::Note(v) => serde_json::to_string(v),
+        EventData::Template(v) => serde_json::to_string(v),
+        EventData::Tags(v) => serde_json::to_string(v),
+    }
+}
