@@ -7,7 +7,9 @@ use baton_protocol::{Agent, AgentCommand, Contact, HandoffStatus, Message, Templ
 use serde::Serialize;
 use tauri::{AppHandle, State};
 
-use crate::desk::{Desk, DeskStatus, Sent};
+use baton_core::engine::Sent;
+
+use crate::desk::{Desk, DeskStatus};
 
 #[derive(Debug, Serialize)]
 pub struct CommandError {
@@ -135,20 +137,12 @@ pub async fn run_command(
         .map_err(|e| CommandError::new("outbox", e))?;
     match sent {
         Sent::Delivered | Sent::Queued => Ok(()),
-        Sent::Refused(refusal) => {
-            // The agent sees the refusal now (a note's text is still in its field); only a reply
-            // stays, failed, in the conversation to retry, edit or discard.
-            if !matches!(command, AgentCommand::Message { .. }) {
-                if let Ok(cache) = desk.cache().lock() {
-                    let _ = cache.discard(refusal.id);
-                }
-                desk.deliver_soon();
-            }
-            Err(CommandError {
-                code: known_code(&refusal.code),
-                message: refusal.message,
-            })
-        }
+        // The agent sees the refusal now (a note's text is still in its field); only a reply
+        // stays, failed, in the conversation to retry, edit or discard.
+        Sent::Refused(refusal) => Err(CommandError {
+            code: known_code(&refusal.code),
+            message: refusal.message,
+        }),
     }
 }
 

@@ -1,11 +1,12 @@
-//! The app's state: the local cache, where the hub is, and how the connection is doing. Starting
-//! the desk connects it (solo or remote) and turns core updates into UI events and notifications.
+//! The app's state: where the hub is and how the connection is doing, over the core's [`Engine`]
+//! (which owns the cache, sync, the outbox and refusals). Starting the desk connects it (solo or
+//! remote) and turns the engine's updates into UI events, status and notifications.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use baton_core::outbox::{self, Delivered, Refusal};
-use baton_core::{Backfill, Cache, ConnectionState, HubClient, SyncEngine, TokenStore, Update};
+use baton_core::engine::{Engine, Sent};
+use baton_core::{Backfill, Cache, ConnectionState, HubClient, TokenStore, Update};
 use baton_protocol::{Agent, HandoffStatus};
 use serde::Serialize;
 use tauri::{AppHandle, Emitter};
@@ -29,14 +30,8 @@ struct DeskInner {
     data_dir: PathBuf,
     /// The window, once the app is running (for events the outbox raises on its own).
     app: Mutex<Option<AppHandle>>,
-    /// Wakes the outbox worker: something was queued, or the hub is back.
-    outbox_wake: tokio::sync::Notify,
-    /// One delivery run at a time, so an item is never in flight twice from this device.
-    delivering: tokio::sync::Mutex<()>,
-    cache: Arc<Mutex<Cache>>,
+    engine: Engine,
     status: Mutex<DeskStatus>,
-    /// The signed-in connection to the hub, once there is one.
-    client: Mutex<Option<HubClient>>,
     stop: watch::Sender<bool>,
 }
 
@@ -65,14 +60,6 @@ pub struct DeskStatus {
     pub history: Option<Backfill>,
 }
 
-/// What became of one action sent through the outbox right away.
-pub enum Sent {
-    Delivered,
-    /// Waiting for the hub (offline, or it asked us to wait): the outbox will deliver it.
-    Queued,
-    Refused(Refusal),
-}
-
 impl Desk {
     pub fn open(data_dir: &Path) -> Result<Self, baton_core::CacheError> {
         let cache = Cache::open(&data_dir.join("cache.sqlite"))?;
@@ -81,18 +68,15 @@ impl Desk {
             inner: Arc::new(DeskInner {
                 data_dir: data_dir.to_path_buf(),
                 app: Mutex::new(None),
-                outbox_wake: tokio::sync::Notify::new(),
-                delivering: tokio::sync::Mutex::new(()),
-                cache: Arc::new(Mutex::new(cache)),
+                engine: Engine::new(Arc::new(Mutex::new(cache))),
                 status: Mutex::new(DeskStatus::default()),
-                client: Mutex::new(None),
                 stop,
             }),
         })
     }
 
     pub fn cache(&self) -> Arc<Mutex<Cache>> {
-        self.inner.cache.clone()
+        self.inner.engine.cache()
     }
 
     pub fn status(&self) -> DeskStatus {
@@ -243,86 +227,35 @@ impl Desk {
     }
 
     /// Puts an agent action in the outbox and tries to deliver it at once. Offline, it stays
-    /// queued (and shows as pending); the worker delivers it when the hub is back.
+    /// queued (and shows as pending); the engine delivers it when the hub is back.
     pub async fn send(
         &self,
         command: &baton_protocol::AgentCommand,
         txn_id: &str,
     ) -> Result<Sent, baton_core::OutboxError> {
-        let item = {
-            let cache = self.cache();
-            let cache = match cache.lock() {
-                Ok(c) => c,
-                Err(poisoned) => poisoned.into_inner(),
-            };
-            cache.enqueue(command, txn_id, chrono::Utc::now())?
-        };
-        let offline = matches!(
-            self.status().connection,
-            Some(ConnectionState::Offline { .. })
-        );
-        let client = match self.client() {
-            // Known to be offline: no point waiting on a connection; the worker sends it when
-            // the hub is back.
-            Ok(client) if !offline => client,
-            _ => {
-                self.outbox_changed(&Delivered::default());
-                return Ok(Sent::Queued);
-            }
-        };
-        let report = {
-            let _one_at_a_time = self.inner.delivering.lock().await;
-            tokio::time::timeout(
-                std::time::Duration::from_secs(10),
-                outbox::deliver(&self.inner.cache, &client, chrono::Utc::now, true),
-            )
-            .await
-        };
-        let report = match report {
-            Ok(report) => report?,
-            // Slow hub: the item stays queued; the worker goes on with it.
-            Err(_) => Delivered::default(),
-        };
-        self.outbox_changed(&report);
-        if report.delivered.contains(&item.id) {
-            return Ok(Sent::Delivered);
+        let (item, sent) = self.inner.engine.send(command, txn_id).await?;
+        if let Some(app) = self.app() {
+            let conversations = item.conversation_id.into_iter().collect();
+            let _ = app.emit(UPDATE_EVENT, &Update::InboxChanged { conversations });
+            self.refresh_local_status(&app);
         }
-        if let Some(refusal) = report.refused.into_iter().find(|r| r.id == item.id) {
-            return Ok(Sent::Refused(refusal));
-        }
-        self.inner.outbox_wake.notify_one();
-        Ok(Sent::Queued)
+        Ok(sent)
+    }
+
+    fn app(&self) -> Option<AppHandle> {
+        self.inner.app.lock().ok().and_then(|a| a.clone())
     }
 
     /// Re-reads the outbox counts and sync state into the status (after a local change).
     pub fn refresh_status(&self) {
-        if let Some(app) = self.inner.app.lock().ok().and_then(|a| a.clone()) {
+        if let Some(app) = self.app() {
             self.refresh_local_status(&app);
         }
     }
 
     /// Wakes the outbox worker to try the queue now.
     pub fn deliver_soon(&self) {
-        self.inner.outbox_wake.notify_one();
-    }
-
-    /// Tells the window what deliveries changed, and refreshes the outbox counts.
-    fn outbox_changed(&self, report: &Delivered) {
-        let Some(app) = self.inner.app.lock().ok().and_then(|a| a.clone()) else {
-            return;
-        };
-        let mut conversations = report.applied.conversations.clone();
-        if let Ok(cache) = self.cache().lock() {
-            for refusal in &report.refused {
-                if let Ok(item) = cache.outbox_item(refusal.id) {
-                    conversations.extend(item.conversation_id);
-                }
-            }
-        }
-        conversations.sort();
-        conversations.dedup();
-        let _ = app.emit(UPDATE_EVENT, &Update::InboxChanged { conversations });
-        self.refresh_local_status(&app);
+        self.inner.engine.deliver_soon();
     }
 
     /// Re-reads what the status shows from the cache: outbox counts, "synced up to", history.
@@ -345,60 +278,17 @@ impl Desk {
         });
     }
 
-    /// Delivers the outbox whenever something is queued or the hub is back, waiting out retry
-    /// times in between. Runs as long as the desk.
-    fn run_outbox(&self, client: HubClient) {
-        let desk = self.clone();
-        let mut stop = self.inner.stop.subscribe();
-        tauri::async_runtime::spawn(async move {
-            let mut wait = std::time::Duration::ZERO;
-            loop {
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = desk.inner.outbox_wake.notified() => {}
-                    _ = stop.changed() => return,
-                }
-                let report = {
-                    let _one_at_a_time = desk.inner.delivering.lock().await;
-                    outbox::deliver(&desk.inner.cache, &client, chrono::Utc::now, false).await
-                };
-                wait = match report {
-                    Ok(report) => {
-                        if !report.delivered.is_empty() || !report.refused.is_empty() {
-                            desk.outbox_changed(&report);
-                        }
-                        match report.retry_at {
-                            Some(at) => (at - chrono::Utc::now())
-                                .to_std()
-                                .unwrap_or(std::time::Duration::from_millis(100)),
-                            // Nothing waiting: sleep until woken.
-                            None => std::time::Duration::from_secs(3600),
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "outbox: cannot read the queue");
-                        std::time::Duration::from_secs(30)
-                    }
-                };
-            }
-        });
-    }
-
     /// The signed-in hub client, or a clear error when there is none yet.
     pub fn client(&self) -> Result<HubClient, String> {
         self.inner
-            .client
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
+            .engine
+            .client()
             .ok_or_else(|| "not connected to a hub yet".to_string())
     }
 
-    /// Runs the sync engine and forwards its updates to the UI and the notification centre.
+    /// Runs the engine and forwards its updates to the UI, the status and the notification centre.
     fn follow(&self, app: AppHandle, client: HubClient) {
-        if let Ok(mut slot) = self.inner.client.lock() {
-            *slot = Some(client.clone());
-        }
+        self.inner.engine.signed_in(client.clone());
         {
             let desk = self.clone();
             let app = app.clone();
@@ -427,13 +317,15 @@ impl Desk {
                 }
             });
         }
-        self.run_outbox(client.clone());
         let (updates, mut received) = mpsc::channel::<Update>(256);
-        let history = SyncEngine::new(client.clone(), self.cache(), updates.clone());
-        let engine = SyncEngine::new(client, self.cache(), updates);
-        let mut history_started = false;
+        let engine = self.inner.engine.clone();
         let stop = self.inner.stop.subscribe();
-        tauri::async_runtime::spawn(async move { engine.follow(stop).await });
+        // BATON_HISTORY_DAYS caps how far back history is copied to this device.
+        let oldest = std::env::var("BATON_HISTORY_DAYS")
+            .ok()
+            .and_then(|d| d.trim().parse::<i64>().ok())
+            .map(|days| chrono::Utc::now() - chrono::TimeDelta::days(days));
+        tauri::async_runtime::spawn(async move { engine.run(updates, stop, oldest).await });
         let desk = self.clone();
         tauri::async_runtime::spawn(async move {
             while let Some(update) = received.recv().await {
@@ -456,14 +348,13 @@ impl Desk {
                     Update::Connection { state } => {
                         desk.set_status(&app, |s| s.connection = Some(state.clone()));
                         desk.refresh_local_status(&app);
-                        if let ConnectionState::Live { .. } = state {
-                            // Back online: whatever waited in the outbox goes now.
-                            desk.deliver_soon();
-                            if !history_started {
-                                history_started = true;
-                                desk.fill_history(&app, &history);
-                            }
-                        }
+                    }
+                    Update::OutboxChanged { queued, failed } => desk.set_status(&app, |s| {
+                        s.outbox_queued = *queued;
+                        s.outbox_failed = *failed;
+                    }),
+                    Update::History { progress } => {
+                        desk.set_status(&app, |s| s.history = Some(progress.clone()))
                     }
                     Update::SignedOut => {
                         if let Some(url) = desk.status().hub_url {
@@ -479,32 +370,6 @@ impl Desk {
                     _ => {}
                 }
                 let _ = app.emit(UPDATE_EVENT, &update);
-            }
-        });
-    }
-}
-
-impl Desk {
-    /// Backfills older messages in the background, showing progress in the status.
-    fn fill_history(&self, app: &AppHandle, engine: &SyncEngine) {
-        let engine = engine.clone();
-        let (desk, app) = (self.clone(), app.clone());
-        tauri::async_runtime::spawn(async move {
-            let progress_desk = desk.clone();
-            let progress_app = app.clone();
-            // BATON_HISTORY_DAYS caps how far back history is copied to this device.
-            let oldest = std::env::var("BATON_HISTORY_DAYS")
-                .ok()
-                .and_then(|d| d.trim().parse::<i64>().ok())
-                .map(|days| chrono::Utc::now() - chrono::TimeDelta::days(days));
-            let result = engine
-                .backfill(oldest, move |p| {
-                    let p = p.clone();
-                    progress_desk.set_status(&progress_app, |s| s.history = Some(p));
-                })
-                .await;
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "history backfill stopped; it resumes at the next start");
             }
         });
     }

@@ -13,9 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context};
-use baton_core::outbox::{self, Delivered};
+use baton_core::outbox::Delivered;
 use baton_core::search::SearchQuery;
-use baton_core::{Cache, HandoffView, HubClient, OutboxState, TokenFile, TokenStore};
+use baton_core::{
+    Cache, Engine, HandoffView, HubClient, OutboxState, Sent, TokenFile, TokenStore, Update,
+};
 use baton_protocol::{AgentCommand, HandoffStatus};
 use chrono::{DateTime, NaiveDate, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -208,7 +210,7 @@ struct Desk {
     config: Config,
     hub_flag: Option<String>,
     store_flag: Option<TokenStoreKind>,
-    cache: Arc<Mutex<Cache>>,
+    engine: Engine,
 }
 
 impl Desk {
@@ -225,12 +227,12 @@ impl Desk {
             config,
             hub_flag: cli.hub.clone(),
             store_flag: cli.token_store,
-            cache: Arc::new(Mutex::new(cache)),
+            engine: Engine::new(Arc::new(Mutex::new(cache))),
         })
     }
 
     fn cache(&self) -> std::sync::MutexGuard<'_, Cache> {
-        match self.cache.lock() {
+        match self.cache_handle().lock() {
             Ok(c) => c,
             Err(poisoned) => poisoned.into_inner(),
         }
@@ -287,8 +289,15 @@ impl Desk {
         token.ok_or_else(|| anyhow!("not signed in: run baton-cli login --email YOU --hub URL"))
     }
 
+    fn cache_handle(&self) -> &Arc<Mutex<Cache>> {
+        self.engine.cache_ref()
+    }
+
+    /// The signed-in client; the engine acts through it from now on.
     fn client(&self) -> anyhow::Result<HubClient> {
-        Ok(HubClient::new(&self.hub_url()?)?.with_token(self.token()?))
+        let client = HubClient::new(&self.hub_url()?)?.with_token(self.token()?);
+        self.engine.signed_in(client.clone());
+        Ok(client)
     }
 
     /// A handoff by its id, or the latest handoff of a conversation by the conversation's id.
@@ -504,16 +513,10 @@ async fn login(desk: &mut Desk, email: &str) -> anyhow::Result<ExitCode> {
 
 /// Tries the outbox once; says what happened on stderr. Never fails the command: anything not
 /// delivered stays queued.
-/// `own` is an item the caller reports on itself.
-async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool, own: Option<i64>) -> Delivered {
-    let result = tokio::time::timeout(
-        Duration::from_secs(15),
-        outbox::deliver(&desk.cache, client, Utc::now, force),
-    )
-    .await;
-    match result {
+async fn flush_outbox(desk: &Desk, force: bool) -> Delivered {
+    match tokio::time::timeout(Duration::from_secs(15), desk.engine.deliver(force)).await {
         Ok(Ok(report)) => {
-            for refusal in report.refused.iter().filter(|r| Some(r.id) != own) {
+            for refusal in &report.refused {
                 eprintln!(
                     "outbox #{0} refused by the hub: {1} (baton-cli outbox retry|edit|discard {0})",
                     refusal.id, refusal.message
@@ -535,12 +538,12 @@ async fn flush_outbox(desk: &Desk, client: &HubClient, force: bool, own: Option<
 async fn sync(desk: &Desk, follow: bool, history_days: Option<u32>) -> anyhow::Result<ExitCode> {
     let client = desk.client()?;
     // Sending first: what the agent did offline goes out before the inbox is refreshed.
-    let report = flush_outbox(desk, &client, true, None).await;
+    let report = flush_outbox(desk, true).await;
     if !report.delivered.is_empty() {
         eprintln!("outbox: delivered {}", report.delivered.len());
     }
     let (updates, mut heard) = tokio::sync::mpsc::channel(256);
-    let engine = baton_core::SyncEngine::new(client.clone(), desk.cache.clone(), updates);
+    let engine = baton_core::SyncEngine::new(client.clone(), desk.engine.cache(), updates);
     let printer = tokio::spawn(async move {
         while let Some(update) = heard.recv().await {
             if let baton_core::Update::NewHandoff { handoff } = update {
@@ -573,69 +576,69 @@ async fn sync(desk: &Desk, follow: bool, history_days: Option<u32>) -> anyhow::R
         Utc::now().format("%Y-%m-%d %H:%M:%S UTC"),
         if backfill.done { "complete" } else { "partial" }
     );
-    if follow {
-        let (stop_tx, stop) = tokio::sync::watch::channel(false);
-        let outbox_desk_cache = desk.cache.clone();
-        let outbox_client = client.clone();
-        let deliverer = tokio::spawn(async move {
-            loop {
-                let report =
-                    outbox::deliver(&outbox_desk_cache, &outbox_client, Utc::now, false).await;
-                let wait = match report {
-                    Ok(Delivered {
-                        retry_at: Some(at), ..
-                    }) => (at - Utc::now()).to_std().unwrap_or(Duration::from_secs(1)),
-                    _ => Duration::from_secs(2),
-                };
-                tokio::time::sleep(wait.min(Duration::from_secs(30))).await;
-            }
-        });
-        eprintln!("following the hub (Ctrl-C to stop)");
-        tokio::select! {
-            () = engine.follow(stop) => eprintln!("the hub no longer accepts this sign-in; run baton-cli login"),
-            _ = tokio::signal::ctrl_c() => { let _ = stop_tx.send(true); }
-        }
-        deliverer.abort();
-    }
     drop(engine);
     let _ = printer.await;
+    if follow {
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
+        let (updates, mut heard) = tokio::sync::mpsc::channel(256);
+        let engine = desk.engine.clone();
+        let running = tokio::spawn(async move { engine.run(updates, stop, oldest).await });
+        eprintln!("following the hub (Ctrl-C to stop)");
+        loop {
+            tokio::select! {
+                update = heard.recv() => match update {
+                    Some(Update::NewHandoff { handoff }) => println!(
+                        "new handoff\t{}\t{}\t{}",
+                        handoff.conversation_id,
+                        handoff.status.as_str(),
+                        handoff.title
+                    ),
+                    Some(Update::SignedOut) => {
+                        eprintln!("the hub no longer accepts this sign-in; run baton-cli login");
+                        break;
+                    }
+                    Some(_) => {}
+                    None => break,
+                },
+                _ = tokio::signal::ctrl_c() => {
+                    let _ = stop_tx.send(true);
+                    break;
+                }
+            }
+        }
+        let _ = running.await;
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Queues an agent command, then tries to deliver it at once. Exits 0 once it is safely queued:
 /// what the hub cannot take now is sent by the next `sync`.
 async fn act(desk: &Desk, command: AgentCommand) -> anyhow::Result<ExitCode> {
-    let item = desk.cache().enqueue(&command, &new_txn_id(), Utc::now())?;
+    if let Err(e) = desk.client() {
+        eprintln!("not sent yet ({e}); it stays in the outbox");
+    }
+    let (item, sent) = desk.engine.send(&command, &new_txn_id()).await?;
     println!("queued as outbox #{}", item.id);
-    let client = match desk.client() {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("not sent yet ({e}); it stays in the outbox");
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
-    let report = flush_outbox(desk, &client, false, Some(item.id)).await;
-    if report.delivered.contains(&item.id) {
-        println!("delivered");
-    } else if let Some(refusal) = report.refused.iter().find(|r| r.id == item.id) {
-        if !matches!(command, AgentCommand::Message { .. }) {
-            // Nothing to edit or resend later: the refusal is the answer.
-            desk.cache().discard(item.id)?;
+    match sent {
+        Sent::Delivered => println!("delivered"),
+        Sent::Refused(refusal) if matches!(command, AgentCommand::Message { .. }) => println!(
+            "refused by the hub: {}; it stays in the outbox (retry, edit or discard #{})",
+            refusal.message, item.id
+        ),
+        // Nothing to edit or resend later: the refusal is the answer (and the item is gone).
+        Sent::Refused(refusal) => {
             eprintln!("refused by the hub: {}", refusal.message);
             return Ok(ExitCode::FAILURE);
         }
-        println!(
-            "refused by the hub: {}; it stays in the outbox (retry, edit or discard #{})",
-            refusal.message, item.id
-        );
-    } else {
-        let why = desk
-            .cache()
-            .outbox_item(item.id)
-            .ok()
-            .and_then(|i| i.error)
-            .unwrap_or_else(|| "earlier items are waiting".into());
-        println!("not delivered yet ({why}); baton-cli sync will send it");
+        Sent::Queued => {
+            let why = desk
+                .cache()
+                .outbox_item(item.id)
+                .ok()
+                .and_then(|i| i.error)
+                .unwrap_or_else(|| "earlier items are waiting".into());
+            println!("not delivered yet ({why}); baton-cli sync will send it");
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -665,8 +668,8 @@ async fn outbox_command(desk: &Desk, action: Option<OutboxAction>) -> anyhow::Re
         OutboxAction::Retry { id } => {
             desk.cache().retry(id)?;
             println!("outbox #{id} queued again");
-            if let Ok(client) = desk.client() {
-                let report = flush_outbox(desk, &client, true, None).await;
+            if desk.client().is_ok() {
+                let report = flush_outbox(desk, true).await;
                 if report.delivered.contains(&id) {
                     println!("delivered");
                 }

@@ -7,6 +7,7 @@
 
 pub mod cache;
 pub mod client;
+pub mod engine;
 pub mod outbox;
 pub mod search;
 pub mod sync;
@@ -18,6 +19,7 @@ pub use cache::{
     UnreadableEvent,
 };
 pub use client::{ClientError, HubClient};
+pub use engine::{Engine, Sent};
 pub use outbox::{FailureClass, OutboxError, OutboxItem, OutboxState};
 pub use search::{SearchHit, SearchQuery};
 pub use sync::{ConnectionState, SyncEngine, Update};

@@ -10,6 +10,7 @@
 
 use std::time::Duration;
 
+use baton_protocol::backoff::Backoff;
 use baton_protocol::{AgentCommand, CommandResult};
 use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension};
@@ -123,9 +124,9 @@ impl From<serde_json::Error> for OutboxError {
     }
 }
 
-/// The first retry waits this long; each further failure doubles it, up to [`MAX_RETRY`].
-pub const MIN_RETRY: Duration = Duration::from_secs(1);
-pub const MAX_RETRY: Duration = Duration::from_secs(60);
+/// How long a delivery waits before its next try: from a second, doubling to a minute, jittered,
+/// unless the hub asks for longer (the shared policy, [`baton_protocol::backoff`]).
+pub const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 /// The hub's refusal of one item: its error code (`conflict`, `closed`, …) and explanation.
 #[derive(Debug, Clone, PartialEq)]
@@ -362,16 +363,6 @@ fn decode_command(path: &str, body: &str) -> Result<AgentCommand, OutboxError> {
     AgentCommand::from_path(path, &fields).map_err(|e| OutboxError::Unreadable(e.to_string()))
 }
 
-/// The delay before retry number `attempts` (1-based): doubling from [`MIN_RETRY`], capped, with
-/// the hub's `Retry-After` taking precedence when it asks for longer.
-pub fn retry_delay(attempts: u32, retry_after: Option<Duration>) -> Duration {
-    let exp = MIN_RETRY
-        .saturating_mul(1u32 << attempts.saturating_sub(1).min(16))
-        .min(MAX_RETRY);
-    // The hub knows best how long it needs; a day is the most we believe.
-    retry_after.map_or(exp, |asked| asked.min(Duration::from_secs(86_400)))
-}
-
 /// Delivers queued items in order until the queue is empty or a network/transient failure stops
 /// it. Items whose retry time has not come yet stop the queue too (unless `force`).
 ///
@@ -421,9 +412,10 @@ pub async fn deliver(
                     }
                     FailureClass::Network | FailureClass::Transient => {
                         let at = now()
-                            + chrono::TimeDelta::from_std(retry_delay(
+                            + chrono::TimeDelta::from_std(RETRY.delay(
                                 item.attempts + 1,
                                 retry_after,
+                                rand::random(),
                             ))
                             .unwrap_or(chrono::TimeDelta::seconds(60));
                         lock().record_failure(item.id, class, &message, Some(at))?;
@@ -460,17 +452,6 @@ pub fn find_by_txn(cache: &Cache, txn_id: &str) -> Result<Option<OutboxItem>, Ou
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn retries_back_off_doubling_to_a_cap_and_retry_after_wins() {
-        assert_eq!(retry_delay(1, None), Duration::from_secs(1));
-        assert_eq!(retry_delay(3, None), Duration::from_secs(4));
-        assert_eq!(retry_delay(30, None), MAX_RETRY);
-        assert_eq!(
-            retry_delay(1, Some(Duration::from_secs(7))),
-            Duration::from_secs(7)
-        );
-    }
 
     #[test]
     fn failures_are_classed_by_what_the_hub_said() {

@@ -9,6 +9,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use baton_protocol::backoff::Backoff;
 use baton_protocol::{Handoff, RawEvent, StreamFrame, StreamNotice};
 use futures_util::{FutureExt, StreamExt};
 use rand::Rng;
@@ -44,6 +45,15 @@ pub enum Update {
     },
     /// The hub no longer accepts the token: the agent must sign in again.
     SignedOut,
+    /// The outbox's counts changed: actions waiting for the hub, and those it refused.
+    OutboxChanged {
+        queued: usize,
+        failed: usize,
+    },
+    /// How far the history backfill has got.
+    History {
+        progress: Backfill,
+    },
     /// An event this build could not read was kept aside; everything else was applied.
     Unreadable {
         event: UnreadableEvent,
@@ -260,7 +270,7 @@ impl SyncEngine {
                 _ = stop.changed() => return,
             };
             failures = failures.saturating_add(1);
-            let delay = backoff(failures, &mut rand::thread_rng());
+            let delay = RECONNECT.delay(failures, None, rand::thread_rng().gen());
             tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "sync: disconnected");
             self.emit(Update::Connection {
                 state: ConnectionState::Offline {
@@ -425,30 +435,20 @@ fn parse_frame(text: &str) -> Frame {
     }
 }
 
-/// Exponential backoff with full jitter: a random delay up to `MIN_BACKOFF * 2^failures`, capped.
-pub fn backoff(failures: u32, rng: &mut impl Rng) -> Duration {
-    let ceiling = MIN_BACKOFF
-        .saturating_mul(1u32 << failures.min(16))
-        .min(MAX_BACKOFF);
-    let millis = rng.gen_range(MIN_BACKOFF.as_millis() as u64..=ceiling.as_millis() as u64);
-    Duration::from_millis(millis)
-}
+/// How long the stream waits before reconnecting (the shared policy, [`baton_protocol::backoff`]).
+pub const RECONNECT: Backoff = Backoff::new(MIN_BACKOFF, MAX_BACKOFF);
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     #[test]
-    fn backoff_grows_with_failures_and_stays_under_the_cap() {
-        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+    fn reconnecting_waits_longer_after_each_failure_up_to_the_cap() {
         for failures in 0..40 {
-            let d = backoff(failures, &mut rng);
+            let d = RECONNECT.delay(failures, None, 1.0);
             assert!(d >= MIN_BACKOFF && d <= MAX_BACKOFF, "{failures}: {d:?}");
         }
-        let early: Duration = (0..50).map(|_| backoff(1, &mut rng)).sum();
-        let late: Duration = (0..50).map(|_| backoff(10, &mut rng)).sum();
-        assert!(late > early * 4);
+        assert!(RECONNECT.delay(6, None, 1.0) > RECONNECT.delay(2, None, 1.0));
     }
 
     #[test]

@@ -23,9 +23,9 @@
 
 use std::time::Duration;
 
+use baton_protocol::backoff::Backoff;
 use baton_protocol::{DeliveryStatus, EventData};
 use chrono::Utc;
-use rand::Rng;
 use tokio::sync::watch;
 
 use crate::store::{DeliveryState, DueDelivery as Due, StoreError, Tx};
@@ -33,8 +33,9 @@ use crate::Hub;
 
 pub const GIVE_UP_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(24);
 const MAX_IN_FLIGHT: usize = 16;
-const MIN_BACKOFF_MS: u64 = 500;
-const MAX_BACKOFF_MS: u64 = 5 * 60 * 1000;
+/// How long a call waits before its next try: from half a second, doubling to five minutes,
+/// jittered, unless Botpress asks for longer (the shared policy, [`baton_protocol::backoff`]).
+pub const RETRY: Backoff = Backoff::new(Duration::from_millis(500), Duration::from_secs(300));
 /// How long a row waits when its channel has no webhook URL yet (setting one wakes the worker).
 const NO_WEBHOOK_RECHECK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 
@@ -271,7 +272,7 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
             Outcome::Uncertain(reason) => (DeliveryState::Uncertain, Some(DeliveryStatus::Uncertain), Some(reason.clone())),
             Outcome::Failed(reason) => (DeliveryState::Failed, Some(DeliveryStatus::Failed), Some(reason.clone())),
             Outcome::Retry { error, after } => {
-                let delay = after.unwrap_or_else(|| backoff(row.attempts, &mut rand::thread_rng()));
+                let delay = RETRY.delay(row.attempts + 1, *after, rand::random());
                 let at = now + chrono::TimeDelta::from_std(delay).unwrap_or(chrono::TimeDelta::seconds(1));
                 txn.settle_delivery(row.id, DeliveryState::Queued, Some(error), Some(at))?;
                 tracing::info!(row = row.id, route = %row.route, reason = %error, retry_in_ms = delay.as_millis() as u64, "outbound: will retry");
@@ -338,12 +339,4 @@ async fn next_wake(hub: &Hub) -> Duration {
             .min(cap),
         None => cap,
     }
-}
-
-/// Full-jitter exponential backoff between retries.
-pub fn backoff(attempts: u32, rng: &mut impl Rng) -> Duration {
-    let ceiling = MIN_BACKOFF_MS
-        .saturating_mul(1u64 << attempts.min(20))
-        .min(MAX_BACKOFF_MS);
-    Duration::from_millis(rng.gen_range(MIN_BACKOFF_MS..=ceiling.max(MIN_BACKOFF_MS)))
 }

@@ -7,6 +7,7 @@
 //! Every event carries the *full new state* of the one entity it touches, so applying an event twice,
 //! or onto a stale cache, is harmless (upsert semantics). The `kind` names the entity type.
 
+pub mod backoff;
 pub mod command;
 pub mod payload;
 pub mod private_fs;

@@ -1,0 +1,319 @@
+//! The device's engine: the one type that owns what a signed-in device does — its hub client (the
+//! sign-in), following the hub live, backfilling history, delivering the outbox with the shared
+//! retry policy, and what a refusal means. The app shell and the CLI are thin adapters over it:
+//! they decide where the token is kept and how updates are shown, nothing else.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use baton_protocol::AgentCommand;
+use chrono::{DateTime, Utc};
+use tokio::sync::{mpsc, watch};
+
+use crate::cache::Cache;
+use crate::client::HubClient;
+use crate::outbox::{self, Delivered, OutboxError, OutboxItem, Refusal};
+use crate::sync::{ConnectionState, SharedCache, SyncEngine, Update};
+
+/// How long [`Engine::send`] waits for the hub before leaving an action to the outbox worker.
+pub const SEND_WAIT: Duration = Duration::from_secs(10);
+
+/// How long the outbox worker sleeps when nothing is queued (it is woken when something is).
+const IDLE: Duration = Duration::from_secs(3600);
+
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    cache: SharedCache,
+    /// The signed-in connection to the hub, once there is one.
+    client: Mutex<Option<HubClient>>,
+    /// Known to be offline: actions are queued without waiting on a connection.
+    offline: AtomicBool,
+    /// Wakes the outbox worker: something was queued, or the hub is back.
+    wake: tokio::sync::Notify,
+    /// One delivery run at a time, so an item is never in flight twice from this device.
+    delivering: tokio::sync::Mutex<()>,
+}
+
+/// What became of an action sent through [`Engine::send`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    Delivered,
+    /// Waiting for the hub (offline, slow, or it asked us to wait): the outbox delivers it later.
+    Queued,
+    /// The hub refused it, with its reason. A refused reply stays in the outbox (failed) for the
+    /// agent to retry, edit or discard; any other refused action is dropped: the refusal is the
+    /// answer, and there is nothing to edit.
+    Refused(Refusal),
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine")
+            .field("signed_in", &self.client().is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Engine {
+    pub fn new(cache: SharedCache) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                cache,
+                client: Mutex::new(None),
+                offline: AtomicBool::new(false),
+                wake: tokio::sync::Notify::new(),
+                delivering: tokio::sync::Mutex::new(()),
+            }),
+        }
+    }
+
+    pub fn cache(&self) -> SharedCache {
+        self.inner.cache.clone()
+    }
+
+    /// The cache, borrowed (for callers that only lock it).
+    pub fn cache_ref(&self) -> &SharedCache {
+        &self.inner.cache
+    }
+
+    fn lock_cache(&self) -> std::sync::MutexGuard<'_, Cache> {
+        match self.inner.cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        }
+    }
+
+    /// From now on the device acts as the agent `client` is signed in as.
+    pub fn signed_in(&self, client: HubClient) {
+        if let Ok(mut slot) = self.inner.client.lock() {
+            *slot = Some(client);
+        }
+    }
+
+    /// The hub no longer accepts this device's sign-in.
+    pub fn signed_out(&self) {
+        if let Ok(mut slot) = self.inner.client.lock() {
+            *slot = None;
+        }
+    }
+
+    /// The signed-in hub client, if any.
+    pub fn client(&self) -> Option<HubClient> {
+        self.inner.client.lock().ok().and_then(|c| c.clone())
+    }
+
+    /// Queues `command` (applied once per `txn_id`, however often it is sent) and tries to deliver
+    /// it at once, waiting at most [`SEND_WAIT`]. Offline or signed out, it stays queued.
+    pub async fn send(
+        &self,
+        command: &AgentCommand,
+        txn_id: &str,
+    ) -> Result<(OutboxItem, Sent), OutboxError> {
+        let item = self.lock_cache().enqueue(command, txn_id, Utc::now())?;
+        if self.inner.offline.load(Ordering::SeqCst) || self.client().is_none() {
+            self.deliver_soon();
+            return Ok((item, Sent::Queued));
+        }
+        let report = match tokio::time::timeout(SEND_WAIT, self.deliver(true)).await {
+            Ok(report) => report?,
+            // A slow hub: the item stays queued and the worker goes on with it.
+            Err(_) => Delivered::default(),
+        };
+        if report.delivered.contains(&item.id) {
+            return Ok((item, Sent::Delivered));
+        }
+        if let Some(refusal) = report.refused.into_iter().find(|r| r.id == item.id) {
+            if !matches!(command, AgentCommand::Message { .. }) {
+                self.lock_cache().discard(item.id)?;
+                // What waited behind it goes now.
+                self.deliver_soon();
+            }
+            return Ok((item, Sent::Refused(refusal)));
+        }
+        self.deliver_soon();
+        Ok((item, Sent::Queued))
+    }
+
+    /// One delivery run over the queue, in order (one run at a time from this device). `force`
+    /// tries items whose retry time has not come yet.
+    pub async fn deliver(&self, force: bool) -> Result<Delivered, OutboxError> {
+        let Some(client) = self.client() else {
+            return Ok(Delivered::default());
+        };
+        let _one_at_a_time = self.inner.delivering.lock().await;
+        outbox::deliver(&self.inner.cache, &client, Utc::now, force).await
+    }
+
+    /// Wakes the outbox worker to try the queue now.
+    pub fn deliver_soon(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Delivers the outbox whenever something is queued or the hub is back, waiting out retry
+    /// times in between, until `stop`. What deliveries change is reported to `updates`.
+    pub async fn run_outbox(&self, updates: mpsc::Sender<Update>, mut stop: watch::Receiver<bool>) {
+        let mut wait = Duration::ZERO;
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = self.inner.wake.notified() => {}
+                _ = stop.changed() => return,
+            }
+            wait = match self.deliver(false).await {
+                Ok(report) => {
+                    if !report.delivered.is_empty() || !report.refused.is_empty() {
+                        self.report(&report, &updates).await;
+                    }
+                    match report.retry_at {
+                        Some(at) => (at - Utc::now())
+                            .to_std()
+                            .unwrap_or(Duration::from_millis(100)),
+                        None => IDLE,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox: cannot read the queue");
+                    Duration::from_secs(30)
+                }
+            };
+        }
+    }
+
+    /// Tells the device what a delivery run changed: the conversations whose items were applied
+    /// or refused, and the outbox's new counts.
+    async fn report(&self, report: &Delivered, updates: &mpsc::Sender<Update>) {
+        let (conversations, counts) = {
+            let cache = self.lock_cache();
+            let mut conversations = report.applied.conversations.clone();
+            for refusal in &report.refused {
+                if let Ok(item) = cache.outbox_item(refusal.id) {
+                    conversations.extend(item.conversation_id);
+                }
+            }
+            conversations.sort();
+            conversations.dedup();
+            (conversations, cache.outbox_counts().ok())
+        };
+        let _ = updates.send(Update::InboxChanged { conversations }).await;
+        if let Some((queued, failed)) = counts {
+            let _ = updates.send(Update::OutboxChanged { queued, failed }).await;
+        }
+    }
+
+    /// Everything a signed-in device does, until `stop` or until the hub signs it out: follows the
+    /// hub live, delivers the outbox (at once whenever the hub is back), and once live backfills
+    /// history as far back as `oldest` (all of it when `None`). Every update goes to `updates`.
+    pub async fn run(
+        &self,
+        updates: mpsc::Sender<Update>,
+        stop: watch::Receiver<bool>,
+        oldest: Option<DateTime<Utc>>,
+    ) {
+        let Some(client) = self.client() else {
+            let _ = updates.send(Update::SignedOut).await;
+            return;
+        };
+        let (heard, mut received) = mpsc::channel::<Update>(256);
+        let live = SyncEngine::new(client.clone(), self.cache(), heard.clone());
+        let history = SyncEngine::new(client, self.cache(), heard.clone());
+        let following = {
+            let stop = stop.clone();
+            tokio::spawn(async move { live.follow(stop).await })
+        };
+        let delivering = {
+            let (engine, heard, stop) = (self.clone(), heard.clone(), stop.clone());
+            tokio::spawn(async move { engine.run_outbox(heard, stop).await })
+        };
+        drop(heard);
+        let mut backfilling: Option<tokio::task::JoinHandle<()>> = None;
+        let mut stop = stop;
+        loop {
+            let update = tokio::select! {
+                update = received.recv() => update,
+                _ = stop.changed() => None,
+            };
+            let Some(update) = update else { break };
+            match &update {
+                Update::Connection { state } => {
+                    let live = matches!(state, ConnectionState::Live { .. });
+                    self.inner.offline.store(
+                        matches!(state, ConnectionState::Offline { .. }),
+                        Ordering::SeqCst,
+                    );
+                    if live {
+                        // Back online: whatever waited in the outbox goes now.
+                        self.deliver_soon();
+                        if backfilling.is_none() {
+                            let (history, updates) = (history.clone(), updates.clone());
+                            backfilling = Some(tokio::spawn(async move {
+                                let progress = updates.clone();
+                                let result = history
+                                    .backfill(oldest, move |p| {
+                                        let _ = progress.try_send(Update::History {
+                                            progress: p.clone(),
+                                        });
+                                    })
+                                    .await;
+                                if let Err(e) = result {
+                                    tracing::warn!(error = %e, "history backfill stopped; it resumes at the next start");
+                                }
+                            }));
+                        }
+                    }
+                }
+                Update::SignedOut => self.signed_out(),
+                _ => {}
+            }
+            let signed_out = matches!(update, Update::SignedOut);
+            let _ = updates.send(update).await;
+            if signed_out {
+                break;
+            }
+        }
+        following.abort();
+        delivering.abort();
+        if let Some(backfill) = backfilling {
+            backfill.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn engine() -> (tempfile::TempDir, Engine) {
+        let dir = tempfile::tempdir().expect("dir");
+        let cache = Cache::open(&dir.path().join("c.sqlite")).expect("open");
+        (dir, Engine::new(Arc::new(Mutex::new(cache))))
+    }
+
+    #[tokio::test]
+    async fn an_action_taken_signed_out_waits_in_the_outbox() {
+        let (_dir, engine) = engine();
+        let assign = AgentCommand::Assign {
+            handoff_id: "h_1".into(),
+        };
+        let (item, sent) = engine.send(&assign, "tx-1").await.expect("send");
+        assert_eq!(sent, Sent::Queued);
+        assert_eq!(item.command, assign);
+        assert_eq!(
+            engine.deliver(true).await.expect("deliver"),
+            Delivered::default()
+        );
+        assert_eq!(
+            engine
+                .cache()
+                .lock()
+                .expect("cache")
+                .outbox_counts()
+                .expect("counts"),
+            (1, 0)
+        );
+    }
+}
