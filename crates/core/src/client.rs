@@ -16,6 +16,7 @@ pub type Stream =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ClientError {
     /// The hub could not be reached, or the connection broke: worth retrying later.
     #[error("cannot reach the hub: {0}")]

@@ -2,14 +2,14 @@
 //! token in the OS keychain ([`token`]), follow the hub's event log into a local SQLite cache
 //! ([`cache`], [`sync`]) so every conversation can be read and searched offline ([`search`]), queue
 //! every agent action in a local outbox that delivers it exactly once ([`outbox`]), and emit a typed
-//! [`Update`] for what an agent should notice. No Tauri in here: the desktop app, the mobile app and tests drive
-//! the same code.
+//! [`Update`] for what an agent should notice. [`Engine`] ties these together for a signed-in
+//! device. No Tauri in here: the desktop app, the mobile app, the CLI and tests drive the same code.
 
 pub mod cache;
 pub mod client;
 pub mod engine;
 pub mod outbox;
-pub mod search;
+pub use cache::search;
 pub mod sync;
 pub mod token;
 pub mod typescript;

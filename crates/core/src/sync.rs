@@ -76,6 +76,7 @@ pub enum ConnectionState {
 }
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum SyncError {
     #[error(transparent)]
     Client(#[from] ClientError),

@@ -4,6 +4,7 @@
 //! person asks for one (a server, CI), [`TokenFile`] keeps the token in a file only they can read.
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum TokenStoreError {
     #[error("no OS keychain is available ({0}); on Linux, start a Secret Service such as gnome-keyring and unlock it")]
     Unavailable(String),

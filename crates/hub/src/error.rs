@@ -8,6 +8,7 @@ use baton_protocol::ErrorBody;
 use crate::store::StoreError;
 
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum ApiError {
     /// 400: the request cannot be understood (bad JSON, wrong `type`, missing field).
     #[error("{0}")]

@@ -15,6 +15,7 @@ pub const KNOWN_KINDS: &[&str] = &[
 
 /// Why a payload cannot be sent as the named type.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum PayloadError {
     #[error("{0:?} is not a Botpress message type (known: {known})", known = KNOWN_KINDS.join(", "))]
     UnknownKind(String),

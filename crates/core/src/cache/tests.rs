@@ -1,0 +1,408 @@
+use super::*;
+use baton_protocol::{Author, Conversation, DeliveryStatus, EventData, HandoffStatus};
+use chrono::{DateTime, Duration, Utc};
+use rusqlite::params;
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap_or_default() + Duration::minutes(minutes)
+}
+
+fn handoff(id: &str, conv: &str, title: &str, status: HandoffStatus, at: i64) -> EventData {
+    EventData::Handoff(Handoff {
+        id: id.into(),
+        conversation_id: conv.into(),
+        channel_id: "ch".into(),
+        status,
+        title: title.into(),
+        description: None,
+        assignee: None,
+        label: None,
+        tags: Vec::new(),
+        created_at: t(at),
+        updated_at: t(at),
+    })
+}
+
+fn message(id: &str, conv: &str, text: &str, at: i64) -> EventData {
+    EventData::Message(Message {
+        id: id.into(),
+        conversation_id: conv.into(),
+        author: Author::EndUser,
+        author_id: Some("u_1".into()),
+        kind: "text".into(),
+        text: Some(text.into()),
+        payload: serde_json::json!({"text": text}),
+        status: DeliveryStatus::Received,
+        status_reason: None,
+        created_at: t(at),
+    })
+}
+
+fn events(list: Vec<EventData>) -> Vec<Event> {
+    list.into_iter()
+        .enumerate()
+        .map(|(i, data)| Event {
+            seq: i as u64 + 1,
+            data,
+        })
+        .collect()
+}
+
+fn inbox() -> Vec<Event> {
+    events(vec![
+        EventData::Contact(Contact {
+            id: "u_1".into(),
+            channel_id: "ch".into(),
+            name: "Dana Reyes".into(),
+            email: None,
+            picture_url: None,
+            attributes: serde_json::json!({}),
+            created_at: t(0),
+        }),
+        EventData::Conversation(Conversation {
+            id: "c_1".into(),
+            channel_id: "ch".into(),
+            contact_id: None,
+            created_at: t(0),
+        }),
+        handoff("h_1", "c_1", "Refund", HandoffStatus::Pending, 1),
+        EventData::Conversation(Conversation {
+            id: "c_1".into(),
+            channel_id: "ch".into(),
+            contact_id: Some("u_1".into()),
+            created_at: t(0),
+        }),
+        message("m_1", "c_1", "the box was crushed", 2),
+        message("m_2", "c_1", "and wet", 3),
+        handoff("h_2", "c_2", "Closed one", HandoffStatus::Resolved, 4),
+    ])
+}
+
+#[test]
+fn the_pending_list_shows_title_customer_and_last_message() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    let pending = cache.handoffs(&[HandoffStatus::Pending]).expect("list");
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].handoff.title, "Refund");
+    assert_eq!(pending[0].customer.as_deref(), Some("Dana Reyes"));
+    assert_eq!(
+        pending[0]
+            .last_message
+            .as_ref()
+            .and_then(|m| m.text.as_deref()),
+        Some("and wet")
+    );
+    let texts: Vec<_> = cache
+        .messages("c_1")
+        .expect("messages")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["the box was crushed", "and wet"]);
+}
+
+#[test]
+fn applying_the_same_events_twice_changes_nothing_the_second_time() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let first = cache.apply(&inbox()).expect("apply");
+    assert_eq!(first.applied, 7);
+    assert_eq!(first.new_handoffs.len(), 2);
+    let second = cache.apply(&inbox()).expect("apply again");
+    assert_eq!(second.applied, 0);
+    assert!(second.new_handoffs.is_empty());
+    assert_eq!(cache.messages("c_1").expect("messages").len(), 2);
+}
+
+#[test]
+fn an_update_to_a_known_handoff_is_not_reported_as_new() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    let later = vec![Event {
+        seq: 8,
+        data: handoff("h_1", "c_1", "Refund", HandoffStatus::Assigned, 1),
+    }];
+    let applied = cache.apply(&later).expect("apply");
+    assert!(applied.new_handoffs.is_empty());
+    assert!(cache
+        .handoffs(&[HandoffStatus::Pending])
+        .expect("list")
+        .is_empty());
+}
+
+#[test]
+fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_the_notes() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let mut events = inbox();
+    let mut earlier = match handoff("h_0", "c_0", "Earlier", HandoffStatus::Resolved, -60) {
+        EventData::Handoff(h) => h,
+        _ => unreachable!(),
+    };
+    earlier.label = Some("refunded".into());
+    let more = vec![
+        EventData::Conversation(Conversation {
+            id: "c_0".into(),
+            channel_id: "ch".into(),
+            contact_id: Some("u_1".into()),
+            created_at: t(-60),
+        }),
+        EventData::Handoff(earlier),
+        EventData::Note(Note {
+            id: "n_1".into(),
+            conversation_id: "c_1".into(),
+            agent_id: "ag_1".into(),
+            text: "VIP".into(),
+            created_at: t(5),
+        }),
+    ];
+    for (i, data) in more.into_iter().enumerate() {
+        events.push(Event {
+            seq: 8 + i as u64,
+            data,
+        });
+    }
+    cache.apply(&events).expect("apply");
+    let view = cache.customer_view("c_1").expect("view");
+    assert_eq!(view.contact.map(|c| c.name).as_deref(), Some("Dana Reyes"));
+    let titles: Vec<_> = view
+        .handoffs
+        .iter()
+        .map(|h| (h.title.as_str(), h.label.as_deref()))
+        .collect();
+    assert_eq!(titles, [("Refund", None), ("Earlier", Some("refunded"))]);
+    assert_eq!(view.notes.len(), 1);
+}
+
+#[test]
+fn the_cursor_survives_reopening_the_cache() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("c.sqlite");
+    {
+        let mut cache = Cache::open(&path).expect("open");
+        assert_eq!(cache.cursor().expect("cursor"), 0);
+        cache.apply(&inbox()).expect("apply");
+    }
+    let cache = Cache::open(&path).expect("reopen");
+    assert_eq!(cache.cursor().expect("cursor"), 7);
+    assert_eq!(
+        cache
+            .handoffs(&[HandoffStatus::Pending])
+            .expect("list")
+            .len(),
+        1
+    );
+}
+
+/// A cache as a build at schema `version` left it: that version's migrations, and rows written
+/// the way that build wrote them.
+fn cache_at_version(path: &std::path::Path, version: u32) {
+    let conn = Connection::open(path).expect("open");
+    for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v <= version) {
+        conn.execute_batch(sql).expect("old migration");
+        conn.pragma_update(None, "user_version", v)
+            .expect("version");
+    }
+    let m = match message("m_old", "c_old", "parcel crushed in transit", 1) {
+        EventData::Message(m) => m,
+        _ => unreachable!(),
+    };
+    conn.execute(
+        "INSERT INTO messages (id, conversation_id, created_at, data) VALUES (?1, ?2, ?3, ?4)",
+        params![
+            m.id,
+            m.conversation_id,
+            m.created_at.to_rfc3339(),
+            serde_json::to_string(&m).expect("json")
+        ],
+    )
+    .expect("old message");
+    if version >= 3 {
+        // From version 3 on, the cache keeps the search index itself.
+        conn.execute_batch(
+            "UPDATE messages SET text = json_extract(data, '$.text');
+             INSERT INTO messages_fts (rowid, text) SELECT rowid, text FROM messages;",
+        )
+        .expect("old index");
+    }
+    conn.execute(
+        "INSERT INTO sync_state (key, value) VALUES ('cursor', '41')",
+        [],
+    )
+    .expect("old cursor");
+}
+
+#[test]
+fn every_older_schema_upgrades_keeping_its_history_and_cursor_and_makes_it_searchable() {
+    for version in 1..MIGRATIONS.len() as u32 {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join("c.sqlite");
+        cache_at_version(&path, version);
+        let cache = Cache::open(&path).expect("upgrade");
+        assert_eq!(
+            cache.cursor().expect("cursor"),
+            41,
+            "from version {version}"
+        );
+        assert_eq!(cache.messages("c_old").expect("messages").len(), 1);
+        let hits = cache
+            .search(&crate::search::SearchQuery {
+                text: "crushed".into(),
+                ..Default::default()
+            })
+            .expect("search");
+        assert_eq!(hits.len(), 1, "from version {version}");
+        assert_eq!(hits[0].conversation_id, "c_old");
+        assert!(hits[0].snippet.contains("[crushed]"), "{}", hits[0].snippet);
+        assert!(cache.outbox().expect("outbox").is_empty());
+    }
+}
+
+#[test]
+fn a_cache_from_a_newer_build_is_refused_not_damaged() {
+    let dir = tempfile::tempdir().expect("dir");
+    let path = dir.path().join("c.sqlite");
+    {
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "user_version", 99)
+            .expect("version");
+    }
+    assert!(matches!(
+        Cache::open(&path),
+        Err(CacheError::TooNew { found: 99, .. })
+    ));
+}
+
+#[test]
+fn a_snapshot_replaces_the_inbox_but_keeps_the_outbox_and_drafts() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    cache
+        .enqueue(
+            &baton_protocol::AgentCommand::Message {
+                conversation_id: "c_1".into(),
+                text: Some("on my way".into()),
+                kind: None,
+                payload: None,
+            },
+            "tx-1",
+            t(9),
+        )
+        .expect("enqueue");
+    cache
+        .save_draft("c_1", "half a thought", t(9))
+        .expect("draft");
+    let snapshot = baton_protocol::Snapshot {
+        seq: 50,
+        contacts: vec![],
+        conversations: vec![],
+        handoffs: vec![
+            match handoff("h_9", "c_9", "Only this", HandoffStatus::Pending, 8) {
+                EventData::Handoff(h) => h,
+                _ => unreachable!(),
+            },
+        ],
+        agents: vec![],
+        notes: vec![],
+        templates: vec![],
+        tags: baton_protocol::TagList {
+            tags: vec!["vip".into()],
+        },
+        next: None,
+    };
+    let applied = cache.apply_snapshot(&snapshot).expect("snapshot");
+    assert!(applied.new_handoffs.is_empty(), "a snapshot is not news");
+    assert_eq!(cache.cursor().expect("cursor"), 50);
+    let pending: Vec<_> = cache
+        .handoffs(&[HandoffStatus::Pending])
+        .expect("list")
+        .into_iter()
+        .map(|s| s.handoff.title)
+        .collect();
+    assert_eq!(pending, ["Only this"]);
+    assert_eq!(cache.tags().expect("tags"), ["vip"]);
+    // The hub's log went on from 50 > 7: same history, so messages stay.
+    assert_eq!(cache.messages("c_1").expect("messages").len(), 2);
+    assert_eq!(cache.outbox().expect("outbox").len(), 1);
+    assert_eq!(
+        cache.draft("c_1").expect("draft").as_deref(),
+        Some("half a thought")
+    );
+}
+
+#[test]
+fn backfill_stops_at_the_age_cap_and_never_overwrites_what_the_stream_brought() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    let as_message = |e: EventData| match e {
+        EventData::Message(m) => m,
+        _ => unreachable!(),
+    };
+    let mut stale = as_message(message("m_2", "c_1", "an older copy", 3));
+    stale.text = Some("an older copy".into());
+    let page = baton_protocol::MessagePage {
+        messages: vec![
+            stale,
+            as_message(message("m_0", "c_1", "hello bot", 0)),
+            as_message(message("m_ancient", "c_1", "ancient", -10_000)),
+        ],
+        next: Some(3),
+        total: 5,
+    };
+    let progress = cache.apply_backfill(&page, Some(t(-60))).expect("page");
+    assert!(progress.done, "the page reached past the cap");
+    let texts: Vec<_> = cache
+        .messages("c_1")
+        .expect("messages")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["hello bot", "the box was crushed", "and wet"]);
+}
+
+#[test]
+fn open_conversations_are_backfilled_first_and_only_until_complete() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    // c_1 has a pending handoff; c_2's is resolved.
+    let todo = cache.conversations_to_backfill().expect("todo");
+    assert_eq!(todo, [("c_1".to_string(), None)]);
+    let as_message = |e: EventData| match e {
+        EventData::Message(m) => m,
+        _ => unreachable!(),
+    };
+    let first = baton_protocol::MessagePage {
+        messages: vec![as_message(message("m_0", "c_1", "older", 0))],
+        next: Some(7),
+        total: 4,
+    };
+    assert!(!cache
+        .apply_conversation_backfill("c_1", &first)
+        .expect("page"));
+    assert_eq!(
+        cache.conversations_to_backfill().expect("todo"),
+        [("c_1".to_string(), Some(7))]
+    );
+    let last = baton_protocol::MessagePage {
+        messages: vec![as_message(message("m_00", "c_1", "oldest", -1))],
+        next: None,
+        total: 4,
+    };
+    assert!(cache
+        .apply_conversation_backfill("c_1", &last)
+        .expect("page"));
+    assert!(cache.conversations_to_backfill().expect("todo").is_empty());
+    let texts: Vec<_> = cache
+        .messages("c_1")
+        .expect("messages")
+        .into_iter()
+        .filter_map(|m| m.text)
+        .collect();
+    assert_eq!(texts, ["oldest", "older", "the box was crushed", "and wet"]);
+}
