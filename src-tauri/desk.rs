@@ -233,13 +233,20 @@ impl Desk {
         command: &baton_protocol::AgentCommand,
         txn_id: &str,
     ) -> Result<Sent, baton_core::OutboxError> {
-        let (item, sent) = self.inner.engine.send(command, txn_id).await?;
+        let sending = self.inner.engine.send(command, txn_id, true).await?;
         if let Some(app) = self.app() {
-            let conversations = item.conversation_id.into_iter().collect();
+            let mut conversations: Vec<String> = sending.item.conversation_id.into_iter().collect();
+            if let Ok(cache) = self.cache().lock() {
+                for refusal in &sending.others_refused {
+                    if let Ok(item) = cache.outbox_item(refusal.id) {
+                        conversations.extend(item.conversation_id);
+                    }
+                }
+            }
             let _ = app.emit(UPDATE_EVENT, &Update::InboxChanged { conversations });
             self.refresh_local_status(&app);
         }
-        Ok(sent)
+        Ok(sending.sent)
     }
 
     fn app(&self) -> Option<AppHandle> {

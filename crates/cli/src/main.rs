@@ -614,12 +614,22 @@ async fn sync(desk: &Desk, follow: bool, history_days: Option<u32>) -> anyhow::R
 /// Queues an agent command, then tries to deliver it at once. Exits 0 once it is safely queued:
 /// what the hub cannot take now is sent by the next `sync`.
 async fn act(desk: &Desk, command: AgentCommand) -> anyhow::Result<ExitCode> {
-    if let Err(e) = desk.client() {
-        eprintln!("not sent yet ({e}); it stays in the outbox");
-    }
-    let (item, sent) = desk.engine.send(&command, &new_txn_id()).await?;
+    let signed_in = desk.client();
+    // Items waiting out a retry time the hub asked for keep waiting: `sync` sends them.
+    let sending = desk.engine.send(&command, &new_txn_id(), false).await?;
+    let item = sending.item;
     println!("queued as outbox #{}", item.id);
-    match sent {
+    if let Err(e) = signed_in {
+        eprintln!("not sent yet ({e}); it stays in the outbox");
+        return Ok(ExitCode::SUCCESS);
+    }
+    for refusal in &sending.others_refused {
+        eprintln!(
+            "outbox #{0} refused by the hub: {1} (baton-cli outbox retry|edit|discard {0})",
+            refusal.id, refusal.message
+        );
+    }
+    match sending.sent {
         Sent::Delivered => println!("delivered"),
         Sent::Refused(refusal) if matches!(command, AgentCommand::Message { .. }) => println!(
             "refused by the hub: {}; it stays in the outbox (retry, edit or discard #{})",

@@ -46,9 +46,20 @@ pub enum Sent {
     /// Waiting for the hub (offline, slow, or it asked us to wait): the outbox delivers it later.
     Queued,
     /// The hub refused it, with its reason. A refused reply stays in the outbox (failed) for the
-    /// agent to retry, edit or discard; any other refused action is dropped: the refusal is the
-    /// answer, and there is nothing to edit.
+    /// agent to retry, edit or discard; any other action refused here, as the agent takes it, is
+    /// dropped: the refusal is the answer, and there is nothing to edit. (Actions refused later,
+    /// by the worker, stay failed in the outbox.)
     Refused(Refusal),
+}
+
+/// What [`Engine::send`] did with an action, and what else the hub refused on the way.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sending {
+    /// The action as queued.
+    pub item: OutboxItem,
+    pub sent: Sent,
+    /// Earlier queued actions the hub refused in the same run (they stay in the outbox, failed).
+    pub others_refused: Vec<Refusal>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -108,35 +119,47 @@ impl Engine {
     }
 
     /// Queues `command` (applied once per `txn_id`, however often it is sent) and tries to deliver
-    /// it at once, waiting at most [`SEND_WAIT`]. Offline or signed out, it stays queued.
+    /// the queue at once, waiting at most [`SEND_WAIT`]. Offline or signed out, it stays queued.
+    /// `force` also tries earlier items whose retry time has not come (the agent is acting now).
     pub async fn send(
         &self,
         command: &AgentCommand,
         txn_id: &str,
-    ) -> Result<(OutboxItem, Sent), OutboxError> {
+        force: bool,
+    ) -> Result<Sending, OutboxError> {
         let item = self.lock_cache().enqueue(command, txn_id, Utc::now())?;
         if self.inner.offline.load(Ordering::SeqCst) || self.client().is_none() {
             self.deliver_soon();
-            return Ok((item, Sent::Queued));
+            return Ok(Sending {
+                item,
+                sent: Sent::Queued,
+                others_refused: Vec::new(),
+            });
         }
-        let report = match tokio::time::timeout(SEND_WAIT, self.deliver(true)).await {
+        let report = match tokio::time::timeout(SEND_WAIT, self.deliver(force)).await {
             Ok(report) => report?,
             // A slow hub: the item stays queued and the worker goes on with it.
             Err(_) => Delivered::default(),
         };
-        if report.delivered.contains(&item.id) {
-            return Ok((item, Sent::Delivered));
-        }
-        if let Some(refusal) = report.refused.into_iter().find(|r| r.id == item.id) {
+        let (own, others_refused): (Vec<Refusal>, Vec<Refusal>) =
+            report.refused.into_iter().partition(|r| r.id == item.id);
+        let sent = if report.delivered.contains(&item.id) {
+            Sent::Delivered
+        } else if let Some(refusal) = own.into_iter().next() {
             if !matches!(command, AgentCommand::Message { .. }) {
                 self.lock_cache().discard(item.id)?;
-                // What waited behind it goes now.
-                self.deliver_soon();
             }
-            return Ok((item, Sent::Refused(refusal)));
-        }
+            Sent::Refused(refusal)
+        } else {
+            Sent::Queued
+        };
+        // What waits (behind a refusal, or for the hub) goes on in the worker.
         self.deliver_soon();
-        Ok((item, Sent::Queued))
+        Ok(Sending {
+            item,
+            sent,
+            others_refused,
+        })
     }
 
     /// One delivery run over the queue, in order (one run at a time from this device). `force`
@@ -259,8 +282,16 @@ impl Engine {
                                         });
                                     })
                                     .await;
-                                if let Err(e) = result {
-                                    tracing::warn!(error = %e, "history backfill stopped; it resumes at the next start");
+                                // Progress on the way may be dropped when the receiver is
+                                // behind (try_send); the final state never is.
+                                match result {
+                                    Ok(done) => {
+                                        let _ =
+                                            updates.send(Update::History { progress: done }).await;
+                                    }
+                                    Err(e) => {
+                                        tracing::warn!(error = %e, "history backfill stopped; it resumes at the next start")
+                                    }
                                 }
                             }));
                         }
@@ -299,9 +330,9 @@ mod tests {
         let assign = AgentCommand::Assign {
             handoff_id: "h_1".into(),
         };
-        let (item, sent) = engine.send(&assign, "tx-1").await.expect("send");
-        assert_eq!(sent, Sent::Queued);
-        assert_eq!(item.command, assign);
+        let sending = engine.send(&assign, "tx-1", true).await.expect("send");
+        assert_eq!(sending.sent, Sent::Queued);
+        assert_eq!(sending.item.command, assign);
         assert_eq!(
             engine.deliver(true).await.expect("deliver"),
             Delivered::default()

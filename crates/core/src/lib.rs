@@ -19,7 +19,7 @@ pub use cache::{
     UnreadableEvent,
 };
 pub use client::{ClientError, HubClient};
-pub use engine::{Engine, Sent};
+pub use engine::{Engine, Sending, Sent};
 pub use outbox::{FailureClass, OutboxError, OutboxItem, OutboxState};
 pub use search::{SearchHit, SearchQuery};
 pub use sync::{ConnectionState, SyncEngine, Update};

@@ -125,8 +125,8 @@ impl From<serde_json::Error> for OutboxError {
     }
 }
 
-/// How long a delivery waits before its next try: from a second, doubling to a minute, jittered,
-/// unless the hub asks for longer (the shared policy, [`baton_protocol::backoff`]).
+/// How long a delivery waits before its next try: a second, doubling to a minute, unless the hub
+/// asks for longer (the shared policy, [`baton_protocol::backoff`]).
 pub const RETRY: Backoff = Backoff::new(Duration::from_secs(1), Duration::from_secs(60));
 
 /// The hub's refusal of one item: its error code (`conflict`, `closed`, …) and explanation.
@@ -199,10 +199,11 @@ pub async fn deliver(
                     }
                     FailureClass::Network | FailureClass::Transient => {
                         let at = now()
+                            // Full delay, no jitter: one device's own queue has no crowd to spread.
                             + chrono::TimeDelta::from_std(RETRY.delay(
                                 item.attempts + 1,
                                 retry_after,
-                                rand::random(),
+                                1.0,
                             ))
                             .unwrap_or(chrono::TimeDelta::seconds(60));
                         lock().record_failure(item.id, class, &message, Some(at))?;

@@ -271,7 +271,8 @@ impl SyncEngine {
                 _ = stop.changed() => return,
             };
             failures = failures.saturating_add(1);
-            let delay = RECONNECT.delay(failures, None, rand::thread_rng().gen());
+            // Attempt n waits up to MIN_BACKOFF · 2^n: the first reconnect is already spread out.
+            let delay = RECONNECT.delay(failures + 1, None, rand::thread_rng().gen());
             tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "sync: disconnected");
             self.emit(Update::Connection {
                 state: ConnectionState::Offline {

@@ -156,11 +156,6 @@ pub fn find_agent(hub: &Hub, email: &str) -> Result<Option<Agent>, AdminError> {
     Ok(hub.store().reader()?.agent_by_email(email)?)
 }
 
-/// How many Botpress channels the hub has.
-pub fn botpress_channel_count(hub: &Hub) -> Result<u64, AdminError> {
-    Ok(hub.store().reader()?.channels()?.len() as u64)
-}
-
 /// What an admin may change about an agent; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct AgentUpdate {

@@ -379,7 +379,7 @@ async fn follow(
     use futures_util::SinkExt;
     use tokio::sync::broadcast::error::TryRecvError;
 
-    let mut live = hub.store().subscribe();
+    let mut live = hub.frames();
     let mut revoked = hub.revocations();
     cursor = send_backlog(&hub, &mut socket, cursor).await?;
     send_text(
@@ -405,12 +405,7 @@ async fn follow(
                 while let Some(batch) = next.take() {
                     if batch.first == cursor + 1 {
                         // Buffered; the flush below is what waits on the device (and is timed).
-                        // Made from a String by the store, so always UTF-8; checked all the same.
-                        let Ok(text) = axum::extract::ws::Utf8Bytes::try_from(batch.json.clone()) else {
-                            behind = true;
-                            break;
-                        };
-                        socket.feed(WsMessage::Text(text)).await?;
+                        socket.feed(WsMessage::Text(batch.text.clone())).await?;
                         cursor = batch.last;
                     } else if batch.last > cursor {
                         // A gap (another process wrote to the log) or an overlap with the

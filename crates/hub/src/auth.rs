@@ -66,7 +66,7 @@ pub fn session_for_hash(hub: &Hub, hash: String) -> Result<Option<Session>, Stor
     let Some(token) = hub.store().reader()?.token(&hash)? else {
         return Ok(None);
     };
-    let (agent, created) = (token.agent, token.created_at);
+    let (agent, created) = (token.agent, token.created_at.unwrap_or(now));
     let used = token.last_used_at.unwrap_or(created);
     let config = hub.config();
     let max_age =

@@ -114,6 +114,17 @@ struct HubInner {
     hashing: tokio::sync::Semaphore,
     /// Open streams hold one each: an upgraded connection leaves the front door's count.
     streams: Arc<tokio::sync::Semaphore>,
+    /// Committed events as ready WebSocket text frames, made once per commit for every stream.
+    frames: std::sync::OnceLock<tokio::sync::broadcast::Sender<Frame>>,
+}
+
+/// One commit's events as a WebSocket text frame (`first..=last` are its seqs), shared by every
+/// stream: checked as UTF-8 once, not once per stream.
+#[derive(Debug, Clone)]
+pub(crate) struct Frame {
+    pub first: u64,
+    pub last: u64,
+    pub text: axum::extract::ws::Utf8Bytes,
 }
 
 /// A session that just ended.
@@ -170,6 +181,7 @@ impl Hub {
                 channel_ids: Mutex::new(HashMap::new()),
                 settings: Mutex::new(HashMap::new()),
                 revoked: tokio::sync::broadcast::channel(256).0,
+                frames: std::sync::OnceLock::new(),
                 login_throttle: Mutex::new(auth::LoginThrottle::default()),
                 hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
                 streams: Arc::new(tokio::sync::Semaphore::new(max_streams)),
@@ -180,6 +192,45 @@ impl Hub {
     /// Ends sessions now: their open streams close.
     pub fn revoke(&self, what: Revoked) {
         let _ = self.inner.revoked.send(what);
+    }
+
+    /// Committed events as stream frames, from now on. The first caller starts the thread that
+    /// turns the store's commits into frames; a frame it misses (it fell behind) shows as a gap in
+    /// seqs, and streams read the log for it.
+    pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<Frame> {
+        use tokio::sync::broadcast::error::RecvError;
+        let sender = self.inner.frames.get_or_init(|| {
+            let (frames, _) = tokio::sync::broadcast::channel(4096);
+            let relay = frames.clone();
+            let mut live = self.store().subscribe();
+            let started = std::thread::Builder::new()
+                .name("baton-hub-frames".into())
+                .spawn(move || loop {
+                    match live.blocking_recv() {
+                        Ok(commit) => {
+                            match axum::extract::ws::Utf8Bytes::try_from(commit.json) {
+                                Ok(text) => {
+                                    let _ = relay.send(Frame {
+                                        first: commit.first,
+                                        last: commit.last,
+                                        text,
+                                    });
+                                }
+                                Err(e) => tracing::error!(error = %e, "stream: a commit's frame is not UTF-8; streams read it from the log"),
+                            }
+                        }
+                        Err(RecvError::Lagged(missed)) => {
+                            tracing::warn!(missed, "stream: frames fell behind; streams read the gap from the log")
+                        }
+                        Err(RecvError::Closed) => return,
+                    }
+                });
+            if let Err(e) = started {
+                tracing::error!(error = %e, "stream: cannot start the frame thread; streams catch up from the log");
+            }
+            frames
+        });
+        sender.subscribe()
     }
 
     pub(crate) fn revocations(&self) -> tokio::sync::broadcast::Receiver<Revoked> {

@@ -248,7 +248,7 @@ impl AgentCommand {
             ("messages", "resend") => Self::Resend {
                 message_id: target.to_string(),
             },
-            ("presence", _) => Self::Presence {
+            ("presence", "") => Self::Presence {
                 status: match fields.status.as_deref() {
                     Some("online") => Presence::Online,
                     Some("offline") => Presence::Offline,

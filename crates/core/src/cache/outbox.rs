@@ -97,11 +97,20 @@ impl Cache {
                 next,
                 created,
             ) = row?;
+            // One row this build cannot read (written by a newer one) must not hide the others:
+            // it stays stored, untouched, and is left out of the list.
+            let command = match decode_command(&path, &body) {
+                Ok(command) => command,
+                Err(e) => {
+                    tracing::warn!(item = id, %action, error = %e, "outbox: an item this build cannot read is left as it is");
+                    continue;
+                }
+            };
             items.push(OutboxItem {
                 id,
                 txn_id,
                 action,
-                command: decode_command(&path, &body)?,
+                command,
                 conversation_id,
                 state: if state == "failed" {
                     OutboxState::Failed
@@ -288,6 +297,26 @@ mod tests {
                 .expect("enqueue");
         }
         assert_eq!(cache.outbox().expect("list").len(), 1);
+    }
+
+    #[test]
+    fn an_item_this_build_cannot_read_does_not_hide_the_others() {
+        let (_dir, cache) = cache();
+        cache
+            .durable
+            .execute(
+                "INSERT INTO outbox (txn_id, action, path, body, conversation_id, created_at)
+                 VALUES ('tx-new', 'teleport', '/handoffs/h_9/teleport', '{\"action\":\"teleport\"}', NULL, ?1)",
+                [Utc::now().to_rfc3339()],
+            )
+            .expect("insert");
+        let assign = AgentCommand::Assign {
+            handoff_id: "h_1".into(),
+        };
+        cache.enqueue(&assign, "tx-1", Utc::now()).expect("enqueue");
+        let items = cache.outbox().expect("list");
+        assert_eq!(items.len(), 1);
+        assert_eq!(items[0].command, assign);
     }
 
     #[test]

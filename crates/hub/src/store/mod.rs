@@ -86,7 +86,8 @@ pub struct RecordedCommand {
 #[derive(Debug, Clone, PartialEq)]
 pub struct StoredToken {
     pub agent: Agent,
-    pub created_at: DateTime<Utc>,
+    /// When it was made; `None` if the stored time cannot be read.
+    pub created_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
 }
 

@@ -621,8 +621,7 @@ impl<T: HasConn> Read for T {
         };
         Ok(Some(StoredToken {
             agent: serde_json::from_str(&agent)?,
-            // An unreadable time counts as the oldest possible: such a token is refused.
-            created_at: time(&created).unwrap_or(DateTime::<Utc>::MIN_UTC),
+            created_at: time(&created),
             last_used_at: used.as_deref().and_then(time),
         }))
     }

@@ -378,7 +378,7 @@ pub fn a_disabled_agent_has_no_credentials_and_no_valid_token(open: &Open, dir: 
         let token = read.token("tok-1").expect("token").expect("valid");
         assert_eq!(
             (token.agent.id.as_str(), token.created_at),
-            (ana.id.as_str(), at(0))
+            (ana.id.as_str(), Some(at(0)))
         );
         assert_eq!(read.agents().expect("agents").len(), 1);
     }
