@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod fake_botpress;
+pub mod fake_graph;
 
 use std::io::Write;
 use std::net::TcpStream;

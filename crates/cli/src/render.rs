@@ -82,6 +82,8 @@ fn body(m: &Message) -> String {
 fn delivery(m: &Message) -> Option<String> {
     let state = match m.status {
         DeliveryStatus::Received | DeliveryStatus::Sent => return None,
+        DeliveryStatus::Delivered => "delivered",
+        DeliveryStatus::Read => "read",
         DeliveryStatus::Queued => "sending",
         DeliveryStatus::Uncertain => "delivery uncertain",
         DeliveryStatus::Failed => "not delivered",

@@ -149,6 +149,8 @@ fn events(count: usize, rng: &mut StdRng) -> Vec<Event> {
                     channel_id: "web".into(),
                     contact_id: Some(format!("u_{c}")),
                     created_at: at(m as i64),
+                    channel_kind: None,
+                    last_inbound_at: None,
                 }),
                 EventData::Handoff(Handoff {
                     id: format!("ho_{c}"),

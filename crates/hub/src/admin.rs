@@ -100,6 +100,177 @@ pub fn add_botpress_channel(
     })
 }
 
+/// A WhatsApp number to connect. The two secrets are Meta's (the app secret signs webhooks; the
+/// access token sends): kept in the hub's private database, never shown again.
+#[derive(Debug, Clone)]
+pub struct NewWhatsApp<'a> {
+    pub name: &'a str,
+    pub phone_number_id: &'a str,
+    pub verify_token: &'a str,
+    pub app_secret: &'a str,
+    pub access_token: &'a str,
+    /// `None`: Meta's Graph API.
+    pub graph_url: Option<&'a str>,
+}
+
+/// Connects a WhatsApp number; returns the channel id and the webhook path to give Meta.
+pub fn add_whatsapp_channel(
+    hub: &Hub,
+    new: &NewWhatsApp<'_>,
+) -> Result<(String, String), AdminError> {
+    let name = new.name.trim();
+    let phone_number_id = new.phone_number_id.trim();
+    if name.is_empty() {
+        return Err(AdminError::Invalid("the channel needs a name".into()));
+    }
+    if phone_number_id.is_empty() || !phone_number_id.chars().all(|c| c.is_ascii_digit()) {
+        return Err(AdminError::Invalid(
+            "the phone number id is the number Meta shows under WhatsApp → API setup (digits only)"
+                .into(),
+        ));
+    }
+    for (what, value) in [
+        ("verify token", new.verify_token),
+        ("app secret", new.app_secret),
+        ("access token", new.access_token),
+    ] {
+        if value.trim().is_empty() {
+            return Err(AdminError::Invalid(format!("the {what} is empty")));
+        }
+    }
+    let graph_url = new
+        .graph_url
+        .map(|u| u.trim().trim_end_matches('/').to_string())
+        .unwrap_or_else(|| crate::whatsapp::DEFAULT_GRAPH_URL.to_string());
+    crate::egress::check_url(&graph_url, hub.config().allow_private_urls, "Graph API URL")
+        .map_err(AdminError::Invalid)?;
+    let whatsapp = crate::whatsapp::WhatsAppSettings {
+        phone_number_id: phone_number_id.to_string(),
+        verify_token: new.verify_token.trim().to_string(),
+        app_secret: new.app_secret.trim().to_string(),
+        access_token: new.access_token.trim().to_string(),
+        graph_url,
+        handoff_phrases: Vec::new(),
+        auto_reply: None,
+        broken: None,
+        removed: false,
+    };
+    let send_url = whatsapp.send_url();
+    let settings = crate::channel::ChannelSettings {
+        whatsapp: Some(whatsapp),
+        ..Default::default()
+    };
+    let id = hub.new_id("ch");
+    let channel = NewChannel {
+        id: &id,
+        kind: "whatsapp",
+        name,
+        // Webhooks are authenticated by signature, not by a secret in the path.
+        secret_hash: &secret_hash(&random_secret()),
+        webhook_url: Some(&send_url),
+        created_at: hub.now(),
+    };
+    hub.store().write(|txn| {
+        txn.add_channel(&channel)?;
+        txn.set_channel(&id, name, Some(&send_url), &settings)
+    })?;
+    let path = crate::whatsapp::webhook_path(&id);
+    Ok((id, path))
+}
+
+/// What an admin may change about a WhatsApp number; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct WhatsAppUpdate {
+    pub name: Option<String>,
+    pub verify_token: Option<String>,
+    pub app_secret: Option<String>,
+    /// A new access token also clears a "broken" mark: sending starts again.
+    pub access_token: Option<String>,
+    pub graph_url: Option<String>,
+    /// Phrases that open a handoff; empty: every conversation does.
+    pub handoff_phrases: Option<Vec<String>>,
+    /// Empty: none.
+    pub auto_reply: Option<String>,
+    /// Stop taking this number's webhooks (its conversations stay).
+    pub removed: Option<bool>,
+}
+
+pub fn update_whatsapp(
+    hub: &Hub,
+    key: &str,
+    update: WhatsAppUpdate,
+) -> Result<ChannelView, AdminError> {
+    let id = channel_id(hub, key)?;
+    let row = hub
+        .store()
+        .reader()?
+        .channel(&id)?
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    let mut settings = row.settings;
+    let Some(wa) = settings.whatsapp.as_mut() else {
+        return Err(AdminError::Invalid(format!(
+            "{key:?} is not a WhatsApp channel"
+        )));
+    };
+    let non_empty = |v: String, what: &str| {
+        let v = v.trim().to_string();
+        if v.is_empty() {
+            Err(AdminError::Invalid(format!("the {what} is empty")))
+        } else {
+            Ok(v)
+        }
+    };
+    if let Some(v) = update.verify_token {
+        wa.verify_token = non_empty(v, "verify token")?;
+    }
+    if let Some(v) = update.app_secret {
+        wa.app_secret = non_empty(v, "app secret")?;
+    }
+    if let Some(v) = update.access_token {
+        wa.access_token = non_empty(v, "access token")?;
+        wa.broken = None;
+    }
+    if let Some(v) = update.graph_url {
+        let v = v.trim().trim_end_matches('/').to_string();
+        crate::egress::check_url(&v, hub.config().allow_private_urls, "Graph API URL")
+            .map_err(AdminError::Invalid)?;
+        wa.graph_url = v;
+    }
+    if let Some(phrases) = update.handoff_phrases {
+        wa.handoff_phrases = phrases
+            .iter()
+            .map(|p| p.trim().to_string())
+            .filter(|p| !p.is_empty())
+            .collect();
+    }
+    if let Some(text) = update.auto_reply {
+        wa.auto_reply = Some(text.trim().to_string()).filter(|t| !t.is_empty());
+    }
+    if let Some(removed) = update.removed {
+        wa.removed = removed;
+    }
+    let send_url = wa.send_url();
+    let name = update
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(row.name);
+    let now = hub.now();
+    hub.store().write(|txn| {
+        txn.set_channel(&id, &name, Some(&send_url), &settings)?;
+        // Calls that waited for this number (a refused token) are tried again now.
+        txn.retry_deliveries_now(Some(&id), now)
+    })?;
+    hub.forget_channel_settings(&id);
+    hub.wake_delivery();
+    let row = hub
+        .store()
+        .reader()?
+        .channel(&id)?
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    Ok(channel_view(row))
+}
+
 /// Gives a Botpress channel a new endpoint secret; the old one stops working at once (within a few
 /// seconds for a hub running in another process). Like `add`, the new path is shown only now.
 pub fn rotate_botpress_secret(hub: &Hub, key: &str) -> Result<NewBotpressChannel, AdminError> {
@@ -259,7 +430,21 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
 pub struct ChannelView {
     pub id: String,
     pub name: String,
+    /// `botpress` or `whatsapp`.
     pub kind: String,
+    /// WhatsApp: the number's id at Meta, where its webhook goes, and why it cannot send (if so).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub phone_number_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub webhook_path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub handoff_phrases: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub auto_reply: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub removed: bool,
     pub webhook_url: Option<String>,
     pub bot_id: Option<String>,
     /// Whether a Botpress token is stored (it is never shown).
@@ -299,10 +484,21 @@ pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
 }
 
 fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
+    let wa = row.settings.whatsapp.clone();
+    let whatsapp = row.kind == "whatsapp";
     ChannelView {
+        phone_number_id: wa.as_ref().map(|w| w.phone_number_id.clone()),
+        webhook_path: whatsapp.then(|| crate::whatsapp::webhook_path(&row.id)),
+        broken: wa.as_ref().and_then(|w| w.broken.clone()),
+        handoff_phrases: wa
+            .as_ref()
+            .map(|w| w.handoff_phrases.clone())
+            .unwrap_or_default(),
+        auto_reply: wa.as_ref().and_then(|w| w.auto_reply.clone()),
+        removed: wa.as_ref().is_some_and(|w| w.removed),
         id: row.id,
         name: row.name,
-        kind: "botpress".into(),
+        kind: row.kind.clone(),
         webhook_url: row.webhook_url,
         bot_id: row.settings.bot_id,
         bot_token_set: row.settings.bot_token.is_some(),

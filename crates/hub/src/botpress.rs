@@ -22,6 +22,38 @@ use crate::error::ApiError;
 use crate::store::StoreError;
 use crate::Hub;
 
+/// The Botpress call that tells the integration about `event` (ARCHITECTURE.md, Botpress
+/// protocol §1.4): `agent-assigned`, `message-from-agent` or `stop-hitl`.
+pub fn call_for(
+    handoff: &Handoff,
+    event: &crate::handoffs::PlatformEvent<'_>,
+) -> (&'static str, Value) {
+    use crate::handoffs::{remote_agent_id, PlatformEvent};
+    match event {
+        PlatformEvent::Assigned(agent) => (
+            "agent-assigned",
+            json!({
+                "remoteConversationId": handoff.conversation_id,
+                "remoteUserId": remote_agent_id(&agent.id),
+            }),
+        ),
+        PlatformEvent::Message { from, outgoing } => (
+            "message-from-agent",
+            json!({
+                "remoteConversationId": handoff.conversation_id,
+                // A notice from the desk itself speaks as the bot.
+                "remoteUserId": from.map_or_else(|| BOTPRESS_BOT_USER.to_string(), |a| remote_agent_id(&a.id)),
+                "messageType": outgoing.kind,
+                "payload": outgoing.payload,
+            }),
+        ),
+        PlatformEvent::Closed => (
+            "stop-hitl",
+            json!({ "remoteConversationId": handoff.conversation_id }),
+        ),
+    }
+}
+
 /// Larger than any text or card Botpress sends; media travel as URLs, never inline.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
@@ -332,6 +364,8 @@ fn create_remote_conversation(
         channel_id: channel.id.clone(),
         contact_id: None,
         created_at: now,
+        channel_kind: None,
+        last_inbound_at: None,
     };
     let title = payload
         .title

@@ -39,6 +39,9 @@ pub struct ChannelSettings {
     /// waits as long as it takes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_timeout_secs: Option<u64>,
+    /// A WhatsApp number's settings (for channels of kind `whatsapp`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub whatsapp: Option<crate::whatsapp::WhatsAppSettings>,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -74,6 +77,7 @@ impl Default for ChannelSettings {
             session_ended_notice: default_ended_notice(),
             message_kinds: default_kinds(),
             pending_timeout_secs: None,
+            whatsapp: None,
         }
     }
 }
@@ -98,6 +102,8 @@ pub fn localized(
 #[derive(Debug, Clone)]
 pub struct ChannelRow {
     pub id: String,
+    /// `botpress` or `whatsapp`.
+    pub kind: String,
     pub name: String,
     pub webhook_url: Option<String>,
     pub settings: ChannelSettings,

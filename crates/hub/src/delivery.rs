@@ -42,6 +42,10 @@ const NO_WEBHOOK_RECHECK: chrono::TimeDelta = chrono::TimeDelta::seconds(60);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
     Sent,
+    /// Sent, and the platform named it (a WhatsApp wamid): later statuses refer to that name.
+    SentAs(String),
+    /// The platform refused the channel's credentials: the call waits until an admin fixes them.
+    Broken(String),
     Retry {
         error: String,
         after: Option<Duration>,
@@ -109,7 +113,15 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                     Some(url) if !crate::egress::allowed(url, allow_private) => wait_for_admin(
                         "the channel's webhook URL is not an https URL on a public host; an admin must change it",
                     ),
-                    Some(url) => post(&http, url, &row.route, &row.body).await,
+                    Some(url) => match whatsapp_settings(&hub, &row.channel_id).await {
+                        Some(wa) => match &wa.broken {
+                            Some(why) => wait_for_admin(why),
+                            None => from_whatsapp(
+                                crate::whatsapp::send(&http, url, &wa.access_token, &row.body).await,
+                            ),
+                        },
+                        None => post(&http, url, &row.route, &row.body).await,
+                    },
                     None => wait_for_admin("the channel has no Botpress webhook URL yet"),
                 };
                 // Recorded on its own task: a database that refuses for a while holds up only this
@@ -118,6 +130,48 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             }
         });
         futures_util::future::join_all(sends).await;
+    }
+}
+
+/// The channel's WhatsApp settings, if it is a WhatsApp number (read through the hub's short cache).
+async fn whatsapp_settings(
+    hub: &Hub,
+    channel_id: &str,
+) -> Option<crate::whatsapp::WhatsAppSettings> {
+    let (hub, id) = (hub.clone(), channel_id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let load = || {
+            hub.store()
+                .reader()
+                .ok()?
+                .channel(&id)
+                .ok()
+                .flatten()
+                .map(|c| c.settings)
+        };
+        let cached = hub.channel_settings(&id, load)?.whatsapp;
+        // A number marked broken is read fresh: an admin (perhaps in another process) may have
+        // just fixed it.
+        if cached.as_ref().is_some_and(|w| w.broken.is_some()) {
+            hub.forget_channel_settings(&id);
+            return hub.channel_settings(&id, load)?.whatsapp;
+        }
+        cached
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+fn from_whatsapp(sent: crate::whatsapp::Sent) -> Outcome {
+    use crate::whatsapp::Sent;
+    match sent {
+        Sent::Accepted(Some(wamid)) => Outcome::SentAs(wamid),
+        Sent::Accepted(None) => Outcome::Sent,
+        Sent::Retry { error, after } => Outcome::Retry { error, after },
+        Sent::Refused(reason) => Outcome::Failed(reason),
+        Sent::Broken(reason) => Outcome::Broken(reason),
+        Sent::Uncertain(reason) => Outcome::Uncertain(reason),
     }
 }
 
@@ -266,9 +320,32 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
         }
         other => other,
     };
+    if let Outcome::Broken(reason) = &outcome {
+        hub.store().write(|txn| {
+            let at = now + NO_WEBHOOK_RECHECK;
+            txn.settle_delivery(row.id, DeliveryState::Queued, Some(reason), Some(at))?;
+            if let Some(mut channel) = txn.channel(&row.channel_id)? {
+                if let Some(wa) = channel.settings.whatsapp.as_mut() {
+                    wa.broken = Some(reason.clone());
+                }
+                txn.set_channel(
+                    &channel.id,
+                    &channel.name,
+                    channel.webhook_url.as_deref(),
+                    &channel.settings,
+                )?;
+            }
+            Ok::<_, StoreError>(())
+        })?;
+        hub.forget_channel_settings(&row.channel_id);
+        tracing::error!(channel = %row.channel_id, "outbound: the channel's credentials were refused; nothing is sent until an admin fixes them");
+        return Ok(());
+    }
     hub.store().write(|txn| {
         let (state, status, reason) = match &outcome {
             Outcome::Sent => (DeliveryState::Sent, Some(DeliveryStatus::Sent), None),
+            Outcome::SentAs(_) => (DeliveryState::Sent, Some(DeliveryStatus::Sent), None),
+            Outcome::Broken(_) => return Ok(()),
             Outcome::Uncertain(reason) => (DeliveryState::Uncertain, Some(DeliveryStatus::Uncertain), Some(reason.clone())),
             Outcome::Failed(reason) => (DeliveryState::Failed, Some(DeliveryStatus::Failed), Some(reason.clone())),
             Outcome::Retry { error, after } => {
@@ -287,11 +364,14 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
         };
         txn.settle_delivery(row.id, state, reason.as_deref(), None)?;
         match &outcome {
-            Outcome::Sent => tracing::debug!(row = row.id, route = %row.route, "outbound: sent"),
+            Outcome::Sent | Outcome::SentAs(_) => tracing::debug!(row = row.id, route = %row.route, "outbound: sent"),
             _ => tracing::warn!(row = row.id, route = %row.route, state = state.as_str(), reason = reason.as_deref().unwrap_or(""), "outbound: not delivered"),
         }
         if let (Some(message_id), Some(status)) = (&row.message_id, status) {
             set_message_status(txn, message_id, status, reason.as_deref())?;
+            if let Outcome::SentAs(external) = &outcome {
+                crate::whatsapp::sent_as(txn, &row.channel_id, external, message_id)?;
+            }
         }
         Ok(())
     })

@@ -34,6 +34,10 @@ pub enum ApiError {
     /// 409 `closed`: the handoff is resolved or cancelled; the bot has the conversation again.
     #[error("{0}")]
     Closed(String),
+    /// 409 `window_closed`: WhatsApp's 24-hour window with this customer has closed; only an
+    /// approved template can reach them.
+    #[error("{0}")]
+    WindowClosed(String),
     /// 410 `gone`: the cursor is older than the log the hub keeps, or newer than its log (the hub's
     /// data was reset). The client takes a fresh snapshot.
     #[error("{0}")]
@@ -69,6 +73,7 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::Capacity(_) => "capacity",
             Self::Closed(_) => "closed",
+            Self::WindowClosed(_) => "window_closed",
             Self::Gone(_) => "gone",
             Self::TxnReused(_) => "txn_reused",
             Self::TooLarge { .. } => "too_large",
@@ -85,9 +90,11 @@ impl ApiError {
             Self::Unauthorized | Self::BadCredentials => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::Conflict(_) | Self::Capacity(_) | Self::Closed(_) | Self::TxnReused(_) => {
-                StatusCode::CONFLICT
-            }
+            Self::Conflict(_)
+            | Self::Capacity(_)
+            | Self::Closed(_)
+            | Self::WindowClosed(_)
+            | Self::TxnReused(_) => StatusCode::CONFLICT,
             Self::Gone(_) => StatusCode::GONE,
             Self::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,

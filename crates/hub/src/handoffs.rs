@@ -12,8 +12,8 @@
 //! when the change is committed — see [`crate::delivery`].
 
 use baton_protocol::{
-    Agent, AgentCommand, Author, CommandResult, DeliveryStatus, EventData, Handoff, HandoffStatus,
-    Message, Note, Presence, Role,
+    Agent, AgentCommand, Author, CommandResult, Conversation, DeliveryStatus, EventData, Handoff,
+    HandoffStatus, Message, Note, Presence, Role,
 };
 use serde_json::{json, Value};
 
@@ -270,12 +270,89 @@ impl Outgoing {
 /// The largest payload an agent may send (Botpress's own limits are far above any real reply).
 const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
 
+/// What a channel's platform hears about a handoff.
+pub enum PlatformEvent<'a> {
+    /// An agent took the handoff.
+    Assigned(&'a Agent),
+    /// A message for the customer, from an agent (or the desk itself: `None`).
+    Message {
+        from: Option<&'a Agent>,
+        outgoing: &'a Outgoing,
+    },
+    /// The handoff ended: the bot has the conversation again.
+    Closed,
+}
+
+/// Queues the call that tells the handoff's platform about `event`, if it needs one; each
+/// channel's module says what its platform needs.
+fn tell_platform(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    handoff: &Handoff,
+    event: PlatformEvent<'_>,
+    message_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let channel = channel_of(txn, handoff)?;
+    let call = match channel.kind.as_str() {
+        "whatsapp" => crate::whatsapp::call_for(txn, handoff, &event)?,
+        _ => Some(crate::botpress::call_for(handoff, &event)),
+    };
+    if let Some((route, body)) = call {
+        enqueue(txn, hub, handoff, route, body, message_id)?;
+    }
+    Ok(())
+}
+
+/// Opens a new handoff on `conversation`, waiting for an agent (channels whose platform has no
+/// handoff of its own, such as WhatsApp, call this).
+pub fn open(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    conversation: &Conversation,
+    title: &str,
+    description: Option<&str>,
+) -> Result<Handoff, ApiError> {
+    let now = hub.now();
+    let handoff = Handoff {
+        id: hub.new_id("ho"),
+        conversation_id: conversation.id.clone(),
+        channel_id: conversation.channel_id.clone(),
+        status: HandoffStatus::Pending,
+        title: title.chars().take(200).collect(),
+        description: description.map(|d| d.chars().take(500).collect()),
+        assignee: None,
+        label: None,
+        tags: Vec::new(),
+        created_at: now,
+        updated_at: now,
+    };
+    txn.put(EventData::Handoff(handoff.clone()))?;
+    Ok(handoff)
+}
+
+/// Sends the customer a message from the desk itself (an automatic reply).
+pub fn notify_customer(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    handoff: &Handoff,
+    text: &str,
+) -> Result<Message, ApiError> {
+    send_to_customer(
+        txn,
+        hub,
+        handoff,
+        Author::System,
+        None,
+        Outgoing::text(text),
+    )
+}
+
 fn send_to_customer(
     txn: &mut dyn Tx,
     hub: &Hub,
     handoff: &Handoff,
     author: Author,
-    agent: &Agent,
+    agent: Option<&Agent>,
     outgoing: Outgoing,
 ) -> Result<Message, ApiError> {
     let text = outgoing
@@ -289,7 +366,7 @@ fn send_to_customer(
         id: hub.new_id("m"),
         conversation_id: handoff.conversation_id.clone(),
         author,
-        author_id: Some(agent.id.clone()),
+        author_id: agent.map(|a| a.id.clone()),
         kind: outgoing.kind.clone(),
         text,
         payload: outgoing.payload.clone(),
@@ -298,20 +375,11 @@ fn send_to_customer(
         created_at: hub.now(),
     };
     txn.put(EventData::Message(message.clone()))?;
-    let body = json!({
-        "remoteConversationId": handoff.conversation_id,
-        "remoteUserId": remote_agent_id(&agent.id),
-        "messageType": outgoing.kind,
-        "payload": outgoing.payload,
-    });
-    enqueue(
-        txn,
-        hub,
-        handoff,
-        "message-from-agent",
-        body,
-        Some(&message.id),
-    )?;
+    let event = PlatformEvent::Message {
+        from: agent,
+        outgoing: &outgoing,
+    };
+    tell_platform(txn, hub, handoff, event, Some(&message.id))?;
     Ok(message)
 }
 
@@ -340,11 +408,11 @@ fn hand_to(
     handoff.updated_at = hub.now();
     txn.put(EventData::Handoff(handoff.clone()))?;
     let channel = channel_of(txn, &handoff)?;
-    let body = json!({
-        "remoteConversationId": handoff.conversation_id,
-        "remoteUserId": remote_agent_id(&to.id),
-    });
-    enqueue(txn, hub, &handoff, "agent-assigned", body, None)?;
+    tell_platform(txn, hub, &handoff, PlatformEvent::Assigned(to), None)?;
+    // Outside WhatsApp's 24-hour window a free-form notice cannot reach the customer.
+    if channel.kind == "whatsapp" && !customer_window_open(txn, hub, &handoff)? {
+        return Ok(handoff);
+    }
     let texts = if transfer {
         &channel.settings.transfer_message
     } else {
@@ -356,7 +424,7 @@ fn hand_to(
             hub,
             &handoff,
             Author::System,
-            to,
+            Some(to),
             Outgoing::text(&text),
         )?;
     }
@@ -419,8 +487,20 @@ fn reply(
         }
         Some(_) => {}
     }
-    send_to_customer(txn, hub, &h, Author::Agent, agent, outgoing)?;
+    if channel.kind == "whatsapp" && !customer_window_open(txn, hub, &h)? {
+        return Err(ApiError::WindowClosed(
+            "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now".into(),
+        ));
+    }
+    send_to_customer(txn, hub, &h, Author::Agent, Some(agent), outgoing)?;
     Ok(())
+}
+
+/// Whether the conversation's customer wrote in the last 24 hours (WhatsApp's window).
+fn customer_window_open(txn: &dyn Tx, hub: &Hub, handoff: &Handoff) -> Result<bool, ApiError> {
+    Ok(txn
+        .conversation(&handoff.conversation_id)?
+        .is_some_and(|c| crate::whatsapp::window_open(&c, hub.now())))
 }
 
 /// The conversation's handoff that is still pending or assigned, if any.
@@ -504,14 +584,7 @@ fn close(
         .or(h.label);
     h.updated_at = hub.now();
     txn.put(EventData::Handoff(h.clone()))?;
-    enqueue(
-        txn,
-        hub,
-        &h,
-        "stop-hitl",
-        json!({ "remoteConversationId": h.conversation_id }),
-        None,
-    )?;
+    tell_platform(txn, hub, &h, PlatformEvent::Closed, None)?;
     Ok(())
 }
 
@@ -698,14 +771,7 @@ pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
                 h.label = Some("no agent took it in time".into());
                 h.updated_at = now;
                 txn.put(EventData::Handoff(h.clone()))?;
-                enqueue(
-                    txn,
-                    hub,
-                    &h,
-                    "stop-hitl",
-                    json!({ "remoteConversationId": h.conversation_id }),
-                    None,
-                )?;
+                tell_platform(txn, hub, &h, PlatformEvent::Closed, None)?;
                 tracing::info!(handoff = %h.id, channel = %channel_id, waited_secs = secs, "pending timeout: handed back to the bot");
             }
             Ok::<_, ApiError>(waiting.len())

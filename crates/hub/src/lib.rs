@@ -20,6 +20,7 @@ pub mod front;
 pub mod handoffs;
 pub mod presence;
 pub mod store;
+pub mod whatsapp;
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -367,6 +368,7 @@ impl Hub {
 pub fn router(hub: Hub) -> Router {
     Router::new()
         .merge(botpress::routes())
+        .merge(whatsapp::routes())
         .nest("/api/v1", api::routes())
         .nest("/api/v1/admin", admin_api::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))

@@ -69,6 +69,11 @@ enum Command {
         #[command(subcommand)]
         command: BotpressCommand,
     },
+    /// Manage WhatsApp numbers (Meta's WhatsApp Cloud API).
+    Whatsapp {
+        #[command(subcommand)]
+        command: WhatsappCommand,
+    },
     /// Manage the event log clients sync from.
     Log {
         #[command(subcommand)]
@@ -169,6 +174,63 @@ enum TagsCommand {
     List {
         #[arg(long)]
         data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum WhatsappCommand {
+    /// Connect a WhatsApp number. Reads the app secret and the access token from standard input,
+    /// one per line; prints the webhook path to give Meta on its last line.
+    Add {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// The number's id at Meta (WhatsApp → API setup → Phone number ID).
+        #[arg(long)]
+        phone_number_id: String,
+        /// The verify token you will type into Meta's webhook settings.
+        #[arg(long)]
+        verify_token: String,
+        /// Where the Graph API is (default Meta's; tests and staging point at a fake).
+        #[arg(long)]
+        graph_url: Option<String>,
+    },
+    /// List the WhatsApp numbers (secrets are never shown).
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Change a number (by channel id or name).
+    Set {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        channel: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        verify_token: Option<String>,
+        #[arg(long)]
+        graph_url: Option<String>,
+        /// Read a new app secret and access token from standard input, one per line (a new token
+        /// also clears a refused-token mark, and waiting messages go out).
+        #[arg(long)]
+        secrets_stdin: bool,
+        /// Only messages containing one of these phrases open a handoff (repeat the flag); an
+        /// empty phrase clears the list, and then every conversation does.
+        #[arg(long = "handoff-phrase", value_name = "PHRASE")]
+        handoff_phrases: Vec<String>,
+        /// Sent to the customer when their chat is queued (empty: nothing).
+        #[arg(long)]
+        auto_reply: Option<String>,
+    },
+    /// Stop taking a number's webhooks; its conversations stay in the history.
+    Remove {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        channel: String,
     },
 }
 
@@ -407,6 +469,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", rotated.endpoint_path);
             Ok(())
         }
+        Command::Whatsapp { command } => whatsapp(command),
         Command::Log {
             command: LogCommand::Trim { data, keep },
         } => {
@@ -495,6 +558,131 @@ fn main() -> anyhow::Result<()> {
             println!("{}", channel.endpoint_path);
             Ok(())
         }
+    }
+}
+
+fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
+    match command {
+        WhatsappCommand::Add {
+            data,
+            name,
+            phone_number_id,
+            verify_token,
+            graph_url,
+        } => {
+            let hub = open(&data)?;
+            let (app_secret, access_token) = read_two_secrets()?;
+            let (id, path) = admin::add_whatsapp_channel(
+                &hub,
+                &admin::NewWhatsApp {
+                    name: &name,
+                    phone_number_id: &phone_number_id,
+                    verify_token: &verify_token,
+                    app_secret: &app_secret,
+                    access_token: &access_token,
+                    graph_url: graph_url.as_deref(),
+                },
+            )?;
+            println!("added WhatsApp channel {id} ({name})");
+            println!("In Meta's app dashboard (WhatsApp → Configuration), set the callback URL to this hub's public URL followed by the path below, and the verify token you chose; subscribe to the messages field:");
+            println!("{path}");
+            Ok(())
+        }
+        WhatsappCommand::List { data } => {
+            let hub = open(&data)?;
+            for c in admin::list_channels(&hub)?
+                .into_iter()
+                .filter(|c| c.kind == "whatsapp")
+            {
+                println!(
+                    "{}\t{}\tnumber {}\twebhook {}\t{}\thandoff {}{}",
+                    c.id,
+                    c.name,
+                    c.phone_number_id.as_deref().unwrap_or("?"),
+                    c.webhook_path.as_deref().unwrap_or("?"),
+                    match (&c.broken, c.removed) {
+                        (_, true) => "removed".to_string(),
+                        (Some(why), _) => format!("BROKEN: {why}"),
+                        (None, _) => "ok".to_string(),
+                    },
+                    if c.handoff_phrases.is_empty() {
+                        "every conversation".to_string()
+                    } else {
+                        format!("on {}", c.handoff_phrases.join(" | "))
+                    },
+                    c.auto_reply
+                        .as_deref()
+                        .map(|r| format!("\tauto-reply {r:?}"))
+                        .unwrap_or_default()
+                );
+            }
+            Ok(())
+        }
+        WhatsappCommand::Set {
+            data,
+            channel,
+            name,
+            verify_token,
+            graph_url,
+            secrets_stdin,
+            handoff_phrases,
+            auto_reply,
+        } => {
+            let hub = open(&data)?;
+            let (app_secret, access_token) = if secrets_stdin {
+                let (a, t) = read_two_secrets()?;
+                (Some(a), Some(t))
+            } else {
+                (None, None)
+            };
+            let c = admin::update_whatsapp(
+                &hub,
+                &channel,
+                admin::WhatsAppUpdate {
+                    name,
+                    verify_token,
+                    app_secret,
+                    access_token,
+                    graph_url,
+                    handoff_phrases: (!handoff_phrases.is_empty()).then_some(handoff_phrases),
+                    auto_reply,
+                    removed: None,
+                },
+            )?;
+            println!("updated {} ({})", c.id, c.name);
+            Ok(())
+        }
+        WhatsappCommand::Remove { data, channel } => {
+            let hub = open(&data)?;
+            let c = admin::update_whatsapp(
+                &hub,
+                &channel,
+                admin::WhatsAppUpdate {
+                    removed: Some(true),
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "removed {} ({}): its webhooks are refused; its conversations stay",
+                c.id, c.name
+            );
+            Ok(())
+        }
+    }
+}
+
+/// The app secret and the access token, one per line on standard input.
+fn read_two_secrets() -> anyhow::Result<(String, String)> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .context("reading the app secret and access token from stdin")?;
+    let mut lines = input.lines().map(str::trim).filter(|l| !l.is_empty());
+    match (lines.next(), lines.next()) {
+        (Some(secret), Some(token)) => Ok((secret.to_string(), token.to_string())),
+        _ => bail!(
+            "standard input needs two lines: the app secret, then the access token (printf '%s\\n%s\\n' \"$APP_SECRET\" \"$TOKEN\" | baton-hub whatsapp add …)"
+        ),
     }
 }
 

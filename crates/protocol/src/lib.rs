@@ -48,6 +48,14 @@ pub struct Conversation {
     #[serde(default)]
     pub contact_id: Option<String>,
     pub created_at: DateTime<Utc>,
+    /// The kind of channel it came through (`whatsapp`); none for Botpress.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub channel_kind: Option<String>,
+    /// When the customer last wrote (WhatsApp: free-form replies are allowed for 24 hours after).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub last_inbound_at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
@@ -142,6 +150,10 @@ pub enum DeliveryStatus {
     Received,
     Queued,
     Sent,
+    /// The customer's phone has it (WhatsApp).
+    Delivered,
+    /// The customer opened it (WhatsApp).
+    Read,
     Uncertain,
     Failed,
 }
@@ -152,6 +164,8 @@ impl DeliveryStatus {
             Self::Received => "received",
             Self::Queued => "queued",
             Self::Sent => "sent",
+            Self::Delivered => "delivered",
+            Self::Read => "read",
             Self::Uncertain => "uncertain",
             Self::Failed => "failed",
         }
@@ -162,6 +176,8 @@ impl DeliveryStatus {
             "received" => Self::Received,
             "queued" => Self::Queued,
             "sent" => Self::Sent,
+            "delivered" => Self::Delivered,
+            "read" => Self::Read,
             "uncertain" => Self::Uncertain,
             "failed" => Self::Failed,
             _ => return None,

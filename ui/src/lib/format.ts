@@ -80,6 +80,8 @@ export function matchTemplates<T extends { name: string }>(templates: T[], query
 const DELIVERY_LABELS: Record<string, string> = {
   queued: "Sending…",
   sent: "Sent",
+  delivered: "Delivered",
+  read: "Read",
   uncertain: "Delivery uncertain",
   failed: "Not delivered",
 };

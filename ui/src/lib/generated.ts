@@ -5,7 +5,7 @@ export type HandoffStatus = "pending" | "assigned" | "resolved" | "cancelled";
 
 export type Author = "end_user" | "bot" | "agent" | "system";
 
-export type DeliveryStatus = "received" | "queued" | "sent" | "uncertain" | "failed";
+export type DeliveryStatus = "received" | "queued" | "sent" | "delivered" | "read" | "uncertain" | "failed";
 
 export type Presence = "online" | "offline";
 
@@ -21,7 +21,15 @@ export type Conversation = { id: string, channel_id: string,
 /**
  * Unknown until the customer's first message names them (Botpress strips it on creation).
  */
-contact_id: string | null, created_at: string, };
+contact_id: string | null, created_at: string, 
+/**
+ * The kind of channel it came through (`whatsapp`); none for Botpress.
+ */
+channel_kind?: string, 
+/**
+ * When the customer last wrote (WhatsApp: free-form replies are allowed for 24 hours after).
+ */
+last_inbound_at?: string, };
 
 export type Handoff = { id: string, conversation_id: string, channel_id: string, status: HandoffStatus, title: string, description?: string, 
 /**

@@ -416,6 +416,8 @@ mod tests {
                 channel_id: channel.into(),
                 contact_id: Some(contact.into()),
                 created_at: at(0),
+                channel_kind: None,
+                last_inbound_at: None,
             })
         };
         let handoff = |id: &str,

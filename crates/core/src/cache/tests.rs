@@ -64,6 +64,8 @@ fn inbox() -> Vec<Event> {
             channel_id: "ch".into(),
             contact_id: None,
             created_at: t(0),
+            channel_kind: None,
+            last_inbound_at: None,
         }),
         handoff("h_1", "c_1", "Refund", HandoffStatus::Pending, 1),
         EventData::Conversation(Conversation {
@@ -71,6 +73,8 @@ fn inbox() -> Vec<Event> {
             channel_id: "ch".into(),
             contact_id: Some("u_1".into()),
             created_at: t(0),
+            channel_kind: None,
+            last_inbound_at: None,
         }),
         message("m_1", "c_1", "the box was crushed", 2),
         message("m_2", "c_1", "and wet", 3),
@@ -149,6 +153,8 @@ fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_the_no
             channel_id: "ch".into(),
             contact_id: Some("u_1".into()),
             created_at: t(-60),
+            channel_kind: None,
+            last_inbound_at: None,
         }),
         EventData::Handoff(earlier),
         EventData::Note(Note {

@@ -120,6 +120,7 @@ pub struct Delivery {
 #[derive(Debug, Clone, PartialEq)]
 pub struct DueDelivery {
     pub id: i64,
+    pub channel_id: String,
     pub conversation_id: String,
     /// The channel's webhook URL; `None` while it has none (the row stays queued).
     pub url: Option<String>,
@@ -198,6 +199,14 @@ pub trait Read {
     fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>)>, StoreError>;
     /// When the earliest queued call comes due.
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The hub's id for what a channel's platform calls `external_id` (of a `kind`: a message, a
+    /// customer, an applied status), if it has one.
+    fn external_id(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<String>, StoreError>;
 }
 
 /// A write transaction: what [`Read`] sees, including its own writes, plus every change.
@@ -225,6 +234,15 @@ pub trait Tx: Read {
         webhook_url: Option<&str>,
         settings: &ChannelSettings,
     ) -> Result<(), StoreError>;
+    /// Remembers a platform id for a hub id; `false` when it was already known (a redelivery),
+    /// and then nothing changes.
+    fn link_external(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+        internal_id: &str,
+    ) -> Result<bool, StoreError>;
     fn add_token(
         &mut self,
         token_hash: &str,

@@ -33,6 +33,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/0004_expiry_and_fingerprints.sql"),
     ),
     (5, include_str!("../../migrations/0005_deliveries.sql")),
+    (6, include_str!("../../migrations/0006_external_ids.sql")),
 ];
 
 /// How long a writer waits for another process (the admin CLI) to release the write lock before
@@ -439,11 +440,14 @@ fn time(s: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc))
 }
 
+type RawChannel = (String, String, String, Option<String>, String);
+
 fn channel_row(
-    (id, name, webhook_url, settings): (String, String, Option<String>, String),
+    (id, kind, name, webhook_url, settings): RawChannel,
 ) -> Result<ChannelRow, StoreError> {
     Ok(ChannelRow {
         id,
+        kind,
         name,
         webhook_url,
         settings: serde_json::from_str(&settings)?,
@@ -559,8 +563,12 @@ impl<T: HasConn> Read for T {
 
     fn channel(&self, id: &str) -> Result<Option<ChannelRow>, StoreError> {
         self.conn()?
-            .prepare_cached("SELECT id, name, webhook_url, settings FROM channels WHERE id = ?1")?
-            .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .prepare_cached(
+                "SELECT id, kind, name, webhook_url, settings FROM channels WHERE id = ?1",
+            )?
+            .query_row([id], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })
             .optional()?
             .map(channel_row)
             .transpose()
@@ -569,9 +577,11 @@ impl<T: HasConn> Read for T {
     fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT id, name, webhook_url, settings FROM channels ORDER BY created_at, rowid",
+            "SELECT id, kind, name, webhook_url, settings FROM channels ORDER BY created_at, rowid",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+        let rows = stmt.query_map([], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+        })?;
         let mut out = Vec::new();
         for row in rows {
             out.push(channel_row(row?)?);
@@ -673,6 +683,22 @@ impl<T: HasConn> Read for T {
         )?;
         let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn external_id(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()?
+            .prepare_cached(
+                "SELECT internal_id FROM external_ids
+                 WHERE channel_id = ?1 AND kind = ?2 AND external_id = ?3",
+            )?
+            .query_row(params![channel_id, kind, external_id], |r| r.get(0))
+            .optional()?)
     }
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
@@ -835,6 +861,23 @@ impl Tx for SqliteTx<'_> {
         Ok(())
     }
 
+    fn link_external(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+        internal_id: &str,
+    ) -> Result<bool, StoreError> {
+        let inserted = self
+            .tx
+            .prepare_cached(
+                "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
+                 VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![channel_id, kind, external_id, internal_id])?;
+        Ok(inserted == 1)
+    }
+
     fn add_token(
         &mut self,
         token_hash: &str,
@@ -938,7 +981,8 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let due: Vec<DueDelivery> = {
             let mut stmt = self.tx.prepare_cached(
-                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id
+                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id,
+                        o.channel_id
                  FROM deliveries o JOIN channels c ON c.id = o.channel_id
                  WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
@@ -949,6 +993,7 @@ impl Tx for SqliteTx<'_> {
                 let created: String = r.get(6)?;
                 Ok(DueDelivery {
                     id: r.get(0)?,
+                    channel_id: r.get(8)?,
                     conversation_id: r.get(7)?,
                     url: r.get(1)?,
                     route: r.get(2)?,

@@ -40,6 +40,7 @@ macro_rules! store_suite {
                 channels_are_found_by_secret_and_keep_their_settings,
                 tags_and_templates_read_back_without_deleted_templates,
                 messages_page_newest_first_with_a_total,
+                a_platform_id_is_linked_once_and_found_again,
             );
         }
     };
@@ -83,6 +84,8 @@ fn conversation(id: &str, channel: &str) -> EventData {
         channel_id: channel.into(),
         contact_id: None,
         created_at: at(1),
+        channel_kind: None,
+        last_inbound_at: None,
     })
 }
 
@@ -683,4 +686,27 @@ pub fn messages_page_newest_first_with_a_total(open: &Open, dir: &Path) {
     )
     .expect("json");
     assert_eq!(all.total, 6);
+}
+
+pub fn a_platform_id_is_linked_once_and_found_again(open: &Open, dir: &Path) {
+    let store = open(dir);
+    add_channel(&*store, "ch", "s");
+    let first = store
+        .write(|tx| tx.link_external("ch", "message", "wamid.1", "m_1"))
+        .expect("link");
+    let again = store
+        .write(|tx| tx.link_external("ch", "message", "wamid.1", "m_2"))
+        .expect("link");
+    assert!(first && !again, "a redelivery changes nothing");
+    let read = store.reader().expect("reader");
+    assert_eq!(
+        read.external_id("ch", "message", "wamid.1")
+            .expect("r")
+            .as_deref(),
+        Some("m_1")
+    );
+    assert_eq!(
+        read.external_id("ch", "status", "wamid.1").expect("r"),
+        None
+    );
 }

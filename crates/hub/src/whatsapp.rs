@@ -1,0 +1,976 @@
+//! The WhatsApp Cloud API channel (ARCHITECTURE.md, WhatsApp protocol): Meta's webhook — a GET
+//! that proves the hub knows the verify token, and signed POSTs carrying customers' messages and
+//! the statuses of what agents sent — and the calls the hub makes back through the Graph API.
+//!
+//! A POST is checked against `X-Hub-Signature-256` (HMAC-SHA256 of the raw body with the app
+//! secret) before anything is parsed; only then is it read, leniently: every field is optional,
+//! an unknown message type is kept with its raw JSON, other webhook fields are ignored. What it
+//! carries is written in one group commit, and the 200 goes out only after that commit — Meta
+//! retries for days, and delivers at least once, so a message is stored once per wamid and a
+//! status once per (wamid, status).
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use baton_protocol::{Author, Contact, Conversation, DeliveryStatus, EventData, Handoff, Message};
+use chrono::{DateTime, TimeDelta, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+
+use crate::error::ApiError;
+use crate::handoffs::{Outgoing, PlatformEvent};
+use crate::store::Tx;
+use crate::Hub;
+
+/// Meta's payloads can reach 3 MB.
+pub const MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+/// Where the Graph API is, unless a channel says otherwise (tests and staging point at a fake).
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
+
+/// The Graph API version the hub speaks.
+pub const API_VERSION: &str = "v24.0";
+
+/// How long after a customer's last message free-form replies are allowed.
+pub const WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// The longest text WhatsApp takes in one message.
+pub const MAX_TEXT: usize = 4096;
+
+/// A WhatsApp number's settings, kept in the channel's settings. The two secrets are needed as
+/// they are (to check signatures, to call the Graph API), so they live only in the hub's private
+/// database and are never shown again.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WhatsAppSettings {
+    pub phone_number_id: String,
+    pub verify_token: String,
+    pub app_secret: String,
+    pub access_token: String,
+    #[serde(default = "default_graph_url")]
+    pub graph_url: String,
+    /// Empty: every conversation goes to the queue. Otherwise only a message containing one of
+    /// these (case and accents aside) opens a handoff.
+    #[serde(default)]
+    pub handoff_phrases: Vec<String>,
+    /// Sent to the customer the moment their chat is queued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_reply: Option<String>,
+    /// Why the number cannot send (Meta refused the access token); nothing is sent until an admin
+    /// sets a new token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<String>,
+    /// Removed by an admin: webhooks are refused; its conversations stay in the history.
+    #[serde(default)]
+    pub removed: bool,
+}
+
+fn default_graph_url() -> String {
+    DEFAULT_GRAPH_URL.to_string()
+}
+
+impl WhatsAppSettings {
+    /// The base every send goes to: `{graph}/{version}/{phone-number-id}`.
+    pub fn send_url(&self) -> String {
+        format!(
+            "{}/{API_VERSION}/{}",
+            self.graph_url.trim_end_matches('/'),
+            self.phone_number_id
+        )
+    }
+}
+
+pub fn routes() -> Router<Hub> {
+    Router::new().route("/whatsapp/{channel}/webhook", get(verify).post(notify))
+}
+
+/// The path to give Meta as the callback URL (after the hub's public address).
+pub fn webhook_path(channel_id: &str) -> String {
+    format!("/whatsapp/{channel_id}/webhook")
+}
+
+async fn settings_of(hub: &Hub, channel_id: &str) -> Result<WhatsAppSettings, ApiError> {
+    let (hub2, id) = (hub.clone(), channel_id.to_string());
+    let settings = tokio::task::spawn_blocking(move || {
+        hub2.channel_settings(&id, || {
+            hub2.store()
+                .reader()
+                .ok()?
+                .channel(&id)
+                .ok()
+                .flatten()
+                .map(|c| c.settings)
+        })
+    })
+    .await
+    .map_err(|_| ApiError::Internal(crate::store::StoreError::Poisoned))?;
+    settings
+        .and_then(|s| s.whatsapp)
+        .filter(|w| !w.removed)
+        .ok_or_else(|| ApiError::NotFound("no such WhatsApp channel".into()))
+}
+
+/// Meta's subscription check: echo `hub.challenge` for the right verify token, else 403.
+async fn verify(
+    State(hub): State<Hub>,
+    Path(channel): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    // Parameter names contain dots; read them as they are.
+    let params: HashMap<String, String> =
+        url::form_urlencoded::parse(query.as_deref().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect();
+    let Ok(settings) = settings_of(&hub, &channel).await else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let token = params.get("hub.verify_token").map(String::as_str);
+    let subscribing = params.get("hub.mode").map(String::as_str) == Some("subscribe");
+    match (subscribing, token, params.get("hub.challenge")) {
+        (true, Some(token), Some(challenge)) if same_secret(token, &settings.verify_token) => {
+            tracing::info!(channel = %channel, "whatsapp: webhook verified");
+            (
+                [(axum::http::header::CONTENT_TYPE, "text/plain")],
+                challenge.clone(),
+            )
+                .into_response()
+        }
+        _ => {
+            tracing::warn!(channel = %channel, "whatsapp: webhook verification refused (wrong verify token or mode)");
+            StatusCode::FORBIDDEN.into_response()
+        }
+    }
+}
+
+/// Compares two secrets in time that does not depend on where they differ.
+fn same_secret(given: &str, known: &str) -> bool {
+    let mut mac = match Hmac::<Sha256>::new_from_slice(b"baton-compare") {
+        Ok(mac) => mac,
+        Err(_) => return false,
+    };
+    mac.update(known.as_bytes());
+    let expected = mac.finalize().into_bytes();
+    let mut check = match Hmac::<Sha256>::new_from_slice(b"baton-compare") {
+        Ok(mac) => mac,
+        Err(_) => return false,
+    };
+    check.update(given.as_bytes());
+    check.verify_slice(&expected).is_ok()
+}
+
+/// Whether `header` (`sha256=<hex>`) is the HMAC-SHA256 of `body` with `app_secret`.
+pub fn signature_ok(app_secret: &str, body: &[u8], header: Option<&str>) -> bool {
+    let Some(hex_sig) = header.and_then(|h| h.trim().strip_prefix("sha256=")) else {
+        return false;
+    };
+    let Ok(sig) = hex::decode(hex_sig) else {
+        return false;
+    };
+    let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(app_secret.as_bytes()) else {
+        return false;
+    };
+    mac.update(body);
+    mac.verify_slice(&sig).is_ok()
+}
+
+/// A signed notification from Meta: messages and statuses, stored before the 200.
+async fn notify(
+    State(hub): State<Hub>,
+    Path(channel): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let settings = settings_of(&hub, &channel).await?;
+    let bytes = crate::body::read_limited(body, MAX_BODY_BYTES).await?;
+    let signature = headers
+        .get("x-hub-signature-256")
+        .and_then(|v| v.to_str().ok());
+    if !signature_ok(&settings.app_secret, &bytes, signature) {
+        tracing::warn!(channel = %channel, signed = signature.is_some(), "whatsapp: a webhook with a wrong or missing signature was refused; nothing stored");
+        return Err(ApiError::Unauthorized);
+    }
+    let value: Value = crate::body::parse(&bytes)?;
+    let batch = Batch::read(&value, &settings.phone_number_id);
+    if batch.messages.is_empty() && batch.statuses.is_empty() {
+        return Ok(StatusCode::OK.into_response());
+    }
+    let (count, statuses) = (batch.messages.len(), batch.statuses.len());
+    let hub2 = hub.clone();
+    hub.store()
+        .write_grouped_async(move |txn| apply(txn, &hub2, &channel, &settings, &batch))
+        .await?;
+    hub.wake_delivery();
+    tracing::debug!(messages = count, statuses, "whatsapp: notification stored");
+    Ok(StatusCode::OK.into_response())
+}
+
+/// Who wrote, as far as the payload says (every part optional: since 2026 a customer may have a
+/// username and no phone number in payloads).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Customer {
+    pub phone: Option<String>,
+    /// The business-scoped user id (`CC.<alnum>`).
+    pub bsuid: Option<String>,
+    pub username: Option<String>,
+    pub name: Option<String>,
+}
+
+impl Customer {
+    /// The keys the customer is known by, most stable first.
+    fn keys(&self) -> Vec<(&'static str, &str)> {
+        let mut keys = Vec::new();
+        if let Some(b) = &self.bsuid {
+            keys.push(("bsuid", b.as_str()));
+        }
+        if let Some(p) = &self.phone {
+            keys.push(("phone", p.as_str()));
+        }
+        keys
+    }
+
+    fn label(&self) -> String {
+        self.name
+            .clone()
+            .or_else(|| self.username.clone())
+            .or_else(|| self.phone.as_ref().map(|p| format!("+{p}")))
+            .unwrap_or_else(|| "WhatsApp customer".into())
+    }
+}
+
+/// One inbound message, read.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inbound {
+    pub wamid: String,
+    pub customer: Customer,
+    pub kind: String,
+    pub text: Option<String>,
+    pub raw: Value,
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One status of a message the hub sent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusUpdate {
+    pub wamid: String,
+    pub status: String,
+    /// Meta's error code and what to tell the agent, on `failed`.
+    pub error: Option<(i64, String)>,
+}
+
+/// What one notification carries for this number.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub messages: Vec<Inbound>,
+    pub statuses: Vec<StatusUpdate>,
+}
+
+fn str_at<'a>(v: &'a Value, path: &[&str]) -> Option<&'a str> {
+    let mut v = v;
+    for key in path {
+        v = v.get(key)?;
+    }
+    v.as_str()
+}
+
+fn unix_time(v: &Value) -> Option<DateTime<Utc>> {
+    let secs = match v {
+        Value::String(s) => s.trim().parse::<i64>().ok()?,
+        Value::Number(n) => n.as_i64()?,
+        _ => return None,
+    };
+    DateTime::from_timestamp(secs, 0)
+}
+
+impl Batch {
+    /// Reads the `messages` changes for `phone_number_id` out of a notification; anything else
+    /// (other fields, other numbers, shapes this build does not know) is passed over.
+    pub fn read(notification: &Value, phone_number_id: &str) -> Self {
+        let mut batch = Batch::default();
+        let entries = notification.get("entry").and_then(Value::as_array);
+        for change in entries
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.get("changes").and_then(Value::as_array))
+            .flatten()
+        {
+            if change.get("field").and_then(Value::as_str) != Some("messages") {
+                continue;
+            }
+            let Some(value) = change.get("value") else {
+                continue;
+            };
+            let number = str_at(value, &["metadata", "phone_number_id"]);
+            if number.is_some_and(|n| n != phone_number_id) {
+                tracing::warn!(number = ?number, "whatsapp: a notification for another number was ignored");
+                continue;
+            }
+            let contacts: Vec<&Value> = value
+                .get("contacts")
+                .and_then(Value::as_array)
+                .map(|c| c.iter().collect())
+                .unwrap_or_default();
+            let customer_of = |m: &Value| -> Customer {
+                let phone = str_at(m, &["from"]).map(str::to_string);
+                let bsuid = str_at(m, &["from_user_id"]).map(str::to_string);
+                let contact = contacts.iter().find(|c| {
+                    (phone.is_some() && str_at(c, &["wa_id"]) == phone.as_deref())
+                        || (bsuid.is_some() && str_at(c, &["user_id"]) == bsuid.as_deref())
+                });
+                let contact = contact.or(if contacts.len() == 1 {
+                    contacts.first()
+                } else {
+                    None
+                });
+                let from_contact =
+                    |path: &[&str]| contact.and_then(|c| str_at(c, path)).map(str::to_string);
+                Customer {
+                    phone: phone.or_else(|| from_contact(&["wa_id"])),
+                    bsuid: bsuid.or_else(|| from_contact(&["user_id"])),
+                    username: from_contact(&["profile", "username"]),
+                    name: from_contact(&["profile", "name"]),
+                }
+            };
+            for m in value
+                .get("messages")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let Some(wamid) = str_at(m, &["id"]) else {
+                    tracing::warn!("whatsapp: a message without an id was ignored");
+                    continue;
+                };
+                let (kind, text) = describe(m);
+                batch.messages.push(Inbound {
+                    wamid: wamid.to_string(),
+                    customer: customer_of(m),
+                    kind,
+                    text,
+                    raw: m.clone(),
+                    at: m.get("timestamp").and_then(unix_time),
+                });
+            }
+            for s in value
+                .get("statuses")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+            {
+                let (Some(wamid), Some(status)) = (str_at(s, &["id"]), str_at(s, &["status"]))
+                else {
+                    continue;
+                };
+                let error = s
+                    .get("errors")
+                    .and_then(Value::as_array)
+                    .and_then(|e| e.first())
+                    .map(|e| {
+                        let code = e.get("code").and_then(Value::as_i64).unwrap_or(0);
+                        (code, failure_reason(code, e))
+                    });
+                batch.statuses.push(StatusUpdate {
+                    wamid: wamid.to_string(),
+                    status: status.to_string(),
+                    error,
+                });
+            }
+        }
+        batch
+    }
+}
+
+/// The message's type and what an agent reads of it. Unknown types are "unsupported content"
+/// (their raw JSON is kept as the payload).
+pub fn describe(m: &Value) -> (String, Option<String>) {
+    let kind = str_at(m, &["type"]).unwrap_or("unsupported").to_string();
+    let s = |path: &[&str]| str_at(m, path).map(str::to_string);
+    let text = match kind.as_str() {
+        "text" => s(&["text", "body"]),
+        "image" | "video" | "audio" | "sticker" | "document" => {
+            let media = m.get(&kind);
+            let caption = media.and_then(|x| str_at(x, &["caption"]));
+            let filename = media.and_then(|x| str_at(x, &["filename"]));
+            let voice = media.and_then(|x| x.get("voice")).and_then(Value::as_bool) == Some(true);
+            let label = match kind.as_str() {
+                "audio" if voice => "voice message".to_string(),
+                "document" => filename.map_or("document".to_string(), |f| format!("document: {f}")),
+                other => other.to_string(),
+            };
+            Some(match caption {
+                Some(c) => format!("[{label}] {c}"),
+                None => format!("[{label}]"),
+            })
+        }
+        "location" => {
+            let place = [s(&["location", "name"]), s(&["location", "address"])]
+                .into_iter()
+                .flatten()
+                .collect::<Vec<_>>()
+                .join(", ");
+            let at = match (
+                m.pointer("/location/latitude").and_then(Value::as_f64),
+                m.pointer("/location/longitude").and_then(Value::as_f64),
+            ) {
+                (Some(lat), Some(lon)) => format!("{lat:.5}, {lon:.5}"),
+                _ => String::new(),
+            };
+            Some(format!(
+                "[location] {}",
+                [place, at]
+                    .into_iter()
+                    .filter(|p| !p.is_empty())
+                    .collect::<Vec<_>>()
+                    .join(" — ")
+            ))
+        }
+        "contacts" => {
+            let names: Vec<String> = m
+                .get("contacts")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let name = str_at(c, &["name", "formatted_name"]).unwrap_or("a contact");
+                    let phones: Vec<&str> = c
+                        .get("phones")
+                        .and_then(Value::as_array)
+                        .into_iter()
+                        .flatten()
+                        .filter_map(|p| str_at(p, &["phone"]))
+                        .collect();
+                    if phones.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{name} ({})", phones.join(", "))
+                    }
+                })
+                .collect();
+            Some(format!("[contact card] {}", names.join("; ")))
+        }
+        "interactive" => {
+            let reply = m.get("interactive");
+            let title = reply.and_then(|r| {
+                str_at(r, &["button_reply", "title"])
+                    .or_else(|| str_at(r, &["list_reply", "title"]))
+                    .or_else(|| str_at(r, &["nfm_reply", "body"]))
+            });
+            Some(match title {
+                Some(t) => format!("[chose] {t}"),
+                None => "[an interactive reply]".into(),
+            })
+        }
+        "button" => s(&["button", "text"]).map(|t| format!("[tapped] {t}")),
+        "reaction" => Some(match s(&["reaction", "emoji"]).filter(|e| !e.is_empty()) {
+            Some(emoji) => format!("[reacted {emoji}]"),
+            None => "[removed a reaction]".into(),
+        }),
+        "order" => {
+            let items = m
+                .pointer("/order/product_items")
+                .and_then(Value::as_array)
+                .map_or(0, Vec::len);
+            let note = s(&["order", "text"])
+                .map(|t| format!(": {t}"))
+                .unwrap_or_default();
+            Some(format!(
+                "[order of {items} item{}]{note}",
+                if items == 1 { "" } else { "s" }
+            ))
+        }
+        "system" => s(&["system", "body"])
+            .or_else(|| Some("[the customer's WhatsApp identity changed]".into())),
+        "revoke" => Some("[deleted a message]".into()),
+        "edit" => {
+            let new = m.pointer("/edit/message");
+            let body = new.and_then(|n| describe(n).1);
+            Some(
+                format!("[edited] {}", body.unwrap_or_default())
+                    .trim()
+                    .to_string(),
+            )
+        }
+        _ => Some("[unsupported content]".into()),
+    };
+    (kind, text)
+}
+
+/// Only messages the customer wrote open or refresh the 24-hour window.
+fn refreshes_window(kind: &str) -> bool {
+    !matches!(kind, "reaction" | "system" | "revoke")
+}
+
+/// What an agent is told when Meta refuses or fails a message, by Meta's error code.
+pub fn failure_reason(code: i64, error: &Value) -> String {
+    match code {
+        131047 => "the 24-hour window has closed: only a template can reach this customer now".into(),
+        131026 => "WhatsApp could not deliver it (not a WhatsApp user, an old app, or the customer blocked this number)".into(),
+        190 => "Meta refused the number's access token; an admin must set a new one".into(),
+        131051 => "WhatsApp does not support this kind of message".into(),
+        _ => {
+            let title = str_at(error, &["title"])
+                .or_else(|| str_at(error, &["message"]))
+                .unwrap_or("WhatsApp refused it");
+            let title: String = title.chars().take(160).collect();
+            format!("{title} (WhatsApp error {code})")
+        }
+    }
+}
+
+/// How far along a delivery status is; a later one never replaces a further one.
+fn progress(status: DeliveryStatus) -> u8 {
+    match status {
+        DeliveryStatus::Queued | DeliveryStatus::Uncertain | DeliveryStatus::Received => 0,
+        DeliveryStatus::Sent => 1,
+        DeliveryStatus::Failed => 2,
+        DeliveryStatus::Delivered => 3,
+        DeliveryStatus::Read => 4,
+    }
+}
+
+/// Writes one notification: new messages (once per wamid) into their customer's conversation,
+/// opening a handoff when the channel's rules say so; statuses onto the messages they concern.
+pub fn apply(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    channel_id: &str,
+    settings: &WhatsAppSettings,
+    batch: &Batch,
+) -> Result<(), ApiError> {
+    for m in &batch.messages {
+        if txn.external_id(channel_id, "message", &m.wamid)?.is_some() {
+            continue;
+        }
+        let contact = customer_contact(txn, hub, channel_id, &m.customer)?;
+        let mut conversation = conversation_of(txn, hub, channel_id, &contact)?;
+        let at = m.at.unwrap_or_else(|| hub.now());
+        let message = Message {
+            id: hub.new_id("m"),
+            conversation_id: conversation.id.clone(),
+            author: Author::EndUser,
+            author_id: Some(contact.id.clone()),
+            kind: m.kind.clone(),
+            text: m.text.clone(),
+            payload: m.raw.clone(),
+            status: DeliveryStatus::Received,
+            status_reason: None,
+            created_at: at,
+        };
+        txn.put(EventData::Message(message.clone()))?;
+        txn.link_external(channel_id, "message", &m.wamid, &message.id)?;
+        if refreshes_window(&m.kind) && conversation.last_inbound_at.is_none_or(|t| t < at) {
+            conversation.last_inbound_at = Some(at);
+            txn.put(EventData::Conversation(conversation.clone()))?;
+        }
+        if refreshes_window(&m.kind) && txn.open_handoff(&conversation.id)?.is_none() {
+            let wanted = settings.handoff_phrases.is_empty()
+                || m.text
+                    .as_deref()
+                    .is_some_and(|t| matches_phrase(t, &settings.handoff_phrases));
+            if wanted {
+                let title = format!("{} on WhatsApp", m.customer.label());
+                let handoff =
+                    crate::handoffs::open(txn, hub, &conversation, &title, m.text.as_deref())?;
+                if let Some(reply) = settings
+                    .auto_reply
+                    .as_deref()
+                    .filter(|r| !r.trim().is_empty())
+                {
+                    crate::handoffs::notify_customer(txn, hub, &handoff, reply)?;
+                }
+                tracing::info!(handoff = %handoff.id, "whatsapp: a chat was queued for an agent");
+            }
+        }
+    }
+    for s in &batch.statuses {
+        let Some(message_id) = txn.external_id(channel_id, "message", &s.wamid)? else {
+            // Meta can report a status before the hub has recorded what the send returned: it is
+            // kept, and applied when the send is recorded (see [`sent_as`]).
+            let reason = s.error.as_ref().map(|(_, r)| r.as_str()).unwrap_or("");
+            txn.link_external(
+                channel_id,
+                "early-status",
+                &format!("{}:{}", s.wamid, s.status),
+                reason,
+            )?;
+            continue;
+        };
+        apply_status(txn, channel_id, &message_id, s)?;
+    }
+    Ok(())
+}
+
+/// Records that the message `message_id` went out as `wamid`, and applies any status Meta
+/// reported for it before that was recorded.
+pub fn sent_as(
+    txn: &mut dyn Tx,
+    channel_id: &str,
+    wamid: &str,
+    message_id: &str,
+) -> Result<(), crate::store::StoreError> {
+    txn.link_external(channel_id, "message", wamid, message_id)?;
+    for status in ["sent", "delivered", "read", "played", "failed"] {
+        if let Some(reason) =
+            txn.external_id(channel_id, "early-status", &format!("{wamid}:{status}"))?
+        {
+            let update = StatusUpdate {
+                wamid: wamid.to_string(),
+                status: status.to_string(),
+                error: (!reason.is_empty()).then_some((0, reason)),
+            };
+            apply_status(txn, channel_id, message_id, &update).map_err(|e| match e {
+                ApiError::Internal(e) => e,
+                other => crate::store::StoreError::CommitFailed(other.to_string()),
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// Moves a message's delivery status forward (never back: statuses arrive in any order), once
+/// per (wamid, status).
+fn apply_status(
+    txn: &mut dyn Tx,
+    channel_id: &str,
+    message_id: &str,
+    s: &StatusUpdate,
+) -> Result<(), ApiError> {
+    let key = format!("{}:{}", s.wamid, s.status);
+    if !txn.link_external(channel_id, "status", &key, message_id)? {
+        return Ok(());
+    }
+    {
+        let Some(mut message) = txn.message(message_id)? else {
+            return Ok(());
+        };
+        let status = match s.status.as_str() {
+            "sent" => DeliveryStatus::Sent,
+            "delivered" => DeliveryStatus::Delivered,
+            "read" | "played" => DeliveryStatus::Read,
+            "failed" => DeliveryStatus::Failed,
+            other => {
+                tracing::info!(status = ?other, "whatsapp: an unknown status was ignored");
+                return Ok(());
+            }
+        };
+        if progress(status) <= progress(message.status) {
+            return Ok(());
+        }
+        message.status = status;
+        message.status_reason = match status {
+            DeliveryStatus::Failed => s.error.as_ref().map(|(_, reason)| reason.clone()),
+            _ => None,
+        };
+        txn.put(EventData::Message(message))?;
+    }
+    Ok(())
+}
+
+/// Case and accents aside, does `text` contain one of `phrases`?
+pub fn matches_phrase(text: &str, phrases: &[String]) -> bool {
+    let text = fold(text);
+    phrases
+        .iter()
+        .map(|p| fold(p.trim()))
+        .any(|p| !p.is_empty() && text.contains(&p))
+}
+
+/// Lower case without accents (NFD-free: the common Latin accents are mapped directly).
+fn fold(text: &str) -> String {
+    text.chars()
+        .flat_map(char::to_lowercase)
+        .map(|c| match c {
+            'à' | 'á' | 'â' | 'ã' | 'ä' | 'å' => 'a',
+            'ç' => 'c',
+            'è' | 'é' | 'ê' | 'ë' => 'e',
+            'ì' | 'í' | 'î' | 'ï' => 'i',
+            'ñ' => 'n',
+            'ò' | 'ó' | 'ô' | 'õ' | 'ö' => 'o',
+            'ù' | 'ú' | 'û' | 'ü' => 'u',
+            'ý' | 'ÿ' => 'y',
+            other => other,
+        })
+        .collect()
+}
+
+/// The contact for a customer: found by any key they are known by (a business-scoped id, a
+/// phone), else new. What the payload says now (name, username, a new key) is kept.
+fn customer_contact(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    channel_id: &str,
+    customer: &Customer,
+) -> Result<Contact, ApiError> {
+    let mut found = None;
+    for (kind, key) in customer.keys() {
+        if let Some(id) = txn.external_id(channel_id, kind, key)? {
+            found = txn.contact(&id)?;
+            if found.is_some() {
+                break;
+            }
+        }
+    }
+    let mut contact = found.unwrap_or_else(|| Contact {
+        id: hub.new_id("u"),
+        channel_id: channel_id.to_string(),
+        name: customer.label(),
+        email: None,
+        picture_url: None,
+        attributes: Value::Object(Map::new()),
+        created_at: hub.now(),
+    });
+    let before = contact.clone();
+    if let Some(name) = &customer.name {
+        contact.name = name.clone();
+    }
+    if !contact.attributes.is_object() {
+        contact.attributes = Value::Object(Map::new());
+    }
+    let attributes = &mut contact.attributes;
+    for (key, value) in [
+        ("phone", &customer.phone),
+        ("bsuid", &customer.bsuid),
+        ("username", &customer.username),
+    ] {
+        if let Some(value) = value {
+            attributes[key] = Value::String(value.clone());
+        }
+    }
+    if contact != before {
+        txn.put(EventData::Contact(contact.clone()))?;
+    }
+    for (kind, key) in customer.keys() {
+        txn.link_external(channel_id, kind, key, &contact.id)?;
+    }
+    Ok(contact)
+}
+
+/// The customer's one conversation on this number (created with their first message).
+fn conversation_of(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    channel_id: &str,
+    contact: &Contact,
+) -> Result<Conversation, ApiError> {
+    if let Some(id) = txn.external_id(channel_id, "conversation", &contact.id)? {
+        if let Some(conversation) = txn.conversation(&id)? {
+            return Ok(conversation);
+        }
+    }
+    let conversation = Conversation {
+        id: hub.new_id("t"),
+        channel_id: channel_id.to_string(),
+        contact_id: Some(contact.id.clone()),
+        created_at: hub.now(),
+        channel_kind: Some("whatsapp".into()),
+        last_inbound_at: None,
+    };
+    txn.put(EventData::Conversation(conversation.clone()))?;
+    txn.link_external(channel_id, "conversation", &contact.id, &conversation.id)?;
+    Ok(conversation)
+}
+
+/// Whether the customer can still get a free-form message (the 24-hour window).
+pub fn window_open(conversation: &Conversation, now: DateTime<Utc>) -> bool {
+    conversation
+        .last_inbound_at
+        .is_some_and(|last| now - last < WINDOW)
+}
+
+/// The Graph API call that tells WhatsApp about `event`, if it needs one: only messages for the
+/// customer do (WhatsApp has no notion of an agent taking over or a handoff ending).
+pub fn call_for(
+    txn: &dyn Tx,
+    handoff: &Handoff,
+    event: &PlatformEvent<'_>,
+) -> Result<Option<(&'static str, Value)>, ApiError> {
+    let PlatformEvent::Message { outgoing, .. } = event else {
+        return Ok(None);
+    };
+    let contact = txn
+        .conversation(&handoff.conversation_id)?
+        .and_then(|c| c.contact_id)
+        .map(|id| txn.contact(&id))
+        .transpose()?
+        .flatten();
+    let attribute = |key: &str| {
+        contact
+            .as_ref()
+            .and_then(|c| c.attributes.get(key))
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    };
+    // A phone number where there is one; a username-only customer is reached by their
+    // business-scoped id.
+    let Some(to) = attribute("phone").or_else(|| attribute("bsuid")) else {
+        return Err(ApiError::Conflict(
+            "this WhatsApp customer has no phone number or user id to write to".into(),
+        ));
+    };
+    Ok(Some(("messages", message_body(&to, outgoing)?)))
+}
+
+/// The Graph API body for an agent's message.
+fn message_body(to: &str, outgoing: &Outgoing) -> Result<Value, ApiError> {
+    let p = |key: &str| outgoing.payload.get(key).and_then(Value::as_str);
+    let content = match outgoing.kind.as_str() {
+        "text" => {
+            let body = p("text").unwrap_or_default();
+            if body.chars().count() > MAX_TEXT {
+                return Err(ApiError::BadRequest(format!(
+                    "WhatsApp takes at most {MAX_TEXT} characters in one message"
+                )));
+            }
+            json!({ "type": "text", "text": { "preview_url": true, "body": body } })
+        }
+        "image" => {
+            json!({ "type": "image", "image": { "link": p("imageUrl"), "caption": p("title") } })
+        }
+        "video" => {
+            json!({ "type": "video", "video": { "link": p("videoUrl"), "caption": p("title") } })
+        }
+        "audio" => json!({ "type": "audio", "audio": { "link": p("audioUrl") } }),
+        "file" => {
+            json!({ "type": "document", "document": { "link": p("fileUrl"), "filename": p("title") } })
+        }
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "a {other} message cannot be sent on WhatsApp"
+            )))
+        }
+    };
+    let mut body =
+        json!({ "messaging_product": "whatsapp", "recipient_type": "individual", "to": to });
+    if let (Some(target), Some(extra)) = (body.as_object_mut(), content.as_object()) {
+        for (k, v) in extra {
+            target.insert(k.clone(), v.clone());
+        }
+    }
+    Ok(body)
+}
+
+/// What became of one send to the Graph API.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sent {
+    /// Accepted, with the wamid statuses will name.
+    Accepted(Option<String>),
+    /// Worth trying again (rate limits, Meta's transient errors, 5xx, the network).
+    Retry {
+        error: String,
+        after: Option<std::time::Duration>,
+    },
+    /// Refused for good, with what to tell the agent.
+    Refused(String),
+    /// The access token was refused: the number cannot send until an admin fixes it.
+    Broken(String),
+    /// Cut off after the request left: it may or may not have been sent.
+    Uncertain(String),
+}
+
+/// POSTs one message to `{send_url}/messages` with the number's token, and reads Meta's answer.
+pub async fn send(http: &reqwest::Client, send_url: &str, token: &str, body: &str) -> Sent {
+    let url = format!("{}/messages", send_url.trim_end_matches('/'));
+    let sent = http
+        .post(&url)
+        .bearer_auth(token)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .body(body.to_string())
+        .send()
+        .await;
+    let response = match sent {
+        Ok(response) => response,
+        Err(e) if e.is_connect() => {
+            return Sent::Retry {
+                error: "cannot reach WhatsApp".into(),
+                after: None,
+            }
+        }
+        Err(e) if e.is_timeout() => {
+            return Sent::Uncertain(
+                "WhatsApp did not answer in time; the customer may or may not have it".into(),
+            )
+        }
+        Err(e) => {
+            tracing::info!(error = %e.without_url(), "whatsapp: the connection broke mid-call");
+            return Sent::Uncertain(
+                "the connection broke before WhatsApp answered; the customer may or may not have it".into(),
+            );
+        }
+    };
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    if status.is_success() {
+        let wamid = str_at(&answer, &["messages"])
+            .map(str::to_string)
+            .or_else(|| {
+                answer
+                    .pointer("/messages/0/id")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            });
+        return Sent::Accepted(wamid);
+    }
+    let error = answer.get("error").cloned().unwrap_or(Value::Null);
+    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+    tracing::warn!(
+        status = status.as_u16(),
+        code,
+        "whatsapp: Meta did not accept a message"
+    );
+    match code {
+        190 => Sent::Broken(failure_reason(190, &error)),
+        130429 | 131056 | 131000 | 4 | 80007 => Sent::Retry {
+            error: format!("WhatsApp asked to slow down or failed for a moment (error {code})"),
+            after: None,
+        },
+        _ if status.is_server_error() || status.as_u16() == 429 => Sent::Retry {
+            error: format!(
+                "WhatsApp is not accepting messages right now (HTTP {})",
+                status.as_u16()
+            ),
+            after: None,
+        },
+        _ => Sent::Refused(failure_reason(code, &error)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_is_checked_over_the_exact_bytes() {
+        let body = br#"{"object":"whatsapp_business_account","entry":[]}"#;
+        let mut mac = Hmac::<Sha256>::new_from_slice(b"app-secret").expect("key");
+        mac.update(body);
+        let good = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
+        assert!(signature_ok("app-secret", body, Some(&good)));
+        assert!(!signature_ok("other-secret", body, Some(&good)));
+        assert!(!signature_ok("app-secret", b"{}", Some(&good)));
+        assert!(!signature_ok("app-secret", body, None));
+        assert!(!signature_ok("app-secret", body, Some("sha256=zz")));
+    }
+
+    #[test]
+    fn handoff_phrases_match_whatever_the_case_and_accents() {
+        let phrases = vec!["hablar con un agente".to_string(), "HUMAN".to_string()];
+        assert!(matches_phrase(
+            "Quiero HABLAR con un agénte, por favor",
+            &phrases
+        ));
+        assert!(matches_phrase("a human please", &phrases));
+        assert!(!matches_phrase("just browsing", &phrases));
+    }
+
+    #[test]
+    fn a_later_status_never_replaces_a_further_one() {
+        assert!(progress(DeliveryStatus::Read) > progress(DeliveryStatus::Delivered));
+        assert!(progress(DeliveryStatus::Delivered) > progress(DeliveryStatus::Failed));
+        assert!(progress(DeliveryStatus::Failed) > progress(DeliveryStatus::Sent));
+    }
+}

@@ -1,0 +1,199 @@
+//! A stand-in for Meta's Graph API (`POST /{version}/{phone-number-id}/messages`) on loopback.
+//! Every request is checked against the contract (the version, the number, the bearer token, the
+//! body's shape) and recorded, so a test asserts exactly what the customer would have received.
+//! Scripted errors (131047, 131026, 130429, 190, …) are played back in order before it accepts.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+pub const VERSION: &str = "v24.0";
+
+#[derive(Default)]
+struct Shared {
+    phone_number_id: String,
+    token: String,
+    accepted: Vec<Value>,
+    violations: Vec<String>,
+    attempts: usize,
+    /// (HTTP status, Graph error code) to answer the next sends with, in order.
+    errors: VecDeque<(u16, i64)>,
+}
+
+pub struct FakeGraph {
+    pub port: u16,
+    shared: Arc<Mutex<Shared>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl FakeGraph {
+    pub async fn start(phone_number_id: &str, token: &str) -> Self {
+        let shared = Arc::new(Mutex::new(Shared {
+            phone_number_id: phone_number_id.to_string(),
+            token: token.to_string(),
+            ..Shared::default()
+        }));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind fake Graph API");
+        let port = listener.local_addr().expect("addr").port();
+        let app = Router::new()
+            .route("/{version}/{number}/messages", post(send))
+            .with_state(shared.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        Self {
+            port,
+            shared,
+            server,
+        }
+    }
+
+    /// What to give `--graph-url`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Shared> {
+        self.shared.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Answers the next send with Meta's error `code` (and HTTP `status`).
+    pub fn fail_next(&self, status: u16, code: i64) {
+        self.lock().errors.push_back((status, code));
+    }
+
+    /// The token the number now has (after an admin sets a new one).
+    pub fn expect_token(&self, token: &str) {
+        self.lock().token = token.to_string();
+    }
+
+    /// Messages accepted, in arrival order.
+    pub fn accepted(&self) -> Vec<Value> {
+        self.lock().accepted.clone()
+    }
+
+    /// Texts accepted, in arrival order.
+    pub fn texts(&self) -> Vec<String> {
+        self.accepted()
+            .iter()
+            .filter_map(|m| m["text"]["body"].as_str().map(str::to_string))
+            .collect()
+    }
+
+    pub fn attempts(&self) -> usize {
+        self.lock().attempts
+    }
+
+    /// Requests that broke the contract (always asserted empty).
+    pub fn violations(&self) -> Vec<String> {
+        self.lock().violations.clone()
+    }
+}
+
+impl Drop for FakeGraph {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+fn graph_error(status: u16, code: i64) -> Response {
+    let message = match code {
+        131047 => "Re-engagement message",
+        131026 => "Message undeliverable",
+        130429 => "Rate limit hit",
+        190 => "Error validating access token: Session has expired",
+        _ => "Something went wrong",
+    };
+    let body = json!({"error": {
+        "message": format!("(#{code}) {message}"),
+        "type": "OAuthException",
+        "code": code,
+        "error_data": {"messaging_product": "whatsapp", "details": message},
+        "fbtrace_id": "Afake"
+    }});
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        Json(body),
+    )
+        .into_response()
+}
+
+/// Checks a send against the contract (ARCHITECTURE.md, WhatsApp protocol: sending).
+fn check(body: &Value) -> Vec<String> {
+    let mut wrong = Vec::new();
+    if body["messaging_product"] != "whatsapp" {
+        wrong.push("messaging_product is not \"whatsapp\"".to_string());
+    }
+    if body["to"].as_str().is_none_or(str::is_empty) {
+        wrong.push("no \"to\"".to_string());
+    }
+    match body["type"].as_str() {
+        Some("text") => {
+            let text = body["text"]["body"].as_str().unwrap_or_default();
+            if text.is_empty() || text.chars().count() > 4096 {
+                wrong.push(format!(
+                    "a text body of {} characters",
+                    text.chars().count()
+                ));
+            }
+        }
+        Some(kind @ ("image" | "video" | "audio" | "document" | "sticker")) => {
+            if body[kind]["id"].is_null() && body[kind]["link"].is_null() {
+                wrong.push(format!("a {kind} without an id or a link"));
+            }
+        }
+        Some("reaction" | "template" | "interactive") => {}
+        other => wrong.push(format!("an unknown type {other:?}")),
+    }
+    wrong
+}
+
+async fn send(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path((version, number)): Path<(String, String)>,
+    headers: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    shared.attempts += 1;
+    let bearer = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_string);
+    if let Some((status, code)) = shared.errors.pop_front() {
+        return graph_error(status, code);
+    }
+    if bearer.as_deref() != Some(shared.token.as_str()) {
+        return graph_error(401, 190);
+    }
+    let mut wrong = check(&body);
+    if version != VERSION {
+        wrong.push(format!("version {version}, not {VERSION}"));
+    }
+    if number != shared.phone_number_id {
+        wrong.push(format!("sent from number {number}"));
+    }
+    if !wrong.is_empty() {
+        shared
+            .violations
+            .extend(wrong.into_iter().map(|w| format!("{w}: {body}")));
+        return graph_error(400, 100);
+    }
+    shared.accepted.push(body.clone());
+    let n = shared.accepted.len();
+    Json(json!({
+        "messaging_product": "whatsapp",
+        "contacts": [{"input": body["to"], "wa_id": body["to"]}],
+        "messages": [{"id": format!("wamid.fake{n}")}]
+    }))
+    .into_response()
+}

@@ -1,0 +1,722 @@
+//! A WhatsApp number end to end: a real `baton-hub` process set up with `baton-hub whatsapp add`,
+//! Meta's webhooks posted with real signatures (the fixtures of two public WhatsApp libraries,
+//! under `tests/fixtures/whatsapp/`, MIT), and a fake Graph API on loopback that checks every send
+//! against the contract and plays back Meta's errors.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use hmac::{Hmac, Mac};
+use serde_json::{json, Value};
+use sha2::Sha256;
+use support::fake_graph::FakeGraph;
+use support::{AgentSession, HubData, HubProcess, AGENT_EMAIL};
+
+const NUMBER: &str = "1122334455667";
+const APP_SECRET: &str = "meta-app-secret";
+const TOKEN: &str = "EAAG-access-token";
+const VERIFY: &str = "my-verify-token";
+
+/// The fixtures reuse a few wamids across cases; each case gets its own, so dedupe does not hide
+/// one case behind another.
+fn unique_ids(mut body: Value, case: &str) -> Value {
+    if let Some(entries) = body["entry"].as_array_mut() {
+        for (e, entry) in entries.iter_mut().enumerate() {
+            for (c, change) in entry["changes"]
+                .as_array_mut()
+                .into_iter()
+                .flatten()
+                .enumerate()
+            {
+                for (m, message) in change["value"]["messages"]
+                    .as_array_mut()
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    message["id"] = json!(format!("wamid.{case}.{e}.{c}.{m}"));
+                }
+            }
+        }
+    }
+    body
+}
+
+fn fixture(file: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/whatsapp/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("fixture")).expect("fixture JSON")
+}
+
+struct World {
+    data: HubData,
+    hub: HubProcess,
+    graph: FakeGraph,
+    /// `/whatsapp/<channel>/webhook`
+    path: String,
+    agent: AgentSession,
+    http: reqwest::Client,
+}
+
+/// Connects a number with the CLI, as an admin would.
+fn connect(data: &HubData, graph: &FakeGraph) -> String {
+    let (ok, out, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "add",
+            "--data",
+            data.path(),
+            "--name",
+            "Support line",
+            "--phone-number-id",
+            NUMBER,
+            "--verify-token",
+            VERIFY,
+            "--graph-url",
+            &graph.url(),
+        ],
+        &format!("{APP_SECRET}\n{TOKEN}\n"),
+    );
+    assert!(ok, "whatsapp add failed: {err}");
+    assert!(
+        !out.contains(APP_SECRET) && !out.contains(TOKEN),
+        "secrets are never printed"
+    );
+    let path = out.lines().last().expect("a last line").trim().to_string();
+    assert!(path.contains("/whatsapp"), "{out}");
+    path
+}
+
+async fn world() -> World {
+    let graph = FakeGraph::start(NUMBER, TOKEN).await;
+    let data = HubData::new();
+    let path = connect(&data, &graph);
+    let hub = HubProcess::start(&data, support::free_port());
+    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    World {
+        data,
+        hub,
+        graph,
+        path,
+        agent,
+        http: reqwest::Client::new(),
+    }
+}
+
+fn sign(secret: &str, body: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+impl World {
+    /// Posts a notification as Meta does: the raw bytes, signed with `secret`.
+    async fn post_signed(&self, body: &[u8], signature: Option<String>) -> u16 {
+        let mut request = self
+            .http
+            .post(format!("{}{}", self.hub.url(), self.path))
+            .header("content-type", "application/json")
+            .body(body.to_vec());
+        if let Some(signature) = signature {
+            request = request.header("x-hub-signature-256", signature);
+        }
+        request.send().await.expect("post").status().as_u16()
+    }
+
+    async fn post(&self, notification: &Value) -> u16 {
+        let body = serde_json::to_vec(notification).expect("json");
+        self.post_signed(&body, Some(sign(APP_SECRET, &body))).await
+    }
+
+    async fn messages(&self) -> Vec<Value> {
+        let mut latest = std::collections::BTreeMap::new();
+        for e in self.agent.events().await {
+            if e["kind"] == "message" {
+                latest.insert(
+                    e["data"]["id"].as_str().unwrap_or_default().to_string(),
+                    e["data"].clone(),
+                );
+            }
+        }
+        latest.into_values().collect()
+    }
+
+    async fn message_from_customer(&self, text: &str) -> Value {
+        self.messages()
+            .await
+            .into_iter()
+            .find(|m| m["text"] == text)
+            .unwrap_or(Value::Null)
+    }
+
+    /// Waits until the fake Graph API has had `n` sends accepted.
+    async fn wait_for_sends(&self, n: usize) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.graph.accepted().len() < n {
+            assert!(
+                Instant::now() < deadline,
+                "only {:?} reached WhatsApp",
+                self.graph.texts()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A text message from a customer, as Meta sends it now.
+fn customer_says(wamid: &str, from: &str, name: &str, text: &str) -> Value {
+    json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": NUMBER},
+            "contacts": [{"profile": {"name": name}, "wa_id": from}],
+            "messages": [{"from": from, "id": wamid, "timestamp": chrono::Utc::now().timestamp().to_string(),
+                          "type": "text", "text": {"body": text}}]
+        }}]}]
+    })
+}
+
+fn status(wamid: &str, status: &str, error: Option<i64>) -> Value {
+    let mut s = json!({"id": wamid, "status": status, "timestamp": "1700000000", "recipient_id": "15557654321"});
+    if let Some(code) = error {
+        s["errors"] = json!([{"code": code, "title": "Message undeliverable", "message": "Message undeliverable"}]);
+    }
+    json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+        "messaging_product": "whatsapp",
+        "metadata": {"phone_number_id": NUMBER},
+        "statuses": [s]
+    }}]}]})
+}
+
+#[tokio::test]
+async fn meta_verifies_the_webhook_only_with_the_right_verify_token() {
+    let w = world().await;
+    let get = |token: &str| {
+        w.http
+            .get(format!(
+                "{}{}?hub.mode=subscribe&hub.challenge=1158201444&hub.verify_token={token}",
+                w.hub.url(),
+                w.path
+            ))
+            .send()
+    };
+    let ok = get(VERIFY).await.expect("get");
+    assert_eq!(ok.status().as_u16(), 200);
+    assert_eq!(ok.text().await.expect("body"), "1158201444");
+    assert_eq!(get("guess").await.expect("get").status().as_u16(), 403);
+}
+
+#[tokio::test]
+async fn every_fixture_signed_is_accepted_and_reads_as_something_an_agent_understands() {
+    let w = world().await;
+    let messages = fixture("pywa/message.json");
+    let cases = messages.as_object().expect("cases");
+    for (case, body) in cases {
+        assert_eq!(w.post(&unique_ids(body.clone(), case)).await, 200, "{case}");
+    }
+    for file in [
+        "pywa/callback_button.json",
+        "pywa/callback_selection.json",
+        "pywa/system.json",
+    ] {
+        for (case, body) in fixture(file).as_object().expect("cases") {
+            let case = format!("{file}.{case}");
+            assert_eq!(
+                w.post(&unique_ids(body.clone(), &case)).await,
+                200,
+                "{case}"
+            );
+        }
+    }
+    let stored = w.messages().await;
+    let text_of = |kind: &str| -> Vec<String> {
+        stored
+            .iter()
+            .filter(|m| m["type"] == kind)
+            .filter_map(|m| m["text"].as_str().map(str::to_string))
+            .collect()
+    };
+    assert!(
+        text_of("text").contains(&"Body Text".to_string()),
+        "{stored:?}"
+    );
+    for kind in [
+        "image",
+        "video",
+        "document",
+        "audio",
+        "sticker",
+        "location",
+        "contacts",
+        "reaction",
+        "order",
+        "unsupported",
+        "interactive",
+        "button",
+        "system",
+    ] {
+        let texts = text_of(kind);
+        assert!(!texts.is_empty(), "no {kind} message shown: {stored:?}");
+        assert!(
+            texts.iter().all(|t| !t.trim().is_empty()),
+            "{kind}: {texts:?}"
+        );
+    }
+    assert!(text_of("unsupported")
+        .iter()
+        .any(|t| t.contains("unsupported content")));
+    assert!(text_of("reaction")
+        .iter()
+        .any(|t| t.contains("removed a reaction")));
+    // Unknown content keeps its raw JSON for whoever needs it.
+    let unsupported = stored
+        .iter()
+        .find(|m| m["type"] == "unsupported")
+        .expect("unsupported");
+    assert!(unsupported["payload"]["errors"].is_array(), "{unsupported}");
+
+    // The same notification again (Meta delivers at least once) stores nothing new.
+    let before = w.messages().await.len();
+    assert_eq!(
+        w.post(&unique_ids(cases["text"].clone(), "text")).await,
+        200
+    );
+    assert_eq!(w.messages().await.len(), before);
+
+    // A business-scoped-id customer with a username and no phone number in the payload.
+    let mut bsuid_only = fixture("whatsapp-api-js/incoming.json");
+    bsuid_only["entry"][0]["changes"][0]["value"]["metadata"]["phone_number_id"] = json!(NUMBER);
+    let value = &mut bsuid_only["entry"][0]["changes"][0]["value"];
+    if let Some(contact) = value["contacts"][0].as_object_mut() {
+        contact.remove("wa_id");
+    }
+    if let Some(m) = value["messages"][0].as_object_mut() {
+        m.remove("from");
+        m.insert("from_user_id".into(), json!("US.13491208655302741918"));
+        m.insert("id".into(), json!("wamid.bsuid-only"));
+    }
+    assert_eq!(w.post(&bsuid_only).await, 200);
+    let contacts: Vec<Value> = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "contact")
+        .map(|e| e["data"].clone())
+        .collect();
+    assert!(
+        contacts
+            .iter()
+            .any(|c| c["attributes"]["bsuid"] == "US.13491208655302741918"
+                && c["attributes"]["username"] == "@testusername"),
+        "{contacts:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_wrong_or_missing_signature_is_refused_and_nothing_is_stored() {
+    let w = world().await;
+    let body = serde_json::to_vec(&customer_says("wamid.t1", "15557654321", "Dana", "hello?"))
+        .expect("json");
+    let mut tampered = body.clone();
+    let at = tampered.len() - 10;
+    tampered[at] = b' ';
+    assert_eq!(
+        w.post_signed(&tampered, Some(sign(APP_SECRET, &body)))
+            .await,
+        401
+    );
+    assert_eq!(
+        w.post_signed(&body, Some(sign("another-secret", &body)))
+            .await,
+        401
+    );
+    assert_eq!(w.post_signed(&body, None).await, 401);
+    assert!(w.messages().await.is_empty());
+    assert!(
+        w.data.log().contains("wrong or missing signature"),
+        "the refusal is logged"
+    );
+    // Other webhook fields are answered 200 and ignored.
+    let other = json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [
+        {"field": "message_template_status_update", "value": {"event": "APPROVED"}}]}]});
+    assert_eq!(w.post(&other).await, 200);
+    assert!(w.messages().await.is_empty());
+}
+
+#[tokio::test]
+async fn a_customer_is_queued_the_agent_replies_and_statuses_only_move_forward() {
+    let w = world().await;
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.c1",
+            "15557654321",
+            "Dana Reyes",
+            "my order is late"
+        ))
+        .await,
+        200
+    );
+    let handoff = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "handoff")
+        .map(|e| e["data"].clone())
+        .expect("the chat is queued");
+    assert_eq!(handoff["status"], "pending");
+    assert_eq!(handoff["title"], "Dana Reyes on WhatsApp");
+    let conversation = handoff["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+
+    let (status_code, answer) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "r1", "text": "Looking into it now"}),
+        )
+        .await;
+    assert_eq!(status_code, 200, "{answer}");
+    // Taking the chat by replying tells the customer who has it (the channel's assign message).
+    w.wait_for_sends(2).await;
+    assert_eq!(
+        w.graph.texts(),
+        [
+            "You have been assigned to our agent Alice.",
+            "Looking into it now"
+        ]
+    );
+    let sent = &w.graph.accepted()[1];
+    assert_eq!(sent["to"], "15557654321");
+    assert_eq!(sent["type"], "text");
+    w.agent
+        .wait_for_message("Looking into it now", |m| m["status"] == "sent")
+        .await;
+
+    // Meta reports read before delivered: the message stays read.
+    assert_eq!(w.post(&status("wamid.fake2", "read", None)).await, 200);
+    assert_eq!(w.post(&status("wamid.fake2", "delivered", None)).await, 200);
+    assert_eq!(w.post(&status("wamid.fake2", "delivered", None)).await, 200);
+    let reply = w
+        .agent
+        .wait_for_message("Looking into it now", |m| m["status"] == "read")
+        .await;
+    assert_eq!(reply["status"], "read");
+    assert_eq!(
+        w.graph
+            .texts()
+            .iter()
+            .filter(|t| *t == "Looking into it now")
+            .count(),
+        1,
+        "sent exactly once"
+    );
+    assert!(
+        w.graph.violations().is_empty(),
+        "{:?}",
+        w.graph.violations()
+    );
+
+    // Resolved, the next message from the customer opens a new handoff in the same conversation.
+    let handoff_id = handoff["id"].as_str().expect("id");
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff_id}/resolve"),
+            json!({"txn_id": "r2"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.c2",
+            "15557654321",
+            "Dana Reyes",
+            "one more thing"
+        ))
+        .await,
+        200
+    );
+    let handoffs: std::collections::BTreeSet<String> = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "handoff" && e["data"]["conversation_id"] == conversation.as_str())
+        .filter_map(|e| e["data"]["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(handoffs.len(), 2, "{handoffs:?}");
+}
+
+#[tokio::test]
+async fn metas_refusals_reach_the_agent_and_a_refused_token_stops_the_number_until_fixed() {
+    let w = world().await;
+    assert_eq!(
+        w.post(&customer_says("wamid.c1", "15557654321", "Dana", "hi"))
+            .await,
+        200
+    );
+    let conversation = w.message_from_customer("hi").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    let handoff = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "handoff")
+        .and_then(|e| e["data"]["id"].as_str().map(str::to_string))
+        .expect("queued");
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff}/assign"),
+            json!({"txn_id": "take"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    w.wait_for_sends(1).await; // the assign message
+    let say = |text: &'static str, txn: &'static str| {
+        let path = format!("/conversations/{conversation}/messages");
+        let agent = &w.agent;
+        async move {
+            agent
+                .post(&path, json!({"txn_id": txn, "text": text}))
+                .await
+        }
+    };
+
+    // 131047 (the window closed on Meta's side): failed, with the reason, never retried.
+    w.graph.fail_next(400, 131047);
+    assert_eq!(say("first try", "t1").await.0, 200);
+    let failed = w
+        .agent
+        .wait_for_message("first try", |m| m["status"] == "failed")
+        .await;
+    assert!(
+        failed["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("24-hour window"),
+        "{failed}"
+    );
+
+    // 131026 (undeliverable) arrives asynchronously as a failed status.
+    assert_eq!(say("second", "t2").await.0, 200);
+    w.wait_for_sends(2).await;
+    w.agent
+        .wait_for_message("second", |m| m["status"] == "sent")
+        .await;
+    assert_eq!(
+        w.post(&status("wamid.fake2", "failed", Some(131026))).await,
+        200
+    );
+    let undeliverable = w
+        .agent
+        .wait_for_message("second", |m| m["status"] == "failed")
+        .await;
+    assert!(
+        undeliverable["status_reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("could not deliver"),
+        "{undeliverable}"
+    );
+
+    // 130429 (throughput): retried, and goes through.
+    w.graph.fail_next(429, 130429);
+    assert_eq!(say("third", "t3").await.0, 200);
+    w.wait_for_sends(3).await;
+    w.agent
+        .wait_for_message("third", |m| m["status"] == "sent")
+        .await;
+
+    // 190 (the token expired): the number is marked broken for admins, nothing goes out…
+    w.graph.fail_next(401, 190);
+    assert_eq!(say("fourth", "t4").await.0, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let (_, listed, _) = support::hub_cli(&["whatsapp", "list", "--data", w.data.path()], "");
+        if listed.contains("BROKEN") {
+            assert!(listed.contains("access token"), "{listed}");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the number was never marked broken: {listed}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let attempts = w.graph.attempts();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(
+        w.graph.attempts(),
+        attempts,
+        "nothing is retried while the token is refused"
+    );
+
+    // …until an admin sets a new token: then the waiting message goes, once.
+    w.graph.expect_token("EAAG-new-token");
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "set",
+            "--data",
+            w.data.path(),
+            "--channel",
+            "Support line",
+            "--secrets-stdin",
+        ],
+        &format!("{APP_SECRET}\nEAAG-new-token\n"),
+    );
+    assert!(ok, "{err}");
+    w.wait_for_sends(4).await;
+    w.agent
+        .wait_for_message("fourth", |m| m["status"] == "sent")
+        .await;
+    assert_eq!(
+        w.graph.texts(),
+        [
+            "You have been assigned to our agent Alice.",
+            "second",
+            "third",
+            "fourth"
+        ]
+    );
+    assert!(
+        w.graph.violations().is_empty(),
+        "{:?}",
+        w.graph.violations()
+    );
+}
+
+#[tokio::test]
+async fn a_reply_queued_when_the_hub_is_killed_reaches_the_customer_once_after_a_restart() {
+    let mut w = world().await;
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.k1",
+            "15557654321",
+            "Dana",
+            "still waiting"
+        ))
+        .await,
+        200
+    );
+    let conversation = w.message_from_customer("still waiting").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    // Meta is over its throughput: the reply waits for a retry, and the hub dies meanwhile.
+    w.graph.fail_next(429, 130429);
+    w.graph.fail_next(429, 130429);
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "k", "text": "On its way"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while w.graph.attempts() < 2 {
+        assert!(Instant::now() < deadline, "the first sends never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let port = w.hub.port;
+    w.hub.kill();
+    w.hub = HubProcess::start(&w.data, port);
+    w.wait_for_sends(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.graph
+            .texts()
+            .iter()
+            .filter(|t| *t == "On its way")
+            .count(),
+        1,
+        "{:?}",
+        w.graph.texts()
+    );
+}
+
+#[tokio::test]
+async fn after_24_hours_of_silence_free_text_is_refused_with_the_reason() {
+    let w = world().await;
+    let mut old = customer_says("wamid.old", "15557654321", "Dana", "are you there?");
+    let two_days_ago = (chrono::Utc::now() - chrono::TimeDelta::days(2)).timestamp();
+    old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
+        json!(two_days_ago.to_string());
+    assert_eq!(w.post(&old).await, 200);
+    let conversation = w.message_from_customer("are you there?").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    let (code, answer) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "late", "text": "sorry!"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{answer}");
+    assert_eq!(answer["code"], "window_closed");
+    assert!(w.graph.accepted().is_empty());
+}
+
+#[tokio::test]
+async fn with_handoff_phrases_only_a_matching_message_queues_the_chat_and_the_auto_reply_goes_out()
+{
+    let w = world().await;
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "set",
+            "--data",
+            w.data.path(),
+            "--channel",
+            "Support line",
+            "--handoff-phrase",
+            "hablar con un agente",
+            "--auto-reply",
+            "An agent will be with you shortly.",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_millis(5500)).await; // the hub reads settings at most 5 s old
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.p1",
+            "15550000001",
+            "Eve",
+            "just browsing"
+        ))
+        .await,
+        200
+    );
+    let handoffs = |events: &[Value]| events.iter().filter(|e| e["kind"] == "handoff").count();
+    assert_eq!(handoffs(&w.agent.events().await), 0);
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.p2",
+            "15550000001",
+            "Eve",
+            "Quiero HABLAR con un agénte"
+        ))
+        .await,
+        200
+    );
+    assert_eq!(handoffs(&w.agent.events().await), 1);
+    w.wait_for_sends(1).await;
+    assert_eq!(w.graph.texts(), ["An agent will be with you shortly."]);
+}
