@@ -64,6 +64,7 @@ fn known_code(code: &str) -> &'static str {
         "conflict" => "conflict",
         "capacity" => "capacity",
         "closed" => "closed",
+        "window_closed" => "window_closed",
         "forbidden" => "forbidden",
         "not_found" => "not_found",
         "bad_request" => "bad_request",

@@ -88,4 +88,24 @@ describe("the inbox", () => {
     await fireEvent.click(hit);
     await waitFor(() => expect(screen.getByTestId("conversation-title").textContent).toBe("Wrong size"));
   });
+
+  test("a WhatsApp chat shows its badge and reply window, and once the window closed, says why there is no composer", async () => {
+    const data = inbox();
+    const hourAgo = new Date(Date.now() - 60 * 60 * 1000).toISOString();
+    const twoDaysAgo = new Date(Date.now() - 48 * 60 * 60 * 1000).toISOString();
+    data.whatsapp = { t_sam: hourAgo, t_olga: twoDaysAgo };
+    render(App, { props: { backend: memoryBackend(data) } });
+    const badges = await screen.findAllByTestId("channel-badge");
+    expect(badges).toHaveLength(2);
+    const windows = screen.getAllByTestId("reply-window").map((w) => w.textContent ?? "");
+    expect(windows.some((w) => /2[23] h \d+ min left to reply/.test(w))).toBe(true);
+    expect(windows.some((w) => w.includes("reply window closed"))).toBe(true);
+
+    await openHandoff("Wrong size");
+    expect(screen.getByTestId("window-closed").textContent).toContain("approved template");
+    expect(screen.queryByTestId("send")).toBeNull();
+    await openHandoff("Parcel late");
+    expect(await screen.findByTestId("send")).toBeTruthy();
+    expect(screen.queryByTestId("window-closed")).toBeNull();
+  });
 });

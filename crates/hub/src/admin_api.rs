@@ -24,6 +24,11 @@ pub fn routes() -> Router<Hub> {
         .route("/templates", get(list_templates).post(put_template))
         .route("/templates/{id}", delete(remove_template))
         .route("/botpress", post(add_channel))
+        .route("/whatsapp", post(add_whatsapp))
+        .route(
+            "/whatsapp/{id}",
+            patch(update_whatsapp).delete(remove_whatsapp),
+        )
 }
 
 /// Extracts a signed-in admin, or answers 403.
@@ -64,6 +69,67 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     Ok(Json(value))
+}
+
+#[derive(Debug, Deserialize)]
+struct NewWhatsApp {
+    name: String,
+    phone_number_id: String,
+    verify_token: String,
+    app_secret: String,
+    access_token: String,
+    #[serde(default)]
+    graph_url: Option<String>,
+}
+
+#[derive(Debug, serde::Serialize)]
+struct AddedWhatsApp {
+    id: String,
+    /// Give Meta the hub's public URL followed by this.
+    webhook_path: String,
+}
+
+async fn add_whatsapp(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    JsonBody(body): JsonBody<NewWhatsApp>,
+) -> Result<Json<AddedWhatsApp>, ApiError> {
+    blocking(move || {
+        let (id, webhook_path) = admin::add_whatsapp_channel(
+            &hub,
+            &admin::NewWhatsApp {
+                name: &body.name,
+                phone_number_id: &body.phone_number_id,
+                verify_token: &body.verify_token,
+                app_secret: &body.app_secret,
+                access_token: &body.access_token,
+                graph_url: body.graph_url.as_deref(),
+            },
+        )?;
+        Ok(AddedWhatsApp { id, webhook_path })
+    })
+    .await
+}
+
+async fn update_whatsapp(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+    JsonBody(update): JsonBody<admin::WhatsAppUpdate>,
+) -> Result<Json<ChannelView>, ApiError> {
+    blocking(move || admin::update_whatsapp(&hub, &id, update)).await
+}
+
+async fn remove_whatsapp(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let update = admin::WhatsAppUpdate {
+        removed: Some(true),
+        ..Default::default()
+    };
+    blocking(move || admin::update_whatsapp(&hub, &id, update)).await
 }
 
 async fn list_agents(

@@ -132,3 +132,17 @@ export function commandText(command: AgentCommand): string | null {
 export function withText(command: AgentCommand, text: string): AgentCommand {
   return command.action === "message" || command.action === "note" ? { ...command, text } : command;
 }
+
+/** WhatsApp's 24-hour window: free-form replies are allowed this long after the customer last wrote. */
+export const WINDOW_MS = 24 * 60 * 60 * 1000;
+
+/** Whether a WhatsApp customer can still get a free-form reply, and what the header says about it. */
+export function replyWindow(lastInbound: string | null, now: Date): { open: boolean; label: string } {
+  const last = lastInbound ? Date.parse(lastInbound) : Number.NaN;
+  if (Number.isNaN(last)) return { open: false, label: "reply window closed" };
+  const left = last + WINDOW_MS - now.getTime();
+  if (left <= 0) return { open: false, label: "reply window closed" };
+  const minutes = Math.floor(left / 60_000);
+  if (minutes < 60) return { open: true, label: `${minutes} min left to reply` };
+  return { open: true, label: `${Math.floor(minutes / 60)} h ${minutes % 60} min left to reply` };
+}

@@ -85,7 +85,15 @@ export type HandoffSummary = { handoff: Handoff,
 /**
  * The customer's name, once the hub knows who the conversation belongs to.
  */
-customer: string | null, last_message: Message | null, };
+customer: string | null, last_message: Message | null, 
+/**
+ * The kind of channel the conversation came through (`whatsapp`); none for Botpress.
+ */
+channel_kind: string | null, 
+/**
+ * When the customer last wrote (WhatsApp's 24-hour window runs from it).
+ */
+last_inbound_at: string | null, };
 
 export type CustomerView = { contact: Contact | null, 
 /**

@@ -30,6 +30,8 @@ export interface MemoryInbox {
   drafts: Record<string, string>;
   /** Replies to these conversations are refused by the "hub" with this reason. */
   refuse: Record<string, string>;
+  /** WhatsApp conversations, with when the customer last wrote. */
+  whatsapp?: Record<string, string>;
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -72,6 +74,8 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     handoff: h,
     customer: customerOf(h.conversation_id)?.name ?? null,
     last_message: inbox.messages.filter((m) => m.conversation_id === h.conversation_id).at(-1) ?? null,
+    channel_kind: inbox.whatsapp?.[h.conversation_id] ? "whatsapp" : null,
+    last_inbound_at: inbox.whatsapp?.[h.conversation_id] ?? null,
   });
   const changed = (conversations: string[]): void => {
     for (const handler of updateHandlers) handler({ type: "inbox_changed", conversations });

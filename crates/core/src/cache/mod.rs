@@ -144,6 +144,12 @@ pub struct HandoffSummary {
     /// The customer's name, once the hub knows who the conversation belongs to.
     pub customer: Option<String>,
     pub last_message: Option<Message>,
+    /// The kind of channel the conversation came through (`whatsapp`); none for Botpress.
+    #[serde(default)]
+    pub channel_kind: Option<String>,
+    /// When the customer last wrote (WhatsApp's 24-hour window runs from it).
+    #[serde(default)]
+    pub last_inbound_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 pub struct Cache {

@@ -36,6 +36,8 @@ impl Cache {
             "SELECT json_object(
                  'handoff', json(h.data),
                  'customer', json_extract(ct.data, '$.name'),
+                 'channel_kind', json_extract(c.data, '$.channel_kind'),
+                 'last_inbound_at', json_extract(c.data, '$.last_inbound_at'),
                  'last_message', json((SELECT m.data FROM messages m
                                        WHERE m.conversation_id = h.conversation_id
                                        ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1)))
