@@ -638,7 +638,11 @@ async fn a_reply_queued_when_the_hub_is_killed_reaches_the_customer_once_after_a
     // (A call cut off by the kill counts as uncertain and is left to the agent, never repeated.)
     let deadline = Instant::now() + Duration::from_secs(20);
     while !w.graph.texts().iter().any(|t| t == "On its way") {
-        assert!(Instant::now() < deadline, "only {:?} reached WhatsApp", w.graph.texts());
+        assert!(
+            Instant::now() < deadline,
+            "only {:?} reached WhatsApp",
+            w.graph.texts()
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(500)).await;

@@ -5,6 +5,9 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
+import { createHmac } from "node:crypto";
+import http from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { mkdirSync, mkdtempSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
@@ -367,4 +370,75 @@ test("a reply with no webhook set says why it waits; cancelling asks first; canc
     timeoutMsg: `not in the Cancelled list: ${await shownText("nav.handoffs")}`,
   });
   assert.ok((await shownText("nav.handoffs")).includes("Invoice copy"));
+}));
+
+/** A stand-in for Meta's Graph API: records every message the hub sends and answers with a wamid. */
+function startFakeGraph() {
+  const sent = [];
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      if (req.method === "POST" && /^\/v[0-9.]+\/5550001234\/messages$/.test(req.url) && req.headers.authorization === "Bearer wa-token") {
+        sent.push(JSON.parse(body || "null"));
+        res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messages: [{ id: `wamid.e2e${sent.length}` }] }));
+      } else {
+        res.writeHead(400, { "content-type": "application/json" }).end(JSON.stringify({ error: { code: 100, message: `unexpected ${req.method} ${req.url}` } }));
+      }
+    });
+  });
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ sent, server, url: `http://127.0.0.1:${server.address().port}` })));
+}
+
+test("a WhatsApp customer's message raises a notification, and the agent's reply reaches WhatsApp once", { timeout: 120_000 }, withScreenshot("whatsapp", async () => {
+  const graph = await startFakeGraph();
+  try {
+    const added = execFileSync(
+      path.join(root, "target/debug/baton-hub"),
+      ["whatsapp", "add", "--data", path.join(dataDir, "hub"), "--name", "WhatsApp line", "--phone-number-id", "5550001234", "--verify-token", "vt", "--graph-url", graph.url],
+      { input: "wa-app-secret\nwa-token\n", encoding: "utf8" },
+    );
+    const webhookPath = added.trim().split("\n").pop();
+    const notification = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "1", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { display_phone_number: "15550001234", phone_number_id: "5550001234" },
+        contacts: [{ profile: { name: "Marta Ruiz" }, wa_id: "34600111222" }],
+        messages: [{ from: "34600111222", id: "wamid.e2e-in-1", timestamp: String(Math.floor(Date.now() / 1000)), type: "text", text: { body: "Hola, mi pedido no ha llegado" } }],
+      } }] }],
+    });
+    const signature = "sha256=" + createHmac("sha256", "wa-app-secret").update(notification).digest("hex");
+    const posted = await fetch(`http://127.0.0.1:${port}${webhookPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": signature },
+      body: notification,
+    });
+    assert.equal(posted.status, 200, await posted.text());
+
+    await waitFor("a Notify call for the WhatsApp chat", () => notifications.calls().includes("Marta Ruiz on WhatsApp"), 15_000).catch((err) => {
+      throw new Error(`${err.message}\nD-Bus monitor saw:\n${notifications.calls()}\napp log:\n${appLog()}`);
+    });
+    await (await browser.$('[data-testid="tab-pending"]')).click();
+    const item = await browser.$("//button[@data-testid='handoff-item'][.//*[contains(., 'Marta Ruiz on WhatsApp')]]");
+    await item.waitForExist({ timeout: 10_000, timeoutMsg: `the WhatsApp chat is not listed: ${(await shownText("nav")).slice(0, 600)}` });
+    const listed = await browser.execute(() => [...document.querySelectorAll('[data-testid="handoff-item"]')].map((b) => b.innerText).join("\n---\n"));
+    assert.match(listed, /WhatsApp[\s\S]*Marta Ruiz[\s\S]*left to reply/, listed);
+    await item.click();
+    await browser.waitUntil(async () => (await shownText('[data-testid="conversation-title"]')) === "Marta Ruiz on WhatsApp", { timeout: 10_000 });
+    assert.match(await shownText('[data-testid="conversation-window"]'), /left to reply/);
+
+    const composer = await browser.$('[data-testid="composer"]');
+    await composer.setValue("Hola Marta, lo reviso ahora mismo");
+    await (await browser.$('[data-testid="send"]')).click();
+    await waitFor("the reply at the Graph API", () => graph.sent.some((m) => m.text?.body === "Hola Marta, lo reviso ahora mismo"), 15_000).catch((err) => {
+      throw new Error(`${err.message}\ngraph saw: ${JSON.stringify(graph.sent)}\napp log:\n${appLog()}`);
+    });
+    await sleep(1000);
+    const replies = graph.sent.filter((m) => m.text?.body === "Hola Marta, lo reviso ahora mismo");
+    assert.equal(replies.length, 1, "sent exactly once");
+    assert.equal(replies[0].to, "34600111222");
+  } finally {
+    graph.server.close();
+  }
 }));
