@@ -152,6 +152,9 @@ pub fn open_conversation(
     desk: State<'_, Desk>,
     conversation_id: String,
 ) -> Result<ConversationView, CommandError> {
+    let engine = desk.engine();
+    let id = conversation_id.clone();
+    tauri::async_runtime::spawn(async move { engine.mark_read(&id).await });
     let cache = desk.cache();
     let cache = cache
         .lock()

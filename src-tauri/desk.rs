@@ -75,6 +75,10 @@ impl Desk {
         })
     }
 
+    pub fn engine(&self) -> Engine {
+        self.inner.engine.clone()
+    }
+
     pub fn cache(&self) -> Arc<Mutex<Cache>> {
         self.inner.engine.cache()
     }

@@ -793,3 +793,51 @@ async fn an_admin_connects_and_removes_a_number_over_the_api_and_never_sees_a_se
         "a removed number takes no webhooks"
     );
 }
+
+#[tokio::test]
+async fn opening_a_chat_marks_the_customers_messages_read_once() {
+    let w = world().await;
+    assert_eq!(
+        w.post(&customer_says("wamid.r1", "15557654321", "Dana", "first"))
+            .await,
+        200
+    );
+    assert_eq!(
+        w.post(&customer_says("wamid.r2", "15557654321", "Dana", "second"))
+            .await,
+        200
+    );
+    let conversation = w.message_from_customer("second").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    for txn in ["read-1", "read-2"] {
+        let (code, answer) = w
+            .agent
+            .post(
+                &format!("/conversations/{conversation}/read"),
+                json!({"txn_id": txn}),
+            )
+            .await;
+        assert_eq!(code, 200, "{answer}");
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while w.graph.read_receipts().is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "no read receipt reached WhatsApp"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        w.graph.read_receipts(),
+        ["wamid.r2"],
+        "the newest message, once"
+    );
+    assert!(
+        w.graph.violations().is_empty(),
+        "{:?}",
+        w.graph.violations()
+    );
+}

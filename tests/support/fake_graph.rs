@@ -20,6 +20,7 @@ struct Shared {
     phone_number_id: String,
     token: String,
     accepted: Vec<Value>,
+    read_receipts: Vec<String>,
     violations: Vec<String>,
     attempts: usize,
     /// (HTTP status, Graph error code) to answer the next sends with, in order.
@@ -88,6 +89,11 @@ impl FakeGraph {
             .collect()
     }
 
+    /// The wamids marked read, in order.
+    pub fn read_receipts(&self) -> Vec<String> {
+        self.lock().read_receipts.clone()
+    }
+
     pub fn attempts(&self) -> usize {
         self.lock().attempts
     }
@@ -129,6 +135,12 @@ fn graph_error(status: u16, code: i64) -> Response {
 /// Checks a send against the contract (ARCHITECTURE.md, WhatsApp protocol: sending).
 fn check(body: &Value) -> Vec<String> {
     let mut wrong = Vec::new();
+    if body["status"] == "read" {
+        if body["messaging_product"] != "whatsapp" || body["message_id"].as_str().is_none() {
+            wrong.push("a read receipt without messaging_product or message_id".to_string());
+        }
+        return wrong;
+    }
     if body["messaging_product"] != "whatsapp" {
         wrong.push("messaging_product is not \"whatsapp\"".to_string());
     }
@@ -187,6 +199,12 @@ async fn send(
             .violations
             .extend(wrong.into_iter().map(|w| format!("{w}: {body}")));
         return graph_error(400, 100);
+    }
+    if body["status"] == "read" {
+        shared
+            .read_receipts
+            .push(body["message_id"].as_str().unwrap_or_default().to_string());
+        return Json(json!({"success": true})).into_response();
     }
     shared.accepted.push(body.clone());
     let n = shared.accepted.len();

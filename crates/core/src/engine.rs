@@ -37,6 +37,8 @@ struct Inner {
     wake: tokio::sync::Notify,
     /// One delivery run at a time, so an item is never in flight twice from this device.
     delivering: tokio::sync::Mutex<()>,
+    /// Conversation → the customer message last marked read from here.
+    marked_read: Mutex<std::collections::HashMap<String, String>>,
 }
 
 /// What became of an action sent through [`Engine::send`].
@@ -79,6 +81,7 @@ impl Engine {
                 offline: AtomicBool::new(false),
                 wake: tokio::sync::Notify::new(),
                 delivering: tokio::sync::Mutex::new(()),
+                marked_read: Mutex::new(std::collections::HashMap::new()),
             }),
         }
     }
@@ -160,6 +163,40 @@ impl Engine {
             sent,
             others_refused,
         })
+    }
+
+    /// Tells the hub the agent has the conversation open, so the customer sees their messages
+    /// read (WhatsApp), once per new customer message. Best effort, never queued: a read receipt
+    /// that cannot go now is not worth sending later.
+    pub async fn mark_read(&self, conversation_id: &str) {
+        let Some(client) = self.client() else { return };
+        if self.inner.offline.load(Ordering::SeqCst) {
+            return;
+        }
+        let newest = self
+            .lock_cache()
+            .messages(conversation_id)
+            .ok()
+            .and_then(|m| {
+                m.into_iter()
+                    .rev()
+                    .find(|m| m.author == baton_protocol::Author::EndUser)
+            })
+            .map(|m| m.id);
+        let Some(newest) = newest else { return };
+        if let Ok(mut marked) = self.inner.marked_read.lock() {
+            if marked.get(conversation_id) == Some(&newest) {
+                return;
+            }
+            marked.insert(conversation_id.to_string(), newest);
+        }
+        let command = AgentCommand::Read {
+            conversation_id: conversation_id.to_string(),
+        };
+        let txn_id = format!("read-{:032x}", rand::random::<u128>());
+        if let Err(e) = client.command(&txn_id, &command).await {
+            tracing::debug!(error = %e, "cannot mark the conversation read");
+        }
     }
 
     /// One delivery run over the queue, in order (one run at a time from this device). `force`

@@ -116,6 +116,18 @@ fn execute(
             text,
         } => add_note(txn, hub, agent, conversation_id, text),
         AgentCommand::Resend { message_id } => resend(txn, hub, agent, message_id),
+        AgentCommand::Read { conversation_id } => {
+            let Some(conversation) = txn.conversation(conversation_id)? else {
+                return Err(ApiError::NotFound(format!(
+                    "no conversation {conversation_id:?}"
+                )));
+            };
+            match conversation.channel_kind.as_deref() {
+                Some("whatsapp") => crate::whatsapp::mark_read(txn, hub, &conversation),
+                // Botpress has no read receipts.
+                _ => Ok(()),
+            }
+        }
         AgentCommand::Presence { status } => set_presence(txn, agent, *status),
     }
 }

@@ -563,7 +563,14 @@ pub fn apply(
         };
         txn.put(EventData::Message(message.clone()))?;
         txn.link_external(channel_id, "message", &m.wamid, &message.id)?;
-        if refreshes_window(&m.kind) && conversation.last_inbound_at.is_none_or(|t| t < at) {
+        // Kept to the minute: rewriting the conversation (and announcing it to every agent) for
+        // each message would double the work of a busy number; the window may look up to a
+        // minute shorter than it is, never longer.
+        if refreshes_window(&m.kind)
+            && conversation
+                .last_inbound_at
+                .is_none_or(|t| at - t >= TimeDelta::minutes(1))
+        {
             conversation.last_inbound_at = Some(at);
             txn.put(EventData::Conversation(conversation.clone()))?;
         }
@@ -707,12 +714,12 @@ fn customer_contact(
     customer: &Customer,
 ) -> Result<Contact, ApiError> {
     let mut found = None;
+    let mut unlinked = Vec::new();
     for (kind, key) in customer.keys() {
-        if let Some(id) = txn.external_id(channel_id, kind, key)? {
-            found = txn.contact(&id)?;
-            if found.is_some() {
-                break;
-            }
+        match txn.external_id(channel_id, kind, key)? {
+            Some(id) if found.is_none() => found = txn.contact(&id)?,
+            Some(_) => {}
+            None => unlinked.push((kind, key)),
         }
     }
     let mut contact = found.unwrap_or_else(|| Contact {
@@ -744,7 +751,7 @@ fn customer_contact(
     if contact != before {
         txn.put(EventData::Contact(contact.clone()))?;
     }
-    for (kind, key) in customer.keys() {
+    for (kind, key) in unlinked {
         txn.link_external(channel_id, kind, key, &contact.id)?;
     }
     Ok(contact)
@@ -773,6 +780,32 @@ fn conversation_of(
     txn.put(EventData::Conversation(conversation.clone()))?;
     txn.link_external(channel_id, "conversation", &contact.id, &conversation.id)?;
     Ok(conversation)
+}
+
+/// Marks the customer's newest message read on WhatsApp (which marks the earlier ones too), once.
+pub fn mark_read(txn: &mut dyn Tx, hub: &Hub, conversation: &Conversation) -> Result<(), ApiError> {
+    let Some(latest) = txn.latest_customer_message(&conversation.id)? else {
+        return Ok(());
+    };
+    // An inbound message keeps Meta's JSON as its payload: its id is the wamid.
+    let Some(wamid) = latest.payload.get("id").and_then(Value::as_str) else {
+        return Ok(());
+    };
+    if !txn.link_external(&conversation.channel_id, "read", wamid, &latest.id)? {
+        return Ok(());
+    }
+    let body = json!({ "messaging_product": "whatsapp", "status": "read", "message_id": wamid });
+    txn.queue_delivery(
+        &crate::store::Delivery {
+            channel_id: conversation.channel_id.clone(),
+            conversation_id: conversation.id.clone(),
+            route: "messages".into(),
+            body: body.to_string(),
+            message_id: None,
+        },
+        hub.now(),
+    )?;
+    Ok(())
 }
 
 /// Whether the customer can still get a free-form message (the 24-hour window).

@@ -52,6 +52,9 @@ pub enum AgentCommand {
     },
     /// Send again an own message whose delivery failed or is uncertain.
     Resend { message_id: String },
+    /// The agent opened the conversation: channels that show read receipts (WhatsApp) mark the
+    /// customer's messages read.
+    Read { conversation_id: String },
     /// Go online or offline.
     Presence { status: Presence },
 }
@@ -104,6 +107,7 @@ impl AgentCommand {
             Self::Message { .. } => "message",
             Self::Note { .. } => "note",
             Self::Resend { .. } => "resend",
+            Self::Read { .. } => "read",
             Self::Presence { .. } => "presence",
         }
     }
@@ -122,7 +126,8 @@ impl AgentCommand {
             }
             | Self::Note {
                 conversation_id, ..
-            } => conversation_id,
+            }
+            | Self::Read { conversation_id } => conversation_id,
             Self::Resend { message_id } => message_id,
             Self::Presence { .. } => "",
         }
@@ -169,6 +174,7 @@ impl AgentCommand {
         match self {
             Self::Message { .. } => format!("/conversations/{target}/messages"),
             Self::Note { .. } => format!("/conversations/{target}/notes"),
+            Self::Read { .. } => format!("/conversations/{target}/read"),
             Self::Resend { .. } => format!("/messages/{target}/resend"),
             Self::Presence { .. } => "/presence".into(),
             other => format!("/handoffs/{target}/{}", other.name()),
@@ -200,7 +206,8 @@ impl AgentCommand {
             Self::Assign { .. }
             | Self::Release { .. }
             | Self::Cancel { .. }
-            | Self::Resend { .. } => {}
+            | Self::Resend { .. }
+            | Self::Read { .. } => {}
         }
         fields
     }
@@ -244,6 +251,9 @@ impl AgentCommand {
             ("conversations", "notes") => Self::Note {
                 conversation_id: target.to_string(),
                 text: need(&fields.text, "\"text\"")?,
+            },
+            ("conversations", "read") => Self::Read {
+                conversation_id: target.to_string(),
             },
             ("messages", "resend") => Self::Resend {
                 message_id: target.to_string(),
@@ -319,6 +329,9 @@ mod tests {
             },
             AgentCommand::Resend {
                 message_id: "m1".into(),
+            },
+            AgentCommand::Read {
+                conversation_id: "c1".into(),
             },
             AgentCommand::Presence {
                 status: Presence::Offline,

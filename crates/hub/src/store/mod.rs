@@ -166,6 +166,9 @@ pub trait Read {
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
     fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError>;
     fn message(&self, id: &str) -> Result<Option<Message>, StoreError>;
+    /// The newest message the customer wrote in a conversation.
+    fn latest_customer_message(&self, conversation_id: &str)
+        -> Result<Option<Message>, StoreError>;
     /// The conversation's handoff that is still pending or assigned, if any (the newest).
     fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError>;
     /// The handoffs `agent_id` holds (assigned to them).

@@ -517,6 +517,18 @@ impl<T: HasConn> Read for T {
         )
     }
 
+    fn latest_customer_message(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        one_where(
+            self.conn()?,
+            "SELECT data FROM messages WHERE conversation_id = ?1
+             AND json_extract(data, '$.author') = 'end_user' ORDER BY rowid DESC LIMIT 1",
+            [conversation_id],
+        )
+    }
+
     fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError> {
         one_where(
             self.conn()?,
