@@ -154,6 +154,7 @@ pub fn add_whatsapp_channel(
         auto_reply: None,
         broken: None,
         removed: false,
+        max_per_second: 80,
     };
     let send_url = whatsapp.send_url();
     let settings = crate::channel::ChannelSettings {
@@ -193,6 +194,8 @@ pub struct WhatsAppUpdate {
     pub auto_reply: Option<String>,
     /// Stop taking this number's webhooks (its conversations stay).
     pub removed: Option<bool>,
+    /// The most messages a second sent from this number.
+    pub max_per_second: Option<u32>,
 }
 
 pub fn update_whatsapp(
@@ -248,6 +251,14 @@ pub fn update_whatsapp(
     }
     if let Some(removed) = update.removed {
         wa.removed = removed;
+    }
+    if let Some(rate) = update.max_per_second {
+        if !(1..=1000).contains(&rate) {
+            return Err(AdminError::Invalid(
+                "the throughput must be between 1 and 1000 messages a second".into(),
+            ));
+        }
+        wa.max_per_second = rate;
     }
     let send_url = wa.send_url();
     let name = update

@@ -78,6 +78,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::error!(error = %e, "outbound: recovery task failed"),
         }
     }
+    let pacer = std::sync::Arc::new(Pacer::default());
     loop {
         if *stop.borrow() {
             return;
@@ -107,6 +108,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             let http = http.clone();
             let hub = hub.clone();
             let stop = stop.clone();
+            let pacer = pacer.clone();
             async move {
                 let allow_private = hub.config().allow_private_urls;
                 let outcome = match &row.url {
@@ -116,9 +118,14 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                     Some(url) => match whatsapp_settings(&hub, &row.channel_id).await {
                         Some(wa) => match &wa.broken {
                             Some(why) => wait_for_admin(why),
-                            None => from_whatsapp(
-                                crate::whatsapp::send(&http, url, &wa.access_token, &row.body).await,
-                            ),
+                            None => {
+                                // Meta counts a number's messages per second; going over is 130429.
+                                pacer.wait(&row.channel_id, wa.max_per_second).await;
+                                from_whatsapp(
+                                    crate::whatsapp::send(&http, url, &wa.access_token, &row.body)
+                                        .await,
+                                )
+                            }
                         },
                         None => post(&http, url, &row.route, &row.body).await,
                     },
@@ -172,6 +179,29 @@ fn from_whatsapp(sent: crate::whatsapp::Sent) -> Outcome {
         Sent::Refused(reason) => Outcome::Failed(reason),
         Sent::Broken(reason) => Outcome::Broken(reason),
         Sent::Uncertain(reason) => Outcome::Uncertain(reason),
+    }
+}
+
+/// Spaces a channel's sends so they stay under its platform's throughput limit.
+#[derive(Default)]
+struct Pacer {
+    /// Channel → when its next send may start.
+    next: std::sync::Mutex<std::collections::HashMap<String, tokio::time::Instant>>,
+}
+
+impl Pacer {
+    async fn wait(&self, channel_id: &str, per_second: u32) {
+        let gap = Duration::from_secs(1) / per_second.max(1);
+        let slot = {
+            let Ok(mut next) = self.next.lock() else {
+                return;
+            };
+            let now = tokio::time::Instant::now();
+            let slot = next.get(channel_id).copied().unwrap_or(now).max(now);
+            next.insert(channel_id.to_string(), slot + gap);
+            slot
+        };
+        tokio::time::sleep_until(slot).await;
     }
 }
 

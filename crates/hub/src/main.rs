@@ -224,6 +224,10 @@ enum WhatsappCommand {
         /// Sent to the customer when their chat is queued (empty: nothing).
         #[arg(long)]
         auto_reply: Option<String>,
+        /// The most messages a second to send from this number (default 80, Meta's limit for a
+        /// new number; up to 1000 once Meta has upgraded it).
+        #[arg(long, value_name = "N")]
+        max_per_second: Option<u32>,
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
@@ -627,6 +631,7 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
             secrets_stdin,
             handoff_phrases,
             auto_reply,
+            max_per_second,
         } => {
             let hub = open(&data)?;
             let (app_secret, access_token) = if secrets_stdin {
@@ -647,6 +652,7 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
                     handoff_phrases: (!handoff_phrases.is_empty()).then_some(handoff_phrases),
                     auto_reply,
                     removed: None,
+                    max_per_second,
                 },
             )?;
             println!("updated {} ({})", c.id, c.name);

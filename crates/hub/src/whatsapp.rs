@@ -69,6 +69,14 @@ pub struct WhatsAppSettings {
     /// Removed by an admin: webhooks are refused; its conversations stay in the history.
     #[serde(default)]
     pub removed: bool,
+    /// The most messages a second the hub sends from this number (Meta's limit: 80 by default,
+    /// 1,000 for upgraded numbers).
+    #[serde(default = "default_throughput")]
+    pub max_per_second: u32,
+}
+
+fn default_throughput() -> u32 {
+    80
 }
 
 fn default_graph_url() -> String {
@@ -543,14 +551,16 @@ pub fn apply(
     batch: &Batch,
 ) -> Result<(), ApiError> {
     for m in &batch.messages {
-        if txn.external_id(channel_id, "message", &m.wamid)?.is_some() {
+        // Claiming the wamid first is the dedupe: a redelivery finds it taken and changes nothing.
+        let message_id = hub.new_id("m");
+        if !txn.link_external(channel_id, "message", &m.wamid, &message_id)? {
             continue;
         }
         let contact = customer_contact(txn, hub, channel_id, &m.customer)?;
         let mut conversation = conversation_of(txn, hub, channel_id, &contact)?;
         let at = m.at.unwrap_or_else(|| hub.now());
         let message = Message {
-            id: hub.new_id("m"),
+            id: message_id,
             conversation_id: conversation.id.clone(),
             author: Author::EndUser,
             author_id: Some(contact.id.clone()),
@@ -562,7 +572,6 @@ pub fn apply(
             created_at: at,
         };
         txn.put(EventData::Message(message.clone()))?;
-        txn.link_external(channel_id, "message", &m.wamid, &message.id)?;
         // Kept to the minute: rewriting the conversation (and announcing it to every agent) for
         // each message would double the work of a busy number; the window may look up to a
         // minute shorter than it is, never longer.
@@ -716,10 +725,13 @@ fn customer_contact(
     let mut found = None;
     let mut unlinked = Vec::new();
     for (kind, key) in customer.keys() {
-        match txn.external_id(channel_id, kind, key)? {
-            Some(id) if found.is_none() => found = txn.contact(&id)?,
-            Some(_) => {}
-            None => unlinked.push((kind, key)),
+        if found.is_none() {
+            found = txn.linked_contact(channel_id, kind, key)?;
+            if found.is_none() {
+                unlinked.push((kind, key));
+            }
+        } else if txn.external_id(channel_id, kind, key)?.is_none() {
+            unlinked.push((kind, key));
         }
     }
     let mut contact = found.unwrap_or_else(|| Contact {
@@ -764,10 +776,8 @@ fn conversation_of(
     channel_id: &str,
     contact: &Contact,
 ) -> Result<Conversation, ApiError> {
-    if let Some(id) = txn.external_id(channel_id, "conversation", &contact.id)? {
-        if let Some(conversation) = txn.conversation(&id)? {
-            return Ok(conversation);
-        }
+    if let Some(conversation) = txn.linked_conversation(channel_id, &contact.id)? {
+        return Ok(conversation);
     }
     let conversation = Conversation {
         id: hub.new_id("t"),

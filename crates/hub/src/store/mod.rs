@@ -202,6 +202,19 @@ pub trait Read {
     fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>)>, StoreError>;
     /// When the earliest queued call comes due.
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
+    /// The contact a platform id (`kind`: `phone`, `bsuid`) is linked to, in one look-up.
+    fn linked_contact(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<Contact>, StoreError>;
+    /// The conversation linked to a contact on a channel (one per customer and number).
+    fn linked_conversation(
+        &self,
+        channel_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Conversation>, StoreError>;
     /// The hub's id for what a channel's platform calls `external_id` (of a `kind`: a message, a
     /// customer, an applied status), if it has one.
     fn external_id(

@@ -713,6 +713,33 @@ impl<T: HasConn> Read for T {
             .optional()?)
     }
 
+    fn linked_contact(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        one_where(
+            self.conn()?,
+            "SELECT c.data FROM external_ids x JOIN contacts c ON c.id = x.internal_id
+             WHERE x.channel_id = ?1 AND x.kind = ?2 AND x.external_id = ?3",
+            params![channel_id, kind, external_id],
+        )
+    }
+
+    fn linked_conversation(
+        &self,
+        channel_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        one_where(
+            self.conn()?,
+            "SELECT c.data FROM external_ids x JOIN conversations c ON c.id = x.internal_id
+             WHERE x.channel_id = ?1 AND x.kind = 'conversation' AND x.external_id = ?2",
+            params![channel_id, contact_id],
+        )
+    }
+
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self.conn()?.query_row(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
