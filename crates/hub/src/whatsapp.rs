@@ -104,6 +104,14 @@ pub fn webhook_path(channel_id: &str) -> String {
 }
 
 async fn settings_of(hub: &Hub, channel_id: &str) -> Result<WhatsAppSettings, ApiError> {
+    // Read in the last few seconds: no trip to the blocking pool on the hot path.
+    let cached = hub.channel_settings(channel_id, || None);
+    if let Some(settings) = cached {
+        return settings
+            .whatsapp
+            .filter(|w| !w.removed)
+            .ok_or_else(|| ApiError::NotFound("no such WhatsApp channel".into()));
+    }
     let (hub2, id) = (hub.clone(), channel_id.to_string());
     let settings = tokio::task::spawn_blocking(move || {
         hub2.channel_settings(&id, || {
