@@ -147,6 +147,21 @@ pub async fn run_command(
     }
 }
 
+/// A WhatsApp conversation's approved templates (what may be sent once its 24-hour window closed).
+#[tauri::command]
+pub async fn whatsapp_templates(
+    desk: State<'_, Desk>,
+    conversation_id: String,
+) -> Result<Vec<baton_protocol::WhatsAppTemplate>, CommandError> {
+    let client = desk
+        .client()
+        .map_err(|e| CommandError::new("not_signed_in", e))?;
+    client
+        .whatsapp_templates(&conversation_id)
+        .await
+        .map_err(CommandError::from)
+}
+
 #[tauri::command]
 pub fn open_conversation(
     desk: State<'_, Desk>,

@@ -65,6 +65,7 @@ pub fn run() {
             commands::customer,
             commands::team,
             commands::run_command,
+            commands::whatsapp_templates,
             commands::outbox_list,
             commands::outbox_retry,
             commands::outbox_edit,

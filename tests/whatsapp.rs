@@ -841,3 +841,93 @@ async fn opening_a_chat_marks_the_customers_messages_read_once() {
         w.graph.violations()
     );
 }
+
+#[tokio::test]
+async fn after_the_window_an_agent_sends_an_approved_template_with_its_parameters() {
+    let w = world().await;
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "set",
+            "--data",
+            w.data.path(),
+            "--channel",
+            "Support line",
+            "--waba-id",
+            "9990001",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let mut old = customer_says("wamid.t-old", "15557654321", "Dana", "any news?");
+    let two_days_ago = (chrono::Utc::now() - chrono::TimeDelta::days(2)).timestamp();
+    old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
+        json!(two_days_ago.to_string());
+    assert_eq!(w.post(&old).await, 200);
+    let conversation = w.message_from_customer("any news?").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    tokio::time::sleep(Duration::from_millis(5500)).await; // the hub reads settings at most 5 s old
+    let listed: Value = w
+        .agent
+        .http
+        .get(format!(
+            "{}/api/v1/conversations/{conversation}/templates",
+            w.agent.base
+        ))
+        .bearer_auth(&w.agent.token)
+        .send()
+        .await
+        .expect("templates")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(
+        listed,
+        json!([{"name": "order_update", "language": "en_US",
+                "body": "Hello {{1}}, your order {{2}} is on its way.", "parameters": 2}]),
+        "only approved templates"
+    );
+    let (code, answer) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "tpl", "type": "template", "payload": {
+                "name": "order_update", "language": "en_US", "parameters": ["Dana", "#1234"],
+                "text": "Hello Dana, your order #1234 is on its way."}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !w.graph.accepted().iter().any(|m| m["type"] == "template") {
+        assert!(
+            Instant::now() < deadline,
+            "no template reached WhatsApp: {:?}",
+            w.graph.accepted()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let sent = w
+        .graph
+        .accepted()
+        .into_iter()
+        .find(|m| m["type"] == "template")
+        .expect("template");
+    assert_eq!(sent["template"]["name"], "order_update");
+    assert_eq!(sent["template"]["language"]["code"], "en_US");
+    assert_eq!(
+        sent["template"]["components"][0]["parameters"],
+        json!([{"type": "text", "text": "Dana"}, {"type": "text", "text": "#1234"}])
+    );
+    w.agent
+        .wait_for_message("Hello Dana, your order #1234 is on its way.", |m| {
+            m["status"] == "sent"
+        })
+        .await;
+    assert!(
+        w.graph.violations().is_empty(),
+        "{:?}",
+        w.graph.violations()
+    );
+}

@@ -46,6 +46,10 @@ impl FakeGraph {
         let port = listener.local_addr().expect("addr").port();
         let app = Router::new()
             .route("/{version}/{number}/messages", post(send))
+            .route(
+                "/{version}/{waba}/message_templates",
+                axum::routing::get(templates),
+            )
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -166,6 +170,31 @@ fn check(body: &Value) -> Vec<String> {
         other => wrong.push(format!("an unknown type {other:?}")),
     }
     wrong
+}
+
+/// Meta's template list for a WhatsApp Business Account: one approved template with a parameter,
+/// one rejected (which agents must not be offered).
+async fn templates(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path((version, waba)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if version != VERSION
+        || waba != "9990001"
+        || bearer != Some(&format!("Bearer {}", shared.token))
+    {
+        return graph_error(400, 100);
+    }
+    Json(json!({"data": [
+        {"name": "order_update", "language": "en_US", "status": "APPROVED", "components": [
+            {"type": "HEADER", "format": "TEXT", "text": "Your order"},
+            {"type": "BODY", "text": "Hello {{1}}, your order {{2}} is on its way."}]},
+        {"name": "spammy_offer", "language": "en_US", "status": "REJECTED", "components": [
+            {"type": "BODY", "text": "Buy now!"}]}
+    ]}))
+    .into_response()
 }
 
 async fn send(

@@ -94,6 +94,7 @@ describe("the inbox", () => {
     const hourAgo = new Date(Date.now() - 60 * 60 * 1000).toISOString();
     const twoDaysAgo = new Date(Date.now() - 48 * 60 * 60 * 1000).toISOString();
     data.whatsapp = { t_sam: hourAgo, t_olga: twoDaysAgo };
+    data.templates = [{ name: "order_update", language: "en_US", body: "Hello {{1}}, your order {{2}} is on its way.", parameters: 2 }];
     render(App, { props: { backend: memoryBackend(data) } });
     const badges = await screen.findAllByTestId("channel-badge");
     expect(badges).toHaveLength(2);
@@ -104,6 +105,16 @@ describe("the inbox", () => {
     await openHandoff("Wrong size");
     expect(screen.getByTestId("window-closed").textContent).toContain("approved template");
     expect(screen.queryByTestId("send")).toBeNull();
+    // The composer gives way to the number's templates, filled in before they go.
+    const params = await screen.findAllByTestId("template-parameter");
+    expect(params).toHaveLength(2);
+    const send = screen.getByTestId("template-send") as HTMLButtonElement;
+    expect(send.disabled).toBe(true);
+    await fireEvent.input(params[0]!, { target: { value: "Olga" } });
+    await fireEvent.input(params[1]!, { target: { value: "#77" } });
+    expect(screen.getByTestId("template-preview").textContent).toBe("Hello Olga, your order #77 is on its way.");
+    await fireEvent.click(send);
+    await waitFor(() => expect(data.outbox.some((i) => i.command.action === "message" && i.command.type === "template")).toBe(true));
     await openHandoff("Parcel late");
     expect(await screen.findByTestId("send")).toBeTruthy();
     expect(screen.queryByTestId("window-closed")).toBeNull();

@@ -186,6 +186,20 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
+    /// The approved WhatsApp templates for a conversation (its number's).
+    pub async fn whatsapp_templates(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Vec<baton_protocol::WhatsAppTemplate>, ClientError> {
+        let mut request = self.http.get(self.url(&format!(
+            "/api/v1/conversations/{conversation_id}/templates"
+        )));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
     /// Any other call of the agent API (the admin routes, for instance): `method` on `/api/v1{path}`.
     pub async fn call(
         &self,

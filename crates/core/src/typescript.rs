@@ -10,7 +10,7 @@ use crate::{
 };
 use baton_protocol::{
     Agent, AgentCommand, Author, Contact, Conversation, DeliveryStatus, Handoff, HandoffStatus,
-    Message, Note, Presence, Role, Template,
+    Message, Note, Presence, Role, Template, WhatsAppTemplate,
 };
 
 /// The file, as the Rust types declare it.
@@ -30,6 +30,7 @@ pub fn bindings() -> String {
         Agent::decl(&cfg),
         Note::decl(&cfg),
         Template::decl(&cfg),
+        WhatsAppTemplate::decl(&cfg),
         AgentCommand::decl(&cfg),
         HandoffView::decl(&cfg),
         HandoffSummary::decl(&cfg),

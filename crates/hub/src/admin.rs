@@ -155,6 +155,7 @@ pub fn add_whatsapp_channel(
         broken: None,
         removed: false,
         max_per_second: 80,
+        waba_id: None,
     };
     let send_url = whatsapp.send_url();
     let settings = crate::channel::ChannelSettings {
@@ -196,6 +197,8 @@ pub struct WhatsAppUpdate {
     pub removed: Option<bool>,
     /// The most messages a second sent from this number.
     pub max_per_second: Option<u32>,
+    /// The WhatsApp Business Account id (for listing message templates); empty removes it.
+    pub waba_id: Option<String>,
 }
 
 pub fn update_whatsapp(
@@ -251,6 +254,15 @@ pub fn update_whatsapp(
     }
     if let Some(removed) = update.removed {
         wa.removed = removed;
+    }
+    if let Some(waba) = update.waba_id {
+        let waba = waba.trim().to_string();
+        if !waba.chars().all(|c| c.is_ascii_digit()) {
+            return Err(AdminError::Invalid(
+                "the WhatsApp Business Account id is digits (Business settings → WhatsApp accounts)".into(),
+            ));
+        }
+        wa.waba_id = Some(waba).filter(|w| !w.is_empty());
     }
     if let Some(rate) = update.max_per_second {
         if !(1..=1000).contains(&rate) {

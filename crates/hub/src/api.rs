@@ -57,6 +57,7 @@ pub fn routes() -> Router<Hub> {
         .route("/messages", get(messages))
         .route("/presence", post(presence))
         .route("/{kind}/{id}/{action}", post(command))
+        .route("/conversations/{id}/templates", get(whatsapp_templates))
 }
 
 async fn me(SignedIn(agent): SignedIn) -> Json<baton_protocol::Agent> {
@@ -105,6 +106,43 @@ async fn presence(
     // Presence is a plain toggle: a missing txn_id gets a fresh one.
     fields.txn_id = fields.txn_id.or_else(|| Some(crate::auth::random_secret()));
     run(hub, agent, command, &fields).await
+}
+
+/// The approved WhatsApp templates an agent may send in a conversation (its number's, from the
+/// Graph API, kept for a few minutes).
+async fn whatsapp_templates(
+    State(hub): State<Hub>,
+    SignedIn(_agent): SignedIn,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<baton_protocol::WhatsAppTemplate>>, ApiError> {
+    let hub2 = hub.clone();
+    let channel = tokio::task::spawn_blocking(move || {
+        let read = hub2.store().reader()?;
+        let conversation = read
+            .conversation(&id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no conversation {id:?}")))?;
+        read.channel(&conversation.channel_id)?
+            .ok_or_else(|| ApiError::NotFound("the conversation's channel is gone".into()))
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let Some(settings) = channel.settings.whatsapp else {
+        return Err(ApiError::BadRequest(
+            "templates are WhatsApp's; this conversation is not on WhatsApp".into(),
+        ));
+    };
+    if let Some(cached) = hub.cached_templates(&channel.id) {
+        return Ok(Json(cached));
+    }
+    let allow_private = hub.config().allow_private_urls;
+    if !crate::egress::allowed(&settings.graph_url, allow_private) {
+        return Err(ApiError::Conflict(
+            "the number's Graph API URL is not an https URL on a public host; an admin must change it".into(),
+        ));
+    }
+    let templates = crate::whatsapp::templates(hub.http()?, &settings).await?;
+    hub.remember_templates(&channel.id, &templates);
+    Ok(Json(templates))
 }
 
 /// Runs a command off the async threads, once per `txn_id`.

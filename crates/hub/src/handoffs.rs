@@ -468,7 +468,12 @@ fn reply(
     conversation_id: &str,
     outgoing: Outgoing,
 ) -> Result<(), ApiError> {
-    let outgoing = outgoing.checked()?;
+    let template = outgoing.kind == "template";
+    let outgoing = if template {
+        crate::whatsapp::checked_template(outgoing)?
+    } else {
+        outgoing.checked()?
+    };
     let Some(mut h) = open_handoff(txn, conversation_id)? else {
         return Err(match txn.conversation(conversation_id)? {
             Some(_) => {
@@ -478,7 +483,14 @@ fn reply(
         });
     };
     let channel = channel_of(txn, &h)?;
-    if !channel.settings.message_kinds.contains(&outgoing.kind) {
+    let whatsapp = channel.kind == "whatsapp";
+    if template && !whatsapp {
+        return Err(ApiError::BadRequest(
+            "templates are WhatsApp's; this conversation is not on WhatsApp".into(),
+        ));
+    }
+    // A WhatsApp number takes every kind Baton sends; a Botpress bot only what its plugin relays.
+    if !whatsapp && !channel.settings.message_kinds.contains(&outgoing.kind) {
         return Err(ApiError::BadRequest(format!(
             "the {} channel's bot relays only {}; ask an admin to allow {} messages",
             channel.name,
@@ -499,7 +511,7 @@ fn reply(
         }
         Some(_) => {}
     }
-    if channel.kind == "whatsapp" && !customer_window_open(txn, hub, &h)? {
+    if whatsapp && !template && !customer_window_open(txn, hub, &h)? {
         return Err(ApiError::WindowClosed(
             "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now".into(),
         ));

@@ -115,6 +115,12 @@ struct HubInner {
     hashing: tokio::sync::Semaphore,
     /// Open streams hold one each: an upgraded connection leaves the front door's count.
     streams: Arc<tokio::sync::Semaphore>,
+    /// WhatsApp numbers' approved templates, as last listed (they change rarely; Meta's listing
+    /// is slow).
+    templates: Mutex<HashMap<String, (std::time::Instant, Vec<baton_protocol::WhatsAppTemplate>)>>,
+    /// For the hub's own calls that are not deliveries (the template list); `None` if it could
+    /// not be built (then those calls answer 503).
+    http: Option<reqwest::Client>,
     /// Committed events as ready WebSocket text frames, made once per commit for every stream.
     frames: std::sync::OnceLock<tokio::sync::broadcast::Sender<Frame>>,
 }
@@ -169,6 +175,9 @@ impl Hub {
 
     /// A hub over any [`Store`] implementation.
     pub fn with_store(store: Box<dyn Store>, clock: impl Clock, config: HubConfig) -> Self {
+        let http = egress::client(config.allow_private_urls, Duration::from_secs(10))
+            .inspect_err(|e| tracing::error!(error = %e, "cannot build the hub's HTTP client"))
+            .ok();
         let max_streams = config.max_connections.max(1);
         let started = clock.now();
         Self {
@@ -183,6 +192,8 @@ impl Hub {
                 settings: Mutex::new(HashMap::new()),
                 revoked: tokio::sync::broadcast::channel(256).0,
                 frames: std::sync::OnceLock::new(),
+                templates: Mutex::new(HashMap::new()),
+                http,
                 login_throttle: Mutex::new(auth::LoginThrottle::default()),
                 hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
                 streams: Arc::new(tokio::sync::Semaphore::new(max_streams)),
@@ -326,6 +337,37 @@ impl Hub {
             );
         }
         Some(settings)
+    }
+
+    /// How long a number's template list is reused.
+    const TEMPLATES_TTL: Duration = Duration::from_secs(600);
+
+    pub(crate) fn cached_templates(
+        &self,
+        channel_id: &str,
+    ) -> Option<Vec<baton_protocol::WhatsAppTemplate>> {
+        let cache = self.inner.templates.lock().ok()?;
+        let (at, list) = cache.get(channel_id)?;
+        (at.elapsed() < Self::TEMPLATES_TTL).then(|| list.clone())
+    }
+
+    pub(crate) fn remember_templates(
+        &self,
+        channel_id: &str,
+        list: &[baton_protocol::WhatsAppTemplate],
+    ) {
+        if let Ok(mut cache) = self.inner.templates.lock() {
+            cache.insert(
+                channel_id.to_string(),
+                (std::time::Instant::now(), list.to_vec()),
+            );
+        }
+    }
+
+    pub(crate) fn http(&self) -> Result<&reqwest::Client, ApiError> {
+        self.inner.http.as_ref().ok_or_else(|| {
+            ApiError::Unavailable("the hub cannot make outside calls right now".into())
+        })
     }
 
     /// Drops cached settings after this process changed a channel.

@@ -228,6 +228,9 @@ enum WhatsappCommand {
         /// new number; up to 1000 once Meta has upgraded it).
         #[arg(long, value_name = "N")]
         max_per_second: Option<u32>,
+        /// The WhatsApp Business Account id, so agents can pick the number's approved templates.
+        #[arg(long)]
+        waba_id: Option<String>,
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
@@ -632,6 +635,7 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
             handoff_phrases,
             auto_reply,
             max_per_second,
+            waba_id,
         } => {
             let hub = open(&data)?;
             let (app_secret, access_token) = if secrets_stdin {
@@ -653,6 +657,7 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
                     auto_reply,
                     removed: None,
                     max_per_second,
+                    waba_id,
                 },
             )?;
             println!("updated {} ({})", c.id, c.name);

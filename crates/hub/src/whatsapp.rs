@@ -73,6 +73,9 @@ pub struct WhatsAppSettings {
     /// 1,000 for upgraded numbers).
     #[serde(default = "default_throughput")]
     pub max_per_second: u32,
+    /// The WhatsApp Business Account id, where the number's message templates are listed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waba_id: Option<String>,
 }
 
 fn default_throughput() -> u32 {
@@ -866,10 +869,133 @@ pub fn call_for(
     Ok(Some(("messages", message_body(&to, outgoing)?)))
 }
 
+/// Checks an agent's template message: `{"name","language","parameters":[…],"text"?}` (the text
+/// is the filled-in body, for the conversation to show).
+pub fn checked_template(outgoing: Outgoing) -> Result<Outgoing, ApiError> {
+    let p = &outgoing.payload;
+    let name_ok = p
+        .get("name")
+        .and_then(Value::as_str)
+        .is_some_and(|n| !n.trim().is_empty() && n.len() <= 512);
+    let language_ok = p
+        .get("language")
+        .and_then(Value::as_str)
+        .is_some_and(|l| !l.trim().is_empty() && l.len() <= 16);
+    let parameters = p
+        .get("parameters")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
+    if !name_ok || !language_ok {
+        return Err(ApiError::BadRequest(
+            "a template message needs its \"name\" and \"language\"".into(),
+        ));
+    }
+    if parameters.len() > 20
+        || parameters.iter().any(|v| {
+            v.as_str()
+                .is_none_or(|s| s.trim().is_empty() || s.chars().count() > 1024)
+        })
+    {
+        return Err(ApiError::BadRequest(
+            "each template parameter is a text of 1 to 1024 characters (at most 20)".into(),
+        ));
+    }
+    if outgoing.payload.to_string().len() > 64 * 1024 {
+        return Err(ApiError::BadRequest(
+            "the template message is too large".into(),
+        ));
+    }
+    Ok(outgoing)
+}
+
+/// The number's approved templates, from the Graph API (`message_templates`).
+pub async fn templates(
+    http: &reqwest::Client,
+    settings: &WhatsAppSettings,
+) -> Result<Vec<baton_protocol::WhatsAppTemplate>, ApiError> {
+    let Some(waba) = settings.waba_id.as_deref() else {
+        return Err(ApiError::Conflict(
+            "an admin must set the number's WhatsApp Business Account id first (baton-hub whatsapp set --waba-id)".into(),
+        ));
+    };
+    let url = format!(
+        "{}/{API_VERSION}/{waba}/message_templates?fields=name,language,status,components&limit=200",
+        settings.graph_url.trim_end_matches('/')
+    );
+    let answer = http
+        .get(&url)
+        .bearer_auth(&settings.access_token)
+        .send()
+        .await
+        .map_err(|e| {
+            tracing::warn!(error = %e.without_url(), "whatsapp: cannot list templates");
+            ApiError::Unavailable("WhatsApp's template list cannot be reached right now".into())
+        })?;
+    if !answer.status().is_success() {
+        tracing::warn!(
+            status = answer.status().as_u16(),
+            "whatsapp: the template list was refused"
+        );
+        return Err(ApiError::Unavailable(format!(
+            "WhatsApp refused the template list (HTTP {})",
+            answer.status().as_u16()
+        )));
+    }
+    let body: Value = answer.json().await.unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    for t in body
+        .get("data")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+    {
+        if str_at(t, &["status"]) != Some("APPROVED") {
+            continue;
+        }
+        let (Some(name), Some(language)) = (str_at(t, &["name"]), str_at(t, &["language"])) else {
+            continue;
+        };
+        let text = t
+            .get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| str_at(c, &["type"]).is_some_and(|k| k.eq_ignore_ascii_case("body")))
+            .and_then(|c| str_at(c, &["text"]))
+            .unwrap_or_default();
+        let parameters = (1..=20u32)
+            .take_while(|n| text.contains(&format!("{{{{{n}}}}}")))
+            .count() as u32;
+        out.push(baton_protocol::WhatsAppTemplate {
+            name: name.to_string(),
+            language: language.to_string(),
+            body: text.to_string(),
+            parameters,
+        });
+    }
+    Ok(out)
+}
+
 /// The Graph API body for an agent's message.
 fn message_body(to: &str, outgoing: &Outgoing) -> Result<Value, ApiError> {
     let p = |key: &str| outgoing.payload.get(key).and_then(Value::as_str);
     let content = match outgoing.kind.as_str() {
+        "template" => {
+            let parameters: Vec<Value> = outgoing
+                .payload
+                .get("parameters")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|v| json!({ "type": "text", "text": v }))
+                .collect();
+            let mut template = json!({ "name": p("name"), "language": { "code": p("language") } });
+            if !parameters.is_empty() {
+                template["components"] = json!([{ "type": "body", "parameters": parameters }]);
+            }
+            json!({ "type": "template", "template": template })
+        }
         "text" => {
             let body = p("text").unwrap_or_default();
             if body.chars().count() > MAX_TEXT {

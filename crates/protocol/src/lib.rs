@@ -316,6 +316,16 @@ pub struct Template {
     pub deleted: bool,
 }
 
+/// An approved WhatsApp message template: what may be sent once the customer's 24-hour window has
+/// closed. `body` has `{{1}}`, `{{2}}`, … where the `parameters` go.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct WhatsAppTemplate {
+    pub name: String,
+    pub language: String,
+    pub body: String,
+    pub parameters: u32,
+}
+
 /// The team's tag list, as the admin keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagList {

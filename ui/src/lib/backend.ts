@@ -2,6 +2,7 @@
 // and previews can pass another implementation.
 
 import { invoke } from "@tauri-apps/api/core";
+import { fillTemplate } from "./format";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AgentCommand,
@@ -17,6 +18,7 @@ import type {
   SearchHit,
   Team,
   Update,
+  WhatsAppTemplate,
 } from "./types";
 
 export type { HandoffView } from "./types";
@@ -39,6 +41,10 @@ export interface Backend {
   /** An image, file, video or audio by URL (what the channel's bot relays decides what is allowed). */
   sendAttachment(conversationId: string, attachment: Attachment): Promise<void>;
   addNote(conversationId: string, text: string): Promise<void>;
+  /** A WhatsApp conversation's approved templates (all that may be sent once its window closed). */
+  whatsappTemplates(conversationId: string): Promise<WhatsAppTemplate[]>;
+  /** Sends an approved template with its parameters filled in. */
+  sendTemplate(conversationId: string, template: WhatsAppTemplate, parameters: string[]): Promise<void>;
   resend(messageId: string): Promise<void>;
   setPresence(status: Presence): Promise<void>;
   /** Solo mode: where replies go (the Botpress integration's webhook URL). */
@@ -124,6 +130,14 @@ export const tauriBackend: Backend = {
       payload: attachmentPayload(attachment),
     }),
   addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
+  whatsappTemplates: (conversationId) => call<WhatsAppTemplate[]>("whatsapp_templates", { conversationId }),
+  sendTemplate: (conversation_id, template, parameters) =>
+    run({
+      action: "message",
+      conversation_id,
+      type: "template",
+      payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
+    }),
   resend: (message_id) => run({ action: "resend", message_id }),
   setPresence: (status) => run({ action: "presence", status }),
   setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),

@@ -146,3 +146,8 @@ export function replyWindow(lastInbound: string | null, now: Date): { open: bool
   if (minutes < 60) return { open: true, label: `${minutes} min left to reply` };
   return { open: true, label: `${Math.floor(minutes / 60)} h ${minutes % 60} min left to reply` };
 }
+
+/** A template's body with `{{1}}`, `{{2}}`, … replaced by the parameters (what the customer reads). */
+export function fillTemplate(body: string, parameters: string[]): string {
+  return body.replace(/\{\{(\d+)\}\}/g, (whole, n: string) => parameters[Number(n) - 1] ?? whole);
+}

@@ -3,9 +3,10 @@
 // show, replies wait in an outbox that can refuse them, and search finds words in messages.
 
 import type { Attachment, Backend, HandoffView } from "./backend";
-import { withText } from "./format";
+import { fillTemplate, withText } from "./format";
 import type {
   AgentCommand,
+  WhatsAppTemplate,
   Agent,
   Contact,
   ConversationView,
@@ -32,6 +33,8 @@ export interface MemoryInbox {
   refuse: Record<string, string>;
   /** WhatsApp conversations, with when the customer last wrote. */
   whatsapp?: Record<string, string>;
+  /** The WhatsApp templates every number offers. */
+  templates?: WhatsAppTemplate[];
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -136,6 +139,14 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     sendMessage: async (conversationId, text) => queue(conversationId, { action: "message", conversation_id: conversationId, text }),
     sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, { action: "message", conversation_id: conversationId, type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
     addNote: async () => {},
+    whatsappTemplates: async () => inbox.templates ?? [],
+    sendTemplate: async (conversationId, template, parameters) =>
+      queue(conversationId, {
+        action: "message",
+        conversation_id: conversationId,
+        type: "template",
+        payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
+      }),
     resend: async () => {},
     setPresence: async () => {},
     setBotpressWebhook: async () => {},

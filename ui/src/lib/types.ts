@@ -26,6 +26,7 @@ export type {
   SearchHit,
   Template,
   Update,
+  WhatsAppTemplate,
 } from "./generated";
 import type {
   Agent,
