@@ -152,6 +152,13 @@ impl World {
             .unwrap_or(Value::Null)
     }
 
+    async fn message_id(&self, text: &str) -> String {
+        self.message_from_customer(text).await["id"]
+            .as_str()
+            .expect("the message")
+            .to_string()
+    }
+
     /// Waits until the fake Graph API has had `n` sends accepted.
     async fn wait_for_sends(&self, n: usize) {
         let deadline = Instant::now() + Duration::from_secs(20);
@@ -930,4 +937,88 @@ async fn after_the_window_an_agent_sends_an_approved_template_with_its_parameter
         "{:?}",
         w.graph.violations()
     );
+}
+
+#[tokio::test]
+async fn a_customers_photo_is_fetched_once_checked_and_served_only_to_signed_in_agents() {
+    use base64_free::encode_base64;
+    let w = world().await;
+    let photo: Vec<u8> = (0..40_000u32).map(|i| (i % 251) as u8).collect();
+    w.graph.add_media("media-photo", "image/jpeg", &photo);
+    w.graph
+        .add_media("media-bad", "image/jpeg", b"not what was announced");
+    let image = |wamid: &str, media: &str, sha: &str| {
+        let mut n = customer_says(wamid, "15557654321", "Dana", "unused");
+        n["entry"][0]["changes"][0]["value"]["messages"][0] = json!({
+            "from": "15557654321", "id": wamid, "timestamp": chrono::Utc::now().timestamp().to_string(),
+            "type": "image", "image": {"id": media, "mime_type": "image/jpeg", "sha256": sha, "caption": format!("photo {media}")}
+        });
+        n
+    };
+    use sha2::Digest;
+    let good_sha = encode_base64(&sha2::Sha256::digest(&photo));
+    assert_eq!(
+        w.post(&image("wamid.img1", "media-photo", &good_sha)).await,
+        200
+    );
+    assert_eq!(
+        w.post(&image("wamid.img2", "media-bad", &good_sha)).await,
+        200
+    );
+    let photo_id = w.message_id("[image] photo media-photo").await;
+    let url = format!("{}/api/v1/media/{photo_id}", w.hub.url());
+    let anonymous = w.http.get(&url).send().await.expect("get");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    for _ in 0..2 {
+        let got = w
+            .http
+            .get(&url)
+            .bearer_auth(&w.agent.token)
+            .send()
+            .await
+            .expect("get");
+        assert_eq!(got.status().as_u16(), 200);
+        assert_eq!(got.headers()["content-type"], "image/jpeg");
+        assert_eq!(got.bytes().await.expect("bytes").as_ref(), photo.as_slice());
+    }
+    assert_eq!(
+        w.graph.downloads(),
+        1,
+        "fetched once, then served from the hub's storage"
+    );
+    let bad_id = w.message_id("[image] photo media-bad").await;
+    let bad = w
+        .http
+        .get(format!("{}/api/v1/media/{bad_id}", w.hub.url()))
+        .bearer_auth(&w.agent.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(bad.status().as_u16(), 503);
+    assert!(bad.text().await.expect("text").contains("checksum"));
+}
+
+/// Base64 for the test's own digests (the hub accepts Meta's sha256 in base64 or hex).
+mod base64_free {
+    pub fn encode_base64(bytes: &[u8]) -> String {
+        const TABLE: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        let mut out = String::new();
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                *chunk.get(1).unwrap_or(&0),
+                *chunk.get(2).unwrap_or(&0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(TABLE[((n >> (18 - 6 * i)) & 63) as usize] as char);
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
 }

@@ -25,6 +25,10 @@ struct Shared {
     attempts: usize,
     /// (HTTP status, Graph error code) to answer the next sends with, in order.
     errors: VecDeque<(u16, i64)>,
+    /// Media id → (MIME type, bytes) the fake serves.
+    media: std::collections::HashMap<String, (String, Vec<u8>)>,
+    downloads: usize,
+    port: u16,
 }
 
 pub struct FakeGraph {
@@ -44,12 +48,15 @@ impl FakeGraph {
             .await
             .expect("bind fake Graph API");
         let port = listener.local_addr().expect("addr").port();
+        shared.lock().unwrap_or_else(|p| p.into_inner()).port = port;
         let app = Router::new()
             .route("/{version}/{number}/messages", post(send))
             .route(
                 "/{version}/{waba}/message_templates",
                 axum::routing::get(templates),
             )
+            .route("/{version}/{media}", axum::routing::get(media_lookup))
+            .route("/files/{media}", axum::routing::get(media_file))
             .with_state(shared.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -91,6 +98,18 @@ impl FakeGraph {
             .iter()
             .filter_map(|m| m["text"]["body"].as_str().map(str::to_string))
             .collect()
+    }
+
+    /// Serves a media file under `id`.
+    pub fn add_media(&self, id: &str, mime_type: &str, bytes: &[u8]) {
+        self.lock()
+            .media
+            .insert(id.to_string(), (mime_type.to_string(), bytes.to_vec()));
+    }
+
+    /// How many media files were downloaded.
+    pub fn downloads(&self) -> usize {
+        self.lock().downloads
     }
 
     /// The wamids marked read, in order.
@@ -170,6 +189,48 @@ fn check(body: &Value) -> Vec<String> {
         other => wrong.push(format!("an unknown type {other:?}")),
     }
     wrong
+}
+
+/// Meta's media URL lookup: `{url, mime_type, sha256, file_size, id}`, the URL short-lived.
+async fn media_lookup(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path((_version, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
+    use sha2::Digest;
+    let shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if bearer != Some(&format!("Bearer {}", shared.token)) {
+        return graph_error(401, 190);
+    }
+    let Some((mime, bytes)) = shared.media.get(&id) else {
+        return graph_error(404, 100);
+    };
+    Json(json!({
+        "url": format!("http://127.0.0.1:{}/files/{id}", shared.port),
+        "mime_type": mime,
+        "sha256": hex::encode(sha2::Sha256::digest(bytes)),
+        "file_size": bytes.len(),
+        "id": id,
+    }))
+    .into_response()
+}
+
+async fn media_file(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if bearer != Some(&format!("Bearer {}", shared.token)) {
+        return StatusCode::UNAUTHORIZED.into_response();
+    }
+    shared.downloads += 1;
+    match shared.media.get(&id) {
+        Some((_, bytes)) => bytes.clone().into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 /// Meta's template list for a WhatsApp Business Account: one approved template with a parameter,

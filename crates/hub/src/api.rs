@@ -58,6 +58,7 @@ pub fn routes() -> Router<Hub> {
         .route("/presence", post(presence))
         .route("/{kind}/{id}/{action}", post(command))
         .route("/conversations/{id}/templates", get(whatsapp_templates))
+        .route("/media/{message_id}", get(media))
 }
 
 async fn me(SignedIn(agent): SignedIn) -> Json<baton_protocol::Agent> {
@@ -143,6 +144,56 @@ async fn whatsapp_templates(
     let templates = crate::whatsapp::templates(hub.http()?, &settings).await?;
     hub.remember_templates(&channel.id, &templates);
     Ok(Json(templates))
+}
+
+/// A customer's media file (a WhatsApp image, voice message, document…), for signed-in agents.
+async fn media(
+    State(hub): State<Hub>,
+    SignedIn(_agent): SignedIn,
+    Path(message_id): Path<String>,
+) -> Result<Response, ApiError> {
+    let hub2 = hub.clone();
+    let (message, channel) = tokio::task::spawn_blocking(move || {
+        let read = hub2.store().reader()?;
+        let message = read
+            .message(&message_id)?
+            .ok_or_else(|| ApiError::NotFound(format!("no message {message_id:?}")))?;
+        let conversation = read
+            .conversation(&message.conversation_id)?
+            .ok_or_else(|| ApiError::NotFound("the message's conversation is gone".into()))?;
+        let channel = read
+            .channel(&conversation.channel_id)?
+            .ok_or_else(|| ApiError::NotFound("the conversation's channel is gone".into()))?;
+        Ok::<_, ApiError>((message, channel))
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let Some(settings) = channel.settings.whatsapp else {
+        return Err(ApiError::NotFound("this message has no media".into()));
+    };
+    let dir = hub
+        .media_dir()
+        .ok_or_else(|| ApiError::Unavailable("this hub keeps no media files".into()))?;
+    let media = crate::whatsapp::media(
+        hub.http()?,
+        hub.config().allow_private_urls,
+        &settings,
+        &message,
+        &dir,
+    )
+    .await?;
+    Ok((
+        [
+            (axum::http::header::CONTENT_TYPE, media.mime_type),
+            // Customers' files are shown as what they are, never sniffed into something else.
+            (
+                axum::http::header::X_CONTENT_TYPE_OPTIONS,
+                "nosniff".to_string(),
+            ),
+        ],
+        media.bytes,
+    )
+        .into_response())
 }
 
 /// Runs a command off the async threads, once per `txn_id`.

@@ -118,6 +118,8 @@ struct HubInner {
     /// WhatsApp numbers' approved templates, as last listed (they change rarely; Meta's listing
     /// is slow).
     templates: Mutex<HashMap<String, (std::time::Instant, Vec<baton_protocol::WhatsAppTemplate>)>>,
+    /// Where customers' media files are kept (`DATA/media`); none for a hub without a directory.
+    media_dir: Mutex<Option<std::path::PathBuf>>,
     /// For the hub's own calls that are not deliveries (the template list); `None` if it could
     /// not be built (then those calls answer 503).
     http: Option<reqwest::Client>,
@@ -170,7 +172,14 @@ impl Hub {
         config: HubConfig,
     ) -> Result<Self, StoreError> {
         let store = store::SqliteStore::open(data_dir)?;
-        Ok(Self::with_store(Box::new(store), clock, config))
+        let hub = Self::with_store(Box::new(store), clock, config);
+        // Customers' files live beside the database, as private as it.
+        let media = data_dir.join("media");
+        let _ = baton_protocol::private_fs::private_dir(&media, "media");
+        if let Ok(mut dir) = hub.inner.media_dir.lock() {
+            *dir = Some(media);
+        }
+        Ok(hub)
     }
 
     /// A hub over any [`Store`] implementation.
@@ -193,6 +202,7 @@ impl Hub {
                 revoked: tokio::sync::broadcast::channel(256).0,
                 frames: std::sync::OnceLock::new(),
                 templates: Mutex::new(HashMap::new()),
+                media_dir: Mutex::new(None),
                 http,
                 login_throttle: Mutex::new(auth::LoginThrottle::default()),
                 hashing: tokio::sync::Semaphore::new(PARALLEL_HASHES),
@@ -362,6 +372,10 @@ impl Hub {
                 (std::time::Instant::now(), list.to_vec()),
             );
         }
+    }
+
+    pub(crate) fn media_dir(&self) -> Option<std::path::PathBuf> {
+        self.inner.media_dir.lock().ok().and_then(|d| d.clone())
     }
 
     pub(crate) fn http(&self) -> Result<&reqwest::Client, ApiError> {

@@ -977,6 +977,143 @@ pub async fn templates(
     Ok(out)
 }
 
+/// The largest media file the hub keeps (WhatsApp's own limit for documents is 100 MB).
+pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
+
+/// A customer's media file as the hub keeps it.
+pub struct Media {
+    pub mime_type: String,
+    pub bytes: Vec<u8>,
+}
+
+/// The media object of an inbound message (`image`, `video`, `audio`, `document`, `sticker`):
+/// Meta's media id, its type and its digest.
+fn media_of(message: &Message) -> Option<(&str, &str, Option<&str>)> {
+    let kind = message.kind.as_str();
+    if !matches!(kind, "image" | "video" | "audio" | "document" | "sticker") {
+        return None;
+    }
+    let media = message.payload.get(kind)?;
+    Some((
+        str_at(media, &["id"])?,
+        str_at(media, &["mime_type"]).unwrap_or("application/octet-stream"),
+        str_at(media, &["sha256"]),
+    ))
+}
+
+/// Whether `bytes` have the digest Meta gave (hex or base64, as its payloads vary).
+fn digest_matches(bytes: &[u8], expected: &str) -> bool {
+    use base64::Engine;
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(bytes);
+    let expected = expected.trim();
+    hex::encode(digest).eq_ignore_ascii_case(expected)
+        || base64::engine::general_purpose::STANDARD.encode(digest) == expected
+}
+
+/// A customer's media file: from the hub's storage, or fetched once from the Graph API (the URL
+/// lookup, then the download with the number's token), checked against its sha256 and size, and
+/// kept for next time under `dir`.
+pub async fn media(
+    http: &reqwest::Client,
+    allow_private: bool,
+    settings: &WhatsAppSettings,
+    message: &Message,
+    dir: &std::path::Path,
+) -> Result<Media, ApiError> {
+    let Some((media_id, mime_type, digest)) = media_of(message) else {
+        return Err(ApiError::NotFound("this message has no media".into()));
+    };
+    let path = dir.join(&message.id);
+    if let Ok(bytes) = tokio::fs::read(&path).await {
+        return Ok(Media {
+            mime_type: mime_type.to_string(),
+            bytes,
+        });
+    }
+    let unavailable = |why: &str| {
+        ApiError::Unavailable(format!("the file cannot be fetched from WhatsApp: {why}"))
+    };
+    let lookup = format!(
+        "{}/{API_VERSION}/{media_id}",
+        settings.graph_url.trim_end_matches('/')
+    );
+    if !crate::egress::allowed(&lookup, allow_private) {
+        return Err(unavailable("the number's Graph API URL is not allowed"));
+    }
+    let found: Value = http
+        .get(&lookup)
+        .bearer_auth(&settings.access_token)
+        .send()
+        .await
+        .map_err(|_| unavailable("WhatsApp cannot be reached"))?
+        .error_for_status()
+        .map_err(|e| {
+            unavailable(&format!(
+                "the lookup was refused ({})",
+                e.status().map_or(0, |s| s.as_u16())
+            ))
+        })?
+        .json()
+        .await
+        .map_err(|_| unavailable("the lookup answer was unreadable"))?;
+    let Some(url) = str_at(&found, &["url"]) else {
+        return Err(unavailable("the lookup gave no URL"));
+    };
+    if found
+        .get("file_size")
+        .and_then(Value::as_u64)
+        .is_some_and(|s| s > MAX_MEDIA_BYTES)
+    {
+        return Err(ApiError::TooLarge {
+            limit: MAX_MEDIA_BYTES as usize,
+        });
+    }
+    if !crate::egress::allowed(url, allow_private) {
+        return Err(unavailable("the download URL is not allowed"));
+    }
+    let mut response = http
+        .get(url)
+        .bearer_auth(&settings.access_token)
+        .send()
+        .await
+        .map_err(|_| unavailable("the download failed"))?
+        .error_for_status()
+        .map_err(|_| unavailable("the download was refused"))?;
+    let mut bytes = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|_| unavailable("the download broke off"))?
+    {
+        if (bytes.len() + chunk.len()) as u64 > MAX_MEDIA_BYTES {
+            return Err(ApiError::TooLarge {
+                limit: MAX_MEDIA_BYTES as usize,
+            });
+        }
+        bytes.extend_from_slice(&chunk);
+    }
+    let expected = digest.or_else(|| str_at(&found, &["sha256"]));
+    if let Some(expected) = expected {
+        if !digest_matches(&bytes, expected) {
+            tracing::warn!(message = %message.id, "whatsapp: a media file did not match its sha256; not kept");
+            return Err(unavailable("the file did not match its checksum"));
+        }
+    }
+    // Written aside and renamed: a half-written file is never served.
+    if tokio::fs::create_dir_all(dir).await.is_ok() {
+        let partial = dir.join(format!("{}.partial", message.id));
+        if tokio::fs::write(&partial, &bytes).await.is_ok() {
+            let _ = baton_protocol::private_fs::private_file(&partial);
+            let _ = tokio::fs::rename(&partial, &path).await;
+        }
+    }
+    Ok(Media {
+        mime_type: mime_type.to_string(),
+        bytes,
+    })
+}
+
 /// The Graph API body for an agent's message.
 fn message_body(to: &str, outgoing: &Outgoing) -> Result<Value, ApiError> {
     let p = |key: &str| outgoing.payload.get(key).and_then(Value::as_str);
