@@ -147,6 +147,41 @@ pub async fn run_command(
     }
 }
 
+/// A customer's media file, ready to show: its type and a `data:` URL (kept on the device, so it
+/// shows offline too).
+#[derive(Debug, Serialize)]
+pub struct MediaFile {
+    pub mime_type: String,
+    pub data_url: String,
+}
+
+#[tauri::command]
+pub async fn media(desk: State<'_, Desk>, message_id: String) -> Result<MediaFile, CommandError> {
+    use base64::Engine as _;
+    let (mime_type, bytes) = desk
+        .engine()
+        .media(&message_id)
+        .await
+        .map_err(CommandError::from)?;
+    // Only the types the webview shows inline keep theirs; anything else is a download.
+    let inline = ["image/", "audio/", "video/"]
+        .iter()
+        .any(|p| mime_type.starts_with(p));
+    let shown = if inline {
+        mime_type.as_str()
+    } else {
+        "application/octet-stream"
+    };
+    let data_url = format!(
+        "data:{shown};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(&bytes)
+    );
+    Ok(MediaFile {
+        mime_type,
+        data_url,
+    })
+}
+
 /// A WhatsApp conversation's approved templates (what may be sent once its 24-hour window closed).
 #[tauri::command]
 pub async fn whatsapp_templates(

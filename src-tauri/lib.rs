@@ -66,6 +66,7 @@ pub fn run() {
             commands::team,
             commands::run_command,
             commands::whatsapp_templates,
+            commands::media,
             commands::outbox_list,
             commands::outbox_retry,
             commands::outbox_edit,

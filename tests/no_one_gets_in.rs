@@ -395,7 +395,9 @@ async fn the_hubs_data_is_readable_by_its_user_only() {
     assert_eq!(mode(dir), 0o700);
     for entry in std::fs::read_dir(dir).expect("list") {
         let path = entry.expect("entry").path();
-        assert_eq!(mode(&path), 0o600, "{}", path.display());
+        // Files are the owner's to read; directories (customers' media) the owner's to open.
+        let wanted = if path.is_dir() { 0o700 } else { 0o600 };
+        assert_eq!(mode(&path), wanted, "{}", path.display());
     }
 }
 

@@ -119,4 +119,21 @@ describe("the inbox", () => {
     expect(await screen.findByTestId("send")).toBeTruthy();
     expect(screen.queryByTestId("window-closed")).toBeNull();
   });
+
+  test("a customer's WhatsApp photo shows inline, and a file that cannot be fetched says why", async () => {
+    const data = inbox();
+    data.whatsapp = { t_sam: new Date().toISOString() };
+    const photo = (id: string, mediaId: string): MemoryInbox["messages"][number] => ({
+      ...message(id, "t_sam", `[image] ${mediaId}`),
+      type: "image",
+      payload: { id: `wamid.${id}`, type: "image", image: { id: mediaId, mime_type: "image/jpeg" } },
+    });
+    data.messages.push(photo("m_photo", "media-1"), photo("m_gone", "media-2"));
+    data.media = { m_photo: { mime_type: "image/jpeg", data_url: "data:image/jpeg;base64,/9j/4AAQ" } };
+    render(App, { props: { backend: memoryBackend(data) } });
+    await openHandoff("Parcel late");
+    const image = (await screen.findByTestId("media-image")) as HTMLImageElement;
+    expect(image.getAttribute("src")).toBe("data:image/jpeg;base64,/9j/4AAQ");
+    expect((await screen.findByTestId("media-problem")).textContent).toContain("no such file");
+  });
 });

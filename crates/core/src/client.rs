@@ -200,6 +200,30 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
+    /// A customer's media file: its type and bytes.
+    pub async fn media(&self, message_id: &str) -> Result<(String, Vec<u8>), ClientError> {
+        let mut request = self
+            .http
+            .get(self.url(&format!("/api/v1/media/{message_id}")));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.map_err(network)?;
+        if !response.status().is_success() {
+            return read_json::<serde_json::Value>(response)
+                .await
+                .and(Err(ClientError::Protocol("the hub sent no file".into())));
+        }
+        let mime_type = response
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        let bytes = response.bytes().await.map_err(network)?;
+        Ok((mime_type, bytes.to_vec()))
+    }
+
     /// Any other call of the agent API (the admin routes, for instance): `method` on `/api/v1{path}`.
     pub async fn call(
         &self,

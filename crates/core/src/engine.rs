@@ -199,6 +199,27 @@ impl Engine {
         }
     }
 
+    /// A customer's media file: from this device, else from the hub (and kept for offline).
+    pub async fn media(
+        &self,
+        message_id: &str,
+    ) -> Result<(String, Vec<u8>), crate::client::ClientError> {
+        if let Ok(Some(kept)) = self.lock_cache().media(message_id) {
+            return Ok(kept);
+        }
+        let client = self
+            .client()
+            .ok_or(crate::client::ClientError::Unauthorized)?;
+        let (mime_type, bytes) = client.media(message_id).await?;
+        if let Err(e) = self
+            .lock_cache()
+            .save_media(message_id, &mime_type, &bytes, Utc::now())
+        {
+            tracing::warn!(error = %e, "cannot keep a media file on this device");
+        }
+        Ok((mime_type, bytes))
+    }
+
     /// One delivery run over the queue, in order (one run at a time from this device). `force`
     /// tries items whose retry time has not come yet.
     pub async fn deliver(&self, force: bool) -> Result<Delivered, OutboxError> {

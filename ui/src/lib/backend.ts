@@ -17,6 +17,7 @@ import type {
   SearchFilters,
   SearchHit,
   Team,
+  MediaFile,
   Update,
   WhatsAppTemplate,
 } from "./types";
@@ -43,6 +44,8 @@ export interface Backend {
   addNote(conversationId: string, text: string): Promise<void>;
   /** A WhatsApp conversation's approved templates (all that may be sent once its window closed). */
   whatsappTemplates(conversationId: string): Promise<WhatsAppTemplate[]>;
+  /** A customer's media file (kept on the device once fetched). */
+  media(messageId: string): Promise<MediaFile>;
   /** Sends an approved template with its parameters filled in. */
   sendTemplate(conversationId: string, template: WhatsAppTemplate, parameters: string[]): Promise<void>;
   resend(messageId: string): Promise<void>;
@@ -130,6 +133,7 @@ export const tauriBackend: Backend = {
       payload: attachmentPayload(attachment),
     }),
   addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
+  media: (messageId) => call<MediaFile>("media", { messageId }),
   whatsappTemplates: (conversationId) => call<WhatsAppTemplate[]>("whatsapp_templates", { conversationId }),
   sendTemplate: (conversation_id, template, parameters) =>
     run({

@@ -151,3 +151,12 @@ export function replyWindow(lastInbound: string | null, now: Date): { open: bool
 export function fillTemplate(body: string, parameters: string[]): string {
   return body.replace(/\{\{(\d+)\}\}/g, (whole, n: string) => parameters[Number(n) - 1] ?? whole);
 }
+
+/** A WhatsApp media message's kind and file name, when the hub can fetch its file. */
+export function whatsappMedia(message: Message): { kind: string; filename: string | null } | null {
+  if (!["image", "video", "audio", "document", "sticker"].includes(message.type)) return null;
+  const media = message.payload[message.type];
+  if (typeof media !== "object" || media === null || typeof (media as { id?: unknown }).id !== "string") return null;
+  const filename = (media as { filename?: unknown }).filename;
+  return { kind: message.type, filename: typeof filename === "string" ? filename : null };
+}

@@ -6,6 +6,7 @@ import type { Attachment, Backend, HandoffView } from "./backend";
 import { fillTemplate, withText } from "./format";
 import type {
   AgentCommand,
+  MediaFile,
   WhatsAppTemplate,
   Agent,
   Contact,
@@ -35,6 +36,8 @@ export interface MemoryInbox {
   whatsapp?: Record<string, string>;
   /** The WhatsApp templates every number offers. */
   templates?: WhatsAppTemplate[];
+  /** Media files by message id. */
+  media?: Record<string, MediaFile>;
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -140,6 +143,11 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, { action: "message", conversation_id: conversationId, type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
     addNote: async () => {},
     whatsappTemplates: async () => inbox.templates ?? [],
+    media: async (messageId) => {
+      const file = inbox.media?.[messageId];
+      if (!file) throw { code: "hub", message: "no such file" };
+      return file;
+    },
     sendTemplate: async (conversationId, template, parameters) =>
       queue(conversationId, {
         action: "message",

@@ -65,6 +65,12 @@ export interface SearchFilters {
   until?: string;
 }
 
+/** A customer's media file, ready to show (`data_url` is the app's own `data:` URL). */
+export interface MediaFile {
+  mime_type: string;
+  data_url: string;
+}
+
 export interface DeskStatus {
   mode: "solo" | "remote" | "";
   hub_url: string | null;

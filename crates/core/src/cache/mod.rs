@@ -11,6 +11,7 @@
 mod apply;
 mod drafts;
 mod history;
+mod media;
 mod outbox;
 pub mod search;
 #[cfg(test)]
@@ -35,6 +36,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         4,
         include_str!("../../migrations/0004_unreadable_events.sql"),
     ),
+    (5, include_str!("../../migrations/0005_media.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
