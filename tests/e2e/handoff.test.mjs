@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { createHmac } from "node:crypto";
+import { createHash, createHmac } from "node:crypto";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
 import { mkdirSync, mkdtempSync } from "node:fs";
@@ -379,7 +379,15 @@ function startFakeGraph() {
     let body = "";
     req.on("data", (chunk) => (body += chunk));
     req.on("end", () => {
-      if (req.method === "POST" && /^\/v[0-9.]+\/5550001234\/messages$/.test(req.url) && req.headers.authorization === "Bearer wa-token") {
+      const png = Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64");
+      if (req.method === "GET" && /^\/v[0-9.]+\/media-e2e$/.test(req.url) && req.headers.authorization === "Bearer wa-token") {
+        const sha256 = createHash("sha256").update(png).digest("hex");
+        res.writeHead(200, { "content-type": "application/json" }).end(
+          JSON.stringify({ url: `http://127.0.0.1:${server.address().port}/files/media-e2e`, mime_type: "image/png", sha256, file_size: png.length, id: "media-e2e" }),
+        );
+      } else if (req.method === "GET" && req.url === "/files/media-e2e" && req.headers.authorization === "Bearer wa-token") {
+        res.writeHead(200, { "content-type": "image/png" }).end(png);
+      } else if (req.method === "POST" && /^\/v[0-9.]+\/5550001234\/messages$/.test(req.url) && req.headers.authorization === "Bearer wa-token") {
         sent.push(JSON.parse(body || "null"));
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messages: [{ id: `wamid.e2e${sent.length}` }] }));
       } else {
@@ -438,6 +446,30 @@ test("a WhatsApp customer's message raises a notification, and the agent's reply
     const replies = graph.sent.filter((m) => m.text?.body === "Hola Marta, lo reviso ahora mismo");
     assert.equal(replies.length, 1, "sent exactly once");
     assert.equal(replies[0].to, "34600111222");
+
+    // A photo from the customer shows inline, fetched through the hub.
+    const photo = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "1", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { phone_number_id: "5550001234" },
+        contacts: [{ profile: { name: "Marta Ruiz" }, wa_id: "34600111222" }],
+        messages: [{ from: "34600111222", id: "wamid.e2e-in-2", timestamp: String(Math.floor(Date.now() / 1000)), type: "image",
+                     image: { id: "media-e2e", mime_type: "image/png", caption: "la caja rota" } }],
+      } }] }],
+    });
+    const photoPosted = await fetch(`http://127.0.0.1:${port}${webhookPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": "sha256=" + createHmac("sha256", "wa-app-secret").update(photo).digest("hex") },
+      body: photo,
+    });
+    assert.equal(photoPosted.status, 200);
+    const image = await browser.$('[data-testid="media-image"]');
+    await image.waitForExist({ timeout: 15_000, timeoutMsg: `the photo is not shown: ${(await shownText("main")).slice(0, 600)}\napp log:\n${appLog()}` });
+    await browser.waitUntil(async () => (await browser.execute(() => document.querySelector('[data-testid="media-image"]')?.naturalWidth ?? 0)) > 0, {
+      timeout: 10_000,
+      timeoutMsg: "the photo never loaded in the window",
+    });
   } finally {
     graph.server.close();
   }
