@@ -250,6 +250,12 @@ pub fn update_whatsapp(
             .collect();
     }
     if let Some(text) = update.auto_reply {
+        if text.trim().chars().count() > crate::whatsapp::MAX_TEXT {
+            return Err(AdminError::Invalid(format!(
+                "the auto-reply is longer than WhatsApp's {} characters",
+                crate::whatsapp::MAX_TEXT
+            )));
+        }
         wa.auto_reply = Some(text.trim().to_string()).filter(|t| !t.is_empty());
     }
     if let Some(removed) = update.removed {

@@ -44,8 +44,12 @@ pub enum Outcome {
     Sent,
     /// Sent, and the platform named it (a WhatsApp wamid): later statuses refer to that name.
     SentAs(String),
-    /// The platform refused the channel's credentials: the call waits until an admin fixes them.
-    Broken(String),
+    /// The platform refused the channel's credentials (`token`, the one used): the call waits
+    /// until an admin fixes them.
+    Broken {
+        reason: String,
+        token: String,
+    },
     Retry {
         error: String,
         after: Option<Duration>,
@@ -115,20 +119,32 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                     Some(url) if !crate::egress::allowed(url, allow_private) => wait_for_admin(
                         "the channel's webhook URL is not an https URL on a public host; an admin must change it",
                     ),
-                    Some(url) => match whatsapp_settings(&hub, &row.channel_id).await {
-                        Some(wa) => match &wa.broken {
-                            Some(why) => wait_for_admin(why),
-                            None => {
-                                // Meta counts a number's messages per second; going over is 130429.
-                                pacer.wait(&row.channel_id, wa.max_per_second).await;
-                                from_whatsapp(
-                                    crate::whatsapp::send(&http, url, &wa.access_token, &row.body)
-                                        .await,
-                                )
-                            }
-                        },
-                        None => post(&http, url, &row.route, &row.body).await,
-                    },
+                    Some(url) if row.channel_kind == "whatsapp" => {
+                        match whatsapp_settings(&hub, &row.channel_id).await {
+                            Some(wa) => match &wa.broken {
+                                Some(why) => wait_for_admin(why),
+                                None => match pacer.slot(&row.channel_id, wa.max_per_second) {
+                                    // Meta counts a number's messages per second (130429 beyond):
+                                    // a short wait here, a longer one back in the queue.
+                                    wait if wait > Duration::from_secs(1) => Outcome::Retry {
+                                        error: "paced under the number's messages-per-second limit".into(),
+                                        after: Some(wait),
+                                    },
+                                    wait => {
+                                        tokio::time::sleep(wait).await;
+                                        let sent = crate::whatsapp::send(&http, url, &wa.access_token, &row.body).await;
+                                        from_whatsapp(sent, &wa.access_token)
+                                    }
+                                },
+                            },
+                            // The settings could not be read just now: try again, never as Botpress.
+                            None => Outcome::Retry {
+                                error: "the number's settings cannot be read right now".into(),
+                                after: None,
+                            },
+                        }
+                    }
+                    Some(url) => post(&http, url, &row.route, &row.body).await,
                     None => wait_for_admin("the channel has no Botpress webhook URL yet"),
                 };
                 // Recorded on its own task: a database that refuses for a while holds up only this
@@ -170,14 +186,17 @@ async fn whatsapp_settings(
     .flatten()
 }
 
-fn from_whatsapp(sent: crate::whatsapp::Sent) -> Outcome {
+fn from_whatsapp(sent: crate::whatsapp::Sent, token: &str) -> Outcome {
     use crate::whatsapp::Sent;
     match sent {
         Sent::Accepted(Some(wamid)) => Outcome::SentAs(wamid),
         Sent::Accepted(None) => Outcome::Sent,
         Sent::Retry { error, after } => Outcome::Retry { error, after },
         Sent::Refused(reason) => Outcome::Failed(reason),
-        Sent::Broken(reason) => Outcome::Broken(reason),
+        Sent::Broken(reason) => Outcome::Broken {
+            reason,
+            token: token.to_string(),
+        },
         Sent::Uncertain(reason) => Outcome::Uncertain(reason),
     }
 }
@@ -190,18 +209,16 @@ struct Pacer {
 }
 
 impl Pacer {
-    async fn wait(&self, channel_id: &str, per_second: u32) {
+    /// Takes the channel's next send slot; returns how long until it.
+    fn slot(&self, channel_id: &str, per_second: u32) -> Duration {
         let gap = Duration::from_secs(1) / per_second.max(1);
-        let slot = {
-            let Ok(mut next) = self.next.lock() else {
-                return;
-            };
-            let now = tokio::time::Instant::now();
-            let slot = next.get(channel_id).copied().unwrap_or(now).max(now);
-            next.insert(channel_id.to_string(), slot + gap);
-            slot
+        let Ok(mut next) = self.next.lock() else {
+            return Duration::ZERO;
         };
-        tokio::time::sleep_until(slot).await;
+        let now = tokio::time::Instant::now();
+        let slot = next.get(channel_id).copied().unwrap_or(now).max(now);
+        next.insert(channel_id.to_string(), slot + gap);
+        slot - now
     }
 }
 
@@ -350,12 +367,18 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
         }
         other => other,
     };
-    if let Outcome::Broken(reason) = &outcome {
+    if let Outcome::Broken { reason, token } = &outcome {
         hub.store().write(|txn| {
             let at = now + NO_WEBHOOK_RECHECK;
             txn.settle_delivery(row.id, DeliveryState::Queued, Some(reason), Some(at))?;
             if let Some(mut channel) = txn.channel(&row.channel_id)? {
-                if let Some(wa) = channel.settings.whatsapp.as_mut() {
+                // Only if the refused token is still the number's: an admin may have just fixed it.
+                if let Some(wa) = channel
+                    .settings
+                    .whatsapp
+                    .as_mut()
+                    .filter(|w| &w.access_token == token)
+                {
                     wa.broken = Some(reason.clone());
                 }
                 txn.set_channel(
@@ -375,7 +398,7 @@ fn settle(hub: &Hub, row: &Due, outcome: Outcome) -> Result<(), StoreError> {
         let (state, status, reason) = match &outcome {
             Outcome::Sent => (DeliveryState::Sent, Some(DeliveryStatus::Sent), None),
             Outcome::SentAs(_) => (DeliveryState::Sent, Some(DeliveryStatus::Sent), None),
-            Outcome::Broken(_) => return Ok(()),
+            Outcome::Broken { .. } => return Ok(()),
             Outcome::Uncertain(reason) => (DeliveryState::Uncertain, Some(DeliveryStatus::Uncertain), Some(reason.clone())),
             Outcome::Failed(reason) => (DeliveryState::Failed, Some(DeliveryStatus::Failed), Some(reason.clone())),
             Outcome::Retry { error, after } => {

@@ -603,10 +603,13 @@ pub fn apply(
                 let title = format!("{} on WhatsApp", m.customer.label());
                 let handoff =
                     crate::handoffs::open(txn, hub, &conversation, &title, m.text.as_deref())?;
+                // The auto-reply is a courtesy: it never costs the customer's message. (Its length is
+                // checked when an admin sets it; a customer with no address cannot get one.)
                 if let Some(reply) = settings
                     .auto_reply
                     .as_deref()
-                    .filter(|r| !r.trim().is_empty())
+                    .filter(|r| !r.trim().is_empty() && r.chars().count() <= MAX_TEXT)
+                    .filter(|_| !m.customer.keys().is_empty())
                 {
                     crate::handoffs::notify_customer(txn, hub, &handoff, reply)?;
                 }
@@ -1041,19 +1044,27 @@ pub async fn media(
     if !crate::egress::allowed(&lookup, allow_private) {
         return Err(unavailable("the number's Graph API URL is not allowed"));
     }
-    let found: Value = http
+    let answer = http
         .get(&lookup)
         .bearer_auth(&settings.access_token)
         .send()
         .await
-        .map_err(|_| unavailable("WhatsApp cannot be reached"))?
-        .error_for_status()
-        .map_err(|e| {
-            unavailable(&format!(
-                "the lookup was refused ({})",
-                e.status().map_or(0, |s| s.as_u16())
+        .map_err(|_| unavailable("WhatsApp cannot be reached"))?;
+    match answer.status().as_u16() {
+        200..=299 => {}
+        // Meta keeps media for a limited time; an expired one is gone, not briefly unavailable.
+        404 | 410 => {
+            return Err(ApiError::NotFound(
+                "WhatsApp no longer has this file".into(),
             ))
-        })?
+        }
+        other => {
+            return Err(unavailable(&format!(
+                "the lookup was refused (HTTP {other})"
+            )))
+        }
+    }
+    let found: Value = answer
         .json()
         .await
         .map_err(|_| unavailable("the lookup answer was unreadable"))?;
@@ -1075,11 +1086,18 @@ pub async fn media(
     let mut response = http
         .get(url)
         .bearer_auth(&settings.access_token)
+        // Large files take longer than the hub's usual 10 s.
+        .timeout(std::time::Duration::from_secs(300))
         .send()
         .await
-        .map_err(|_| unavailable("the download failed"))?
-        .error_for_status()
-        .map_err(|_| unavailable("the download was refused"))?;
+        .map_err(|_| unavailable("the download failed"))?;
+    if !response.status().is_success() {
+        // Redirects are not followed: a 3xx is not the file.
+        return Err(unavailable(&format!(
+            "the download was refused (HTTP {})",
+            response.status().as_u16()
+        )));
+    }
     let mut bytes = Vec::new();
     while let Some(chunk) = response
         .chunk()

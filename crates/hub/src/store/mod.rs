@@ -121,6 +121,8 @@ pub struct Delivery {
 pub struct DueDelivery {
     pub id: i64,
     pub channel_id: String,
+    /// `botpress` or `whatsapp`: how the call is made.
+    pub channel_kind: String,
     pub conversation_id: String,
     /// The channel's webhook URL; `None` while it has none (the row stays queued).
     pub url: Option<String>,

@@ -1021,7 +1021,7 @@ impl Tx for SqliteTx<'_> {
         let due: Vec<DueDelivery> = {
             let mut stmt = self.tx.prepare_cached(
                 "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id,
-                        o.channel_id
+                        o.channel_id, c.kind
                  FROM deliveries o JOIN channels c ON c.id = o.channel_id
                  WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
@@ -1033,6 +1033,7 @@ impl Tx for SqliteTx<'_> {
                 Ok(DueDelivery {
                     id: r.get(0)?,
                     channel_id: r.get(8)?,
+                    channel_kind: r.get(9)?,
                     conversation_id: r.get(7)?,
                     url: r.get(1)?,
                     route: r.get(2)?,
