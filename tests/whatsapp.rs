@@ -187,6 +187,15 @@ fn customer_says(wamid: &str, from: &str, name: &str, text: &str) -> Value {
     })
 }
 
+/// A message Dana wrote `days` ago (outside the 24-hour window when that is more than one).
+fn customer_said_days_ago(days: i64, wamid: &str, text: &str) -> Value {
+    let mut message = customer_says(wamid, "15557654321", "Dana", text);
+    let then = (chrono::Utc::now() - chrono::TimeDelta::days(days)).timestamp();
+    message["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
+        json!(then.to_string());
+    message
+}
+
 fn status(wamid: &str, status: &str, error: Option<i64>) -> Value {
     let mut s = json!({"id": wamid, "status": status, "timestamp": "1700000000", "recipient_id": "15557654321"});
     if let Some(code) = error {
@@ -668,11 +677,11 @@ async fn a_reply_queued_when_the_hub_is_killed_reaches_the_customer_once_after_a
 #[tokio::test]
 async fn after_24_hours_of_silence_free_text_is_refused_with_the_reason() {
     let w = world().await;
-    let mut old = customer_says("wamid.old", "15557654321", "Dana", "are you there?");
-    let two_days_ago = (chrono::Utc::now() - chrono::TimeDelta::days(2)).timestamp();
-    old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
-        json!(two_days_ago.to_string());
-    assert_eq!(w.post(&old).await, 200);
+    assert_eq!(
+        w.post(&customer_said_days_ago(2, "wamid.old", "are you there?"))
+            .await,
+        200
+    );
     let conversation = w.message_from_customer("are you there?").await["conversation_id"]
         .as_str()
         .expect("conversation")
@@ -866,11 +875,11 @@ async fn after_the_window_an_agent_sends_an_approved_template_with_its_parameter
         "",
     );
     assert!(ok, "{err}");
-    let mut old = customer_says("wamid.t-old", "15557654321", "Dana", "any news?");
-    let two_days_ago = (chrono::Utc::now() - chrono::TimeDelta::days(2)).timestamp();
-    old["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] =
-        json!(two_days_ago.to_string());
-    assert_eq!(w.post(&old).await, 200);
+    assert_eq!(
+        w.post(&customer_said_days_ago(2, "wamid.t-old", "any news?"))
+            .await,
+        200
+    );
     let conversation = w.message_from_customer("any news?").await["conversation_id"]
         .as_str()
         .expect("conversation")

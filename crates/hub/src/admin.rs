@@ -206,12 +206,8 @@ pub fn update_whatsapp(
     key: &str,
     update: WhatsAppUpdate,
 ) -> Result<ChannelView, AdminError> {
-    let id = channel_id(hub, key)?;
-    let row = hub
-        .store()
-        .reader()?
-        .channel(&id)?
-        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    let row = find_channel(hub, key)?;
+    let id = row.id.clone();
     let mut settings = row.settings;
     let Some(wa) = settings.whatsapp.as_mut() else {
         return Err(AdminError::Invalid(format!(
@@ -292,11 +288,7 @@ pub fn update_whatsapp(
     })?;
     hub.forget_channel_settings(&id);
     hub.wake_delivery();
-    let row = hub
-        .store()
-        .reader()?
-        .channel(&id)?
-        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    let row = find_channel(hub, &id)?;
     Ok(channel_view(row))
 }
 
@@ -541,14 +533,19 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
 
 /// Finds a channel by id or name.
 pub fn channel_id(hub: &Hub, key: &str) -> Result<String, AdminError> {
+    Ok(find_channel(hub, key)?.id)
+}
+
+/// A channel by id or name (an id wins over another channel's name).
+fn find_channel(hub: &Hub, key: &str) -> Result<crate::channel::ChannelRow, AdminError> {
     let key = key.trim();
-    let channels = hub.store().reader()?.channels()?;
-    channels
+    let mut channels = hub.store().reader()?.channels()?;
+    let at = channels
         .iter()
-        .find(|c| c.id == key)
-        .or_else(|| channels.iter().find(|c| c.name == key))
-        .map(|c| c.id.clone())
-        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))
+        .position(|c| c.id == key)
+        .or_else(|| channels.iter().position(|c| c.name == key))
+        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    Ok(channels.swap_remove(at))
 }
 
 pub fn update_channel(
@@ -556,12 +553,8 @@ pub fn update_channel(
     key: &str,
     update: ChannelUpdate,
 ) -> Result<ChannelView, AdminError> {
-    let id = channel_id(hub, key)?;
-    let row = hub
-        .store()
-        .reader()?
-        .channel(&id)?
-        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    let row = find_channel(hub, key)?;
+    let id = row.id.clone();
     let mut settings = row.settings;
     let allow_private = hub.config().allow_private_urls;
     let webhook_url = match update.webhook_url.as_deref().map(str::trim) {
@@ -638,11 +631,7 @@ pub fn update_channel(
     })?;
     hub.forget_channel_settings(&id);
     hub.wake_delivery();
-    let row = hub
-        .store()
-        .reader()?
-        .channel(&id)?
-        .ok_or_else(|| AdminError::Invalid(format!("no channel {key:?}")))?;
+    let row = find_channel(hub, &id)?;
     Ok(channel_view(row))
 }
 
