@@ -182,6 +182,39 @@ pub async fn media(desk: State<'_, Desk>, message_id: String) -> Result<MediaFil
     })
 }
 
+/// A channel that cannot send, and why (for admins: a refused WhatsApp token, say).
+#[derive(Debug, Serialize)]
+pub struct ChannelProblem {
+    pub channel: String,
+    pub reason: String,
+}
+
+/// Channels an admin must fix; empty for agents (they cannot fix them) and when all is well.
+#[tauri::command]
+pub async fn channel_problems(desk: State<'_, Desk>) -> Result<Vec<ChannelProblem>, CommandError> {
+    if desk.status().me.map(|m| m.role) != Some(baton_protocol::Role::Admin) {
+        return Ok(Vec::new());
+    }
+    let client = desk
+        .client()
+        .map_err(|e| CommandError::new("not_signed_in", e))?;
+    let channels = client
+        .call(reqwest::Method::GET, "/admin/channels", None)
+        .await
+        .map_err(CommandError::from)?;
+    Ok(channels
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|c| {
+            Some(ChannelProblem {
+                channel: c["name"].as_str()?.to_string(),
+                reason: c["broken"].as_str()?.to_string(),
+            })
+        })
+        .collect())
+}
+
 /// A WhatsApp conversation's approved templates (what may be sent once its 24-hour window closed).
 #[tauri::command]
 pub async fn whatsapp_templates(

@@ -136,4 +136,18 @@ describe("the inbox", () => {
     expect(image.getAttribute("src")).toBe("data:image/jpeg;base64,/9j/4AAQ");
     expect((await screen.findByTestId("media-problem")).textContent).toContain("no such file");
   });
+
+  test("an admin sees which number cannot send and how to fix it; an agent does not", async () => {
+    const data = inbox();
+    data.problems = [{ channel: "Support line", reason: "Meta refused the number's access token; an admin must set a new one" }];
+    const { unmount } = render(App, { props: { backend: memoryBackend(data) } });
+    expect((await screen.findByTestId("channel-problem")).textContent).toContain("Support line cannot send: Meta refused");
+    unmount();
+    const agentOnly = inbox();
+    agentOnly.me = { ...agentOnly.me, role: "agent" };
+    agentOnly.problems = data.problems;
+    render(App, { props: { backend: memoryBackend(agentOnly) } });
+    await screen.findAllByTestId("handoff-item");
+    expect(screen.queryByTestId("channel-problem")).toBeNull();
+  });
 });

@@ -17,6 +17,7 @@ import type {
   SearchFilters,
   SearchHit,
   Team,
+  ChannelProblem,
   MediaFile,
   Update,
   WhatsAppTemplate,
@@ -44,6 +45,8 @@ export interface Backend {
   addNote(conversationId: string, text: string): Promise<void>;
   /** A WhatsApp conversation's approved templates (all that may be sent once its window closed). */
   whatsappTemplates(conversationId: string): Promise<WhatsAppTemplate[]>;
+  /** Channels that cannot send (admins only; empty for agents). */
+  channelProblems(): Promise<ChannelProblem[]>;
   /** A customer's media file (kept on the device once fetched). */
   media(messageId: string): Promise<MediaFile>;
   /** Sends an approved template with its parameters filled in. */
@@ -134,6 +137,7 @@ export const tauriBackend: Backend = {
     }),
   addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
   media: (messageId) => call<MediaFile>("media", { messageId }),
+  channelProblems: () => call<ChannelProblem[]>("channel_problems"),
   whatsappTemplates: (conversationId) => call<WhatsAppTemplate[]>("whatsapp_templates", { conversationId }),
   sendTemplate: (conversation_id, template, parameters) =>
     run({

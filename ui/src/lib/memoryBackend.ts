@@ -6,6 +6,7 @@ import type { Attachment, Backend, HandoffView } from "./backend";
 import { fillTemplate, withText } from "./format";
 import type {
   AgentCommand,
+  ChannelProblem,
   MediaFile,
   WhatsAppTemplate,
   Agent,
@@ -38,6 +39,8 @@ export interface MemoryInbox {
   templates?: WhatsAppTemplate[];
   /** Media files by message id. */
   media?: Record<string, MediaFile>;
+  /** Channels that cannot send. */
+  problems?: ChannelProblem[];
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -143,6 +146,7 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, { action: "message", conversation_id: conversationId, type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
     addNote: async () => {},
     whatsappTemplates: async () => inbox.templates ?? [],
+    channelProblems: async () => (inbox.me.role === "admin" ? (inbox.problems ?? []) : []),
     media: async (messageId) => {
       const file = inbox.media?.[messageId];
       if (!file) throw { code: "hub", message: "no such file" };

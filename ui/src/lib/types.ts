@@ -65,6 +65,12 @@ export interface SearchFilters {
   until?: string;
 }
 
+/** A channel that cannot send, and why (shown to admins). */
+export interface ChannelProblem {
+  channel: string;
+  reason: string;
+}
+
 /** A customer's media file, ready to show (`data_url` is the app's own `data:` URL). */
 export interface MediaFile {
   mime_type: string;
