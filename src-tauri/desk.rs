@@ -239,14 +239,7 @@ impl Desk {
     ) -> Result<Sent, baton_core::OutboxError> {
         let sending = self.inner.engine.send(command, txn_id, true).await?;
         if let Some(app) = self.app() {
-            let mut conversations: Vec<String> = sending.item.conversation_id.into_iter().collect();
-            if let Ok(cache) = self.cache().lock() {
-                for refusal in &sending.others_refused {
-                    if let Ok(item) = cache.outbox_item(refusal.id) {
-                        conversations.extend(item.conversation_id);
-                    }
-                }
-            }
+            let conversations = sending.conversations;
             let _ = app.emit(UPDATE_EVENT, &Update::InboxChanged { conversations });
             self.refresh_local_status(&app);
         }

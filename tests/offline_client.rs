@@ -148,24 +148,23 @@ impl World {
                 .filter(|c| c.route == route && c.body["remoteConversationId"] == conversation)
                 .count()
         };
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while count() == 0 {
-            assert!(
-                Instant::now() < deadline,
-                "no {route} call for {conversation}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::eventually(
+            Duration::from_secs(20),
+            || count() > 0,
+            || format!("no {route} call for {conversation}"),
+        )
+        .await;
         tokio::time::sleep(Duration::from_millis(300)).await;
         count()
     }
 
     async fn wait_for_delivery(&self, text: &str) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.deliveries_of(text) == 0 {
-            assert!(Instant::now() < deadline, "{text:?} never reached Botpress");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::eventually(
+            Duration::from_secs(20),
+            || self.deliveries_of(text) > 0,
+            || format!("{text:?} never reached Botpress"),
+        )
+        .await;
         // Long enough for a duplicate to show up if one were coming.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }

@@ -161,15 +161,12 @@ impl World {
 
     /// Waits until the fake Graph API has had `n` sends accepted.
     async fn wait_for_sends(&self, n: usize) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while self.graph.accepted().len() < n {
-            assert!(
-                Instant::now() < deadline,
-                "only {:?} reached WhatsApp",
-                self.graph.texts()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        support::eventually(
+            Duration::from_secs(20),
+            || self.graph.accepted().len() >= n,
+            || format!("only {:?} reached WhatsApp", self.graph.texts()),
+        )
+        .await;
     }
 }
 
@@ -643,24 +640,22 @@ async fn a_reply_queued_when_the_hub_is_killed_reaches_the_customer_once_after_a
         )
         .await;
     assert_eq!(code, 200);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while w.graph.attempts() < 2 {
-        assert!(Instant::now() < deadline, "the first sends never happened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::eventually(
+        Duration::from_secs(10),
+        || w.graph.attempts() >= 2,
+        || "the first sends never happened".into(),
+    )
+    .await;
     let port = w.hub.port;
     w.hub.kill();
     w.hub = HubProcess::start(&w.data, port);
     // (A call cut off by the kill counts as uncertain and is left to the agent, never repeated.)
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !w.graph.texts().iter().any(|t| t == "On its way") {
-        assert!(
-            Instant::now() < deadline,
-            "only {:?} reached WhatsApp",
-            w.graph.texts()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually(
+        Duration::from_secs(20),
+        || w.graph.texts().iter().any(|t| t == "On its way"),
+        || format!("only {:?} reached WhatsApp", w.graph.texts()),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         w.graph
@@ -837,14 +832,12 @@ async fn opening_a_chat_marks_the_customers_messages_read_once() {
             .await;
         assert_eq!(code, 200, "{answer}");
     }
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while w.graph.read_receipts().is_empty() {
-        assert!(
-            Instant::now() < deadline,
-            "no read receipt reached WhatsApp"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually(
+        Duration::from_secs(20),
+        || !w.graph.read_receipts().is_empty(),
+        || "no read receipt reached WhatsApp".into(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
         w.graph.read_receipts(),
@@ -915,15 +908,12 @@ async fn after_the_window_an_agent_sends_an_approved_template_with_its_parameter
         )
         .await;
     assert_eq!(code, 200, "{answer}");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !w.graph.accepted().iter().any(|m| m["type"] == "template") {
-        assert!(
-            Instant::now() < deadline,
-            "no template reached WhatsApp: {:?}",
-            w.graph.accepted()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    support::eventually(
+        Duration::from_secs(20),
+        || w.graph.accepted().iter().any(|m| m["type"] == "template"),
+        || format!("no template reached WhatsApp: {:?}", w.graph.accepted()),
+    )
+    .await;
     let sent = w
         .graph
         .accepted()

@@ -54,6 +54,19 @@ pub fn hub_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
     )
 }
 
+/// Polls `done` every 50 ms until it holds; fails the test with `what()` once `within` has passed.
+pub async fn eventually(
+    within: Duration,
+    mut done: impl FnMut() -> bool,
+    what: impl Fn() -> String,
+) {
+    let deadline = Instant::now() + within;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", what());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// A free loopback port (bound and released; the hub binds it right after).
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -62,6 +62,24 @@ pub struct Sending {
     pub sent: Sent,
     /// Earlier queued actions the hub refused in the same run (they stay in the outbox, failed).
     pub others_refused: Vec<Refusal>,
+    /// The conversations whose view changed: the action's own, and those of whatever the run
+    /// delivered or the hub refused.
+    pub conversations: Vec<String>,
+}
+
+/// The conversations a delivery run changed (what it applied, and what the hub refused), plus
+/// `also`.
+fn touched(cache: &Cache, report: &Delivered, also: Option<&str>) -> Vec<String> {
+    let mut conversations = report.applied.conversations.clone();
+    conversations.extend(also.map(str::to_string));
+    for refusal in &report.refused {
+        if let Ok(item) = cache.outbox_item(refusal.id) {
+            conversations.extend(item.conversation_id);
+        }
+    }
+    conversations.sort();
+    conversations.dedup();
+    conversations
 }
 
 impl std::fmt::Debug for Engine {
@@ -133,10 +151,12 @@ impl Engine {
         let item = self.lock_cache().enqueue(command, txn_id, Utc::now())?;
         if self.inner.offline.load(Ordering::SeqCst) || self.client().is_none() {
             self.deliver_soon();
+            let conversations = item.conversation_id.iter().cloned().collect();
             return Ok(Sending {
                 item,
                 sent: Sent::Queued,
                 others_refused: Vec::new(),
+                conversations,
             });
         }
         let report = match tokio::time::timeout(SEND_WAIT, self.deliver(force)).await {
@@ -144,6 +164,8 @@ impl Engine {
             // A slow hub: the item stays queued and the worker goes on with it.
             Err(_) => Delivered::default(),
         };
+        // Before a refused item is dropped: its conversation is among those that changed.
+        let conversations = touched(&self.lock_cache(), &report, item.conversation_id.as_deref());
         let (own, others_refused): (Vec<Refusal>, Vec<Refusal>) =
             report.refused.into_iter().partition(|r| r.id == item.id);
         let sent = if report.delivered.contains(&item.id) {
@@ -162,6 +184,7 @@ impl Engine {
             item,
             sent,
             others_refused,
+            conversations,
         })
     }
 
@@ -270,15 +293,7 @@ impl Engine {
     async fn report(&self, report: &Delivered, updates: &mpsc::Sender<Update>) {
         let (conversations, counts) = {
             let cache = self.lock_cache();
-            let mut conversations = report.applied.conversations.clone();
-            for refusal in &report.refused {
-                if let Ok(item) = cache.outbox_item(refusal.id) {
-                    conversations.extend(item.conversation_id);
-                }
-            }
-            conversations.sort();
-            conversations.dedup();
-            (conversations, cache.outbox_counts().ok())
+            (touched(&cache, report, None), cache.outbox_counts().ok())
         };
         let _ = updates.send(Update::InboxChanged { conversations }).await;
         if let Some((queued, failed)) = counts {

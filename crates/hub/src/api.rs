@@ -117,16 +117,10 @@ async fn whatsapp_templates(
     Path(id): Path<String>,
 ) -> Result<Json<Vec<baton_protocol::WhatsAppTemplate>>, ApiError> {
     let hub2 = hub.clone();
-    let channel = tokio::task::spawn_blocking(move || {
-        let read = hub2.store().reader()?;
-        let conversation = read
-            .conversation(&id)?
-            .ok_or_else(|| ApiError::NotFound(format!("no conversation {id:?}")))?;
-        read.channel(&conversation.channel_id)?
-            .ok_or_else(|| ApiError::NotFound("the conversation's channel is gone".into()))
-    })
-    .await
-    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let channel =
+        tokio::task::spawn_blocking(move || channel_of_conversation(&*hub2.store().reader()?, &id))
+            .await
+            .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     let Some(settings) = channel.settings.whatsapp else {
         return Err(ApiError::BadRequest(
             "templates are WhatsApp's; this conversation is not on WhatsApp".into(),
@@ -146,6 +140,18 @@ async fn whatsapp_templates(
     Ok(Json(templates))
 }
 
+/// The channel a conversation came through.
+fn channel_of_conversation(
+    read: &dyn crate::store::Read,
+    conversation_id: &str,
+) -> Result<crate::channel::ChannelRow, ApiError> {
+    let conversation = read
+        .conversation(conversation_id)?
+        .ok_or_else(|| ApiError::NotFound(format!("no conversation {conversation_id:?}")))?;
+    read.channel(&conversation.channel_id)?
+        .ok_or_else(|| ApiError::NotFound("the conversation's channel is gone".into()))
+}
+
 /// A customer's media file (a WhatsApp image, voice message, document…), for signed-in agents.
 async fn media(
     State(hub): State<Hub>,
@@ -158,12 +164,7 @@ async fn media(
         let message = read
             .message(&message_id)?
             .ok_or_else(|| ApiError::NotFound(format!("no message {message_id:?}")))?;
-        let conversation = read
-            .conversation(&message.conversation_id)?
-            .ok_or_else(|| ApiError::NotFound("the message's conversation is gone".into()))?;
-        let channel = read
-            .channel(&conversation.channel_id)?
-            .ok_or_else(|| ApiError::NotFound("the conversation's channel is gone".into()))?;
+        let channel = channel_of_conversation(&*read, &message.conversation_id)?;
         Ok::<_, ApiError>((message, channel))
     })
     .await
