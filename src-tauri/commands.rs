@@ -182,6 +182,41 @@ pub async fn media(desk: State<'_, Desk>, message_id: String) -> Result<MediaFil
     })
 }
 
+/// Uploads a file the agent picked to the hub, before a message sends it. The file comes as the
+/// raw request body (no JSON array of numbers for a 16 MB file), its name and type in headers.
+#[tauri::command]
+pub async fn upload_file(
+    desk: State<'_, Desk>,
+    request: tauri::ipc::Request<'_>,
+) -> Result<baton_protocol::Upload, CommandError> {
+    let tauri::ipc::InvokeBody::Raw(bytes) = request.body() else {
+        return Err(CommandError::new("bad_request", "the file did not arrive"));
+    };
+    let header = |name: &str| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    // The name is percent-encoded by the UI (headers are ASCII).
+    let filename = percent_encoding::percent_decode_str(&header("x-filename"))
+        .decode_utf8_lossy()
+        .into_owned();
+    let mime_type = match header("x-mime-type") {
+        m if m.is_empty() => "application/octet-stream".to_string(),
+        m => m,
+    };
+    let client = desk
+        .client()
+        .map_err(|e| CommandError::new("not_signed_in", e))?;
+    client
+        .upload(&filename, &mime_type, bytes.clone())
+        .await
+        .map_err(CommandError::from)
+}
+
 /// A channel that cannot send, and why (for admins: a refused WhatsApp token, say).
 #[derive(Debug, Serialize)]
 pub struct ChannelProblem {

@@ -67,6 +67,7 @@ pub fn run() {
             commands::run_command,
             commands::whatsapp_templates,
             commands::media,
+            commands::upload_file,
             commands::channel_problems,
             commands::outbox_list,
             commands::outbox_retry,

@@ -997,6 +997,320 @@ async fn a_customers_photo_is_fetched_once_checked_and_served_only_to_signed_in_
     assert!(bad.text().await.expect("text").contains("checksum"));
 }
 
+#[tokio::test]
+async fn an_agent_sends_a_photo_from_their_computer_quoting_the_customer_and_reacts_to_a_message() {
+    let w = world().await;
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.q1",
+            "15557654321",
+            "Dana",
+            "can I have my receipt?"
+        ))
+        .await,
+        200
+    );
+    let question = w.message_id("can I have my receipt?").await;
+    let conversation = w.message_from_customer("can I have my receipt?").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    let upload = |name: &str, mime: Option<&str>, bytes: Vec<u8>, signed_in: bool| {
+        let mut request = w
+            .http
+            .post(format!("{}/api/v1/uploads?filename={name}", w.hub.url()))
+            .body(bytes);
+        if let Some(mime) = mime {
+            request = request.header("content-type", mime);
+        }
+        if signed_in {
+            request = request.bearer_auth(&w.agent.token);
+        }
+        async move {
+            let answer = request.send().await.expect("upload");
+            let status = answer.status().as_u16();
+            (status, answer.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let png: Vec<u8> = [b"\x89PNG\r\n\x1a\n".as_slice(), &[7u8; 3000]].concat();
+    assert_eq!(
+        upload("r.png", Some("image/png"), png.clone(), false)
+            .await
+            .0,
+        401
+    );
+    assert_eq!(upload("r.png", None, png.clone(), true).await.0, 400);
+    let (status, receipt) = upload("receipt.png", Some("image/png"), png.clone(), true).await;
+    assert_eq!(status, 200, "{receipt}");
+    assert_eq!(receipt["size"], png.len());
+    let (_, pdf) = upload(
+        "terms.pdf",
+        Some("application/pdf"),
+        b"%PDF-1.4 terms".to_vec(),
+        true,
+    )
+    .await;
+
+    let path = format!("/conversations/{conversation}/messages");
+    let send = |txn: &str, kind: &str, payload: Value| {
+        w.agent.post(
+            &path,
+            json!({"txn_id": txn, "type": kind, "payload": payload}),
+        )
+    };
+    // What WhatsApp would refuse is refused before it is queued, with the reason.
+    let (code, answer) = send(
+        "bad1",
+        "image",
+        json!({"upload": pdf["upload"], "mime_type": "application/pdf", "filename": "terms.pdf"}),
+    )
+    .await;
+    assert_eq!(code, 400);
+    assert!(
+        answer
+            .to_string()
+            .contains("send this application/pdf as a file"),
+        "{answer}"
+    );
+    let (code, _) = send(
+        "bad2",
+        "image",
+        json!({"upload": "ab".repeat(32), "mime_type": "image/png", "filename": "x.png"}),
+    )
+    .await;
+    assert_eq!(code, 400, "a file never uploaded");
+
+    // Meta fails the first upload for a moment (131053): the hub uploads again, and sends once.
+    w.graph.fail_next_upload(131053);
+    let (code, answer) = send(
+        "photo",
+        "image",
+        json!({"upload": receipt["upload"], "mime_type": "image/png", "filename": "receipt.png",
+               "title": "Your receipt", "reply_to": question}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    let (code, answer) = send(
+        "doc",
+        "file",
+        json!({"upload": pdf["upload"], "mime_type": "application/pdf", "filename": "terms.pdf"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    let (code, answer) = send(
+        "react",
+        "reaction",
+        json!({"message_id": question, "emoji": "👍"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+
+    // The assign message, the photo, the document and the reaction.
+    w.wait_for_sends(4).await;
+    let sent = w.graph.accepted();
+    let photo = &sent[1];
+    assert_eq!(photo["type"], "image");
+    assert_eq!(photo["image"]["caption"], "Your receipt");
+    assert_eq!(
+        photo["context"]["message_id"], "wamid.q1",
+        "the photo quotes the question"
+    );
+    let document = &sent[2];
+    assert_eq!(document["type"], "document");
+    assert_eq!(document["document"]["filename"], "terms.pdf");
+    assert_eq!(
+        sent[3]["reaction"],
+        json!({"message_id": "wamid.q1", "emoji": "👍"})
+    );
+    let uploads = w.graph.uploads();
+    assert_eq!(uploads.len(), 2, "each file reached WhatsApp once");
+    assert_eq!(
+        uploads[0],
+        (
+            "image/png".to_string(),
+            "receipt.png".to_string(),
+            png.clone()
+        )
+    );
+    assert_eq!(photo["image"]["id"], "up-1");
+    assert_eq!(document["document"]["id"], "up-2");
+    assert!(
+        w.graph.violations().is_empty(),
+        "{:?}",
+        w.graph.violations()
+    );
+
+    // The agent sees their own photo in the conversation, served by the hub.
+    let mine = w
+        .agent
+        .wait_for_message("Your receipt", |m| m["status"] == "sent")
+        .await;
+    let own = w
+        .http
+        .get(format!(
+            "{}/api/v1/media/{}",
+            w.hub.url(),
+            mine["id"].as_str().expect("id")
+        ))
+        .bearer_auth(&w.agent.token)
+        .send()
+        .await
+        .expect("get");
+    assert_eq!(own.status().as_u16(), 200);
+    assert_eq!(own.headers()["content-type"], "image/png");
+    assert_eq!(own.bytes().await.expect("bytes").as_ref(), png.as_slice());
+    w.agent
+        .wait_for_message("[reacted 👍]", |m| m["status"] == "sent")
+        .await;
+
+    // Only the customer's messages can be reacted to.
+    let (code, _) = send(
+        "bad3",
+        "reaction",
+        json!({"message_id": mine["id"], "emoji": "👍"}),
+    )
+    .await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
+async fn a_reply_whose_answer_was_lost_is_settled_by_the_status_meta_reports_for_it() {
+    let graph = FakeGraph::start(NUMBER, TOKEN).await;
+    let data = HubData::new();
+    let path = connect(&data, &graph);
+    let hub = HubProcess::start_with(&data, support::free_port(), &["--delivery-timeout", "1"]);
+    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    let w = World {
+        data,
+        hub,
+        graph,
+        path,
+        agent,
+        http: reqwest::Client::new(),
+    };
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.u1",
+            "15557654321",
+            "Dana",
+            "is it shipped?"
+        ))
+        .await,
+        200
+    );
+    let conversation = w.message_from_customer("is it shipped?").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    // The assign message goes through; the reply reaches WhatsApp but its answer never comes back.
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "u1", "text": "Hi Dana"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    w.wait_for_sends(1).await;
+    w.graph.hang_next();
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "u2", "text": "Yes, this morning"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let reply = w
+        .agent
+        .wait_for_message("Yes, this morning", |m| m["status"] == "uncertain")
+        .await;
+    // Meta's status names the message it was sent for: the agent sees it was delivered.
+    let sent = w.graph.accepted();
+    let at = sent
+        .iter()
+        .position(|m| m["text"]["body"] == "Yes, this morning")
+        .expect("sent");
+    let body = &sent[at];
+    assert_eq!(body["biz_opaque_callback_data"], reply["id"]);
+    // (The fake numbers its wamids in order; the hub never heard this one.)
+    let mut delivered = status(&format!("wamid.fake{}", at + 1), "delivered", None);
+    delivered["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] =
+        body["biz_opaque_callback_data"].clone();
+    assert_eq!(w.post(&delivered).await, 200);
+    let settled = w
+        .agent
+        .wait_for_message("Yes, this morning", |m| m["status"] == "delivered")
+        .await;
+    assert_eq!(settled["status"], "delivered");
+    // A callback naming a customer's message (or nothing the hub sent) changes nothing.
+    let customer_message = w.message_id("is it shipped?").await;
+    let mut forged = status("wamid.forged", "read", None);
+    forged["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] =
+        json!(customer_message);
+    assert_eq!(w.post(&forged).await, 200);
+    assert_eq!(
+        w.message_from_customer("is it shipped?").await["status"],
+        "received"
+    );
+}
+
+#[tokio::test]
+async fn a_customer_who_changes_number_is_answered_on_the_new_one_in_the_same_conversation() {
+    let w = world().await;
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.n1",
+            "15557654321",
+            "Dana",
+            "hello from my old phone"
+        ))
+        .await,
+        200
+    );
+    let conversation =
+        w.message_from_customer("hello from my old phone").await["conversation_id"].clone();
+    let mut changed = customer_says("wamid.n2", "15557654321", "Dana", "unused");
+    changed["entry"][0]["changes"][0]["value"]["messages"][0] = json!({
+        "from": "15557654321", "id": "wamid.n2", "timestamp": chrono::Utc::now().timestamp().to_string(),
+        "type": "system",
+        "system": {"body": "User A changed from 15557654321 to 15550009999", "wa_id": "15550009999", "type": "user_changed_number"}
+    });
+    assert_eq!(w.post(&changed).await, 200);
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.n3",
+            "15550009999",
+            "Dana",
+            "now on my new phone"
+        ))
+        .await,
+        200
+    );
+    assert_eq!(
+        w.message_from_customer("now on my new phone").await["conversation_id"],
+        conversation,
+        "the new number's messages join the same conversation"
+    );
+    let (code, answer) = w
+        .agent
+        .post(
+            &format!(
+                "/conversations/{}/messages",
+                conversation.as_str().expect("id")
+            ),
+            json!({"txn_id": "n1", "text": "Got it"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    w.wait_for_sends(2).await;
+    assert!(
+        w.graph.accepted().iter().all(|m| m["to"] == "15550009999"),
+        "{:?}",
+        w.graph.accepted()
+    );
+}
+
 /// Base64 for the test's own digests (the hub accepts Meta's sha256 in base64 or hex).
 mod base64_free {
     pub fn encode_base64(bytes: &[u8]) -> String {

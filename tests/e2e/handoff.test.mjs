@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { mkdirSync, mkdtempSync } from "node:fs";
+import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -375,6 +375,7 @@ test("a reply with no webhook set says why it waits; cancelling asks first; canc
 /** A stand-in for Meta's Graph API: records every message the hub sends and answers with a wamid. */
 function startFakeGraph() {
   const sent = [];
+  const uploads = [];
   const server = http.createServer((req, res) => {
     let body = "";
     req.on("data", (chunk) => (body += chunk));
@@ -387,6 +388,12 @@ function startFakeGraph() {
         );
       } else if (req.method === "GET" && req.url === "/files/media-e2e" && req.headers.authorization === "Bearer wa-token") {
         res.writeHead(200, { "content-type": "image/png" }).end(png);
+      } else if (req.method === "POST" && /^\/v[0-9.]+\/5550001234\/media$/.test(req.url) && req.headers.authorization === "Bearer wa-token") {
+        // Meta's media upload: multipart with messaging_product, type and the file.
+        const multipart = (req.headers["content-type"] ?? "").startsWith("multipart/form-data");
+        const ok = multipart && body.includes('name="messaging_product"') && body.includes('filename="caja.png"');
+        uploads.push(ok ? "caja.png" : `bad upload: ${req.headers["content-type"]}`);
+        res.writeHead(ok ? 200 : 400, { "content-type": "application/json" }).end(JSON.stringify(ok ? { id: "up-e2e" } : { error: { code: 100 } }));
       } else if (req.method === "POST" && /^\/v[0-9.]+\/5550001234\/messages$/.test(req.url) && req.headers.authorization === "Bearer wa-token") {
         sent.push(JSON.parse(body || "null"));
         res.writeHead(200, { "content-type": "application/json" }).end(JSON.stringify({ messages: [{ id: `wamid.e2e${sent.length}` }] }));
@@ -395,7 +402,7 @@ function startFakeGraph() {
       }
     });
   });
-  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ sent, server, url: `http://127.0.0.1:${server.address().port}` })));
+  return new Promise((resolve) => server.listen(0, "127.0.0.1", () => resolve({ sent, uploads, server, url: `http://127.0.0.1:${server.address().port}` })));
 }
 
 test("a WhatsApp customer's message raises a notification, and the agent's reply reaches WhatsApp once", { timeout: 120_000 }, withScreenshot("whatsapp", async () => {
@@ -469,6 +476,40 @@ test("a WhatsApp customer's message raises a notification, and the agent's reply
     await browser.waitUntil(async () => (await browser.execute(() => document.querySelector('[data-testid="media-image"]')?.naturalWidth ?? 0)) > 0, {
       timeout: 10_000,
       timeoutMsg: "the photo never loaded in the window",
+    });
+
+    // The agent answers the first message quoting it, reacts to the photo, and sends a photo
+    // from their computer (through the app's upload command, the hub, and Meta's media upload).
+    await (await browser.$('[data-testid="quote-reply"]')).click();
+    await (await browser.$('[data-testid="quoting"]')).waitForExist({ timeout: 5_000 });
+    await (await browser.$('[data-testid="composer"]')).setValue("Ya lo he encontrado");
+    await (await browser.$('[data-testid="send"]')).click();
+    await waitFor("the quoted reply", () => graph.sent.some((m) => m.text?.body === "Ya lo he encontrado"), 15_000);
+    assert.equal(graph.sent.find((m) => m.text?.body === "Ya lo he encontrado").context?.message_id, "wamid.e2e-in-1");
+    const reactButtons = await browser.$$('[data-testid="react"]');
+    await reactButtons[reactButtons.length - 1].click();
+    await (await browser.$('[aria-label="React 🙏"]')).click();
+    await waitFor("the reaction", () => graph.sent.some((m) => m.type === "reaction"), 15_000);
+    assert.deepEqual(graph.sent.find((m) => m.type === "reaction").reaction, { message_id: "wamid.e2e-in-2", emoji: "🙏" });
+
+    const file = path.join(dataDir, "caja.png");
+    writeFileSync(file, Buffer.from("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==", "base64"));
+    await (await browser.$('[data-testid="file-input"]')).addValue(file);
+    await (await browser.$('[data-testid="file-name"]')).waitForExist({ timeout: 5_000 });
+    await (await browser.$('[data-testid="file-caption"]')).setValue("La nueva caja");
+    await (await browser.$('[data-testid="file-send"]')).click();
+    await waitFor("the photo at the Graph API", () => graph.sent.some((m) => m.type === "image"), 20_000).catch((err) => {
+      throw new Error(`${err.message}
+uploads: ${graph.uploads}
+graph saw: ${JSON.stringify(graph.sent)}
+window: ${appLog()}`);
+    });
+    assert.deepEqual(graph.uploads, ["caja.png"]);
+    assert.deepEqual(graph.sent.find((m) => m.type === "image").image, { id: "up-e2e", caption: "La nueva caja" });
+    // The agent's own photo shows in the conversation too.
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="media-image"]')).length === 2, {
+      timeout: 15_000,
+      timeoutMsg: `the sent photo is not shown: ${(await shownText("main")).slice(0, 800)}`,
     });
   } finally {
     graph.server.close();

@@ -28,6 +28,12 @@ struct Shared {
     /// Media id → (MIME type, bytes) the fake serves.
     media: std::collections::HashMap<String, (String, Vec<u8>)>,
     downloads: usize,
+    /// Files uploaded to `/{number}/media`: (id, MIME type, file name, bytes).
+    uploads: Vec<(String, String, String, Vec<u8>)>,
+    /// Graph error codes to answer the next uploads with, in order.
+    upload_errors: VecDeque<i64>,
+    /// Take the next message, but answer only after the hub has given up waiting.
+    hang: bool,
     port: u16,
 }
 
@@ -51,6 +57,7 @@ impl FakeGraph {
         shared.lock().unwrap_or_else(|p| p.into_inner()).port = port;
         let app = Router::new()
             .route("/{version}/{number}/messages", post(send))
+            .route("/{version}/{number}/media", post(upload))
             .route(
                 "/{version}/{waba}/message_templates",
                 axum::routing::get(templates),
@@ -105,6 +112,25 @@ impl FakeGraph {
         self.lock()
             .media
             .insert(id.to_string(), (mime_type.to_string(), bytes.to_vec()));
+    }
+
+    /// Takes the next message (the customer gets it) but answers too late: the hub cannot know.
+    pub fn hang_next(&self) {
+        self.lock().hang = true;
+    }
+
+    /// Answers the next media upload with Meta's error `code`.
+    pub fn fail_next_upload(&self, code: i64) {
+        self.lock().upload_errors.push_back(code);
+    }
+
+    /// Files uploaded, in order: (MIME type, file name, bytes).
+    pub fn uploads(&self) -> Vec<(String, String, Vec<u8>)> {
+        self.lock()
+            .uploads
+            .iter()
+            .map(|(_, mime, name, bytes)| (mime.clone(), name.clone(), bytes.clone()))
+            .collect()
     }
 
     /// How many media files were downloaded.
@@ -185,8 +211,24 @@ fn check(body: &Value) -> Vec<String> {
                 wrong.push(format!("a {kind} without an id or a link"));
             }
         }
-        Some("reaction" | "template" | "interactive") => {}
+        Some("reaction") => {
+            if body["reaction"]["message_id"]
+                .as_str()
+                .is_none_or(str::is_empty)
+                || body["reaction"]["emoji"].as_str().is_none()
+            {
+                wrong.push("a reaction without message_id and emoji".to_string());
+            }
+        }
+        Some("template" | "interactive") => {}
         other => wrong.push(format!("an unknown type {other:?}")),
+    }
+    if !body["context"].is_null()
+        && body["context"]["message_id"]
+            .as_str()
+            .is_none_or(str::is_empty)
+    {
+        wrong.push("a context without the quoted message_id".to_string());
     }
     wrong
 }
@@ -258,12 +300,85 @@ async fn templates(
     .into_response()
 }
 
+/// Meta's media upload: multipart with `messaging_product=whatsapp`, `type` (the MIME type) and
+/// `file`; answers `{"id"}`, which a message then sends by id.
+async fn upload(
+    State(shared): State<Arc<Mutex<Shared>>>,
+    Path((version, number)): Path<(String, String)>,
+    headers: HeaderMap,
+    mut form: axum::extract::Multipart,
+) -> Response {
+    let (mut product, mut kind, mut file) = (None, None, None);
+    while let Ok(Some(field)) = form.next_field().await {
+        let name = field.name().unwrap_or_default().to_string();
+        let filename = field.file_name().map(str::to_string);
+        let content_type = field.content_type().map(str::to_string);
+        let Ok(bytes) = field.bytes().await else {
+            break;
+        };
+        match name.as_str() {
+            "messaging_product" => product = Some(String::from_utf8_lossy(&bytes).to_string()),
+            "type" => kind = Some(String::from_utf8_lossy(&bytes).to_string()),
+            "file" => file = Some((filename, content_type, bytes.to_vec())),
+            _ => {}
+        }
+    }
+    let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let bearer = headers.get("authorization").and_then(|v| v.to_str().ok());
+    if bearer != Some(&format!("Bearer {}", shared.token)) {
+        return graph_error(401, 190);
+    }
+    if let Some(code) = shared.upload_errors.pop_front() {
+        return graph_error(400, code);
+    }
+    let mut wrong = Vec::new();
+    if version != VERSION || number != shared.phone_number_id {
+        wrong.push(format!("an upload to {version}/{number}"));
+    }
+    if product.as_deref() != Some("whatsapp") {
+        wrong.push("an upload without messaging_product=whatsapp".to_string());
+    }
+    let Some((Some(filename), Some(content_type), bytes)) = file else {
+        shared
+            .violations
+            .push("an upload without a file part with a name and a type".into());
+        return graph_error(400, 100);
+    };
+    if kind.as_deref() != Some(content_type.as_str()) || bytes.is_empty() {
+        wrong.push(format!("an upload typed {kind:?} of a {content_type} file"));
+    }
+    if !wrong.is_empty() {
+        shared.violations.extend(wrong);
+        return graph_error(400, 100);
+    }
+    let id = format!("up-{}", shared.uploads.len() + 1);
+    shared
+        .uploads
+        .push((id.clone(), content_type, filename, bytes));
+    Json(json!({ "id": id })).into_response()
+}
+
 async fn send(
     State(shared): State<Arc<Mutex<Shared>>>,
     Path((version, number)): Path<(String, String)>,
     headers: HeaderMap,
     Json(body): Json<Value>,
 ) -> Response {
+    let (response, late) = answer_send(&shared, &version, &number, &headers, body);
+    if late {
+        tokio::time::sleep(std::time::Duration::from_secs(4)).await;
+    }
+    response
+}
+
+/// The answer to one send, and whether to give it too late.
+fn answer_send(
+    shared: &Mutex<Shared>,
+    version: &str,
+    number: &str,
+    headers: &HeaderMap,
+    body: Value,
+) -> (Response, bool) {
     let mut shared = shared.lock().unwrap_or_else(|p| p.into_inner());
     shared.attempts += 1;
     let bearer = headers
@@ -272,12 +387,21 @@ async fn send(
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_string);
     if let Some((status, code)) = shared.errors.pop_front() {
-        return graph_error(status, code);
+        return (graph_error(status, code), false);
     }
     if bearer.as_deref() != Some(shared.token.as_str()) {
-        return graph_error(401, 190);
+        return (graph_error(401, 190), false);
     }
     let mut wrong = check(&body);
+    let kind = body["type"].as_str().unwrap_or_default();
+    if let Some(id) = body[kind]["id"].as_str() {
+        if !shared.uploads.iter().any(|(up, ..)| up == id) {
+            wrong.push(format!("a {kind} by an id never uploaded ({id})"));
+        }
+    }
+    if body.get("baton_upload").is_some() {
+        wrong.push("the hub's own upload reference reached WhatsApp".to_string());
+    }
     if version != VERSION {
         wrong.push(format!("version {version}, not {VERSION}"));
     }
@@ -288,20 +412,22 @@ async fn send(
         shared
             .violations
             .extend(wrong.into_iter().map(|w| format!("{w}: {body}")));
-        return graph_error(400, 100);
+        return (graph_error(400, 100), false);
     }
     if body["status"] == "read" {
         shared
             .read_receipts
             .push(body["message_id"].as_str().unwrap_or_default().to_string());
-        return Json(json!({"success": true})).into_response();
+        return (Json(json!({"success": true})).into_response(), false);
     }
     shared.accepted.push(body.clone());
     let n = shared.accepted.len();
-    Json(json!({
+    let late = std::mem::take(&mut shared.hang);
+    let answer = Json(json!({
         "messaging_product": "whatsapp",
         "contacts": [{"input": body["to"], "wa_id": body["to"]}],
         "messages": [{"id": format!("wamid.fake{n}")}]
     }))
-    .into_response()
+    .into_response();
+    (answer, late)
 }

@@ -137,6 +137,62 @@ describe("the inbox", () => {
     expect((await screen.findByTestId("media-problem")).textContent).toContain("no such file");
   });
 
+  test("on WhatsApp an agent quotes the customer's message, reacts to it, and sends a file from their computer", async () => {
+    const data = inbox();
+    data.whatsapp = { t_sam: new Date().toISOString() };
+    data.messages[0] = { ...data.messages[0]!, payload: { id: "wamid.sam1", type: "text", text: { body: "Where is my parcel?" } } };
+    render(App, { props: { backend: memoryBackend(data) } });
+    await openHandoff("Parcel late");
+    const commands = () => data.outbox.map((i) => i.command);
+
+    await fireEvent.click(await screen.findByTestId("quote-reply"));
+    expect(screen.getByTestId("quoting").textContent).toContain("Where is my parcel?");
+    await fireEvent.input(screen.getByTestId("composer"), { target: { value: "It ships today" } });
+    await fireEvent.click(screen.getByTestId("send"));
+    await waitFor(() =>
+      expect(commands()).toContainEqual({
+        action: "message",
+        conversation_id: "t_sam",
+        type: "text",
+        payload: { text: "It ships today", reply_to: "m_1" },
+      }),
+    );
+    await waitFor(() => expect(screen.queryByTestId("quoting")).toBeNull());
+
+    await fireEvent.click(screen.getByTestId("react"));
+    await fireEvent.click(screen.getByRole("button", { name: "React 👍" }));
+    await waitFor(() =>
+      expect(commands()).toContainEqual({ action: "message", conversation_id: "t_sam", type: "reaction", payload: { message_id: "m_1", emoji: "👍" } }),
+    );
+
+    const input = screen.getByTestId("file-input") as HTMLInputElement;
+    const receipt = new File([new Uint8Array([0x89, 0x50, 0x4e, 0x47])], "receipt.png", { type: "image/png" });
+    Object.defineProperty(input, "files", { value: [receipt] });
+    await fireEvent.change(input);
+    expect(screen.getByTestId("file-name").textContent).toBe("receipt.png · 4 B");
+    await fireEvent.input(screen.getByTestId("file-caption"), { target: { value: "Your receipt" } });
+    await fireEvent.click(screen.getByTestId("file-send"));
+    await waitFor(() => {
+      const sent = commands().find((c) => c.action === "message" && c.type === "image");
+      expect(sent).toMatchObject({ payload: { mime_type: "image/png", filename: "receipt.png", title: "Your receipt" } });
+    });
+    await waitFor(() => expect(screen.queryByTestId("file")).toBeNull());
+  });
+
+  test("a file WhatsApp cannot take is refused beside the form, before any upload", async () => {
+    const data = inbox();
+    data.whatsapp = { t_sam: new Date().toISOString() };
+    render(App, { props: { backend: memoryBackend(data) } });
+    await openHandoff("Parcel late");
+    const input = (await screen.findByTestId("file-input")) as HTMLInputElement;
+    const huge = new File(["x"], "movie.mp4", { type: "video/mp4" });
+    Object.defineProperty(huge, "size", { value: 40 * 1024 * 1024 });
+    Object.defineProperty(input, "files", { value: [huge] });
+    await fireEvent.change(input);
+    expect(screen.getByRole("alert").textContent).toContain("at most 16 MB");
+    expect((screen.getByTestId("file-send") as HTMLButtonElement).disabled).toBe(true);
+  });
+
   test("an admin sees which number cannot send and how to fix it; an agent does not", async () => {
     const data = inbox();
     data.problems = [{ channel: "Support line", reason: "Meta refused the number's access token; an admin must set a new one" }];

@@ -200,6 +200,28 @@ impl HubClient {
         read_json(request.send().await.map_err(network)?).await
     }
 
+    /// Uploads a file the agent is about to send (`POST /api/v1/uploads`); the hub keeps it by its
+    /// hash, so uploading the same file again is harmless.
+    pub async fn upload(
+        &self,
+        filename: &str,
+        mime_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<baton_protocol::Upload, ClientError> {
+        let mut request = self
+            .http
+            .post(self.url("/api/v1/uploads"))
+            .query(&[("filename", filename)])
+            .header(reqwest::header::CONTENT_TYPE, mime_type)
+            .body(bytes)
+            // A 16 MB file over a slow connection takes longer than an API call.
+            .timeout(std::time::Duration::from_secs(300));
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
+        read_json(request.send().await.map_err(network)?).await
+    }
+
     /// A customer's media file: its type and bytes.
     pub async fn media(&self, message_id: &str) -> Result<(String, Vec<u8>), ClientError> {
         let mut request = self

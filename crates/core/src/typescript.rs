@@ -10,7 +10,7 @@ use crate::{
 };
 use baton_protocol::{
     Agent, AgentCommand, Author, Contact, Conversation, DeliveryStatus, Handoff, HandoffStatus,
-    Message, Note, Presence, Role, Template, WhatsAppTemplate,
+    Message, Note, Presence, Role, Template, Upload, WhatsAppTemplate,
 };
 
 /// The file, as the Rust types declare it.
@@ -31,6 +31,7 @@ pub fn bindings() -> String {
         Note::decl(&cfg),
         Template::decl(&cfg),
         WhatsAppTemplate::decl(&cfg),
+        Upload::decl(&cfg),
         AgentCommand::decl(&cfg),
         HandoffView::decl(&cfg),
         HandoffSummary::decl(&cfg),

@@ -59,6 +59,7 @@ pub fn routes() -> Router<Hub> {
         .route("/{kind}/{id}/{action}", post(command))
         .route("/conversations/{id}/templates", get(whatsapp_templates))
         .route("/media/{message_id}", get(media))
+        .route("/uploads", post(crate::uploads::receive))
 }
 
 async fn me(SignedIn(agent): SignedIn) -> Json<baton_protocol::Agent> {
@@ -169,6 +170,21 @@ async fn media(
     })
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    // An agent's own file is on the hub already.
+    if let Some(upload) = message.payload.get("upload").and_then(|u| u.as_str()) {
+        let (path, _) = crate::uploads::stored(&hub, upload)
+            .map_err(|_| ApiError::NotFound("the file is no longer on the hub".into()))?;
+        let bytes = tokio::fs::read(&path)
+            .await
+            .map_err(|_| ApiError::NotFound("the file is no longer on the hub".into()))?;
+        let mime_type = message
+            .payload
+            .get("mime_type")
+            .and_then(|m| m.as_str())
+            .unwrap_or("application/octet-stream")
+            .to_string();
+        return Ok(media_response(mime_type, bytes));
+    }
     let Some(settings) = channel.settings.whatsapp else {
         return Err(ApiError::NotFound("this message has no media".into()));
     };
@@ -183,18 +199,22 @@ async fn media(
         &dir,
     )
     .await?;
-    Ok((
+    Ok(media_response(media.mime_type, media.bytes))
+}
+
+fn media_response(mime_type: String, bytes: Vec<u8>) -> Response {
+    (
         [
-            (axum::http::header::CONTENT_TYPE, media.mime_type),
+            (axum::http::header::CONTENT_TYPE, mime_type),
             // Customers' files are shown as what they are, never sniffed into something else.
             (
                 axum::http::header::X_CONTENT_TYPE_OPTIONS,
                 "nosniff".to_string(),
             ),
         ],
-        media.bytes,
+        bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 /// Runs a command off the async threads, once per `txn_id`.

@@ -132,8 +132,12 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                                     },
                                     wait => {
                                         tokio::time::sleep(wait).await;
-                                        let sent = crate::whatsapp::send(&http, url, &wa.access_token, &row.body).await;
-                                        from_whatsapp(sent, &wa.access_token)
+                                        let token = &wa.access_token;
+                                        let sent = match crate::whatsapp::with_uploaded_media(&http, &hub, url, token, &row.body).await {
+                                            Ok(body) => crate::whatsapp::send(&http, url, token, &body).await,
+                                            Err(not_uploaded) => not_uploaded,
+                                        };
+                                        from_whatsapp(sent, token)
                                     }
                                 },
                             },

@@ -254,7 +254,7 @@ impl Outgoing {
     }
 
     /// Trims text, then checks size and shape. A text message needs 1 to [`MAX_TEXT`] characters.
-    fn checked(mut self) -> Result<Self, ApiError> {
+    pub(crate) fn checked(mut self) -> Result<Self, ApiError> {
         if let Some(text) = self.payload.get("text").and_then(Value::as_str) {
             let trimmed = text.trim().to_string();
             if self.kind == "text" && trimmed.is_empty() {
@@ -306,7 +306,7 @@ fn tell_platform(
 ) -> Result<(), ApiError> {
     let channel = channel_of(txn, handoff)?;
     let call = match channel.kind.as_str() {
-        "whatsapp" => crate::whatsapp::call_for(txn, handoff, &event)?,
+        "whatsapp" => crate::whatsapp::call_for(txn, handoff, &event, message_id)?,
         _ => Some(crate::botpress::call_for(handoff, &event)),
     };
     if let Some((route, body)) = call {
@@ -469,11 +469,6 @@ fn reply(
     outgoing: Outgoing,
 ) -> Result<(), ApiError> {
     let template = outgoing.kind == "template";
-    let outgoing = if template {
-        crate::whatsapp::checked_template(outgoing)?
-    } else {
-        outgoing.checked()?
-    };
     let Some(mut h) = open_handoff(txn, conversation_id)? else {
         return Err(match txn.conversation(conversation_id)? {
             Some(_) => {
@@ -484,11 +479,16 @@ fn reply(
     };
     let channel = channel_of(txn, &h)?;
     let whatsapp = channel.kind == "whatsapp";
-    if template && !whatsapp {
+    // WhatsApp takes more than Botpress's kinds: templates, reactions, uploaded files, quotes.
+    let outgoing = if whatsapp {
+        crate::whatsapp::checked_outgoing(txn, hub, conversation_id, outgoing)?
+    } else if template {
         return Err(ApiError::BadRequest(
             "templates are WhatsApp's; this conversation is not on WhatsApp".into(),
         ));
-    }
+    } else {
+        outgoing.checked()?
+    };
     // A WhatsApp number takes every kind Baton sends; a Botpress bot only what its plugin relays.
     if !whatsapp && !channel.settings.message_kinds.contains(&outgoing.kind) {
         return Err(ApiError::BadRequest(format!(

@@ -20,6 +20,7 @@ pub mod front;
 pub mod handoffs;
 pub mod presence;
 pub mod store;
+pub mod uploads;
 pub mod whatsapp;
 
 use std::collections::HashMap;

@@ -280,6 +280,8 @@ pub struct StatusUpdate {
     pub status: String,
     /// Meta's error code and what to tell the agent, on `failed`.
     pub error: Option<(i64, String)>,
+    /// `biz_opaque_callback_data` echoed back: the hub's id of the message it sent.
+    pub callback: Option<String>,
 }
 
 /// What one notification carries for this number.
@@ -397,6 +399,7 @@ impl Batch {
                     wamid: wamid.to_string(),
                     status: status.to_string(),
                     error,
+                    callback: str_at(s, &["biz_opaque_callback_data"]).map(str::to_string),
                 });
             }
         }
@@ -569,6 +572,9 @@ pub fn apply(
         }
         let contact = customer_contact(txn, hub, channel_id, &m.customer)?;
         let mut conversation = conversation_of(txn, hub, channel_id, &contact)?;
+        if let Some(new_number) = changed_number(&m.raw) {
+            follow_new_number(txn, channel_id, contact.clone(), new_number)?;
+        }
         let at = m.at.unwrap_or_else(|| hub.now());
         let message = Message {
             id: message_id,
@@ -618,7 +624,16 @@ pub fn apply(
         }
     }
     for s in &batch.statuses {
-        let Some(message_id) = txn.external_id(channel_id, "message", &s.wamid)? else {
+        let mut known = txn.external_id(channel_id, "message", &s.wamid)?;
+        // A send the hub could not confirm (cut off, timed out: *uncertain*) still names its
+        // message in the callback data Meta echoes: the status settles what happened to it.
+        if let Some(id) = s.callback.as_deref().filter(|_| known.is_none()) {
+            if sent_from_here(txn, channel_id, id)? {
+                sent_as(txn, channel_id, &s.wamid, id)?;
+                known = Some(id.to_string());
+            }
+        }
+        let Some(message_id) = known else {
             // Meta can report a status before the hub has recorded what the send returned: it is
             // kept, and applied when the send is recorded (see [`sent_as`]).
             let reason = s.error.as_ref().map(|(_, r)| r.as_str()).unwrap_or("");
@@ -633,6 +648,19 @@ pub fn apply(
         apply_status(txn, channel_id, &message_id, s)?;
     }
     Ok(())
+}
+
+/// Whether `message_id` is a message the desk sent on this channel.
+fn sent_from_here(txn: &dyn Tx, channel_id: &str, message_id: &str) -> Result<bool, ApiError> {
+    let Some(message) = txn.message(message_id)? else {
+        return Ok(false);
+    };
+    if message.author == Author::EndUser {
+        return Ok(false);
+    }
+    Ok(txn
+        .conversation(&message.conversation_id)?
+        .is_some_and(|c| c.channel_id == channel_id))
 }
 
 /// Records that the message `message_id` went out as `wamid`, and applies any status Meta
@@ -652,6 +680,7 @@ pub fn sent_as(
                 wamid: wamid.to_string(),
                 status: status.to_string(),
                 error: (!reason.is_empty()).then_some((0, reason)),
+                callback: None,
             };
             apply_status(txn, channel_id, message_id, &update).map_err(|e| match e {
                 ApiError::Internal(e) => e,
@@ -783,6 +812,36 @@ fn customer_contact(
     Ok(contact)
 }
 
+/// The customer's new number, when the message is WhatsApp saying they changed it.
+fn changed_number(raw: &Value) -> Option<&str> {
+    (str_at(raw, &["system", "type"]) == Some("user_changed_number"))
+        .then(|| str_at(raw, &["system", "wa_id"]))
+        .flatten()
+        .filter(|n| !n.is_empty() && n.len() <= 64)
+}
+
+/// Replies go to the customer's new number from now on, and their messages from it land in the
+/// same conversation with its history. (A number already linked to another customer stays theirs.)
+fn follow_new_number(
+    txn: &mut dyn Tx,
+    channel_id: &str,
+    mut contact: Contact,
+    new_number: &str,
+) -> Result<(), ApiError> {
+    if !txn.link_external(channel_id, "phone", new_number, &contact.id)?
+        && txn.external_id(channel_id, "phone", new_number)?.as_deref() != Some(&contact.id)
+    {
+        tracing::warn!(contact = %contact.id, "whatsapp: a customer's new number already belongs to another contact; replies keep the old one");
+        return Ok(());
+    }
+    if !contact.attributes.is_object() {
+        contact.attributes = Value::Object(Map::new());
+    }
+    contact.attributes["phone"] = Value::String(new_number.to_string());
+    txn.put(EventData::Contact(contact))?;
+    Ok(())
+}
+
 /// The customer's one conversation on this number (created with their first message).
 fn conversation_of(
     txn: &mut dyn Tx,
@@ -845,6 +904,7 @@ pub fn call_for(
     txn: &dyn Tx,
     handoff: &Handoff,
     event: &PlatformEvent<'_>,
+    message_id: Option<&str>,
 ) -> Result<Option<(&'static str, Value)>, ApiError> {
     let PlatformEvent::Message { outgoing, .. } = event else {
         return Ok(None);
@@ -869,7 +929,214 @@ pub fn call_for(
             "this WhatsApp customer has no phone number or user id to write to".into(),
         ));
     };
-    Ok(Some(("messages", message_body(&to, outgoing)?)))
+    let wamid_of = |key: &str| {
+        outgoing
+            .payload
+            .get(key)
+            .and_then(Value::as_str)
+            .map(|id| customer_wamid(txn, &handoff.conversation_id, id))
+            .transpose()
+    };
+    let reacted_to = if outgoing.kind == "reaction" {
+        wamid_of("message_id")?
+    } else {
+        None
+    };
+    let mut body = message_body(&to, outgoing, reacted_to.as_deref())?;
+    if let Some(quoted) = wamid_of("reply_to")? {
+        body["context"] = json!({ "message_id": quoted });
+    }
+    // Echoed in the message's statuses: even a send whose answer was lost finds its message.
+    if let Some(id) = message_id {
+        body["biz_opaque_callback_data"] = Value::String(id.to_string());
+    }
+    Ok(Some(("messages", body)))
+}
+
+/// Checks what an agent sends on WhatsApp: Botpress's kinds (text; image, video, audio, file by
+/// link), approved templates, a reaction to one of the customer's messages, a file uploaded to
+/// the hub, and on any of them a quote of one of the customer's messages (`reply_to`).
+pub fn checked_outgoing(
+    txn: &dyn Tx,
+    hub: &Hub,
+    conversation_id: &str,
+    mut outgoing: Outgoing,
+) -> Result<Outgoing, ApiError> {
+    let reply_to = match outgoing
+        .payload
+        .as_object_mut()
+        .and_then(|p| p.remove("reply_to"))
+    {
+        None | Some(Value::Null) => None,
+        Some(Value::String(id)) => Some(id),
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "\"reply_to\" is the id of the customer's message being answered".into(),
+            ))
+        }
+    };
+    let uploaded = outgoing.payload.get("upload").is_some();
+    let mut outgoing = match outgoing.kind.as_str() {
+        "template" => checked_template(outgoing)?,
+        "reaction" => checked_reaction(txn, conversation_id, outgoing)?,
+        "image" | "video" | "audio" | "file" if uploaded => checked_upload(hub, outgoing)?,
+        _ => outgoing.checked()?,
+    };
+    if let Some(id) = reply_to {
+        if outgoing.kind == "reaction" {
+            return Err(ApiError::BadRequest(
+                "a reaction names its message in \"message_id\", not \"reply_to\"".into(),
+            ));
+        }
+        customer_wamid(txn, conversation_id, &id)?;
+        outgoing.payload["reply_to"] = Value::String(id);
+    }
+    Ok(outgoing)
+}
+
+/// WhatsApp's id for one of the customer's messages in this conversation: what an agent can
+/// quote or react to. (An inbound message keeps Meta's JSON as its payload.)
+fn customer_wamid(
+    txn: &dyn Tx,
+    conversation_id: &str,
+    message_id: &str,
+) -> Result<String, ApiError> {
+    let message = txn
+        .message(message_id)?
+        .filter(|m| m.conversation_id == conversation_id)
+        .ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "there is no message {message_id:?} in this conversation"
+            ))
+        })?;
+    if message.author != Author::EndUser {
+        return Err(ApiError::BadRequest(
+            "only the customer's messages can be quoted or reacted to".into(),
+        ));
+    }
+    message
+        .payload
+        .get("id")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .ok_or_else(|| ApiError::BadRequest("WhatsApp has no id for this message".into()))
+}
+
+/// A reaction: `{"message_id": <the customer's message>, "emoji": "👍"}`; `""` takes it back.
+fn checked_reaction(
+    txn: &dyn Tx,
+    conversation_id: &str,
+    outgoing: Outgoing,
+) -> Result<Outgoing, ApiError> {
+    let p = &outgoing.payload;
+    if p.as_object()
+        .is_some_and(|m| m.keys().any(|k| k != "message_id" && k != "emoji"))
+    {
+        return Err(ApiError::BadRequest(
+            "a reaction takes only \"message_id\" and \"emoji\"".into(),
+        ));
+    }
+    let Some(target) = p.get("message_id").and_then(Value::as_str) else {
+        return Err(ApiError::BadRequest(
+            "a reaction needs \"message_id\": the customer's message it is for".into(),
+        ));
+    };
+    customer_wamid(txn, conversation_id, target)?;
+    let emoji = p.get("emoji").and_then(Value::as_str).unwrap_or_default();
+    let one_emoji = emoji.chars().count() <= 10
+        && emoji
+            .chars()
+            .all(|c| !c.is_ascii() && !c.is_whitespace() && !c.is_control());
+    if !one_emoji {
+        return Err(ApiError::BadRequest(
+            "a reaction is one emoji (or \"\" to take it back)".into(),
+        ));
+    }
+    Ok(Outgoing {
+        kind: "reaction".into(),
+        payload: json!({ "message_id": target, "emoji": emoji }),
+    })
+}
+
+/// The MIME types WhatsApp sends as each kind, and its size limit (a `file` is a document: any type).
+fn media_rules(kind: &str) -> (&'static [&'static str], u64) {
+    const MB: u64 = 1024 * 1024;
+    match kind {
+        "image" => (&["image/jpeg", "image/png"], 5 * MB),
+        "video" => (&["video/mp4", "video/3gpp"], 16 * MB),
+        "audio" => (
+            &[
+                "audio/aac",
+                "audio/amr",
+                "audio/mpeg",
+                "audio/mp4",
+                "audio/ogg",
+            ],
+            16 * MB,
+        ),
+        _ => (&[], crate::uploads::MAX_UPLOAD_BYTES as u64),
+    }
+}
+
+/// A file the agent uploaded: `{"upload","mime_type","filename","title"?}`, checked against
+/// WhatsApp's rules for its kind before it is queued (Meta would refuse it only later).
+fn checked_upload(hub: &Hub, outgoing: Outgoing) -> Result<Outgoing, ApiError> {
+    let kind = outgoing.kind.as_str();
+    let p = |key: &str| outgoing.payload.get(key).and_then(Value::as_str);
+    if outgoing.payload.as_object().is_some_and(|m| {
+        m.keys()
+            .any(|k| !["upload", "mime_type", "filename", "title"].contains(&k.as_str()))
+    }) {
+        return Err(ApiError::BadRequest(format!(
+            "an uploaded {kind} takes \"upload\", \"mime_type\", \"filename\" and \"title\""
+        )));
+    }
+    let upload = p("upload").unwrap_or_default().to_ascii_lowercase();
+    let (_, size) = crate::uploads::stored(hub, &upload)?;
+    let mime_type = p("mime_type").unwrap_or_default().to_ascii_lowercase();
+    let filename = p("filename").map(str::trim).filter(|f| !f.is_empty());
+    let (types, limit) = media_rules(kind);
+    if mime_type.is_empty() || (!types.is_empty() && !types.contains(&mime_type.as_str())) {
+        return Err(ApiError::BadRequest(format!(
+            "WhatsApp sends a {kind} only as {}; send this {} as a file instead",
+            types.join(", "),
+            if mime_type.is_empty() {
+                "file"
+            } else {
+                &mime_type
+            }
+        )));
+    }
+    if size > limit {
+        return Err(ApiError::BadRequest(format!(
+            "WhatsApp takes a {kind} of at most {} MB; this one is {:.1} MB",
+            limit / (1024 * 1024),
+            size as f64 / (1024.0 * 1024.0)
+        )));
+    }
+    let title = p("title").map(str::trim).filter(|t| !t.is_empty());
+    if title.is_some_and(|t| t.chars().count() > 1024) {
+        return Err(ApiError::BadRequest(
+            "a caption is at most 1024 characters".into(),
+        ));
+    }
+    if title.is_some() && kind == "audio" {
+        return Err(ApiError::BadRequest(
+            "WhatsApp sends audio without a caption".into(),
+        ));
+    }
+    let mut payload = json!({
+        "upload": upload,
+        "mime_type": mime_type,
+        "filename": filename.unwrap_or("file"),
+    });
+    if let Some(title) = title {
+        payload["title"] = Value::String(title.to_string());
+    }
+    Ok(Outgoing {
+        kind: kind.to_string(),
+        payload,
+    })
 }
 
 /// Checks an agent's template message: `{"name","language","parameters":[…],"text"?}` (the text
@@ -1133,9 +1400,40 @@ pub async fn media(
 }
 
 /// The Graph API body for an agent's message.
-fn message_body(to: &str, outgoing: &Outgoing) -> Result<Value, ApiError> {
+fn message_body(
+    to: &str,
+    outgoing: &Outgoing,
+    reacted_to: Option<&str>,
+) -> Result<Value, ApiError> {
     let p = |key: &str| outgoing.payload.get(key).and_then(Value::as_str);
+    // Optional fields are left out rather than sent as null.
+    let present = |v: Value| match v {
+        Value::Object(m) => Value::Object(m.into_iter().filter(|(_, v)| !v.is_null()).collect()),
+        other => other,
+    };
     let content = match outgoing.kind.as_str() {
+        "reaction" => json!({
+            "type": "reaction",
+            "reaction": { "message_id": reacted_to, "emoji": p("emoji").unwrap_or_default() },
+        }),
+        kind @ ("image" | "video" | "audio" | "file") if p("upload").is_some() => {
+            let wa_kind = if kind == "file" { "document" } else { kind };
+            let media = present(json!({
+                "caption": p("title").filter(|_| kind != "audio"),
+                "filename": p("filename").filter(|_| wa_kind == "document"),
+            }));
+            // The hub's reference, swapped for WhatsApp's media id when it is sent
+            // (see [`with_uploaded_media`]).
+            json!({
+                "type": wa_kind,
+                wa_kind: media,
+                UPLOAD_KEY: {
+                    "upload": p("upload"),
+                    "mime_type": p("mime_type"),
+                    "filename": p("filename"),
+                },
+            })
+        }
         "template" => {
             let parameters: Vec<Value> = outgoing
                 .payload
@@ -1160,16 +1458,19 @@ fn message_body(to: &str, outgoing: &Outgoing) -> Result<Value, ApiError> {
             }
             json!({ "type": "text", "text": { "preview_url": true, "body": body } })
         }
-        "image" => {
-            json!({ "type": "image", "image": { "link": p("imageUrl"), "caption": p("title") } })
-        }
-        "video" => {
-            json!({ "type": "video", "video": { "link": p("videoUrl"), "caption": p("title") } })
-        }
+        "image" => json!({
+            "type": "image",
+            "image": present(json!({ "link": p("imageUrl"), "caption": p("title") })),
+        }),
+        "video" => json!({
+            "type": "video",
+            "video": present(json!({ "link": p("videoUrl"), "caption": p("title") })),
+        }),
         "audio" => json!({ "type": "audio", "audio": { "link": p("audioUrl") } }),
-        "file" => {
-            json!({ "type": "document", "document": { "link": p("fileUrl"), "filename": p("title") } })
-        }
+        "file" => json!({
+            "type": "document",
+            "document": present(json!({ "link": p("fileUrl"), "filename": p("title") })),
+        }),
         other => {
             return Err(ApiError::BadRequest(format!(
                 "a {other} message cannot be sent on WhatsApp"
@@ -1202,6 +1503,83 @@ pub enum Sent {
     Broken(String),
     /// Cut off after the request left: it may or may not have been sent.
     Uncertain(String),
+}
+
+/// Where a queued message body names a file uploaded to the hub (never sent to Meta as is).
+const UPLOAD_KEY: &str = "baton_upload";
+
+/// Uploads the file a queued message names (kept on the hub) to the number's media on WhatsApp
+/// (`POST {send_url}/media`, multipart), and gives back the body with WhatsApp's media id in its
+/// place. Bodies without a file come back as they are. Nothing has reached the customer if this
+/// fails, so every failure but a refusal is worth retrying.
+pub async fn with_uploaded_media(
+    http: &reqwest::Client,
+    hub: &Hub,
+    send_url: &str,
+    token: &str,
+    body: &str,
+) -> Result<String, Sent> {
+    if !body.contains(UPLOAD_KEY) {
+        return Ok(body.to_string());
+    }
+    let Ok(mut message) = serde_json::from_str::<Value>(body) else {
+        return Ok(body.to_string());
+    };
+    let Some(file) = message.as_object_mut().and_then(|m| m.remove(UPLOAD_KEY)) else {
+        return Ok(body.to_string());
+    };
+    let kind = str_at(&message, &["type"])
+        .unwrap_or("document")
+        .to_string();
+    let upload = str_at(&file, &["upload"]).unwrap_or_default();
+    let mime_type = str_at(&file, &["mime_type"]).unwrap_or("application/octet-stream");
+    let filename = str_at(&file, &["filename"]).unwrap_or("file");
+    let gone = || Sent::Refused("the file is no longer on the hub; upload it again".into());
+    let (path, _) = crate::uploads::stored(hub, upload).map_err(|_| gone())?;
+    let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
+    let part = reqwest::multipart::Part::bytes(bytes)
+        .file_name(filename.to_string())
+        .mime_str(mime_type)
+        .map_err(|_| Sent::Refused(format!("{mime_type:?} is not a file type WhatsApp takes")))?;
+    let form = reqwest::multipart::Form::new()
+        .text("messaging_product", "whatsapp")
+        .text("type", mime_type.to_string())
+        .part("file", part);
+    let url = format!("{}/media", send_url.trim_end_matches('/'));
+    let answer = http
+        .post(&url)
+        .bearer_auth(token)
+        .multipart(form)
+        // A 16 MB file takes longer than the hub's usual 10 s.
+        .timeout(std::time::Duration::from_secs(120))
+        .send()
+        .await;
+    let response = match answer {
+        Ok(response) => response,
+        Err(e) => {
+            tracing::info!(error = %e.without_url(), "whatsapp: a file upload did not finish");
+            return Err(Sent::Retry {
+                error: "the file could not be uploaded to WhatsApp yet".into(),
+                after: None,
+            });
+        }
+    };
+    let status = response.status();
+    let answer: Value = response.json().await.unwrap_or(Value::Null);
+    let media_id = str_at(&answer, &["id"]).filter(|_| status.is_success());
+    let Some(media_id) = media_id else {
+        let code = answer.pointer("/error/code").and_then(Value::as_i64);
+        return Err(match code {
+            // Meta's media upload error: worth another go.
+            Some(131053) => Sent::Retry {
+                error: "WhatsApp could not take the file just now (error 131053)".into(),
+                after: None,
+            },
+            _ => refusal(status, &answer),
+        });
+    };
+    message[kind.as_str()]["id"] = Value::String(media_id.to_string());
+    Ok(message.to_string())
 }
 
 /// POSTs one message to `{send_url}/messages` with the number's token, and reads Meta's answer.
@@ -1247,6 +1625,11 @@ pub async fn send(http: &reqwest::Client, send_url: &str, token: &str, body: &st
             });
         return Sent::Accepted(wamid);
     }
+    refusal(status, &answer)
+}
+
+/// What Meta's answer to a failed call means: retry, refused for good, or a broken token.
+fn refusal(status: reqwest::StatusCode, answer: &Value) -> Sent {
     let error = answer.get("error").cloned().unwrap_or(Value::Null);
     let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
     tracing::warn!(

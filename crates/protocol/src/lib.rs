@@ -326,6 +326,18 @@ pub struct WhatsAppTemplate {
     pub parameters: u32,
 }
 
+/// A file an agent uploaded to the hub, ready to send (`POST /api/v1/uploads`). `upload` is the
+/// file's sha256 in hex: the same file uploaded twice is kept once. A message sends it with
+/// `{"type":"image"|"video"|"audio"|"file","payload":{"upload","mime_type","filename","title"?}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Upload {
+    pub upload: String,
+    pub mime_type: String,
+    pub filename: String,
+    #[ts(type = "number")]
+    pub size: u64,
+}
+
 /// The team's tag list, as the admin keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagList {

@@ -223,9 +223,17 @@ pub fn readable_text(payload: &Map<String, Value>) -> Option<String> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
     };
+    // A reaction an agent sent (WhatsApp): `{"message_id","emoji"}`.
+    if let (Some(_), Some(emoji)) = (payload.get("message_id"), payload.get("emoji")) {
+        return Some(match emoji.as_str().filter(|e| !e.is_empty()) {
+            Some(emoji) => format!("[reacted {emoji}]"),
+            None => "[removed a reaction]".into(),
+        });
+    }
     s("text")
         .or_else(|| s("markdown"))
         .or_else(|| s("title"))
+        .or_else(|| s("filename"))
         .or_else(|| s("address"))
         .or_else(|| {
             // A bloc reads as its items' texts, in order.

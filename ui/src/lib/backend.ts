@@ -2,7 +2,7 @@
 // and previews can pass another implementation.
 
 import { invoke } from "@tauri-apps/api/core";
-import { fillTemplate } from "./format";
+import { fillTemplate, uploadKind } from "./format";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AgentCommand,
@@ -20,6 +20,7 @@ import type {
   ChannelProblem,
   MediaFile,
   Update,
+  Upload,
   WhatsAppTemplate,
 } from "./types";
 
@@ -39,7 +40,12 @@ export interface Backend {
   resolve(handoffId: string, label: string | null): Promise<void>;
   cancel(handoffId: string): Promise<void>;
   setTags(handoffId: string, tags: string[]): Promise<void>;
-  sendMessage(conversationId: string, text: string): Promise<void>;
+  /** `replyTo`: the customer's message this answers (quoted on WhatsApp). */
+  sendMessage(conversationId: string, text: string, replyTo?: string | null): Promise<void>;
+  /** A file from the agent's computer (WhatsApp): uploaded to the hub, then sent as a message. */
+  sendFile(conversationId: string, file: File, caption: string, replyTo?: string | null): Promise<void>;
+  /** A reaction to one of the customer's messages (WhatsApp); `""` takes it back. */
+  react(conversationId: string, messageId: string, emoji: string): Promise<void>;
   /** An image, file, video or audio by URL (what the channel's bot relays decides what is allowed). */
   sendAttachment(conversationId: string, attachment: Attachment): Promise<void>;
   addNote(conversationId: string, text: string): Promise<void>;
@@ -76,9 +82,9 @@ export function asCommandError(err: unknown): CommandError {
   return { code: "unknown", message: typeof err === "string" ? err : String(err) };
 }
 
-async function call<T>(command: string, args?: Record<string, unknown>): Promise<T> {
+async function call<T>(command: string, args?: Record<string, unknown> | Uint8Array, options?: { headers: Record<string, string> }): Promise<T> {
   try {
-    return await invoke<T>(command, args);
+    return await invoke<T>(command, args, options);
   } catch (err) {
     throw asCommandError(err);
   }
@@ -100,6 +106,14 @@ export interface Attachment {
 export function attachmentPayload(a: Attachment): Record<string, string> {
   const payload: Record<string, string> = { [`${a.kind}Url`]: a.url.trim() };
   if (a.title.trim()) payload.title = a.title.trim();
+  return payload;
+}
+
+/** The payload that sends an uploaded file (the hub checks it against WhatsApp's rules). */
+export function filePayload(upload: Upload, caption: string, replyTo?: string | null): Record<string, string> {
+  const payload: Record<string, string> = { upload: upload.upload, mime_type: upload.mime_type, filename: upload.filename };
+  if (caption.trim() && uploadKind(upload.mime_type) !== "audio") payload.title = caption.trim();
+  if (replyTo) payload.reply_to = replyTo;
   return payload;
 }
 
@@ -127,7 +141,20 @@ export const tauriBackend: Backend = {
   resolve: (handoff_id, label) => run({ action: "resolve", handoff_id, ...(label ? { label } : {}) }),
   cancel: (handoff_id) => run({ action: "cancel", handoff_id }),
   setTags: (handoff_id, tags) => run({ action: "tags", handoff_id, tags }),
-  sendMessage: (conversation_id, text) => run({ action: "message", conversation_id, text }),
+  sendMessage: (conversation_id, text, replyTo) =>
+    run(
+      replyTo
+        ? { action: "message", conversation_id, type: "text", payload: { text, reply_to: replyTo } }
+        : { action: "message", conversation_id, text },
+    ),
+  sendFile: async (conversation_id, file, caption, replyTo) => {
+    const upload = await call<Upload>("upload_file", new Uint8Array(await file.arrayBuffer()), {
+      headers: { "x-filename": encodeURIComponent(file.name), "x-mime-type": file.type || "application/octet-stream" },
+    });
+    await run({ action: "message", conversation_id, type: uploadKind(upload.mime_type), payload: filePayload(upload, caption, replyTo) });
+  },
+  react: (conversation_id, message_id, emoji) =>
+    run({ action: "message", conversation_id, type: "reaction", payload: { message_id, emoji } }),
   sendAttachment: (conversation_id, attachment) =>
     run({
       action: "message",

@@ -152,8 +152,33 @@ export function fillTemplate(body: string, parameters: string[]): string {
   return body.replace(/\{\{(\d+)\}\}/g, (whole, n: string) => parameters[Number(n) - 1] ?? whole);
 }
 
+/** How WhatsApp sends a file of this type: a photo, video or voice message shown inline, or else a
+ * document (its rules: JPEG/PNG images, MP4/3GPP video, AAC/AMR/MP3/M4A/OGG audio). */
+export function uploadKind(mimeType: string): "image" | "video" | "audio" | "file" {
+  const mime = mimeType.toLowerCase();
+  if (["image/jpeg", "image/png"].includes(mime)) return "image";
+  if (["video/mp4", "video/3gpp"].includes(mime)) return "video";
+  if (["audio/aac", "audio/amr", "audio/mpeg", "audio/mp4", "audio/ogg"].includes(mime)) return "audio";
+  return "file";
+}
+
+/** The message a WhatsApp message answers: its quote (`context.id`, a wamid) from the customer,
+ * or `reply_to` (a message id) from an agent. */
+export function quotedMessage(message: Message, messages: Message[]): Message | null {
+  const replyTo = message.payload.reply_to;
+  if (typeof replyTo === "string") return messages.find((m) => m.id === replyTo) ?? null;
+  const context = message.payload.context;
+  const wamid = typeof context === "object" && context !== null ? (context as { id?: unknown }).id : undefined;
+  if (typeof wamid !== "string") return null;
+  return messages.find((m) => m.author === "end_user" && m.payload.id === wamid) ?? null;
+}
+
 /** A WhatsApp media message's kind and file name, when the hub can fetch its file. */
 export function whatsappMedia(message: Message): { kind: string; filename: string | null } | null {
+  if (typeof message.payload.upload === "string") {
+    const filename = message.payload.filename;
+    return { kind: message.type === "file" ? "document" : message.type, filename: typeof filename === "string" ? filename : null };
+  }
   if (!["image", "video", "audio", "document", "sticker"].includes(message.type)) return null;
   const media = message.payload[message.type];
   if (typeof media !== "object" || media === null || typeof (media as { id?: unknown }).id !== "string") return null;

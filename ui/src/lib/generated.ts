@@ -79,6 +79,8 @@ deleted: boolean, };
 
 export type WhatsAppTemplate = { name: string, language: string, body: string, parameters: number, };
 
+export type Upload = { upload: string, mime_type: string, filename: string, size: number, };
+
 export type AgentCommand = { "action": "assign", handoff_id: string, } | { "action": "release", handoff_id: string, } | { "action": "transfer", handoff_id: string, to: string, } | { "action": "resolve", handoff_id: string, label?: string, } | { "action": "cancel", handoff_id: string, } | { "action": "tags", handoff_id: string, tags: Array<string>, } | { "action": "message", conversation_id: string, text?: string, type?: string, payload?: Record<string, unknown>, } | { "action": "note", conversation_id: string, text: string, } | { "action": "resend", message_id: string, } | { "action": "read", conversation_id: string, } | { "action": "presence", status: Presence, };
 
 export type HandoffView = "pending" | "mine" | "assigned" | "resolved" | "cancelled";

@@ -2,8 +2,8 @@
 // It behaves like the app where the UI can tell: actions change what the lists and conversations
 // show, replies wait in an outbox that can refuse them, and search finds words in messages.
 
-import type { Attachment, Backend, HandoffView } from "./backend";
-import { fillTemplate, withText } from "./format";
+import { filePayload, type Attachment, type Backend, type HandoffView } from "./backend";
+import { fillTemplate, uploadKind, withText } from "./format";
 import type {
   AgentCommand,
   ChannelProblem,
@@ -142,7 +142,19 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     resolve: async (id, label) => update(id, (h) => ({ ...h, status: "resolved", ...(label ? { label } : {}) })),
     cancel: async (id) => update(id, (h) => ({ ...h, status: "cancelled" })),
     setTags: async (id, tags) => update(id, (h) => ({ ...h, tags })),
-    sendMessage: async (conversationId, text) => queue(conversationId, { action: "message", conversation_id: conversationId, text }),
+    sendMessage: async (conversationId, text, replyTo) =>
+      queue(
+        conversationId,
+        replyTo
+          ? { action: "message", conversation_id: conversationId, type: "text", payload: { text, reply_to: replyTo } }
+          : { action: "message", conversation_id: conversationId, text },
+      ),
+    sendFile: async (conversationId, file, caption, replyTo) => {
+      const upload = { upload: `upload-${nextId}`, mime_type: file.type, filename: file.name, size: file.size };
+      queue(conversationId, { action: "message", conversation_id: conversationId, type: uploadKind(file.type), payload: filePayload(upload, caption, replyTo) });
+    },
+    react: async (conversationId, messageId, emoji) =>
+      queue(conversationId, { action: "message", conversation_id: conversationId, type: "reaction", payload: { message_id: messageId, emoji } }),
     sendAttachment: async (conversationId, a: Attachment) => queue(conversationId, { action: "message", conversation_id: conversationId, type: a.kind, payload: { [`${a.kind}Url`]: a.url } }),
     addNote: async () => {},
     whatsappTemplates: async () => inbox.templates ?? [],

@@ -26,6 +26,7 @@ export type {
   SearchHit,
   Template,
   Update,
+  Upload,
   WhatsAppTemplate,
 } from "./generated";
 import type {
