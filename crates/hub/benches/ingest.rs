@@ -6,7 +6,8 @@
 //! SQLite commits per second as the baseline. Targets: ≥ 10,000 messages/s and p99 < 50 ms.
 //!
 //! Everything runs on this machine: the hub, the load generator and the 50 stream readers share
-//! its cores. Knobs: BENCH_MESSAGES (default 50000), BENCH_CONCURRENCY (64), BENCH_AGENTS (50).
+//! its cores. Knobs: BENCH_MESSAGES (default 50000), BENCH_CONCURRENCY (64), BENCH_AGENTS (50),
+//! BENCH_ONLY (`botpress` or `whatsapp`: one scenario).
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -93,7 +94,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
     let dir = tempfile::tempdir_in("target")?;
     let baseline =
         baseline_commits_per_sec(&dir.path().join("baseline.sqlite"), Duration::from_secs(3))?;
+    let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     for source in [Source::Botpress, Source::WhatsApp] {
+        let name = match source {
+            Source::Botpress => "botpress",
+            Source::WhatsApp => "whatsapp",
+        };
+        if !only.is_empty() && only != name {
+            continue;
+        }
         scenario(
             source,
             baseline,
