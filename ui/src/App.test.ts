@@ -193,6 +193,17 @@ describe("the inbox", () => {
     expect((screen.getByTestId("file-send") as HTMLButtonElement).disabled).toBe(true);
   });
 
+  test("an urgent handoff from a bot says so in the list; a normal one does not", async () => {
+    const data = inbox();
+    data.handoffs[1] = { ...data.handoffs[1]!, priority: "urgent" };
+    render(App, { props: { backend: memoryBackend(data) } });
+    const items = await screen.findAllByTestId("handoff-item");
+    const olga = items.find((i) => i.textContent?.includes("Wrong size"));
+    expect(within(olga!).getByTestId("priority").textContent).toBe("urgent");
+    const sam = items.find((i) => i.textContent?.includes("Parcel late"));
+    expect(within(sam!).queryByTestId("priority")).toBeNull();
+  });
+
   test("an admin sees which number cannot send and how to fix it; an agent does not", async () => {
     const data = inbox();
     data.problems = [{ channel: "Support line", reason: "Meta refused the number's access token; an admin must set a new one" }];

@@ -162,6 +162,7 @@ fn events(count: usize, rng: &mut StdRng) -> Vec<Event> {
                     assignee: None,
                     label: None,
                     tags: Vec::new(),
+                    priority: None,
                     created_at: at(m as i64),
                     updated_at: at(m as i64),
                 }),

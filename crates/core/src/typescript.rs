@@ -10,7 +10,7 @@ use crate::{
 };
 use baton_protocol::{
     Agent, AgentCommand, Author, Contact, Conversation, DeliveryStatus, Handoff, HandoffStatus,
-    Message, Note, Presence, Role, Template, Upload, WhatsAppTemplate,
+    Message, Note, Presence, Priority, Role, Template, Upload, WhatsAppTemplate,
 };
 
 /// The file, as the Rust types declare it.
@@ -19,6 +19,7 @@ pub fn bindings() -> String {
     let cfg = Config::new().with_large_int("number");
     let decls = [
         HandoffStatus::decl(&cfg),
+        Priority::decl(&cfg),
         Author::decl(&cfg),
         DeliveryStatus::decl(&cfg),
         Presence::decl(&cfg),

@@ -292,6 +292,129 @@ pub fn update_whatsapp(
     Ok(channel_view(row))
 }
 
+/// A bot channel's credentials, shown once: the bearer token the bot calls with, and the secret
+/// that signs the events the hub sends it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct BotCredentials {
+    pub id: String,
+    pub token: String,
+    pub signing_secret: String,
+}
+
+fn checked_events_url(hub: &Hub, url: &str) -> Result<String, AdminError> {
+    let url = url.trim().to_string();
+    crate::egress::check_url(&url, hub.config().allow_private_urls, "events URL")
+        .map_err(AdminError::Invalid)?;
+    Ok(url)
+}
+
+/// Connects a bot through the bot API (`/bot/v1`); its events go to `events_url`.
+pub fn add_bot_channel(
+    hub: &Hub,
+    name: &str,
+    events_url: &str,
+) -> Result<BotCredentials, AdminError> {
+    let name = name.trim();
+    if name.is_empty() {
+        return Err(AdminError::Invalid("the channel needs a name".into()));
+    }
+    let events_url = checked_events_url(hub, events_url)?;
+    let (token, signing_secret) = (random_secret(), random_secret());
+    let settings = crate::channel::ChannelSettings {
+        bot: Some(crate::bot_api::BotSettings {
+            signing_secret: signing_secret.clone(),
+            removed: false,
+        }),
+        // A bot relays whatever kind its own channel takes; it says so by refusing an event.
+        message_kinds: baton_protocol::payload::KNOWN_KINDS
+            .iter()
+            .map(|k| k.to_string())
+            .collect(),
+        ..Default::default()
+    };
+    let id = hub.new_id("ch");
+    let channel = NewChannel {
+        id: &id,
+        kind: "bot",
+        name,
+        secret_hash: &secret_hash(&token),
+        webhook_url: Some(&events_url),
+        created_at: hub.now(),
+    };
+    hub.store().write(|txn| {
+        txn.add_channel(&channel)?;
+        txn.set_channel(&id, name, Some(&events_url), &settings)
+    })?;
+    Ok(BotCredentials {
+        id,
+        token,
+        signing_secret,
+    })
+}
+
+/// What an admin may change about a bot channel; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct BotUpdate {
+    pub name: Option<String>,
+    pub events_url: Option<String>,
+    /// Stop taking the bot's calls (its conversations stay).
+    pub removed: Option<bool>,
+}
+
+fn bot_channel(hub: &Hub, key: &str) -> Result<crate::channel::ChannelRow, AdminError> {
+    let row = find_channel(hub, key)?;
+    if row.settings.bot.is_none() {
+        return Err(AdminError::Invalid(format!("{key:?} is not a bot channel")));
+    }
+    Ok(row)
+}
+
+pub fn update_bot(hub: &Hub, key: &str, update: BotUpdate) -> Result<ChannelView, AdminError> {
+    let row = bot_channel(hub, key)?;
+    let mut settings = row.settings;
+    let url = match update.events_url {
+        Some(url) => Some(checked_events_url(hub, &url)?),
+        None => row.webhook_url,
+    };
+    if let (Some(removed), Some(bot)) = (update.removed, settings.bot.as_mut()) {
+        bot.removed = removed;
+    }
+    let name = update
+        .name
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(row.name);
+    let now = hub.now();
+    hub.store().write(|txn| {
+        txn.set_channel(&row.id, &name, url.as_deref(), &settings)?;
+        txn.retry_deliveries_now(Some(&row.id), now)
+    })?;
+    hub.forget_channel_settings(&row.id);
+    hub.wake_delivery();
+    Ok(channel_view(find_channel(hub, &row.id)?))
+}
+
+/// New credentials for a bot: a new token (the old one stops working within seconds) and a new
+/// signing secret (events are signed with it from now on). Shown only now.
+pub fn rotate_bot_secret(hub: &Hub, key: &str) -> Result<BotCredentials, AdminError> {
+    let row = bot_channel(hub, key)?;
+    let (token, signing_secret) = (random_secret(), random_secret());
+    let mut settings = row.settings;
+    if let Some(bot) = settings.bot.as_mut() {
+        bot.signing_secret = signing_secret.clone();
+    }
+    hub.store().write(|txn| {
+        txn.set_channel_secret(&row.id, &secret_hash(&token))?;
+        txn.set_channel(&row.id, &row.name, row.webhook_url.as_deref(), &settings)
+    })?;
+    hub.forget_channel_settings(&row.id);
+    Ok(BotCredentials {
+        id: row.id,
+        token,
+        signing_secret,
+    })
+}
+
 /// Gives a Botpress channel a new endpoint secret; the old one stops working at once (within a few
 /// seconds for a hub running in another process). Like `add`, the new path is shown only now.
 pub fn rotate_botpress_secret(hub: &Hub, key: &str) -> Result<NewBotpressChannel, AdminError> {
@@ -451,7 +574,7 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
 pub struct ChannelView {
     pub id: String,
     pub name: String,
-    /// `botpress` or `whatsapp`.
+    /// `botpress`, `whatsapp` or `bot`.
     pub kind: String,
     /// WhatsApp: the number's id at Meta, where its webhook goes, and why it cannot send (if so).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -516,7 +639,8 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
             .map(|w| w.handoff_phrases.clone())
             .unwrap_or_default(),
         auto_reply: wa.as_ref().and_then(|w| w.auto_reply.clone()),
-        removed: wa.as_ref().is_some_and(|w| w.removed),
+        removed: wa.as_ref().is_some_and(|w| w.removed)
+            || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,
         name: row.name,
         kind: row.kind.clone(),

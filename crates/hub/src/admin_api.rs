@@ -29,6 +29,53 @@ pub fn routes() -> Router<Hub> {
             "/whatsapp/{id}",
             patch(update_whatsapp).delete(remove_whatsapp),
         )
+        .route("/bots", post(add_bot))
+        .route("/bots/{id}", patch(update_bot).delete(remove_bot))
+        .route("/bots/{id}/rotate-secret", post(rotate_bot_secret))
+}
+
+#[derive(serde::Deserialize)]
+struct NewBot {
+    name: String,
+    events_url: String,
+}
+
+/// `{"name","events_url"}` → `{"id","token","signing_secret"}` (shown only now).
+async fn add_bot(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    JsonBody(body): JsonBody<NewBot>,
+) -> Result<Json<admin::BotCredentials>, ApiError> {
+    blocking(move || admin::add_bot_channel(&hub, &body.name, &body.events_url)).await
+}
+
+async fn update_bot(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+    JsonBody(update): JsonBody<admin::BotUpdate>,
+) -> Result<Json<ChannelView>, ApiError> {
+    blocking(move || admin::update_bot(&hub, &id, update)).await
+}
+
+async fn remove_bot(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let update = admin::BotUpdate {
+        removed: Some(true),
+        ..Default::default()
+    };
+    blocking(move || admin::update_bot(&hub, &id, update)).await
+}
+
+async fn rotate_bot_secret(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    Path(id): Path<String>,
+) -> Result<Json<admin::BotCredentials>, ApiError> {
+    blocking(move || admin::rotate_bot_secret(&hub, &id)).await
 }
 
 /// Extracts a signed-in admin, or answers 403.

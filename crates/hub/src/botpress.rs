@@ -279,7 +279,7 @@ fn channel_for_secret(hub: &Hub, secret: &str) -> Result<Option<Channel>, ApiErr
     let found = hub
         .store()
         .reader()?
-        .botpress_channel_by_secret(&hash)?
+        .channel_by_secret("botpress", &hash)?
         .map(|id| Channel { id });
     if let Some(channel) = &found {
         hub.remember_channel_id(&hash, &channel.id);
@@ -382,6 +382,7 @@ fn create_remote_conversation(
         assignee: None,
         label: None,
         tags: Vec::new(),
+        priority: None,
         created_at: now,
         updated_at: now,
     };

@@ -42,6 +42,9 @@ pub struct ChannelSettings {
     /// A WhatsApp number's settings (for channels of kind `whatsapp`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub whatsapp: Option<crate::whatsapp::WhatsAppSettings>,
+    /// A bot's settings (for channels of kind `bot`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot: Option<crate::bot_api::BotSettings>,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -78,6 +81,7 @@ impl Default for ChannelSettings {
             message_kinds: default_kinds(),
             pending_timeout_secs: None,
             whatsapp: None,
+            bot: None,
         }
     }
 }
@@ -102,7 +106,7 @@ pub fn localized(
 #[derive(Debug, Clone)]
 pub struct ChannelRow {
     pub id: String,
-    /// `botpress` or `whatsapp`.
+    /// `botpress`, `whatsapp` or `bot`.
     pub kind: String,
     pub name: String,
     pub webhook_url: Option<String>,

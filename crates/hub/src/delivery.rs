@@ -148,6 +148,26 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                             },
                         }
                     }
+                    Some(url) if row.channel_kind == "bot" => match hub.bot_callback_wait(&row.conversation_id) {
+                        // The bot may not have stored the handoff's id yet.
+                        Some(wait) => Outcome::Retry {
+                            error: "waiting for the bot to take the handoff's answer".into(),
+                            after: Some(wait),
+                        },
+                        None => match bot_secret(&hub, &row.channel_id).await {
+                            Some(secret) => {
+                                match crate::bot_api::send(&http, url, &secret, hub.now(), &row.body).await {
+                                    crate::bot_api::Sent::Delivered => Outcome::Sent,
+                                    crate::bot_api::Sent::Retry(error) => Outcome::Retry { error, after: None },
+                                    crate::bot_api::Sent::Refused(reason) => Outcome::Failed(reason),
+                                }
+                            }
+                            None => Outcome::Retry {
+                                error: "the bot's settings cannot be read right now".into(),
+                                after: None,
+                            },
+                        },
+                    },
                     Some(url) => post(&http, url, &row.route, &row.body).await,
                     None => wait_for_admin("the channel has no Botpress webhook URL yet"),
                 };
@@ -184,6 +204,28 @@ async fn whatsapp_settings(
             return hub.channel_settings(&id, load)?.whatsapp;
         }
         cached
+    })
+    .await
+    .ok()
+    .flatten()
+}
+
+/// The bot channel's signing secret (read through the hub's short cache).
+async fn bot_secret(hub: &Hub, channel_id: &str) -> Option<String> {
+    let (hub, id) = (hub.clone(), channel_id.to_string());
+    tokio::task::spawn_blocking(move || {
+        let load = || {
+            hub.store()
+                .reader()
+                .ok()?
+                .channel(&id)
+                .ok()
+                .flatten()
+                .map(|c| c.settings)
+        };
+        hub.channel_settings(&id, load)?
+            .bot
+            .map(|b| b.signing_secret)
     })
     .await
     .ok()
@@ -338,7 +380,12 @@ fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
     let now = hub.now();
     hub.store().write(|txn| {
         let rows = txn.deliveries_in_flight()?;
-        for (id, message_id) in &rows {
+        for (id, message_id, channel_id) in &rows {
+            // A bot's event keeps its id, so the bot can drop a repeat: it is simply sent again.
+            if txn.channel(channel_id)?.is_some_and(|c| c.kind == "bot") {
+                txn.settle_delivery(*id, DeliveryState::Queued, None, Some(now))?;
+                continue;
+            }
             let reason =
                 "the hub stopped while sending this; it may or may not have reached Botpress";
             txn.settle_delivery(*id, DeliveryState::Uncertain, Some(reason), None)?;

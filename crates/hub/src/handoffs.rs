@@ -307,6 +307,7 @@ fn tell_platform(
     let channel = channel_of(txn, handoff)?;
     let call = match channel.kind.as_str() {
         "whatsapp" => crate::whatsapp::call_for(txn, handoff, &event, message_id)?,
+        "bot" => crate::bot_api::call_for(txn, hub, handoff, &event, message_id)?,
         _ => Some(crate::botpress::call_for(handoff, &event)),
     };
     if let Some((route, body)) = call {
@@ -335,6 +336,7 @@ pub fn open(
         assignee: None,
         label: None,
         tags: Vec::new(),
+        priority: None,
         created_at: now,
         updated_at: now,
     };

@@ -11,6 +11,7 @@ pub mod admin_api;
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod bot_api;
 pub mod botpress;
 pub mod channel;
 pub mod delivery;
@@ -105,6 +106,8 @@ struct HubInner {
     /// Botpress secret hash → channel id, for a few seconds (a rotated secret, even one rotated
     /// by another process, stops working within [`Hub::SETTINGS_TTL`]).
     channel_ids: Mutex<HashMap<String, (std::time::Instant, String)>>,
+    /// Conversation → until when calls to its bot wait (its handoff was just created).
+    bot_holds: Mutex<HashMap<String, std::time::Instant>>,
     /// Channel settings read in the last few seconds: the message hot path needs them per request.
     settings: Mutex<HashMap<String, (std::time::Instant, channel::ChannelSettings)>>,
     /// Sessions ended in this process (sign-out, a disabled agent, a new password): open streams
@@ -199,6 +202,7 @@ impl Hub {
                 activity: Mutex::new(HashMap::new()),
                 delivery: tokio::sync::Notify::new(),
                 channel_ids: Mutex::new(HashMap::new()),
+                bot_holds: Mutex::new(HashMap::new()),
                 settings: Mutex::new(HashMap::new()),
                 revoked: tokio::sync::broadcast::channel(256).0,
                 frames: std::sync::OnceLock::new(),
@@ -306,6 +310,22 @@ impl Hub {
         let ids = self.inner.channel_ids.lock().ok()?;
         let (at, id) = ids.get(secret_hash)?;
         (at.elapsed() < Self::SETTINGS_TTL).then(|| id.clone())
+    }
+
+    /// Calls to the bot about `conversation_id` wait until `until` (see [`bot_api::CALLBACK_GRACE`]).
+    pub(crate) fn hold_bot_callbacks(&self, conversation_id: &str, until: std::time::Instant) {
+        if let Ok(mut holds) = self.inner.bot_holds.lock() {
+            let now = std::time::Instant::now();
+            holds.retain(|_, t| *t > now);
+            holds.insert(conversation_id.to_string(), until);
+        }
+    }
+
+    /// How long calls to the bot about `conversation_id` must still wait.
+    pub(crate) fn bot_callback_wait(&self, conversation_id: &str) -> Option<std::time::Duration> {
+        let holds = self.inner.bot_holds.lock().ok()?;
+        let until = *holds.get(conversation_id)?;
+        until.checked_duration_since(std::time::Instant::now())
     }
 
     pub(crate) fn remember_channel_id(&self, secret_hash: &str, id: &str) {
@@ -426,6 +446,7 @@ pub fn router(hub: Hub) -> Router {
     Router::new()
         .merge(botpress::routes())
         .merge(whatsapp::routes())
+        .merge(bot_api::routes())
         .nest("/api/v1", api::routes())
         .nest("/api/v1/admin", admin_api::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))

@@ -74,6 +74,11 @@ enum Command {
         #[command(subcommand)]
         command: WhatsappCommand,
     },
+    /// Manage bots that hand off through the bot API (`/bot/v1`).
+    Bot {
+        #[command(subcommand)]
+        command: BotCommand,
+    },
     /// Manage the event log clients sync from.
     Log {
         #[command(subcommand)]
@@ -174,6 +179,48 @@ enum TagsCommand {
     List {
         #[arg(long)]
         data: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum BotCommand {
+    /// Connect a bot; prints `token: <TOKEN>` and `signing-secret: <SECRET>` on its last two lines
+    /// (shown only now).
+    Add {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Where the hub POSTs the bot's events (handoff.assigned, agent.message, handoff.closed).
+        #[arg(long)]
+        events_url: String,
+    },
+    /// List the bots (their secrets are never shown).
+    List {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Change a bot (by channel id or name).
+    Set {
+        #[arg(long)]
+        data: PathBuf,
+        channel: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        events_url: Option<String>,
+    },
+    /// Stop taking a bot's calls; its conversations stay in the history.
+    Remove {
+        #[arg(long)]
+        data: PathBuf,
+        channel: String,
+    },
+    /// New credentials for a bot (the old token stops working); printed like `add`.
+    RotateSecret {
+        #[arg(long)]
+        data: PathBuf,
+        channel: String,
     },
 }
 
@@ -477,6 +524,7 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Whatsapp { command } => whatsapp(command),
+        Command::Bot { command } => bot(command),
         Command::Log {
             command: LogCommand::Trim { data, keep },
         } => {
@@ -563,6 +611,91 @@ fn main() -> anyhow::Result<()> {
             println!("added Botpress channel {} ({name})", channel.id);
             println!("Set the integration's endpointBaseUrl to this hub's public URL followed by:");
             println!("{}", channel.endpoint_path);
+            Ok(())
+        }
+    }
+}
+
+fn bot(command: BotCommand) -> anyhow::Result<()> {
+    let shown_once = |c: &admin::BotCredentials| {
+        println!("The bot calls with the token; it checks Baton-Signature on events with the signing secret. Neither is shown again:");
+        println!("token: {}", c.token);
+        println!("signing-secret: {}", c.signing_secret);
+    };
+    match command {
+        BotCommand::Add {
+            data,
+            name,
+            events_url,
+        } => {
+            let hub = open(&data)?;
+            let c = admin::add_bot_channel(&hub, &name, &events_url)?;
+            println!(
+                "added bot channel {} ({name}); its API is /bot/v1 (OpenAPI: /bot/v1/openapi.json)",
+                c.id
+            );
+            shown_once(&c);
+            Ok(())
+        }
+        BotCommand::List { data } => {
+            let hub = open(&data)?;
+            for c in admin::list_channels(&hub)?
+                .into_iter()
+                .filter(|c| c.kind == "bot")
+            {
+                println!(
+                    "{}\t{}\tevents {}\t{}",
+                    c.id,
+                    c.name,
+                    c.webhook_url.as_deref().unwrap_or("?"),
+                    if c.removed { "removed" } else { "ok" }
+                );
+            }
+            Ok(())
+        }
+        BotCommand::Set {
+            data,
+            channel,
+            name,
+            events_url,
+        } => {
+            let hub = open(&data)?;
+            let c = admin::update_bot(
+                &hub,
+                &channel,
+                admin::BotUpdate {
+                    name,
+                    events_url,
+                    removed: None,
+                },
+            )?;
+            println!("updated {} ({})", c.id, c.name);
+            Ok(())
+        }
+        BotCommand::Remove { data, channel } => {
+            let hub = open(&data)?;
+            let c = admin::update_bot(
+                &hub,
+                &channel,
+                admin::BotUpdate {
+                    removed: Some(true),
+                    ..Default::default()
+                },
+            )?;
+            println!(
+                "removed {} ({}): its calls are refused; its conversations stay",
+                c.id, c.name
+            );
+            Ok(())
+        }
+        BotCommand::RotateSecret { data, channel } => {
+            let hub = open(&data)?;
+            let c = admin::rotate_bot_secret(&hub, &channel)?;
+            println!(
+                "new credentials for {}; the old token no longer works",
+                c.id
+            );
+            shown_once(&c);
             Ok(())
         }
     }

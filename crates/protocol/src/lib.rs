@@ -109,8 +109,34 @@ pub struct Handoff {
     /// Tags from the admin's list.
     #[serde(default)]
     pub tags: Vec<String>,
+    /// How urgent the bot (or an agent) says it is; none is normal.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub priority: Option<Priority>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// A handoff's urgency, as a bot sends it (`POST /bot/v1/handoffs`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    ts_rs::TS,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ts_rs::TS)]
@@ -556,6 +582,7 @@ mod tests {
             assignee: None,
             label: None,
             tags: Vec::new(),
+            priority: None,
             created_at: t,
             updated_at: t,
         }

@@ -3,6 +3,8 @@
 
 export type HandoffStatus = "pending" | "assigned" | "resolved" | "cancelled";
 
+export type Priority = "low" | "normal" | "high" | "urgent";
+
 export type Author = "end_user" | "bot" | "agent" | "system";
 
 export type DeliveryStatus = "received" | "queued" | "sent" | "delivered" | "read" | "uncertain" | "failed";
@@ -43,7 +45,11 @@ label?: string,
 /**
  * Tags from the admin's list.
  */
-tags: Array<string>, created_at: string, updated_at: string, };
+tags: Array<string>, 
+/**
+ * How urgent the bot (or an agent) says it is; none is normal.
+ */
+priority?: Priority, created_at: string, updated_at: string, };
 
 export type Message = { id: string, conversation_id: string, author: Author, 
 /**

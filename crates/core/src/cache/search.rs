@@ -436,6 +436,7 @@ mod tests {
                 assignee: assignee.map(str::to_string),
                 label: None,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
+                priority: None,
                 created_at: at(1),
                 updated_at: at(1),
             })

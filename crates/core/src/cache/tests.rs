@@ -18,6 +18,7 @@ fn handoff(id: &str, conv: &str, title: &str, status: HandoffStatus, at: i64) ->
         assignee: None,
         label: None,
         tags: Vec::new(),
+        priority: None,
         created_at: t(at),
         updated_at: t(at),
     })

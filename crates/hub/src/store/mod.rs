@@ -95,7 +95,7 @@ pub struct StoredToken {
 #[derive(Debug, Clone)]
 pub struct NewChannel<'a> {
     pub id: &'a str,
-    /// `botpress` (the only kind so far).
+    /// `botpress`, `whatsapp` or `bot`.
     pub kind: &'a str,
     pub name: &'a str,
     pub secret_hash: &'a str,
@@ -185,7 +185,12 @@ pub trait Read {
     /// Every channel, oldest first.
     fn channels(&self) -> Result<Vec<ChannelRow>, StoreError>;
     /// The Botpress channel whose endpoint secret has this hash.
-    fn botpress_channel_by_secret(&self, secret_hash: &str) -> Result<Option<String>, StoreError>;
+    /// The channel of a `kind` (`botpress`, `bot`) whose secret has this hash.
+    fn channel_by_secret(
+        &self,
+        kind: &str,
+        secret_hash: &str,
+    ) -> Result<Option<String>, StoreError>;
     fn recorded_command(
         &self,
         agent_id: &str,
@@ -200,8 +205,8 @@ pub trait Read {
     fn delivery_of_message(&self, message_id: &str) -> Result<Option<Delivery>, StoreError>;
     /// The messages of the conversation's queued calls, in order.
     fn queued_messages(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
-    /// Calls marked as being sent (`id`, message), oldest first.
-    fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>)>, StoreError>;
+    /// Calls marked as being sent (`id`, message, channel), oldest first.
+    fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>, String)>, StoreError>;
     /// When the earliest queued call comes due.
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// The contact a platform id (`kind`: `phone`, `bsuid`) is linked to, in one look-up.

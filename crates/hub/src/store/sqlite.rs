@@ -601,11 +601,15 @@ impl<T: HasConn> Read for T {
         Ok(out)
     }
 
-    fn botpress_channel_by_secret(&self, secret_hash: &str) -> Result<Option<String>, StoreError> {
+    fn channel_by_secret(
+        &self,
+        kind: &str,
+        secret_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
         Ok(self
             .conn()?
-            .prepare_cached("SELECT id FROM channels WHERE secret_hash = ?1 AND kind = 'botpress'")?
-            .query_row([secret_hash], |r| r.get(0))
+            .prepare_cached("SELECT id FROM channels WHERE secret_hash = ?1 AND kind = ?2")?
+            .query_row([secret_hash, kind], |r| r.get(0))
             .optional()?)
     }
 
@@ -688,12 +692,12 @@ impl<T: HasConn> Read for T {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+    fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>, String)>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
-            "SELECT id, message_id FROM deliveries WHERE state = 'sending' ORDER BY id",
+            "SELECT id, message_id, channel_id FROM deliveries WHERE state = 'sending' ORDER BY id",
         )?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 

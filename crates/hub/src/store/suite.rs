@@ -100,6 +100,7 @@ fn handoff(id: &str, conversation: &str, status: HandoffStatus, assignee: Option
         assignee: assignee.map(str::to_string),
         label: None,
         tags: Vec::new(),
+        priority: None,
         created_at: at(2),
         updated_at: at(2),
     }
@@ -591,9 +592,12 @@ pub fn channels_are_found_by_secret_and_keep_their_settings(open: &Open, dir: &P
         })
         .expect("write");
     let read = store.reader().expect("reader");
-    assert_eq!(read.botpress_channel_by_secret("hash-a").expect("s"), None);
     assert_eq!(
-        read.botpress_channel_by_secret("hash-a2").expect("s"),
+        read.channel_by_secret("botpress", "hash-a").expect("s"),
+        None
+    );
+    assert_eq!(
+        read.channel_by_secret("botpress", "hash-a2").expect("s"),
         Some("ch_a".into())
     );
     let b = read.channel("ch_b").expect("c").expect("exists");

@@ -1,0 +1,748 @@
+//! The bot API (`/bot/v1`): any bot — Rasa, Voiceflow, an LLM agent, a WhatsApp bot, Baton's own
+//! Botpress integration — hands a conversation to the desk with everything said so far, relays what
+//! the customer writes while an agent has it, and hears back what agents do as signed events.
+//!
+//! A bot channel is created by an admin (`baton-hub bot add`), which shows its bearer token and
+//! its signing secret once. The bot calls with `Authorization: Bearer <token>`; the hub calls the
+//! bot's events URL with `{"id","type","created_at","data"}` signed in `Baton-Signature` (see
+//! [`signature`]). Events go through the delivery queue: in order per conversation, retried with
+//! backoff, the same `id` on every retry so the bot can drop repeats.
+//!
+//! One end user of a bot has one conversation on the desk, across handoffs: what the team learnt
+//! about them (notes, the customer panel) is there the next time the bot hands them over.
+
+use std::time::{Duration, Instant};
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use baton_protocol::{
+    Author, Contact, Conversation, DeliveryStatus, EventData, Handoff, HandoffStatus, Message,
+    Priority,
+};
+use chrono::{DateTime, Utc};
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::Sha256;
+use utoipa::{OpenApi, ToSchema};
+
+use crate::auth::secret_hash;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::handoffs::PlatformEvent;
+use crate::store::{StoreError, Tx};
+use crate::Hub;
+
+/// A handoff's history may be long (a whole bot conversation), never unbounded.
+const MAX_HISTORY: usize = 500;
+/// The body of a handoff with its history.
+const MAX_HANDOFF_BODY: usize = 2 * 1024 * 1024;
+/// One relayed message.
+const MAX_PAYLOAD_BYTES: usize = 64 * 1024;
+/// How long after the hub answered the call that created a handoff before it calls the bot about
+/// it: Botpress's HITL plugin drops what arrives before it has stored the handoff's id.
+pub const CALLBACK_GRACE: Duration = Duration::from_millis(300);
+
+/// What a bot channel keeps in its settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BotSettings {
+    /// Signs the events the hub sends (HMAC-SHA256); shown to the admin once.
+    pub signing_secret: String,
+    /// Stop taking the bot's calls (its conversations stay).
+    #[serde(default)]
+    pub removed: bool,
+}
+
+pub fn routes() -> Router<Hub> {
+    Router::new()
+        .route("/bot/v1/handoffs", post(start_handoff))
+        .route(
+            "/bot/v1/conversations/{conversation_id}/messages",
+            post(relay_message),
+        )
+        .route("/bot/v1/handoffs/{handoff_id}/close", post(close_handoff))
+        .route("/bot/v1/openapi.json", get(openapi))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Baton bot API",
+        version = "1",
+        description = "Hand conversations from any bot to Baton's human agents. Calls carry `Authorization: Bearer <token>` (from `baton-hub bot add`). Baton calls the bot's events URL with `{\"id\",\"type\",\"created_at\",\"data\"}` — `handoff.assigned`, `agent.message`, `handoff.closed` — signed in `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under the signing secret>`, in order per conversation, retried with the same id."
+    ),
+    paths(start_handoff, relay_message, close_handoff),
+    components(schemas(
+        StartHandoff, EndUser, HistoryItem, Speaker, HandoffStarted, RelayMessage, MessageRelayed,
+        CloseHandoff, HandoffClosed, BotError, BotEvent, Priority
+    )),
+    modifiers(&BearerAuth)
+)]
+pub struct BotApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bot_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![utoipa::openapi::security::SecurityRequirement::new(
+            "bot_token",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document of this API, generated from the types below.
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(BotApiDoc::openapi())
+}
+
+/// An error: `{"code": <what kind>, "message": <what to fix>}`.
+#[derive(Serialize, ToSchema)]
+pub struct BotError {
+    pub code: String,
+    pub message: String,
+}
+
+/// The person the bot was talking to, as the bot knows them.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct EndUser {
+    /// Their id in the bot's system: the same id is the same customer on the desk.
+    pub id: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    /// Anything else the bot knows (language, plan, order number…), shown to agents.
+    #[schema(value_type = Option<Object>)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+/// Who said something before the handoff.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    User,
+    Bot,
+}
+
+/// One message of the conversation so far.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HistoryItem {
+    pub author: Speaker,
+    /// A Botpress message kind: text, image, audio, video, file, location, card, carousel,
+    /// choice, dropdown, markdown, bloc.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// When it was said; now if absent.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// `POST /bot/v1/handoffs`.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StartHandoff {
+    pub user: EndUser,
+    pub title: Option<String>,
+    pub description: Option<String>,
+    /// Why the bot hands over ("asked for a human", "refund over $500"…).
+    pub reason: Option<String>,
+    pub priority: Option<Priority>,
+    /// The conversation so far, oldest first.
+    #[serde(default)]
+    pub history: Vec<HistoryItem>,
+    /// The same key again answers with the same handoff and changes nothing.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoffStarted {
+    pub handoff_id: String,
+    pub conversation_id: String,
+}
+
+/// `POST /bot/v1/conversations/{conversation_id}/messages`: what the end user (or the bot) said.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RelayMessage {
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
+    /// `user` unless the bot itself is speaking.
+    pub author: Option<Speaker>,
+    /// The same key again stores nothing new.
+    pub idempotency_key: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct MessageRelayed {
+    pub message_id: String,
+}
+
+/// `POST /bot/v1/handoffs/{handoff_id}/close`: the bot or the user ended it.
+#[derive(Debug, Clone, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CloseHandoff {
+    pub reason: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoffClosed {
+    pub handoff_id: String,
+    /// `cancelled` when this call ended it; what it already was otherwise.
+    pub status: String,
+}
+
+/// What the hub POSTs to the bot's events URL. `type` is `handoff.assigned`
+/// (`data`: `handoff_id`, `conversation_id`, `user_id`, `agent` {`id`,`name`}), `agent.message`
+/// (`data`: those and `message_id`, `type`, `payload`; `agent` is null for the desk's own
+/// notices) or `handoff.closed` (`data`: those and `status`, `label`, `agent`).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct BotEvent {
+    /// The same on every retry of this event.
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub created_at: DateTime<Utc>,
+    #[schema(value_type = Object)]
+    pub data: Value,
+}
+
+/// The bot channel a bearer token opens.
+pub struct BotChannel {
+    pub id: String,
+}
+
+impl FromRequestParts<Hub> for BotChannel {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
+        let token = parts
+            .headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .ok_or(ApiError::Unauthorized)?;
+        // Kept apart from Botpress endpoint secrets: a token opens only a bot channel.
+        let key = format!("bot:{}", secret_hash(token));
+        if let Some(id) = hub.cached_channel_id(&key) {
+            return Ok(Self { id });
+        }
+        let (hub2, hash) = (hub.clone(), secret_hash(token));
+        let found = tokio::task::spawn_blocking(move || {
+            let read = hub2.store().reader()?;
+            let Some(id) = read.channel_by_secret("bot", &hash)? else {
+                return Ok::<_, StoreError>(None);
+            };
+            let removed = read
+                .channel(&id)?
+                .and_then(|c| c.settings.bot)
+                .is_none_or(|b| b.removed);
+            Ok((!removed).then_some(id))
+        })
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+        let Some(id) = found else {
+            tracing::warn!("bot api: a call with an unknown token was refused");
+            return Err(ApiError::Unauthorized);
+        };
+        hub.remember_channel_id(&key, &id);
+        Ok(Self { id })
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| ApiError::Internal(StoreError::Poisoned))?
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError::BadRequest(message.into())
+}
+
+/// A short text field: trimmed, empty is none, at most `max` characters.
+fn short(value: Option<&str>, what: &str, max: usize) -> Result<Option<String>, ApiError> {
+    let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
+        return Ok(None);
+    };
+    if v.chars().count() > max {
+        return Err(bad(format!("{what} is longer than {max} characters")));
+    }
+    Ok(Some(v.to_string()))
+}
+
+/// A message kind and payload as Botpress would relay them.
+fn checked_message(kind: &str, payload: &Value) -> Result<(), ApiError> {
+    if !baton_protocol::payload::KNOWN_KINDS.contains(&kind) {
+        return Err(bad(format!(
+            "{kind:?} is not a message type (known: {})",
+            baton_protocol::payload::KNOWN_KINDS.join(", ")
+        )));
+    }
+    if !payload.is_object() {
+        return Err(bad(format!(
+            "a {kind} message needs a JSON object as its payload"
+        )));
+    }
+    if payload.to_string().len() > MAX_PAYLOAD_BYTES {
+        return Err(bad(format!(
+            "a message's payload is at most {} KiB",
+            MAX_PAYLOAD_BYTES / 1024
+        )));
+    }
+    if kind == "text"
+        && payload
+            .get("text")
+            .and_then(Value::as_str)
+            .is_none_or(|t| t.trim().is_empty())
+    {
+        return Err(bad("a text message needs \"text\""));
+    }
+    Ok(())
+}
+
+fn readable(payload: &Value) -> Option<String> {
+    payload
+        .as_object()
+        .and_then(baton_protocol::payload::readable_text)
+}
+
+#[utoipa::path(
+    post,
+    path = "/bot/v1/handoffs",
+    request_body = StartHandoff,
+    responses(
+        (status = 200, description = "The handoff waits for an agent (or was already open for this user, or this idempotency key)", body = HandoffStarted),
+        (status = 400, description = "The body is not a handoff", body = BotError),
+        (status = 401, description = "No or an unknown bot token", body = BotError),
+    )
+)]
+async fn start_handoff(
+    State(hub): State<Hub>,
+    channel: BotChannel,
+    JsonBody(start): JsonBody<StartHandoff, MAX_HANDOFF_BODY>,
+) -> Result<Json<HandoffStarted>, ApiError> {
+    let user_id = short(Some(&start.user.id), "user.id", 256)?
+        .ok_or_else(|| bad("user.id is the end user's id in the bot's system"))?;
+    if start.history.len() > MAX_HISTORY {
+        return Err(bad(format!(
+            "history has {} messages; at most {MAX_HISTORY}",
+            start.history.len()
+        )));
+    }
+    for (i, item) in start.history.iter().enumerate() {
+        checked_message(&item.kind, &item.payload)
+            .map_err(|e| bad(format!("history[{i}]: {e}")))?;
+    }
+    let key = short(start.idempotency_key.as_deref(), "idempotency_key", 200)?;
+    let hub2 = hub.clone();
+    let started = blocking(move || {
+        hub2.store()
+            .write(|txn| open_handoff(txn, &hub2, &channel.id, &user_id, &start, key.as_deref()))
+    })
+    .await?;
+    // Calls about this handoff wait a moment: the bot may not have stored its id yet.
+    hub.hold_bot_callbacks(&started.conversation_id, Instant::now() + CALLBACK_GRACE);
+    Ok(Json(started))
+}
+
+fn open_handoff(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    channel_id: &str,
+    user_id: &str,
+    start: &StartHandoff,
+    key: Option<&str>,
+) -> Result<HandoffStarted, ApiError> {
+    if let Some(key) = key {
+        if let Some(handoff_id) = txn.external_id(channel_id, "handoff-key", key)? {
+            if let Some(h) = txn.handoff(&handoff_id)? {
+                return Ok(HandoffStarted {
+                    handoff_id: h.id,
+                    conversation_id: h.conversation_id,
+                });
+            }
+        }
+    }
+    let user = &start.user;
+    let found = txn.linked_contact(channel_id, "user", user_id)?;
+    let is_new = found.is_none();
+    let mut contact = found.unwrap_or_else(|| Contact {
+        id: hub.new_id("u"),
+        channel_id: channel_id.to_string(),
+        name: String::new(),
+        email: None,
+        picture_url: None,
+        attributes: Value::Object(Map::new()),
+        created_at: hub.now(),
+    });
+    let before = contact.clone();
+    let name = short(user.name.as_deref(), "user.name", 200)?;
+    contact.name = name
+        .or_else(|| (!before.name.is_empty()).then(|| before.name.clone()))
+        .unwrap_or_else(|| format!("User {user_id}"));
+    if let Some(email) = short(user.email.as_deref(), "user.email", 320)? {
+        contact.email = Some(email);
+    }
+    if !contact.attributes.is_object() {
+        contact.attributes = Value::Object(Map::new());
+    }
+    if let Some(extra) = &user.attributes {
+        for (k, v) in extra {
+            contact.attributes[k.as_str()] = v.clone();
+        }
+    }
+    if let Some(phone) = short(user.phone.as_deref(), "user.phone", 64)? {
+        contact.attributes["phone"] = Value::String(phone);
+    }
+    contact.attributes["bot_user_id"] = Value::String(user_id.to_string());
+    if contact != before {
+        txn.put(EventData::Contact(contact.clone()))?;
+    }
+    if is_new {
+        txn.link_external(channel_id, "user", user_id, &contact.id)?;
+    }
+    let conversation = match txn.linked_conversation(channel_id, &contact.id)? {
+        Some(c) => c,
+        None => {
+            let c = Conversation {
+                id: hub.new_id("t"),
+                channel_id: channel_id.to_string(),
+                contact_id: Some(contact.id.clone()),
+                created_at: hub.now(),
+                channel_kind: Some("bot".into()),
+                last_inbound_at: None,
+            };
+            txn.put(EventData::Conversation(c.clone()))?;
+            txn.link_external(channel_id, "conversation", &contact.id, &c.id)?;
+            c
+        }
+    };
+    // One open handoff per customer: asking again answers with the one that is open.
+    if let Some(open) = txn.open_handoff(&conversation.id)? {
+        return Ok(HandoffStarted {
+            handoff_id: open.id,
+            conversation_id: conversation.id,
+        });
+    }
+    let now = hub.now();
+    for item in &start.history {
+        let message = Message {
+            id: hub.new_id("m"),
+            conversation_id: conversation.id.clone(),
+            author: match item.author {
+                Speaker::User => Author::EndUser,
+                Speaker::Bot => Author::Bot,
+            },
+            author_id: (item.author == Speaker::User).then(|| contact.id.clone()),
+            kind: item.kind.clone(),
+            text: readable(&item.payload),
+            payload: item.payload.clone(),
+            status: DeliveryStatus::Received,
+            status_reason: None,
+            // A time in the future is a clock problem on the bot's side: shown as now.
+            created_at: item.at.filter(|at| *at <= now).unwrap_or(now),
+        };
+        txn.put(EventData::Message(message))?;
+    }
+    let title = short(start.title.as_deref(), "title", 200)?
+        .unwrap_or_else(|| format!("{} needs a person", contact.name));
+    let description = short(start.description.as_deref(), "description", 2000)?;
+    let reason = short(start.reason.as_deref(), "reason", 500)?;
+    let handoff = Handoff {
+        id: hub.new_id("ho"),
+        conversation_id: conversation.id.clone(),
+        channel_id: channel_id.to_string(),
+        status: HandoffStatus::Pending,
+        title,
+        description: match (description, reason) {
+            (Some(d), Some(r)) => Some(format!("{r} — {d}")),
+            (d, r) => r.or(d),
+        },
+        assignee: None,
+        label: None,
+        tags: Vec::new(),
+        priority: start.priority,
+        created_at: now,
+        updated_at: now,
+    };
+    txn.put(EventData::Handoff(handoff.clone()))?;
+    if let Some(key) = key {
+        txn.link_external(channel_id, "handoff-key", key, &handoff.id)?;
+    }
+    tracing::info!(channel = %channel_id, handoff = %handoff.id, history = start.history.len(), "bot api: a bot handed a conversation over");
+    Ok(HandoffStarted {
+        handoff_id: handoff.id,
+        conversation_id: conversation.id,
+    })
+}
+
+#[utoipa::path(
+    post,
+    path = "/bot/v1/conversations/{conversation_id}/messages",
+    params(("conversation_id" = String, Path, description = "From the handoff's answer")),
+    request_body = RelayMessage,
+    responses(
+        (status = 200, description = "Stored; agents see it", body = MessageRelayed),
+        (status = 400, description = "Not a message", body = BotError),
+        (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 404, description = "No such conversation for this bot", body = BotError),
+    )
+)]
+async fn relay_message(
+    State(hub): State<Hub>,
+    channel: BotChannel,
+    Path(conversation_id): Path<String>,
+    JsonBody(relay): JsonBody<RelayMessage>,
+) -> Result<Json<MessageRelayed>, ApiError> {
+    checked_message(&relay.kind, &relay.payload)?;
+    let key = short(relay.idempotency_key.as_deref(), "idempotency_key", 200)?;
+    let hub2 = hub.clone();
+    let id = hub
+        .store()
+        .write_grouped_async(move |txn| -> Result<String, ApiError> {
+            let conversation = txn
+                .conversation(&conversation_id)?
+                .filter(|c| c.channel_id == channel.id)
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("no conversation {conversation_id:?} for this bot"))
+                })?;
+            let message_id = hub2.new_id("m");
+            if let Some(key) = &key {
+                if !txn.link_external(&channel.id, "message-key", key, &message_id)? {
+                    return Ok(txn
+                        .external_id(&channel.id, "message-key", key)?
+                        .unwrap_or(message_id));
+                }
+            }
+            let from_user = relay.author.unwrap_or(Speaker::User) == Speaker::User;
+            txn.put(EventData::Message(Message {
+                id: message_id.clone(),
+                conversation_id: conversation.id.clone(),
+                author: if from_user {
+                    Author::EndUser
+                } else {
+                    Author::Bot
+                },
+                author_id: if from_user {
+                    conversation.contact_id.clone()
+                } else {
+                    None
+                },
+                kind: relay.kind.clone(),
+                text: readable(&relay.payload),
+                payload: relay.payload.clone(),
+                status: DeliveryStatus::Received,
+                status_reason: None,
+                created_at: hub2.now(),
+            }))?;
+            Ok(message_id)
+        })
+        .await?;
+    Ok(Json(MessageRelayed { message_id: id }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/bot/v1/handoffs/{handoff_id}/close",
+    params(("handoff_id" = String, Path, description = "From the handoff's answer")),
+    request_body = CloseHandoff,
+    responses(
+        (status = 200, description = "Ended (or already over)", body = HandoffClosed),
+        (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 404, description = "No such handoff for this bot", body = BotError),
+    )
+)]
+async fn close_handoff(
+    State(hub): State<Hub>,
+    channel: BotChannel,
+    Path(handoff_id): Path<String>,
+    JsonBody(close): JsonBody<CloseHandoff>,
+) -> Result<Json<HandoffClosed>, ApiError> {
+    let reason = short(close.reason.as_deref(), "reason", 500)?
+        .unwrap_or_else(|| "ended on the bot's side".into());
+    let hub2 = hub.clone();
+    blocking(move || {
+        hub2.store().write(|txn| {
+            let h = txn
+                .handoff(&handoff_id)?
+                .filter(|h| h.channel_id == channel.id)
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!("no handoff {handoff_id:?} for this bot"))
+                })?;
+            if !matches!(h.status, HandoffStatus::Pending | HandoffStatus::Assigned) {
+                return Ok(HandoffClosed {
+                    handoff_id: h.id,
+                    status: h.status.as_str().to_string(),
+                });
+            }
+            // The bot ended it: nothing is sent back to it.
+            crate::handoffs::cancel_by_bot(txn, &hub2, &h.conversation_id, &reason)?;
+            Ok(HandoffClosed {
+                handoff_id: h.id,
+                status: "cancelled".into(),
+            })
+        })
+    })
+    .await
+    .map(Json)
+}
+
+/// The event that tells the bot about `event` (always one: a bot hears everything agents do).
+pub fn call_for(
+    txn: &dyn Tx,
+    hub: &Hub,
+    handoff: &Handoff,
+    event: &PlatformEvent<'_>,
+    message_id: Option<&str>,
+) -> Result<Option<(&'static str, Value)>, ApiError> {
+    let user_id = txn
+        .conversation(&handoff.conversation_id)?
+        .and_then(|c| c.contact_id)
+        .map(|id| txn.contact(&id))
+        .transpose()?
+        .flatten()
+        .and_then(|c| c.attributes.get("bot_user_id").cloned())
+        .unwrap_or(Value::Null);
+    let agent = |a: &baton_protocol::Agent| json!({ "id": a.id, "name": a.name });
+    let mut data = json!({
+        "handoff_id": handoff.id,
+        "conversation_id": handoff.conversation_id,
+        "user_id": user_id,
+    });
+    let kind = match event {
+        PlatformEvent::Assigned(to) => {
+            data["agent"] = agent(to);
+            "handoff.assigned"
+        }
+        PlatformEvent::Message { from, outgoing } => {
+            data["agent"] = from.map_or(Value::Null, agent);
+            data["message_id"] = json!(message_id);
+            data["type"] = json!(outgoing.kind);
+            data["payload"] = outgoing.payload.clone();
+            "agent.message"
+        }
+        PlatformEvent::Closed => {
+            let holder = match &handoff.assignee {
+                Some(id) => txn.agent(id)?.map(|a| agent(&a)),
+                None => None,
+            };
+            data["status"] = json!(handoff.status.as_str());
+            data["label"] = json!(handoff.label);
+            data["agent"] = holder.unwrap_or(Value::Null);
+            "handoff.closed"
+        }
+    };
+    let event = BotEvent {
+        id: hub.new_id("ev"),
+        kind: kind.to_string(),
+        created_at: hub.now(),
+        data,
+    };
+    let body = serde_json::to_value(&event)
+        .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))?;
+    Ok(Some(("events", body)))
+}
+
+/// `Baton-Signature` for `body` sent at `t` (Unix seconds): `t=<t>,v1=<hex HMAC-SHA256 of
+/// "<t>.<body>">`. The time is signed so a captured call cannot be replayed later; the bot should
+/// refuse a `t` more than five minutes from its clock.
+pub fn signature(secret: &str, t: i64, body: &[u8]) -> String {
+    // An HMAC takes a key of any length; this cannot fail.
+    let mut mac = match Hmac::<Sha256>::new_from_slice(secret.as_bytes()) {
+        Ok(mac) => mac,
+        Err(_) => return String::new(),
+    };
+    mac.update(t.to_string().as_bytes());
+    mac.update(b".");
+    mac.update(body);
+    format!("t={t},v1={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// What became of one event sent to a bot.
+pub enum Sent {
+    Delivered,
+    /// Worth trying again (the bot drops a repeat by its id).
+    Retry(String),
+    /// The bot refused it for good.
+    Refused(String),
+}
+
+/// POSTs one event to the bot's events URL, signed.
+pub async fn send(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    now: DateTime<Utc>,
+    body: &str,
+) -> Sent {
+    let response = http
+        .post(url)
+        .header(reqwest::header::CONTENT_TYPE, "application/json")
+        .header(
+            "Baton-Signature",
+            signature(secret, now.timestamp(), body.as_bytes()),
+        )
+        .body(body.to_string())
+        .send()
+        .await;
+    match response {
+        Ok(r) if r.status().is_success() => Sent::Delivered,
+        Ok(r)
+            if r.status().is_server_error()
+                || matches!(r.status().as_u16(), 408 | 409 | 425 | 429) =>
+        {
+            Sent::Retry(format!("the bot answered HTTP {}", r.status().as_u16()))
+        }
+        Ok(r) => Sent::Refused(format!(
+            "the bot refused the event (HTTP {})",
+            r.status().as_u16()
+        )),
+        // Even a call cut off after it left is safe to repeat: the event keeps its id.
+        Err(e) => Sent::Retry(format!("the bot cannot be reached ({})", e.without_url())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signature_covers_the_time_and_the_exact_body() {
+        let a = signature("s3cret", 1_700_000_000, br#"{"id":"ev_1"}"#);
+        assert!(a.starts_with("t=1700000000,v1="));
+        assert_eq!(a.len(), "t=1700000000,v1=".len() + 64);
+        assert_ne!(a, signature("s3cret", 1_700_000_001, br#"{"id":"ev_1"}"#));
+        assert_ne!(a, signature("s3cret", 1_700_000_000, br#"{"id":"ev_2"}"#));
+        assert_ne!(a, signature("other", 1_700_000_000, br#"{"id":"ev_1"}"#));
+    }
+
+    #[test]
+    fn the_openapi_document_names_every_route() {
+        let doc = serde_json::to_value(BotApiDoc::openapi()).expect("json");
+        for path in [
+            "/bot/v1/handoffs",
+            "/bot/v1/conversations/{conversation_id}/messages",
+            "/bot/v1/handoffs/{handoff_id}/close",
+        ] {
+            assert!(doc["paths"][path]["post"].is_object(), "{path}");
+        }
+        assert!(doc["components"]["schemas"]["StartHandoff"].is_object());
+    }
+}

@@ -1,0 +1,393 @@
+//! Any bot hands off through the bot API: a real `baton-hub` process set up with `baton-hub bot
+//! add`, a bot playing its part over HTTP, and a fake bot server on loopback that checks the
+//! signature of every event the hub sends back.
+
+mod support;
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use support::fake_bot::FakeBot;
+use support::{AgentSession, HubData, HubProcess, AGENT_EMAIL};
+
+struct World {
+    data: HubData,
+    hub: HubProcess,
+    bot: FakeBot,
+    token: String,
+    agent: AgentSession,
+    http: reqwest::Client,
+}
+
+/// Connects a bot with the CLI, as an admin would: the token and the secret are the last two lines.
+fn connect(data: &HubData, bot: &FakeBot) -> (String, String) {
+    let (ok, out, err) = support::hub_cli(
+        &[
+            "bot",
+            "add",
+            "--data",
+            data.path(),
+            "--name",
+            "Support bot",
+            "--events-url",
+            &bot.url(),
+        ],
+        "",
+    );
+    assert!(ok, "bot add failed: {err}");
+    let lines: Vec<&str> = out.lines().collect();
+    let token = lines[lines.len() - 2]
+        .strip_prefix("token: ")
+        .expect("token line")
+        .to_string();
+    let secret = lines[lines.len() - 1]
+        .strip_prefix("signing-secret: ")
+        .expect("signing-secret line")
+        .to_string();
+    (token, secret)
+}
+
+async fn world() -> World {
+    let bot = FakeBot::start().await;
+    let data = HubData::new();
+    let (token, secret) = connect(&data, &bot);
+    bot.trust(&secret);
+    let hub = HubProcess::start(&data, support::free_port());
+    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    World {
+        data,
+        hub,
+        bot,
+        token,
+        agent,
+        http: reqwest::Client::new(),
+    }
+}
+
+impl World {
+    async fn call(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call_as(&self.token, path, body).await
+    }
+
+    async fn call_as(&self, token: &str, path: &str, body: Value) -> (u16, Value) {
+        let answer = self
+            .http
+            .post(format!("{}/bot/v1{path}", self.hub.url()))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("bot call");
+        let status = answer.status().as_u16();
+        (status, answer.json().await.unwrap_or(Value::Null))
+    }
+
+    async fn wait_for_events(&self, n: usize) {
+        support::eventually(
+            Duration::from_secs(20),
+            || self.bot.events().len() >= n,
+            || format!("the bot heard only {:?}", self.bot.events()),
+        )
+        .await;
+    }
+}
+
+/// Twenty messages of a bot conversation, oldest first.
+fn history() -> Vec<Value> {
+    (0..20)
+        .map(|i| {
+            let author = if i % 2 == 0 { "user" } else { "bot" };
+            json!({"author": author, "type": "text", "payload": {"text": format!("line {i} from the {author}")},
+                   "at": (chrono::Utc::now() - chrono::TimeDelta::minutes(20 - i)).to_rfc3339()})
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_bot_hands_over_with_its_history_and_hears_the_agent_take_it_reply_and_resolve_in_order()
+{
+    let w = world().await;
+    let start = json!({
+        "user": {"id": "rasa-user-42", "name": "Zoë Martin", "email": "zoe@example.com", "attributes": {"plan": "gold"}},
+        "title": "Refund over the limit", "reason": "asked for a human", "priority": "high",
+        "history": history(), "idempotency_key": "conv-42-handoff-1"
+    });
+    let (code, started) = w.call("/handoffs", start.clone()).await;
+    assert_eq!(code, 200, "{started}");
+    let handoff_id = started["handoff_id"]
+        .as_str()
+        .expect("handoff_id")
+        .to_string();
+    let conversation = started["conversation_id"]
+        .as_str()
+        .expect("conversation_id")
+        .to_string();
+    // The same key again: the same handoff, nothing new.
+    let (code, again) = w.call("/handoffs", start).await;
+    assert_eq!(code, 200);
+    assert_eq!(again, started);
+
+    // The agent sees the whole bot conversation, in order, and the handoff's urgency.
+    let events = w.agent.events().await;
+    let texts: Vec<String> = events
+        .iter()
+        .filter(|e| e["kind"] == "message" && e["data"]["conversation_id"] == conversation.as_str())
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(texts.len(), 20, "{texts:?}");
+    assert_eq!(texts[0], "line 0 from the user");
+    assert_eq!(texts[19], "line 19 from the bot");
+    let handoffs: Vec<&Value> = events.iter().filter(|e| e["kind"] == "handoff").collect();
+    assert_eq!(handoffs.len(), 1, "one handoff for two identical calls");
+    assert_eq!(handoffs[0]["data"]["priority"], "high");
+    assert_eq!(handoffs[0]["data"]["description"], "asked for a human");
+    let contact = events
+        .iter()
+        .find(|e| e["kind"] == "contact")
+        .expect("contact");
+    assert_eq!(contact["data"]["name"], "Zoë Martin");
+    assert_eq!(contact["data"]["attributes"]["plan"], "gold");
+
+    // What the customer writes meanwhile reaches the agent.
+    let (code, relayed) = w
+        .call(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"type": "text", "payload": {"text": "are you there?"}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{relayed}");
+    w.agent
+        .wait_for_message("are you there?", |m| m["author"] == "end_user")
+        .await;
+
+    // The agent takes it, answers and resolves it: the bot hears each, once, in order, signed.
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff_id}/assign"),
+            json!({"txn_id": "a1"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "a2", "text": "Hi Zoë, I can do that refund"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff_id}/resolve"),
+            json!({"txn_id": "a3", "label": "refunded"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    w.wait_for_events(4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let heard = w.bot.events();
+    let kinds: Vec<&str> = heard.iter().filter_map(|e| e["type"].as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "handoff.assigned",
+            "agent.message",
+            "agent.message",
+            "handoff.closed"
+        ],
+        "{heard:#?}"
+    );
+    assert_eq!(heard[0]["data"]["agent"]["name"], "Alice");
+    assert_eq!(heard[0]["data"]["user_id"], "rasa-user-42");
+    assert_eq!(
+        heard[1]["data"]["payload"]["text"],
+        "You have been assigned to our agent Alice."
+    );
+    assert_eq!(
+        heard[1]["data"]["agent"]["name"], "Alice",
+        "the notice goes out in her name"
+    );
+    assert_eq!(
+        heard[2]["data"]["payload"]["text"],
+        "Hi Zoë, I can do that refund"
+    );
+    assert_eq!(heard[2]["data"]["type"], "text");
+    assert_eq!(heard[3]["data"]["status"], "resolved");
+    assert_eq!(heard[3]["data"]["label"], "refunded");
+    assert_eq!(heard[3]["data"]["handoff_id"], handoff_id.as_str());
+    let ids: std::collections::BTreeSet<&str> =
+        heard.iter().filter_map(|e| e["id"].as_str()).collect();
+    assert_eq!(ids.len(), 4, "each event has its own id");
+    assert!(heard.iter().all(|e| e["created_at"].is_string()));
+    assert_eq!(w.bot.forged(), 0, "every call was signed");
+    w.agent
+        .wait_for_message("Hi Zoë, I can do that refund", |m| m["status"] == "sent")
+        .await;
+
+    // The next handoff for the same user lands in the same conversation, with what came before.
+    let (code, next) = w
+        .call(
+            "/handoffs",
+            json!({"user": {"id": "rasa-user-42"}, "history": []}),
+        )
+        .await;
+    assert_eq!(code, 200, "{next}");
+    assert_eq!(next["conversation_id"], conversation.as_str());
+    assert_ne!(next["handoff_id"], handoff_id.as_str());
+    // The bot ends it itself: it is cancelled, and nothing is sent back to it.
+    let (code, closed) = w
+        .call(
+            &format!(
+                "/handoffs/{}/close",
+                next["handoff_id"].as_str().expect("id")
+            ),
+            json!({"reason": "the user left"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{closed}");
+    assert_eq!(closed["status"], "cancelled");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(w.bot.events().len(), 4);
+}
+
+#[tokio::test]
+async fn bad_calls_get_a_clear_error_and_change_nothing() {
+    let w = world().await;
+    let ok = json!({"user": {"id": "u1"}, "history": []});
+    assert_eq!(
+        w.call_as("not-a-token", "/handoffs", ok.clone()).await.0,
+        401
+    );
+    let anonymous = w
+        .http
+        .post(format!("{}/bot/v1/handoffs", w.hub.url()))
+        .json(&ok)
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    for (body, says) in [
+        (json!({"user": {"id": ""}}), "user.id"),
+        (
+            json!({"user": {"id": "u1"}, "priority": "whenever"}),
+            "whenever",
+        ),
+        (json!({"user": {"id": "u1"}, "colour": "red"}), "colour"),
+        (
+            json!({"user": {"id": "u1"}, "history": [{"author": "user", "type": "hologram", "payload": {}}]}),
+            "history[0]",
+        ),
+        (
+            json!({"user": {"id": "u1"}, "history": [{"author": "user", "type": "text", "payload": {"text": " "}}]}),
+            "history[0]",
+        ),
+    ] {
+        let (code, answer) = w.call("/handoffs", body.clone()).await;
+        assert_eq!(code, 400, "{body}: {answer}");
+        assert!(answer.to_string().contains(says), "{body}: {answer}");
+    }
+    let (code, _) = w.call("/handoffs", json!({"user": {"id": "u1"}, "history": vec![json!({"author": "bot", "type": "text", "payload": {"text": "x"}}); 501]})).await;
+    assert_eq!(code, 400, "a history of 501 messages");
+    // Malformed JSON, and a conversation that is not this bot's.
+    let raw = w
+        .http
+        .post(format!("{}/bot/v1/handoffs", w.hub.url()))
+        .bearer_auth(&w.token)
+        .header("content-type", "application/json")
+        .body("{\"user\":")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(raw.status().as_u16(), 400);
+    let (code, _) = w
+        .call(
+            "/conversations/t_nope/messages",
+            json!({"type": "text", "payload": {"text": "hi"}}),
+        )
+        .await;
+    assert_eq!(code, 404);
+    let handoffs = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "handoff")
+        .count();
+    assert_eq!(handoffs, 0, "nothing was stored");
+}
+
+#[tokio::test]
+async fn the_served_openapi_document_describes_the_bot_api() {
+    let w = world().await;
+    let doc: Value = w
+        .http
+        .get(format!("{}/bot/v1/openapi.json", w.hub.url()))
+        .send()
+        .await
+        .expect("get")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/bot/v1/handoffs",
+        "/bot/v1/conversations/{conversation_id}/messages",
+        "/bot/v1/handoffs/{handoff_id}/close",
+    ] {
+        assert!(doc["paths"][path]["post"].is_object(), "{path}: {doc}");
+    }
+    let priority = &doc["components"]["schemas"]["Priority"]["enum"];
+    assert_eq!(*priority, json!(["low", "normal", "high", "urgent"]));
+}
+
+#[tokio::test]
+async fn an_event_the_bot_could_not_take_is_sent_again_with_the_same_id_even_across_a_hub_kill() {
+    let mut w = world().await;
+    let (_, started) = w
+        .call("/handoffs", json!({"user": {"id": "u9", "name": "Ana"}}))
+        .await;
+    let handoff_id = started["handoff_id"].as_str().expect("id").to_string();
+    // The bot is down: the first event is refused twice, and the hub is killed meanwhile.
+    w.bot.go_down_for(2);
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff_id}/assign"),
+            json!({"txn_id": "k1"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    support::eventually(
+        Duration::from_secs(20),
+        || w.bot.calls().len() >= 2,
+        || format!("the bot was called {:?}", w.bot.calls()),
+    )
+    .await;
+    let port = w.hub.port;
+    w.hub.kill();
+    w.hub = HubProcess::start(&w.data, port);
+    w.wait_for_events(2).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let calls = w.bot.calls();
+    let assigned: Vec<&Value> = calls
+        .iter()
+        .filter(|e| e["type"] == "handoff.assigned")
+        .collect();
+    assert!(assigned.len() >= 3, "{calls:#?}");
+    assert!(
+        assigned.iter().all(|e| e["id"] == assigned[0]["id"]),
+        "the same id on every try: {assigned:#?}"
+    );
+    let taken = w.bot.events();
+    assert_eq!(
+        taken
+            .iter()
+            .filter(|e| e["type"] == "handoff.assigned")
+            .count(),
+        1,
+        "taken once"
+    );
+    assert_eq!(taken[0]["type"], "handoff.assigned", "in order: {taken:#?}");
+}
