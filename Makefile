@@ -10,19 +10,21 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_BUILD := build-essential pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev \
              librsvg2-dev libssl-dev libdbus-1-dev
 # What the tests need: a headless display and D-Bus session, WebKit's WebDriver, a notification server,
-# a keychain, and a C cross-compiler so the Android check can build SQLite and ring's C parts.
-APT_TEST := xvfb xauth dbus-x11 webkit2gtk-driver dunst libnotify-bin gnome-keyring gcc-aarch64-linux-gnu
+# a keychain, a C cross-compiler so the Android check can build SQLite and ring's C parts, and Python's
+# venv for Schemathesis (installed from PyPI into target/).
+APT_TEST := xvfb xauth dbus-x11 webkit2gtk-driver dunst libnotify-bin gnome-keyring gcc-aarch64-linux-gnu \
+            python3-venv
 ANDROID := aarch64-linux-android
 ANDROID_ENV := CC_aarch64_linux_android=aarch64-linux-gnu-gcc AR_aarch64_linux_android=aarch64-linux-gnu-ar
 
-.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android e2e
+.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android api-fuzz e2e
 
 ## make run: build Baton and start it in solo mode (the hub runs inside the app).
 run: deps-build ui
 	cargo run --release --bin baton
 
 ## make test: every check CI runs, in order of speed.
-test: deps-build deps-test ui lint unit android e2e
+test: deps-build deps-test ui lint unit android api-fuzz e2e
 	@echo "make test: all suites passed"
 
 ## make bench: the hub's ingest benchmark, the device cache's apply/search/open benchmarks, and a
@@ -67,6 +69,10 @@ unit: ui
 ## Mobile builds must not rot: the core and the app's library type-check for Android.
 android: ui
 	$(ANDROID_ENV) cargo check --lib --target $(ANDROID) -p baton-core -p baton
+
+## Schemathesis against the bot API's served OpenAPI document, on a real hub.
+api-fuzz: unit
+	tests/api-fuzz.sh
 
 ## Under Xvfb and a private D-Bus session: the real keychain, and the real app through tauri-driver.
 e2e: unit

@@ -75,7 +75,7 @@ pub fn routes() -> Router<Hub> {
     ),
     paths(start_handoff, relay_message, close_handoff),
     components(schemas(
-        StartHandoff, EndUser, HistoryItem, Speaker, HandoffStarted, RelayMessage, MessageRelayed,
+        StartHandoff, EndUser, HistoryItem, Speaker, MessageKind, HandoffStarted, RelayMessage, MessageRelayed,
         CloseHandoff, HandoffClosed, BotError, BotEvent, Priority
     )),
     modifiers(&BearerAuth)
@@ -116,6 +116,7 @@ pub struct BotError {
 #[serde(deny_unknown_fields)]
 pub struct EndUser {
     /// Their id in the bot's system: the same id is the same customer on the desk.
+    #[schema(min_length = 1, max_length = 256)]
     pub id: String,
     pub name: Option<String>,
     pub email: Option<String>,
@@ -123,6 +124,25 @@ pub struct EndUser {
     /// Anything else the bot knows (language, plan, order number…), shown to agents.
     #[schema(value_type = Option<Object>)]
     pub attributes: Option<Map<String, Value>>,
+}
+
+/// The message kinds a bot relays (Botpress's).
+#[derive(ToSchema)]
+#[serde(rename_all = "snake_case")]
+#[allow(dead_code)] // Only documents the accepted values.
+pub enum MessageKind {
+    Text,
+    Markdown,
+    Image,
+    Audio,
+    Video,
+    File,
+    Location,
+    Card,
+    Carousel,
+    Choice,
+    Dropdown,
+    Bloc,
 }
 
 /// Who said something before the handoff.
@@ -138,9 +158,10 @@ pub enum Speaker {
 #[serde(deny_unknown_fields)]
 pub struct HistoryItem {
     pub author: Speaker,
-    /// A Botpress message kind: text, image, audio, video, file, location, card, carousel,
-    /// choice, dropdown, markdown, bloc.
+    /// A Botpress message kind; its payload as Botpress shapes it (`{"text"}` for text,
+    /// `{"imageUrl","title"?}` for an image, …).
     #[serde(rename = "type")]
+    #[schema(value_type = MessageKind)]
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: Value,
@@ -160,6 +181,7 @@ pub struct StartHandoff {
     pub priority: Option<Priority>,
     /// The conversation so far, oldest first.
     #[serde(default)]
+    #[schema(max_items = 500)]
     pub history: Vec<HistoryItem>,
     /// The same key again answers with the same handoff and changes nothing.
     pub idempotency_key: Option<String>,
@@ -176,6 +198,7 @@ pub struct HandoffStarted {
 #[serde(deny_unknown_fields)]
 pub struct RelayMessage {
     #[serde(rename = "type")]
+    #[schema(value_type = MessageKind)]
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: Value,
@@ -329,8 +352,9 @@ fn readable(payload: &Value) -> Option<String> {
     request_body = StartHandoff,
     responses(
         (status = 200, description = "The handoff waits for an agent (or was already open for this user, or this idempotency key)", body = HandoffStarted),
-        (status = 400, description = "The body is not a handoff", body = BotError),
+        (status = 400, description = "Not valid JSON, or not a handoff", body = BotError),
         (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 413, description = "The body is too large", body = BotError),
     )
 )]
 async fn start_handoff(
@@ -500,8 +524,9 @@ fn open_handoff(
     request_body = RelayMessage,
     responses(
         (status = 200, description = "Stored; agents see it", body = MessageRelayed),
-        (status = 400, description = "Not a message", body = BotError),
+        (status = 400, description = "Not valid JSON, or not a message", body = BotError),
         (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 413, description = "The body is too large", body = BotError),
         (status = 404, description = "No such conversation for this bot", body = BotError),
     )
 )]
@@ -565,7 +590,9 @@ async fn relay_message(
     request_body = CloseHandoff,
     responses(
         (status = 200, description = "Ended (or already over)", body = HandoffClosed),
+        (status = 400, description = "Not valid JSON, or not what this route takes", body = BotError),
         (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 413, description = "The body is too large", body = BotError),
         (status = 404, description = "No such handoff for this bot", body = BotError),
     )
 )]
