@@ -28,7 +28,7 @@ fn connect(data: &HubData, bot: &FakeBot) -> (String, String) {
             "--data",
             data.path(),
             "--name",
-            "Support bot",
+            "Rasa bot",
             "--events-url",
             &bot.url(),
         ],
@@ -390,4 +390,272 @@ async fn an_event_the_bot_could_not_take_is_sent_again_with_the_same_id_even_acr
         "taken once"
     );
     assert_eq!(taken[0]["type"], "handoff.assigned", "in order: {taken:#?}");
+}
+
+/// A WhatsApp customer's message, as Meta posts it, signed with the app secret.
+async fn customer_writes(hub: &HubProcess, path: &str, wamid: &str, text: &str) -> u16 {
+    use hmac::{Hmac, Mac};
+    let body = serde_json::to_vec(&json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "1122334455667"},
+            "contacts": [{"profile": {"name": "Dana"}, "wa_id": "15557654321"}],
+            "messages": [{"from": "15557654321", "id": wamid, "timestamp": chrono::Utc::now().timestamp().to_string(),
+                          "type": "text", "text": {"body": text}}]
+        }}]}]
+    }))
+    .expect("json");
+    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"meta-app-secret").expect("key");
+    mac.update(&body);
+    reqwest::Client::new()
+        .post(format!("{}{path}", hub.url()))
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook")
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_chat_back() {
+    let graph = support::fake_graph::FakeGraph::start("1122334455667", "EAAG-token").await;
+    let bot = FakeBot::start().await;
+    let data = HubData::new();
+    let (ok, out, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "add",
+            "--data",
+            data.path(),
+            "--name",
+            "Support line",
+            "--phone-number-id",
+            "1122334455667",
+            "--verify-token",
+            "vt",
+            "--graph-url",
+            &graph.url(),
+        ],
+        "meta-app-secret\nEAAG-token\n",
+    );
+    assert!(ok, "{err}");
+    let path = out.lines().last().expect("path").trim().to_string();
+    let (token, secret) = connect(&data, &bot);
+    bot.trust(&secret);
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "set",
+            "--data",
+            data.path(),
+            "--channel",
+            "Support line",
+            "--bot",
+            "Rasa bot",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let hub = HubProcess::start(&data, support::free_port());
+    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    let w = World {
+        data,
+        hub,
+        bot,
+        token,
+        agent,
+        http: reqwest::Client::new(),
+    };
+    let user_messages = || {
+        w.bot
+            .events()
+            .into_iter()
+            .filter(|e| e["type"] == "user.message")
+            .collect::<Vec<_>>()
+    };
+
+    // The customer writes: the bot hears it, and no handoff opens.
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.f1", "hola, quiero cambiar mi pedido").await,
+        200
+    );
+    w.wait_for_events(1).await;
+    let heard = &user_messages()[0];
+    assert_eq!(
+        heard["data"]["payload"]["text"],
+        "hola, quiero cambiar mi pedido"
+    );
+    assert_eq!(heard["data"]["user_id"], "15557654321");
+    assert_eq!(heard["data"]["channel"], "whatsapp");
+    let conversation = heard["data"]["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    assert!(
+        w.agent
+            .events()
+            .await
+            .iter()
+            .all(|e| e["kind"] != "handoff"),
+        "the bot has it"
+    );
+
+    // The bot answers through Baton, which sends it to WhatsApp.
+    let (code, answer) = w
+        .call(
+            &format!("/conversations/{conversation}/replies"),
+            json!({"type": "text", "payload": {"text": "¿Cuál es tu número de pedido?"}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    support::eventually(
+        Duration::from_secs(15),
+        || {
+            graph
+                .texts()
+                .iter()
+                .any(|t| t == "¿Cuál es tu número de pedido?")
+        },
+        || format!("WhatsApp got {:?}", graph.texts()),
+    )
+    .await;
+    assert_eq!(graph.accepted()[0]["to"], "15557654321");
+
+    // The customer asks for a person; the bot hands the chat over with the whole exchange.
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.f2", "quiero hablar con una persona").await,
+        200
+    );
+    w.wait_for_events(2).await;
+    let (code, started) = w
+        .call(
+            "/handoffs",
+            json!({"user": {"id": "15557654321"}, "conversation_id": conversation, "reason": "asked for a person", "priority": "high"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{started}");
+    assert_eq!(started["conversation_id"], conversation.as_str());
+    let handoff_id = started["handoff_id"].as_str().expect("id").to_string();
+    let events = w.agent.events().await;
+    let handoff = events
+        .iter()
+        .rev()
+        .find(|e| e["kind"] == "handoff")
+        .expect("handoff");
+    assert_eq!(handoff["data"]["status"], "pending");
+    assert_eq!(handoff["data"]["title"], "Dana on WhatsApp");
+    let exchange: Vec<(String, String)> = events
+        .iter()
+        .filter(|e| e["kind"] == "message")
+        .map(|e| {
+            (
+                e["data"]["author"].as_str().unwrap_or("").to_string(),
+                e["data"]["text"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    assert!(
+        exchange.contains(&(
+            "bot".to_string(),
+            "¿Cuál es tu número de pedido?".to_string()
+        )),
+        "{exchange:?}"
+    );
+    assert!(
+        exchange.contains(&(
+            "end_user".to_string(),
+            "quiero hablar con una persona".to_string()
+        )),
+        "{exchange:?}"
+    );
+
+    // An agent takes it: the bot hears so, and stays out of the chat until it ends.
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff_id}/assign"),
+            json!({"txn_id": "f1"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    support::eventually(
+        Duration::from_secs(15),
+        || {
+            w.bot
+                .events()
+                .iter()
+                .any(|e| e["type"] == "handoff.assigned")
+        },
+        || format!("the bot heard {:?}", w.bot.events()),
+    )
+    .await;
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.f3", "gracias").await,
+        200
+    );
+    let (code, _) = w
+        .call(
+            &format!("/conversations/{conversation}/replies"),
+            json!({"type": "text", "payload": {"text": "sigo aquí"}}),
+        )
+        .await;
+    assert_eq!(code, 409, "an agent has the chat");
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "f2", "text": "Hola Dana, soy Alice"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/handoffs/{handoff_id}/resolve"),
+            json!({"txn_id": "f3"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    support::eventually(
+        Duration::from_secs(15),
+        || w.bot.events().iter().any(|e| e["type"] == "handoff.closed"),
+        || format!("the bot heard {:?}", w.bot.events()),
+    )
+    .await;
+    assert_eq!(
+        user_messages().len(),
+        2,
+        "nothing the customer said to the agent went to the bot"
+    );
+    assert!(graph.texts().iter().any(|t| t == "Hola Dana, soy Alice"));
+
+    // The chat is the bot's again.
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.f4", "una cosa más").await,
+        200
+    );
+    support::eventually(
+        Duration::from_secs(15),
+        || user_messages().len() == 3,
+        || format!("the bot heard {:?}", w.bot.events()),
+    )
+    .await;
+    let handoffs: std::collections::BTreeSet<String> = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "handoff")
+        .filter_map(|e| e["data"]["id"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(handoffs.len(), 1, "no handoff opened by itself");
+    assert_eq!(w.bot.forged(), 0);
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
 }

@@ -156,6 +156,7 @@ pub fn add_whatsapp_channel(
         removed: false,
         max_per_second: 80,
         waba_id: None,
+        bot_channel: None,
     };
     let send_url = whatsapp.send_url();
     let settings = crate::channel::ChannelSettings {
@@ -199,6 +200,8 @@ pub struct WhatsAppUpdate {
     pub max_per_second: Option<u32>,
     /// The WhatsApp Business Account id (for listing message templates); empty removes it.
     pub waba_id: Option<String>,
+    /// The bot channel (id or name) to put in front of the number; empty takes it away.
+    pub bot: Option<String>,
 }
 
 pub fn update_whatsapp(
@@ -273,6 +276,12 @@ pub fn update_whatsapp(
             ));
         }
         wa.max_per_second = rate;
+    }
+    if let Some(bot) = update.bot {
+        wa.bot_channel = match bot.trim() {
+            "" => None,
+            key => Some(bot_channel(hub, key)?.id),
+        };
     }
     let send_url = wa.send_url();
     let name = update
@@ -361,12 +370,16 @@ pub struct BotUpdate {
     pub removed: Option<bool>,
 }
 
+/// A bot channel by id or name (a Botpress channel may have the same name).
 fn bot_channel(hub: &Hub, key: &str) -> Result<crate::channel::ChannelRow, AdminError> {
-    let row = find_channel(hub, key)?;
-    if row.settings.bot.is_none() {
-        return Err(AdminError::Invalid(format!("{key:?} is not a bot channel")));
-    }
-    Ok(row)
+    let key = key.trim();
+    hub.store()
+        .reader()?
+        .channels()?
+        .into_iter()
+        .filter(|c| c.settings.bot.is_some())
+        .find(|c| c.id == key || c.name == key)
+        .ok_or_else(|| AdminError::Invalid(format!("no bot channel {key:?}")))
 }
 
 pub fn update_bot(hub: &Hub, key: &str, update: BotUpdate) -> Result<ChannelView, AdminError> {
@@ -589,6 +602,9 @@ pub struct ChannelView {
     pub auto_reply: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub removed: bool,
+    /// WhatsApp: the bot channel in front of the number, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bot_channel: Option<String>,
     pub webhook_url: Option<String>,
     pub bot_id: Option<String>,
     /// Whether a Botpress token is stored (it is never shown).
@@ -639,6 +655,7 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
             .map(|w| w.handoff_phrases.clone())
             .unwrap_or_default(),
         auto_reply: wa.as_ref().and_then(|w| w.auto_reply.clone()),
+        bot_channel: wa.as_ref().and_then(|w| w.bot_channel.clone()),
         removed: wa.as_ref().is_some_and(|w| w.removed)
             || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,

@@ -63,6 +63,10 @@ pub fn routes() -> Router<Hub> {
             post(relay_message),
         )
         .route("/bot/v1/handoffs/{handoff_id}/close", post(close_handoff))
+        .route(
+            "/bot/v1/conversations/{conversation_id}/replies",
+            post(reply),
+        )
         .route("/bot/v1/openapi.json", get(openapi))
 }
 
@@ -73,10 +77,10 @@ pub fn routes() -> Router<Hub> {
         version = "1",
         description = "Hand conversations from any bot to Baton's human agents. Calls carry `Authorization: Bearer <token>` (from `baton-hub bot add`). Baton calls the bot's events URL with `{\"id\",\"type\",\"created_at\",\"data\"}` — `handoff.assigned`, `agent.message`, `handoff.closed` — signed in `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under the signing secret>`, in order per conversation, retried with the same id."
     ),
-    paths(start_handoff, relay_message, close_handoff),
+    paths(start_handoff, relay_message, close_handoff, reply),
     components(schemas(
         StartHandoff, EndUser, HistoryItem, Speaker, MessageKind, HandoffStarted, RelayMessage, MessageRelayed,
-        CloseHandoff, HandoffClosed, BotError, BotEvent, Priority
+        CloseHandoff, HandoffClosed, BotReply, BotError, BotEvent, Priority
     )),
     modifiers(&BearerAuth)
 )]
@@ -185,6 +189,9 @@ pub struct StartHandoff {
     pub history: Vec<HistoryItem>,
     /// The same key again answers with the same handoff and changes nothing.
     pub idempotency_key: Option<String>,
+    /// For a bot in front of a WhatsApp number: the conversation (from `user.message`) to hand
+    /// over. Its whole exchange is already on the desk, so `history` is not needed.
+    pub conversation_id: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -211,6 +218,18 @@ pub struct RelayMessage {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct MessageRelayed {
     pub message_id: String,
+}
+
+/// `POST /bot/v1/conversations/{conversation_id}/replies`: the bot in front of a WhatsApp number
+/// answers the customer (Baton sends it to WhatsApp).
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BotReply {
+    /// `text`; `image`, `video`, `audio`, `file` by link; or a WhatsApp `template`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[schema(value_type = Object)]
+    pub payload: Value,
 }
 
 /// `POST /bot/v1/handoffs/{handoff_id}/close`: the bot or the user ended it.
@@ -353,6 +372,7 @@ fn readable(payload: &Value) -> Option<String> {
     responses(
         (status = 200, description = "The handoff waits for an agent (or was already open for this user, or this idempotency key)", body = HandoffStarted),
         (status = 400, description = "Not valid JSON, or not a handoff", body = BotError),
+        (status = 404, description = "`conversation_id` is not a conversation of a WhatsApp number this bot is in front of", body = BotError),
         (status = 401, description = "No or an unknown bot token", body = BotError),
         (status = 413, description = "The body is too large", body = BotError),
     )
@@ -403,6 +423,9 @@ fn open_handoff(
                 });
             }
         }
+    }
+    if let Some(id) = &start.conversation_id {
+        return hand_over_fronted(txn, hub, channel_id, id, start, key);
     }
     let user = &start.user;
     let found = txn.linked_contact(channel_id, "user", user_id)?;
@@ -517,6 +540,169 @@ fn open_handoff(
     })
 }
 
+/// A conversation of a WhatsApp number this bot is in front of, if `conversation_id` is one.
+fn fronted_conversation(
+    txn: &dyn Tx,
+    bot_id: &str,
+    conversation_id: &str,
+) -> Result<Option<Conversation>, ApiError> {
+    let Some(conversation) = txn.conversation(conversation_id)? else {
+        return Ok(None);
+    };
+    Ok(fronted_by(txn, &conversation.channel_id, bot_id)?.then_some(conversation))
+}
+
+/// Whether the bot `bot_id` is in front of the channel `channel_id` (a WhatsApp number).
+pub fn fronted_by(txn: &dyn Tx, channel_id: &str, bot_id: &str) -> Result<bool, ApiError> {
+    Ok(txn
+        .channel(channel_id)?
+        .and_then(|c| c.settings.whatsapp)
+        .and_then(|w| w.bot_channel)
+        .is_some_and(|b| b == bot_id))
+}
+
+/// The bot in front of a WhatsApp number hands one of its conversations to the desk.
+fn hand_over_fronted(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    bot_id: &str,
+    conversation_id: &str,
+    start: &StartHandoff,
+    key: Option<&str>,
+) -> Result<HandoffStarted, ApiError> {
+    let conversation = fronted_conversation(txn, bot_id, conversation_id)?.ok_or_else(|| {
+        ApiError::NotFound(format!(
+            "no conversation {conversation_id:?} on a WhatsApp number this bot is in front of"
+        ))
+    })?;
+    if let Some(open) = txn.open_handoff(&conversation.id)? {
+        return Ok(HandoffStarted {
+            handoff_id: open.id,
+            conversation_id: conversation.id,
+        });
+    }
+    let customer = match &conversation.contact_id {
+        Some(id) => txn.contact(id)?.map(|c| c.name),
+        None => None,
+    }
+    .unwrap_or_else(|| "The customer".into());
+    let title = short(start.title.as_deref(), "title", 200)?
+        .unwrap_or_else(|| format!("{customer} on WhatsApp"));
+    let description = short(start.reason.as_deref(), "reason", 500)?.or(short(
+        start.description.as_deref(),
+        "description",
+        2000,
+    )?);
+    let mut handoff =
+        crate::handoffs::open(txn, hub, &conversation, &title, description.as_deref())?;
+    if start.priority.is_some() {
+        handoff.priority = start.priority;
+        txn.put(EventData::Handoff(handoff.clone()))?;
+    }
+    if let Some(key) = key {
+        txn.link_external(bot_id, "handoff-key", key, &handoff.id)?;
+    }
+    tracing::info!(handoff = %handoff.id, "bot api: the bot in front of a WhatsApp number handed a chat over");
+    Ok(HandoffStarted {
+        handoff_id: handoff.id,
+        conversation_id: conversation.id,
+    })
+}
+
+/// Tells the bot in front of a WhatsApp number what its customer wrote (`user.message`).
+pub fn queue_user_message(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    bot_id: &str,
+    conversation: &Conversation,
+    contact: &Contact,
+    message: &Message,
+) -> Result<(), ApiError> {
+    let user_id = ["phone", "bsuid"]
+        .iter()
+        .find_map(|k| contact.attributes.get(*k).cloned())
+        .unwrap_or(Value::Null);
+    // A text reads as Botpress's `{"text"}`; anything else as what an agent reads, with
+    // WhatsApp's own JSON beside it.
+    let (kind, payload) = match message.kind.as_str() {
+        "text" => ("text", json!({ "text": message.text })),
+        other => (
+            other,
+            json!({ "text": message.text, "whatsapp": message.payload }),
+        ),
+    };
+    let event = BotEvent {
+        id: hub.new_id("ev"),
+        kind: "user.message".into(),
+        created_at: hub.now(),
+        data: json!({
+            "conversation_id": conversation.id,
+            "user_id": user_id,
+            "user_name": contact.name,
+            "channel": "whatsapp",
+            "message_id": message.id,
+            "type": kind,
+            "payload": payload,
+        }),
+    };
+    let body = serde_json::to_string(&event)
+        .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))?;
+    txn.queue_delivery(
+        &crate::store::Delivery {
+            channel_id: bot_id.to_string(),
+            conversation_id: conversation.id.clone(),
+            route: "events".into(),
+            body,
+            message_id: None,
+        },
+        hub.now(),
+    )?;
+    Ok(())
+}
+
+#[utoipa::path(
+    post,
+    path = "/bot/v1/conversations/{conversation_id}/replies",
+    params(("conversation_id" = String, Path, description = "From a `user.message` event")),
+    request_body = BotReply,
+    responses(
+        (status = 200, description = "Queued for WhatsApp", body = MessageRelayed),
+        (status = 400, description = "Not valid JSON, or not something WhatsApp takes", body = BotError),
+        (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 404, description = "Not a conversation of a number this bot is in front of", body = BotError),
+        (status = 409, description = "An agent has the conversation, or the 24-hour window has closed", body = BotError),
+        (status = 413, description = "The body is too large", body = BotError),
+    )
+)]
+async fn reply(
+    State(hub): State<Hub>,
+    channel: BotChannel,
+    Path(conversation_id): Path<String>,
+    JsonBody(reply): JsonBody<BotReply>,
+) -> Result<Json<MessageRelayed>, ApiError> {
+    let hub2 = hub.clone();
+    let message = blocking(move || {
+        hub2.store().write(|txn| {
+            let conversation = fronted_conversation(txn, &channel.id, &conversation_id)?
+                .ok_or_else(|| {
+                    ApiError::NotFound(format!(
+                        "no conversation {conversation_id:?} on a WhatsApp number this bot is in front of"
+                    ))
+                })?;
+            let outgoing = crate::handoffs::Outgoing {
+                kind: reply.kind.clone(),
+                payload: reply.payload.clone(),
+            };
+            crate::whatsapp::send_from_bot(txn, &hub2, &conversation, outgoing)
+        })
+    })
+    .await?;
+    hub.wake_delivery();
+    Ok(Json(MessageRelayed {
+        message_id: message.id,
+    }))
+}
+
 #[utoipa::path(
     post,
     path = "/bot/v1/conversations/{conversation_id}/messages",
@@ -609,7 +795,10 @@ async fn close_handoff(
         hub2.store().write(|txn| {
             let h = txn
                 .handoff(&handoff_id)?
-                .filter(|h| h.channel_id == channel.id)
+                .filter(|h| {
+                    h.channel_id == channel.id
+                        || fronted_by(txn, &h.channel_id, &channel.id).unwrap_or(false)
+                })
                 .ok_or_else(|| {
                     ApiError::NotFound(format!("no handoff {handoff_id:?} for this bot"))
                 })?;
@@ -645,7 +834,12 @@ pub fn call_for(
         .map(|id| txn.contact(&id))
         .transpose()?
         .flatten()
-        .and_then(|c| c.attributes.get("bot_user_id").cloned())
+        .and_then(|c| {
+            // The bot's own id for its user; a WhatsApp customer's number (or user id).
+            ["bot_user_id", "phone", "bsuid"]
+                .iter()
+                .find_map(|k| c.attributes.get(*k).cloned())
+        })
         .unwrap_or(Value::Null);
     let agent = |a: &baton_protocol::Agent| json!({ "id": a.id, "name": a.name });
     let mut data = json!({

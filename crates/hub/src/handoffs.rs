@@ -313,6 +313,27 @@ fn tell_platform(
     if let Some((route, body)) = call {
         enqueue(txn, hub, handoff, route, body, message_id)?;
     }
+    // A bot in front of a WhatsApp number hears when an agent takes the chat and when it is
+    // theirs again (the customer hears the agent's messages on WhatsApp itself).
+    let front_bot = channel
+        .settings
+        .whatsapp
+        .as_ref()
+        .and_then(|w| w.bot_channel.clone());
+    if let Some(bot) = front_bot.filter(|_| !matches!(event, PlatformEvent::Message { .. })) {
+        if let Some((route, body)) = crate::bot_api::call_for(txn, hub, handoff, &event, None)? {
+            txn.queue_delivery(
+                &Delivery {
+                    channel_id: bot,
+                    conversation_id: handoff.conversation_id.clone(),
+                    route: route.to_string(),
+                    body: body.to_string(),
+                    message_id: None,
+                },
+                hub.now(),
+            )?;
+        }
+    }
     Ok(())
 }
 

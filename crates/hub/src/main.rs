@@ -278,6 +278,10 @@ enum WhatsappCommand {
         /// The WhatsApp Business Account id, so agents can pick the number's approved templates.
         #[arg(long)]
         waba_id: Option<String>,
+        /// Put a bot (a channel from `baton-hub bot add`, by id or name) in front of the number:
+        /// it answers customers until it hands them over. An empty value takes it away.
+        #[arg(long)]
+        bot: Option<String>,
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
@@ -769,6 +773,7 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
             auto_reply,
             max_per_second,
             waba_id,
+            bot,
         } => {
             let hub = open(&data)?;
             let (app_secret, access_token) = if secrets_stdin {
@@ -791,6 +796,7 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
                     removed: None,
                     max_per_second,
                     waba_id,
+                    bot,
                 },
             )?;
             println!("updated {} ({})", c.id, c.name);

@@ -76,6 +76,10 @@ pub struct WhatsAppSettings {
     /// The WhatsApp Business Account id, where the number's message templates are listed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub waba_id: Option<String>,
+    /// The bot channel in front of this number: it hears customers (`user.message`) while no
+    /// agent has them, answers through the bot API, and decides when to hand over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bot_channel: Option<String>,
 }
 
 fn default_throughput() -> u32 {
@@ -600,6 +604,21 @@ pub fn apply(
             conversation.last_inbound_at = Some(at);
             txn.put(EventData::Conversation(conversation.clone()))?;
         }
+        if let Some(bot) = settings.bot_channel.as_deref() {
+            // The bot has the customer until it hands them over (and again once the handoff ends).
+            let handed_over = txn.open_handoff(&conversation.id)?.is_some();
+            if !handed_over && m.kind != "system" {
+                crate::bot_api::queue_user_message(
+                    txn,
+                    hub,
+                    bot,
+                    &conversation,
+                    &contact,
+                    &message,
+                )?;
+            }
+            continue;
+        }
         if refreshes_window(&m.kind) && txn.open_handoff(&conversation.id)?.is_none() {
             let wanted = settings.handoff_phrases.is_empty()
                 || m.text
@@ -909,8 +928,21 @@ pub fn call_for(
     let PlatformEvent::Message { outgoing, .. } = event else {
         return Ok(None);
     };
+    Ok(Some((
+        "messages",
+        send_body(txn, &handoff.conversation_id, outgoing, message_id)?,
+    )))
+}
+
+/// The Graph API body that sends `outgoing` to the conversation's customer.
+fn send_body(
+    txn: &dyn Tx,
+    conversation_id: &str,
+    outgoing: &Outgoing,
+    message_id: Option<&str>,
+) -> Result<Value, ApiError> {
     let contact = txn
-        .conversation(&handoff.conversation_id)?
+        .conversation(conversation_id)?
         .and_then(|c| c.contact_id)
         .map(|id| txn.contact(&id))
         .transpose()?
@@ -934,7 +966,7 @@ pub fn call_for(
             .payload
             .get(key)
             .and_then(Value::as_str)
-            .map(|id| customer_wamid(txn, &handoff.conversation_id, id))
+            .map(|id| customer_wamid(txn, conversation_id, id))
             .transpose()
     };
     let reacted_to = if outgoing.kind == "reaction" {
@@ -950,7 +982,60 @@ pub fn call_for(
     if let Some(id) = message_id {
         body["biz_opaque_callback_data"] = Value::String(id.to_string());
     }
-    Ok(Some(("messages", body)))
+    Ok(body)
+}
+
+/// The bot in front of this WhatsApp number answers the customer (while no agent has the chat):
+/// checked like an agent's reply, stored as the bot's, and queued for WhatsApp.
+pub fn send_from_bot(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    conversation: &Conversation,
+    outgoing: Outgoing,
+) -> Result<Message, ApiError> {
+    if txn
+        .open_handoff(&conversation.id)?
+        .is_some_and(|h| h.assignee.is_some())
+    {
+        return Err(ApiError::Conflict(
+            "an agent has this conversation; the bot hears from it again when the handoff ends"
+                .into(),
+        ));
+    }
+    let outgoing = checked_outgoing(txn, hub, &conversation.id, outgoing)?;
+    if outgoing.kind != "template" && !window_open(conversation, hub.now()) {
+        return Err(ApiError::WindowClosed(
+            "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now".into(),
+        ));
+    }
+    let message = Message {
+        id: hub.new_id("m"),
+        conversation_id: conversation.id.clone(),
+        author: Author::Bot,
+        author_id: None,
+        kind: outgoing.kind.clone(),
+        text: outgoing
+            .payload
+            .as_object()
+            .and_then(baton_protocol::payload::readable_text),
+        payload: outgoing.payload.clone(),
+        status: DeliveryStatus::Queued,
+        status_reason: None,
+        created_at: hub.now(),
+    };
+    txn.put(EventData::Message(message.clone()))?;
+    let body = send_body(txn, &conversation.id, &outgoing, Some(&message.id))?;
+    txn.queue_delivery(
+        &crate::store::Delivery {
+            channel_id: conversation.channel_id.clone(),
+            conversation_id: conversation.id.clone(),
+            route: "messages".into(),
+            body: body.to_string(),
+            message_id: Some(message.id.clone()),
+        },
+        hub.now(),
+    )?;
+    Ok(message)
 }
 
 /// Checks what an agent sends on WhatsApp: Botpress's kinds (text; image, video, audio, file by
