@@ -576,7 +576,9 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         "{exchange:?}"
     );
 
-    // An agent takes it: the bot hears so, and stays out of the chat until it ends.
+    // An agent takes it while the bot's events URL is down: the customer still hears the agent at
+    // once (the bot's events wait in their own queue), and the bot hears of it when it is back.
+    w.bot.go_down_for(2);
     let (code, _) = w
         .agent
         .post(
@@ -585,6 +587,17 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         )
         .await;
     assert_eq!(code, 200);
+    support::eventually(
+        Duration::from_secs(5),
+        || {
+            graph
+                .texts()
+                .iter()
+                .any(|t| t == "You have been assigned to our agent Alice.")
+        },
+        || format!("WhatsApp got {:?}", graph.texts()),
+    )
+    .await;
     support::eventually(
         Duration::from_secs(15),
         || {
@@ -647,15 +660,31 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         || format!("the bot heard {:?}", w.bot.events()),
     )
     .await;
-    let handoffs: std::collections::BTreeSet<String> = w
-        .agent
-        .events()
-        .await
-        .into_iter()
-        .filter(|e| e["kind"] == "handoff")
-        .filter_map(|e| e["data"]["id"].as_str().map(str::to_string))
-        .collect();
-    assert_eq!(handoffs.len(), 1, "no handoff opened by itself");
+    let handoffs = || async {
+        w.agent
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "handoff")
+            .filter_map(|e| e["data"]["id"].as_str().map(str::to_string))
+            .collect::<std::collections::BTreeSet<String>>()
+    };
+    assert_eq!(handoffs().await.len(), 1, "no handoff opened by itself");
     assert_eq!(w.bot.forged(), 0);
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+
+    // An admin removes the bot: the number's customers reach the queue by themselves again.
+    let (ok, _, err) =
+        support::hub_cli(&["bot", "remove", "--data", w.data.path(), "Rasa bot"], "");
+    assert!(ok, "{err}");
+    tokio::time::sleep(Duration::from_secs(6)).await; // the hub's settings cache
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.f5", "¿hay alguien?").await,
+        200
+    );
+    assert_eq!(
+        handoffs().await.len(),
+        2,
+        "the chat was queued for an agent"
+    );
 }

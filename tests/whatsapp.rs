@@ -1079,6 +1079,26 @@ async fn an_agent_sends_a_photo_from_their_computer_quoting_the_customer_and_rea
     )
     .await;
     assert_eq!(code, 400, "a file never uploaded");
+    let (_, zip) = upload(
+        "logs.zip",
+        Some("application/zip"),
+        b"PK\x03\x04".to_vec(),
+        true,
+    )
+    .await;
+    let (code, answer) = send(
+        "bad3",
+        "file",
+        json!({"upload": zip["upload"], "mime_type": "application/zip", "filename": "logs.zip"}),
+    )
+    .await;
+    assert_eq!(code, 400, "{answer}");
+    assert!(
+        answer
+            .to_string()
+            .contains("PDF, text, Word, Excel or PowerPoint"),
+        "{answer}"
+    );
 
     // Meta fails the first upload for a moment (131053): the hub uploads again, and sends once.
     w.graph.fail_next_upload(131053);
@@ -1165,7 +1185,7 @@ async fn an_agent_sends_a_photo_from_their_computer_quoting_the_customer_and_rea
 
     // Only the customer's messages can be reacted to.
     let (code, _) = send(
-        "bad3",
+        "bad4",
         "reaction",
         json!({"message_id": mine["id"], "emoji": "👍"}),
     )
@@ -1253,6 +1273,64 @@ async fn a_reply_whose_answer_was_lost_is_settled_by_the_status_meta_reports_for
         w.message_from_customer("is it shipped?").await["status"],
         "received"
     );
+}
+
+#[tokio::test]
+async fn a_delivered_report_that_beats_the_sends_own_answer_is_never_undone() {
+    let graph = FakeGraph::start(NUMBER, TOKEN).await;
+    let data = HubData::new();
+    let path = connect(&data, &graph);
+    let hub = HubProcess::start_with(&data, support::free_port(), &["--delivery-timeout", "1"]);
+    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    let w = World {
+        data,
+        hub,
+        graph,
+        path,
+        agent,
+        http: reqwest::Client::new(),
+    };
+    assert_eq!(
+        w.post(&customer_says("wamid.r1", "15557654321", "Dana", "hello?"))
+            .await,
+        200
+    );
+    let conversation = w.message_from_customer("hello?").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "r1", "text": "Hi"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    w.wait_for_sends(2).await;
+    // WhatsApp takes the next reply but answers late; its "delivered" report comes first.
+    w.graph.hang_next();
+    let (code, _) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "r2", "text": "Here it is"}),
+        )
+        .await;
+    assert_eq!(code, 200);
+    w.wait_for_sends(3).await;
+    let body = w.graph.accepted()[2].clone();
+    let mut delivered = status("wamid.fake3", "delivered", None);
+    delivered["entry"][0]["changes"][0]["value"]["statuses"][0]["biz_opaque_callback_data"] =
+        body["biz_opaque_callback_data"].clone();
+    assert_eq!(w.post(&delivered).await, 200);
+    w.agent
+        .wait_for_message("Here it is", |m| m["status"] == "delivered")
+        .await;
+    // The hub then gives up waiting for the answer: the message stays delivered.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let message = w.agent.wait_for_message("Here it is", |_| true).await;
+    assert_eq!(message["status"], "delivered", "{message}");
 }
 
 #[tokio::test]

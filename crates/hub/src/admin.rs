@@ -280,7 +280,13 @@ pub fn update_whatsapp(
     if let Some(bot) = update.bot {
         wa.bot_channel = match bot.trim() {
             "" => None,
-            key => Some(bot_channel(hub, key)?.id),
+            key => {
+                let bot = bot_channel(hub, key)?;
+                if bot.settings.bot.as_ref().is_some_and(|b| b.removed) {
+                    return Err(AdminError::Invalid(format!("the bot {key:?} was removed")));
+                }
+                Some(bot.id)
+            }
         };
     }
     let send_url = wa.send_url();
@@ -398,11 +404,32 @@ pub fn update_bot(hub: &Hub, key: &str, update: BotUpdate) -> Result<ChannelView
         .filter(|n| !n.is_empty())
         .unwrap_or(row.name);
     let now = hub.now();
-    hub.store().write(|txn| {
+    let removed = settings.bot.as_ref().is_some_and(|b| b.removed);
+    let fronted = hub.store().write(|txn| {
         txn.set_channel(&row.id, &name, url.as_deref(), &settings)?;
-        txn.retry_deliveries_now(Some(&row.id), now)
+        txn.retry_deliveries_now(Some(&row.id), now)?;
+        // A removed bot no longer stands in front of any number: its customers reach the queue.
+        let mut fronted = Vec::new();
+        for mut number in txn.channels()? {
+            let Some(wa) = number.settings.whatsapp.as_mut() else {
+                continue;
+            };
+            if removed && wa.bot_channel.as_deref() == Some(row.id.as_str()) {
+                wa.bot_channel = None;
+                txn.set_channel(
+                    &number.id,
+                    &number.name,
+                    number.webhook_url.as_deref(),
+                    &number.settings,
+                )?;
+                fronted.push(number.id);
+            }
+        }
+        Ok::<_, AdminError>(fronted)
     })?;
-    hub.forget_channel_settings(&row.id);
+    for id in std::iter::once(&row.id).chain(&fronted) {
+        hub.forget_channel_settings(id);
+    }
     hub.wake_delivery();
     Ok(channel_view(find_channel(hub, &row.id)?))
 }

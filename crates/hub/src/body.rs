@@ -48,6 +48,15 @@ where
 
 /// Reads a whole body of at most `limit` bytes within [`BODY_TIMEOUT`].
 pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    read_limited_within(body, limit, BODY_TIMEOUT).await
+}
+
+/// Reads a whole body of at most `limit` bytes within `time` (a file takes longer than JSON).
+pub async fn read_limited_within(
+    body: Body,
+    limit: usize,
+    time: Duration,
+) -> Result<Bytes, ApiError> {
     let read = async {
         let mut body = body;
         let mut bytes = Vec::new();
@@ -63,7 +72,7 @@ pub async fn read_limited(body: Body, limit: usize) -> Result<Bytes, ApiError> {
         }
         Ok(Bytes::from(bytes))
     };
-    tokio::time::timeout(BODY_TIMEOUT, read)
+    tokio::time::timeout(time, read)
         .await
         .map_err(|_| ApiError::Timeout)?
 }

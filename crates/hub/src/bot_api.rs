@@ -75,7 +75,7 @@ pub fn routes() -> Router<Hub> {
     info(
         title = "Baton bot API",
         version = "1",
-        description = "Hand conversations from any bot to Baton's human agents. Calls carry `Authorization: Bearer <token>` (from `baton-hub bot add`). Baton calls the bot's events URL with `{\"id\",\"type\",\"created_at\",\"data\"}` — `handoff.assigned`, `agent.message`, `handoff.closed` — signed in `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under the signing secret>`, in order per conversation, retried with the same id."
+        description = "Hand conversations from any bot to Baton's human agents. Calls carry `Authorization: Bearer <token>` (from `baton-hub bot add`). Baton calls the bot's events URL with `{\"id\",\"type\",\"created_at\",\"data\"}` — `handoff.assigned`, `agent.message`, `handoff.closed` — signed in `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under the signing secret>`, in order per conversation, retried with the same id. A bot in front of a WhatsApp number also gets `user.message` and answers with `/replies`."
     ),
     paths(start_handoff, relay_message, close_handoff, reply),
     components(schemas(
@@ -248,8 +248,11 @@ pub struct HandoffClosed {
 
 /// What the hub POSTs to the bot's events URL. `type` is `handoff.assigned`
 /// (`data`: `handoff_id`, `conversation_id`, `user_id`, `agent` {`id`,`name`}), `agent.message`
-/// (`data`: those and `message_id`, `type`, `payload`; `agent` is null for the desk's own
-/// notices) or `handoff.closed` (`data`: those and `status`, `label`, `agent`).
+/// (`data`: those and `message_id`, `type`, `payload`, and `agent`: who it is sent as — the desk's
+/// assign and transfer notices go out in the new agent's name), `handoff.closed` (`data`: those
+/// and `status`, `label`, `agent`), or — for a bot in front of a WhatsApp number —
+/// `user.message` (`data`: `conversation_id`, `user_id`, `user_name`, `channel`, `message_id`,
+/// `type`, `payload`).
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct BotEvent {
     /// The same on every retry of this event.
@@ -483,6 +486,9 @@ fn open_handoff(
     };
     // One open handoff per customer: asking again answers with the one that is open.
     if let Some(open) = txn.open_handoff(&conversation.id)? {
+        if let Some(key) = key {
+            txn.link_external(channel_id, "handoff-key", key, &open.id)?;
+        }
         return Ok(HandoffStarted {
             handoff_id: open.id,
             conversation_id: conversation.id,
@@ -576,6 +582,9 @@ fn hand_over_fronted(
         ))
     })?;
     if let Some(open) = txn.open_handoff(&conversation.id)? {
+        if let Some(key) = key {
+            txn.link_external(bot_id, "handoff-key", key, &open.id)?;
+        }
         return Ok(HandoffStarted {
             handoff_id: open.id,
             conversation_id: conversation.id,
@@ -736,9 +745,11 @@ async fn relay_message(
                 })?;
             let message_id = hub2.new_id("m");
             if let Some(key) = &key {
-                if !txn.link_external(&channel.id, "message-key", key, &message_id)? {
+                // Keys are the bot's per conversation.
+                let key = format!("{}:{key}", conversation.id);
+                if !txn.link_external(&channel.id, "message-key", &key, &message_id)? {
                     return Ok(txn
-                        .external_id(&channel.id, "message-key", key)?
+                        .external_id(&channel.id, "message-key", &key)?
                         .unwrap_or(message_id));
                 }
             }

@@ -155,7 +155,8 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                             after: Some(wait),
                         },
                         None => match bot_secret(&hub, &row.channel_id).await {
-                            Some(secret) => {
+                            Some(None) => Outcome::Failed("the bot was removed by an admin".into()),
+                            Some(Some(secret)) => {
                                 match crate::bot_api::send(&http, url, &secret, hub.now(), &row.body).await {
                                     crate::bot_api::Sent::Delivered => Outcome::Sent,
                                     crate::bot_api::Sent::Retry(error) => Outcome::Retry { error, after: None },
@@ -210,8 +211,9 @@ async fn whatsapp_settings(
     .flatten()
 }
 
-/// The bot channel's signing secret (read through the hub's short cache).
-async fn bot_secret(hub: &Hub, channel_id: &str) -> Option<String> {
+/// The bot channel's signing secret (read through the hub's short cache): `Some(None)` for a bot
+/// an admin removed, `None` when the settings cannot be read now.
+async fn bot_secret(hub: &Hub, channel_id: &str) -> Option<Option<String>> {
     let (hub, id) = (hub.clone(), channel_id.to_string());
     tokio::task::spawn_blocking(move || {
         let load = || {
@@ -223,9 +225,8 @@ async fn bot_secret(hub: &Hub, channel_id: &str) -> Option<String> {
                 .flatten()
                 .map(|c| c.settings)
         };
-        hub.channel_settings(&id, load)?
-            .bot
-            .map(|b| b.signing_secret)
+        let bot = hub.channel_settings(&id, load)?.bot;
+        Some(bot.filter(|b| !b.removed).map(|b| b.signing_secret))
     })
     .await
     .ok()
@@ -500,6 +501,14 @@ fn set_message_status(
     reason: Option<&str>,
 ) -> Result<(), StoreError> {
     if let Some(mut message) = txn.message(message_id)? {
+        // WhatsApp may report the message sent, delivered or read (its statuses name the message)
+        // before this call's own outcome is recorded: what the platform reported stands.
+        use DeliveryStatus::{Delivered, Read, Sent, Uncertain};
+        let reported = matches!(message.status, Sent | Delivered | Read);
+        let behind = status == Uncertain || (status == Sent && message.status != Sent);
+        if reported && behind {
+            return Ok(());
+        }
         message.status = status;
         message.status_reason = reason.map(str::to_string);
         txn.put(EventData::Message(message))?;

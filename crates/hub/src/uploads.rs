@@ -43,7 +43,13 @@ pub async fn receive(
         })?;
     let filename = clean_filename(query.filename.as_deref().unwrap_or_default())
         .ok_or_else(|| ApiError::BadRequest("an upload needs ?filename=".into()))?;
-    let bytes = crate::body::read_limited(body, MAX_UPLOAD_BYTES).await?;
+    // 16 MB over a slow connection (1 Mbit/s) takes over two minutes.
+    let bytes = crate::body::read_limited_within(
+        body,
+        MAX_UPLOAD_BYTES,
+        std::time::Duration::from_secs(300),
+    )
+    .await?;
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("the file is empty".into()));
     }

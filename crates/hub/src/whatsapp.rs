@@ -1143,7 +1143,8 @@ fn checked_reaction(
     })
 }
 
-/// The MIME types WhatsApp sends as each kind, and its size limit (a `file` is a document: any type).
+/// The MIME types WhatsApp sends as each kind, and its size limit (Meta's supported media types;
+/// other document types may pass Meta's API but are not guaranteed to open on the customer's phone).
 fn media_rules(kind: &str) -> (&'static [&'static str], u64) {
     const MB: u64 = 1024 * 1024;
     match kind {
@@ -1159,7 +1160,19 @@ fn media_rules(kind: &str) -> (&'static [&'static str], u64) {
             ],
             16 * MB,
         ),
-        _ => (&[], crate::uploads::MAX_UPLOAD_BYTES as u64),
+        _ => (
+            &[
+                "application/pdf",
+                "text/plain",
+                "application/msword",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+                "application/vnd.ms-excel",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+                "application/vnd.ms-powerpoint",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            ],
+            crate::uploads::MAX_UPLOAD_BYTES as u64,
+        ),
     }
 }
 
@@ -1181,16 +1194,20 @@ fn checked_upload(hub: &Hub, outgoing: Outgoing) -> Result<Outgoing, ApiError> {
     let mime_type = p("mime_type").unwrap_or_default().to_ascii_lowercase();
     let filename = p("filename").map(str::trim).filter(|f| !f.is_empty());
     let (types, limit) = media_rules(kind);
-    if mime_type.is_empty() || (!types.is_empty() && !types.contains(&mime_type.as_str())) {
-        return Err(ApiError::BadRequest(format!(
-            "WhatsApp sends a {kind} only as {}; send this {} as a file instead",
-            types.join(", "),
-            if mime_type.is_empty() {
-                "file"
-            } else {
-                &mime_type
-            }
-        )));
+    if !types.contains(&mime_type.as_str()) {
+        let what = if mime_type.is_empty() {
+            "file"
+        } else {
+            &mime_type
+        };
+        return Err(ApiError::BadRequest(if kind == "file" {
+            format!("WhatsApp delivers documents only as PDF, text, Word, Excel or PowerPoint; this {what} cannot be sent")
+        } else {
+            format!(
+                "WhatsApp sends a {kind} only as {}; send this {what} as a file instead",
+                types.join(", ")
+            )
+        }));
     }
     if size > limit {
         return Err(ApiError::BadRequest(format!(

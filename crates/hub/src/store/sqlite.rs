@@ -1029,6 +1029,7 @@ impl Tx for SqliteTx<'_> {
                  FROM deliveries o JOIN channels c ON c.id = o.channel_id
                  WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
                    AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
+                                   AND p.channel_id = o.channel_id
                                    AND p.id < o.id AND p.state IN ('queued', 'sending'))
                  ORDER BY o.id LIMIT ?2",
             )?;
