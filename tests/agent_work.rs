@@ -841,7 +841,43 @@ async fn an_image_goes_to_botpress_as_an_image_when_the_channel_relays_images() 
         calls[2].body["payload"]["imageUrl"],
         "https://cdn.example.com/label.png"
     );
+    assert_eq!(
+        calls[2].body["payload"].get("title"),
+        None,
+        "the integration's 0.2.2 image has no title"
+    );
     assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
+
+    // An old HITL plugin relays text only, and says so in the ticket: the image shows as failed.
+    let (status, _) = d
+        .botpress
+        .post(
+            "botSendsMessage",
+            json!({"type": "botSendsMessage", "remoteConversationId": ticket, "remoteUserId": "BOT",
+                   "payload": {"text": "Sorry, the user can not receive this type of message. Please resend your message as a text message."}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let failed = alice
+        .wait_for_message("Return label", |m| m["status"] == "failed")
+        .await;
+    assert!(
+        failed["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("relays only text")),
+        "{failed}"
+    );
+}
+
+#[tokio::test]
+async fn an_endpoint_saved_with_a_trailing_slash_still_works() {
+    let d = desk().await;
+    let slashed = Botpress::new(&d.hub.url(), &format!("{}/", d.data.endpoint_path));
+    let (status, body) = slashed.post("ping", json!({"type": "ping"})).await;
+    assert_eq!(status, 200, "{body}");
+    let ticket = slashed.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    assert_eq!(alice.handoff_of(&ticket).await["status"], "pending");
 }
 
 #[tokio::test]

@@ -44,7 +44,7 @@ pub fn call_for(
                 // A notice from the desk itself speaks as the bot.
                 "remoteUserId": from.map_or_else(|| BOTPRESS_BOT_USER.to_string(), |a| remote_agent_id(&a.id)),
                 "messageType": outgoing.kind,
-                "payload": outgoing.payload,
+                "payload": legacy_payload(&outgoing.kind, &outgoing.payload),
             }),
         ),
         PlatformEvent::Closed => (
@@ -54,11 +54,26 @@ pub fn call_for(
     }
 }
 
+/// The payload as the integration's own schemas (0.2.2) take it: its image, audio and video have no
+/// `title` (newer SDKs added one), so a title the agent gave stays on the desk only.
+fn legacy_payload(kind: &str, payload: &Value) -> Value {
+    let mut payload = payload.clone();
+    if matches!(kind, "image" | "audio" | "video") {
+        if let Some(map) = payload.as_object_mut() {
+            map.remove("title");
+        }
+    }
+    payload
+}
+
 /// Larger than any text or card Botpress sends; media travel as URLs, never inline.
 pub const MAX_BODY_BYTES: usize = 256 * 1024;
 
 pub fn routes() -> Router<Hub> {
-    Router::new().route("/botpress/{secret}/{route}", post(handle))
+    Router::new()
+        .route("/botpress/{secret}/{route}", post(handle))
+        // An `endpointBaseUrl` saved with a trailing `/` makes the integration call `…//ping`.
+        .route("/botpress/{secret}//{route}", post(handle))
 }
 
 /// The channel a secret opens.
@@ -450,6 +465,20 @@ async fn bot_sends_message(
             created_at: now,
         };
         txn.put(EventData::Message(message))?;
+        // A HITL plugin on interface 0.4.0 relays text only; it says so in the ticket instead of
+        // failing the call, so the agent's last non-text message is marked failed with the reason.
+        if from_bot && text.as_deref().is_some_and(|t| t.trim_start().starts_with(CANNOT_RECEIVE_NOTICE)) {
+            if let Some(mut refused) = txn.latest_agent_media(&conversation.id)? {
+                if refused.status != DeliveryStatus::Failed {
+                    refused.status = DeliveryStatus::Failed;
+                    refused.status_reason = Some(format!(
+                        "the bot's HITL plugin relays only text, so the customer did not get this {}; send it as a link in a text message",
+                        refused.kind
+                    ));
+                    txn.put(EventData::Message(refused))?;
+                }
+            }
+        }
         if from_bot && text.as_deref().is_some_and(|t| is_session_ended_notice(txn, hub, &channel.id, t)) {
             if let Some(h) = crate::handoffs::cancel_by_bot(txn, hub, &conversation.id, "the customer ended the session")? {
                 tracing::info!(handoff = %h.id, "botpress: the customer ended the session; handoff cancelled");
@@ -459,6 +488,10 @@ async fn bot_sends_message(
     })
     .await
 }
+
+/// What the HITL plugin writes into the ticket when it cannot relay an agent's message
+/// (ARCHITECTURE.md, Botpress protocol §1.6).
+pub const CANNOT_RECEIVE_NOTICE: &str = "Sorry, the user can not receive this type of message";
 
 fn is_session_ended_notice(
     txn: &dyn crate::store::Tx,

@@ -169,6 +169,8 @@ pub trait Read {
     fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError>;
     fn message(&self, id: &str) -> Result<Option<Message>, StoreError>;
     /// The newest message the customer wrote in a conversation.
+    /// The newest message an agent wrote in the conversation that is not text, if any.
+    fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError>;
     fn latest_customer_message(&self, conversation_id: &str)
         -> Result<Option<Message>, StoreError>;
     /// The conversation's handoff that is still pending or assigned, if any (the newest).

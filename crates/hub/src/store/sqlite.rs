@@ -517,6 +517,16 @@ impl<T: HasConn> Read for T {
         )
     }
 
+    fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError> {
+        one_where(
+            self.conn()?,
+            "SELECT data FROM messages WHERE conversation_id = ?1
+             AND json_extract(data, '$.author') = 'agent' AND json_extract(data, '$.type') != 'text'
+             ORDER BY rowid DESC LIMIT 1",
+            [conversation_id],
+        )
+    }
+
     fn latest_customer_message(
         &self,
         conversation_id: &str,
