@@ -515,3 +515,94 @@ window: ${appLog()}`);
     graph.server.close();
   }
 }));
+
+/** A bot on loopback: takes Baton's events, checking Baton-Signature on each. */
+function startFakeBot() {
+  const events = [];
+  let secret = "";
+  let forged = 0;
+  const server = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      const header = String(req.headers["baton-signature"] ?? "");
+      const t = /(?:^|,)t=(\d+)/.exec(header)?.[1];
+      const v1 = /(?:^|,)v1=([0-9a-f]{64})/.exec(header)?.[1];
+      const expected = t ? createHmac("sha256", secret).update(`${t}.${body}`).digest("hex") : "";
+      if (!t || v1 !== expected || Math.abs(Date.now() / 1000 - Number(t)) > 300) {
+        forged += 1;
+        res.writeHead(401).end();
+        return;
+      }
+      events.push(JSON.parse(body));
+      res.writeHead(200).end();
+    });
+  });
+  return new Promise((resolve) =>
+    server.listen(0, "127.0.0.1", () =>
+      resolve({
+        events,
+        server,
+        forged: () => forged,
+        trust: (s) => (secret = s),
+        url: `http://127.0.0.1:${server.address().port}/events`,
+      }),
+    ),
+  );
+}
+
+test("a bot hands over with its history: the agent reads it, answers, and the bot hears the reply, signed", { timeout: 120_000 }, withScreenshot("bot", async () => {
+  const bot = await startFakeBot();
+  try {
+    const added = execFileSync(
+      path.join(root, "target/debug/baton-hub"),
+      ["bot", "add", "--data", path.join(dataDir, "hub"), "--name", "Order bot", "--events-url", bot.url],
+      { encoding: "utf8" },
+    );
+    const token = /^token: (.+)$/m.exec(added)?.[1];
+    bot.trust(/^signing-secret: (.+)$/m.exec(added)?.[1] ?? "");
+    assert.ok(token, added);
+    const history = Array.from({ length: 20 }, (_, i) => ({
+      author: i % 2 === 0 ? "user" : "bot",
+      type: "text",
+      payload: { text: i % 2 === 0 ? `customer line ${i}` : `bot line ${i}` },
+    }));
+    const started = await fetch(`http://127.0.0.1:${port}/bot/v1/handoffs`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+      body: JSON.stringify({ user: { id: "shop-user-7", name: "Lena Vogel" }, title: "Lena Vogel wants a person", priority: "urgent", history }),
+    });
+    assert.equal(started.status, 200, await started.clone().text());
+    const { conversation_id: conversationId } = await started.json();
+
+    await waitFor("a Notify call for the bot's handoff", () => notifications.calls().includes("Lena Vogel wants a person"), 15_000);
+    await (await browser.$('[data-testid="tab-pending"]')).click();
+    const item = await browser.$("//button[@data-testid='handoff-item'][.//*[contains(., 'Lena Vogel wants a person')]]");
+    await item.waitForExist({ timeout: 10_000, timeoutMsg: `the bot's handoff is not listed: ${(await shownText("nav")).slice(0, 600)}` });
+    assert.match(await item.getText(), /urgent/i);
+    await item.click();
+    await browser.waitUntil(async () => (await shownText('[data-testid="conversation-title"]')) === "Lena Vogel wants a person", { timeout: 10_000 });
+    // The whole bot conversation is there, oldest first.
+    await browser.waitUntil(async () => (await browser.$$('[data-testid="message"]')).length >= 20, {
+      timeout: 10_000,
+      timeoutMsg: `the history is not shown: ${(await shownText("main")).slice(0, 800)}`,
+    });
+    const texts = await browser.execute(() => [...document.querySelectorAll('[data-testid="message"]')].map((m) => m.innerText));
+    assert.match(texts[0], /customer line 0/);
+    assert.match(texts[19], /bot line 19/);
+
+    await (await browser.$('[data-testid="composer"]')).setValue("Hallo Lena, ich kümmere mich darum");
+    await (await browser.$('[data-testid="send"]')).click();
+    await waitFor("the reply at the bot", () => bot.events.some((e) => e.type === "agent.message" && e.data.payload?.text === "Hallo Lena, ich kümmere mich darum"), 15_000).catch((err) => {
+      throw new Error(`${err.message}\nthe bot heard: ${JSON.stringify(bot.events)}\napp log:\n${appLog()}`);
+    });
+    const kinds = bot.events.map((e) => e.type);
+    assert.deepEqual(kinds.slice(0, 1), ["handoff.assigned"], JSON.stringify(kinds));
+    const reply = bot.events.find((e) => e.data.payload?.text === "Hallo Lena, ich kümmere mich darum");
+    assert.equal(reply.data.conversation_id, conversationId);
+    assert.equal(reply.data.user_id, "shop-user-7");
+    assert.equal(bot.forged(), 0, "every event was signed");
+  } finally {
+    bot.server.close();
+  }
+}));
