@@ -139,7 +139,8 @@ fn an_update_to_a_known_handoff_is_not_reported_as_new() {
 }
 
 #[test]
-fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_the_notes() {
+fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_their_notes_from_every_conversation(
+) {
     let mut cache =
         Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
     let mut events = inbox();
@@ -158,6 +159,13 @@ fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_the_no
             last_inbound_at: None,
         }),
         EventData::Handoff(earlier),
+        EventData::Note(Note {
+            id: "n_0".into(),
+            conversation_id: "c_0".into(),
+            agent_id: "ag_1".into(),
+            text: "prefers e-mail".into(),
+            created_at: t(-59),
+        }),
         EventData::Note(Note {
             id: "n_1".into(),
             conversation_id: "c_1".into(),
@@ -181,7 +189,12 @@ fn the_customer_panel_shows_every_handoff_of_the_customer_with_labels_and_the_no
         .map(|h| (h.title.as_str(), h.label.as_deref()))
         .collect();
     assert_eq!(titles, [("Refund", None), ("Earlier", Some("refunded"))]);
-    assert_eq!(view.notes.len(), 1);
+    let notes: Vec<_> = view.notes.iter().map(|n| n.text.as_str()).collect();
+    assert_eq!(
+        notes,
+        ["prefers e-mail", "VIP"],
+        "the earlier conversation's note too"
+    );
 }
 
 #[test]

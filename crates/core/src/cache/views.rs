@@ -96,9 +96,15 @@ impl Cache {
                  ORDER BY h.created_at DESC, h.rowid DESC",
                 [conversation_id],
             )?,
+            // Notes follow the customer: Botpress opens a new conversation for every handoff, and
+            // the next agent needs what the last one learnt.
             notes: json_rows(
                 &self.conn,
-                "SELECT data FROM notes WHERE conversation_id = ?1 ORDER BY created_at, rowid",
+                "SELECT n.data FROM notes n JOIN conversations c ON c.id = n.conversation_id
+                 WHERE n.conversation_id = ?1
+                    OR (c.contact_id IS NOT NULL
+                        AND c.contact_id = (SELECT contact_id FROM conversations WHERE id = ?1))
+                 ORDER BY n.created_at, n.rowid",
                 [conversation_id],
             )?,
         })
