@@ -226,11 +226,16 @@ async fn a_bot_hands_over_with_its_history_and_hears_the_agent_take_it_reply_and
         .wait_for_message("Hi Zoë, I can do that refund", |m| m["status"] == "sent")
         .await;
 
-    // The next handoff for the same user lands in the same conversation, with what came before.
+    // The next handoff for the same user lands in the same conversation, with what came before;
+    // history the bot sends again (by its ids) is stored once.
+    let with_ids = |ids: std::ops::Range<i32>| -> Vec<Value> {
+        ids.map(|i| json!({"author": "user", "type": "text", "id": format!("msg-{i}"), "payload": {"text": format!("numbered {i}")}}))
+            .collect()
+    };
     let (code, next) = w
         .call(
             "/handoffs",
-            json!({"user": {"id": "rasa-user-42"}, "history": []}),
+            json!({"user": {"id": "rasa-user-42"}, "history": with_ids(0..3)}),
         )
         .await;
     assert_eq!(code, 200, "{next}");
@@ -250,6 +255,34 @@ async fn a_bot_hands_over_with_its_history_and_hears_the_agent_take_it_reply_and
     assert_eq!(closed["status"], "cancelled");
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(w.bot.events().len(), 4);
+
+    let (code, third) = w
+        .call(
+            "/handoffs",
+            json!({"user": {"id": "rasa-user-42"}, "history": with_ids(0..5)}),
+        )
+        .await;
+    assert_eq!(code, 200, "{third}");
+    let numbered: Vec<String> = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "message")
+        .filter_map(|e| e["data"]["text"].as_str().map(str::to_string))
+        .filter(|t| t.starts_with("numbered "))
+        .collect();
+    assert_eq!(
+        numbered,
+        [
+            "numbered 0",
+            "numbered 1",
+            "numbered 2",
+            "numbered 3",
+            "numbered 4"
+        ],
+        "each message of the history once"
+    );
 }
 
 #[tokio::test]

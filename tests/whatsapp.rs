@@ -1387,6 +1387,22 @@ async fn a_customer_who_changes_number_is_answered_on_the_new_one_in_the_same_co
         "{:?}",
         w.graph.accepted()
     );
+    // The old number now belongs to someone else: they are a new customer, with their own chat.
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.n4",
+            "15557654321",
+            "Sam",
+            "hi, new phone who dis"
+        ))
+        .await,
+        200
+    );
+    assert_ne!(
+        w.message_from_customer("hi, new phone who dis").await["conversation_id"],
+        conversation,
+        "a stranger never lands in Dana's conversation"
+    );
 }
 
 /// Base64 for the test's own digests (the hub accepts Meta's sha256 in base64 or hex).

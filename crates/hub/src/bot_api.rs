@@ -171,6 +171,10 @@ pub struct HistoryItem {
     pub payload: Value,
     /// When it was said; now if absent.
     pub at: Option<DateTime<Utc>>,
+    /// The bot's id for this message: a bot that sends the whole conversation again with the next
+    /// handoff gets each message stored once.
+    #[schema(max_length = 200)]
+    pub id: Option<String>,
 }
 
 /// `POST /bot/v1/handoffs`.
@@ -495,9 +499,16 @@ fn open_handoff(
         });
     }
     let now = hub.now();
-    for item in &start.history {
+    for (i, item) in start.history.iter().enumerate() {
+        let message_id = hub.new_id("m");
+        if let Some(id) = short(item.id.as_deref(), &format!("history[{i}].id"), 200)? {
+            let key = format!("{}:{id}", conversation.id);
+            if !txn.link_external(channel_id, "history", &key, &message_id)? {
+                continue;
+            }
+        }
         let message = Message {
-            id: hub.new_id("m"),
+            id: message_id,
             conversation_id: conversation.id.clone(),
             author: match item.author {
                 Speaker::User => Author::EndUser,

@@ -856,6 +856,18 @@ fn follow_new_number(
     if !contact.attributes.is_object() {
         contact.attributes = Value::Object(Map::new());
     }
+    // The old number is no longer theirs (WhatsApp numbers get reassigned): whoever writes from
+    // it next is a new customer, not this one.
+    let old = contact
+        .attributes
+        .get("phone")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    if let Some(old) = old.filter(|o| o != new_number) {
+        if txn.external_id(channel_id, "phone", &old)?.as_deref() == Some(contact.id.as_str()) {
+            txn.unlink_external(channel_id, "phone", &old)?;
+        }
+    }
     contact.attributes["phone"] = Value::String(new_number.to_string());
     txn.put(EventData::Contact(contact))?;
     Ok(())

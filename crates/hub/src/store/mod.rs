@@ -268,6 +268,13 @@ pub trait Tx: Read {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError>;
+    /// Forgets a platform id (a phone number the customer no longer has).
+    fn unlink_external(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<(), StoreError>;
     fn add_token(
         &mut self,
         token_hash: &str,

@@ -931,6 +931,20 @@ impl Tx for SqliteTx<'_> {
         Ok(inserted == 1)
     }
 
+    fn unlink_external(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<(), StoreError> {
+        self.tx
+            .prepare_cached(
+                "DELETE FROM external_ids WHERE channel_id = ?1 AND kind = ?2 AND external_id = ?3",
+            )?
+            .execute(params![channel_id, kind, external_id])?;
+        Ok(())
+    }
+
     fn add_token(
         &mut self,
         token_hash: &str,

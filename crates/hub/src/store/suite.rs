@@ -713,4 +713,20 @@ pub fn a_platform_id_is_linked_once_and_found_again(open: &Open, dir: &Path) {
         read.external_id("ch", "status", "wamid.1").expect("r"),
         None
     );
+    drop(read);
+    // A number the customer gave up is forgotten, and can be someone else's later.
+    store
+        .write(|tx| tx.unlink_external("ch", "message", "wamid.1"))
+        .expect("unlink");
+    assert_eq!(
+        store
+            .reader()
+            .expect("reader")
+            .external_id("ch", "message", "wamid.1")
+            .expect("r"),
+        None
+    );
+    assert!(store
+        .write(|tx| tx.link_external("ch", "message", "wamid.1", "m_3"))
+        .expect("link"));
 }
