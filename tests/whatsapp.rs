@@ -91,10 +91,15 @@ fn connect(data: &HubData, graph: &FakeGraph) -> String {
 }
 
 async fn world() -> World {
+    world_with(&[]).await
+}
+
+/// A world whose hub runs with extra `serve` flags (`--delivery-timeout 1`, …).
+async fn world_with(flags: &[&str]) -> World {
     let graph = FakeGraph::start(NUMBER, TOKEN).await;
     let data = HubData::new();
     let path = connect(&data, &graph);
-    let hub = HubProcess::start(&data, support::free_port());
+    let hub = HubProcess::start_with(&data, support::free_port(), flags);
     let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
     World {
         data,
@@ -1195,19 +1200,7 @@ async fn an_agent_sends_a_photo_from_their_computer_quoting_the_customer_and_rea
 
 #[tokio::test]
 async fn a_reply_whose_answer_was_lost_is_settled_by_the_status_meta_reports_for_it() {
-    let graph = FakeGraph::start(NUMBER, TOKEN).await;
-    let data = HubData::new();
-    let path = connect(&data, &graph);
-    let hub = HubProcess::start_with(&data, support::free_port(), &["--delivery-timeout", "1"]);
-    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
-    let w = World {
-        data,
-        hub,
-        graph,
-        path,
-        agent,
-        http: reqwest::Client::new(),
-    };
+    let w = world_with(&["--delivery-timeout", "1"]).await;
     assert_eq!(
         w.post(&customer_says(
             "wamid.u1",
@@ -1277,19 +1270,7 @@ async fn a_reply_whose_answer_was_lost_is_settled_by_the_status_meta_reports_for
 
 #[tokio::test]
 async fn a_delivered_report_that_beats_the_sends_own_answer_is_never_undone() {
-    let graph = FakeGraph::start(NUMBER, TOKEN).await;
-    let data = HubData::new();
-    let path = connect(&data, &graph);
-    let hub = HubProcess::start_with(&data, support::free_port(), &["--delivery-timeout", "1"]);
-    let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
-    let w = World {
-        data,
-        hub,
-        graph,
-        path,
-        agent,
-        http: reqwest::Client::new(),
-    };
+    let w = world_with(&["--delivery-timeout", "1"]).await;
     assert_eq!(
         w.post(&customer_says("wamid.r1", "15557654321", "Dana", "hello?"))
             .await,

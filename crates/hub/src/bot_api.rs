@@ -651,11 +651,10 @@ pub fn queue_user_message(
             json!({ "text": message.text, "whatsapp": message.payload }),
         ),
     };
-    let event = BotEvent {
-        id: hub.new_id("ev"),
-        kind: "user.message".into(),
-        created_at: hub.now(),
-        data: json!({
+    let body = event_body(
+        hub,
+        "user.message",
+        json!({
             "conversation_id": conversation.id,
             "user_id": user_id,
             "user_name": contact.name,
@@ -664,15 +663,13 @@ pub fn queue_user_message(
             "type": kind,
             "payload": payload,
         }),
-    };
-    let body = serde_json::to_string(&event)
-        .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))?;
+    )?;
     txn.queue_delivery(
         &crate::store::Delivery {
             channel_id: bot_id.to_string(),
             conversation_id: conversation.id.clone(),
             route: "events".into(),
-            body,
+            body: body.to_string(),
             message_id: None,
         },
         hub.now(),
@@ -892,15 +889,19 @@ pub fn call_for(
             "handoff.closed"
         }
     };
+    Ok(Some(("events", event_body(hub, kind, data)?)))
+}
+
+/// An event for the bot, with the id it keeps on every retry.
+fn event_body(hub: &Hub, kind: &str, data: Value) -> Result<Value, ApiError> {
     let event = BotEvent {
         id: hub.new_id("ev"),
         kind: kind.to_string(),
         created_at: hub.now(),
         data,
     };
-    let body = serde_json::to_value(&event)
-        .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))?;
-    Ok(Some(("events", body)))
+    serde_json::to_value(&event)
+        .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))
 }
 
 /// `Baton-Signature` for `body` sent at `t` (Unix seconds): `t=<t>,v1=<hex HMAC-SHA256 of
