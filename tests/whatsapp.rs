@@ -941,6 +941,39 @@ async fn after_the_window_an_agent_sends_an_approved_template_with_its_parameter
         "{:?}",
         w.graph.violations()
     );
+
+    // Another Business Account: its own list is asked for at once, never the old one's from the
+    // cache (the fake knows only 9990001's, so this one is refused).
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "whatsapp",
+            "set",
+            "--data",
+            w.data.path(),
+            "--channel",
+            "Support line",
+            "--waba-id",
+            "9990002",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let other = w
+        .agent
+        .http
+        .get(format!(
+            "{}/api/v1/conversations/{conversation}/templates",
+            w.agent.base
+        ))
+        .bearer_auth(&w.agent.token)
+        .send()
+        .await
+        .expect("templates");
+    assert_ne!(
+        other.status().as_u16(),
+        200,
+        "not the old account's templates"
+    );
 }
 
 #[tokio::test]

@@ -127,7 +127,13 @@ async fn whatsapp_templates(
             "templates are WhatsApp's; this conversation is not on WhatsApp".into(),
         ));
     };
-    if let Some(cached) = hub.cached_templates(&channel.id) {
+    // Kept per account: a new WhatsApp Business Account id lists its own templates at once.
+    let cache_key = format!(
+        "{}:{}",
+        channel.id,
+        settings.waba_id.as_deref().unwrap_or_default()
+    );
+    if let Some(cached) = hub.cached_templates(&cache_key) {
         return Ok(Json(cached));
     }
     let allow_private = hub.config().allow_private_urls;
@@ -137,7 +143,7 @@ async fn whatsapp_templates(
         ));
     }
     let templates = crate::whatsapp::templates(hub.http()?, &settings).await?;
-    hub.remember_templates(&channel.id, &templates);
+    hub.remember_templates(&cache_key, &templates);
     Ok(Json(templates))
 }
 

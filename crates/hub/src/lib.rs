@@ -373,25 +373,20 @@ impl Hub {
     /// How long a number's template list is reused.
     const TEMPLATES_TTL: Duration = Duration::from_secs(600);
 
+    /// A number's templates as listed in the last 10 minutes; `key` names the number and its
+    /// WhatsApp Business Account.
     pub(crate) fn cached_templates(
         &self,
-        channel_id: &str,
+        key: &str,
     ) -> Option<Vec<baton_protocol::WhatsAppTemplate>> {
         let cache = self.inner.templates.lock().ok()?;
-        let (at, list) = cache.get(channel_id)?;
+        let (at, list) = cache.get(key)?;
         (at.elapsed() < Self::TEMPLATES_TTL).then(|| list.clone())
     }
 
-    pub(crate) fn remember_templates(
-        &self,
-        channel_id: &str,
-        list: &[baton_protocol::WhatsAppTemplate],
-    ) {
+    pub(crate) fn remember_templates(&self, key: &str, list: &[baton_protocol::WhatsAppTemplate]) {
         if let Ok(mut cache) = self.inner.templates.lock() {
-            cache.insert(
-                channel_id.to_string(),
-                (std::time::Instant::now(), list.to_vec()),
-            );
+            cache.insert(key.to_string(), (std::time::Instant::now(), list.to_vec()));
         }
     }
 
