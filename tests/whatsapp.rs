@@ -1348,6 +1348,61 @@ async fn a_delivered_report_that_beats_the_sends_own_answer_is_never_undone() {
 }
 
 #[tokio::test]
+async fn a_file_meta_keeps_refusing_fails_after_five_tries_with_the_reason() {
+    let w = world().await;
+    assert_eq!(
+        w.post(&customer_says(
+            "wamid.x1",
+            "15557654321",
+            "Dana",
+            "send me the form"
+        ))
+        .await,
+        200
+    );
+    let conversation = w.message_from_customer("send me the form").await["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+    let receipt: Value = w
+        .http
+        .post(format!("{}/api/v1/uploads?filename=form.pdf", w.hub.url()))
+        .bearer_auth(&w.agent.token)
+        .header("content-type", "application/pdf")
+        .body(b"%PDF-1.4 a form".to_vec())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("json");
+    for _ in 0..5 {
+        w.graph.fail_next_upload(131053);
+    }
+    let (code, answer) = w
+        .agent
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            json!({"txn_id": "x1", "type": "file", "payload": {"upload": receipt["upload"],
+                   "mime_type": "application/pdf", "filename": "form.pdf", "title": "The form"}}),
+        )
+        .await;
+    assert_eq!(code, 200, "{answer}");
+    let failed = w
+        .agent
+        .wait_for_message("The form", |m| m["status"] == "failed")
+        .await;
+    assert!(
+        failed["status_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("refused the file 5 times")),
+        "{failed}"
+    );
+    assert!(w.graph.uploads().is_empty(), "nothing was taken");
+    assert!(w.graph.accepted().iter().all(|m| m["type"] != "document"));
+}
+
+#[tokio::test]
 async fn a_customer_who_changes_number_is_answered_on_the_new_one_in_the_same_conversation() {
     let w = world().await;
     assert_eq!(

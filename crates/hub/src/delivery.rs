@@ -133,7 +133,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                                     wait => {
                                         tokio::time::sleep(wait).await;
                                         let token = &wa.access_token;
-                                        let sent = match crate::whatsapp::with_uploaded_media(&http, &hub, url, token, &row.body).await {
+                                        let sent = match crate::whatsapp::with_uploaded_media(&http, &hub, url, token, &row.body, row.attempts).await {
                                             Ok(body) => crate::whatsapp::send(&http, url, token, &body).await,
                                             Err(not_uploaded) => not_uploaded,
                                         };

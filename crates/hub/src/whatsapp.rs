@@ -1619,6 +1619,9 @@ pub enum Sent {
     Uncertain(String),
 }
 
+/// How many times a file Meta cannot take (131053) is uploaded before the message fails.
+pub const MAX_UPLOAD_TRIES: u32 = 5;
+
 /// Where a queued message body names a file uploaded to the hub (never sent to Meta as is).
 const UPLOAD_KEY: &str = "baton_upload";
 
@@ -1632,6 +1635,7 @@ pub async fn with_uploaded_media(
     send_url: &str,
     token: &str,
     body: &str,
+    attempts: u32,
 ) -> Result<String, Sent> {
     if !body.contains(UPLOAD_KEY) {
         return Ok(body.to_string());
@@ -1684,11 +1688,14 @@ pub async fn with_uploaded_media(
     let Some(media_id) = media_id else {
         let code = answer.pointer("/error/code").and_then(Value::as_i64);
         return Err(match code {
-            // Meta's media upload error: worth another go.
-            Some(131053) => Sent::Retry {
+            // Meta's media upload error: worth a few more goes, not a day of them.
+            Some(131053) if attempts + 1 < MAX_UPLOAD_TRIES => Sent::Retry {
                 error: "WhatsApp could not take the file just now (error 131053)".into(),
                 after: None,
             },
+            Some(131053) => Sent::Refused(format!(
+                "WhatsApp refused the file {MAX_UPLOAD_TRIES} times (error 131053); check it opens, or send it as a link"
+            )),
             _ => refusal(status, &answer),
         });
     };
