@@ -161,30 +161,21 @@ async fn a_bot_hands_over_with_its_history_and_hears_the_agent_take_it_reply_and
         .await;
 
     // The agent takes it, answers and resolves it: the bot hears each, once, in order, signed.
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/handoffs/{handoff_id}/assign"),
-            json!({"txn_id": "a1"}),
-        )
+    w.agent
+        .act(&format!("/handoffs/{handoff_id}/assign"), json!({}))
         .await;
-    assert_eq!(code, 200);
-    let (code, _) = w
-        .agent
-        .post(
+    w.agent
+        .act(
             &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "a2", "text": "Hi Zoë, I can do that refund"}),
+            json!({"text": "Hi Zoë, I can do that refund"}),
         )
         .await;
-    assert_eq!(code, 200);
-    let (code, _) = w
-        .agent
-        .post(
+    w.agent
+        .act(
             &format!("/handoffs/{handoff_id}/resolve"),
-            json!({"txn_id": "a3", "label": "refunded"}),
+            json!({"label": "refunded"}),
         )
         .await;
-    assert_eq!(code, 200);
     w.wait_for_events(4).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     let heard = w.bot.events();
@@ -384,14 +375,9 @@ async fn an_event_the_bot_could_not_take_is_sent_again_with_the_same_id_even_acr
     let handoff_id = started["handoff_id"].as_str().expect("id").to_string();
     // The bot is down: the first event is refused twice, and the hub is killed meanwhile.
     w.bot.go_down_for(2);
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/handoffs/{handoff_id}/assign"),
-            json!({"txn_id": "k1"}),
-        )
+    w.agent
+        .act(&format!("/handoffs/{handoff_id}/assign"), json!({}))
         .await;
-    assert_eq!(code, 200);
     support::eventually(
         Duration::from_secs(20),
         || w.bot.calls().len() >= 2,
@@ -612,14 +598,9 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
     // An agent takes it while the bot's events URL is down: the customer still hears the agent at
     // once (the bot's events wait in their own queue), and the bot hears of it when it is back.
     w.bot.go_down_for(2);
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/handoffs/{handoff_id}/assign"),
-            json!({"txn_id": "f1"}),
-        )
+    w.agent
+        .act(&format!("/handoffs/{handoff_id}/assign"), json!({}))
         .await;
-    assert_eq!(code, 200);
     support::eventually(
         Duration::from_secs(5),
         || {
@@ -653,22 +634,15 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         )
         .await;
     assert_eq!(code, 409, "an agent has the chat");
-    let (code, _) = w
-        .agent
-        .post(
+    w.agent
+        .act(
             &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "f2", "text": "Hola Dana, soy Alice"}),
+            json!({"text": "Hola Dana, soy Alice"}),
         )
         .await;
-    assert_eq!(code, 200);
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/handoffs/{handoff_id}/resolve"),
-            json!({"txn_id": "f3"}),
-        )
+    w.agent
+        .act(&format!("/handoffs/{handoff_id}/resolve"), json!({}))
         .await;
-    assert_eq!(code, 200);
     support::eventually(
         Duration::from_secs(15),
         || w.bot.events().iter().any(|e| e["type"] == "handoff.closed"),

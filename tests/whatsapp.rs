@@ -157,6 +157,19 @@ impl World {
             .unwrap_or(Value::Null)
     }
 
+    /// Dana writes `text` now; the conversation it lands in.
+    async fn customer_opens(&self, wamid: &str, text: &str) -> String {
+        assert_eq!(
+            self.post(&customer_says(wamid, "15557654321", "Dana", text))
+                .await,
+            200
+        );
+        self.message_from_customer(text).await["conversation_id"]
+            .as_str()
+            .expect("conversation")
+            .to_string()
+    }
+
     async fn message_id(&self, text: &str) -> String {
         self.message_from_customer(text).await["id"]
             .as_str()
@@ -477,15 +490,7 @@ async fn a_customer_is_queued_the_agent_replies_and_statuses_only_move_forward()
 #[tokio::test]
 async fn metas_refusals_reach_the_agent_and_a_refused_token_stops_the_number_until_fixed() {
     let w = world().await;
-    assert_eq!(
-        w.post(&customer_says("wamid.c1", "15557654321", "Dana", "hi"))
-            .await,
-        200
-    );
-    let conversation = w.message_from_customer("hi").await["conversation_id"]
-        .as_str()
-        .expect("conversation")
-        .to_string();
+    let conversation = w.customer_opens("wamid.c1", "hi").await;
     let handoff = w
         .agent
         .events()
@@ -620,31 +625,11 @@ async fn metas_refusals_reach_the_agent_and_a_refused_token_stops_the_number_unt
 #[tokio::test]
 async fn a_reply_queued_when_the_hub_is_killed_reaches_the_customer_once_after_a_restart() {
     let mut w = world().await;
-    assert_eq!(
-        w.post(&customer_says(
-            "wamid.k1",
-            "15557654321",
-            "Dana",
-            "still waiting"
-        ))
-        .await,
-        200
-    );
-    let conversation = w.message_from_customer("still waiting").await["conversation_id"]
-        .as_str()
-        .expect("conversation")
-        .to_string();
+    let conversation = w.customer_opens("wamid.k1", "still waiting").await;
     // Meta is over its throughput: the reply waits for a retry, and the hub dies meanwhile.
     w.graph.fail_next(429, 130429);
     w.graph.fail_next(429, 130429);
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "k", "text": "On its way"}),
-        )
-        .await;
-    assert_eq!(code, 200);
+    w.agent.reply(&conversation, "On its way").await;
     support::eventually(
         Duration::from_secs(10),
         || w.graph.attempts() >= 2,
@@ -818,15 +803,7 @@ async fn opening_a_chat_marks_the_customers_messages_read_once() {
             .await,
         200
     );
-    assert_eq!(
-        w.post(&customer_says("wamid.r2", "15557654321", "Dana", "second"))
-            .await,
-        200
-    );
-    let conversation = w.message_from_customer("second").await["conversation_id"]
-        .as_str()
-        .expect("conversation")
-        .to_string();
+    let conversation = w.customer_opens("wamid.r2", "second").await;
     for txn in ["read-1", "read-2"] {
         let (code, answer) = w
             .agent
@@ -1234,39 +1211,12 @@ async fn an_agent_sends_a_photo_from_their_computer_quoting_the_customer_and_rea
 #[tokio::test]
 async fn a_reply_whose_answer_was_lost_is_settled_by_the_status_meta_reports_for_it() {
     let w = world_with(&["--delivery-timeout", "1"]).await;
-    assert_eq!(
-        w.post(&customer_says(
-            "wamid.u1",
-            "15557654321",
-            "Dana",
-            "is it shipped?"
-        ))
-        .await,
-        200
-    );
-    let conversation = w.message_from_customer("is it shipped?").await["conversation_id"]
-        .as_str()
-        .expect("conversation")
-        .to_string();
+    let conversation = w.customer_opens("wamid.u1", "is it shipped?").await;
     // The assign message goes through; the reply reaches WhatsApp but its answer never comes back.
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "u1", "text": "Hi Dana"}),
-        )
-        .await;
-    assert_eq!(code, 200);
+    w.agent.reply(&conversation, "Hi Dana").await;
     w.wait_for_sends(1).await;
     w.graph.hang_next();
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "u2", "text": "Yes, this morning"}),
-        )
-        .await;
-    assert_eq!(code, 200);
+    w.agent.reply(&conversation, "Yes, this morning").await;
     let reply = w
         .agent
         .wait_for_message("Yes, this morning", |m| m["status"] == "uncertain")
@@ -1304,34 +1254,12 @@ async fn a_reply_whose_answer_was_lost_is_settled_by_the_status_meta_reports_for
 #[tokio::test]
 async fn a_delivered_report_that_beats_the_sends_own_answer_is_never_undone() {
     let w = world_with(&["--delivery-timeout", "1"]).await;
-    assert_eq!(
-        w.post(&customer_says("wamid.r1", "15557654321", "Dana", "hello?"))
-            .await,
-        200
-    );
-    let conversation = w.message_from_customer("hello?").await["conversation_id"]
-        .as_str()
-        .expect("conversation")
-        .to_string();
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "r1", "text": "Hi"}),
-        )
-        .await;
-    assert_eq!(code, 200);
+    let conversation = w.customer_opens("wamid.r1", "hello?").await;
+    w.agent.reply(&conversation, "Hi").await;
     w.wait_for_sends(2).await;
     // WhatsApp takes the next reply but answers late; its "delivered" report comes first.
     w.graph.hang_next();
-    let (code, _) = w
-        .agent
-        .post(
-            &format!("/conversations/{conversation}/messages"),
-            json!({"txn_id": "r2", "text": "Here it is"}),
-        )
-        .await;
-    assert_eq!(code, 200);
+    w.agent.reply(&conversation, "Here it is").await;
     w.wait_for_sends(3).await;
     let body = w.graph.accepted()[2].clone();
     let mut delivered = status("wamid.fake3", "delivered", None);
@@ -1350,20 +1278,7 @@ async fn a_delivered_report_that_beats_the_sends_own_answer_is_never_undone() {
 #[tokio::test]
 async fn a_file_meta_keeps_refusing_fails_after_five_tries_with_the_reason() {
     let w = world().await;
-    assert_eq!(
-        w.post(&customer_says(
-            "wamid.x1",
-            "15557654321",
-            "Dana",
-            "send me the form"
-        ))
-        .await,
-        200
-    );
-    let conversation = w.message_from_customer("send me the form").await["conversation_id"]
-        .as_str()
-        .expect("conversation")
-        .to_string();
+    let conversation = w.customer_opens("wamid.x1", "send me the form").await;
     let receipt: Value = w
         .http
         .post(format!("{}/api/v1/uploads?filename=form.pdf", w.hub.url()))

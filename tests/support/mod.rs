@@ -321,6 +321,24 @@ impl AgentSession {
         (status, response.json().await.unwrap_or(Value::Null))
     }
 
+    /// Runs a command (`/handoffs/{id}/assign`, …) with a fresh `txn_id`; the hub must take it.
+    pub async fn act(&self, path: &str, mut body: Value) {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        body["txn_id"] = json!(format!("act-{}-{n}", std::process::id()));
+        let (status, answer) = self.post(path, body).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+    }
+
+    /// Replies `text` in the conversation.
+    pub async fn reply(&self, conversation: &str, text: &str) {
+        self.act(
+            &format!("/conversations/{conversation}/messages"),
+            json!({ "text": text }),
+        )
+        .await;
+    }
+
     pub async fn events(&self) -> Vec<Value> {
         let page: Value = self
             .http
