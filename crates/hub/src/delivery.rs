@@ -120,55 +120,9 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                         "the channel's webhook URL is not an https URL on a public host; an admin must change it",
                     ),
                     Some(url) if row.channel_kind == "whatsapp" => {
-                        match whatsapp_settings(&hub, &row.channel_id).await {
-                            Some(wa) => match &wa.broken {
-                                Some(why) => wait_for_admin(why),
-                                None => match pacer.slot(&row.channel_id, wa.max_per_second) {
-                                    // Meta counts a number's messages per second (130429 beyond):
-                                    // a short wait here, a longer one back in the queue.
-                                    wait if wait > Duration::from_secs(1) => Outcome::Retry {
-                                        error: "paced under the number's messages-per-second limit".into(),
-                                        after: Some(wait),
-                                    },
-                                    wait => {
-                                        tokio::time::sleep(wait).await;
-                                        let token = &wa.access_token;
-                                        let sent = match crate::whatsapp::with_uploaded_media(&http, &hub, url, token, &row.body, row.attempts).await {
-                                            Ok(body) => crate::whatsapp::send(&http, url, token, &body).await,
-                                            Err(not_uploaded) => not_uploaded,
-                                        };
-                                        from_whatsapp(sent, token)
-                                    }
-                                },
-                            },
-                            // The settings could not be read just now: try again, never as Botpress.
-                            None => Outcome::Retry {
-                                error: "the number's settings cannot be read right now".into(),
-                                after: None,
-                            },
-                        }
+                        call_whatsapp(&hub, &http, &pacer, &row, url).await
                     }
-                    Some(url) if row.channel_kind == "bot" => match hub.bot_callback_wait(&row.conversation_id) {
-                        // The bot may not have stored the handoff's id yet.
-                        Some(wait) => Outcome::Retry {
-                            error: "waiting for the bot to take the handoff's answer".into(),
-                            after: Some(wait),
-                        },
-                        None => match bot_secret(&hub, &row.channel_id).await {
-                            Some(None) => Outcome::Failed("the bot was removed by an admin".into()),
-                            Some(Some(secret)) => {
-                                match crate::bot_api::send(&http, url, &secret, hub.now(), &row.body).await {
-                                    crate::bot_api::Sent::Delivered => Outcome::Sent,
-                                    crate::bot_api::Sent::Retry(error) => Outcome::Retry { error, after: None },
-                                    crate::bot_api::Sent::Refused(reason) => Outcome::Failed(reason),
-                                }
-                            }
-                            None => Outcome::Retry {
-                                error: "the bot's settings cannot be read right now".into(),
-                                after: None,
-                            },
-                        },
-                    },
+                    Some(url) if row.channel_kind == "bot" => call_bot(&hub, &http, &row, url).await,
                     Some(url) => post(&http, url, &row.route, &row.body).await,
                     None => wait_for_admin("the channel has no Botpress webhook URL yet"),
                 };
@@ -178,6 +132,71 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             }
         });
         futures_util::future::join_all(sends).await;
+    }
+}
+
+/// One call to a WhatsApp number's Graph API: paced under its throughput, its file uploaded first.
+async fn call_whatsapp(
+    hub: &Hub,
+    http: &reqwest::Client,
+    pacer: &Pacer,
+    row: &Due,
+    url: &str,
+) -> Outcome {
+    // The settings could not be read just now: try again, never as Botpress.
+    let Some(wa) = whatsapp_settings(hub, &row.channel_id).await else {
+        return Outcome::Retry {
+            error: "the number's settings cannot be read right now".into(),
+            after: None,
+        };
+    };
+    if let Some(why) = &wa.broken {
+        return wait_for_admin(why);
+    }
+    // Meta counts a number's messages per second (130429 beyond): a short wait here, a longer one
+    // back in the queue.
+    let wait = pacer.slot(&row.channel_id, wa.max_per_second);
+    if wait > Duration::from_secs(1) {
+        return Outcome::Retry {
+            error: "paced under the number's messages-per-second limit".into(),
+            after: Some(wait),
+        };
+    }
+    tokio::time::sleep(wait).await;
+    let token = &wa.access_token;
+    let sent =
+        match crate::whatsapp::with_uploaded_media(http, hub, url, token, &row.body, row.attempts)
+            .await
+        {
+            Ok(body) => crate::whatsapp::send(http, url, token, &body).await,
+            Err(not_uploaded) => not_uploaded,
+        };
+    from_whatsapp(sent, token)
+}
+
+/// One signed event to a bot's events URL.
+async fn call_bot(hub: &Hub, http: &reqwest::Client, row: &Due, url: &str) -> Outcome {
+    // The bot may not have stored the handoff's id yet.
+    if let Some(wait) = hub.bot_callback_wait(&row.conversation_id) {
+        return Outcome::Retry {
+            error: "waiting for the bot to take the handoff's answer".into(),
+            after: Some(wait),
+        };
+    }
+    let secret = match bot_secret(hub, &row.channel_id).await {
+        Some(Some(secret)) => secret,
+        Some(None) => return Outcome::Failed("the bot was removed by an admin".into()),
+        None => {
+            return Outcome::Retry {
+                error: "the bot's settings cannot be read right now".into(),
+                after: None,
+            }
+        }
+    };
+    match crate::bot_api::send(http, url, &secret, hub.now(), &row.body).await {
+        crate::bot_api::Sent::Delivered => Outcome::Sent,
+        crate::bot_api::Sent::Retry(error) => Outcome::Retry { error, after: None },
+        crate::bot_api::Sent::Refused(reason) => Outcome::Failed(reason),
     }
 }
 
