@@ -37,6 +37,24 @@ pub enum PayloadError {
     },
     #[error("a card action is \"postback\", \"url\" or \"say\", not {0:?}")]
     UnknownAction(String),
+    #[error("\"{field}\" of a {kind} message may be left out, but not empty (Botpress refuses an empty one)")]
+    EmptyOptional { kind: String, field: String },
+    #[error("a bloc holds {known} items, not {0:?}", known = BLOC_KINDS.join(", "))]
+    NotInBloc(String),
+}
+
+/// What a bloc may hold (Botpress's schema: no cards, lists of choices or blocs in a bloc).
+pub const BLOC_KINDS: &[&str] = &[
+    "text", "markdown", "image", "audio", "video", "file", "location",
+];
+
+/// Optional fields Botpress declares as non-empty strings: absent is fine, `""` is refused.
+fn optional_non_empty(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "image" | "audio" | "video" | "file" => &["title"],
+        "card" => &["subtitle", "imageUrl"],
+        _ => &[],
+    }
 }
 
 /// The keys each message type's payload may have (Botpress SDK 0.11.8's schemas, §1.5).
@@ -81,6 +99,16 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
         return Err(PayloadError::UnknownKind(kind.to_string()));
     }
     only_known_keys(kind, map, allowed_keys(kind))?;
+    for field in optional_non_empty(kind) {
+        if let Some(value) = map.get(*field) {
+            if value.as_str().is_none_or(|s| s.trim().is_empty()) {
+                return Err(PayloadError::EmptyOptional {
+                    kind: kind.into(),
+                    field: (*field).into(),
+                });
+            }
+        }
+    }
     let need_text = |field: &str| -> Result<(), PayloadError> {
         match map.get(field).and_then(Value::as_str) {
             Some(s) if !s.trim().is_empty() => Ok(()),
@@ -183,8 +211,8 @@ pub fn validate(kind: &str, payload: &Value) -> Result<(), PayloadError> {
                 only_known_keys("bloc item", fields, &["type", "payload"])?;
             }
             let inner = item.get("type").and_then(Value::as_str).unwrap_or_default();
-            if inner == "bloc" || !KNOWN_KINDS.contains(&inner) {
-                return Err(PayloadError::UnknownKind(inner.to_string()));
+            if !BLOC_KINDS.contains(&inner) {
+                return Err(PayloadError::NotInBloc(inner.to_string()));
             }
             validate(inner, item.get("payload").unwrap_or(&Value::Null))
         }),
@@ -320,7 +348,36 @@ mod tests {
         assert!(matches!(err, PayloadError::UnknownKind(k) if k == "sticker"));
         let err =
             validate("bloc", &json!({"items": [{"type": "bloc", "payload": {}}]})).unwrap_err();
-        assert!(matches!(err, PayloadError::UnknownKind(_)));
+        assert!(matches!(err, PayloadError::NotInBloc(_)));
+        // What Botpress refuses is refused here, with the reason, not after the agent saw "Sent".
+        let err = validate(
+            "bloc",
+            &json!({"items": [{"type": "card", "payload": {"title": "x", "actions": []}}]}),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "a bloc holds text, markdown, image, audio, video, file, location items, not \"card\""
+        );
+        let err =
+            validate("file", &json!({"fileUrl": "https://x/a.pdf", "title": ""})).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "\"title\" of a file message may be left out, but not empty (Botpress refuses an empty one)"
+        );
+        assert!(matches!(
+            validate(
+                "card",
+                &json!({"title": "Order", "subtitle": " ", "actions": []})
+            ),
+            Err(PayloadError::EmptyOptional { .. })
+        ));
+        assert!(validate("file", &json!({"fileUrl": "https://x/a.pdf"})).is_ok());
+        assert!(validate(
+            "location",
+            &json!({"latitude": 1, "longitude": 2, "address": ""})
+        )
+        .is_ok());
         assert!(validate("location", &json!({"latitude": "45"})).is_err());
         assert!(validate("text", &json!("just a string")).is_err());
     }
