@@ -48,11 +48,22 @@ fn connect(data: &HubData, bot: &FakeBot) -> (String, String) {
 }
 
 async fn world() -> World {
+    world_with(&[], &[]).await
+}
+
+/// A world whose bot is set with `bot set ARGS` and whose hub runs with `flags`.
+async fn world_with(bot_set: &[&str], flags: &[&str]) -> World {
     let bot = FakeBot::start().await;
     let data = HubData::new();
     let (token, secret) = connect(&data, &bot);
     bot.trust(&secret);
-    let hub = HubProcess::start(&data, support::free_port());
+    if !bot_set.is_empty() {
+        let mut args = vec!["bot", "set", "--data", data.path(), "Rasa bot"];
+        args.extend_from_slice(bot_set);
+        let (ok, _, err) = support::hub_cli(&args, "");
+        assert!(ok, "bot set failed: {err}");
+    }
+    let hub = HubProcess::start_with(&data, support::free_port(), flags);
     let agent = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
     World {
         data,
@@ -442,9 +453,8 @@ async fn customer_writes(hub: &HubProcess, path: &str, wamid: &str, text: &str) 
         .as_u16()
 }
 
-#[tokio::test]
-async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_chat_back() {
-    let graph = support::fake_graph::FakeGraph::start("1122334455667", "EAAG-token").await;
+/// A WhatsApp number with the bot in front of it; answers the world and the number's webhook path.
+async fn fronted_world(graph: &support::fake_graph::FakeGraph) -> (World, String) {
     let bot = FakeBot::start().await;
     let data = HubData::new();
     let (ok, out, err) = support::hub_cli(
@@ -492,6 +502,13 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         agent,
         http: reqwest::Client::new(),
     };
+    (w, path)
+}
+
+#[tokio::test]
+async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_chat_back() {
+    let graph = support::fake_graph::FakeGraph::start("1122334455667", "EAAG-token").await;
+    let (w, path) = fronted_world(&graph).await;
     let user_messages = || {
         w.bot
             .events()
@@ -694,4 +711,313 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         2,
         "the chat was queued for an agent"
     );
+}
+
+impl World {
+    /// The bot's `draft.decided` events, oldest first.
+    fn decisions(&self) -> Vec<Value> {
+        self.bot
+            .events()
+            .into_iter()
+            .filter(|e| e["type"] == "draft.decided")
+            .collect()
+    }
+
+    async fn wait_for_decisions(&self, n: usize) -> Vec<Value> {
+        support::eventually(
+            Duration::from_secs(20),
+            || self.decisions().len() >= n,
+            || format!("the bot heard {:?}", self.bot.events()),
+        )
+        .await;
+        self.decisions()
+    }
+
+    /// A handoff the agent resolves, so the bot has a conversation with the customer again.
+    async fn conversation_back_with_the_bot(&self) -> String {
+        let (code, started) = self
+            .call(
+                "/handoffs",
+                json!({"user": {"id": "rasa-user-7", "name": "Ana Souza"}, "history": history()}),
+            )
+            .await;
+        assert_eq!(code, 200, "{started}");
+        let handoff = started["handoff_id"].as_str().expect("id");
+        self.agent
+            .act(&format!("/handoffs/{handoff}/assign"), json!({}))
+            .await;
+        self.agent
+            .act(&format!("/handoffs/{handoff}/resolve"), json!({}))
+            .await;
+        self.wait_for_events(2).await;
+        started["conversation_id"]
+            .as_str()
+            .expect("conversation")
+            .to_string()
+    }
+}
+
+#[tokio::test]
+async fn a_bots_drafts_wait_in_the_queue_and_the_bot_hears_each_decision_with_the_final_text() {
+    let w = world().await;
+    let conversation = w.conversation_back_with_the_bot().await;
+    let heard_before = w.bot.events().len();
+
+    // The bot's AI drafts a reply: it waits in the queue for a person, nothing goes out.
+    let draft = json!({"text": "Your refund of $80 was sent today.", "priority": "high", "idempotency_key": "d-1"});
+    let (code, submitted) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            draft.clone(),
+        )
+        .await;
+    assert_eq!(code, 200, "{submitted}");
+    let (code, again) = w
+        .call(&format!("/conversations/{conversation}/drafts"), draft)
+        .await;
+    assert_eq!(
+        (code, &again),
+        (200, &submitted),
+        "the same key, the same draft"
+    );
+    let draft_id = submitted["draft_id"]
+        .as_str()
+        .expect("draft_id")
+        .to_string();
+    let handoff_id = submitted["handoff_id"]
+        .as_str()
+        .expect("handoff_id")
+        .to_string();
+    let waiting = w.agent.latest("handoff", &handoff_id).await;
+    assert_eq!(waiting["status"], "pending");
+    assert_eq!(waiting["title"], "Approve the bot's reply");
+    assert_eq!(waiting["priority"], "high");
+    assert_eq!(waiting["for_draft"], true);
+    let shown = w.agent.latest("message", &draft_id).await;
+    assert_eq!(shown["status"], "draft");
+    assert_eq!(shown["author"], "bot");
+    assert_eq!(shown["text"], "Your refund of $80 was sent today.");
+
+    // The agent corrects the amount and approves: the bot gets the final text, signed, and is
+    // told to send it itself; the draft shows as sent once the bot has it; the queue is empty.
+    w.agent
+        .act(
+            &format!("/messages/{draft_id}/approve"),
+            json!({"text": "Your refund of $85 was sent today."}),
+        )
+        .await;
+    let decided = w.wait_for_decisions(1).await;
+    assert_eq!(decided[0]["data"]["draft_id"], draft_id.as_str());
+    assert_eq!(decided[0]["data"]["decision"], "approved");
+    assert_eq!(
+        decided[0]["data"]["text"],
+        "Your refund of $85 was sent today."
+    );
+    assert_eq!(decided[0]["data"]["edited"], true);
+    assert_eq!(decided[0]["data"]["sent_by"], "bot");
+    assert_eq!(decided[0]["data"]["agent"]["name"], "Alice");
+    w.agent
+        .wait_for_message("Your refund of $85 was sent today.", |m| {
+            m["status"] == "sent" && m["payload"]["drafted"] == "Your refund of $80 was sent today."
+        })
+        .await;
+    let ended = w.agent.latest("handoff", &handoff_id).await;
+    assert_eq!(ended["status"], "resolved");
+    assert_eq!(ended["label"], "draft approved");
+
+    // Deciding again is refused with the reason; nothing more reaches the bot.
+    let (code, answer) = w
+        .agent
+        .post(
+            &format!("/messages/{draft_id}/reject"),
+            json!({"txn_id": "late-reject", "reason": "too late"}),
+        )
+        .await;
+    assert_eq!(code, 409, "{answer}");
+    assert!(answer.to_string().contains("already approved"), "{answer}");
+
+    // The next draft is rejected with a reason: the bot hears why, the customer hears nothing.
+    let (code, second) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            json!({"text": "I can give you a 50% discount on everything!"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{second}");
+    let second_id = second["draft_id"].as_str().expect("draft_id").to_string();
+    w.agent
+        .act(
+            &format!("/messages/{second_id}/reject"),
+            json!({"reason": "we don't offer that discount"}),
+        )
+        .await;
+    let decided = w.wait_for_decisions(2).await;
+    assert_eq!(decided[1]["data"]["decision"], "rejected");
+    assert_eq!(decided[1]["data"]["reason"], "we don't offer that discount");
+    assert!(decided[1]["data"].get("text").is_none());
+    let rejected = w.agent.latest("message", &second_id).await;
+    assert_eq!(rejected["status"], "rejected");
+    assert_eq!(rejected["status_reason"], "we don't offer that discount");
+
+    // Drafts are the bot's business: it heard the two decisions and nothing about who looked.
+    let kinds: Vec<String> = w.bot.events()[heard_before..]
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(kinds, ["draft.decided", "draft.decided"]);
+    assert_eq!(w.bot.forged(), 0);
+
+    // Bad drafts are refused with the reason.
+    let (code, answer) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            json!({"text": "   "}),
+        )
+        .await;
+    assert_eq!(code, 400, "{answer}");
+    let (code, _) = w
+        .call("/conversations/cv_nope/drafts", json!({"text": "hi"}))
+        .await;
+    assert_eq!(code, 404);
+}
+
+#[tokio::test]
+async fn a_bot_in_front_of_a_whatsapp_number_drafts_and_only_the_approved_text_reaches_the_customer(
+) {
+    let graph = support::fake_graph::FakeGraph::start("1122334455667", "EAAG-token").await;
+    let (w, path) = fronted_world(&graph).await;
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.d1", "¿Dónde está mi pedido 5521?").await,
+        200
+    );
+    w.wait_for_events(1).await;
+    let conversation = w.bot.events()[0]["data"]["conversation_id"]
+        .as_str()
+        .expect("conversation")
+        .to_string();
+
+    let (code, first) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            json!({"text": "Tu pedido 5521 llega mañana."}),
+        )
+        .await;
+    assert_eq!(code, 200, "{first}");
+    let (code, second) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            json!({"text": "Tu pedido fue cancelado."}),
+        )
+        .await;
+    assert_eq!(code, 200, "{second}");
+    assert_eq!(
+        first["handoff_id"], second["handoff_id"],
+        "one queue item for both"
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(
+        graph.texts().is_empty(),
+        "nothing goes out before a decision"
+    );
+
+    // The agent rejects the wrong one and approves the right one: WhatsApp gets exactly that.
+    let reject = second["draft_id"].as_str().expect("id");
+    w.agent
+        .act(
+            &format!("/messages/{reject}/reject"),
+            json!({"reason": "not cancelled"}),
+        )
+        .await;
+    let approve = first["draft_id"].as_str().expect("id");
+    w.agent
+        .act(&format!("/messages/{approve}/approve"), json!({}))
+        .await;
+    support::eventually(
+        Duration::from_secs(15),
+        || graph.texts() == ["Tu pedido 5521 llega mañana."],
+        || format!("WhatsApp got {:?}", graph.texts()),
+    )
+    .await;
+    w.agent
+        .wait_for_message("Tu pedido 5521 llega mañana.", |m| m["status"] == "sent")
+        .await;
+    let decided = w.wait_for_decisions(2).await;
+    assert_eq!(decided[1]["data"]["decision"], "approved");
+    assert_eq!(
+        decided[1]["data"]["sent_by"], "baton",
+        "the bot must not send it again"
+    );
+    let handoff = first["handoff_id"].as_str().expect("id");
+    assert_eq!(
+        w.agent.latest("handoff", handoff).await["status"],
+        "resolved"
+    );
+    // The chat stays the bot's: its next message goes to the bot, not to the queue.
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.d2", "¡gracias!").await,
+        200
+    );
+    support::eventually(
+        Duration::from_secs(15),
+        || {
+            w.bot
+                .events()
+                .iter()
+                .filter(|e| e["type"] == "user.message")
+                .count()
+                == 2
+        },
+        || format!("the bot heard {:?}", w.bot.events()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(graph.texts().len(), 1);
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}
+
+#[tokio::test]
+async fn a_draft_nobody_decides_in_time_is_sent_or_rejected_as_the_channel_says() {
+    // The presence sweep (which applies draft timeouts) runs every half second here.
+    let w = world_with(
+        &["--draft-timeout", "1", "--on-draft-timeout", "send"],
+        &["--agent-session-timeout", "2"],
+    )
+    .await;
+    let conversation = w.conversation_back_with_the_bot().await;
+    let (code, submitted) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            json!({"text": "We open at 9 tomorrow."}),
+        )
+        .await;
+    assert_eq!(code, 200, "{submitted}");
+    let decided = w.wait_for_decisions(1).await;
+    assert_eq!(decided[0]["data"]["decision"], "approved");
+    assert_eq!(decided[0]["data"]["text"], "We open at 9 tomorrow.");
+    assert_eq!(
+        decided[0]["data"]["agent"],
+        Value::Null,
+        "the timeout decided"
+    );
+    let handoff = submitted["handoff_id"].as_str().expect("id");
+    assert_eq!(
+        w.agent.latest("handoff", handoff).await["status"],
+        "resolved"
+    );
+
+    // A bad setting is refused with the reason.
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "bot",
+            "set",
+            "--data",
+            w.data.path(),
+            "Rasa bot",
+            "--on-draft-timeout",
+            "maybe",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("\"reject\" or \"send\""), "{err}");
 }

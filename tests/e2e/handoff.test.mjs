@@ -551,15 +551,20 @@ function startFakeBot() {
   );
 }
 
+/** The bot connected in the bot step; the next step puts it in front of the WhatsApp number. */
+let orderBot;
+let orderBotToken;
+after(() => orderBot?.server.close());
+
 test("a bot hands over with its history: the agent reads it, answers, and the bot hears the reply, signed", { timeout: 120_000 }, withScreenshot("bot", async () => {
-  const bot = await startFakeBot();
-  try {
+  const bot = (orderBot = await startFakeBot());
+  {
     const added = execFileSync(
       path.join(root, "target/debug/baton-hub"),
       ["bot", "add", "--data", path.join(dataDir, "hub"), "--name", "Order bot", "--events-url", bot.url],
       { encoding: "utf8" },
     );
-    const token = /^token: (.+)$/m.exec(added)?.[1];
+    const token = (orderBotToken = /^token: (.+)$/m.exec(added)?.[1]);
     bot.trust(/^signing-secret: (.+)$/m.exec(added)?.[1] ?? "");
     assert.ok(token, added);
     const history = Array.from({ length: 20 }, (_, i) => ({
@@ -602,7 +607,80 @@ test("a bot hands over with its history: the agent reads it, answers, and the bo
     assert.equal(reply.data.conversation_id, conversationId);
     assert.equal(reply.data.user_id, "shop-user-7");
     assert.equal(bot.forged(), 0, "every event was signed");
+  }
+}));
+
+test("a bot in front of the WhatsApp number answers by itself; its drafted reply reaches the customer only as the agent approved it", { timeout: 120_000 }, withScreenshot("bot-draft", async () => {
+  assert.ok(orderBot && orderBotToken, "the bot step ran first");
+  const graph = await startFakeGraph();
+  try {
+    execFileSync(
+      path.join(root, "target/debug/baton-hub"),
+      ["whatsapp", "set", "--data", path.join(dataDir, "hub"), "--channel", "WhatsApp line", "--bot", "Order bot", "--graph-url", graph.url],
+      { encoding: "utf8" },
+    );
+    await sleep(6_000); // the hub re-reads a channel's settings within 5 s
+    const notification = JSON.stringify({
+      object: "whatsapp_business_account",
+      entry: [{ id: "1", changes: [{ field: "messages", value: {
+        messaging_product: "whatsapp",
+        metadata: { phone_number_id: "5550001234" },
+        contacts: [{ profile: { name: "Iker Sanz" }, wa_id: "34600999888" }],
+        messages: [{ from: "34600999888", id: "wamid.e2e-bot-1", timestamp: String(Math.floor(Date.now() / 1000)), type: "text", text: { body: "¿Cuándo sale mi pedido 7781?" } }],
+      } }] }],
+    });
+    const webhookPath = execFileSync(path.join(root, "target/debug/baton-hub"), ["whatsapp", "list", "--data", path.join(dataDir, "hub")], { encoding: "utf8" })
+      .match(/\/whatsapp\/\S+/)?.[0];
+    assert.ok(webhookPath);
+    const posted = await fetch(`http://127.0.0.1:${port}${webhookPath}`, {
+      method: "POST",
+      headers: { "content-type": "application/json", "x-hub-signature-256": "sha256=" + createHmac("sha256", "wa-app-secret").update(notification).digest("hex") },
+      body: notification,
+    });
+    assert.equal(posted.status, 200);
+    let heard;
+    await waitFor("the customer's message at the bot", () => (heard = orderBot.events.find((e) => e.type === "user.message")), 15_000).catch((err) => {
+      throw new Error(`${err.message}\nthe bot heard: ${JSON.stringify(orderBot.events)}\napp log:\n${appLog()}`);
+    });
+    const conversationId = heard.data.conversation_id;
+    const bot = (route, body) =>
+      fetch(`http://127.0.0.1:${port}/bot/v1/conversations/${conversationId}/${route}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${orderBotToken}` },
+        body: JSON.stringify(body),
+      });
+    // The bot answers by itself, then drafts a reply it wants a person to check.
+    assert.equal((await bot("replies", { type: "text", payload: { text: "Un momento, lo miro." } })).status, 200);
+    await waitFor("the bot's own answer at the Graph API", () => graph.sent.some((m) => m.text?.body === "Un momento, lo miro."), 15_000);
+    const drafted = await bot("drafts", { text: "Tu pedido 7781 sale mañana." });
+    assert.equal(drafted.status, 200, await drafted.clone().text());
+
+    await (await browser.$('[data-testid="tab-pending"]')).click();
+    const item = await browser.$("//button[@data-testid='handoff-item'][.//*[contains(., \"Approve the bot's reply\")]]");
+    await item.waitForExist({ timeout: 10_000, timeoutMsg: `the draft is not in the queue: ${(await shownText("nav")).slice(0, 600)}` });
+    await item.click();
+    const approve = await browser.$('[data-testid="draft-edit"]');
+    await approve.waitForExist({ timeout: 10_000, timeoutMsg: `the draft is not shown: ${(await shownText("main")).slice(0, 800)}` });
+    assert.match(await shownText("main"), /Un momento, lo miro\.[\s\S]*Tu pedido 7781 sale mañana\.[\s\S]*Draft: waiting for approval/);
+    // (Opening the conversation marks the customer's message read: that call is not a message.)
+    const texts = () => graph.sent.filter((m) => m.type === "text").map((m) => m.text.body);
+    assert.deepEqual(texts(), ["Un momento, lo miro."], "nothing went out before the decision");
+    if (process.env.BATON_E2E_SCREENSHOT === "1") await screenshot("bot-draft-waiting");
+    await approve.click();
+    await (await browser.$('[data-testid="draft-text"]')).setValue("Tu pedido 7781 sale hoy por la tarde.");
+    await (await browser.$('[data-testid="draft-approve-edited"]')).click();
+    await waitFor("the approved text at the Graph API", () => graph.sent.some((m) => m.text?.body === "Tu pedido 7781 sale hoy por la tarde."), 15_000).catch((err) => {
+      throw new Error(`${err.message}\ngraph saw: ${JSON.stringify(graph.sent)}\napp log:\n${appLog()}`);
+    });
+    await waitFor("the decision at the bot", () => orderBot.events.some((e) => e.type === "draft.decided"), 15_000);
+    const decided = orderBot.events.find((e) => e.type === "draft.decided");
+    assert.equal(decided.data.decision, "approved");
+    assert.equal(decided.data.sent_by, "baton");
+    assert.deepEqual(texts(), ["Un momento, lo miro.", "Tu pedido 7781 sale hoy por la tarde."]);
+    assert.equal(graph.sent.find((m) => m.text?.body === "Tu pedido 7781 sale hoy por la tarde.").to, "34600999888");
+    await browser.waitUntil(async () => (await shownText("main")).includes("Edited from the bot's draft"), { timeout: 10_000 });
+    assert.equal(orderBot.forged(), 0);
   } finally {
-    bot.server.close();
+    graph.server.close();
   }
 }));

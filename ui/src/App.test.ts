@@ -193,6 +193,35 @@ describe("the inbox", () => {
     expect((screen.getByTestId("file-send") as HTMLButtonElement).disabled).toBe(true);
   });
 
+  test("a bot's draft waits for a decision: edited and approved, it is sent with the original kept; another is rejected with a reason", async () => {
+    const data = inbox();
+    data.handoffs.push({ ...handoff("ho_draft", "t_bot", "Approve the bot's reply"), for_draft: true });
+    data.messages.push(
+      { ...message("m_d1", "t_bot", "Your refund of $80 was sent.", "bot"), status: "draft" },
+      { ...message("m_d2", "t_bot", "Everything is 50% off!", "bot"), status: "draft" },
+    );
+    const backend = memoryBackend(data);
+    render(App, { props: { backend } });
+    await openHandoff("Approve the bot's reply");
+    const drafts = await screen.findAllByTestId("message");
+    expect(drafts[0]?.textContent).toContain("Draft: waiting for approval");
+
+    await fireEvent.click(within(drafts[0] as HTMLElement).getByTestId("draft-edit"));
+    const editor = (await screen.findByTestId("draft-text")) as HTMLTextAreaElement;
+    expect(editor.value).toBe("Your refund of $80 was sent.");
+    await fireEvent.input(editor, { target: { value: "Your refund of $85 was sent." } });
+    await fireEvent.click(screen.getByTestId("draft-approve-edited"));
+    await waitFor(() => expect(screen.getByTestId("edited-from").textContent).toContain("Your refund of $80 was sent."));
+    expect(backend.inbox.messages.find((m) => m.id === "m_d1")?.text).toBe("Your refund of $85 was sent.");
+
+    const second = (await screen.findAllByTestId("message"))[1] as HTMLElement;
+    await fireEvent.click(within(second).getByTestId("draft-reject"));
+    await fireEvent.input(within(second).getByTestId("draft-reason"), { target: { value: "no such sale" } });
+    await fireEvent.click(within(second).getByTestId("draft-reject-confirm"));
+    await waitFor(() => expect(within(second).getByTestId("delivery").textContent).toContain("Rejected: no such sale"));
+    expect(screen.queryAllByTestId("draft-approve")).toHaveLength(0);
+  });
+
   test("an urgent handoff from a bot says so in the list; a normal one does not", async () => {
     const data = inbox();
     data.handoffs[1] = { ...data.handoffs[1]!, priority: "urgent" };

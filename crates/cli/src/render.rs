@@ -87,6 +87,8 @@ fn delivery(m: &Message) -> Option<String> {
         DeliveryStatus::Queued => "sending",
         DeliveryStatus::Uncertain => "delivery uncertain",
         DeliveryStatus::Failed => "not delivered",
+        DeliveryStatus::Draft => "bot's draft, waiting for approval",
+        DeliveryStatus::Rejected => "draft rejected",
     };
     Some(match &m.status_reason {
         Some(reason) => format!("{state}: {reason}"),

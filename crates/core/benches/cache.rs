@@ -163,6 +163,7 @@ fn events(count: usize, rng: &mut StdRng) -> Vec<Event> {
                     label: None,
                     tags: Vec::new(),
                     priority: None,
+                    for_draft: false,
                     created_at: at(m as i64),
                     updated_at: at(m as i64),
                 }),

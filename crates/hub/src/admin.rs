@@ -339,6 +339,7 @@ pub fn add_bot_channel(
         bot: Some(crate::bot_api::BotSettings {
             signing_secret: signing_secret.clone(),
             removed: false,
+            draft_timeout: None,
         }),
         // A bot relays whatever kind its own channel takes; it says so by refusing an event.
         message_kinds: baton_protocol::payload::KNOWN_KINDS
@@ -374,6 +375,10 @@ pub struct BotUpdate {
     pub events_url: Option<String>,
     /// Stop taking the bot's calls (its conversations stay).
     pub removed: Option<bool>,
+    /// Seconds a drafted reply waits for an agent's decision; 0: for ever.
+    pub draft_timeout_secs: Option<u64>,
+    /// What an undecided draft becomes then: `reject` (the default) or `send`.
+    pub on_draft_timeout: Option<String>,
 }
 
 /// A bot channel by id or name (a Botpress channel may have the same name).
@@ -397,6 +402,31 @@ pub fn update_bot(hub: &Hub, key: &str, update: BotUpdate) -> Result<ChannelView
     };
     if let (Some(removed), Some(bot)) = (update.removed, settings.bot.as_mut()) {
         bot.removed = removed;
+    }
+    if let Some(bot) = settings.bot.as_mut() {
+        let then = match update.on_draft_timeout.as_deref().map(str::trim) {
+            Some(s) => Some(crate::drafts::OnTimeout::parse(s).ok_or_else(|| {
+                AdminError::Invalid(format!(
+                    "on_draft_timeout is \"reject\" or \"send\", not {s:?}"
+                ))
+            })?),
+            None => None,
+        };
+        let seconds = update
+            .draft_timeout_secs
+            .or(bot.draft_timeout.map(|t| t.seconds))
+            .filter(|s| *s > 0);
+        if then.is_some() && seconds.is_none() {
+            return Err(AdminError::Invalid(
+                "on_draft_timeout needs draft_timeout_secs (how long a draft waits)".into(),
+            ));
+        }
+        bot.draft_timeout = seconds.map(|seconds| crate::drafts::DraftTimeout {
+            seconds,
+            then: then
+                .or(bot.draft_timeout.map(|t| t.then))
+                .unwrap_or(crate::drafts::OnTimeout::Reject),
+        });
     }
     let name = update
         .name
@@ -641,6 +671,9 @@ pub struct ChannelView {
     pub session_ended_notice: String,
     pub message_kinds: Vec<String>,
     pub pending_timeout_secs: Option<u64>,
+    /// Bot: how long a drafted reply waits for an agent, and what it becomes then.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub draft_timeout: Option<crate::drafts::DraftTimeout>,
 }
 
 /// What an admin may change about a channel; `None` leaves a field as it is. In the message maps,
@@ -683,6 +716,7 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
             .unwrap_or_default(),
         auto_reply: wa.as_ref().and_then(|w| w.auto_reply.clone()),
         bot_channel: wa.as_ref().and_then(|w| w.bot_channel.clone()),
+        draft_timeout: row.settings.bot.as_ref().and_then(|b| b.draft_timeout),
         removed: wa.as_ref().is_some_and(|w| w.removed)
             || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,

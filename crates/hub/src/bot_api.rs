@@ -53,6 +53,9 @@ pub struct BotSettings {
     /// Stop taking the bot's calls (its conversations stay).
     #[serde(default)]
     pub removed: bool,
+    /// What happens to a drafted reply no agent decides on in time; none waits for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft_timeout: Option<crate::drafts::DraftTimeout>,
 }
 
 pub fn routes() -> Router<Hub> {
@@ -67,6 +70,10 @@ pub fn routes() -> Router<Hub> {
             "/bot/v1/conversations/{conversation_id}/replies",
             post(reply),
         )
+        .route(
+            "/bot/v1/conversations/{conversation_id}/drafts",
+            post(submit_draft),
+        )
         .route("/bot/v1/openapi.json", get(openapi))
 }
 
@@ -75,12 +82,12 @@ pub fn routes() -> Router<Hub> {
     info(
         title = "Baton bot API",
         version = "1",
-        description = "Hand conversations from any bot to Baton's human agents. Calls carry `Authorization: Bearer <token>` (from `baton-hub bot add`). Baton calls the bot's events URL with `{\"id\",\"type\",\"created_at\",\"data\"}` — `handoff.assigned`, `agent.message`, `handoff.closed` — signed in `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under the signing secret>`, in order per conversation, retried with the same id. A bot in front of a WhatsApp number also gets `user.message` and answers with `/replies`."
+        description = "Hand conversations from any bot to Baton's human agents. Calls carry `Authorization: Bearer <token>` (from `baton-hub bot add`). Baton calls the bot's events URL with `{\"id\",\"type\",\"created_at\",\"data\"}` — `handoff.assigned`, `agent.message`, `handoff.closed` — signed in `Baton-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<raw body>\" under the signing secret>`, in order per conversation, retried with the same id. A bot in front of a WhatsApp number also gets `user.message` and answers with `/replies`. A bot that wants a human to approve its AI-drafted replies posts them to `/drafts` and hears `draft.decided`."
     ),
-    paths(start_handoff, relay_message, close_handoff, reply),
+    paths(start_handoff, relay_message, close_handoff, reply, submit_draft),
     components(schemas(
         StartHandoff, EndUser, HistoryItem, Speaker, MessageKind, HandoffStarted, RelayMessage, MessageRelayed,
-        CloseHandoff, HandoffClosed, BotReply, BotError, BotEvent, Priority
+        CloseHandoff, HandoffClosed, BotReply, BotError, BotEvent, Priority, SubmitDraft, DraftSubmitted
     )),
     modifiers(&BearerAuth)
 )]
@@ -234,6 +241,31 @@ pub struct BotReply {
     pub kind: String,
     #[schema(value_type = Object)]
     pub payload: Value,
+}
+
+/// `POST /bot/v1/conversations/{conversation_id}/drafts`: a reply the bot drafted (an AI's, say)
+/// for a human to approve, edit or reject before the customer sees it.
+#[derive(Debug, Clone, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitDraft {
+    #[schema(min_length = 1, max_length = 8000)]
+    pub text: String,
+    /// How urgent the decision is (orders the queue).
+    pub priority: Option<Priority>,
+    /// The same key again answers with the same draft and changes nothing.
+    #[schema(max_length = 200)]
+    pub idempotency_key: Option<String>,
+}
+
+/// The draft waits for a decision; `handoff_id` is where agents find it in the queue. The bot
+/// hears the decision as `draft.decided` (`data`: `draft_id`, `conversation_id`, `decision`
+/// `approved` with the final `text` and `edited`, or `rejected` with a `reason`; `agent`, or
+/// null when the channel's timeout decided; `sent_by`: `baton` when Baton sent it to the
+/// customer (a WhatsApp number), `bot` when the bot is to send it).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct DraftSubmitted {
+    pub draft_id: String,
+    pub handoff_id: String,
 }
 
 /// `POST /bot/v1/handoffs/{handoff_id}/close`: the bot or the user ended it.
@@ -543,6 +575,7 @@ fn open_handoff(
         label: None,
         tags: Vec::new(),
         priority: start.priority,
+        for_draft: false,
         created_at: now,
         updated_at: now,
     };
@@ -722,6 +755,76 @@ async fn reply(
 
 #[utoipa::path(
     post,
+    path = "/bot/v1/conversations/{conversation_id}/drafts",
+    params(("conversation_id" = String, Path, description = "From a handoff's answer or a `user.message` event")),
+    request_body = SubmitDraft,
+    responses(
+        (status = 200, description = "Waiting for an agent's decision", body = DraftSubmitted),
+        (status = 400, description = "Not valid JSON, or an empty or too long text", body = BotError),
+        (status = 401, description = "No or an unknown bot token", body = BotError),
+        (status = 404, description = "No such conversation for this bot", body = BotError),
+        (status = 413, description = "The body is too large", body = BotError),
+    )
+)]
+async fn submit_draft(
+    State(hub): State<Hub>,
+    channel: BotChannel,
+    Path(conversation_id): Path<String>,
+    JsonBody(draft): JsonBody<SubmitDraft>,
+) -> Result<Json<DraftSubmitted>, ApiError> {
+    let key = short(draft.idempotency_key.as_deref(), "idempotency_key", 200)?;
+    let hub2 = hub.clone();
+    let submitted = blocking(move || {
+        hub2.store().write(|txn| {
+            let conversation = match txn.conversation(&conversation_id)? {
+                Some(c) if c.channel_id == channel.id => Some(c),
+                Some(c) if fronted_by(txn, &c.channel_id, &channel.id)? => Some(c),
+                _ => None,
+            }
+            .ok_or_else(|| {
+                ApiError::NotFound(format!("no conversation {conversation_id:?} for this bot"))
+            })?;
+            let key = key.map(|k| format!("{}:{k}", conversation.id));
+            if let Some(key) = &key {
+                if let Some(id) = txn.external_id(&channel.id, "draft-key", key)? {
+                    let handoff_id = txn
+                        .external_id(&channel.id, "draft-handoff", &id)?
+                        .unwrap_or_default();
+                    return Ok(DraftSubmitted {
+                        draft_id: id,
+                        handoff_id,
+                    });
+                }
+            }
+            let done = crate::drafts::submit(
+                txn,
+                &hub2,
+                &channel.id,
+                &conversation,
+                &draft.text,
+                draft.priority,
+            )?;
+            if let Some(key) = &key {
+                txn.link_external(&channel.id, "draft-key", key, &done.draft_id)?;
+                txn.link_external(
+                    &channel.id,
+                    "draft-handoff",
+                    &done.draft_id,
+                    &done.handoff_id,
+                )?;
+            }
+            Ok::<_, ApiError>(DraftSubmitted {
+                draft_id: done.draft_id,
+                handoff_id: done.handoff_id,
+            })
+        })
+    })
+    .await?;
+    Ok(Json(submitted))
+}
+
+#[utoipa::path(
+    post,
     path = "/bot/v1/conversations/{conversation_id}/messages",
     params(("conversation_id" = String, Path, description = "From the handoff's answer")),
     request_body = RelayMessage,
@@ -893,7 +996,7 @@ pub fn call_for(
 }
 
 /// An event for the bot, with the id it keeps on every retry.
-fn event_body(hub: &Hub, kind: &str, data: Value) -> Result<Value, ApiError> {
+pub fn event_body(hub: &Hub, kind: &str, data: Value) -> Result<Value, ApiError> {
     let event = BotEvent {
         id: hub.new_id("ev"),
         kind: kind.to_string(),

@@ -398,6 +398,7 @@ fn create_remote_conversation(
         label: None,
         tags: Vec::new(),
         priority: None,
+        for_draft: false,
         created_at: now,
         updated_at: now,
     };

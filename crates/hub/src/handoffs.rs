@@ -116,6 +116,20 @@ fn execute(
             text,
         } => add_note(txn, hub, agent, conversation_id, text),
         AgentCommand::Resend { message_id } => resend(txn, hub, agent, message_id),
+        AgentCommand::Approve { message_id, text } => crate::drafts::decide(
+            txn,
+            hub,
+            Some(agent),
+            message_id,
+            crate::drafts::Decision::Approve(text.clone()),
+        ),
+        AgentCommand::Reject { message_id, reason } => crate::drafts::decide(
+            txn,
+            hub,
+            Some(agent),
+            message_id,
+            crate::drafts::Decision::Reject(reason.clone()),
+        ),
         AgentCommand::Read { conversation_id } => {
             let Some(conversation) = txn.conversation(conversation_id)? else {
                 return Err(ApiError::NotFound(format!(
@@ -304,6 +318,11 @@ fn tell_platform(
     event: PlatformEvent<'_>,
     message_id: Option<&str>,
 ) -> Result<(), ApiError> {
+    // The bot asked only for a decision on its drafts: it hears those (`draft.decided`), not
+    // that someone looked at them.
+    if handoff.for_draft && !matches!(event, PlatformEvent::Message { .. }) {
+        return Ok(());
+    }
     let channel = channel_of(txn, handoff)?;
     let call = match channel.kind.as_str() {
         "whatsapp" => crate::whatsapp::call_for(txn, handoff, &event, message_id)?,
@@ -358,6 +377,7 @@ pub fn open(
         label: None,
         tags: Vec::new(),
         priority: None,
+        for_draft: false,
         created_at: now,
         updated_at: now,
     };
@@ -444,8 +464,11 @@ fn hand_to(
     txn.put(EventData::Handoff(handoff.clone()))?;
     let channel = channel_of(txn, &handoff)?;
     tell_platform(txn, hub, &handoff, PlatformEvent::Assigned(to), None)?;
-    // Outside WhatsApp's 24-hour window a free-form notice cannot reach the customer.
-    if channel.kind == "whatsapp" && !customer_window_open(txn, hub, &handoff)? {
+    // Outside WhatsApp's 24-hour window a free-form notice cannot reach the customer; an agent
+    // looking at the bot's drafts is not news to them.
+    if handoff.for_draft
+        || (channel.kind == "whatsapp" && !customer_window_open(txn, hub, &handoff)?)
+    {
         return Ok(handoff);
     }
     let texts = if transfer {
@@ -520,6 +543,15 @@ fn reply(
             channel.settings.message_kinds.join(", "),
             outgoing.kind
         )));
+    }
+    // An agent who writes to the customer while deciding on drafts has taken the conversation
+    // over: from now on it is a handoff like any other, and the bot hears so.
+    if h.for_draft {
+        h.for_draft = false;
+        txn.put(EventData::Handoff(h.clone()))?;
+        if h.assignee.as_deref() == Some(agent.id.as_str()) {
+            tell_platform(txn, hub, &h, PlatformEvent::Assigned(agent), None)?;
+        }
     }
     match &h.assignee {
         None => {

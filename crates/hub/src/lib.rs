@@ -15,6 +15,7 @@ pub mod bot_api;
 pub mod botpress;
 pub mod channel;
 pub mod delivery;
+pub mod drafts;
 pub mod egress;
 pub mod error;
 pub mod front;

@@ -209,6 +209,13 @@ enum BotCommand {
         name: Option<String>,
         #[arg(long)]
         events_url: Option<String>,
+        /// Seconds a drafted reply (`POST /bot/v1/conversations/{id}/drafts`) waits for an
+        /// agent's decision; 0 waits for ever (the default).
+        #[arg(long)]
+        draft_timeout: Option<u64>,
+        /// What an undecided draft becomes when its time is up: `reject` (default) or `send`.
+        #[arg(long)]
+        on_draft_timeout: Option<String>,
     },
     /// Stop taking a bot's calls; its conversations stay in the history.
     Remove {
@@ -662,6 +669,8 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
             channel,
             name,
             events_url,
+            draft_timeout,
+            on_draft_timeout,
         } => {
             let hub = open(&data)?;
             let c = admin::update_bot(
@@ -671,9 +680,21 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
                     name,
                     events_url,
                     removed: None,
+                    draft_timeout_secs: draft_timeout,
+                    on_draft_timeout,
                 },
             )?;
             println!("updated {} ({})", c.id, c.name);
+            if let Some(t) = c.draft_timeout {
+                println!(
+                    "an undecided draft is {} after {} s",
+                    match t.then {
+                        baton_hub::drafts::OnTimeout::Reject => "rejected",
+                        baton_hub::drafts::OnTimeout::Send => "sent",
+                    },
+                    t.seconds
+                );
+            }
             Ok(())
         }
         BotCommand::Remove { data, channel } => {

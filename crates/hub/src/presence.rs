@@ -1,4 +1,5 @@
-//! Agents who go silent go offline, and handoffs nobody takes go back to the bot. Every authenticated request and every open stream counts as a
+//! Agents who go silent go offline, handoffs nobody takes go back to the bot, and drafts nobody
+//! decides are decided by their channel's timeout. Every authenticated request and every open stream counts as a
 //! sign of life; an online agent with none for `agent_session_timeout` is set offline and their
 //! assigned handoffs return to the queue, so no customer waits on someone who left.
 
@@ -40,6 +41,15 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => tracing::error!(error = %e, "pending timeout: sweep failed"),
             Err(e) => tracing::error!(error = %e, "pending timeout: sweep task failed"),
+        }
+        let hub2 = hub.clone();
+        match tokio::task::spawn_blocking(move || crate::drafts::expire_due(&hub2)).await {
+            Ok(Ok(n)) if n > 0 => {
+                tracing::info!(drafts = n, "draft timeout: undecided drafts decided")
+            }
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "draft timeout: sweep failed"),
+            Err(e) => tracing::error!(error = %e, "draft timeout: sweep task failed"),
         }
     }
 }

@@ -551,7 +551,11 @@ pub fn failure_reason(code: i64, error: &Value) -> String {
 /// How far along a delivery status is; a later one never replaces a further one.
 fn progress(status: DeliveryStatus) -> u8 {
     match status {
-        DeliveryStatus::Queued | DeliveryStatus::Uncertain | DeliveryStatus::Received => 0,
+        DeliveryStatus::Queued
+        | DeliveryStatus::Uncertain
+        | DeliveryStatus::Received
+        | DeliveryStatus::Draft
+        | DeliveryStatus::Rejected => 0,
         DeliveryStatus::Sent => 1,
         DeliveryStatus::Failed => 2,
         DeliveryStatus::Delivered => 3,
@@ -1036,18 +1040,30 @@ pub fn send_from_bot(
         created_at: hub.now(),
     };
     txn.put(EventData::Message(message.clone()))?;
-    let body = send_body(txn, &conversation.id, &outgoing, Some(&message.id))?;
+    queue_send(txn, hub, conversation, &outgoing, &message.id)?;
+    Ok(message)
+}
+
+/// Queues the Graph API call that sends the stored message `message_id` (`outgoing`, checked).
+pub fn queue_send(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    conversation: &Conversation,
+    outgoing: &Outgoing,
+    message_id: &str,
+) -> Result<(), ApiError> {
+    let body = send_body(txn, &conversation.id, outgoing, Some(message_id))?;
     txn.queue_delivery(
         &crate::store::Delivery {
             channel_id: conversation.channel_id.clone(),
             conversation_id: conversation.id.clone(),
             route: "messages".into(),
             body: body.to_string(),
-            message_id: Some(message.id.clone()),
+            message_id: Some(message_id.to_string()),
         },
         hub.now(),
     )?;
-    Ok(message)
+    Ok(())
 }
 
 /// Checks what an agent sends on WhatsApp: Botpress's kinds (text; image, video, audio, file by

@@ -52,6 +52,20 @@ pub enum AgentCommand {
     },
     /// Send again an own message whose delivery failed or is uncertain.
     Resend { message_id: String },
+    /// Let a bot's drafted reply go out: as drafted, or as `text` when the agent edited it.
+    Approve {
+        message_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        text: Option<String>,
+    },
+    /// Keep a bot's drafted reply from the customer, saying why.
+    Reject {
+        message_id: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        #[ts(optional)]
+        reason: Option<String>,
+    },
     /// The agent opened the conversation: channels that show read receipts (WhatsApp) mark the
     /// customer's messages read.
     Read { conversation_id: String },
@@ -80,6 +94,9 @@ pub struct CommandFields {
     pub kind: Option<String>,
     #[serde(default)]
     pub payload: Option<Value>,
+    /// Left out when absent, so what older commands recorded reads the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Why a request is not a command the hub takes.
@@ -107,6 +124,8 @@ impl AgentCommand {
             Self::Message { .. } => "message",
             Self::Note { .. } => "note",
             Self::Resend { .. } => "resend",
+            Self::Approve { .. } => "approve",
+            Self::Reject { .. } => "reject",
             Self::Read { .. } => "read",
             Self::Presence { .. } => "presence",
         }
@@ -128,7 +147,9 @@ impl AgentCommand {
                 conversation_id, ..
             }
             | Self::Read { conversation_id } => conversation_id,
-            Self::Resend { message_id } => message_id,
+            Self::Resend { message_id }
+            | Self::Approve { message_id, .. }
+            | Self::Reject { message_id, .. } => message_id,
             Self::Presence { .. } => "",
         }
     }
@@ -175,7 +196,9 @@ impl AgentCommand {
             Self::Message { .. } => format!("/conversations/{target}/messages"),
             Self::Note { .. } => format!("/conversations/{target}/notes"),
             Self::Read { .. } => format!("/conversations/{target}/read"),
-            Self::Resend { .. } => format!("/messages/{target}/resend"),
+            Self::Resend { .. } | Self::Approve { .. } | Self::Reject { .. } => {
+                format!("/messages/{target}/{}", self.name())
+            }
             Self::Presence { .. } => "/presence".into(),
             other => format!("/handoffs/{target}/{}", other.name()),
         }
@@ -202,6 +225,8 @@ impl AgentCommand {
                 fields.payload = payload.clone();
             }
             Self::Note { text, .. } => fields.text = Some(text.clone()),
+            Self::Approve { text, .. } => fields.text = text.clone(),
+            Self::Reject { reason, .. } => fields.reason = reason.clone(),
             Self::Presence { status } => fields.status = Some(status.as_str().into()),
             Self::Assign { .. }
             | Self::Release { .. }
@@ -257,6 +282,14 @@ impl AgentCommand {
             },
             ("messages", "resend") => Self::Resend {
                 message_id: target.to_string(),
+            },
+            ("messages", "approve") => Self::Approve {
+                message_id: target.to_string(),
+                text: fields.text.clone(),
+            },
+            ("messages", "reject") => Self::Reject {
+                message_id: target.to_string(),
+                reason: fields.reason.clone(),
             },
             ("presence", "") => Self::Presence {
                 status: match fields.status.as_deref() {
@@ -329,6 +362,18 @@ mod tests {
             },
             AgentCommand::Resend {
                 message_id: "m1".into(),
+            },
+            AgentCommand::Approve {
+                message_id: "m1".into(),
+                text: Some("Your refund is on its way".into()),
+            },
+            AgentCommand::Approve {
+                message_id: "m1".into(),
+                text: None,
+            },
+            AgentCommand::Reject {
+                message_id: "m1".into(),
+                reason: Some("wrong amount".into()),
             },
             AgentCommand::Read {
                 conversation_id: "c1".into(),

@@ -113,6 +113,11 @@ pub struct Handoff {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
     pub priority: Option<Priority>,
+    /// Opened only so a human decides on a bot's drafted replies: deciding the last one ends it,
+    /// and the bot hears of the decisions (`draft.decided`), not of the handoff.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    #[ts(optional, as = "Option<bool>")]
+    pub for_draft: bool,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -182,6 +187,10 @@ pub enum DeliveryStatus {
     Read,
     Uncertain,
     Failed,
+    /// A bot's drafted reply, waiting for a human to approve or reject it.
+    Draft,
+    /// A drafted reply a human (or the channel's timeout) kept from the customer.
+    Rejected,
 }
 
 impl DeliveryStatus {
@@ -194,6 +203,8 @@ impl DeliveryStatus {
             Self::Read => "read",
             Self::Uncertain => "uncertain",
             Self::Failed => "failed",
+            Self::Draft => "draft",
+            Self::Rejected => "rejected",
         }
     }
 
@@ -206,6 +217,8 @@ impl DeliveryStatus {
             "read" => Self::Read,
             "uncertain" => Self::Uncertain,
             "failed" => Self::Failed,
+            "draft" => Self::Draft,
+            "rejected" => Self::Rejected,
             _ => return None,
         })
     }
@@ -583,6 +596,7 @@ mod tests {
             label: None,
             tags: Vec::new(),
             priority: None,
+            for_draft: false,
             created_at: t,
             updated_at: t,
         }

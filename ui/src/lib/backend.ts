@@ -58,6 +58,10 @@ export interface Backend {
   /** Sends an approved template with its parameters filled in. */
   sendTemplate(conversationId: string, template: WhatsAppTemplate, parameters: string[]): Promise<void>;
   resend(messageId: string): Promise<void>;
+  /** Lets a bot's drafted reply go out: as drafted, or as `text` when edited. */
+  approveDraft(messageId: string, text: string | null): Promise<void>;
+  /** Keeps a bot's drafted reply from the customer, saying why. */
+  rejectDraft(messageId: string, reason: string | null): Promise<void>;
   setPresence(status: Presence): Promise<void>;
   /** Solo mode: where replies go (the Botpress integration's webhook URL). */
   setBotpressWebhook(url: string): Promise<void>;
@@ -174,6 +178,8 @@ export const tauriBackend: Backend = {
       payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
     }),
   resend: (message_id) => run({ action: "resend", message_id }),
+  approveDraft: (message_id, text) => run(text === null ? { action: "approve", message_id } : { action: "approve", message_id, text }),
+  rejectDraft: (message_id, reason) => run(reason === null ? { action: "reject", message_id } : { action: "reject", message_id, reason }),
   setPresence: (status) => run({ action: "presence", status }),
   setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),
   outbox: () => call<OutboxItem[]>("outbox_list"),

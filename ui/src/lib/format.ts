@@ -84,6 +84,8 @@ const DELIVERY_LABELS: Record<string, string> = {
   read: "Read",
   uncertain: "Delivery uncertain",
   failed: "Not delivered",
+  draft: "Draft: waiting for approval",
+  rejected: "Rejected",
 };
 
 export function deliveryLabel(status: string): string | null {

@@ -7,7 +7,7 @@ export type Priority = "low" | "normal" | "high" | "urgent";
 
 export type Author = "end_user" | "bot" | "agent" | "system";
 
-export type DeliveryStatus = "received" | "queued" | "sent" | "delivered" | "read" | "uncertain" | "failed";
+export type DeliveryStatus = "received" | "queued" | "sent" | "delivered" | "read" | "uncertain" | "failed" | "draft" | "rejected";
 
 export type Presence = "online" | "offline";
 
@@ -49,7 +49,12 @@ tags: Array<string>,
 /**
  * How urgent the bot (or an agent) says it is; none is normal.
  */
-priority?: Priority, created_at: string, updated_at: string, };
+priority?: Priority, 
+/**
+ * Opened only so a human decides on a bot's drafted replies: deciding the last one ends it,
+ * and the bot hears of the decisions (`draft.decided`), not of the handoff.
+ */
+for_draft?: boolean, created_at: string, updated_at: string, };
 
 export type Message = { id: string, conversation_id: string, author: Author, 
 /**
@@ -87,7 +92,7 @@ export type WhatsAppTemplate = { name: string, language: string, body: string, p
 
 export type Upload = { upload: string, mime_type: string, filename: string, size: number, };
 
-export type AgentCommand = { "action": "assign", handoff_id: string, } | { "action": "release", handoff_id: string, } | { "action": "transfer", handoff_id: string, to: string, } | { "action": "resolve", handoff_id: string, label?: string, } | { "action": "cancel", handoff_id: string, } | { "action": "tags", handoff_id: string, tags: Array<string>, } | { "action": "message", conversation_id: string, text?: string, type?: string, payload?: Record<string, unknown>, } | { "action": "note", conversation_id: string, text: string, } | { "action": "resend", message_id: string, } | { "action": "read", conversation_id: string, } | { "action": "presence", status: Presence, };
+export type AgentCommand = { "action": "assign", handoff_id: string, } | { "action": "release", handoff_id: string, } | { "action": "transfer", handoff_id: string, to: string, } | { "action": "resolve", handoff_id: string, label?: string, } | { "action": "cancel", handoff_id: string, } | { "action": "tags", handoff_id: string, tags: Array<string>, } | { "action": "message", conversation_id: string, text?: string, type?: string, payload?: Record<string, unknown>, } | { "action": "note", conversation_id: string, text: string, } | { "action": "resend", message_id: string, } | { "action": "approve", message_id: string, text?: string, } | { "action": "reject", message_id: string, reason?: string, } | { "action": "read", conversation_id: string, } | { "action": "presence", status: Presence, };
 
 export type HandoffView = "pending" | "mine" | "assigned" | "resolved" | "cancelled";
 

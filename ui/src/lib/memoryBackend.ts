@@ -113,6 +113,12 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     changed([conversation]);
     if (refused) throw { code: "closed", message: refused };
   };
+  const decideDraft = (id: string, change: (m: Message) => Message): void => {
+    const draft = inbox.messages.find((m) => m.id === id);
+    if (draft?.status !== "draft") throw { code: "conflict", message: "this draft was already decided" };
+    inbox.messages = inbox.messages.map((m) => (m.id === id ? change(m) : m));
+    changed([draft.conversation_id]);
+  };
   const api: Backend & { inbox: MemoryInbox; emit(update: Update): void } = {
     inbox,
     emit: (u) => updateHandlers.forEach((h) => h(u)),
@@ -172,6 +178,8 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
         payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
       }),
     resend: async () => {},
+    approveDraft: async (messageId, text) => decideDraft(messageId, (m) => ({ ...m, status: "sent", text: text ?? m.text, payload: { text: text ?? m.text, drafted: m.text } })),
+    rejectDraft: async (messageId, reason) => decideDraft(messageId, (m) => ({ ...m, status: "rejected", status_reason: reason ?? "rejected" })),
     setPresence: async () => {},
     setBotpressWebhook: async () => {},
     outbox: async () => inbox.outbox,

@@ -437,6 +437,7 @@ mod tests {
                 label: None,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 priority: None,
+                for_draft: false,
                 created_at: at(1),
                 updated_at: at(1),
             })

@@ -19,6 +19,7 @@ fn handoff(id: &str, conv: &str, title: &str, status: HandoffStatus, at: i64) ->
         label: None,
         tags: Vec::new(),
         priority: None,
+        for_draft: false,
         created_at: t(at),
         updated_at: t(at),
     })

@@ -171,6 +171,10 @@ pub trait Read {
     /// The newest message the customer wrote in a conversation.
     /// The newest message an agent wrote in the conversation that is not text, if any.
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError>;
+    /// The conversation's drafted replies still waiting for a decision, oldest first.
+    fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
+    /// Drafts whose channel's timeout has passed by `now`, soonest due first.
+    fn due_drafts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError>;
     fn latest_customer_message(&self, conversation_id: &str)
         -> Result<Option<Message>, StoreError>;
     /// The conversation's handoff that is still pending or assigned, if any (the newest).
@@ -268,6 +272,12 @@ pub trait Tx: Read {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError>;
+    /// When a draft is decided for it if no agent has (`None`: never, or no longer).
+    fn set_draft_deadline(
+        &mut self,
+        message_id: &str,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError>;
     /// Forgets a platform id (a phone number the customer no longer has).
     fn unlink_external(
         &mut self,

@@ -34,6 +34,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (5, include_str!("../../migrations/0005_deliveries.sql")),
     (6, include_str!("../../migrations/0006_external_ids.sql")),
+    (7, include_str!("../../migrations/0007_draft_deadlines.sql")),
 ];
 
 /// How long a writer waits for another process (the admin CLI) to release the write lock before
@@ -527,6 +528,32 @@ impl<T: HasConn> Read for T {
         )
     }
 
+    fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT id FROM messages WHERE conversation_id = ?1
+             AND json_extract(data, '$.status') = 'draft' ORDER BY rowid",
+        )?;
+        let rows = stmt.query_map([conversation_id], |r| r.get(0))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    fn due_drafts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT message_id FROM draft_deadlines WHERE due_at_ms <= ?1
+             ORDER BY due_at_ms LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(
+            params![
+                now.timestamp_millis(),
+                i64::try_from(limit).unwrap_or(i64::MAX)
+            ],
+            |r| r.get(0),
+        )?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     fn latest_customer_message(
         &self,
         conversation_id: &str,
@@ -929,6 +956,27 @@ impl Tx for SqliteTx<'_> {
             )?
             .execute(params![channel_id, kind, external_id, internal_id])?;
         Ok(inserted == 1)
+    }
+
+    fn set_draft_deadline(
+        &mut self,
+        message_id: &str,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        match due_at {
+            Some(at) => self
+                .tx
+                .prepare_cached(
+                    "INSERT INTO draft_deadlines (message_id, due_at_ms) VALUES (?1, ?2)
+                     ON CONFLICT (message_id) DO UPDATE SET due_at_ms = excluded.due_at_ms",
+                )?
+                .execute(params![message_id, at.timestamp_millis()])?,
+            None => self
+                .tx
+                .prepare_cached("DELETE FROM draft_deadlines WHERE message_id = ?1")?
+                .execute([message_id])?,
+        };
+        Ok(())
     }
 
     fn unlink_external(

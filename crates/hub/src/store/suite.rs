@@ -41,6 +41,7 @@ macro_rules! store_suite {
                 tags_and_templates_read_back_without_deleted_templates,
                 messages_page_newest_first_with_a_total,
                 a_platform_id_is_linked_once_and_found_again,
+                drafts_wait_per_conversation_and_come_due_by_their_deadline,
             );
         }
     };
@@ -101,6 +102,7 @@ fn handoff(id: &str, conversation: &str, status: HandoffStatus, assignee: Option
         label: None,
         tags: Vec::new(),
         priority: None,
+        for_draft: false,
         created_at: at(2),
         updated_at: at(2),
     }
@@ -729,4 +731,42 @@ pub fn a_platform_id_is_linked_once_and_found_again(open: &Open, dir: &Path) {
     assert!(store
         .write(|tx| tx.link_external("ch", "message", "wamid.1", "m_3"))
         .expect("link"));
+}
+
+pub fn drafts_wait_per_conversation_and_come_due_by_their_deadline(open: &Open, dir: &Path) {
+    let store = open(dir);
+    add_channel(&*store, "ch", "s");
+    store
+        .write(|tx| {
+            tx.put(conversation("c1", "ch"))?;
+            for (id, status) in [
+                ("m_1", DeliveryStatus::Draft),
+                ("m_2", DeliveryStatus::Received),
+                ("m_3", DeliveryStatus::Draft),
+            ] {
+                let mut m = message(id, "c1", "hello");
+                m.status = status;
+                tx.put(EventData::Message(m))?;
+            }
+            tx.set_draft_deadline("m_1", Some(at(60)))?;
+            tx.set_draft_deadline("m_3", Some(at(30)))?;
+            Ok::<_, StoreError>(())
+        })
+        .expect("write");
+    let read = store.reader().expect("reader");
+    assert_eq!(read.drafts_waiting("c1").expect("r"), ["m_1", "m_3"]);
+    assert!(read.due_drafts(at(29), 10).expect("r").is_empty());
+    assert_eq!(read.due_drafts(at(60), 10).expect("r"), ["m_3", "m_1"]);
+    assert_eq!(read.due_drafts(at(60), 1).expect("r"), ["m_3"]);
+    drop(read);
+    // Decided: no longer due, and a later deadline replaces an earlier one.
+    store
+        .write(|tx| {
+            tx.set_draft_deadline("m_3", None)?;
+            tx.set_draft_deadline("m_1", Some(at(90)))
+        })
+        .expect("write");
+    let read = store.reader().expect("reader");
+    assert!(read.due_drafts(at(60), 10).expect("r").is_empty());
+    assert_eq!(read.due_drafts(at(90), 10).expect("r"), ["m_1"]);
 }
