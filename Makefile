@@ -17,14 +17,14 @@ APT_TEST := xvfb xauth dbus-x11 webkit2gtk-driver dunst libnotify-bin gnome-keyr
 ANDROID := aarch64-linux-android
 ANDROID_ENV := CC_aarch64_linux_android=aarch64-linux-gnu-gcc AR_aarch64_linux_android=aarch64-linux-gnu-ar
 
-.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android api-fuzz e2e
+.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android api-fuzz botpress e2e
 
 ## make run: build Baton and start it in solo mode (the hub runs inside the app).
 run: deps-build ui
 	cargo run --release --bin baton
 
 ## make test: every check CI runs, in order of speed.
-test: deps-build deps-test ui lint unit android api-fuzz e2e
+test: deps-build deps-test ui lint unit android api-fuzz botpress e2e
 	@echo "make test: all suites passed"
 
 ## make bench: the hub's ingest benchmark, the device cache's apply/search/open benchmarks, and a
@@ -73,6 +73,10 @@ android: ui
 ## Schemathesis against the bot API's served OpenAPI document, on a real hub.
 api-fuzz: unit
 	tests/api-fuzz.sh
+
+## The Botpress integration (integrations/botpress): type-checked, and its tests against a real hub.
+botpress: unit
+	cd integrations/botpress && npm install --no-audit --no-fund --loglevel=error && npx tsc --noEmit && npx vitest run
 
 ## Under Xvfb and a private D-Bus session: the real keychain, and the real app through tauri-driver.
 e2e: unit
