@@ -867,6 +867,65 @@ async fn a_bots_drafts_wait_in_the_queue_and_the_bot_hears_each_decision_with_th
     assert_eq!(kinds, ["draft.decided", "draft.decided"]);
     assert_eq!(w.bot.forged(), 0);
 
+    // A draft waits; then the bot asks for a person: the same queue item becomes a real handoff,
+    // the bot hears who takes it, and when it ends the undecided draft is rejected, never sent.
+    let (_, third) = w
+        .call(
+            &format!("/conversations/{conversation}/drafts"),
+            json!({"text": "Anything else?"}),
+        )
+        .await;
+    let third_id = third["draft_id"].as_str().expect("draft_id").to_string();
+    let (code, started) = w
+        .call(
+            "/handoffs",
+            json!({"user": {"id": "rasa-user-7"}, "reason": "asked for a person"}),
+        )
+        .await;
+    assert_eq!(code, 200, "{started}");
+    assert_eq!(started["handoff_id"], third["handoff_id"]);
+    let handoff = started["handoff_id"].as_str().expect("id").to_string();
+    let now_real = w.agent.latest("handoff", &handoff).await;
+    assert!(now_real.get("for_draft").is_none(), "{now_real}");
+    w.agent
+        .act(&format!("/handoffs/{handoff}/assign"), json!({}))
+        .await;
+    w.agent
+        .act(&format!("/handoffs/{handoff}/resolve"), json!({}))
+        .await;
+    let decided = w.wait_for_decisions(3).await;
+    assert_eq!(decided[2]["data"]["draft_id"], third_id.as_str());
+    assert_eq!(decided[2]["data"]["decision"], "rejected");
+    assert_eq!(
+        decided[2]["data"]["reason"],
+        "the handoff ended before anyone decided"
+    );
+    support::eventually(
+        Duration::from_secs(15),
+        || w.bot.events().iter().any(|e| e["type"] == "handoff.closed"),
+        || format!("the bot heard {:?}", w.bot.events()),
+    )
+    .await;
+    let kinds: Vec<String> = w.bot.events()[heard_before..]
+        .iter()
+        .filter_map(|e| e["type"].as_str().map(str::to_string))
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "draft.decided",
+            "draft.decided",
+            "handoff.assigned",
+            "agent.message", // the customer is told who took it, as with any handoff
+            "handoff.closed",
+            "draft.decided"
+        ]
+    );
+    assert_eq!(
+        w.agent.latest("message", &third_id).await["status"],
+        "rejected"
+    );
+
     // Bad drafts are refused with the reason.
     let (code, answer) = w
         .call(
@@ -914,7 +973,24 @@ async fn a_bot_in_front_of_a_whatsapp_number_drafts_and_only_the_approved_text_r
         first["handoff_id"], second["handoff_id"],
         "one queue item for both"
     );
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // While the drafts wait, the chat is still the bot's: what the customer writes reaches it.
+    assert_eq!(
+        customer_writes(&w.hub, &path, "wamid.d1b", "¿hola?").await,
+        200
+    );
+    support::eventually(
+        Duration::from_secs(15),
+        || {
+            w.bot
+                .events()
+                .iter()
+                .filter(|e| e["type"] == "user.message")
+                .count()
+                == 2
+        },
+        || format!("the bot heard {:?}", w.bot.events()),
+    )
+    .await;
     assert!(
         graph.texts().is_empty(),
         "nothing goes out before a decision"
@@ -965,7 +1041,7 @@ async fn a_bot_in_front_of_a_whatsapp_number_drafts_and_only_the_approved_text_r
                 .iter()
                 .filter(|e| e["type"] == "user.message")
                 .count()
-                == 2
+                == 3
         },
         || format!("the bot heard {:?}", w.bot.events()),
     )
@@ -1020,4 +1096,18 @@ async fn a_draft_nobody_decides_in_time_is_sent_or_rejected_as_the_channel_says(
     );
     assert!(!ok);
     assert!(err.contains("\"reject\" or \"send\""), "{err}");
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "bot",
+            "set",
+            "--data",
+            w.data.path(),
+            "Rasa bot",
+            "--draft-timeout",
+            "10000000000000",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("at most 2592000"), "{err}");
 }

@@ -368,6 +368,9 @@ pub fn add_bot_channel(
     })
 }
 
+/// The longest a draft may wait for its channel's timeout.
+pub const MAX_DRAFT_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+
 /// What an admin may change about a bot channel; `None` leaves a field as it is.
 #[derive(Debug, Clone, Default, serde::Deserialize)]
 pub struct BotUpdate {
@@ -416,6 +419,11 @@ pub fn update_bot(hub: &Hub, key: &str, update: BotUpdate) -> Result<ChannelView
             .draft_timeout_secs
             .or(bot.draft_timeout.map(|t| t.seconds))
             .filter(|s| *s > 0);
+        if seconds.is_some_and(|s| s > MAX_DRAFT_TIMEOUT_SECS) {
+            return Err(AdminError::Invalid(format!(
+                "draft_timeout_secs is at most {MAX_DRAFT_TIMEOUT_SECS} (30 days)"
+            )));
+        }
         if then.is_some() && seconds.is_none() {
             return Err(AdminError::Invalid(
                 "on_draft_timeout needs draft_timeout_secs (how long a draft waits)".into(),

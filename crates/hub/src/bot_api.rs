@@ -522,6 +522,7 @@ fn open_handoff(
     };
     // One open handoff per customer: asking again answers with the one that is open.
     if let Some(open) = txn.open_handoff(&conversation.id)? {
+        let open = crate::handoffs::take_over_draft_item(txn, hub, open)?;
         if let Some(key) = key {
             txn.link_external(channel_id, "handoff-key", key, &open.id)?;
         }
@@ -591,6 +592,19 @@ fn open_handoff(
 }
 
 /// A conversation of a WhatsApp number this bot is in front of, if `conversation_id` is one.
+/// A conversation the bot `bot_id` may act on: its own, or one on a number it is in front of.
+fn bot_conversation(
+    txn: &dyn Tx,
+    bot_id: &str,
+    conversation_id: &str,
+) -> Result<Option<Conversation>, ApiError> {
+    match txn.conversation(conversation_id)? {
+        Some(c) if c.channel_id == bot_id => Ok(Some(c)),
+        Some(_) => fronted_conversation(txn, bot_id, conversation_id),
+        None => Ok(None),
+    }
+}
+
 fn fronted_conversation(
     txn: &dyn Tx,
     bot_id: &str,
@@ -626,6 +640,7 @@ fn hand_over_fronted(
         ))
     })?;
     if let Some(open) = txn.open_handoff(&conversation.id)? {
+        let open = crate::handoffs::take_over_draft_item(txn, hub, open)?;
         if let Some(key) = key {
             txn.link_external(bot_id, "handoff-key", key, &open.id)?;
         }
@@ -684,8 +699,11 @@ pub fn queue_user_message(
             json!({ "text": message.text, "whatsapp": message.payload }),
         ),
     };
-    let body = event_body(
+    queue_event(
+        txn,
         hub,
+        bot_id,
+        &conversation.id,
         "user.message",
         json!({
             "conversation_id": conversation.id,
@@ -696,14 +714,29 @@ pub fn queue_user_message(
             "type": kind,
             "payload": payload,
         }),
-    )?;
+        None,
+    )
+}
+
+/// Queues the event `kind` for the bot `bot_id`, in order with the conversation's other calls;
+/// `message_id` is the desk message whose status follows the call's.
+pub fn queue_event(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    bot_id: &str,
+    conversation_id: &str,
+    kind: &str,
+    data: Value,
+    message_id: Option<&str>,
+) -> Result<(), ApiError> {
+    let body = event_body(hub, kind, data)?;
     txn.queue_delivery(
         &crate::store::Delivery {
             channel_id: bot_id.to_string(),
-            conversation_id: conversation.id.clone(),
+            conversation_id: conversation_id.to_string(),
             route: "events".into(),
             body: body.to_string(),
-            message_id: None,
+            message_id: message_id.map(str::to_string),
         },
         hub.now(),
     )?;
@@ -776,14 +809,10 @@ async fn submit_draft(
     let hub2 = hub.clone();
     let submitted = blocking(move || {
         hub2.store().write(|txn| {
-            let conversation = match txn.conversation(&conversation_id)? {
-                Some(c) if c.channel_id == channel.id => Some(c),
-                Some(c) if fronted_by(txn, &c.channel_id, &channel.id)? => Some(c),
-                _ => None,
-            }
-            .ok_or_else(|| {
-                ApiError::NotFound(format!("no conversation {conversation_id:?} for this bot"))
-            })?;
+            let conversation =
+                bot_conversation(txn, &channel.id, &conversation_id)?.ok_or_else(|| {
+                    ApiError::NotFound(format!("no conversation {conversation_id:?} for this bot"))
+                })?;
             let key = key.map(|k| format!("{}:{k}", conversation.id));
             if let Some(key) = &key {
                 if let Some(id) = txn.external_id(&channel.id, "draft-key", key)? {

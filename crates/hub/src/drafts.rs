@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use crate::error::ApiError;
 use crate::handoffs::{Outgoing, MAX_TEXT};
-use crate::store::{Delivery, Tx};
+use crate::store::Tx;
 use crate::Hub;
 
 /// A bot channel's rule for drafts nobody decides on.
@@ -84,18 +84,28 @@ fn route(txn: &dyn Tx, conversation: &Conversation) -> Result<Option<Route>, Api
         }))
 }
 
-/// The draft's text, trimmed: 1 to [`MAX_TEXT`] characters.
-fn checked_text(text: &str) -> Result<String, ApiError> {
+/// The draft's text, trimmed: 1 to `max` characters (WhatsApp takes fewer than Baton).
+fn checked_text(text: &str, max: usize) -> Result<String, ApiError> {
     let text = text.trim();
     if text.is_empty() {
         return Err(ApiError::BadRequest("the draft is empty".into()));
     }
-    if text.chars().count() > MAX_TEXT {
+    if text.chars().count() > max {
         return Err(ApiError::BadRequest(format!(
-            "the draft is longer than {MAX_TEXT} characters"
+            "the draft is longer than {max} characters"
         )));
     }
     Ok(text.to_string())
+}
+
+impl Route {
+    fn max_text(&self) -> usize {
+        if self.via_whatsapp {
+            crate::whatsapp::MAX_TEXT
+        } else {
+            MAX_TEXT
+        }
+    }
 }
 
 /// What `submit` answers.
@@ -114,7 +124,8 @@ pub fn submit(
     text: &str,
     priority: Option<Priority>,
 ) -> Result<Submitted, ApiError> {
-    let text = checked_text(text)?;
+    let max = route(txn, conversation)?.map_or(MAX_TEXT, |r| r.max_text());
+    let text = checked_text(text, max)?;
     let timeout = txn
         .channel(bot_id)?
         .and_then(|c| c.settings.bot)
@@ -149,10 +160,9 @@ pub fn submit(
         created_at: now,
     };
     txn.put(EventData::Message(draft.clone()))?;
-    if let Some(timeout) = timeout {
-        let after =
-            chrono::TimeDelta::seconds(i64::try_from(timeout.seconds).unwrap_or(i64::MAX / 1000));
-        txn.set_draft_deadline(&draft.id, Some(now + after))?;
+    let due = timeout.and_then(|t| now.checked_add_signed(crate::handoffs::span(t.seconds)));
+    if let Some(due) = due {
+        txn.set_draft_deadline(&draft.id, Some(due))?;
     }
     tracing::info!(draft = %draft.id, conversation = %conversation.id, handoff = %handoff.id, "drafts: a bot's reply waits for approval");
     Ok(Submitted {
@@ -161,7 +171,8 @@ pub fn submit(
     })
 }
 
-/// Decides on the draft `message_id`: `agent` is who decided, `None` for the channel's timeout.
+/// Decides on the draft `message_id`: `agent` is who decided, `None` for the channel's timeout
+/// (or for the handoff having ended).
 pub fn decide(
     txn: &mut dyn Tx,
     hub: &Hub,
@@ -200,11 +211,17 @@ pub fn decide(
             return Err(ApiError::Conflict(format!("{name} has this conversation")));
         }
     }
-    let Some(route) = route(txn, &conversation)? else {
-        return Err(ApiError::Conflict(
-            "the bot that drafted this is no longer connected to the conversation's channel".into(),
-        ));
-    };
+    // A bot no longer in front of the number can have its drafts rejected, never sent.
+    let route =
+        match (route(txn, &conversation)?, &decision) {
+            (Some(route), _) => Some(route),
+            (None, Decision::Reject(_)) => None,
+            (None, Decision::Approve(_)) => return Err(ApiError::Conflict(
+                "the bot that drafted this is no longer connected to the conversation's channel"
+                    .into(),
+            )),
+        };
+    let via_whatsapp = route.as_ref().is_some_and(|r| r.via_whatsapp);
     let original = draft.text.clone().unwrap_or_default();
     let who = agent.map_or(Value::Null, |a| json!({ "id": a.id, "name": a.name }));
     let mut event = json!({
@@ -215,11 +232,8 @@ pub fn decide(
     });
     let approved = match decision {
         Decision::Approve(edited) => {
-            let text = match edited {
-                Some(t) => checked_text(&t)?,
-                None => original.clone(),
-            };
-            let outgoing = Outgoing::text(&text);
+            let max = route.as_ref().map_or(MAX_TEXT, Route::max_text);
+            let text = checked_text(edited.as_deref().unwrap_or(&original), max)?;
             draft.text = Some(text.clone());
             draft.payload = json!({ "text": text, "drafted": original });
             draft.status = DeliveryStatus::Queued;
@@ -227,14 +241,14 @@ pub fn decide(
             event["decision"] = json!("approved");
             event["text"] = json!(text);
             event["edited"] = json!(text != original);
-            if route.via_whatsapp {
-                if !crate::whatsapp::window_open(&conversation, hub.now()) {
-                    return Err(ApiError::WindowClosed(
-                        "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now".into(),
-                    ));
-                }
-                let outgoing =
-                    crate::whatsapp::checked_outgoing(txn, hub, &conversation.id, outgoing)?;
+            if via_whatsapp {
+                crate::whatsapp::require_window(&conversation, hub.now())?;
+                let outgoing = crate::whatsapp::checked_outgoing(
+                    txn,
+                    hub,
+                    &conversation.id,
+                    Outgoing::text(&text),
+                )?;
                 txn.put(EventData::Message(draft.clone()))?;
                 crate::whatsapp::queue_send(txn, hub, &conversation, &outgoing, &draft.id)?;
                 event["sent_by"] = json!("baton");
@@ -263,21 +277,21 @@ pub fn decide(
     txn.set_draft_deadline(&draft.id, None)?;
     // The bot hears of every decision; when it sends approved text itself, the draft counts as
     // sent once the bot has the event.
-    let body = crate::bot_api::event_body(hub, "draft.decided", event)?;
-    txn.queue_delivery(
-        &Delivery {
-            channel_id: route.bot_id.clone(),
-            conversation_id: conversation.id.clone(),
-            route: "events".into(),
-            body: body.to_string(),
-            message_id: (approved && !route.via_whatsapp).then(|| draft.id.clone()),
-        },
-        hub.now(),
-    )?;
+    if let Some(route) = &route {
+        crate::bot_api::queue_event(
+            txn,
+            hub,
+            &route.bot_id,
+            &conversation.id,
+            "draft.decided",
+            event,
+            (approved && !via_whatsapp).then_some(draft.id.as_str()),
+        )?;
+    }
     if let Some(handoff) = open.filter(|h| h.for_draft) {
         end_when_decided(txn, hub, handoff, approved)?;
     }
-    tracing::info!(draft = %draft.id, approved, by_timeout = agent.is_none(), "drafts: decided");
+    tracing::info!(draft = %draft.id, approved, by = agent.map_or("the desk", |a| a.id.as_str()), "drafts: decided");
     Ok(())
 }
 
@@ -306,45 +320,74 @@ fn end_when_decided(
     Ok(())
 }
 
+/// The handoff on `conversation_id` ended before its drafts were decided: they are rejected (and
+/// the bot hears so), so none waits on a conversation that is the bot's again, or goes out later.
+pub fn reject_waiting(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    conversation_id: &str,
+    why: &str,
+) -> Result<(), ApiError> {
+    for id in txn.drafts_waiting(conversation_id)? {
+        decide(txn, hub, None, &id, Decision::Reject(Some(why.to_string())))?;
+    }
+    Ok(())
+}
+
+/// What the channel's timeout makes of the draft `id` now, if it still has one.
+fn timeout_of(txn: &dyn Tx, id: &str) -> Result<Option<OnTimeout>, ApiError> {
+    let Some(message) = txn.message(id)? else {
+        return Ok(None);
+    };
+    let Some(conversation) = txn.conversation(&message.conversation_id)? else {
+        return Ok(None);
+    };
+    let Some(route) = route(txn, &conversation)? else {
+        return Ok(None);
+    };
+    Ok(txn
+        .channel(&route.bot_id)?
+        .and_then(|c| c.settings.bot)
+        .and_then(|b| b.draft_timeout)
+        .map(|t| t.then))
+}
+
+/// Decides the draft `id` as its channel's timeout says; whether it was decided.
+fn expire(txn: &mut dyn Tx, hub: &Hub, id: &str) -> Result<bool, ApiError> {
+    let still_waiting = txn
+        .message(id)?
+        .is_some_and(|m| m.status == DeliveryStatus::Draft);
+    // Decided meanwhile, or the timeout was turned off (or the bot left) since: only the deadline
+    // is left to forget.
+    let then = match timeout_of(txn, id)? {
+        Some(then) if still_waiting => then,
+        _ => {
+            txn.set_draft_deadline(id, None)?;
+            return Ok(false);
+        }
+    };
+    let decision = match then {
+        OnTimeout::Send => Decision::Approve(None),
+        OnTimeout::Reject => Decision::Reject(None),
+    };
+    match decide(txn, hub, None, id, decision) {
+        Ok(()) => Ok(true),
+        Err(e @ ApiError::Internal(_)) => Err(e),
+        // It cannot be sent (WhatsApp's window closed, …): it is rejected with the reason, so it
+        // is not tried again on every sweep.
+        Err(why) => {
+            decide(txn, hub, None, id, Decision::Reject(Some(why.to_string())))?;
+            Ok(true)
+        }
+    }
+}
+
 /// Decides every draft whose channel's timeout has passed, as the channel says; returns how many.
 pub fn expire_due(hub: &Hub) -> Result<usize, ApiError> {
     let due = hub.store().reader()?.due_drafts(hub.now(), 100)?;
     let mut decided = 0;
     for id in due {
-        let outcome = hub.store().write(|txn| {
-            let then = txn
-                .message(&id)?
-                .map(|m| m.conversation_id)
-                .map(|c| txn.conversation(&c))
-                .transpose()?
-                .flatten()
-                .map(|c| route(txn, &c))
-                .transpose()?
-                .flatten()
-                .and_then(|r| txn.channel(&r.bot_id).ok().flatten())
-                .and_then(|c| c.settings.bot)
-                .and_then(|b| b.draft_timeout)
-                .map_or(OnTimeout::Reject, |t| t.then);
-            let decision = match then {
-                OnTimeout::Send => Decision::Approve(None),
-                OnTimeout::Reject => Decision::Reject(None),
-            };
-            match decide(txn, hub, None, &id, decision) {
-                Ok(()) => Ok(true),
-                // Sending is no longer allowed (WhatsApp's window closed): it is rejected instead.
-                Err(ApiError::WindowClosed(why)) => {
-                    decide(txn, hub, None, &id, Decision::Reject(Some(why)))?;
-                    Ok(true)
-                }
-                // Already decided, or its message is gone: only the deadline is left to forget.
-                Err(ApiError::Conflict(_) | ApiError::NotFound(_)) => {
-                    txn.set_draft_deadline(&id, None)?;
-                    Ok::<_, ApiError>(false)
-                }
-                Err(e) => Err(e),
-            }
-        });
-        match outcome {
+        match hub.store().write(|txn| expire(txn, hub, &id)) {
             Ok(true) => decided += 1,
             Ok(false) => {}
             Err(e) => tracing::error!(draft = %id, error = %e, "drafts: cannot apply the timeout"),

@@ -356,6 +356,39 @@ fn tell_platform(
     Ok(())
 }
 
+/// A queue item opened only for a bot's drafts becomes a handoff like any other — the bot asked for
+/// a person, or an agent wrote to the customer — and the bot hears who has it from now on.
+pub fn take_over_draft_item(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    mut h: Handoff,
+) -> Result<Handoff, ApiError> {
+    if !h.for_draft {
+        return Ok(h);
+    }
+    h.for_draft = false;
+    h.updated_at = hub.now();
+    txn.put(EventData::Handoff(h.clone()))?;
+    if let Some(holder) = h
+        .assignee
+        .as_deref()
+        .map(|id| txn.agent(id))
+        .transpose()?
+        .flatten()
+    {
+        tell_platform(txn, hub, &h, PlatformEvent::Assigned(&holder), None)?;
+    }
+    Ok(h)
+}
+
+/// `secs` as a time span, saturating rather than overflowing on absurd settings.
+pub fn span(secs: u64) -> chrono::TimeDelta {
+    i64::try_from(secs)
+        .ok()
+        .and_then(chrono::TimeDelta::try_seconds)
+        .unwrap_or(chrono::TimeDelta::MAX)
+}
+
 /// Opens a new handoff on `conversation`, waiting for an agent (channels whose platform has no
 /// handoff of its own, such as WhatsApp, call this).
 pub fn open(
@@ -544,15 +577,8 @@ fn reply(
             outgoing.kind
         )));
     }
-    // An agent who writes to the customer while deciding on drafts has taken the conversation
-    // over: from now on it is a handoff like any other, and the bot hears so.
-    if h.for_draft {
-        h.for_draft = false;
-        txn.put(EventData::Handoff(h.clone()))?;
-        if h.assignee.as_deref() == Some(agent.id.as_str()) {
-            tell_platform(txn, hub, &h, PlatformEvent::Assigned(agent), None)?;
-        }
-    }
+    // An agent who writes to the customer while deciding on drafts has taken the conversation over.
+    h = take_over_draft_item(txn, hub, h)?;
     match &h.assignee {
         None => {
             check_capacity(txn, agent, "You")?;
@@ -566,10 +592,10 @@ fn reply(
         }
         Some(_) => {}
     }
-    if whatsapp && !template && !customer_window_open(txn, hub, &h)? {
-        return Err(ApiError::WindowClosed(
-            "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now".into(),
-        ));
+    if whatsapp && !template {
+        if let Some(conversation) = txn.conversation(&h.conversation_id)? {
+            crate::whatsapp::require_window(&conversation, hub.now())?;
+        }
     }
     send_to_customer(txn, hub, &h, Author::Agent, Some(agent), outgoing)?;
     Ok(())
@@ -664,6 +690,12 @@ fn close(
     h.updated_at = hub.now();
     txn.put(EventData::Handoff(h.clone()))?;
     tell_platform(txn, hub, &h, PlatformEvent::Closed, None)?;
+    crate::drafts::reject_waiting(
+        txn,
+        hub,
+        &h.conversation_id,
+        "the handoff ended before anyone decided",
+    )?;
     Ok(())
 }
 
@@ -822,6 +854,12 @@ pub fn cancel_by_bot(
     h.label = Some(why.to_string());
     h.updated_at = hub.now();
     txn.put(EventData::Handoff(h.clone()))?;
+    crate::drafts::reject_waiting(
+        txn,
+        hub,
+        conversation_id,
+        "the bot ended the handoff before anyone decided",
+    )?;
     Ok(Some(h))
 }
 
@@ -838,12 +876,13 @@ pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
         .collect();
     let mut expired = 0;
     for (channel_id, secs) in channels {
-        let limit = chrono::TimeDelta::seconds(i64::try_from(secs).unwrap_or(i64::MAX / 1000));
+        let limit = span(secs);
         expired += hub.store().write(|txn| {
             let waiting: Vec<Handoff> = txn
                 .pending_handoffs(&channel_id)?
                 .into_iter()
-            .filter(|h| now - h.updated_at > limit)
+            // A bot's drafts have their own timeout (the bot channel's).
+            .filter(|h| !h.for_draft && now - h.updated_at > limit)
             .collect();
             for mut h in waiting.iter().cloned() {
                 h.status = HandoffStatus::Cancelled;
@@ -851,6 +890,7 @@ pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
                 h.updated_at = now;
                 txn.put(EventData::Handoff(h.clone()))?;
                 tell_platform(txn, hub, &h, PlatformEvent::Closed, None)?;
+                crate::drafts::reject_waiting(txn, hub, &h.conversation_id, "no agent took the handoff in time")?;
                 tracing::info!(handoff = %h.id, channel = %channel_id, waited_secs = secs, "pending timeout: handed back to the bot");
             }
             Ok::<_, ApiError>(waiting.len())

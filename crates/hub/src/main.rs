@@ -687,11 +687,8 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
             println!("updated {} ({})", c.id, c.name);
             if let Some(t) = c.draft_timeout {
                 println!(
-                    "an undecided draft is {} after {} s",
-                    match t.then {
-                        baton_hub::drafts::OnTimeout::Reject => "rejected",
-                        baton_hub::drafts::OnTimeout::Send => "sent",
-                    },
+                    "on-draft-timeout: {} after {} s",
+                    t.then.as_str(),
                     t.seconds
                 );
             }

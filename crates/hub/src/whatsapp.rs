@@ -610,7 +610,10 @@ pub fn apply(
         }
         if let Some(bot) = settings.bot_channel.as_deref() {
             // The bot has the customer until it hands them over (and again once the handoff ends).
-            let handed_over = txn.open_handoff(&conversation.id)?.is_some();
+            // (A queue item that only holds the bot's drafts leaves the chat with the bot.)
+            let handed_over = txn
+                .open_handoff(&conversation.id)?
+                .is_some_and(|h| !h.for_draft);
             if !handed_over && m.kind != "system" {
                 crate::bot_api::queue_user_message(
                     txn,
@@ -933,6 +936,17 @@ pub fn window_open(conversation: &Conversation, now: DateTime<Utc>) -> bool {
         .is_some_and(|last| now - last < WINDOW)
 }
 
+/// Refuses a free-form message once the customer's 24-hour window has closed.
+pub fn require_window(conversation: &Conversation, now: DateTime<Utc>) -> Result<(), ApiError> {
+    if window_open(conversation, now) {
+        return Ok(());
+    }
+    Err(ApiError::WindowClosed(
+        "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now"
+            .into(),
+    ))
+}
+
 /// The Graph API call that tells WhatsApp about `event`, if it needs one: only messages for the
 /// customer do (WhatsApp has no notion of an agent taking over or a handoff ending).
 pub fn call_for(
@@ -1011,7 +1025,7 @@ pub fn send_from_bot(
 ) -> Result<Message, ApiError> {
     if txn
         .open_handoff(&conversation.id)?
-        .is_some_and(|h| h.assignee.is_some())
+        .is_some_and(|h| h.assignee.is_some() && !h.for_draft)
     {
         return Err(ApiError::Conflict(
             "an agent has this conversation; the bot hears from it again when the handoff ends"
@@ -1019,10 +1033,8 @@ pub fn send_from_bot(
         ));
     }
     let outgoing = checked_outgoing(txn, hub, &conversation.id, outgoing)?;
-    if outgoing.kind != "template" && !window_open(conversation, hub.now()) {
-        return Err(ApiError::WindowClosed(
-            "the customer wrote more than 24 hours ago: WhatsApp allows only an approved template now".into(),
-        ));
+    if outgoing.kind != "template" {
+        require_window(conversation, hub.now())?;
     }
     let message = Message {
         id: hub.new_id("m"),

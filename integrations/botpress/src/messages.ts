@@ -58,11 +58,13 @@ export function toBaton(type: string, payload: unknown): BatonMessage {
  * is left out and named in `skipped`, rather than losing the whole handoff over it.
  */
 export function toHistory(messages: HistoryMessage[]): { history: HistoryItem[]; skipped: string[] } {
-  const history: HistoryItem[] = []
+  let history: HistoryItem[] = []
   const skipped: string[] = []
   messages.forEach((message, index) => {
     try {
-      history.push({ author: message.source.type === 'user' ? 'user' : 'bot', ...toBaton(message.type, message.payload) })
+      const item = { author: message.source.type === 'user' ? ('user' as const) : ('bot' as const), ...toBaton(message.type, message.payload) }
+      checkedForHub(item)
+      history.push(item)
     } catch (error) {
       if (!(error instanceof UnsupportedMessage)) {
         throw error
@@ -70,7 +72,28 @@ export function toHistory(messages: HistoryMessage[]): { history: HistoryItem[];
       skipped.push(`messageHistory[${index}] (${message.type}): ${error.message}`)
     }
   })
+  // The hub takes the latest MAX_HISTORY: the oldest are the least useful to the agent.
+  if (history.length > MAX_HISTORY) {
+    skipped.push(`the oldest ${history.length - MAX_HISTORY} messages (the hub keeps the last ${MAX_HISTORY})`)
+    history = history.slice(-MAX_HISTORY)
+  }
   return { history, skipped }
+}
+
+/** The most history messages the hub takes with a handoff (`POST /bot/v1/handoffs`). */
+export const MAX_HISTORY = 500
+/** The largest payload the hub takes for one message. */
+export const MAX_PAYLOAD_BYTES = 64 * 1024
+
+/** What the hub would refuse about one history message (and with it the whole handoff). */
+function checkedForHub(item: HistoryItem): void {
+  if (Buffer.byteLength(JSON.stringify(item.payload)) > MAX_PAYLOAD_BYTES) {
+    throw new UnsupportedMessage(`larger than the hub's ${MAX_PAYLOAD_BYTES / 1024} KiB per message`)
+  }
+  const text = (item.payload as { text?: unknown }).text
+  if (item.type === 'text' && typeof text === 'string' && text.trim() === '') {
+    throw new UnsupportedMessage('an empty text')
+  }
 }
 
 // ---- Baton → Botpress ---------------------------------------------------------------------------

@@ -69,6 +69,19 @@ describe('startHitl', () => {
     ])
   })
 
+  test('a long history brings its latest 500 messages, and an empty or oversized one is left out, not the handoff', async () => {
+    const w = await world()
+    const history: HistoryMessage[] = Array.from({ length: 600 }, (_, i) => ({ source: i % 2 === 0 ? user() : bot, type: 'text', payload: { text: `line ${i}` } }))
+    history.push({ source: user(), type: 'text', payload: { text: '   ' } })
+    history.push({ source: user(), type: 'text', payload: { text: 'x'.repeat(70 * 1024) } })
+    const session = await escalate(w, { name: 'Zoë' }, { title: 'Long chat', history })
+
+    const seen = (await w.alice.messagesOf(session.deskConversationId)).map((m) => m.text)
+    expect(seen).toHaveLength(500)
+    expect(seen[0]).toBe('line 100')
+    expect(seen[499]).toBe('line 599')
+  })
+
   test('brings every Botpress message type of the history to the desk as that type, without what Botpress adds to it', async () => {
     const w = await world()
     const history: HistoryMessage[] = EVERY_TYPE.map(({ type, payload }, i) => ({
