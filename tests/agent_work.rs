@@ -938,3 +938,141 @@ async fn a_handoff_nobody_takes_within_the_channels_pending_timeout_goes_back_to
     assert_eq!(handoff["label"], "no agent took it in time");
     assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
 }
+
+/// Who holds each of `tickets`' handoffs, by name ("" while nobody does).
+async fn holders(alice: &AgentSession, tickets: &[String]) -> Vec<String> {
+    let agents: Vec<Value> = alice
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "agent")
+        .map(|e| e["data"].clone())
+        .collect();
+    let mut names = Vec::new();
+    for ticket in tickets {
+        let holder = alice.handoff_of(ticket).await["assignee"].clone();
+        names.push(
+            agents
+                .iter()
+                .rev()
+                .find(|a| a["id"] == holder)
+                .and_then(|a| a["name"].as_str())
+                .unwrap_or("")
+                .to_string(),
+        );
+    }
+    names
+}
+
+async fn go_online(agent: &AgentSession) {
+    assert_eq!(
+        agent.post("/presence", json!({"status": "online"})).await.0,
+        200
+    );
+}
+
+#[tokio::test]
+async fn with_round_robin_routing_waiting_handoffs_go_to_the_online_agents_in_turn() {
+    let d = desk_configured(&["--routing", "round-robin"], &[]).await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+    go_online(&alice).await;
+    go_online(&bob).await;
+    let mut tickets = Vec::new();
+    for n in 0..4 {
+        tickets.push(
+            d.botpress
+                .hand_off(&format!("Order {n}"), &format!("Customer {n}"), "hello")
+                .await,
+        );
+    }
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = holders(&alice, &tickets).await;
+        if held.iter().all(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Nobody picked: each handoff went out in turn, two each, never twice in a row to the same.
+    assert_eq!(held.iter().filter(|h| *h == "Alice").count(), 2, "{held:?}");
+    assert_eq!(held.iter().filter(|h| *h == "Bob").count(), 2, "{held:?}");
+    assert!(held.windows(2).all(|w| w[0] != w[1]), "{held:?}");
+    // Rita, an admin who is offline, got none; the customers were told who took them.
+    support::eventually(
+        Duration::from_secs(10),
+        || {
+            d.fake
+                .accepted()
+                .iter()
+                .filter(|c| {
+                    c.body
+                        .to_string()
+                        .contains("You have been assigned to our agent")
+                })
+                .count()
+                == 4
+        },
+        || format!("Botpress got {:?}", d.fake.accepted()),
+    )
+    .await;
+    assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
+}
+
+#[tokio::test]
+async fn with_least_busy_routing_the_next_handoff_goes_to_whoever_holds_fewest_and_offline_agents_get_none(
+) {
+    let d = desk_configured(&["--routing", "least-busy"], &[]).await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    go_online(&alice).await;
+    let early = [
+        d.botpress.hand_off("First", "Ana", "hi").await,
+        d.botpress.hand_off("Second", "Ben", "hi").await,
+    ];
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = holders(&alice, &early).await;
+        if held.iter().all(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, ["Alice", "Alice"], "only Alice was online");
+
+    // Bob comes online: he holds none, so the next two are his.
+    let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+    go_online(&bob).await;
+    let late = [
+        d.botpress.hand_off("Third", "Cy", "hi").await,
+        d.botpress.hand_off("Fourth", "Di", "hi").await,
+    ];
+    for _ in 0..100 {
+        held = holders(&alice, &late).await;
+        if held.iter().all(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, ["Bob", "Bob"]);
+
+    // Manual routing (set through the admin API) leaves the next one waiting for someone to take it.
+    let rita = AgentSession::sign_in(&d.hub, "root@example.com").await;
+    let channel = alice.handoff_of(&late[0]).await["channel_id"]
+        .as_str()
+        .expect("channel")
+        .to_string();
+    let answer = rita
+        .http
+        .patch(format!("{}/api/v1/admin/channels/{channel}", rita.base))
+        .bearer_auth(&rita.token)
+        .json(&json!({"routing": "manual"}))
+        .send()
+        .await
+        .expect("patch");
+    assert_eq!(answer.status().as_u16(), 200);
+    let body: Value = answer.json().await.expect("json");
+    assert_eq!(body["routing"], "manual");
+    let waiting = d.botpress.hand_off("Fifth", "Ed", "hi").await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(alice.handoff_of(&waiting).await["status"], "pending");
+}

@@ -679,6 +679,8 @@ pub struct ChannelView {
     pub session_ended_notice: String,
     pub message_kinds: Vec<String>,
     pub pending_timeout_secs: Option<u64>,
+    /// `manual`, `round-robin` or `least-busy`.
+    pub routing: &'static str,
     /// Bot: how long a drafted reply waits for an agent, and what it becomes then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draft_timeout: Option<crate::drafts::DraftTimeout>,
@@ -699,6 +701,8 @@ pub struct ChannelUpdate {
     pub message_kinds: Option<Vec<String>>,
     /// Seconds a handoff may wait for an agent; 0 means no limit.
     pub pending_timeout_secs: Option<u64>,
+    /// `manual`, `round-robin` or `least-busy`.
+    pub routing: Option<String>,
 }
 
 pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
@@ -725,6 +729,7 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
         auto_reply: wa.as_ref().and_then(|w| w.auto_reply.clone()),
         bot_channel: wa.as_ref().and_then(|w| w.bot_channel.clone()),
         draft_timeout: row.settings.bot.as_ref().and_then(|b| b.draft_timeout),
+        routing: row.settings.routing.as_str(),
         removed: wa.as_ref().is_some_and(|w| w.removed)
             || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,
@@ -824,6 +829,13 @@ pub fn update_channel(
             ));
         }
         settings.message_kinds = kinds;
+    }
+    if let Some(r) = update.routing.as_deref() {
+        settings.routing = crate::routing::Routing::parse(r).ok_or_else(|| {
+            AdminError::Invalid(format!(
+                "routing is \"manual\", \"round-robin\" or \"least-busy\", not {r:?}"
+            ))
+        })?;
     }
     if let Some(secs) = update.pending_timeout_secs {
         settings.pending_timeout_secs = (secs > 0).then_some(secs);

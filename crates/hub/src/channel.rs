@@ -45,6 +45,9 @@ pub struct ChannelSettings {
     /// A bot's settings (for channels of kind `bot`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bot: Option<crate::bot_api::BotSettings>,
+    /// How waiting handoffs find an agent: agents take them (`manual`), or the hub gives them out.
+    #[serde(default)]
+    pub routing: crate::routing::Routing,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -82,6 +85,7 @@ impl Default for ChannelSettings {
             pending_timeout_secs: None,
             whatsapp: None,
             bot: None,
+            routing: crate::routing::Routing::Manual,
         }
     }
 }

@@ -522,6 +522,32 @@ fn hand_to(
     Ok(handoff)
 }
 
+/// The channel's router gives the waiting handoff `handoff_id` to `to`, if it still waits and
+/// they still have room; whether it did. The customer and the bot hear it as if `to` took it.
+pub fn route_to(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    handoff_id: &str,
+    to: &Agent,
+) -> Result<bool, ApiError> {
+    let Some(h) = txn.handoff(handoff_id)? else {
+        return Ok(false);
+    };
+    if h.status != HandoffStatus::Pending || h.assignee.is_some() {
+        return Ok(false);
+    }
+    match txn.agent(&to.id)? {
+        Some(current) if current.presence == Presence::Online && !current.disabled => {
+            if check_capacity(txn, &current, &current.name).is_err() {
+                return Ok(false);
+            }
+            hand_to(txn, hub, h, &current, false)?;
+            Ok(true)
+        }
+        _ => Ok(false),
+    }
+}
+
 fn assign(txn: &mut dyn Tx, hub: &Hub, agent: &Agent, handoff_id: &str) -> Result<(), ApiError> {
     let h = handoff(txn, handoff_id)?;
     refuse_if_closed(&h)?;

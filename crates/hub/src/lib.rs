@@ -21,6 +21,7 @@ pub mod error;
 pub mod front;
 pub mod handoffs;
 pub mod presence;
+pub mod routing;
 pub mod store;
 pub mod uploads;
 pub mod whatsapp;
@@ -463,6 +464,7 @@ pub async fn serve(
     let (stop, stopped) = tokio::sync::watch::channel(false);
     let delivery = tokio::spawn(delivery::run(hub.clone(), stopped.clone()));
     let sweep = tokio::spawn(presence::run(hub.clone(), stopped.clone()));
+    let routing_task = tokio::spawn(routing::run(hub.clone(), stopped.clone()));
     let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped));
     let limits = front::Limits {
         max_connections: hub.config().max_connections,
@@ -475,6 +477,7 @@ pub async fn serve(
     .await;
     let _ = delivery.await;
     let _ = sweep.await;
+    let _ = routing_task.await;
     let _ = watch.await;
     result
 }

@@ -216,6 +216,10 @@ enum BotCommand {
         /// What an undecided draft becomes when its time is up: `reject` (default) or `send`.
         #[arg(long)]
         on_draft_timeout: Option<String>,
+        /// How waiting handoffs find an agent: `manual` (agents take them; the default),
+        /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
+        #[arg(long)]
+        routing: Option<String>,
     },
     /// Stop taking a bot's calls; its conversations stay in the history.
     Remove {
@@ -289,6 +293,10 @@ enum WhatsappCommand {
         /// it answers customers until it hands them over. An empty value takes it away.
         #[arg(long)]
         bot: Option<String>,
+        /// How waiting handoffs find an agent: `manual` (agents take them; the default),
+        /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
+        #[arg(long)]
+        routing: Option<String>,
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
@@ -357,6 +365,10 @@ enum BotpressCommand {
         /// as long as it takes.
         #[arg(long, value_name = "SECS")]
         pending_timeout: Option<u64>,
+        /// How waiting handoffs find an agent: `manual` (agents take them; the default),
+        /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
+        #[arg(long)]
+        routing: Option<String>,
     },
 }
 
@@ -499,6 +511,7 @@ fn main() -> anyhow::Result<()> {
                     session_ended_notice,
                     message_kinds,
                     pending_timeout,
+                    routing,
                 },
         } => {
             let hub = open(&data)?;
@@ -515,10 +528,11 @@ fn main() -> anyhow::Result<()> {
                 session_ended_notice,
                 message_kinds,
                 pending_timeout_secs: pending_timeout,
+                routing,
                 ..Default::default()
             };
             let c = admin::update_channel(&hub, &channel, update)?;
-            println!("updated {} ({})", c.id, c.name);
+            println!("updated {} ({}); routing: {}", c.id, c.name, c.routing);
             Ok(())
         }
         Command::Botpress {
@@ -671,8 +685,10 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
             events_url,
             draft_timeout,
             on_draft_timeout,
+            routing,
         } => {
             let hub = open(&data)?;
+            set_routing(&hub, &channel, routing)?;
             let c = admin::update_bot(
                 &hub,
                 &channel,
@@ -721,6 +737,22 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `--routing` on a channel kind's `set`: the one setting every kind shares.
+fn set_routing(hub: &Hub, channel: &str, routing: Option<String>) -> anyhow::Result<()> {
+    if routing.is_some() {
+        let c = admin::update_channel(
+            hub,
+            channel,
+            admin::ChannelUpdate {
+                routing,
+                ..Default::default()
+            },
+        )?;
+        println!("routing: {}", c.routing);
+    }
+    Ok(())
 }
 
 fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
@@ -792,8 +824,10 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
             max_per_second,
             waba_id,
             bot,
+            routing,
         } => {
             let hub = open(&data)?;
+            set_routing(&hub, &channel, routing)?;
             let (app_secret, access_token) = if secrets_stdin {
                 let (a, t) = read_two_secrets()?;
                 (Some(a), Some(t))
