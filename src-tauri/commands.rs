@@ -2,7 +2,9 @@
 //! `{code, message}` so it can branch on the code and show the message.
 
 use baton_core::search::SearchQuery;
-use baton_core::{ClientError, CustomerView, HandoffSummary, HandoffView, OutboxItem, SearchHit};
+use baton_core::{
+    ClientError, CustomerView, HandoffCounts, HandoffSummary, HandoffView, OutboxItem, SearchHit,
+};
 use baton_protocol::{Agent, AgentCommand, Contact, HandoffStatus, Message, Template};
 use serde::Serialize;
 use tauri::{AppHandle, State};
@@ -95,6 +97,13 @@ pub fn list_handoffs(
         return Err(CommandError::new("not_signed_in", "not signed in yet"));
     }
     with_cache(&desk, |c| c.view(view, me.as_deref()))
+}
+
+/// How many handoffs each tab holds.
+#[tauri::command]
+pub fn handoff_counts(desk: State<'_, Desk>) -> Result<HandoffCounts, CommandError> {
+    let me = desk.status().me.map(|me| me.id);
+    with_cache(&desk, |c| c.counts(me.as_deref()))
 }
 
 #[tauri::command]

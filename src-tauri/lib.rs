@@ -60,6 +60,7 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::desk_status,
             commands::list_handoffs,
+            commands::handoff_counts,
             commands::open_conversation,
             commands::sign_in,
             commands::customer,

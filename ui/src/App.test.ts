@@ -222,6 +222,20 @@ describe("the inbox", () => {
     expect(screen.queryAllByTestId("draft-approve")).toHaveLength(0);
   });
 
+  test("every tab shows how many it holds, and a customer waiting long is marked", async () => {
+    const data = inbox();
+    data.handoffs[0] = { ...data.handoffs[0]!, created_at: new Date(Date.now() - 20 * 60_000).toISOString() };
+    data.handoffs.push({ ...handoff("ho_done", "t_done", "Done one"), status: "resolved" });
+    data.handoffs.push({ ...handoff("ho_mine", "t_mine", "Mine one"), status: "assigned", assignee: "ag_me" });
+    render(App, { props: { backend: memoryBackend(data) } });
+    expect((await screen.findByTestId("count-pending")).textContent).toBe("2");
+    expect(screen.getByTestId("count-mine").textContent).toBe("1");
+    expect(screen.getByTestId("count-resolved").textContent).toBe("1");
+    expect(screen.queryByTestId("count-cancelled")).toBeNull();
+    const waits = screen.getAllByTestId("wait");
+    expect(waits.some((w) => w.classList.contains("red"))).toBe(true);
+  });
+
   test("an urgent handoff from a bot says so in the list; a normal one does not", async () => {
     const data = inbox();
     data.handoffs[1] = { ...data.handoffs[1]!, priority: "urgent" };

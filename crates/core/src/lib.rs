@@ -15,8 +15,8 @@ pub mod token;
 pub mod typescript;
 
 pub use cache::{
-    Backfill, Cache, CacheError, CustomerView, HandoffSummary, HandoffView, Incoming,
-    UnreadableEvent,
+    Backfill, Cache, CacheError, CustomerView, HandoffCounts, HandoffSummary, HandoffView,
+    Incoming, UnreadableEvent,
 };
 pub use client::{ClientError, HubClient};
 pub use engine::{Engine, Sending, Sent};

@@ -5,8 +5,8 @@
 use ts_rs::{Config, TS};
 
 use crate::{
-    Backfill, ConnectionState, CustomerView, FailureClass, HandoffSummary, HandoffView, OutboxItem,
-    OutboxState, SearchHit, UnreadableEvent, Update,
+    Backfill, ConnectionState, CustomerView, FailureClass, HandoffCounts, HandoffSummary,
+    HandoffView, OutboxItem, OutboxState, SearchHit, UnreadableEvent, Update,
 };
 use baton_protocol::{
     Agent, AgentCommand, Author, Contact, Conversation, DeliveryStatus, Handoff, HandoffStatus,
@@ -36,6 +36,7 @@ pub fn bindings() -> String {
         AgentCommand::decl(&cfg),
         HandoffView::decl(&cfg),
         HandoffSummary::decl(&cfg),
+        HandoffCounts::decl(&cfg),
         CustomerView::decl(&cfg),
         Backfill::decl(&cfg),
         FailureClass::decl(&cfg),

@@ -10,6 +10,7 @@ import type {
   ConversationView,
   CustomerView,
   DeskStatus,
+  HandoffCounts,
   HandoffSummary,
   HandoffView,
   OutboxItem,
@@ -29,6 +30,8 @@ export type { HandoffView } from "./types";
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
   listHandoffs(view?: HandoffView): Promise<HandoffSummary[]>;
+  /** How many handoffs each tab holds. */
+  handoffCounts(): Promise<HandoffCounts>;
   openConversation(conversationId: string): Promise<ConversationView>;
   customer(conversationId: string): Promise<CustomerView>;
   team(): Promise<Team>;
@@ -134,6 +137,7 @@ function run(command: AgentCommand): Promise<void> {
 export const tauriBackend: Backend = {
   deskStatus: () => call<DeskStatus>("desk_status"),
   listHandoffs: (view) => call<HandoffSummary[]>("list_handoffs", { status: view ?? null }),
+  handoffCounts: () => call<HandoffCounts>("handoff_counts"),
   openConversation: (conversationId) =>
     call<ConversationView>("open_conversation", { conversationId }),
   customer: (conversationId) => call<CustomerView>("customer", { conversationId }),

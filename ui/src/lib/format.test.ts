@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { age, connectionLabel, insertTemplate, matchTemplates, mediaUrl, preview, templateQuery } from "./format";
-import { offlineBanner, snippetParts, syncedLabel } from "./format";
+import { continuesRun, dayLabel, offlineBanner, snippetParts, syncedLabel, waitLevel } from "./format";
 import type { Message } from "./types";
 
 const now = new Date("2026-11-21T12:00:00Z");
@@ -27,6 +27,27 @@ describe("age", () => {
   });
   it("shows nothing for a date it cannot read", () => {
     expect(age("soon", now)).toBe("");
+  });
+});
+
+describe("the queue and the conversation", () => {
+  it("colours a wait amber from 5 minutes and red from 15", () => {
+    expect(waitLevel("2026-11-21T11:58:00Z", now)).toBe("fresh");
+    expect(waitLevel("2026-11-21T11:54:00Z", now)).toBe("amber");
+    expect(waitLevel("2026-11-21T11:40:00Z", now)).toBe("red");
+  });
+  it("names today and yesterday, and dates older days", () => {
+    const local = (h: number, dayOffset = 0): string => new Date(now.getFullYear(), now.getMonth(), now.getDate() - dayOffset, h).toISOString();
+    expect(dayLabel(local(9), now)).toBe("Today");
+    expect(dayLabel(local(9, 1), now)).toBe("Yesterday");
+    expect(dayLabel(local(9, 5), now)).not.toMatch(/Today|Yesterday/);
+  });
+  it("runs a writer's messages together only within five minutes", () => {
+    const first = message({ created_at: "2026-11-21T11:00:00Z", author_id: "u1" });
+    expect(continuesRun(first, message({ created_at: "2026-11-21T11:03:00Z", author_id: "u1" }))).toBe(true);
+    expect(continuesRun(first, message({ created_at: "2026-11-21T11:06:00Z", author_id: "u1" }))).toBe(false);
+    expect(continuesRun(first, message({ created_at: "2026-11-21T11:01:00Z", author: "agent", author_id: "a1" }))).toBe(false);
+    expect(continuesRun(undefined, first)).toBe(false);
   });
 });
 

@@ -15,6 +15,45 @@ export function age(iso: string, now: Date): string {
   return `${Math.floor(hours / 24)} d`;
 }
 
+/** How long a customer has waited, against what a team expects: amber from 5 minutes, red from 15. */
+export function waitLevel(iso: string, now: Date): "fresh" | "amber" | "red" {
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return "fresh";
+  const minutes = (now.getTime() - then) / 60_000;
+  return minutes >= 15 ? "red" : minutes >= 5 ? "amber" : "fresh";
+}
+
+/** The day a message was written, for the separators between days: "Today", "Yesterday", or a date. */
+export function dayLabel(iso: string, now: Date): string {
+  const at = new Date(iso);
+  if (Number.isNaN(at.getTime())) return "";
+  const day = (d: Date): number => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
+  const days = Math.round((day(now) - day(at)) / 86_400_000);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  return at.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: at.getFullYear() === now.getFullYear() ? undefined : "numeric" });
+}
+
+/** A message's time of day ("14:32"); the exact date and time go in its tooltip. */
+export function clockTime(iso: string): string {
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+/** Whether `message` continues `previous`'s run: same writer, same day, within 5 minutes. Only the
+ * first message of a run shows who wrote it. */
+export function continuesRun(previous: Message | undefined, message: Message): boolean {
+  if (!previous) return false;
+  const gap = Date.parse(message.created_at) - Date.parse(previous.created_at);
+  return (
+    previous.author === message.author &&
+    (previous.author_id ?? null) === (message.author_id ?? null) &&
+    new Date(previous.created_at).toDateString() === new Date(message.created_at).toDateString() &&
+    gap >= 0 &&
+    gap < 5 * 60_000
+  );
+}
+
 const AUTHOR_LABELS: Record<Author, string> = {
   end_user: "Customer",
   bot: "Bot",

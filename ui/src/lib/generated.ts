@@ -110,6 +110,12 @@ channel_kind: string | null,
  */
 last_inbound_at: string | null, };
 
+export type HandoffCounts = { pending: number, 
+/**
+ * Open handoffs assigned to the signed-in agent.
+ */
+mine: number, resolved: number, cancelled: number, };
+
 export type CustomerView = { contact: Contact | null, 
 /**
  * Every handoff of this customer (across their conversations), newest first, labels included.

@@ -128,6 +128,12 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
       const shown = inbox.handoffs.filter((h) => (v === "mine" ? h.assignee === inbox.me.id && h.status === "assigned" : h.status === v));
       return shown.map(summary);
     },
+    handoffCounts: async () => ({
+      pending: inbox.handoffs.filter((h) => h.status === "pending").length,
+      mine: inbox.handoffs.filter((h) => h.status === "assigned" && h.assignee === inbox.me.id).length,
+      resolved: inbox.handoffs.filter((h) => h.status === "resolved").length,
+      cancelled: inbox.handoffs.filter((h) => h.status === "cancelled").length,
+    }),
     openConversation: async (conversationId): Promise<ConversationView> => ({
       conversation_id: conversationId,
       customer: customerOf(conversationId),

@@ -13,6 +13,7 @@ export type {
   DeliveryStatus,
   FailureClass,
   Handoff,
+  HandoffCounts,
   HandoffStatus,
   HandoffSummary,
   HandoffView,

@@ -139,6 +139,16 @@ pub enum HandoffView {
     Cancelled,
 }
 
+/// How many handoffs each list holds, for the tabs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct HandoffCounts {
+    pub pending: u32,
+    /// Open handoffs assigned to the signed-in agent.
+    pub mine: u32,
+    pub resolved: u32,
+    pub cancelled: u32,
+}
+
 /// One row of the inbox list.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct HandoffSummary {

@@ -110,6 +110,86 @@ fn the_pending_list_shows_title_customer_and_last_message() {
 }
 
 #[test]
+fn the_queue_shows_the_most_urgent_first_then_whoever_waited_longest_and_every_tab_has_its_count() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let urgent = |id: &str, at: i64| {
+        let EventData::Handoff(mut h) = handoff(id, "c_9", id, HandoffStatus::Pending, at) else {
+            unreachable!("a handoff")
+        };
+        h.priority = Some(baton_protocol::Priority::Urgent);
+        EventData::Handoff(h)
+    };
+    let mine = |id: &str, who: &str| {
+        let EventData::Handoff(mut h) = handoff(id, "c_8", id, HandoffStatus::Assigned, 1) else {
+            unreachable!("a handoff")
+        };
+        h.assignee = Some(who.into());
+        EventData::Handoff(h)
+    };
+    cache
+        .apply(&events(vec![
+            handoff(
+                "waited 5 min",
+                "c_1",
+                "waited 5 min",
+                HandoffStatus::Pending,
+                10,
+            ),
+            handoff(
+                "waited 10 min",
+                "c_2",
+                "waited 10 min",
+                HandoffStatus::Pending,
+                5,
+            ),
+            urgent("urgent, just now", 14),
+            handoff(
+                "old resolved",
+                "c_3",
+                "old resolved",
+                HandoffStatus::Resolved,
+                1,
+            ),
+            handoff(
+                "new resolved",
+                "c_4",
+                "new resolved",
+                HandoffStatus::Resolved,
+                9,
+            ),
+            mine("ana's", "ag_ana"),
+            mine("bo's", "ag_bo"),
+        ]))
+        .expect("apply");
+    let titles = |view| -> Vec<String> {
+        cache
+            .view(view, Some("ag_ana"))
+            .expect("view")
+            .into_iter()
+            .map(|s| s.handoff.title)
+            .collect()
+    };
+    assert_eq!(
+        titles(HandoffView::Pending),
+        ["urgent, just now", "waited 10 min", "waited 5 min"]
+    );
+    assert_eq!(
+        titles(HandoffView::Resolved),
+        ["new resolved", "old resolved"]
+    );
+    assert_eq!(
+        cache.counts(Some("ag_ana")).expect("counts"),
+        HandoffCounts {
+            pending: 3,
+            mine: 1,
+            resolved: 2,
+            cancelled: 0
+        }
+    );
+}
+
+#[test]
 fn applying_the_same_events_twice_changes_nothing_the_second_time() {
     let mut cache =
         Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");

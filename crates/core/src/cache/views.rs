@@ -2,7 +2,10 @@
 
 use baton_protocol::{Agent, Contact, Handoff, HandoffStatus, Message, TagList, Template};
 
-use super::{json_row, json_rows, Cache, CacheError, CustomerView, HandoffSummary, HandoffView};
+use super::{
+    json_row, json_rows, Cache, CacheError, CustomerView, HandoffCounts, HandoffSummary,
+    HandoffView,
+};
 
 impl Cache {
     /// Does the cache know this conversation?
@@ -27,7 +30,34 @@ impl Cache {
         )
     }
 
-    /// Handoffs in `statuses`, newest first, with their customer and last message.
+    /// How many handoffs each tab holds; `mine` counts those assigned to `me`.
+    pub fn counts(&self, me: Option<&str>) -> Result<HandoffCounts, CacheError> {
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT status, assignee, COUNT(*) FROM handoffs GROUP BY status, assignee",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, u32>(2)?,
+            ))
+        })?;
+        let mut counts = HandoffCounts::default();
+        for row in rows {
+            let (status, assignee, n) = row?;
+            match status.as_deref() {
+                Some("pending") => counts.pending += n,
+                Some("assigned") if me.is_some() && assignee.as_deref() == me => counts.mine += n,
+                Some("resolved") => counts.resolved += n,
+                Some("cancelled") => counts.cancelled += n,
+                _ => {}
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Handoffs in `statuses` with their customer and last message: the waiting ones most urgent
+    /// first, then whoever has waited longest; the others newest first.
     pub fn handoffs(&self, statuses: &[HandoffStatus]) -> Result<Vec<HandoffSummary>, CacheError> {
         let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         // One JSON object per row, put together by SQLite: decoded like every other row.
@@ -45,7 +75,13 @@ impl Cache {
              LEFT JOIN conversations c ON c.id = h.conversation_id
              LEFT JOIN contacts ct ON ct.id = c.contact_id
              WHERE h.status IN (SELECT value FROM json_each(?1))
-             ORDER BY h.created_at DESC, h.rowid DESC",
+             ORDER BY
+                 CASE WHEN h.status = 'pending' THEN
+                     CASE json_extract(h.data, '$.priority')
+                         WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'low' THEN 0 ELSE 1 END
+                 END DESC,
+                 CASE WHEN h.status = 'pending' THEN h.created_at END ASC,
+                 h.created_at DESC, h.rowid DESC",
             [serde_json::to_string(&wanted)?],
         )
     }
