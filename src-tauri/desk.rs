@@ -331,9 +331,55 @@ impl Desk {
             .map(|days| chrono::Utc::now() - chrono::TimeDelta::days(days));
         tauri::async_runtime::spawn(async move { engine.run(updates, stop, oldest).await });
         let desk = self.clone();
+        let notices = notify::Notices::start(&app);
         tauri::async_runtime::spawn(async move {
             while let Some(update) = received.recv().await {
+                let me = desk.status().me.map(|me| me.id);
+                let focused = notify::window_focused();
                 match &update {
+                    // Handed to me while I look elsewhere (routed or transferred; what I take
+                    // myself I already know about).
+                    Update::HandedOver { handoff }
+                        if !focused && me.is_some() && handoff.assignee == me =>
+                    {
+                        notices.tell(notify::Notice::ForYou {
+                            title: handoff.title.clone(),
+                            conversation: handoff.conversation_id.clone(),
+                        });
+                    }
+                    // A customer writes in a conversation I hold while the window is not in front.
+                    Update::CustomerWrote { message } if !focused && me.is_some() => {
+                        let (mine, customer) = desk
+                            .cache()
+                            .lock()
+                            .ok()
+                            .map(|c| {
+                                let held = c
+                                    .latest_handoff(&message.conversation_id)
+                                    .ok()
+                                    .flatten()
+                                    .is_some_and(|h| {
+                                        h.status == HandoffStatus::Assigned && h.assignee == me
+                                    });
+                                let name = c
+                                    .customer(&message.conversation_id)
+                                    .ok()
+                                    .flatten()
+                                    .map(|c| c.name);
+                                (held, name)
+                            })
+                            .unwrap_or((false, None));
+                        if mine {
+                            notices.tell(notify::Notice::CustomerWrote {
+                                customer: customer.unwrap_or_else(|| "Your customer".into()),
+                                text: message
+                                    .text
+                                    .clone()
+                                    .unwrap_or_else(|| format!("[{}]", message.kind)),
+                                conversation: message.conversation_id.clone(),
+                            });
+                        }
+                    }
                     Update::NewHandoff { handoff } if handoff.status == HandoffStatus::Pending => {
                         let customer = desk
                             .cache()
@@ -347,7 +393,12 @@ impl Desk {
                             (None, Some(d)) => d.clone(),
                             (None, None) => "A customer is waiting for an agent".to_string(),
                         };
-                        notify::new_handoff(&app, &handoff.title, &body);
+                        tracing::debug!(handoff = %handoff.id, "notifications: a new handoff");
+                        notices.tell(notify::Notice::NewHandoff {
+                            title: handoff.title.clone(),
+                            body,
+                            conversation: handoff.conversation_id.clone(),
+                        });
                     }
                     Update::Connection { state } => {
                         desk.set_status(&app, |s| s.connection = Some(state.clone()));

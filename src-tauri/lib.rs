@@ -78,6 +78,13 @@ pub fn run() {
             commands::save_draft,
             commands::set_botpress_webhook,
         ])
+        // Whether the window is in front, kept from its own events: asking the window from the
+        // update loop would wait on the main thread, which may be waiting on that loop.
+        .on_window_event(|_, event| {
+            if let tauri::WindowEvent::Focused(focused) = event {
+                notify::set_window_focused(*focused);
+            }
+        })
         .setup(|app| {
             let handle = app.handle().clone();
             let data_dir = match std::env::var_os("BATON_DATA_DIR") {

@@ -1,14 +1,199 @@
-//! Native notifications for new handoffs.
+//! Native notifications: what an agent is told, and how a burst is told as one.
+//!
+//! Notices (a new handoff, one given to me, a customer writing in mine) are collected for a moment
+//! and shown together: one notice as itself, several as one summary ("12 new handoffs · 3 messages
+//! in yours"), so a burst, or the catch-up after the app was closed, never stacks a notification
+//! per event. Clicking one opens its conversation in the window (`baton:open`).
 //!
 //! On Linux we talk to the notification server through notify-rust (the library the notification
 //! plugin itself uses on desktop) because the plugin cannot tell us about a click; we wait for the
-//! click on a blocking thread and focus the window. Elsewhere the plugin shows it, and the OS
-//! brings the app forward when its notification is tapped.
+//! click on a blocking thread. Elsewhere the plugin shows it, and the OS brings the app forward
+//! when its notification is tapped.
+
+use std::time::Duration;
 
 use tauri::AppHandle;
+use tokio::sync::mpsc;
 
-pub fn new_handoff(app: &AppHandle, title: &str, body: &str) {
-    platform::show(app, title, body);
+/// The window's event asking it to open a conversation (a notification was clicked).
+pub const OPEN_EVENT: &str = "baton:open";
+
+static WINDOW_FOCUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn set_window_focused(focused: bool) {
+    WINDOW_FOCUSED.store(focused, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether the agent has the window in front (then they see what happens without being told).
+pub fn window_focused() -> bool {
+    WINDOW_FOCUSED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// Something the agent should hear about.
+#[derive(Debug, Clone)]
+pub enum Notice {
+    /// A handoff anyone could take.
+    NewHandoff {
+        title: String,
+        body: String,
+        conversation: String,
+    },
+    /// A handoff taken for me: routed, or transferred to me.
+    ForYou { title: String, conversation: String },
+    /// A customer wrote in a conversation I hold.
+    CustomerWrote {
+        customer: String,
+        text: String,
+        conversation: String,
+    },
+}
+
+impl Notice {
+    fn conversation(&self) -> &str {
+        match self {
+            Self::NewHandoff { conversation, .. }
+            | Self::ForYou { conversation, .. }
+            | Self::CustomerWrote { conversation, .. } => conversation,
+        }
+    }
+}
+
+/// How long notices gather after the first before they are shown, and the longest a steady
+/// stream is held back.
+const GATHER: Duration = Duration::from_millis(800);
+const HOLD_AT_MOST: Duration = Duration::from_secs(3);
+
+/// Takes notices and shows them, bursts as one.
+#[derive(Clone)]
+pub struct Notices {
+    tx: mpsc::UnboundedSender<Notice>,
+}
+
+impl Notices {
+    pub fn start(app: &AppHandle) -> Self {
+        let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
+        let app = app.clone();
+        tauri::async_runtime::spawn(async move {
+            while let Some(first) = rx.recv().await {
+                let mut batch = vec![first];
+                let until = tokio::time::Instant::now() + HOLD_AT_MOST;
+                loop {
+                    let wait =
+                        GATHER.min(until.saturating_duration_since(tokio::time::Instant::now()));
+                    match tokio::time::timeout(wait, rx.recv()).await {
+                        Ok(Some(more)) => batch.push(more),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
+                let (title, body, conversation) = told(&batch);
+                tracing::info!(notices = batch.len(), %title, "notifications: showing");
+                platform::show(&app, &title, &body, conversation);
+            }
+        });
+        Self { tx }
+    }
+
+    pub fn tell(&self, notice: Notice) {
+        // The receiver only goes away when the app is closing.
+        let _ = self.tx.send(notice);
+    }
+}
+
+/// What a batch of notices says: one as itself, several as a count of each kind. A click opens
+/// the conversation when they all concern one.
+fn told(batch: &[Notice]) -> (String, String, Option<String>) {
+    let one_conversation = batch
+        .iter()
+        .all(|n| n.conversation() == batch[0].conversation())
+        .then(|| batch[0].conversation().to_string());
+    if let [only] = batch {
+        return match only {
+            Notice::NewHandoff { title, body, .. } => {
+                (title.clone(), body.clone(), one_conversation)
+            }
+            Notice::ForYou { title, .. } => (
+                format!("Assigned to you: {title}"),
+                "The customer is waiting for your reply".into(),
+                one_conversation,
+            ),
+            Notice::CustomerWrote { customer, text, .. } => {
+                (customer.clone(), text.clone(), one_conversation)
+            }
+        };
+    }
+    let count = |f: fn(&Notice) -> bool| batch.iter().filter(|n| f(n)).count();
+    let new = count(|n| matches!(n, Notice::NewHandoff { .. }));
+    let mine = count(|n| matches!(n, Notice::ForYou { .. }));
+    let wrote = count(|n| matches!(n, Notice::CustomerWrote { .. }));
+    if let (Some(_), Notice::CustomerWrote { customer, .. }) = (&one_conversation, &batch[0]) {
+        if wrote == batch.len() {
+            return (
+                customer.clone(),
+                format!("{wrote} new messages"),
+                one_conversation,
+            );
+        }
+    }
+    let plural =
+        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+    let mut parts = Vec::new();
+    if new > 0 {
+        parts.push(plural(new, "new handoff", "new handoffs"));
+    }
+    if mine > 0 {
+        parts.push(plural(mine, "assigned to you", "assigned to you"));
+    }
+    if wrote > 0 {
+        parts.push(plural(wrote, "message in yours", "messages in yours"));
+    }
+    ("Baton".into(), parts.join(" · "), one_conversation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn new(title: &str, conversation: &str) -> Notice {
+        Notice::NewHandoff {
+            title: title.into(),
+            body: "waiting".into(),
+            conversation: conversation.into(),
+        }
+    }
+
+    fn wrote(conversation: &str) -> Notice {
+        Notice::CustomerWrote {
+            customer: "Zoë".into(),
+            text: "hello?".into(),
+            conversation: conversation.into(),
+        }
+    }
+
+    #[test]
+    fn one_notice_is_shown_as_itself_and_opens_its_conversation() {
+        assert_eq!(
+            told(&[new("Refund", "c1")]),
+            ("Refund".into(), "waiting".into(), Some("c1".into()))
+        );
+    }
+
+    #[test]
+    fn a_burst_is_one_summary_and_messages_in_one_conversation_collapse() {
+        let mut burst: Vec<Notice> = (0..12).map(|i| new("x", &format!("c{i}"))).collect();
+        burst.extend([wrote("c20"), wrote("c21"), wrote("c21")]);
+        assert_eq!(
+            told(&burst),
+            (
+                "Baton".into(),
+                "12 new handoffs · 3 messages in yours".into(),
+                None
+            )
+        );
+        assert_eq!(
+            told(&[wrote("c1"), wrote("c1"), wrote("c1")]),
+            ("Zoë".into(), "3 new messages".into(), Some("c1".into()))
+        );
+    }
 }
 
 #[cfg(any(target_os = "linux", target_os = "freebsd"))]
@@ -23,7 +208,7 @@ mod platform {
     const MAX_WAITING: usize = 8;
     static WAITING: AtomicUsize = AtomicUsize::new(0);
 
-    pub fn show(app: &AppHandle, title: &str, body: &str) {
+    pub fn show(app: &AppHandle, title: &str, body: &str, conversation: Option<String>) {
         let app = app.clone();
         let (title, body) = (title.to_string(), body.to_string());
         let notification = notify_rust::Notification::new()
@@ -43,7 +228,7 @@ mod platform {
             match notification.show() {
                 Ok(handle) => handle.wait_for_action(|action| {
                     if action == "default" {
-                        focus(&app);
+                        focus(&app, conversation.as_deref());
                     }
                 }),
                 Err(e) => {
@@ -54,13 +239,19 @@ mod platform {
         });
     }
 
-    fn focus(app: &AppHandle) {
-        use tauri::Manager;
-        tracing::info!("notification clicked: bringing the window forward");
+    fn focus(app: &AppHandle, conversation: Option<&str>) {
+        use tauri::{Emitter, Manager};
+        tracing::info!(
+            conversation = conversation.unwrap_or(""),
+            "notification clicked: bringing the window forward"
+        );
         if let Some(window) = app.get_webview_window("main") {
             let _ = window.unminimize();
             let _ = window.show();
             let _ = window.set_focus();
+        }
+        if let Some(id) = conversation {
+            let _ = app.emit(super::OPEN_EVENT, id);
         }
     }
 }
@@ -70,7 +261,7 @@ mod platform {
     use tauri::AppHandle;
     use tauri_plugin_notification::NotificationExt;
 
-    pub fn show(app: &AppHandle, title: &str, body: &str) {
+    pub fn show(app: &AppHandle, title: &str, body: &str, _conversation: Option<String>) {
         if let Err(e) = app.notification().builder().title(title).body(body).show() {
             tracing::warn!(error = %e, "notification could not be shown");
         }

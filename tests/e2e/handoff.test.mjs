@@ -406,6 +406,7 @@ function startFakeGraph() {
 }
 
 test("a WhatsApp customer's message raises a notification, and the agent's reply reaches WhatsApp once", { timeout: 120_000 }, withScreenshot("whatsapp", async () => {
+  await sleep(3_000); // the earlier steps' handoffs are told first (a burst is told as one summary)
   const graph = await startFakeGraph();
   try {
     const added = execFileSync(
@@ -683,4 +684,33 @@ test("a bot in front of the WhatsApp number answers by itself; its drafted reply
   } finally {
     graph.server.close();
   }
+}));
+
+test("a burst of handoffs is one summary notification, and clicking a notification opens its conversation", { timeout: 120_000 }, withScreenshot("notification-click", async () => {
+  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  const notifyCalls = () => (notifications.calls().match(/member=Notify/g) ?? []).length;
+  const hand = async (title, name) => {
+    const user = await botpress(endpoint, "createRemoteUser", { type: "createRemoteUser", payload: { role: "end-user", name } });
+    const ticket = await botpress(endpoint, "createRemoteConversation", { type: "createRemoteConversation", payload: { title } });
+    await botpress(endpoint, "botSendsMessage", { type: "botSendsMessage", remoteConversationId: ticket.id, remoteUserId: user.id, payload: { text: "hello?" } });
+  };
+  await sleep(3_000); // earlier steps' notices are out
+  const before = notifyCalls();
+  for (let i = 1; i <= 6; i += 1) await hand(`Burst ${i}`, `Burst customer ${i}`);
+  await waitFor("the burst's summary", () => notifications.calls().includes("6 new handoffs"), 15_000).catch((err) => {
+    throw new Error(`${err.message}\nD-Bus monitor saw:\n${notifications.calls().slice(-3000)}`);
+  });
+  await sleep(1_500);
+  assert.equal(notifyCalls() - before, 1, "six handoffs, one notification");
+
+  // One more, alone: its own notification; clicking it (dunst's default action) shows it.
+  execFileSync("dunstctl", ["close-all"]);
+  await hand("Click me to open", "Nora Quint");
+  await waitFor("its notification", () => notifications.calls().includes("Click me to open"), 15_000);
+  await sleep(500);
+  execFileSync("dunstctl", ["action", "0"]);
+  await browser.waitUntil(async () => (await shownText('[data-testid="conversation-title"]')) === "Click me to open", {
+    timeout: 10_000,
+    timeoutMsg: `the clicked notification's conversation is not shown: ${(await shownText("main")).slice(0, 400)}\napp log:\n${appLog().slice(-2000)}`,
+  });
 }));

@@ -222,6 +222,14 @@ describe("the inbox", () => {
     expect(screen.queryAllByTestId("draft-approve")).toHaveLength(0);
   });
 
+  test("a clicked notification opens its conversation", async () => {
+    const backend = memoryBackend(inbox());
+    render(App, { props: { backend } });
+    await screen.findAllByTestId("handoff-item");
+    backend.clickNotification("t_olga");
+    await waitFor(() => expect(screen.getByTestId("conversation-title").textContent).toBe("Wrong size"));
+  });
+
   test("every tab shows how many it holds, and a customer waiting long is marked", async () => {
     const data = inbox();
     data.handoffs[0] = { ...data.handoffs[0]!, created_at: new Date(Date.now() - 20 * 60_000).toISOString() };

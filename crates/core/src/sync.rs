@@ -36,6 +36,14 @@ pub enum Update {
     NewHandoff {
         handoff: Handoff,
     },
+    /// A known handoff went to an agent (taken, transferred or routed): news to the new holder.
+    HandedOver {
+        handoff: Handoff,
+    },
+    /// A customer wrote a message this device had not seen before.
+    CustomerWrote {
+        message: baton_protocol::Message,
+    },
     /// Something in these conversations changed (messages, handoffs, customer).
     InboxChanged {
         conversations: Vec<String>,
@@ -405,6 +413,18 @@ impl SyncEngine {
         for handoff in &applied.new_handoffs {
             self.emit(Update::NewHandoff {
                 handoff: handoff.clone(),
+            })
+            .await;
+        }
+        for handoff in &applied.handed_over {
+            self.emit(Update::HandedOver {
+                handoff: handoff.clone(),
+            })
+            .await;
+        }
+        for message in &applied.customer_messages {
+            self.emit(Update::CustomerWrote {
+                message: message.clone(),
             })
             .await;
         }

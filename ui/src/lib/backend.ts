@@ -78,6 +78,8 @@ export interface Backend {
   saveDraft(conversationId: string, text: string): Promise<void>;
   onUpdate(handler: (update: Update) => void): Promise<() => void>;
   onStatus(handler: (status: DeskStatus) => void): Promise<() => void>;
+  /** A notification was clicked: the window shows its conversation. */
+  onOpen(handler: (conversationId: string) => void): Promise<() => void>;
 }
 
 /** Turns whatever a command rejected with into `{code, message}`. */
@@ -194,4 +196,5 @@ export const tauriBackend: Backend = {
   saveDraft: (conversationId, text) => call<void>("save_draft", { conversationId, text }),
   onUpdate: (handler) => subscribe<Update>("baton:update", handler),
   onStatus: (handler) => subscribe<DeskStatus>("baton:status", handler),
+  onOpen: (handler) => subscribe<string>("baton:open", handler),
 };

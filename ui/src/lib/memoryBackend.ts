@@ -57,9 +57,10 @@ export function message(id: string, conversation: string, text: string, author: 
   return { id, conversation_id: conversation, author, type: "text", text, payload: { text }, status: "received", created_at: AT };
 }
 
-export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbox; emit(update: Update): void } {
+export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbox; emit(update: Update): void; clickNotification(conversationId: string): void } {
   const updateHandlers: Array<(u: Update) => void> = [];
   const statusHandlers: Array<(s: DeskStatus) => void> = [];
+  const openHandlers: Array<(conversationId: string) => void> = [];
   let nextId = 1;
   const status = (): DeskStatus => ({
     mode: "solo",
@@ -119,8 +120,9 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     inbox.messages = inbox.messages.map((m) => (m.id === id ? change(m) : m));
     changed([draft.conversation_id]);
   };
-  const api: Backend & { inbox: MemoryInbox; emit(update: Update): void } = {
+  const api: Backend & { inbox: MemoryInbox; emit(update: Update): void; clickNotification(conversationId: string): void } = {
     inbox,
+    clickNotification: (id) => openHandlers.forEach((h) => h(id)),
     emit: (u) => updateHandlers.forEach((h) => h(u)),
     deskStatus: async () => status(),
     listHandoffs: async (view?: HandoffView) => {
@@ -220,6 +222,10 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     onUpdate: async (handler) => {
       updateHandlers.push(handler);
       return () => updateHandlers.splice(updateHandlers.indexOf(handler), 1);
+    },
+    onOpen: async (handler) => {
+      openHandlers.push(handler);
+      return () => {};
     },
     onStatus: async (handler) => {
       statusHandlers.push(handler);

@@ -212,6 +212,15 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
         EventData::Handoff(h) => {
             let old = indexed(tx, Indexed::Handoffs, &h.id)?;
             let known = old.is_some();
+            // Who had it before this event: a change of hands is news to the new holder.
+            let before: Option<String> = if known {
+                tx.prepare_cached("SELECT assignee FROM handoffs WHERE id = ?1")?
+                    .query_row([&h.id], |r| r.get(0))
+                    .optional()?
+                    .flatten()
+            } else {
+                None
+            };
             tx.prepare_cached(
                 "INSERT INTO handoffs (id, conversation_id, status, created_at, title, assignee, tags, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -229,6 +238,9 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
                 serde_json::to_string(h)?
             ])?;
             reindex(tx, Indexed::Handoffs, old, Some(&h.title))?;
+            if known && before != h.assignee && h.assignee.is_some() {
+                applied.handed_over.push(h.clone());
+            }
             if !known && !applied.new_handoffs.iter().any(|n| n.id == h.id) {
                 applied.new_handoffs.push(h.clone());
             } else if let Some(n) = applied.new_handoffs.iter_mut().find(|n| n.id == h.id) {
@@ -240,7 +252,11 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             // Most message events are new messages: try the insert first, and look up the old
             // row only when it was already there (a delivery status changed, say).
             let data = serde_json::to_string(m)?;
-            if !insert_new_message(tx, m, &data)? {
+            let new = insert_new_message(tx, m, &data)?;
+            if new && m.author == baton_protocol::Author::EndUser {
+                applied.customer_messages.push(m.clone());
+            }
+            if !new {
                 let old = indexed(tx, Indexed::Messages, &m.id)?;
                 tx.prepare_cached("UPDATE messages SET text = ?2, data = ?3 WHERE id = ?1")?
                     .execute(params![m.id, m.text, data])?;

@@ -96,6 +96,10 @@ pub struct UnreadableEvent {
 pub struct Applied {
     /// Handoffs this device had never seen before.
     pub new_handoffs: Vec<Handoff>,
+    /// Known handoffs that went to a (different) agent: taken, transferred or routed.
+    pub handed_over: Vec<Handoff>,
+    /// Customers' messages this device had never seen before.
+    pub customer_messages: Vec<Message>,
     /// Conversations whose messages, handoffs or customer changed.
     pub conversations: Vec<String>,
     /// The cursor after the batch.
