@@ -6,9 +6,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := run
 
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# What building the app needs (Tauri on WebKitGTK; keyring over D-Bus).
+# What building the app needs (Tauri on WebKitGTK; keyring over D-Bus), and a colour emoji font so
+# customers' emoji show as emoji, not boxes.
 APT_BUILD := build-essential pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libayatana-appindicator3-dev \
-             librsvg2-dev libssl-dev libdbus-1-dev
+             librsvg2-dev libssl-dev libdbus-1-dev fonts-noto-color-emoji
 # What the tests need: a headless display and D-Bus session, WebKit's WebDriver, a notification server,
 # a keychain, a C cross-compiler so the Android check can build SQLite and ring's C parts, and Python's
 # venv for Schemathesis (installed from PyPI into target/).

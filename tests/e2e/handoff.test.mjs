@@ -53,6 +53,33 @@ after(async () => {
   notifications?.stop();
 });
 
+/** Settings: open (while the bot is not fully connected it is open by itself). */
+async function openSettings() {
+  if (!(await (await browser.$('[data-testid="settings"]')).isExisting())) await (await browser.$('[data-testid="settings-toggle"]')).click();
+  await (await browser.$('[data-testid="settings"]')).waitForExist({ timeout: 5_000 });
+}
+
+async function closeSettings() {
+  if (await (await browser.$('[data-testid="settings"]')).isExisting()) await (await browser.$('[data-testid="settings-close"]')).click();
+}
+
+/** The solo desk's Botpress endpoint, as Settings shows it. */
+async function endpointUrl() {
+  await openSettings();
+  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  await closeSettings();
+  return endpoint;
+}
+
+/** Saves the Botpress webhook in Settings, as an agent pastes it. */
+async function setWebhook(url) {
+  await openSettings();
+  await (await browser.$('[data-testid="webhook-url"]')).setValue(url);
+  await (await browser.$("form.webhook button")).click();
+  await browser.waitUntil(async () => (await shownText('[data-testid="webhook-set"]')).includes(url), { timeout: 10_000 });
+  await closeSettings();
+}
+
 /**
  * Saves what the screen shows to target/e2e/NAME.png, with ImageMagick's `import` (fast) when it is
  * installed, else through WebKitWebDriver (a minute or more per screenshot under Xvfb). Only
@@ -149,13 +176,7 @@ test("an agent takes the handoff, replies with a template, notes and resolves it
       "template", "add", "--data", path.join(dataDir, "hub"), "--name", "refund", "--text", "Your refund is on its way.",
     ]);
 
-    const webhookField = await browser.$('[data-testid="webhook-url"]');
-    await webhookField.setValue(webhook.url);
-    await (await browser.$("form.webhook button")).click();
-    await browser.waitUntil(async () => (await webhookField.getAttribute("placeholder")) === webhook.url, {
-      timeout: 10_000,
-      timeoutMsg: "the webhook URL was not saved",
-    });
+    await setWebhook(webhook.url);
 
     await (await browser.$('[data-testid="handoff-item"]')).click();
     await (await browser.$('[data-testid="assign"]')).click();
@@ -205,7 +226,7 @@ test("an agent takes the handoff, replies with a template, notes and resolves it
 }));
 
 test("history is searched in the window, and a reply the hub refuses stays with its reason until discarded", { timeout: 120_000 }, withScreenshot("search", async () => {
-  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  const endpoint = await endpointUrl();
   const user = await botpress(endpoint, "createRemoteUser", {
     type: "createRemoteUser",
     payload: { role: "end-user", name: "Sam Okafor" },
@@ -293,13 +314,10 @@ test("a draft stays with its own conversation when switching, and Ctrl+Enter sen
   try {
     // Back from the search view to the lists.
     if (await (await browser.$('[data-testid="search-input"]')).isExisting()) await (await browser.$('[data-testid="search-toggle"]')).click();
-    const webhookField = await browser.$('[data-testid="webhook-url"]');
-    await webhookField.setValue(webhook.url);
-    await (await browser.$("form.webhook button")).click();
-    await browser.waitUntil(async () => (await webhookField.getAttribute("placeholder")) === webhook.url, { timeout: 10_000 });
+    await setWebhook(webhook.url);
     await (await browser.$('[data-testid="tab-pending"]')).click();
 
-    const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+    const endpoint = await endpointUrl();
     const sam = await newHandoff(endpoint, "Sam Brooks", "Parcel late", "Where is my parcel?");
     const olga = await newHandoff(endpoint, "Olga Petrova", "Wrong size", "The shoes are too small");
 
@@ -336,7 +354,7 @@ test("a reply with no webhook set says why it waits; cancelling asks first; canc
   execFileSync(path.join(root, "target/debug/baton-hub"), [
     "botpress", "set", "--data", path.join(dataDir, "hub"), "--channel", "Botpress", "--webhook-url", "",
   ], { env: { ...process.env, BATON_ALLOW_PRIVATE_URLS: "1" } });
-  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  const endpoint = await endpointUrl();
   await newHandoff(endpoint, "Ken Ito", "Invoice copy", "Can I get my invoice again?");
   await (await browser.$('[data-testid="tab-pending"]')).click();
   await openHandoff("Invoice copy");
@@ -687,7 +705,7 @@ test("a bot in front of the WhatsApp number answers by itself; its drafted reply
 }));
 
 test("a burst of handoffs is one summary notification, and clicking a notification opens its conversation", { timeout: 120_000 }, withScreenshot("notification-click", async () => {
-  const endpoint = await (await browser.$('[data-testid="endpoint-url"]')).getValue();
+  const endpoint = await endpointUrl();
   const notifyCalls = () => (notifications.calls().match(/member=Notify/g) ?? []).length;
   const hand = async (title, name) => {
     const user = await botpress(endpoint, "createRemoteUser", { type: "createRemoteUser", payload: { role: "end-user", name } });
