@@ -1076,3 +1076,102 @@ async fn with_least_busy_routing_the_next_handoff_goes_to_whoever_holds_fewest_a
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(alice.handoff_of(&waiting).await["status"], "pending");
 }
+
+#[tokio::test]
+async fn the_report_counts_what_agents_did_from_the_cli_and_the_admin_api() {
+    let d = desk().await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let first = d
+        .botpress
+        .hand_off("Refund", "Ana", "money back please")
+        .await;
+    let second = d.botpress.hand_off("Address", "Ben", "new address").await;
+    let _waiting = d.botpress.hand_off("Invoice", "Cy", "invoice?").await;
+    for ticket in [&first, &second] {
+        let id = handoff_id(&alice, ticket).await;
+        alice
+            .act(&format!("/handoffs/{id}/assign"), json!({}))
+            .await;
+        alice.reply(ticket, "On it").await;
+    }
+    let id = handoff_id(&alice, &first).await;
+    alice
+        .act(
+            &format!("/handoffs/{id}/resolve"),
+            json!({"label": "refunded"}),
+        )
+        .await;
+
+    let (ok, out, err) = support::hub_cli(
+        &[
+            "report",
+            "--data",
+            d.data.path(),
+            "--since",
+            "1d",
+            "--by",
+            "agent",
+            "--format",
+            "csv",
+        ],
+        "",
+    );
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines[0].starts_with("agent,handoffs,resolved,cancelled,first_response_median_secs"),
+        "{out}"
+    );
+    let alice_row: Vec<&str> = lines
+        .iter()
+        .find(|l| l.starts_with("Alice,"))
+        .expect("a row for Alice")
+        .split(',')
+        .collect();
+    assert_eq!(&alice_row[..4], ["Alice", "2", "1", "0"], "{out}");
+    assert!(!alice_row[4].is_empty(), "a first-reply time: {out}");
+    assert!(
+        lines.iter().any(|l| l.starts_with("unassigned,1,0,0,")),
+        "{out}"
+    );
+
+    let rita = AgentSession::sign_in(&d.hub, "root@example.com").await;
+    let answer = rita
+        .http
+        .get(format!(
+            "{}/api/v1/admin/report?since=1d&by=label&format=csv",
+            rita.base
+        ))
+        .bearer_auth(&rita.token)
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(answer.status().as_u16(), 200);
+    assert!(answer
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/csv")));
+    let text = answer.text().await.expect("body");
+    assert!(
+        text.lines().any(|l| l.starts_with("refunded,1,1,0,")),
+        "{text}"
+    );
+    // Agents are not shown the team's figures; a bad period is refused with the reason.
+    let answer = alice
+        .http
+        .get(format!("{}/api/v1/admin/report?since=1d", alice.base))
+        .bearer_auth(&alice.token)
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(answer.status().as_u16(), 403);
+    let answer = rita
+        .http
+        .get(format!("{}/api/v1/admin/report?since=yesterday", rita.base))
+        .bearer_auth(&rita.token)
+        .send()
+        .await
+        .expect("report");
+    assert_eq!(answer.status().as_u16(), 400);
+}

@@ -19,6 +19,7 @@ pub fn routes() -> Router<Hub> {
         .route("/agents", get(list_agents).post(add_agent))
         .route("/agents/{id}", patch(update_agent))
         .route("/channels", get(list_channels))
+        .route("/report", get(report))
         .route("/channels/{id}", patch(update_channel))
         .route("/tags", get(list_tags).put(set_tags))
         .route("/templates", get(list_templates).post(put_template))
@@ -221,6 +222,61 @@ async fn update_agent(
 ) -> Result<Json<Agent>, ApiError> {
     let update = b;
     blocking(move || admin::update_agent(&hub, &id, update)).await
+}
+
+#[derive(Debug, Deserialize)]
+struct ReportQuery {
+    since: String,
+    until: Option<String>,
+    by: Option<String>,
+    format: Option<String>,
+}
+
+/// `GET /api/v1/admin/report?since=7d&by=agent&format=csv` (JSON rows without `format=csv`):
+/// what `baton-hub report` prints.
+async fn report(
+    State(hub): State<Hub>,
+    _: SignedInAdmin,
+    axum::extract::Query(q): axum::extract::Query<ReportQuery>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    let now = hub.now();
+    let since = crate::report::when(&q.since, now).map_err(ApiError::BadRequest)?;
+    let until = match &q.until {
+        Some(u) => crate::report::when(u, now).map_err(ApiError::BadRequest)?,
+        None => now,
+    };
+    let by_text = q.by.as_deref().unwrap_or("day");
+    let by = crate::report::GroupBy::parse(by_text).ok_or_else(|| {
+        ApiError::BadRequest(format!(
+            "by is day, channel, agent or label, not {by_text:?}"
+        ))
+    })?;
+    let csv = match q.format.as_deref() {
+        None | Some("json") => false,
+        Some("csv") => true,
+        Some(other) => {
+            return Err(ApiError::BadRequest(format!(
+                "format is csv or json, not {other:?}"
+            )))
+        }
+    };
+    let hub2 = hub.clone();
+    let rows = tokio::task::spawn_blocking(move || {
+        crate::report::report(&*hub2.store().reader()?, since, until, by)
+    })
+    .await
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    if csv {
+        let text = crate::report::csv(&rows, by)
+            .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))?;
+        return Ok((
+            [(axum::http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+            text,
+        )
+            .into_response());
+    }
+    Ok(Json(rows).into_response())
 }
 
 async fn list_channels(

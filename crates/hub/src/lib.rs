@@ -21,6 +21,7 @@ pub mod error;
 pub mod front;
 pub mod handoffs;
 pub mod presence;
+pub mod report;
 pub mod routing;
 pub mod store;
 pub mod uploads;

@@ -4,7 +4,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{bail, Context};
+use anyhow::{anyhow, bail, Context};
 use std::time::Duration;
 
 use baton_hub::{admin, Hub, HubConfig};
@@ -78,6 +78,24 @@ enum Command {
     Bot {
         #[command(subcommand)]
         command: BotCommand,
+    },
+    /// How the team did: handoffs, and the median and 90th percentile of the time to the first
+    /// reply and to resolution, per day, channel, agent or label.
+    Report {
+        #[arg(long)]
+        data: PathBuf,
+        /// From when: a date (`2026-11-01`, UTC), a time (RFC 3339), or days ago (`7d`).
+        #[arg(long)]
+        since: String,
+        /// Until when (not included); now by default. Same forms as `--since`.
+        #[arg(long)]
+        until: Option<String>,
+        /// One row per `day`, `channel`, `agent` or `label`.
+        #[arg(long, default_value = "day")]
+        by: String,
+        /// `csv`, or `table` for reading in a terminal.
+        #[arg(long, default_value = "table")]
+        format: String,
     },
     /// Manage the event log clients sync from.
     Log {
@@ -550,6 +568,30 @@ fn main() -> anyhow::Result<()> {
         }
         Command::Whatsapp { command } => whatsapp(command),
         Command::Bot { command } => bot(command),
+        Command::Report {
+            data,
+            since,
+            until,
+            by,
+            format,
+        } => {
+            let hub = open(&data)?;
+            let now = chrono::Utc::now();
+            let since = baton_hub::report::when(&since, now).map_err(|e| anyhow!(e))?;
+            let until = match until {
+                Some(u) => baton_hub::report::when(&u, now).map_err(|e| anyhow!(e))?,
+                None => now,
+            };
+            let by = baton_hub::report::GroupBy::parse(&by)
+                .ok_or_else(|| anyhow!("--by is day, channel, agent or label, not {by:?}"))?;
+            let rows = baton_hub::report::report(&*hub.store().reader()?, since, until, by)?;
+            match format.as_str() {
+                "csv" => print!("{}", baton_hub::report::csv(&rows, by)?),
+                "table" => print!("{}", baton_hub::report::table(&rows, by)),
+                other => bail!("--format is csv or table, not {other:?}"),
+            }
+            Ok(())
+        }
         Command::Log {
             command: LogCommand::Trim { data, keep },
         } => {

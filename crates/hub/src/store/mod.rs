@@ -171,6 +171,10 @@ pub trait Read {
     /// The newest message the customer wrote in a conversation.
     /// The newest message an agent wrote in the conversation that is not text, if any.
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError>;
+    /// Handoffs created from `since` (to the second) on, oldest first: what reports count.
+    fn handoffs_since(&self, since: DateTime<Utc>) -> Result<Vec<Handoff>, StoreError>;
+    /// When agents wrote in the conversation (their replies, not the desk's notices).
+    fn agent_reply_times(&self, conversation_id: &str) -> Result<Vec<DateTime<Utc>>, StoreError>;
     /// The conversation's drafted replies still waiting for a decision, oldest first.
     fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
     /// Drafts whose channel's timeout has passed by `now`, soonest due first.

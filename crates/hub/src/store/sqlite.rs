@@ -528,6 +528,33 @@ impl<T: HasConn> Read for T {
         )
     }
 
+    fn handoffs_since(&self, since: DateTime<Utc>) -> Result<Vec<Handoff>, StoreError> {
+        // Stored times differ in their fractional digits, so text compares only to the second.
+        let second = since.format("%Y-%m-%dT%H:%M:%S").to_string();
+        all_where(
+            self.conn()?,
+            "SELECT data FROM handoffs
+             WHERE substr(json_extract(data, '$.created_at'), 1, 19) >= ?1 ORDER BY rowid",
+            [second],
+        )
+    }
+
+    fn agent_reply_times(&self, conversation_id: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        let conn = self.conn()?;
+        let mut stmt = conn.prepare_cached(
+            "SELECT json_extract(data, '$.created_at') FROM messages WHERE conversation_id = ?1
+             AND json_extract(data, '$.author') = 'agent'",
+        )?;
+        let rows = stmt.query_map([conversation_id], |r| r.get::<_, String>(0))?;
+        let mut times = Vec::new();
+        for row in rows {
+            if let Some(t) = time(&row?) {
+                times.push(t);
+            }
+        }
+        Ok(times)
+    }
+
     fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
         let conn = self.conn()?;
         let mut stmt = conn.prepare_cached(
