@@ -174,4 +174,4 @@ export type ConnectionState = { "state": "connecting" } | { "state": "live", seq
 
 export type UnreadableEvent = { seq: number, kind: string, error: string, };
 
-export type Update = { "type": "new_handoff", handoff: Handoff, } | { "type": "inbox_changed", conversations: Array<string>, } | { "type": "connection", state: ConnectionState, } | { "type": "signed_out" } | { "type": "outbox_changed", queued: number, failed: number, } | { "type": "history", progress: Backfill, } | { "type": "unreadable", event: UnreadableEvent, };
+export type Update = { "type": "new_handoff", handoff: Handoff, } | { "type": "handed_over", handoff: Handoff, } | { "type": "customer_wrote", message: Message, } | { "type": "inbox_changed", conversations: Array<string>, } | { "type": "connection", state: ConnectionState, } | { "type": "signed_out" } | { "type": "outbox_changed", queued: number, failed: number, } | { "type": "history", progress: Backfill, } | { "type": "unreadable", event: UnreadableEvent, };
