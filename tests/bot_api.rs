@@ -424,7 +424,6 @@ async fn an_event_the_bot_could_not_take_is_sent_again_with_the_same_id_even_acr
 
 /// A WhatsApp customer's message, as Meta posts it, signed with the app secret.
 async fn customer_writes(hub: &HubProcess, path: &str, wamid: &str, text: &str) -> u16 {
-    use hmac::{Hmac, Mac};
     let body = serde_json::to_vec(&json!({
         "object": "whatsapp_business_account",
         "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
@@ -436,14 +435,12 @@ async fn customer_writes(hub: &HubProcess, path: &str, wamid: &str, text: &str) 
         }}]}]
     }))
     .expect("json");
-    let mut mac = Hmac::<sha2::Sha256>::new_from_slice(b"meta-app-secret").expect("key");
-    mac.update(&body);
     reqwest::Client::new()
         .post(format!("{}{path}", hub.url()))
         .header("content-type", "application/json")
         .header(
             "x-hub-signature-256",
-            format!("sha256={}", hex::encode(mac.finalize().into_bytes())),
+            support::fake_graph::meta_signature("meta-app-secret", &body),
         )
         .body(body)
         .send()
@@ -457,25 +454,13 @@ async fn customer_writes(hub: &HubProcess, path: &str, wamid: &str, text: &str) 
 async fn fronted_world(graph: &support::fake_graph::FakeGraph) -> (World, String) {
     let bot = FakeBot::start().await;
     let data = HubData::new();
-    let (ok, out, err) = support::hub_cli(
-        &[
-            "whatsapp",
-            "add",
-            "--data",
-            data.path(),
-            "--name",
-            "Support line",
-            "--phone-number-id",
-            "1122334455667",
-            "--verify-token",
-            "vt",
-            "--graph-url",
-            &graph.url(),
-        ],
-        "meta-app-secret\nEAAG-token\n",
+    let path = support::fake_graph::connect_number(
+        &data,
+        graph,
+        "Support line",
+        "meta-app-secret",
+        "EAAG-token",
     );
-    assert!(ok, "{err}");
-    let path = out.lines().last().expect("path").trim().to_string();
     let (token, secret) = connect(&data, &bot);
     bot.trust(&secret);
     let (ok, _, err) = support::hub_cli(
@@ -678,12 +663,7 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         customer_writes(&w.hub, &path, "wamid.f4", "una cosa más").await,
         200
     );
-    support::eventually(
-        Duration::from_secs(15),
-        || user_messages().len() == 3,
-        || format!("the bot heard {:?}", w.bot.events()),
-    )
-    .await;
+    w.wait_for_user_messages(3).await;
     let handoffs = || async {
         w.agent
             .events()
@@ -721,6 +701,23 @@ impl World {
             .into_iter()
             .filter(|e| e["type"] == "draft.decided")
             .collect()
+    }
+
+    /// Waits until the bot has heard `n` customer messages (`user.message`).
+    async fn wait_for_user_messages(&self, n: usize) {
+        support::eventually(
+            Duration::from_secs(15),
+            || {
+                self.bot
+                    .events()
+                    .iter()
+                    .filter(|e| e["type"] == "user.message")
+                    .count()
+                    == n
+            },
+            || format!("the bot heard {:?}", self.bot.events()),
+        )
+        .await;
     }
 
     async fn wait_for_decisions(&self, n: usize) -> Vec<Value> {
@@ -978,19 +975,7 @@ async fn a_bot_in_front_of_a_whatsapp_number_drafts_and_only_the_approved_text_r
         customer_writes(&w.hub, &path, "wamid.d1b", "¿hola?").await,
         200
     );
-    support::eventually(
-        Duration::from_secs(15),
-        || {
-            w.bot
-                .events()
-                .iter()
-                .filter(|e| e["type"] == "user.message")
-                .count()
-                == 2
-        },
-        || format!("the bot heard {:?}", w.bot.events()),
-    )
-    .await;
+    w.wait_for_user_messages(2).await;
     assert!(
         graph.texts().is_empty(),
         "nothing goes out before a decision"
@@ -1033,19 +1018,7 @@ async fn a_bot_in_front_of_a_whatsapp_number_drafts_and_only_the_approved_text_r
         customer_writes(&w.hub, &path, "wamid.d2", "¡gracias!").await,
         200
     );
-    support::eventually(
-        Duration::from_secs(15),
-        || {
-            w.bot
-                .events()
-                .iter()
-                .filter(|e| e["type"] == "user.message")
-                .count()
-                == 3
-        },
-        || format!("the bot heard {:?}", w.bot.events()),
-    )
-    .await;
+    w.wait_for_user_messages(3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(graph.texts().len(), 1);
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());

@@ -7,9 +7,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use support::fake_graph::FakeGraph;
 use support::{AgentSession, HubData, HubProcess, AGENT_EMAIL};
 
@@ -63,31 +61,7 @@ struct World {
 
 /// Connects a number with the CLI, as an admin would.
 fn connect(data: &HubData, graph: &FakeGraph) -> String {
-    let (ok, out, err) = support::hub_cli(
-        &[
-            "whatsapp",
-            "add",
-            "--data",
-            data.path(),
-            "--name",
-            "Support line",
-            "--phone-number-id",
-            NUMBER,
-            "--verify-token",
-            VERIFY,
-            "--graph-url",
-            &graph.url(),
-        ],
-        &format!("{APP_SECRET}\n{TOKEN}\n"),
-    );
-    assert!(ok, "whatsapp add failed: {err}");
-    assert!(
-        !out.contains(APP_SECRET) && !out.contains(TOKEN),
-        "secrets are never printed"
-    );
-    let path = out.lines().last().expect("a last line").trim().to_string();
-    assert!(path.contains("/whatsapp"), "{out}");
-    path
+    support::fake_graph::connect_number(data, graph, "Support line", APP_SECRET, TOKEN)
 }
 
 async fn world() -> World {
@@ -112,9 +86,7 @@ async fn world_with(flags: &[&str]) -> World {
 }
 
 fn sign(secret: &str, body: &[u8]) -> String {
-    let mut mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).expect("key");
-    mac.update(body);
-    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+    support::fake_graph::meta_signature(secret, body)
 }
 
 impl World {

@@ -75,6 +75,11 @@ impl FakeGraph {
         }
     }
 
+    /// The number it stands for (`--phone-number-id`).
+    pub fn phone_number_id(&self) -> String {
+        self.lock().phone_number_id.clone()
+    }
+
     /// What to give `--graph-url`.
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
@@ -430,4 +435,50 @@ fn answer_send(
     }))
     .into_response();
     (answer, late)
+}
+
+/// Meta's `X-Hub-Signature-256` over `body` under the app secret.
+pub fn meta_signature(app_secret: &str, body: &[u8]) -> String {
+    use hmac::Mac;
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(app_secret.as_bytes()).expect("key");
+    mac.update(body);
+    format!("sha256={}", hex::encode(mac.finalize().into_bytes()))
+}
+
+/// Connects a number to the hub in `data` with the CLI, as an admin would (the app secret and the
+/// token on standard input); answers the webhook path to give Meta, checking no secret is printed.
+pub fn connect_number(
+    data: &super::HubData,
+    graph: &FakeGraph,
+    name: &str,
+    app_secret: &str,
+    token: &str,
+) -> String {
+    let number = graph.phone_number_id();
+    let graph_url = graph.url();
+    let (ok, out, err) = super::hub_cli(
+        &[
+            "whatsapp",
+            "add",
+            "--data",
+            data.path(),
+            "--name",
+            name,
+            "--phone-number-id",
+            &number,
+            "--verify-token",
+            "my-verify-token",
+            "--graph-url",
+            &graph_url,
+        ],
+        &format!("{app_secret}\n{token}\n"),
+    );
+    assert!(ok, "whatsapp add failed: {err}");
+    assert!(
+        !out.contains(app_secret) && !out.contains(token),
+        "secrets are never printed"
+    );
+    let path = out.lines().last().expect("a last line").trim().to_string();
+    assert!(path.contains("/whatsapp"), "{out}");
+    path
 }

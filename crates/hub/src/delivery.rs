@@ -207,21 +207,12 @@ async fn whatsapp_settings(
 ) -> Option<crate::whatsapp::WhatsAppSettings> {
     let (hub, id) = (hub.clone(), channel_id.to_string());
     tokio::task::spawn_blocking(move || {
-        let load = || {
-            hub.store()
-                .reader()
-                .ok()?
-                .channel(&id)
-                .ok()
-                .flatten()
-                .map(|c| c.settings)
-        };
-        let cached = hub.channel_settings(&id, load)?.whatsapp;
+        let cached = settings_of(&hub, &id)?.whatsapp;
         // A number marked broken is read fresh: an admin (perhaps in another process) may have
         // just fixed it.
         if cached.as_ref().is_some_and(|w| w.broken.is_some()) {
             hub.forget_channel_settings(&id);
-            return hub.channel_settings(&id, load)?.whatsapp;
+            return settings_of(&hub, &id)?.whatsapp;
         }
         cached
     })
@@ -230,21 +221,26 @@ async fn whatsapp_settings(
     .flatten()
 }
 
+/// A channel's settings through the hub's short cache; `None` when they cannot be read now.
+fn settings_of(hub: &Hub, id: &str) -> Option<crate::channel::ChannelSettings> {
+    let load = || {
+        hub.store()
+            .reader()
+            .ok()?
+            .channel(id)
+            .ok()
+            .flatten()
+            .map(|c| c.settings)
+    };
+    hub.channel_settings(id, load)
+}
+
 /// The bot channel's signing secret (read through the hub's short cache): `Some(None)` for a bot
 /// an admin removed, `None` when the settings cannot be read now.
 async fn bot_secret(hub: &Hub, channel_id: &str) -> Option<Option<String>> {
     let (hub, id) = (hub.clone(), channel_id.to_string());
     tokio::task::spawn_blocking(move || {
-        let load = || {
-            hub.store()
-                .reader()
-                .ok()?
-                .channel(&id)
-                .ok()
-                .flatten()
-                .map(|c| c.settings)
-        };
-        let bot = hub.channel_settings(&id, load)?.bot;
+        let bot = settings_of(&hub, &id)?.bot;
         Some(bot.filter(|b| !b.removed).map(|b| b.signing_secret))
     })
     .await
