@@ -222,6 +222,29 @@ describe("the inbox", () => {
     expect(screen.queryAllByTestId("draft-approve")).toHaveLength(0);
   });
 
+  test("the keyboard moves through the list, takes and resolves with a label, and ? lists the shortcuts", async () => {
+    const backend = memoryBackend(inbox());
+    render(App, { props: { backend } });
+    await screen.findAllByTestId("handoff-item");
+    await fireEvent.keyDown(window, { key: "?" });
+    expect(screen.getByTestId("shortcuts").textContent).toContain("Next / previous conversation");
+    await fireEvent.keyDown(window, { key: "Escape" });
+    expect(screen.queryByTestId("shortcuts")).toBeNull();
+
+    await fireEvent.keyDown(window, { key: "ArrowDown", altKey: true });
+    await waitFor(() => expect(screen.getByTestId("conversation-title").textContent).toBe("Parcel late"));
+    await fireEvent.keyDown(window, { key: "ArrowDown", altKey: true });
+    await waitFor(() => expect(screen.getByTestId("conversation-title").textContent).toBe("Wrong size"));
+    await fireEvent.keyDown(window, { key: "a", altKey: true });
+    await waitFor(() => expect(backend.inbox.handoffs.find((h) => h.id === "ho_olga")?.status).toBe("assigned"));
+    await fireEvent.keyDown(window, { key: "r", altKey: true });
+    const labelField = await screen.findByLabelText("Resolution label");
+    expect(document.activeElement).toBe(labelField);
+    await fireEvent.input(labelField, { target: { value: "exchanged" } });
+    await fireEvent.keyDown(labelField, { key: "Enter" });
+    await waitFor(() => expect(backend.inbox.handoffs.find((h) => h.id === "ho_olga")).toMatchObject({ status: "resolved", label: "exchanged" }));
+  });
+
   test("a clicked notification opens its conversation", async () => {
     const backend = memoryBackend(inbox());
     render(App, { props: { backend } });
