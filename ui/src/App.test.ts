@@ -85,8 +85,21 @@ describe("the inbox", () => {
     await fireEvent.input(await screen.findByTestId("search-input"), { target: { value: "shoes" } });
     const hit = await screen.findByTestId("search-hit", {}, { timeout: 2000 });
     expect(hit.querySelector("mark")?.textContent).toBe("shoes");
+    expect(within(hit).getByTestId("search-hit-customer").textContent).toBe("Olga Petrova");
     await fireEvent.click(hit);
     await waitFor(() => expect(screen.getByTestId("conversation-title").textContent).toBe("Wrong size"));
+  });
+
+  test("the arrow keys move from the search box through the results", async () => {
+    render(App, { props: { backend: memoryBackend(inbox()) } });
+    await fireEvent.click(await screen.findByTestId("search-toggle"));
+    const box = await screen.findByTestId("search-input");
+    await fireEvent.input(box, { target: { value: "the" } });
+    await waitFor(() => expect(screen.getAllByTestId("search-hit")).toHaveLength(1), { timeout: 2000 });
+    await fireEvent.keyDown(box, { key: "ArrowDown" });
+    expect(document.activeElement).toBe(screen.getAllByTestId("search-hit")[0]);
+    await fireEvent.keyDown(document.activeElement as HTMLElement, { key: "ArrowUp" });
+    expect(document.activeElement).toBe(box);
   });
 
   test("a WhatsApp chat shows its badge and reply window, and once the window closed, says why there is no composer", async () => {

@@ -168,7 +168,11 @@ snippet: string, at: string | null,
 /**
  * Relevance: higher is better.
  */
-score: number, };
+score: number, 
+/**
+ * Whose conversation it is, once known: results from many customers read apart.
+ */
+customer: string | null, };
 
 export type ConnectionState = { "state": "connecting" } | { "state": "live", seq: number, } | { "state": "offline", error: string, retry_in_ms: number, };
 

@@ -214,6 +214,7 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
           snippet: (m.text ?? "").replace(new RegExp(`(${words.join("|")})`, "gi"), "[$1]"),
           at: m.created_at,
           score: 1,
+          customer: customerOf(m.conversation_id)?.name ?? null,
         }));
     },
     saveDraft: async (conversationId, text) => {

@@ -68,6 +68,9 @@ pub struct SearchHit {
     pub at: Option<String>,
     /// Relevance: higher is better.
     pub score: f64,
+    /// Whose conversation it is, once known: results from many customers read apart.
+    #[serde(default)]
+    pub customer: Option<String>,
 }
 
 struct Source {
@@ -200,6 +203,7 @@ impl Cache {
                         snippet: String::new(),
                         at,
                         score,
+                        customer: None,
                     },
                 ));
             }
@@ -207,10 +211,18 @@ impl Cache {
         // Best first; among equals, newest first (rowids grow with arrival).
         ranked.sort_by(|(_, a), (_, b)| b.score.total_cmp(&a.score).then_with(|| b.at.cmp(&a.at)));
         ranked.truncate(limit);
+        let mut customer = self.conn.prepare_cached(
+            "SELECT json_extract(ct.data, '$.name') FROM conversations c
+             JOIN contacts ct ON ct.id = c.contact_id WHERE c.id = ?1",
+        )?;
         Ok(ranked
             .into_iter()
             .map(|(text, mut hit)| {
                 hit.snippet = snippet(&text, terms, last_is_prefix);
+                hit.customer = customer
+                    .query_row([&hit.conversation_id], |r| r.get::<_, Option<String>>(0))
+                    .ok()
+                    .flatten();
                 hit
             })
             .collect())
@@ -546,6 +558,21 @@ mod tests {
         assert_eq!(dana[0].0, "c_1");
         assert_eq!(dana[0].1, HitKind::Customer);
         assert_eq!(dana[0].2, "[Dana] Reyes");
+        // Every hit says whose conversation it is (none while the customer is unknown).
+        let whose: Vec<(String, Option<String>)> = cache
+            .search(&text("crushed"))
+            .expect("search")
+            .into_iter()
+            .map(|h| (h.conversation_id, h.customer))
+            .collect();
+        assert!(
+            whose
+                .iter()
+                .filter(|(c, _)| c == "c_1")
+                .all(|(_, who)| who.as_deref() == Some("Dana Reyes")),
+            "{whose:?}"
+        );
+        assert!(whose.iter().any(|(c, _)| c == "c_1"), "{whose:?}");
     }
 
     #[test]
