@@ -258,6 +258,20 @@ describe("the inbox", () => {
     await waitFor(() => expect(backend.inbox.handoffs.find((h) => h.id === "ho_olga")).toMatchObject({ status: "resolved", label: "exchanged" }));
   });
 
+  test("an admin's Team view shows who is online, how many each holds, and the longest wait", async () => {
+    const data = inbox();
+    data.agents.push(agent("ag_bob", "Bob", "agent"), { ...agent("ag_cy", "Cy", "agent"), presence: "offline" });
+    data.handoffs.push({ ...handoff("ho_b1", "t_b1", "Bob's"), status: "assigned", assignee: "ag_bob" });
+    data.handoffs[0] = { ...data.handoffs[0]!, created_at: new Date(Date.now() - 20 * 60_000).toISOString() };
+    data.handoffs[1] = { ...data.handoffs[1]!, created_at: new Date(Date.now() - 5 * 60_000).toISOString() };
+    render(App, { props: { backend: memoryBackend(data) } });
+    await fireEvent.click(await screen.findByTestId("team-toggle"));
+    const rows = await screen.findAllByTestId("team-row");
+    expect(rows[0]?.textContent).toMatch(/Bob.*Online.*1 of/);
+    expect(rows.some((r) => /Cy.*Offline.*0 of/.test(r.textContent ?? ""))).toBe(true);
+    expect(screen.getByTestId("team-waiting").textContent).toMatch(/2 waiting · the longest for 20 min/);
+  });
+
   test("a clicked notification opens its conversation", async () => {
     const backend = memoryBackend(inbox());
     render(App, { props: { backend } });
