@@ -347,6 +347,24 @@ impl Desk {
                             conversation: handoff.conversation_id.clone(),
                         });
                     }
+                    // Waited past the channel's target: everyone online hears again; once escalated,
+                    // the named agents do.
+                    Update::Escalated { handoff } if handoff.status == HandoffStatus::Pending => {
+                        let to_me = handoff.escalation.as_ref().is_some_and(|e| {
+                            e.level == baton_protocol::EscalationLevel::Escalated
+                                && me.as_ref().is_some_and(|me| e.to.contains(me))
+                        });
+                        let renotify = handoff.escalation.as_ref().is_some_and(|e| {
+                            e.level == baton_protocol::EscalationLevel::Renotified
+                        });
+                        if to_me || renotify {
+                            notices.tell(notify::Notice::StillWaiting {
+                                title: handoff.title.clone(),
+                                to_me,
+                                conversation: handoff.conversation_id.clone(),
+                            });
+                        }
+                    }
                     // A customer writes in a conversation I hold while the window is not in front.
                     Update::CustomerWrote { message } if !focused && me.is_some() => {
                         let (mine, customer) = desk

@@ -46,6 +46,12 @@ pub enum Notice {
         text: String,
         conversation: String,
     },
+    /// A customer has waited past the channel's target (and, `to_me`, it was escalated to me).
+    StillWaiting {
+        title: String,
+        to_me: bool,
+        conversation: String,
+    },
 }
 
 impl Notice {
@@ -53,7 +59,8 @@ impl Notice {
         match self {
             Self::NewHandoff { conversation, .. }
             | Self::ForYou { conversation, .. }
-            | Self::CustomerWrote { conversation, .. } => conversation,
+            | Self::CustomerWrote { conversation, .. }
+            | Self::StillWaiting { conversation, .. } => conversation,
         }
     }
 }
@@ -119,12 +126,22 @@ fn told(batch: &[Notice]) -> (String, String, Option<String>) {
             Notice::CustomerWrote { customer, text, .. } => {
                 (customer.clone(), text.clone(), one_conversation)
             }
+            Notice::StillWaiting { title, to_me, .. } => (
+                if *to_me {
+                    format!("Escalated to you: {title}")
+                } else {
+                    format!("Still waiting: {title}")
+                },
+                "The customer has waited longer than the team's target".into(),
+                one_conversation,
+            ),
         };
     }
     let count = |f: fn(&Notice) -> bool| batch.iter().filter(|n| f(n)).count();
     let new = count(|n| matches!(n, Notice::NewHandoff { .. }));
     let mine = count(|n| matches!(n, Notice::ForYou { .. }));
     let wrote = count(|n| matches!(n, Notice::CustomerWrote { .. }));
+    let late = count(|n| matches!(n, Notice::StillWaiting { .. }));
     if let (Some(_), Notice::CustomerWrote { customer, .. }) = (&one_conversation, &batch[0]) {
         if wrote == batch.len() {
             return (
@@ -145,6 +162,9 @@ fn told(batch: &[Notice]) -> (String, String, Option<String>) {
     }
     if wrote > 0 {
         parts.push(plural(wrote, "message in yours", "messages in yours"));
+    }
+    if late > 0 {
+        parts.push(plural(late, "waiting too long", "waiting too long"));
     }
     ("Baton".into(), parts.join(" · "), one_conversation)
 }

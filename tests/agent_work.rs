@@ -1175,3 +1175,68 @@ async fn the_report_counts_what_agents_did_from_the_cli_and_the_admin_api() {
         .expect("report");
     assert_eq!(answer.status().as_u16(), 400);
 }
+
+#[tokio::test]
+async fn a_customer_waiting_past_the_target_is_told_to_everyone_again_then_to_the_named_admin() {
+    // The sweep runs every half second; the hub's clock is moved, not waited for.
+    let d = desk_configured(
+        &["--wait-target", "300", "--escalate-to", "root@example.com"],
+        &["--agent-session-timeout", "2"],
+    )
+    .await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let ticket = d
+        .botpress
+        .hand_off("Lost parcel", "Ana", "where is it?")
+        .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert!(alice.handoff_of(&ticket).await.get("escalation").is_none());
+
+    let escalation = |want: &'static str| {
+        let alice = &alice;
+        let ticket = &ticket;
+        async move {
+            for _ in 0..100 {
+                let h = alice.handoff_of(ticket).await;
+                if h["escalation"]["level"] == want {
+                    return h["escalation"].clone();
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            panic!(
+                "the handoff was never {want}: {}",
+                alice.handoff_of(ticket).await
+            );
+        }
+    };
+    d.data.move_clock(5 * 60 + 1);
+    let told = escalation("renotified").await;
+    assert!(told.get("to").is_none(), "everyone online: {told}");
+
+    d.data.move_clock(10 * 60 + 1);
+    let escalated = escalation("escalated").await;
+    let rita = alice
+        .events()
+        .await
+        .into_iter()
+        .find(|e| e["kind"] == "agent" && e["data"]["email"] == "root@example.com")
+        .expect("Rita");
+    assert_eq!(escalated["to"], json!([rita["data"]["id"]]));
+
+    // A bad setting is refused with the reason.
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "botpress",
+            "set",
+            "--data",
+            d.data.path(),
+            "--channel",
+            "Support bot",
+            "--escalate-to",
+            "nobody@example.com",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("no agent \"nobody@example.com\""), "{err}");
+}

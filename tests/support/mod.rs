@@ -145,6 +145,12 @@ impl HubData {
         std::fs::read_to_string(self.log_path()).unwrap_or_default()
     }
 
+    /// Moves the time of the hubs serving this directory `secs` seconds past the real time (see
+    /// `BATON_TEST_CLOCK_OFFSET_FILE`): a test skips minutes instead of sleeping through them.
+    pub fn move_clock(&self, secs: u64) {
+        std::fs::write(self.dir.path().join("clock-offset"), secs.to_string()).expect("clock");
+    }
+
     /// Adds another agent with `AGENT_PASSWORD`.
     pub fn add_agent(&self, email: &str, name: &str, role: &str) {
         let (ok, _, err) = hub_cli(
@@ -187,6 +193,10 @@ impl HubProcess {
     pub fn start_with(data: &HubData, port: u16, flags: &[&str]) -> Self {
         let child = Command::new(hub_binary())
             .env(ALLOW_PRIVATE_URLS, "1")
+            .env(
+                "BATON_TEST_CLOCK_OFFSET_FILE",
+                data.dir.path().join("clock-offset"),
+            )
             .args([
                 "serve",
                 "--data",

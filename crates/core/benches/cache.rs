@@ -164,6 +164,7 @@ fn events(count: usize, rng: &mut StdRng) -> Vec<Event> {
                     tags: Vec::new(),
                     priority: None,
                     for_draft: false,
+                    escalation: None,
                     created_at: at(m as i64),
                     updated_at: at(m as i64),
                 }),

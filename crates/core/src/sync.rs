@@ -40,6 +40,10 @@ pub enum Update {
     HandedOver {
         handoff: Handoff,
     },
+    /// A waiting handoff was escalated (it waited past its channel's target).
+    Escalated {
+        handoff: Handoff,
+    },
     /// A customer wrote a message this device had not seen before.
     CustomerWrote {
         message: baton_protocol::Message,
@@ -418,6 +422,12 @@ impl SyncEngine {
         }
         for handoff in &applied.handed_over {
             self.emit(Update::HandedOver {
+                handoff: handoff.clone(),
+            })
+            .await;
+        }
+        for handoff in &applied.escalated {
+            self.emit(Update::Escalated {
                 handoff: handoff.clone(),
             })
             .await;

@@ -681,6 +681,10 @@ pub struct ChannelView {
     pub pending_timeout_secs: Option<u64>,
     /// `manual`, `round-robin` or `least-busy`.
     pub routing: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait_target_secs: Option<u64>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub escalate_to: Vec<String>,
     /// Bot: how long a drafted reply waits for an agent, and what it becomes then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draft_timeout: Option<crate::drafts::DraftTimeout>,
@@ -703,6 +707,10 @@ pub struct ChannelUpdate {
     pub pending_timeout_secs: Option<u64>,
     /// `manual`, `round-robin` or `least-busy`.
     pub routing: Option<String>,
+    /// Seconds a customer should wait at most; 0 removes the target.
+    pub wait_target_secs: Option<u64>,
+    /// Emails of the agents told of a handoff waiting twice the target (empty: nobody).
+    pub escalate_to: Option<Vec<String>>,
 }
 
 pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
@@ -730,6 +738,8 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
         bot_channel: wa.as_ref().and_then(|w| w.bot_channel.clone()),
         draft_timeout: row.settings.bot.as_ref().and_then(|b| b.draft_timeout),
         routing: row.settings.routing.as_str(),
+        wait_target_secs: row.settings.wait_target_secs,
+        escalate_to: row.settings.escalate_to.clone(),
         removed: wa.as_ref().is_some_and(|w| w.removed)
             || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,
@@ -836,6 +846,21 @@ pub fn update_channel(
                 "routing is \"manual\", \"round-robin\" or \"least-busy\", not {r:?}"
             ))
         })?;
+    }
+    if let Some(secs) = update.wait_target_secs {
+        settings.wait_target_secs = (secs > 0).then_some(secs);
+    }
+    if let Some(emails) = update.escalate_to {
+        let mut to = Vec::new();
+        for email in emails.iter().map(|e| e.trim()).filter(|e| !e.is_empty()) {
+            let agent = hub
+                .store()
+                .reader()?
+                .agent_by_email(email)?
+                .ok_or_else(|| AdminError::Invalid(format!("no agent {email:?} to escalate to")))?;
+            to.push(agent.email);
+        }
+        settings.escalate_to = to;
     }
     if let Some(secs) = update.pending_timeout_secs {
         settings.pending_timeout_secs = (secs > 0).then_some(secs);

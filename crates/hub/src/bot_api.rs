@@ -577,6 +577,7 @@ fn open_handoff(
         tags: Vec::new(),
         priority: start.priority,
         for_draft: false,
+        escalation: None,
         created_at: now,
         updated_at: now,
     };

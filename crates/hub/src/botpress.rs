@@ -399,6 +399,7 @@ fn create_remote_conversation(
         tags: Vec::new(),
         priority: None,
         for_draft: false,
+        escalation: None,
         created_at: now,
         updated_at: now,
     };

@@ -48,6 +48,13 @@ pub struct ChannelSettings {
     /// How waiting handoffs find an agent: agents take them (`manual`), or the hub gives them out.
     #[serde(default)]
     pub routing: crate::routing::Routing,
+    /// How long a customer should wait at most: past it everyone online is told again, past twice
+    /// it the `escalate_to` agents are. `None`: no target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_target_secs: Option<u64>,
+    /// Who hears of a handoff waiting twice the target (agents' emails).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub escalate_to: Vec<String>,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -86,6 +93,8 @@ impl Default for ChannelSettings {
             whatsapp: None,
             bot: None,
             routing: crate::routing::Routing::Manual,
+            wait_target_secs: None,
+            escalate_to: Vec::new(),
         }
     }
 }

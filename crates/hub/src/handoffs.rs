@@ -411,6 +411,7 @@ pub fn open(
         tags: Vec::new(),
         priority: None,
         for_draft: false,
+        escalation: None,
         created_at: now,
         updated_at: now,
     };
@@ -923,4 +924,63 @@ pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
         })?;
     }
     Ok(expired)
+}
+
+/// Escalates waiting handoffs past their channel's target: at the target everyone online is told
+/// again (`renotified`), at twice the target the channel's named agents are (`escalated`). Each
+/// step is an update of the handoff, which every device hears. Returns how many changed.
+pub fn escalate_waiting(hub: &Hub) -> Result<usize, ApiError> {
+    use baton_protocol::{Escalation, EscalationLevel};
+    let now = hub.now();
+    let channels: Vec<(String, u64, Vec<String>)> = hub
+        .store()
+        .reader()?
+        .channels()?
+        .into_iter()
+        .filter_map(|c| Some((c.id, c.settings.wait_target_secs?, c.settings.escalate_to)))
+        .collect();
+    let mut changed = 0;
+    for (channel_id, secs, escalate_to) in channels {
+        let target = span(secs);
+        changed += hub.store().write(|txn| {
+            let mut n = 0;
+            for mut h in txn.pending_handoffs(&channel_id)? {
+                if h.for_draft {
+                    continue;
+                }
+                let waited = now - h.created_at;
+                let level = h.escalation.as_ref().map(|e| e.level);
+                let next = if waited >= target * 2
+                    && !escalate_to.is_empty()
+                    && level < Some(EscalationLevel::Escalated)
+                {
+                    let mut to = Vec::new();
+                    for email in &escalate_to {
+                        if let Some(agent) = txn.agent_by_email(email)?.filter(|a| !a.disabled) {
+                            to.push(agent.id);
+                        }
+                    }
+                    Escalation {
+                        level: EscalationLevel::Escalated,
+                        at: now,
+                        to,
+                    }
+                } else if waited >= target && level.is_none() {
+                    Escalation {
+                        level: EscalationLevel::Renotified,
+                        at: now,
+                        to: Vec::new(),
+                    }
+                } else {
+                    continue;
+                };
+                tracing::info!(handoff = %h.id, channel = %channel_id, level = ?next.level, waited_secs = waited.num_seconds(), "escalation: a customer has waited past the channel's target");
+                h.escalation = Some(next);
+                txn.put(EventData::Handoff(h))?;
+                n += 1;
+            }
+            Ok::<_, ApiError>(n)
+        })?;
+    }
+    Ok(changed)
 }

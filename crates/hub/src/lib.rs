@@ -54,6 +54,43 @@ impl Clock for SystemClock {
     }
 }
 
+/// The system's time moved forward by the seconds written in a file: whole-system tests move a
+/// running hub's time (`BATON_TEST_CLOCK_OFFSET_FILE`) instead of sleeping through real minutes.
+/// The file is read at most every 50 ms; a missing or unreadable one means no offset.
+pub struct OffsetClock {
+    file: std::path::PathBuf,
+    read: std::sync::Mutex<(std::time::Instant, chrono::TimeDelta)>,
+}
+
+impl OffsetClock {
+    pub fn new(file: impl Into<std::path::PathBuf>) -> Self {
+        let file = file.into();
+        let offset = Self::offset_in(&file);
+        Self {
+            file,
+            read: std::sync::Mutex::new((std::time::Instant::now(), offset)),
+        }
+    }
+
+    fn offset_in(file: &Path) -> chrono::TimeDelta {
+        std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse::<f64>().ok())
+            .and_then(|secs| chrono::TimeDelta::try_milliseconds((secs * 1000.0) as i64))
+            .unwrap_or_default()
+    }
+}
+
+impl Clock for OffsetClock {
+    fn now(&self) -> DateTime<Utc> {
+        let mut read = self.read.lock().unwrap_or_else(|p| p.into_inner());
+        if read.0.elapsed() > Duration::from_millis(50) {
+            *read = (std::time::Instant::now(), Self::offset_in(&self.file));
+        }
+        Utc::now() + read.1
+    }
+}
+
 /// How a hub behaves; `Default` is what `baton-hub serve` uses unless told otherwise.
 #[derive(Debug, Clone)]
 pub struct HubConfig {

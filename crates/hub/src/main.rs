@@ -238,6 +238,13 @@ enum BotCommand {
         /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
         #[arg(long)]
         routing: Option<String>,
+        /// Seconds a customer should wait at most: past it everyone online is told again, past
+        /// twice it the `--escalate-to` agents are (0 removes the target).
+        #[arg(long, value_name = "SECS")]
+        wait_target: Option<u64>,
+        /// Agents' emails told of a handoff waiting twice the target, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
+        escalate_to: Option<Vec<String>>,
     },
     /// Stop taking a bot's calls; its conversations stay in the history.
     Remove {
@@ -315,6 +322,13 @@ enum WhatsappCommand {
         /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
         #[arg(long)]
         routing: Option<String>,
+        /// Seconds a customer should wait at most: past it everyone online is told again, past
+        /// twice it the `--escalate-to` agents are (0 removes the target).
+        #[arg(long, value_name = "SECS")]
+        wait_target: Option<u64>,
+        /// Agents' emails told of a handoff waiting twice the target, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
+        escalate_to: Option<Vec<String>>,
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
@@ -326,6 +340,7 @@ enum WhatsappCommand {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once from the command line; its size does not matter.
 enum BotpressCommand {
     /// Add a Botpress channel; prints the endpoint path for `endpointBaseUrl` on its last line.
     Add {
@@ -387,6 +402,13 @@ enum BotpressCommand {
         /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
         #[arg(long)]
         routing: Option<String>,
+        /// Seconds a customer should wait at most: past it everyone online is told again, past
+        /// twice it the `--escalate-to` agents are (0 removes the target).
+        #[arg(long, value_name = "SECS")]
+        wait_target: Option<u64>,
+        /// Agents' emails told of a handoff waiting twice the target, comma-separated.
+        #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
+        escalate_to: Option<Vec<String>>,
     },
 }
 
@@ -530,6 +552,8 @@ fn main() -> anyhow::Result<()> {
                     message_kinds,
                     pending_timeout,
                     routing,
+                    wait_target,
+                    escalate_to,
                 },
         } => {
             let hub = open(&data)?;
@@ -547,6 +571,8 @@ fn main() -> anyhow::Result<()> {
                 message_kinds,
                 pending_timeout_secs: pending_timeout,
                 routing,
+                wait_target_secs: wait_target,
+                escalate_to,
                 ..Default::default()
             };
             let c = admin::update_channel(&hub, &channel, update)?;
@@ -728,9 +754,11 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
             draft_timeout,
             on_draft_timeout,
             routing,
+            wait_target,
+            escalate_to,
         } => {
             let hub = open(&data)?;
-            set_routing(&hub, &channel, routing)?;
+            set_common(&hub, &channel, routing, wait_target, escalate_to)?;
             let c = admin::update_bot(
                 &hub,
                 &channel,
@@ -781,14 +809,23 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `--routing` on a channel kind's `set`: the one setting every kind shares.
-fn set_routing(hub: &Hub, channel: &str, routing: Option<String>) -> anyhow::Result<()> {
-    if routing.is_some() {
+/// `--routing`, `--wait-target` and `--escalate-to` on a channel kind's `set`: the settings every
+/// kind shares.
+fn set_common(
+    hub: &Hub,
+    channel: &str,
+    routing: Option<String>,
+    wait_target: Option<u64>,
+    escalate_to: Option<Vec<String>>,
+) -> anyhow::Result<()> {
+    if routing.is_some() || wait_target.is_some() || escalate_to.is_some() {
         let c = admin::update_channel(
             hub,
             channel,
             admin::ChannelUpdate {
                 routing,
+                wait_target_secs: wait_target,
+                escalate_to,
                 ..Default::default()
             },
         )?;
@@ -867,9 +904,11 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
             waba_id,
             bot,
             routing,
+            wait_target,
+            escalate_to,
         } => {
             let hub = open(&data)?;
-            set_routing(&hub, &channel, routing)?;
+            set_common(&hub, &channel, routing, wait_target, escalate_to)?;
             let (app_secret, access_token) = if secrets_stdin {
                 let (a, t) = read_two_secrets()?;
                 (Some(a), Some(t))
@@ -975,8 +1014,12 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 fn serve(data: PathBuf, listen: SocketAddr, config: HubConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
-        let hub = Hub::open_with(&data, baton_hub::SystemClock, config)
-            .with_context(|| format!("opening {}", data.display()))?;
+        let hub = match std::env::var_os("BATON_TEST_CLOCK_OFFSET_FILE") {
+            // Whole-system tests move this hub's time forward by writing seconds to the file.
+            Some(file) => Hub::open_with(&data, baton_hub::OffsetClock::new(file), config),
+            None => Hub::open_with(&data, baton_hub::SystemClock, config),
+        }
+        .with_context(|| format!("opening {}", data.display()))?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

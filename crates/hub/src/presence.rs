@@ -43,6 +43,12 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             Err(e) => tracing::error!(error = %e, "pending timeout: sweep task failed"),
         }
         let hub2 = hub.clone();
+        match tokio::task::spawn_blocking(move || crate::handoffs::escalate_waiting(&hub2)).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "escalation: sweep failed"),
+            Err(e) => tracing::error!(error = %e, "escalation: sweep task failed"),
+        }
+        let hub2 = hub.clone();
         match tokio::task::spawn_blocking(move || crate::drafts::expire_due(&hub2)).await {
             Ok(Ok(n)) if n > 0 => {
                 tracing::info!(drafts = n, "draft timeout: undecided drafts decided")

@@ -274,6 +274,7 @@ mod tests {
             tags: Vec::new(),
             priority: None,
             for_draft: false,
+            escalation: None,
             created_at: at(minutes),
             updated_at: at(ended),
         }

@@ -118,8 +118,42 @@ pub struct Handoff {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     #[ts(optional, as = "Option<bool>")]
     pub for_draft: bool,
+    /// Set once it has waited past its channel's target: everyone online is told again, then
+    /// the channel's named admins.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub escalation: Option<Escalation>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+}
+
+/// How far a waiting handoff has been escalated.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ts_rs::TS)]
+pub struct Escalation {
+    pub level: EscalationLevel,
+    pub at: DateTime<Utc>,
+    /// The agents it was escalated to (for `escalated`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[ts(optional, as = "Option<Vec<String>>")]
+    pub to: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum EscalationLevel {
+    /// Waited past the channel's target: everyone online is told again.
+    Renotified,
+    /// Waited twice the target: the channel's named admins are told.
+    Escalated,
+}
+
+impl EscalationLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Renotified => "renotified",
+            Self::Escalated => "escalated",
+        }
+    }
 }
 
 /// A handoff's urgency, as a bot sends it (`POST /bot/v1/handoffs`).
@@ -597,6 +631,7 @@ mod tests {
             tags: Vec::new(),
             priority: None,
             for_draft: false,
+            escalation: None,
             created_at: t,
             updated_at: t,
         }

@@ -54,7 +54,12 @@ priority?: Priority,
  * Opened only so a human decides on a bot's drafted replies: deciding the last one ends it,
  * and the bot hears of the decisions (`draft.decided`), not of the handoff.
  */
-for_draft?: boolean, created_at: string, updated_at: string, };
+for_draft?: boolean, 
+/**
+ * Set once it has waited past its channel's target: everyone online is told again, then
+ * the channel's named admins.
+ */
+escalation?: Escalation, created_at: string, updated_at: string, };
 
 export type Message = { id: string, conversation_id: string, author: Author, 
 /**
@@ -178,4 +183,4 @@ export type ConnectionState = { "state": "connecting" } | { "state": "live", seq
 
 export type UnreadableEvent = { seq: number, kind: string, error: string, };
 
-export type Update = { "type": "new_handoff", handoff: Handoff, } | { "type": "handed_over", handoff: Handoff, } | { "type": "customer_wrote", message: Message, } | { "type": "inbox_changed", conversations: Array<string>, } | { "type": "connection", state: ConnectionState, } | { "type": "signed_out" } | { "type": "outbox_changed", queued: number, failed: number, } | { "type": "history", progress: Backfill, } | { "type": "unreadable", event: UnreadableEvent, };
+export type Update = { "type": "new_handoff", handoff: Handoff, } | { "type": "handed_over", handoff: Handoff, } | { "type": "escalated", handoff: Handoff, } | { "type": "customer_wrote", message: Message, } | { "type": "inbox_changed", conversations: Array<string>, } | { "type": "connection", state: ConnectionState, } | { "type": "signed_out" } | { "type": "outbox_changed", queued: number, failed: number, } | { "type": "history", progress: Backfill, } | { "type": "unreadable", event: UnreadableEvent, };

@@ -212,15 +212,22 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
         EventData::Handoff(h) => {
             let old = indexed(tx, Indexed::Handoffs, &h.id)?;
             let known = old.is_some();
-            // Who had it before this event: a change of hands is news to the new holder.
-            let before: Option<String> = if known {
-                tx.prepare_cached("SELECT assignee FROM handoffs WHERE id = ?1")?
-                    .query_row([&h.id], |r| r.get(0))
-                    .optional()?
-                    .flatten()
+            // Who had it and how far it was escalated before this event: a change of hands is
+            // news to the new holder, an escalation to whoever it reaches.
+            let (before, escalated_before): (Option<String>, Option<String>) = if known {
+                tx.prepare_cached(
+                    "SELECT assignee, json_extract(data, '$.escalation.level') FROM handoffs WHERE id = ?1",
+                )?
+                .query_row([&h.id], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?
+                .unwrap_or_default()
             } else {
-                None
+                (None, None)
             };
+            let escalated_now = h.escalation.as_ref().map(|e| e.level.as_str());
+            if escalated_now.is_some() && escalated_now != escalated_before.as_deref() {
+                applied.escalated.push(h.clone());
+            }
             tx.prepare_cached(
                 "INSERT INTO handoffs (id, conversation_id, status, created_at, title, assignee, tags, data)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)

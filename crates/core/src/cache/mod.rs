@@ -100,6 +100,8 @@ pub struct Applied {
     pub handed_over: Vec<Handoff>,
     /// Customers' messages this device had never seen before.
     pub customer_messages: Vec<Message>,
+    /// Waiting handoffs escalated further (past their channel's target).
+    pub escalated: Vec<Handoff>,
     /// Conversations whose messages, handoffs or customer changed.
     pub conversations: Vec<String>,
     /// The cursor after the batch.

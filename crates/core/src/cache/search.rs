@@ -450,6 +450,7 @@ mod tests {
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 priority: None,
                 for_draft: false,
+                escalation: None,
                 created_at: at(1),
                 updated_at: at(1),
             })

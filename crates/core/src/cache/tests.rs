@@ -20,6 +20,7 @@ fn handoff(id: &str, conv: &str, title: &str, status: HandoffStatus, at: i64) ->
         tags: Vec::new(),
         priority: None,
         for_draft: false,
+        escalation: None,
         created_at: t(at),
         updated_at: t(at),
     })
@@ -187,6 +188,48 @@ fn the_queue_shows_the_most_urgent_first_then_whoever_waited_longest_and_every_t
             cancelled: 0
         }
     );
+}
+
+#[test]
+fn a_change_of_hands_an_escalation_and_a_new_customer_message_are_each_reported_once() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let first = cache.apply(&inbox()).expect("apply");
+    assert_eq!(
+        first.customer_messages.len(),
+        2,
+        "both of Dana's messages are new"
+    );
+    assert!(first.handed_over.is_empty() && first.escalated.is_empty());
+    let EventData::Handoff(mut h) = handoff("h_1", "c_1", "Refund", HandoffStatus::Pending, 1)
+    else {
+        unreachable!("a handoff")
+    };
+    h.escalation = Some(baton_protocol::Escalation {
+        level: baton_protocol::EscalationLevel::Renotified,
+        at: t(20),
+        to: Vec::new(),
+    });
+    let mut taken = h.clone();
+    taken.status = HandoffStatus::Assigned;
+    taken.assignee = Some("ag_ana".into());
+    let later = |seq: u64, data: EventData| Event { seq, data };
+    let next = cache
+        .apply(&[
+            later(7, EventData::Handoff(h.clone())),
+            later(8, EventData::Handoff(h)),
+            later(9, EventData::Handoff(taken)),
+            later(10, message("m_3", "c_1", "hello?", 21)),
+        ])
+        .expect("apply");
+    assert_eq!(
+        next.escalated.len(),
+        1,
+        "escalated once, not again when repeated"
+    );
+    assert_eq!(next.handed_over.len(), 1);
+    assert_eq!(next.handed_over[0].assignee.as_deref(), Some("ag_ana"));
+    assert_eq!(next.customer_messages.len(), 1);
 }
 
 #[test]

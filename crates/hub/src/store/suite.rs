@@ -103,6 +103,7 @@ fn handoff(id: &str, conversation: &str, status: HandoffStatus, assignee: Option
         tags: Vec::new(),
         priority: None,
         for_draft: false,
+        escalation: None,
         created_at: at(2),
         updated_at: at(2),
     }
