@@ -1240,3 +1240,52 @@ async fn a_customer_waiting_past_the_target_is_told_to_everyone_again_then_to_th
     assert!(!ok);
     assert!(err.contains("no agent \"nobody@example.com\""), "{err}");
 }
+
+#[tokio::test]
+async fn a_customer_queued_while_no_agent_is_online_is_told_so_once() {
+    let d = desk_configured(
+        &[
+            "--no-agent-message",
+            "en=Nobody is available right now; we will answer as soon as we can.",
+            "--no-agent-message",
+            "es=Ahora no hay nadie disponible; te responderemos lo antes posible.",
+        ],
+        &[],
+    )
+    .await;
+    let told = |fake: &FakeBotpress, text: &str| {
+        fake.accepted()
+            .iter()
+            .filter(|c| c.body.to_string().contains(text))
+            .count()
+    };
+    let ticket = d.botpress.hand_off("Refund", "Ana", "hello?").await;
+    support::eventually(
+        Duration::from_secs(10),
+        || told(&d.fake, "Nobody is available right now") == 1,
+        || format!("Botpress got {:?}", d.fake.accepted()),
+    )
+    .await;
+    // Writing again does not repeat it.
+    let (status, _) = d
+        .botpress
+        .post(
+            "botSendsMessage",
+            json!({"type": "botSendsMessage", "remoteConversationId": ticket, "remoteUserId": "u_again", "payload": {"text": "anyone?"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(told(&d.fake, "Nobody is available right now"), 1);
+
+    // With an agent online, nobody is told that.
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    assert_eq!(
+        alice.post("/presence", json!({"status": "online"})).await.0,
+        200
+    );
+    d.botpress.hand_off("Address", "Ben", "hola").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(told(&d.fake, "Nobody is available right now"), 1);
+    assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
+}

@@ -685,6 +685,8 @@ pub struct ChannelView {
     pub wait_target_secs: Option<u64>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub escalate_to: Vec<String>,
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub no_agent_message: std::collections::BTreeMap<String, String>,
     /// Bot: how long a drafted reply waits for an agent, and what it becomes then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draft_timeout: Option<crate::drafts::DraftTimeout>,
@@ -711,6 +713,8 @@ pub struct ChannelUpdate {
     pub wait_target_secs: Option<u64>,
     /// Emails of the agents told of a handoff waiting twice the target (empty: nobody).
     pub escalate_to: Option<Vec<String>>,
+    /// Language → what a customer queued with no agent online is told (empty text removes it).
+    pub no_agent_message: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
@@ -740,6 +744,7 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
         routing: row.settings.routing.as_str(),
         wait_target_secs: row.settings.wait_target_secs,
         escalate_to: row.settings.escalate_to.clone(),
+        no_agent_message: row.settings.no_agent_message.clone(),
         removed: wa.as_ref().is_some_and(|w| w.removed)
             || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,
@@ -813,6 +818,9 @@ pub fn update_channel(
             }
         }
     };
+    if let Some(m) = update.no_agent_message {
+        merge(&mut settings.no_agent_message, m);
+    }
     if let Some(m) = update.assign_message {
         merge(&mut settings.assign_message, m);
     }

@@ -915,6 +915,14 @@ async fn relay_message(
                 status_reason: None,
                 created_at: hub2.now(),
             }))?;
+            if from_user {
+                crate::handoffs::tell_if_nobody_can_answer(
+                    txn,
+                    &hub2,
+                    &channel.id,
+                    &conversation.id,
+                )?;
+            }
             Ok(message_id)
         })
         .await?;

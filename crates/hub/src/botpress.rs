@@ -467,6 +467,9 @@ async fn bot_sends_message(
             created_at: now,
         };
         txn.put(EventData::Message(message))?;
+        if !from_bot {
+            crate::handoffs::tell_if_nobody_can_answer(txn, hub, &channel.id, &conversation.id)?;
+        }
         // A HITL plugin on interface 0.4.0 relays text only; it says so in the ticket instead of
         // failing the call, so the agent's last non-text message is marked failed with the reason.
         if from_bot && text.as_deref().is_some_and(|t| t.trim_start().starts_with(CANNOT_RECEIVE_NOTICE)) {

@@ -55,6 +55,10 @@ pub struct ChannelSettings {
     /// Who hears of a handoff waiting twice the target (agents' emails).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub escalate_to: Vec<String>,
+    /// Language → what a customer queued while no agent is online is told, once per handoff.
+    /// Empty: nothing.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub no_agent_message: BTreeMap<String, String>,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -95,6 +99,7 @@ impl Default for ChannelSettings {
             routing: crate::routing::Routing::Manual,
             wait_target_secs: None,
             escalate_to: Vec::new(),
+            no_agent_message: BTreeMap::new(),
         }
     }
 }

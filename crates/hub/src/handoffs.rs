@@ -984,3 +984,51 @@ pub fn escalate_waiting(hub: &Hub) -> Result<usize, ApiError> {
     }
     Ok(changed)
 }
+
+/// A customer waits in the queue while no agent is online: the channel's "no agent available"
+/// message, in their language, tells them so — once per handoff. Called after a customer's
+/// message is stored (by then every platform knows the conversation, so the notice cannot arrive
+/// before the platform is ready for it).
+pub fn tell_if_nobody_can_answer(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    channel_id: &str,
+    conversation_id: &str,
+) -> Result<(), ApiError> {
+    // Most channels have no such message: the cached settings say so without a read.
+    let settings = hub.channel_settings(channel_id, || {
+        txn.channel(channel_id).ok().flatten().map(|c| c.settings)
+    });
+    let Some(texts) = settings
+        .map(|s| s.no_agent_message)
+        .filter(|t| !t.is_empty())
+    else {
+        return Ok(());
+    };
+    let Some(h) = txn
+        .open_handoff(conversation_id)?
+        .filter(|h| h.status == HandoffStatus::Pending && !h.for_draft)
+    else {
+        return Ok(());
+    };
+    if txn
+        .agents()?
+        .iter()
+        .any(|a| a.presence == Presence::Online && !a.disabled)
+    {
+        return Ok(());
+    }
+    if channel_of(txn, &h)?.kind == "whatsapp" && !customer_window_open(txn, hub, &h)? {
+        return Ok(());
+    }
+    let Some(text) = localized(&texts, customer_language(txn, &h).as_deref(), "") else {
+        return Ok(());
+    };
+    // Once per handoff, however often the customer writes.
+    if !txn.link_external(channel_id, "no-agent-told", &h.id, &h.id)? {
+        return Ok(());
+    }
+    notify_customer(txn, hub, &h, &text)?;
+    tracing::info!(handoff = %h.id, "no agent online: the customer was told");
+    Ok(())
+}

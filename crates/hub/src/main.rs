@@ -234,17 +234,8 @@ enum BotCommand {
         /// What an undecided draft becomes when its time is up: `reject` (default) or `send`.
         #[arg(long)]
         on_draft_timeout: Option<String>,
-        /// How waiting handoffs find an agent: `manual` (agents take them; the default),
-        /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
-        #[arg(long)]
-        routing: Option<String>,
-        /// Seconds a customer should wait at most: past it everyone online is told again, past
-        /// twice it the `--escalate-to` agents are (0 removes the target).
-        #[arg(long, value_name = "SECS")]
-        wait_target: Option<u64>,
-        /// Agents' emails told of a handoff waiting twice the target, comma-separated.
-        #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
-        escalate_to: Option<Vec<String>>,
+        #[command(flatten)]
+        shared: SharedChannelArgs,
     },
     /// Stop taking a bot's calls; its conversations stay in the history.
     Remove {
@@ -318,17 +309,8 @@ enum WhatsappCommand {
         /// it answers customers until it hands them over. An empty value takes it away.
         #[arg(long)]
         bot: Option<String>,
-        /// How waiting handoffs find an agent: `manual` (agents take them; the default),
-        /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
-        #[arg(long)]
-        routing: Option<String>,
-        /// Seconds a customer should wait at most: past it everyone online is told again, past
-        /// twice it the `--escalate-to` agents are (0 removes the target).
-        #[arg(long, value_name = "SECS")]
-        wait_target: Option<u64>,
-        /// Agents' emails told of a handoff waiting twice the target, comma-separated.
-        #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
-        escalate_to: Option<Vec<String>>,
+        #[command(flatten)]
+        shared: SharedChannelArgs,
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
@@ -398,17 +380,8 @@ enum BotpressCommand {
         /// as long as it takes.
         #[arg(long, value_name = "SECS")]
         pending_timeout: Option<u64>,
-        /// How waiting handoffs find an agent: `manual` (agents take them; the default),
-        /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
-        #[arg(long)]
-        routing: Option<String>,
-        /// Seconds a customer should wait at most: past it everyone online is told again, past
-        /// twice it the `--escalate-to` agents are (0 removes the target).
-        #[arg(long, value_name = "SECS")]
-        wait_target: Option<u64>,
-        /// Agents' emails told of a handoff waiting twice the target, comma-separated.
-        #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
-        escalate_to: Option<Vec<String>>,
+        #[command(flatten)]
+        shared: SharedChannelArgs,
     },
 }
 
@@ -551,9 +524,7 @@ fn main() -> anyhow::Result<()> {
                     session_ended_notice,
                     message_kinds,
                     pending_timeout,
-                    routing,
-                    wait_target,
-                    escalate_to,
+                    shared,
                 },
         } => {
             let hub = open(&data)?;
@@ -570,10 +541,7 @@ fn main() -> anyhow::Result<()> {
                 session_ended_notice,
                 message_kinds,
                 pending_timeout_secs: pending_timeout,
-                routing,
-                wait_target_secs: wait_target,
-                escalate_to,
-                ..Default::default()
+                ..shared.update()?
             };
             let c = admin::update_channel(&hub, &channel, update)?;
             println!("updated {} ({}); routing: {}", c.id, c.name, c.routing);
@@ -753,12 +721,10 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
             events_url,
             draft_timeout,
             on_draft_timeout,
-            routing,
-            wait_target,
-            escalate_to,
+            shared,
         } => {
             let hub = open(&data)?;
-            set_common(&hub, &channel, routing, wait_target, escalate_to)?;
+            set_common(&hub, &channel, shared)?;
             let c = admin::update_bot(
                 &hub,
                 &channel,
@@ -809,26 +775,48 @@ fn bot(command: BotCommand) -> anyhow::Result<()> {
     }
 }
 
-/// `--routing`, `--wait-target` and `--escalate-to` on a channel kind's `set`: the settings every
-/// kind shares.
-fn set_common(
-    hub: &Hub,
-    channel: &str,
+/// What every channel kind's `set` takes: how its handoffs find agents and what happens when
+/// nobody takes them.
+#[derive(clap::Args)]
+struct SharedChannelArgs {
+    /// How waiting handoffs find an agent: `manual` (agents take them; the default),
+    /// `round-robin` or `least-busy` (the hub gives them to online agents under capacity).
+    #[arg(long)]
     routing: Option<String>,
+    /// Seconds a customer should wait at most: past it everyone online is told again, past
+    /// twice it the `--escalate-to` agents are (0 removes the target).
+    #[arg(long, value_name = "SECS")]
     wait_target: Option<u64>,
+    /// Agents' emails told of a handoff waiting twice the target, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "EMAILS")]
     escalate_to: Option<Vec<String>>,
-) -> anyhow::Result<()> {
-    if routing.is_some() || wait_target.is_some() || escalate_to.is_some() {
-        let c = admin::update_channel(
-            hub,
-            channel,
-            admin::ChannelUpdate {
-                routing,
-                wait_target_secs: wait_target,
-                escalate_to,
-                ..Default::default()
-            },
-        )?;
+    /// What a customer is told when they are queued and no agent is online: `LANG=TEXT`, once per
+    /// language; an empty TEXT removes that language.
+    #[arg(long = "no-agent-message", value_name = "LANG=TEXT")]
+    no_agent_message: Vec<String>,
+}
+
+impl SharedChannelArgs {
+    fn update(self) -> anyhow::Result<admin::ChannelUpdate> {
+        Ok(admin::ChannelUpdate {
+            routing: self.routing,
+            wait_target_secs: self.wait_target,
+            escalate_to: self.escalate_to,
+            no_agent_message: languages(&self.no_agent_message)?,
+            ..Default::default()
+        })
+    }
+}
+
+/// The shared settings on a WhatsApp number's or a bot's `set`.
+fn set_common(hub: &Hub, channel: &str, shared: SharedChannelArgs) -> anyhow::Result<()> {
+    let update = shared.update()?;
+    if update.routing.is_some()
+        || update.wait_target_secs.is_some()
+        || update.escalate_to.is_some()
+        || update.no_agent_message.is_some()
+    {
+        let c = admin::update_channel(hub, channel, update)?;
         println!("routing: {}", c.routing);
     }
     Ok(())
@@ -903,12 +891,10 @@ fn whatsapp(command: WhatsappCommand) -> anyhow::Result<()> {
             max_per_second,
             waba_id,
             bot,
-            routing,
-            wait_target,
-            escalate_to,
+            shared,
         } => {
             let hub = open(&data)?;
-            set_common(&hub, &channel, routing, wait_target, escalate_to)?;
+            set_common(&hub, &channel, shared)?;
             let (app_secret, access_token) = if secrets_stdin {
                 let (a, t) = read_two_secrets()?;
                 (Some(a), Some(t))

@@ -645,6 +645,7 @@ pub fn apply(
                 {
                     crate::handoffs::notify_customer(txn, hub, &handoff, reply)?;
                 }
+                crate::handoffs::tell_if_nobody_can_answer(txn, hub, channel_id, &conversation.id)?;
                 tracing::info!(handoff = %handoff.id, "whatsapp: a chat was queued for an agent");
             }
         }
