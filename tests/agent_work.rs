@@ -1289,3 +1289,79 @@ async fn a_customer_queued_while_no_agent_is_online_is_told_so_once() {
     assert_eq!(told(&d.fake, "Nobody is available right now"), 1);
     assert!(d.fake.violations().is_empty(), "{:?}", d.fake.violations());
 }
+
+#[tokio::test]
+async fn outside_business_hours_a_queued_customer_is_told_even_with_agents_online() {
+    use chrono::{Datelike, TimeDelta, Timelike, Utc};
+    let d = desk_configured(
+        &[
+            "--no-agent-message",
+            "en=We are closed now; we answer Monday to Friday, 9 to 5.",
+            "--business-hours",
+            "UTC mon-fri 09:00-17:00",
+        ],
+        &[],
+    )
+    .await;
+    // The hub's clock goes to the coming Sunday 03:00 UTC (then Monday 10:00), without waiting.
+    let now = Utc::now();
+    let midnight = now - TimeDelta::seconds(i64::from(now.num_seconds_from_midnight()));
+    let to_sunday = i64::from((7 - now.weekday().num_days_from_sunday()) % 7);
+    let sunday_3am = midnight
+        + TimeDelta::days(if to_sunday == 0 { 7 } else { to_sunday })
+        + TimeDelta::hours(3);
+    d.data
+        .move_clock(u64::try_from((sunday_3am - now).num_seconds()).expect("ahead"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    assert_eq!(
+        alice.post("/presence", json!({"status": "online"})).await.0,
+        200
+    );
+    let closed_text = "We are closed now";
+    let told = |fake: &FakeBotpress| {
+        fake.accepted()
+            .iter()
+            .filter(|c| c.body.to_string().contains(closed_text))
+            .count()
+    };
+    d.botpress
+        .hand_off("Weekend question", "Ana", "hello?")
+        .await;
+    support::eventually(
+        Duration::from_secs(10),
+        || told(&d.fake) == 1,
+        || format!("Botpress got {:?}", d.fake.accepted()),
+    )
+    .await;
+
+    let monday_10am = sunday_3am + TimeDelta::hours(31);
+    d.data
+        .move_clock(u64::try_from((monday_10am - now).num_seconds()).expect("ahead"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(
+        alice.post("/presence", json!({"status": "online"})).await.0,
+        200
+    );
+    d.botpress
+        .hand_off("Monday question", "Ben", "hello?")
+        .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(told(&d.fake), 1, "open, and Alice is online");
+
+    let (ok, _, err) = support::hub_cli(
+        &[
+            "botpress",
+            "set",
+            "--data",
+            d.data.path(),
+            "--channel",
+            "Support bot",
+            "--business-hours",
+            "UTC weekdays 9-5",
+        ],
+        "",
+    );
+    assert!(!ok);
+    assert!(err.contains("is not a day"), "{err}");
+}

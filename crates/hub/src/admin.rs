@@ -687,6 +687,8 @@ pub struct ChannelView {
     pub escalate_to: Vec<String>,
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub no_agent_message: std::collections::BTreeMap<String, String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<String>,
     /// Bot: how long a drafted reply waits for an agent, and what it becomes then.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub draft_timeout: Option<crate::drafts::DraftTimeout>,
@@ -715,6 +717,8 @@ pub struct ChannelUpdate {
     pub escalate_to: Option<Vec<String>>,
     /// Language → what a customer queued with no agent online is told (empty text removes it).
     pub no_agent_message: Option<std::collections::BTreeMap<String, String>>,
+    /// `Europe/Madrid mon-fri 09:00-18:00`; empty removes them.
+    pub business_hours: Option<String>,
 }
 
 pub fn list_channels(hub: &Hub) -> Result<Vec<ChannelView>, AdminError> {
@@ -745,6 +749,11 @@ fn channel_view(row: crate::channel::ChannelRow) -> ChannelView {
         wait_target_secs: row.settings.wait_target_secs,
         escalate_to: row.settings.escalate_to.clone(),
         no_agent_message: row.settings.no_agent_message.clone(),
+        business_hours: row
+            .settings
+            .business_hours
+            .as_ref()
+            .map(|b| b.as_str().to_string()),
         removed: wa.as_ref().is_some_and(|w| w.removed)
             || row.settings.bot.as_ref().is_some_and(|b| b.removed),
         id: row.id,
@@ -820,6 +829,12 @@ pub fn update_channel(
     };
     if let Some(m) = update.no_agent_message {
         merge(&mut settings.no_agent_message, m);
+    }
+    if let Some(hours) = update.business_hours {
+        settings.business_hours = match hours.trim() {
+            "" => None,
+            text => Some(crate::hours::BusinessHours::new(text).map_err(AdminError::Invalid)?),
+        };
     }
     if let Some(m) = update.assign_message {
         merge(&mut settings.assign_message, m);

@@ -59,6 +59,9 @@ pub struct ChannelSettings {
     /// Empty: nothing.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub no_agent_message: BTreeMap<String, String>,
+    /// When the team works; outside them a queued customer gets the no-agent message too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub business_hours: Option<crate::hours::BusinessHours>,
 }
 
 fn default_assign() -> BTreeMap<String, String> {
@@ -100,6 +103,7 @@ impl Default for ChannelSettings {
             wait_target_secs: None,
             escalate_to: Vec::new(),
             no_agent_message: BTreeMap::new(),
+            business_hours: None,
         }
     }
 }

@@ -985,8 +985,9 @@ pub fn escalate_waiting(hub: &Hub) -> Result<usize, ApiError> {
     Ok(changed)
 }
 
-/// A customer waits in the queue while no agent is online: the channel's "no agent available"
-/// message, in their language, tells them so — once per handoff. Called after a customer's
+/// A customer waits in the queue while no agent is online (or outside the channel's business
+/// hours): the channel's "no agent available" message, in their language, tells them so — once
+/// per handoff. Called after a customer's
 /// message is stored (by then every platform knows the conversation, so the notice cannot arrive
 /// before the platform is ready for it).
 pub fn tell_if_nobody_can_answer(
@@ -999,29 +1000,32 @@ pub fn tell_if_nobody_can_answer(
     let settings = hub.channel_settings(channel_id, || {
         txn.channel(channel_id).ok().flatten().map(|c| c.settings)
     });
-    let Some(texts) = settings
-        .map(|s| s.no_agent_message)
-        .filter(|t| !t.is_empty())
-    else {
+    let Some(settings) = settings.filter(|s| !s.no_agent_message.is_empty()) else {
         return Ok(());
     };
+    let closed = settings
+        .business_hours
+        .as_ref()
+        .is_some_and(|hours| !hours.is_open(hub.now()));
     let Some(h) = txn
         .open_handoff(conversation_id)?
         .filter(|h| h.status == HandoffStatus::Pending && !h.for_draft)
     else {
         return Ok(());
     };
-    if txn
-        .agents()?
-        .iter()
-        .any(|a| a.presence == Presence::Online && !a.disabled)
+    if !closed
+        && txn
+            .agents()?
+            .iter()
+            .any(|a| a.presence == Presence::Online && !a.disabled)
     {
         return Ok(());
     }
     if channel_of(txn, &h)?.kind == "whatsapp" && !customer_window_open(txn, hub, &h)? {
         return Ok(());
     }
-    let Some(text) = localized(&texts, customer_language(txn, &h).as_deref(), "") else {
+    let language = customer_language(txn, &h);
+    let Some(text) = localized(&settings.no_agent_message, language.as_deref(), "") else {
         return Ok(());
     };
     // Once per handoff, however often the customer writes.

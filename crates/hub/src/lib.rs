@@ -20,6 +20,7 @@ pub mod egress;
 pub mod error;
 pub mod front;
 pub mod handoffs;
+pub mod hours;
 pub mod presence;
 pub mod report;
 pub mod routing;

@@ -794,6 +794,10 @@ struct SharedChannelArgs {
     /// language; an empty TEXT removes that language.
     #[arg(long = "no-agent-message", value_name = "LANG=TEXT")]
     no_agent_message: Vec<String>,
+    /// When the team works, in the channel's time zone: `Europe/Madrid mon-fri 09:00-18:00`
+    /// (empty removes them). Outside them a queued customer gets the no-agent message.
+    #[arg(long, value_name = "HOURS")]
+    business_hours: Option<String>,
 }
 
 impl SharedChannelArgs {
@@ -803,6 +807,7 @@ impl SharedChannelArgs {
             wait_target_secs: self.wait_target,
             escalate_to: self.escalate_to,
             no_agent_message: languages(&self.no_agent_message)?,
+            business_hours: self.business_hours,
             ..Default::default()
         })
     }
@@ -815,6 +820,7 @@ fn set_common(hub: &Hub, channel: &str, shared: SharedChannelArgs) -> anyhow::Re
         || update.wait_target_secs.is_some()
         || update.escalate_to.is_some()
         || update.no_agent_message.is_some()
+        || update.business_hours.is_some()
     {
         let c = admin::update_channel(hub, channel, update)?;
         println!("routing: {}", c.routing);
