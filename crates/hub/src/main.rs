@@ -252,6 +252,7 @@ enum BotCommand {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // Parsed once from the command line; its size does not matter.
 enum WhatsappCommand {
     /// Connect a WhatsApp number. Reads the app secret and the access token from standard input,
     /// one per line; prints the webhook path to give Meta on its last line.
