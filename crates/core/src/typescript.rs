@@ -9,8 +9,9 @@ use crate::{
     HandoffView, OutboxItem, OutboxState, SearchHit, UnreadableEvent, Update,
 };
 use baton_protocol::{
-    Agent, AgentCommand, Author, Contact, Conversation, DeliveryStatus, Handoff, HandoffStatus,
-    Message, Note, Presence, Priority, Role, Template, Upload, WhatsAppTemplate,
+    Agent, AgentCommand, Author, Contact, Conversation, DeliveryStatus, Escalation,
+    EscalationLevel, Handoff, HandoffStatus, Message, Note, Presence, Priority, Role, Template,
+    Upload, WhatsAppTemplate,
 };
 
 /// The file, as the Rust types declare it.
@@ -27,6 +28,8 @@ pub fn bindings() -> String {
         Contact::decl(&cfg),
         Conversation::decl(&cfg),
         Handoff::decl(&cfg),
+        Escalation::decl(&cfg),
+        EscalationLevel::decl(&cfg),
         Message::decl(&cfg),
         Agent::decl(&cfg),
         Note::decl(&cfg),

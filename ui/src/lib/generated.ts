@@ -61,6 +61,14 @@ for_draft?: boolean,
  */
 escalation?: Escalation, created_at: string, updated_at: string, };
 
+export type Escalation = { level: EscalationLevel, at: string, 
+/**
+ * The agents it was escalated to (for `escalated`).
+ */
+to?: Array<string>, };
+
+export type EscalationLevel = "renotified" | "escalated";
+
 export type Message = { id: string, conversation_id: string, author: Author, 
 /**
  * The contact id or agent id of the writer; none for bot and system messages.
