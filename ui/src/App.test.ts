@@ -272,6 +272,24 @@ describe("the inbox", () => {
     expect(screen.getByTestId("team-waiting").textContent).toMatch(/2 waiting · the longest for 20 min/);
   });
 
+  test("going offline with handoffs in hand asks whether to return them to the queue", async () => {
+    const data = inbox();
+    data.handoffs.push({ ...handoff("ho_mine", "t_mine", "Mine one"), status: "assigned", assignee: "ag_me" });
+    const backend = memoryBackend(data);
+    let presence: string | null = null;
+    backend.setPresence = async (s) => {
+      presence = s;
+    };
+    render(App, { props: { backend } });
+    await screen.findByTestId("count-mine");
+    await fireEvent.click(await screen.findByTestId("presence-toggle"));
+    expect(screen.getByTestId("offline-confirm").textContent).toContain("You hold 1.");
+    expect(presence).toBeNull();
+    await fireEvent.click(screen.getByTestId("offline-return"));
+    await waitFor(() => expect(presence).toBe("offline"));
+    expect(backend.inbox.handoffs.find((h) => h.id === "ho_mine")).toMatchObject({ status: "pending", assignee: null });
+  });
+
   test("a clicked notification opens its conversation", async () => {
     const backend = memoryBackend(inbox());
     render(App, { props: { backend } });
