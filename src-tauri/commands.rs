@@ -450,3 +450,45 @@ pub fn save_draft(
         cache.save_draft(&conversation_id, &text, chrono::Utc::now())
     })
 }
+
+/// A link from a message as the browser may open it: only web and mail links. A customer's
+/// message can carry `file:`, `javascript:` or an app's own scheme, which must never be opened.
+pub fn openable_link(text: &str) -> Result<String, String> {
+    let url = url::Url::parse(text.trim()).map_err(|_| format!("{text:?} is not a link"))?;
+    match url.scheme() {
+        "http" | "https" | "mailto" => Ok(url.to_string()),
+        other => Err(format!("{other}: links are not opened from messages")),
+    }
+}
+
+/// Opens a link from a message in the system browser.
+#[tauri::command]
+pub fn open_link(app: AppHandle, url: String) -> Result<(), CommandError> {
+    use tauri_plugin_opener::OpenerExt;
+    let url = openable_link(&url).map_err(|e| CommandError::new("refused", e))?;
+    app.opener()
+        .open_url(url, None::<&str>)
+        .map_err(|e| CommandError::new("open", e))
+}
+
+#[cfg(test)]
+mod link_tests {
+    use super::openable_link;
+
+    #[test]
+    fn only_web_and_mail_links_open() {
+        assert_eq!(
+            openable_link("https://shop.example/order/4711").as_deref(),
+            Ok("https://shop.example/order/4711")
+        );
+        assert!(openable_link("mailto:help@example.com").is_ok());
+        for bad in [
+            "javascript:alert(1)",
+            "file:///etc/passwd",
+            "baton://x",
+            "not a link",
+        ] {
+            assert!(openable_link(bad).is_err(), "{bad}");
+        }
+    }
+}

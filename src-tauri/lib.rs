@@ -57,6 +57,7 @@ fn init_logging(data_dir: &std::path::Path) {
 pub fn run() {
     let result = tauri::Builder::default()
         .plugin(tauri_plugin_notification::init())
+        .plugin(tauri_plugin_opener::init())
         .invoke_handler(tauri::generate_handler![
             commands::desk_status,
             commands::list_handoffs,
@@ -77,6 +78,7 @@ pub fn run() {
             commands::search,
             commands::save_draft,
             commands::set_botpress_webhook,
+            commands::open_link,
         ])
         // Whether the window is in front, kept from its own events: asking the window from the
         // update loop would wait on the main thread, which may be waiting on that loop.

@@ -290,6 +290,19 @@ describe("the inbox", () => {
     expect(backend.inbox.handoffs.find((h) => h.id === "ho_mine")).toMatchObject({ status: "pending", assignee: null });
   });
 
+  test("a link in a customer's message opens in the browser, and the rest stays text", async () => {
+    const data = inbox();
+    data.messages.push({ ...message("m_link", "t_sam", "Tracking: https://track.example/p/77. <b>thanks</b>"), author_id: "u_sam" });
+    const backend = memoryBackend(data);
+    render(App, { props: { backend } });
+    await openHandoff("Parcel late");
+    const link = await screen.findByTestId("message-link");
+    expect(link.textContent).toBe("https://track.example/p/77");
+    await fireEvent.click(link);
+    await waitFor(() => expect(backend.inbox.opened).toEqual(["https://track.example/p/77"]));
+    expect(document.querySelectorAll(".message b")).toHaveLength(0);
+  });
+
   test("a clicked notification opens its conversation", async () => {
     const backend = memoryBackend(inbox());
     render(App, { props: { backend } });

@@ -61,6 +61,8 @@ export interface Backend {
   /** Sends an approved template with its parameters filled in. */
   sendTemplate(conversationId: string, template: WhatsAppTemplate, parameters: string[]): Promise<void>;
   resend(messageId: string): Promise<void>;
+  /** Opens a web or mail link from a message in the system browser (the app refuses others). */
+  openLink(url: string): Promise<void>;
   /** Lets a bot's drafted reply go out: as drafted, or as `text` when edited. */
   approveDraft(messageId: string, text: string | null): Promise<void>;
   /** Keeps a bot's drafted reply from the customer, saying why. */
@@ -184,6 +186,7 @@ export const tauriBackend: Backend = {
       payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
     }),
   resend: (message_id) => run({ action: "resend", message_id }),
+  openLink: (url) => call<void>("open_link", { url }),
   approveDraft: (message_id, text) => run(text === null ? { action: "approve", message_id } : { action: "approve", message_id, text }),
   rejectDraft: (message_id, reason) => run(reason === null ? { action: "reject", message_id } : { action: "reject", message_id, reason }),
   setPresence: (status) => run({ action: "presence", status }),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { age, connectionLabel, insertTemplate, matchTemplates, mediaUrl, preview, templateQuery } from "./format";
-import { continuesRun, dayLabel, offlineBanner, snippetParts, syncedLabel, waitLevel } from "./format";
+import { continuesRun, dayLabel, linkParts, offlineBanner, snippetParts, syncedLabel, waitLevel } from "./format";
 import type { Message } from "./types";
 
 const now = new Date("2026-11-21T12:00:00Z");
@@ -27,6 +27,18 @@ describe("age", () => {
   });
   it("shows nothing for a date it cannot read", () => {
     expect(age("soon", now)).toBe("");
+  });
+});
+
+describe("links in messages", () => {
+  it("finds web links in text and leaves the rest as text", () => {
+    expect(linkParts("see https://shop.example/o/4711. thanks")).toEqual([
+      { text: "see " },
+      { text: "https://shop.example/o/4711", href: "https://shop.example/o/4711" },
+      { text: ". thanks" },
+    ]);
+    expect(linkParts("javascript:alert(1) <b>x</b>")).toEqual([{ text: "javascript:alert(1) <b>x</b>" }]);
+    expect(linkParts("(http://a.example/x)")).toEqual([{ text: "(" }, { text: "http://a.example/x", href: "http://a.example/x" }, { text: ")" }]);
   });
 });
 

@@ -23,6 +23,23 @@ export function waitLevel(iso: string, now: Date): "fresh" | "amber" | "red" {
   return minutes >= 15 ? "red" : minutes >= 5 ? "amber" : "fresh";
 }
 
+/** A message's text as runs of plain text and web links, for rendering as text and `<a>` (never
+ * as HTML). Trailing punctuation after a link ("see https://x.example/a.") is not part of it. */
+export function linkParts(text: string): Array<{ text: string; href?: string }> {
+  const parts: Array<{ text: string; href?: string }> = [];
+  const re = /https?:\/\/[^\s<>"']+/gi;
+  let at = 0;
+  for (let m = re.exec(text); m !== null; m = re.exec(text)) {
+    const href = m[0].replace(/[.,;:!?)\]]+$/, "");
+    if (m.index > at) parts.push({ text: text.slice(at, m.index) });
+    parts.push({ text: href, href });
+    at = m.index + href.length;
+    re.lastIndex = at;
+  }
+  if (at < text.length) parts.push({ text: text.slice(at) });
+  return parts;
+}
+
 /** The day a message was written, for the separators between days: "Today", "Yesterday", or a date. */
 export function dayLabel(iso: string, now: Date): string {
   const at = new Date(iso);

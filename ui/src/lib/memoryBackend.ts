@@ -24,6 +24,8 @@ import type {
 } from "./types";
 
 export interface MemoryInbox {
+  /** Links the agent opened, in order. */
+  opened?: string[];
   me: Agent;
   agents: Agent[];
   contacts: Contact[];
@@ -186,6 +188,9 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
         payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
       }),
     resend: async () => {},
+    openLink: async (url) => {
+      inbox.opened = [...(inbox.opened ?? []), url];
+    },
     approveDraft: async (messageId, text) => decideDraft(messageId, (m) => ({ ...m, status: "sent", text: text ?? m.text, payload: { text: text ?? m.text, drafted: m.text } })),
     rejectDraft: async (messageId, reason) => decideDraft(messageId, (m) => ({ ...m, status: "rejected", status_reason: reason ?? "rejected" })),
     setPresence: async () => {},
