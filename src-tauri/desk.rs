@@ -79,6 +79,15 @@ impl Desk {
         self.inner.engine.clone()
     }
 
+    /// Whether the handoff `id` is, as this device knows it now, still as `holds` says.
+    fn still(&self, id: &str, holds: impl FnOnce(&baton_protocol::Handoff) -> bool) -> bool {
+        self.cache()
+            .lock()
+            .ok()
+            .and_then(|c| c.handoff(id).ok().flatten())
+            .is_some_and(|h| holds(&h))
+    }
+
     pub fn cache(&self) -> Arc<Mutex<Cache>> {
         self.inner.engine.cache()
     }
@@ -340,7 +349,12 @@ impl Desk {
                     // Handed to me while I look elsewhere (routed or transferred; what I take
                     // myself I already know about).
                     Update::HandedOver { handoff }
-                        if !focused && me.is_some() && handoff.assignee == me =>
+                        if !focused
+                            && me.is_some()
+                            && handoff.assignee == me
+                            && desk.still(&handoff.id, |h| {
+                                h.status == HandoffStatus::Assigned && h.assignee == me
+                            }) =>
                     {
                         notices.tell(notify::Notice::ForYou {
                             title: handoff.title.clone(),
@@ -349,7 +363,11 @@ impl Desk {
                     }
                     // Waited past the channel's target: everyone online hears again; once escalated,
                     // the named agents do.
-                    Update::Escalated { handoff } if handoff.status == HandoffStatus::Pending => {
+                    // (Checked against the cache: after the app was closed, catch-up replays
+                    // escalations of handoffs taken since.)
+                    Update::Escalated { handoff }
+                        if desk.still(&handoff.id, |h| h.status == HandoffStatus::Pending) =>
+                    {
                         let to_me = handoff.escalation.as_ref().is_some_and(|e| {
                             e.level == baton_protocol::EscalationLevel::Escalated
                                 && me.as_ref().is_some_and(|me| e.to.contains(me))

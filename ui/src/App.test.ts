@@ -286,8 +286,8 @@ describe("the inbox", () => {
     expect(screen.getByTestId("offline-confirm").textContent).toContain("You hold 1.");
     expect(presence).toBeNull();
     await fireEvent.click(screen.getByTestId("offline-return"));
-    await waitFor(() => expect(presence).toBe("offline"));
-    expect(backend.inbox.handoffs.find((h) => h.id === "ho_mine")).toMatchObject({ status: "pending", assignee: null });
+    await waitFor(() => expect(backend.inbox.handoffs.find((h) => h.id === "ho_mine")).toMatchObject({ status: "pending", assignee: null }));
+    expect(presence).toBe("offline");
   });
 
   test("a link in a customer's message opens in the browser, and the rest stays text", async () => {

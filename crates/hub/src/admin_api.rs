@@ -240,18 +240,6 @@ async fn report(
     axum::extract::Query(q): axum::extract::Query<ReportQuery>,
 ) -> Result<axum::response::Response, ApiError> {
     use axum::response::IntoResponse;
-    let now = hub.now();
-    let since = crate::report::when(&q.since, now).map_err(ApiError::BadRequest)?;
-    let until = match &q.until {
-        Some(u) => crate::report::when(u, now).map_err(ApiError::BadRequest)?,
-        None => now,
-    };
-    let by_text = q.by.as_deref().unwrap_or("day");
-    let by = crate::report::GroupBy::parse(by_text).ok_or_else(|| {
-        ApiError::BadRequest(format!(
-            "by is day, channel, agent or label, not {by_text:?}"
-        ))
-    })?;
     let csv = match q.format.as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
@@ -262,11 +250,21 @@ async fn report(
         }
     };
     let hub2 = hub.clone();
-    let rows = tokio::task::spawn_blocking(move || {
-        crate::report::report(&*hub2.store().reader()?, since, until, by)
+    let (rows, by) = tokio::task::spawn_blocking(move || {
+        crate::report::asked(
+            &*hub2.store().reader()?,
+            hub2.now(),
+            &q.since,
+            q.until.as_deref(),
+            q.by.as_deref(),
+        )
     })
     .await
-    .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    .map_err(|_| ApiError::Internal(StoreError::Poisoned))?
+    .map_err(|e| match e {
+        crate::report::Asked::Invalid(why) => ApiError::BadRequest(why),
+        crate::report::Asked::Store(e) => ApiError::Internal(e),
+    })?;
     if csv {
         let text = crate::report::csv(&rows, by)
             .map_err(|e| ApiError::Internal(StoreError::CommitFailed(e.to_string())))?;

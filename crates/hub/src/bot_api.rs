@@ -671,6 +671,12 @@ fn hand_over_fronted(
     if let Some(key) = key {
         txn.link_external(bot_id, "handoff-key", key, &handoff.id)?;
     }
+    crate::handoffs::tell_if_nobody_can_answer(
+        txn,
+        hub,
+        &conversation.channel_id,
+        &conversation.id,
+    )?;
     tracing::info!(handoff = %handoff.id, "bot api: the bot in front of a WhatsApp number handed a chat over");
     Ok(HandoffStarted {
         handoff_id: handoff.id,

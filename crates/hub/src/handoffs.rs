@@ -494,6 +494,8 @@ fn hand_to(
 ) -> Result<Handoff, ApiError> {
     handoff.status = HandoffStatus::Assigned;
     handoff.assignee = Some(to.id.clone());
+    // Someone has it: if it waits again, it is escalated afresh.
+    handoff.escalation = None;
     handoff.updated_at = hub.now();
     txn.put(EventData::Handoff(handoff.clone()))?;
     let channel = channel_of(txn, &handoff)?;
@@ -932,11 +934,18 @@ pub fn expire_pending(hub: &Hub) -> Result<usize, ApiError> {
 pub fn escalate_waiting(hub: &Hub) -> Result<usize, ApiError> {
     use baton_protocol::{Escalation, EscalationLevel};
     let now = hub.now();
+    // Outside business hours nobody is expected to answer: no escalation then.
     let channels: Vec<(String, u64, Vec<String>)> = hub
         .store()
         .reader()?
         .channels()?
         .into_iter()
+        .filter(|c| {
+            c.settings
+                .business_hours
+                .as_ref()
+                .is_none_or(|hours| hours.is_open(now))
+        })
         .filter_map(|c| Some((c.id, c.settings.wait_target_secs?, c.settings.escalate_to)))
         .collect();
     let mut changed = 0;
@@ -948,7 +957,8 @@ pub fn escalate_waiting(hub: &Hub) -> Result<usize, ApiError> {
                 if h.for_draft {
                     continue;
                 }
-                let waited = now - h.created_at;
+                // Since it last waited afresh (queued, or released back to the queue).
+                let waited = now - h.updated_at;
                 let level = h.escalation.as_ref().map(|e| e.level);
                 let next = if waited >= target * 2
                     && !escalate_to.is_empty()
@@ -996,23 +1006,32 @@ pub fn tell_if_nobody_can_answer(
     channel_id: &str,
     conversation_id: &str,
 ) -> Result<(), ApiError> {
-    // Most channels have no such message: the cached settings say so without a read.
-    let settings = hub.channel_settings(channel_id, || {
-        txn.channel(channel_id).ok().flatten().map(|c| c.settings)
-    });
-    let Some(settings) = settings.filter(|s| !s.no_agent_message.is_empty()) else {
+    // Most channels have no such message: the cached settings say so without a read or a copy.
+    let wanted = hub.channel_setting(
+        channel_id,
+        || txn.channel(channel_id).ok().flatten().map(|c| c.settings),
+        |s| {
+            (!s.no_agent_message.is_empty())
+                .then(|| (s.no_agent_message.clone(), s.business_hours.clone()))
+        },
+    );
+    let Some((texts, hours)) = wanted.flatten() else {
         return Ok(());
     };
-    let closed = settings
-        .business_hours
-        .as_ref()
-        .is_some_and(|hours| !hours.is_open(hub.now()));
+    let closed = hours.is_some_and(|hours| !hours.is_open(hub.now()));
     let Some(h) = txn
         .open_handoff(conversation_id)?
         .filter(|h| h.status == HandoffStatus::Pending && !h.for_draft)
     else {
         return Ok(());
     };
+    // Told already: nothing more to read.
+    if txn
+        .external_id(channel_id, "no-agent-told", &h.id)?
+        .is_some()
+    {
+        return Ok(());
+    }
     if !closed
         && txn
             .agents()?
@@ -1025,7 +1044,7 @@ pub fn tell_if_nobody_can_answer(
         return Ok(());
     }
     let language = customer_language(txn, &h);
-    let Some(text) = localized(&settings.no_agent_message, language.as_deref(), "") else {
+    let Some(text) = localized(&texts, language.as_deref(), "") else {
         return Ok(());
     };
     // Once per handoff, however often the customer writes.

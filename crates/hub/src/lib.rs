@@ -394,21 +394,30 @@ impl Hub {
         id: &str,
         load: impl FnOnce() -> Option<channel::ChannelSettings>,
     ) -> Option<channel::ChannelSettings> {
+        self.channel_setting(id, load, channel::ChannelSettings::clone)
+    }
+
+    /// What `pick` reads from a channel's settings (cached as [`Hub::channel_settings`]), without
+    /// copying the rest: hot paths ask one question per message.
+    pub(crate) fn channel_setting<T>(
+        &self,
+        id: &str,
+        load: impl FnOnce() -> Option<channel::ChannelSettings>,
+        pick: impl FnOnce(&channel::ChannelSettings) -> T,
+    ) -> Option<T> {
         if let Ok(cache) = self.inner.settings.lock() {
             if let Some((at, settings)) = cache.get(id) {
                 if at.elapsed() < Self::SETTINGS_TTL {
-                    return Some(settings.clone());
+                    return Some(pick(settings));
                 }
             }
         }
         let settings = load()?;
+        let picked = pick(&settings);
         if let Ok(mut cache) = self.inner.settings.lock() {
-            cache.insert(
-                id.to_string(),
-                (std::time::Instant::now(), settings.clone()),
-            );
+            cache.insert(id.to_string(), (std::time::Instant::now(), settings));
         }
-        Some(settings)
+        Some(picked)
     }
 
     /// How long a number's template list is reused.

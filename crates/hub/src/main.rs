@@ -4,7 +4,7 @@ use std::io::Read;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context};
+use anyhow::{bail, Context};
 use std::time::Duration;
 
 use baton_hub::{admin, Hub, HubConfig};
@@ -571,15 +571,13 @@ fn main() -> anyhow::Result<()> {
             format,
         } => {
             let hub = open(&data)?;
-            let now = chrono::Utc::now();
-            let since = baton_hub::report::when(&since, now).map_err(|e| anyhow!(e))?;
-            let until = match until {
-                Some(u) => baton_hub::report::when(&u, now).map_err(|e| anyhow!(e))?,
-                None => now,
-            };
-            let by = baton_hub::report::GroupBy::parse(&by)
-                .ok_or_else(|| anyhow!("--by is day, channel, agent or label, not {by:?}"))?;
-            let rows = baton_hub::report::report(&*hub.store().reader()?, since, until, by)?;
+            let (rows, by) = baton_hub::report::asked(
+                &*hub.store().reader()?,
+                chrono::Utc::now(),
+                &since,
+                until.as_deref(),
+                Some(&by),
+            )?;
             match format.as_str() {
                 "csv" => print!("{}", baton_hub::report::csv(&rows, by)?),
                 "table" => print!("{}", baton_hub::report::table(&rows, by)),

@@ -180,6 +180,45 @@ pub fn csv(rows: &[Row], by: GroupBy) -> Result<String, csv::Error> {
     Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
+/// The longest period a report covers (each handoff in it is read).
+pub const MAX_DAYS: i64 = 400;
+
+/// A report as the CLI and the admin API ask for it: `since` and `until` as [`when`] reads them,
+/// `by` a [`GroupBy`] name (`day` when absent). The error says what to fix.
+pub fn asked(
+    read: &dyn Read,
+    now: DateTime<Utc>,
+    since: &str,
+    until: Option<&str>,
+    by: Option<&str>,
+) -> Result<(Vec<Row>, GroupBy), Asked> {
+    let since = when(since, now).map_err(Asked::Invalid)?;
+    let until = until
+        .map_or(Ok(now), |u| when(u, now))
+        .map_err(Asked::Invalid)?;
+    if until - since > chrono::TimeDelta::days(MAX_DAYS) {
+        return Err(Asked::Invalid(format!(
+            "a report covers at most {MAX_DAYS} days; ask for several"
+        )));
+    }
+    let by_text = by.unwrap_or("day");
+    let by = GroupBy::parse(by_text).ok_or_else(|| {
+        Asked::Invalid(format!(
+            "by is day, channel, agent or label, not {by_text:?}"
+        ))
+    })?;
+    Ok((report(read, since, until, by)?, by))
+}
+
+/// Why a report could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum Asked {
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// A moment as people write it: a date (`2026-11-01`, midnight UTC), an RFC 3339 time, or days
 /// before `now` (`7d`).
 pub fn when(text: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, String> {

@@ -1,14 +1,14 @@
 //! Who gets a waiting handoff without a supervisor choosing: per channel, `manual` (agents take
 //! them; the default), `round-robin` (the next online agent in turn) or `least-busy` (the online
 //! agent holding the fewest). Only online, enabled agents under their capacity are given work;
-//! waiting handoffs go out most urgent first, then oldest first. The router wakes on every commit
-//! (a new handoff, a release, an agent coming online or resolving one) and on a slow tick, so it
-//! needs no call from the code that changes handoffs.
+//! waiting handoffs go out most urgent first, then oldest first. The router looks after every
+//! commit (a new handoff, a release, an agent coming online or resolving one) and on a slow tick,
+//! so it needs no call from the code that changes handoffs.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use baton_protocol::{Agent, Handoff, Presence};
+use baton_protocol::{Agent, Handoff, Presence, Priority};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
@@ -50,11 +50,13 @@ struct Candidate {
     held: usize,
 }
 
-/// What one routing attempt came to.
-enum Outcome {
-    NobodyFree,
-    Gone,
-    Given(String),
+/// The order waiting handoffs go out in: the most urgent first (none said counts as normal), then
+/// whoever has waited longest.
+fn queue_order(a: &Handoff, b: &Handoff) -> std::cmp::Ordering {
+    let urgency = |h: &Handoff| h.priority.unwrap_or(Priority::Normal);
+    urgency(b)
+        .cmp(&urgency(a))
+        .then(a.created_at.cmp(&b.created_at))
 }
 
 /// Picks who gets the next handoff. `last` is the agent the channel's previous round-robin turn
@@ -80,76 +82,66 @@ fn pick(routing: Routing, candidates: &[Candidate], last: Option<&str>) -> Optio
 }
 
 /// Gives every waiting handoff of every automatically routed channel to an agent, while someone
-/// can take one. `turns` keeps each channel's last round-robin pick. Returns how many were given.
+/// can take one: the most urgent first (no priority counts as normal), then whoever has waited
+/// longest, across channels. Everything is read first; a write happens only for an agent with
+/// room. `turns` keeps each channel's last round-robin pick. Returns how many were given.
 pub fn route_waiting(hub: &Hub, turns: &mut HashMap<String, String>) -> Result<usize, ApiError> {
-    let (channels, agents) = {
+    let (mut waiting, mut candidates) = {
         let read = hub.store().reader()?;
-        let channels: Vec<(String, Routing)> = read
+        let routed: HashMap<String, Routing> = read
             .channels()?
             .into_iter()
             .filter(|c| c.settings.routing != Routing::Manual)
             .map(|c| (c.id, c.settings.routing))
             .collect();
-        if channels.is_empty() {
+        if routed.is_empty() {
             return Ok(0);
         }
-        let mut agents: Vec<Agent> = read
-            .agents()?
-            .into_iter()
-            .filter(|a| a.presence == Presence::Online && !a.disabled)
-            .collect();
-        agents.sort_by(|a, b| a.id.cmp(&b.id));
-        (channels, agents)
+        let mut candidates = Vec::new();
+        for agent in read.agents()? {
+            if agent.presence == Presence::Online && !agent.disabled {
+                let held = read.held_handoffs(&agent.id)?.len();
+                candidates.push(Candidate { agent, held });
+            }
+        }
+        if candidates.is_empty() {
+            return Ok(0);
+        }
+        candidates.sort_by(|a, b| a.agent.id.cmp(&b.agent.id));
+        let mut waiting: Vec<(Routing, Handoff)> = Vec::new();
+        for (channel_id, routing) in &routed {
+            for h in read.pending_handoffs(channel_id)? {
+                if h.assignee.is_none() {
+                    waiting.push((*routing, h));
+                }
+            }
+        }
+        (waiting, candidates)
     };
-    if agents.is_empty() {
-        return Ok(0);
-    }
+    waiting.sort_by(|(_, a), (_, b)| queue_order(a, b));
     let mut given = 0;
-    for (channel_id, routing) in channels {
-        let mut waiting: Vec<Handoff> = hub
+    for (routing, handoff) in waiting {
+        let last = turns.get(&handoff.channel_id).map(String::as_str);
+        // Nobody can take one more: the rest wait too.
+        let Some(i) = pick(routing, &candidates, last) else {
+            break;
+        };
+        let to = candidates[i].agent.clone();
+        match hub
             .store()
-            .reader()?
-            .pending_handoffs(&channel_id)?
-            .into_iter()
-            .filter(|h| h.assignee.is_none())
-            .collect();
-        // Most urgent first, then whoever has waited longest.
-        waiting.sort_by(|a, b| {
-            b.priority
-                .cmp(&a.priority)
-                .then(a.created_at.cmp(&b.created_at))
-        });
-        for handoff in waiting {
-            let outcome = hub.store().write(|txn| {
-                let mut candidates = Vec::with_capacity(agents.len());
-                for agent in &agents {
-                    let held = txn.held_handoffs(&agent.id)?.len();
-                    candidates.push(Candidate {
-                        agent: agent.clone(),
-                        held,
-                    });
-                }
-                let last = turns.get(&channel_id).map(String::as_str);
-                let Some(i) = pick(routing, &candidates, last) else {
-                    return Ok::<_, ApiError>(Outcome::NobodyFree);
-                };
-                let to = &candidates[i].agent;
-                Ok(if crate::handoffs::route_to(txn, hub, &handoff.id, to)? {
-                    Outcome::Given(to.id.clone())
-                } else {
-                    Outcome::Gone
-                })
-            })?;
-            match outcome {
-                // Nobody can take one more: the rest wait too.
-                Outcome::NobodyFree => break,
-                // Taken, released or ended since it was read.
-                Outcome::Gone => {}
-                Outcome::Given(id) => {
-                    tracing::info!(handoff = %handoff.id, agent = %id, routing = routing.as_str(), "routing: handoff given to an agent");
-                    turns.insert(channel_id.clone(), id);
-                    given += 1;
-                }
+            .write(|txn| crate::handoffs::route_to(txn, hub, &handoff.id, &to))
+        {
+            Ok(true) => {
+                tracing::info!(handoff = %handoff.id, agent = %to.id, routing = routing.as_str(), "routing: handoff given to an agent");
+                candidates[i].held += 1;
+                turns.insert(handoff.channel_id.clone(), to.id);
+                given += 1;
+            }
+            // Taken, released or ended since it was read, or the agent just filled up.
+            Ok(false) => {}
+            // One handoff that cannot be given (its channel gone, say) must not hold up the rest.
+            Err(e) => {
+                tracing::warn!(handoff = %handoff.id, error = %e, "routing: could not give the handoff; trying the next")
             }
         }
     }
@@ -159,19 +151,28 @@ pub fn route_waiting(hub: &Hub, turns: &mut HashMap<String, String>) -> Result<u
     Ok(given)
 }
 
-/// Runs until `stop` turns true: after every commit (at most every 50 ms) and every 2 s.
+/// How often the router looks whether anything was committed since its last pass.
+const LOOK_EVERY: Duration = Duration::from_millis(100);
+/// A pass runs at least this often anyway (an agent's capacity changed, say).
+const PASS_AT_LEAST_EVERY: Duration = Duration::from_secs(2);
+
+/// Runs until `stop` turns true: a pass whenever something was committed (seen within 100 ms,
+/// from the store's announced sequence, which costs nothing per commit) and every 2 s.
 pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
-    let mut commits = hub.store().subscribe();
     let mut turns = HashMap::new();
+    let mut seen = hub.store().announced();
+    let mut last_pass = tokio::time::Instant::now();
     loop {
         tokio::select! {
-            _ = commits.recv() => {}
-            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+            _ = tokio::time::sleep(LOOK_EVERY) => {}
             _ = stop.changed() => return,
         }
-        // Let a burst of commits settle into one pass.
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        while commits.try_recv().is_ok() {}
+        let now_seq = hub.store().announced();
+        if now_seq == seen && last_pass.elapsed() < PASS_AT_LEAST_EVERY {
+            continue;
+        }
+        seen = now_seq;
+        last_pass = tokio::time::Instant::now();
         let hub2 = hub.clone();
         let mut state = std::mem::take(&mut turns);
         match tokio::task::spawn_blocking(move || {
@@ -216,6 +217,47 @@ mod tests {
         );
         assert_eq!(pick(Routing::RoundRobin, &c, Some("c")), Some(0));
         assert_eq!(pick(Routing::RoundRobin, &c, Some("gone")), Some(0));
+    }
+
+    #[test]
+    fn the_queue_goes_out_most_urgent_first_and_no_priority_counts_as_normal() {
+        let at = |minutes: i64| {
+            chrono::DateTime::<chrono::Utc>::from_timestamp(1_800_000_000 + minutes * 60, 0)
+                .unwrap_or_default()
+        };
+        let h = |id: &str, priority: Option<Priority>, minutes: i64| Handoff {
+            id: id.into(),
+            conversation_id: id.into(),
+            channel_id: "ch".into(),
+            status: baton_protocol::HandoffStatus::Pending,
+            title: id.into(),
+            description: None,
+            assignee: None,
+            label: None,
+            tags: Vec::new(),
+            priority,
+            for_draft: false,
+            escalation: None,
+            created_at: at(minutes),
+            updated_at: at(minutes),
+        };
+        let mut queue = [
+            h("low, oldest", Some(Priority::Low), 0),
+            h("none, newer", None, 5),
+            h("none, older", None, 2),
+            h("urgent, newest", Some(Priority::Urgent), 9),
+        ];
+        queue.sort_by(queue_order);
+        let ids: Vec<&str> = queue.iter().map(|h| h.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "urgent, newest",
+                "none, older",
+                "none, newer",
+                "low, oldest"
+            ]
+        );
     }
 
     #[test]

@@ -626,7 +626,10 @@ pub fn apply(
             }
             continue;
         }
-        if refreshes_window(&m.kind) && txn.open_handoff(&conversation.id)?.is_none() {
+        if txn.open_handoff(&conversation.id)?.is_some() {
+            // Still waiting for an agent: told once per handoff if nobody can answer.
+            crate::handoffs::tell_if_nobody_can_answer(txn, hub, channel_id, &conversation.id)?;
+        } else if refreshes_window(&m.kind) {
             let wanted = settings.handoff_phrases.is_empty()
                 || m.text
                     .as_deref()
