@@ -55,6 +55,13 @@ pub fn hub_cli(args: &[&str], stdin: &str) -> (bool, String, String) {
     )
 }
 
+/// Runs `baton-hub ARGS` expecting a refusal whose message contains `says`.
+pub fn hub_cli_refuses(args: &[&str], says: &str) {
+    let (ok, _, err) = hub_cli(args, "");
+    assert!(!ok, "baton-hub {args:?} was taken");
+    assert!(err.contains(says), "baton-hub {args:?} said: {err}");
+}
+
 /// Polls `done` every 50 ms until it holds; fails the test with `what()` once `within` has passed.
 pub async fn eventually(
     within: Duration,
