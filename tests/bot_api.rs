@@ -536,17 +536,9 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
         )
         .await;
     assert_eq!(code, 200, "{answer}");
-    support::eventually(
-        Duration::from_secs(15),
-        || {
-            graph
-                .texts()
-                .iter()
-                .any(|t| t == "¿Cuál es tu número de pedido?")
-        },
-        || format!("WhatsApp got {:?}", graph.texts()),
-    )
-    .await;
+    graph
+        .wait_for_text("¿Cuál es tu número de pedido?", 15)
+        .await;
     assert_eq!(graph.accepted()[0]["to"], "15557654321");
 
     // The customer asks for a person; the bot hands the chat over with the whole exchange.
@@ -603,17 +595,9 @@ async fn a_bot_in_front_of_a_whatsapp_number_answers_hands_over_and_gets_the_cha
     w.agent
         .act(&format!("/handoffs/{handoff_id}/assign"), json!({}))
         .await;
-    support::eventually(
-        Duration::from_secs(5),
-        || {
-            graph
-                .texts()
-                .iter()
-                .any(|t| t == "You have been assigned to our agent Alice.")
-        },
-        || format!("WhatsApp got {:?}", graph.texts()),
-    )
-    .await;
+    graph
+        .wait_for_text("You have been assigned to our agent Alice.", 5)
+        .await;
     support::eventually(
         Duration::from_secs(15),
         || {

@@ -89,6 +89,16 @@ impl FakeGraph {
         self.shared.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Waits (up to `secs`) until a customer has been sent a text reading `text`.
+    pub async fn wait_for_text(&self, text: &str, secs: u64) {
+        super::eventually(
+            std::time::Duration::from_secs(secs),
+            || self.texts().iter().any(|t| t == text),
+            || format!("WhatsApp got {:?}, not {text:?}", self.texts()),
+        )
+        .await;
+    }
+
     /// Answers the next send with Meta's error `code` (and HTTP `status`).
     pub fn fail_next(&self, status: u16, code: i64) {
         self.lock().errors.push_back((status, code));

@@ -39,6 +39,17 @@ pub fn random_secret() -> String {
 
 /// What the database keeps instead of a secret. Looking rows up by this hash means comparing a
 /// guess never leaks how many leading characters were right.
+/// The token of an `Authorization: Bearer <token>` header, if the request has a non-empty one.
+pub fn bearer_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+}
+
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -127,12 +138,7 @@ impl FromRequestParts<Hub> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        let token = bearer_token(parts)
             .ok_or(ApiError::Unauthorized)?
             .to_string();
         let hub2 = hub.clone();

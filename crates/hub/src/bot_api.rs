@@ -309,14 +309,7 @@ impl FromRequestParts<Hub> for BotChannel {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
-        let token = parts
-            .headers
-            .get(axum::http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
-            .ok_or(ApiError::Unauthorized)?;
+        let token = crate::auth::bearer_token(parts).ok_or(ApiError::Unauthorized)?;
         // Kept apart from Botpress endpoint secrets: a token opens only a bot channel.
         let key = format!("bot:{}", secret_hash(token));
         if let Some(id) = hub.cached_channel_id(&key) {
