@@ -3,7 +3,7 @@
 
 use baton_core::search::SearchQuery;
 use baton_core::{
-    ClientError, CustomerView, HandoffCounts, HandoffSummary, HandoffView, OutboxItem, SearchHit,
+    ClientError, CustomerView, HandoffCounts, HandoffFilter, HandoffPage, HandoffSummary, HandoffView, OutboxItem, SearchHit,
 };
 use baton_protocol::{Agent, AgentCommand, Contact, HandoffStatus, Message, Template};
 use serde::Serialize;
@@ -97,6 +97,25 @@ pub fn list_handoffs(
         return Err(CommandError::new("not_signed_in", "not signed in yet"));
     }
     with_cache(&desk, |c| c.view(view, me.as_deref()))
+}
+
+/// One window of a list (the inbox renders only the rows in sight, and asks for those).
+#[tauri::command]
+pub fn handoff_page(
+    desk: State<'_, Desk>,
+    status: Option<HandoffView>,
+    filter: Option<HandoffFilter>,
+    offset: u32,
+    limit: u32,
+) -> Result<HandoffPage, CommandError> {
+    let view = status.unwrap_or(HandoffView::Pending);
+    let me = desk.status().me.map(|me| me.id);
+    let filter = filter.unwrap_or_default();
+    // A window is what a screen shows; nobody scrolls 10,000 rows at once.
+    let limit = limit.min(500);
+    with_cache(&desk, |c| {
+        c.view_page(view, me.as_deref(), &filter, offset, limit)
+    })
 }
 
 /// How many handoffs each tab holds.
@@ -281,7 +300,8 @@ pub fn open_conversation(
 ) -> Result<ConversationView, CommandError> {
     let engine = desk.engine();
     let id = conversation_id.clone();
-    tauri::async_runtime::spawn(async move { engine.mark_read(&id).await });
+    let me = desk.status().me.map(|me| me.id);
+    tauri::async_runtime::spawn(async move { engine.mark_read(&id, me.as_deref()).await });
     let cache = desk.cache();
     let cache = cache
         .lock()

@@ -61,6 +61,7 @@ pub fn run() {
         .invoke_handler(tauri::generate_handler![
             commands::desk_status,
             commands::list_handoffs,
+            commands::handoff_page,
             commands::handoff_counts,
             commands::open_conversation,
             commands::sign_in,

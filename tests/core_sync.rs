@@ -238,3 +238,99 @@ async fn a_hub_keeps_serving_after_bad_botpress_requests() {
         .await;
     assert_eq!(status, 200);
 }
+
+/// The agent's open handoff as each of their devices shows it: read or unread.
+fn unread_on(cache: &Arc<Mutex<Cache>>, me: &str) -> Vec<(String, bool)> {
+    cache
+        .lock()
+        .expect("cache lock")
+        .view(baton_core::HandoffView::Open, Some(me))
+        .expect("view")
+        .into_iter()
+        .map(|s| (s.handoff.title, s.unread))
+        .collect()
+}
+
+#[tokio::test]
+async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_customer_writes_again() {
+    let data = HubData::new();
+    let hub = HubProcess::start(&data, support::free_port());
+    let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
+    let ticket = botpress
+        .hand_off("Refund for order 1234", "Dana Reyes", "the box was crushed")
+        .await;
+    let client = signed_in(&hub.url()).await;
+    let me = client.me().await.expect("me").id;
+    let (laptop_dir, phone_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (laptop, phone) = (open_cache(laptop_dir.path()), open_cache(phone_dir.path()));
+    let (tx, _rx) = mpsc::channel(256);
+    let laptop_sync = SyncEngine::new(client.clone(), laptop.clone(), tx.clone());
+    let phone_sync = SyncEngine::new(client.clone(), phone.clone(), tx);
+    let both = || async {
+        laptop_sync.catch_up().await.expect("laptop catches up");
+        phone_sync.catch_up().await.expect("phone catches up");
+        // A device that started from a snapshot knows who wrote when once history is in.
+        laptop_sync.backfill(None, |_| {}).await.expect("laptop history");
+        phone_sync.backfill(None, |_| {}).await.expect("phone history");
+    };
+    both().await;
+    let title = "Refund for order 1234".to_string();
+    assert_eq!(unread_on(&phone, &me), [(title.clone(), true)]);
+
+    // Read on the laptop: the phone shows it read too.
+    let read = baton_protocol::AgentCommand::Read {
+        conversation_id: ticket.clone(),
+    };
+    client.command("read-1", &read).await.expect("read");
+    both().await;
+    assert_eq!(unread_on(&laptop, &me), [(title.clone(), false)]);
+    assert_eq!(unread_on(&phone, &me), [(title.clone(), false)]);
+
+    // Opening it again adds nothing to the log.
+    let seq = laptop.lock().expect("lock").cursor().expect("cursor");
+    client.command("read-2", &read).await.expect("read again");
+    both().await;
+    assert_eq!(laptop.lock().expect("lock").cursor().expect("cursor"), seq);
+
+    // The customer writes again: unread everywhere.
+    let customer = laptop
+        .lock()
+        .expect("lock")
+        .customer(&ticket)
+        .expect("customer")
+        .expect("the conversation's customer")
+        .id;
+    let (status, body) = botpress
+        .post(
+            "botSendsMessage",
+            serde_json::json!({"type": "botSendsMessage", "remoteConversationId": ticket,
+                               "remoteUserId": customer, "payload": {"text": "any news?"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    both().await;
+    assert_eq!(unread_on(&phone, &me), [(title.clone(), true)]);
+
+    // Read, then "mark as unread" on the phone: the laptop shows it unread.
+    client.command("read-3", &read).await.expect("read");
+    let unread = baton_protocol::AgentCommand::Unread {
+        conversation_id: ticket.clone(),
+    };
+    client.command("unread-1", &unread).await.expect("unread");
+    both().await;
+    assert_eq!(unread_on(&laptop, &me), [(title.clone(), true)]);
+    assert_eq!(
+        laptop.lock().expect("lock").counts(Some(&me)).expect("counts").unread,
+        1,
+        "the tray counts it"
+    );
+
+    // A new device starts from the snapshot, read marks included.
+    let tablet_dir = tempfile::tempdir().expect("dir");
+    let tablet = open_cache(tablet_dir.path());
+    let (tx, _rx) = mpsc::channel(256);
+    let tablet_sync = SyncEngine::new(client.clone(), tablet.clone(), tx);
+    tablet_sync.catch_up().await.expect("tablet catches up");
+    tablet_sync.backfill(None, |_| {}).await.expect("tablet history");
+    assert_eq!(unread_on(&tablet, &me), [(title, true)]);
+}

@@ -152,6 +152,8 @@ enum OutboxAction {
 enum View {
     Pending,
     Mine,
+    /// Waiting and assigned: who has what.
+    Open,
     Assigned,
     Resolved,
     Cancelled,
@@ -162,6 +164,7 @@ impl From<View> for HandoffView {
         match view {
             View::Pending => HandoffView::Pending,
             View::Mine => HandoffView::Mine,
+            View::Open => HandoffView::Open,
             View::Assigned => HandoffView::Assigned,
             View::Resolved => HandoffView::Resolved,
             View::Cancelled => HandoffView::Cancelled,

@@ -188,10 +188,19 @@ impl Engine {
         })
     }
 
-    /// Tells the hub the agent has the conversation open, so the customer sees their messages
-    /// read (WhatsApp), once per new customer message. Best effort, never queued: a read receipt
-    /// that cannot go now is not worth sending later.
-    pub async fn mark_read(&self, conversation_id: &str) {
+    /// The agent (`me`) has the conversation open: this device shows it read at once, and the
+    /// hub is told, so the agent's other devices do too and the customer sees their messages read
+    /// (WhatsApp) — once per new customer message, or after "mark as unread". Best effort, never
+    /// queued: a read receipt that cannot go now is not worth sending later.
+    pub async fn mark_read(&self, conversation_id: &str, me: Option<&str>) {
+        let was_unread = me.is_some_and(|me| {
+            self.lock_cache()
+                .mark_read_here(me, conversation_id, Utc::now())
+                .unwrap_or_else(|e| {
+                    tracing::warn!(error = %e, "cannot mark the conversation read on this device");
+                    false
+                })
+        });
         let Some(client) = self.client() else { return };
         if self.inner.offline.load(Ordering::SeqCst) {
             return;
@@ -208,7 +217,7 @@ impl Engine {
             .map(|m| m.id);
         let Some(newest) = newest else { return };
         if let Ok(mut marked) = self.inner.marked_read.lock() {
-            if marked.get(conversation_id) == Some(&newest) {
+            if marked.get(conversation_id) == Some(&newest) && !was_unread {
                 return;
             }
             marked.insert(conversation_id.to_string(), newest);

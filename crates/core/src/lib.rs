@@ -15,7 +15,8 @@ pub mod token;
 pub mod typescript;
 
 pub use cache::{
-    Backfill, Cache, CacheError, CustomerView, HandoffCounts, HandoffSummary, HandoffView,
+    Backfill, Cache, CacheError, CustomerView, HandoffCounts, HandoffFilter, HandoffPage,
+    HandoffSort, HandoffSummary, HandoffView,
     Incoming, UnreadableEvent,
 };
 pub use client::{ClientError, HubClient};

@@ -136,14 +136,58 @@ fn execute(
                     "no conversation {conversation_id:?}"
                 )));
             };
+            mark_read(txn, hub, agent, conversation_id, false)?;
             match conversation.channel_kind.as_deref() {
                 Some("whatsapp") => crate::whatsapp::mark_read(txn, hub, &conversation),
                 // Botpress has no read receipts.
                 _ => Ok(()),
             }
         }
+        AgentCommand::Unread { conversation_id } => {
+            if txn.conversation(conversation_id)?.is_none() {
+                return Err(ApiError::NotFound(format!(
+                    "no conversation {conversation_id:?}"
+                )));
+            }
+            mark_read(txn, hub, agent, conversation_id, true)
+        }
         AgentCommand::Presence { status } => set_presence(txn, agent, *status),
     }
+}
+
+/// Moves the agent's read mark: to now (`unread` false), or flags the conversation unread. Only
+/// a mark that changes is written, so opening a conversation again and again adds nothing to the
+/// log.
+fn mark_read(
+    txn: &mut dyn Tx,
+    hub: &Hub,
+    agent: &Agent,
+    conversation_id: &str,
+    unread: bool,
+) -> Result<(), ApiError> {
+    let old = txn.read_mark(&agent.id, conversation_id)?;
+    let latest = txn
+        .latest_customer_message(conversation_id)?
+        .map(|m| m.created_at);
+    let up_to_date = old
+        .as_ref()
+        .is_some_and(|m| !m.unread && latest.is_none_or(|at| at <= m.read_at));
+    let read_at = match (&old, unread) {
+        // Marking unread keeps where it was read up to.
+        (Some(old), true) => old.read_at,
+        (Some(old), false) if up_to_date => old.read_at,
+        _ => hub.now(),
+    };
+    if old.as_ref().is_some_and(|m| m.unread == unread) && (unread || up_to_date) {
+        return Ok(());
+    }
+    txn.put(EventData::Read(baton_protocol::ReadMark {
+        agent_id: agent.id.clone(),
+        conversation_id: conversation_id.to_string(),
+        read_at,
+        unread,
+    }))?;
+    Ok(())
 }
 
 fn current_agent(txn: &dyn Tx, id: &str) -> Result<Agent, ApiError> {

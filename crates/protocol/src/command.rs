@@ -69,6 +69,9 @@ pub enum AgentCommand {
     /// The agent opened the conversation: channels that show read receipts (WhatsApp) mark the
     /// customer's messages read.
     Read { conversation_id: String },
+    /// "Mark as unread": the conversation shows as unread on all of the agent's devices until
+    /// they open it again.
+    Unread { conversation_id: String },
     /// Go online or offline.
     Presence { status: Presence },
 }
@@ -127,6 +130,7 @@ impl AgentCommand {
             Self::Approve { .. } => "approve",
             Self::Reject { .. } => "reject",
             Self::Read { .. } => "read",
+            Self::Unread { .. } => "unread",
             Self::Presence { .. } => "presence",
         }
     }
@@ -146,7 +150,8 @@ impl AgentCommand {
             | Self::Note {
                 conversation_id, ..
             }
-            | Self::Read { conversation_id } => conversation_id,
+            | Self::Read { conversation_id }
+            | Self::Unread { conversation_id } => conversation_id,
             Self::Resend { message_id }
             | Self::Approve { message_id, .. }
             | Self::Reject { message_id, .. } => message_id,
@@ -196,6 +201,7 @@ impl AgentCommand {
             Self::Message { .. } => format!("/conversations/{target}/messages"),
             Self::Note { .. } => format!("/conversations/{target}/notes"),
             Self::Read { .. } => format!("/conversations/{target}/read"),
+            Self::Unread { .. } => format!("/conversations/{target}/unread"),
             Self::Resend { .. } | Self::Approve { .. } | Self::Reject { .. } => {
                 format!("/messages/{target}/{}", self.name())
             }
@@ -232,7 +238,8 @@ impl AgentCommand {
             | Self::Release { .. }
             | Self::Cancel { .. }
             | Self::Resend { .. }
-            | Self::Read { .. } => {}
+            | Self::Read { .. }
+            | Self::Unread { .. } => {}
         }
         fields
     }
@@ -278,6 +285,9 @@ impl AgentCommand {
                 text: need(&fields.text, "\"text\"")?,
             },
             ("conversations", "read") => Self::Read {
+                conversation_id: target.to_string(),
+            },
+            ("conversations", "unread") => Self::Unread {
                 conversation_id: target.to_string(),
             },
             ("messages", "resend") => Self::Resend {
@@ -376,6 +386,9 @@ mod tests {
                 reason: Some("wrong amount".into()),
             },
             AgentCommand::Read {
+                conversation_id: "c1".into(),
+            },
+            AgentCommand::Unread {
                 conversation_id: "c1".into(),
             },
             AgentCommand::Presence {

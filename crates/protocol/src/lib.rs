@@ -411,6 +411,18 @@ pub struct Upload {
     pub size: u64,
 }
 
+/// Where one agent has read a conversation up to, shared by all their devices. A conversation is
+/// unread for them when the customer wrote after `read_at`, or when they marked it `unread`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ts_rs::TS)]
+pub struct ReadMark {
+    pub agent_id: String,
+    pub conversation_id: String,
+    pub read_at: DateTime<Utc>,
+    /// "Mark as unread": shown unread whatever was read, until the agent opens it again.
+    #[serde(default)]
+    pub unread: bool,
+}
+
 /// The team's tag list, as the admin keeps it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TagList {
@@ -429,6 +441,7 @@ pub enum EventData {
     Note(Note),
     Template(Template),
     Tags(TagList),
+    Read(ReadMark),
 }
 
 impl EventData {
@@ -442,6 +455,7 @@ impl EventData {
             Self::Note(_) => "note",
             Self::Template(_) => "template",
             Self::Tags(_) => "tags",
+            Self::Read(_) => "read",
         }
     }
 }
@@ -481,6 +495,7 @@ pub const EVENT_KINDS: &[&str] = &[
     "note",
     "template",
     "tags",
+    "read",
 ];
 
 impl RawEvent {
@@ -528,6 +543,9 @@ pub struct Snapshot {
     pub notes: Vec<Note>,
     pub templates: Vec<Template>,
     pub tags: TagList,
+    /// Every agent's read marks (a hub older than them sends none).
+    #[serde(default)]
+    pub reads: Vec<ReadMark>,
     /// The snapshot continues: ask for `GET /api/v1/snapshot?page=<next>`. Follow the log from the
     /// *first* page's `seq`.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -105,9 +105,9 @@ export type WhatsAppTemplate = { name: string, language: string, body: string, p
 
 export type Upload = { upload: string, mime_type: string, filename: string, size: number, };
 
-export type AgentCommand = { "action": "assign", handoff_id: string, } | { "action": "release", handoff_id: string, } | { "action": "transfer", handoff_id: string, to: string, } | { "action": "resolve", handoff_id: string, label?: string, } | { "action": "cancel", handoff_id: string, } | { "action": "tags", handoff_id: string, tags: Array<string>, } | { "action": "message", conversation_id: string, text?: string, type?: string, payload?: Record<string, unknown>, } | { "action": "note", conversation_id: string, text: string, } | { "action": "resend", message_id: string, } | { "action": "approve", message_id: string, text?: string, } | { "action": "reject", message_id: string, reason?: string, } | { "action": "read", conversation_id: string, } | { "action": "presence", status: Presence, };
+export type AgentCommand = { "action": "assign", handoff_id: string, } | { "action": "release", handoff_id: string, } | { "action": "transfer", handoff_id: string, to: string, } | { "action": "resolve", handoff_id: string, label?: string, } | { "action": "cancel", handoff_id: string, } | { "action": "tags", handoff_id: string, tags: Array<string>, } | { "action": "message", conversation_id: string, text?: string, type?: string, payload?: Record<string, unknown>, } | { "action": "note", conversation_id: string, text: string, } | { "action": "resend", message_id: string, } | { "action": "approve", message_id: string, text?: string, } | { "action": "reject", message_id: string, reason?: string, } | { "action": "read", conversation_id: string, } | { "action": "unread", conversation_id: string, } | { "action": "presence", status: Presence, };
 
-export type HandoffView = "pending" | "mine" | "assigned" | "resolved" | "cancelled";
+export type HandoffView = "pending" | "mine" | "open" | "assigned" | "resolved" | "cancelled";
 
 export type HandoffSummary = { handoff: Handoff, 
 /**
@@ -121,13 +121,57 @@ channel_kind: string | null,
 /**
  * When the customer last wrote (WhatsApp's 24-hour window runs from it).
  */
-last_inbound_at: string | null, };
+last_inbound_at: string | null, 
+/**
+ * The customer wrote since the signed-in agent last read it, or they marked it unread.
+ */
+unread: boolean, };
 
 export type HandoffCounts = { pending: number, 
 /**
  * Open handoffs assigned to the signed-in agent.
  */
-mine: number, resolved: number, cancelled: number, };
+mine: number, 
+/**
+ * Pending and assigned.
+ */
+open: number, resolved: number, cancelled: number, 
+/**
+ * Waiting or mine, and unread by the signed-in agent: the tray's number.
+ */
+unread: number, 
+/**
+ * Open handoffs per tag.
+ */
+tags: { [key in string]: number }, };
+
+export type HandoffSort = "waiting" | "newest" | "oldest";
+
+export type HandoffFilter = { 
+/**
+ * Carries this tag.
+ */
+tag?: string, 
+/**
+ * Came through this kind of channel: `botpress`, `whatsapp` or `bot`.
+ */
+channel_kind?: string, 
+/**
+ * Held by this agent (an id).
+ */
+agent?: string, priority?: Priority, 
+/**
+ * Only what the signed-in agent has not read.
+ */
+unread: boolean, sort: HandoffSort, };
+
+export type HandoffPage = { total: number, offset: number, rows: Array<HandoffSummary>, };
+
+export type ReadMark = { agent_id: string, conversation_id: string, read_at: string, 
+/**
+ * "Mark as unread": shown unread whatever was read, until the agent opens it again.
+ */
+unread: boolean, };
 
 export type CustomerView = { contact: Contact | null, 
 /**

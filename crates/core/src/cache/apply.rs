@@ -147,6 +147,7 @@ impl Cache {
             .chain(snapshot.notes.iter().cloned().map(EventData::Note))
             .chain(snapshot.templates.iter().cloned().map(EventData::Template))
             .chain(std::iter::once(EventData::Tags(snapshot.tags.clone())))
+            .chain(snapshot.reads.iter().cloned().map(EventData::Read))
             .collect();
         for data in &known {
             upsert(&tx, data, &mut applied)?;
@@ -168,7 +169,7 @@ impl Cache {
 fn clear_synced(tx: &Connection, reset: bool) -> Result<(), CacheError> {
     tx.execute_batch(
         "DELETE FROM contacts; DELETE FROM conversations; DELETE FROM handoffs;
-         DELETE FROM agents; DELETE FROM notes; DELETE FROM templates;
+         DELETE FROM agents; DELETE FROM notes; DELETE FROM templates; DELETE FROM reads;
          DELETE FROM settings WHERE key = 'tags';
          DELETE FROM sync_state WHERE key LIKE 'backfill_%';",
     )?;
@@ -197,7 +198,10 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
         }
         EventData::Conversation(c) => {
             tx.prepare_cached(
-                "INSERT INTO conversations (id, contact_id, channel_id, data) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO conversations (id, contact_id, channel_id, data, last_customer_at)
+                 VALUES (?1, ?2, ?3, ?4,
+                     (SELECT MAX(m.created_at) FROM messages m WHERE m.conversation_id = ?1
+                      AND json_extract(m.data, '$.author') = 'end_user'))
                  ON CONFLICT(id) DO UPDATE SET contact_id = excluded.contact_id,
                      channel_id = excluded.channel_id, data = excluded.data",
             )?
@@ -314,7 +318,32 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
             )?
             .execute([serde_json::to_string(t)?])?;
         }
+        EventData::Read(r) => {
+            put_read_mark(tx, r)?;
+            applied.conversations.push(r.conversation_id.clone());
+        }
     }
+    Ok(())
+}
+
+/// Writes an agent's read mark (from the hub, or this device's own before the hub confirms it).
+pub(super) fn put_read_mark(
+    tx: &Connection,
+    r: &baton_protocol::ReadMark,
+) -> Result<(), CacheError> {
+    tx.prepare_cached(
+        "INSERT INTO reads (agent_id, conversation_id, read_at, unread, data)
+         VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(agent_id, conversation_id) DO UPDATE SET read_at = excluded.read_at,
+             unread = excluded.unread, data = excluded.data",
+    )?
+    .execute(params![
+        r.agent_id,
+        r.conversation_id,
+        r.read_at.to_rfc3339(),
+        r.unread,
+        serde_json::to_string(r)?
+    ])?;
     Ok(())
 }
 
@@ -339,6 +368,14 @@ pub(super) fn insert_new_message(
         ])?;
     if inserted == 1 {
         reindex(tx, Indexed::Messages, None, m.text.as_deref())?;
+        if m.author == baton_protocol::Author::EndUser {
+            // Timestamps are written by one formatter, so their text sorts as they do.
+            tx.prepare_cached(
+                "UPDATE conversations SET last_customer_at = ?2
+                 WHERE id = ?1 AND (last_customer_at IS NULL OR last_customer_at < ?2)",
+            )?
+            .execute(params![m.conversation_id, m.created_at.to_rfc3339()])?;
+        }
     }
     Ok(inserted == 1)
 }

@@ -37,6 +37,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
         include_str!("../../migrations/0004_unreadable_events.sql"),
     ),
     (5, include_str!("../../migrations/0005_media.sql")),
+    (6, include_str!("../../migrations/0006_reads.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -134,25 +135,75 @@ pub struct CustomerView {
     pub notes: Vec<Note>,
 }
 
-/// Which handoffs a list shows: the queue (`pending`), the agent's own (`mine`), or a status.
+/// Which handoffs a list shows: the queue (`pending`: waiting, so nobody's), the agent's own
+/// (`mine`), every open one (`open`: who has what), or a status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
 #[serde(rename_all = "snake_case")]
 pub enum HandoffView {
     Pending,
     Mine,
+    Open,
     Assigned,
     Resolved,
     Cancelled,
 }
 
-/// How many handoffs each list holds, for the tabs.
+/// The order of a list. `waiting` (the default) puts the queue most urgent first, then whoever
+/// has waited longest, and closed handoffs newest first.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffSort {
+    #[default]
+    Waiting,
+    Newest,
+    Oldest,
+}
+
+/// Narrows a list; every field left out keeps all.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
+#[serde(default)]
+pub struct HandoffFilter {
+    /// Carries this tag.
+    #[ts(optional)]
+    pub tag: Option<String>,
+    /// Came through this kind of channel: `botpress`, `whatsapp` or `bot`.
+    #[ts(optional)]
+    pub channel_kind: Option<String>,
+    /// Held by this agent (an id).
+    #[ts(optional)]
+    pub agent: Option<String>,
+    #[ts(optional)]
+    pub priority: Option<baton_protocol::Priority>,
+    /// Only what the signed-in agent has not read.
+    pub unread: bool,
+    pub sort: HandoffSort,
+}
+
+/// One window of a list: `rows` from `offset` on, of `total`.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize, ts_rs::TS)]
+pub struct HandoffPage {
+    pub total: u32,
+    pub offset: u32,
+    pub rows: Vec<HandoffSummary>,
+}
+
+/// How many handoffs each list holds, for the tabs, the tray and the team.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize, ts_rs::TS)]
 pub struct HandoffCounts {
     pub pending: u32,
     /// Open handoffs assigned to the signed-in agent.
     pub mine: u32,
+    /// Pending and assigned.
+    #[serde(default)]
+    pub open: u32,
     pub resolved: u32,
     pub cancelled: u32,
+    /// Waiting or mine, and unread by the signed-in agent: the tray's number.
+    #[serde(default)]
+    pub unread: u32,
+    /// Open handoffs per tag.
+    #[serde(default)]
+    pub tags: std::collections::BTreeMap<String, u32>,
 }
 
 /// One row of the inbox list.
@@ -168,6 +219,9 @@ pub struct HandoffSummary {
     /// When the customer last wrote (WhatsApp's 24-hour window runs from it).
     #[serde(default)]
     pub last_inbound_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The customer wrote since the signed-in agent last read it, or they marked it unread.
+    #[serde(default)]
+    pub unread: bool,
 }
 
 pub struct Cache {

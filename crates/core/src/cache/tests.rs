@@ -184,8 +184,12 @@ fn the_queue_shows_the_most_urgent_first_then_whoever_waited_longest_and_every_t
         HandoffCounts {
             pending: 3,
             mine: 1,
+            open: 5,
             resolved: 2,
-            cancelled: 0
+            cancelled: 0,
+            // Nobody wrote in them yet.
+            unread: 0,
+            tags: Default::default(),
         }
     );
 }
@@ -456,6 +460,7 @@ fn a_snapshot_replaces_the_inbox_but_keeps_the_outbox_and_drafts() {
         tags: baton_protocol::TagList {
             tags: vec!["vip".into()],
         },
+        reads: vec![],
         next: None,
     };
     let applied = cache.apply_snapshot(&snapshot).expect("snapshot");
@@ -549,4 +554,162 @@ fn open_conversations_are_backfilled_first_and_only_until_complete() {
         .filter_map(|m| m.text)
         .collect();
     assert_eq!(texts, ["oldest", "older", "the box was crushed", "and wet"]);
+}
+
+fn read(agent: &str, conv: &str, at: i64, unread: bool) -> EventData {
+    EventData::Read(baton_protocol::ReadMark {
+        agent_id: agent.into(),
+        conversation_id: conv.into(),
+        read_at: t(at),
+        unread,
+    })
+}
+
+fn unread_titles(cache: &Cache, me: &str) -> Vec<(String, bool)> {
+    cache
+        .view(HandoffView::Open, Some(me))
+        .expect("view")
+        .into_iter()
+        .map(|s| (s.handoff.title, s.unread))
+        .collect()
+}
+
+#[test]
+fn a_conversation_is_unread_until_i_read_it_and_again_when_the_customer_writes_or_i_mark_it() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let mut log = inbox();
+    cache.apply(&log).expect("apply");
+    let mut push = |cache: &mut Cache, data: EventData| {
+        log.push(Event {
+            seq: log.len() as u64 + 1,
+            data,
+        });
+        cache.apply(&log).expect("apply");
+    };
+    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), true)]);
+    assert_eq!(cache.counts(Some("ag_ana")).expect("counts").unread, 1);
+
+    push(&mut cache, read("ag_ana", "c_1", 5, false));
+    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), false)]);
+    assert_eq!(cache.counts(Some("ag_ana")).expect("counts").unread, 0);
+    // Bo has not read it: read marks are each agent's own.
+    assert_eq!(unread_titles(&cache, "ag_bo"), [("Refund".to_string(), true)]);
+
+    push(&mut cache, message("m_3", "c_1", "hello?", 6));
+    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), true)]);
+
+    push(&mut cache, read("ag_ana", "c_1", 7, false));
+    push(&mut cache, read("ag_ana", "c_1", 7, true));
+    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), true)]);
+    let only_unread = HandoffFilter {
+        unread: true,
+        ..HandoffFilter::default()
+    };
+    assert_eq!(
+        cache
+            .view_page(HandoffView::Open, Some("ag_ana"), &only_unread, 0, 50)
+            .expect("page")
+            .total,
+        1
+    );
+}
+
+#[test]
+fn a_list_comes_in_windows_with_its_total_and_narrows_by_tag_agent_priority_and_channel() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let mut list = Vec::new();
+    for i in 0..30 {
+        let EventData::Handoff(mut h) = handoff(
+            &format!("h_{i}"),
+            &format!("c_{i}"),
+            &format!("n{i:02}"),
+            HandoffStatus::Pending,
+            i,
+        ) else {
+            unreachable!()
+        };
+        if i % 3 == 0 {
+            h.tags = vec!["billing".into()];
+        }
+        if i % 10 == 0 {
+            h.priority = Some(baton_protocol::Priority::Urgent);
+        }
+        if i >= 25 {
+            h.status = HandoffStatus::Assigned;
+            h.assignee = Some("ag_bo".into());
+        }
+        list.push(EventData::Handoff(h));
+    }
+    cache.apply(&events(list)).expect("apply");
+
+    let all = HandoffFilter::default();
+    let page = cache
+        .view_page(HandoffView::Pending, None, &all, 10, 5)
+        .expect("page");
+    assert_eq!(page.total, 25);
+    assert_eq!(page.offset, 10);
+    let titles: Vec<_> = page.rows.iter().map(|s| s.handoff.title.as_str()).collect();
+    // Urgent first (n00, n10, n20), then the oldest.
+    assert_eq!(titles, ["n08", "n09", "n11", "n12", "n13"]);
+
+    let billing = HandoffFilter {
+        tag: Some("billing".into()),
+        ..HandoffFilter::default()
+    };
+    let open = cache
+        .view_page(HandoffView::Open, None, &billing, 0, 100)
+        .expect("page");
+    assert_eq!(open.total, 10);
+    assert_eq!(cache.counts(None).expect("counts").tags.get("billing"), Some(&10));
+
+    let bos = HandoffFilter {
+        agent: Some("ag_bo".into()),
+        sort: HandoffSort::Newest,
+        ..HandoffFilter::default()
+    };
+    let held: Vec<_> = cache
+        .view_page(HandoffView::Open, None, &bos, 0, 100)
+        .expect("page")
+        .rows
+        .into_iter()
+        .map(|s| s.handoff.title)
+        .collect();
+    assert_eq!(held, ["n29", "n28", "n27", "n26", "n25"]);
+
+    let urgent = HandoffFilter {
+        priority: Some(baton_protocol::Priority::Urgent),
+        ..HandoffFilter::default()
+    };
+    assert_eq!(
+        cache
+            .view_page(HandoffView::Pending, None, &urgent, 0, 100)
+            .expect("page")
+            .total,
+        3
+    );
+    let whatsapp = HandoffFilter {
+        channel_kind: Some("whatsapp".into()),
+        ..HandoffFilter::default()
+    };
+    let botpress = HandoffFilter {
+        channel_kind: Some("botpress".into()),
+        ..HandoffFilter::default()
+    };
+    assert_eq!(
+        cache
+            .view_page(HandoffView::Open, None, &whatsapp, 0, 100)
+            .expect("page")
+            .total,
+        0
+    );
+    assert_eq!(
+        cache
+            .view_page(HandoffView::Open, None, &botpress, 0, 100)
+            .expect("page")
+            .total,
+        30,
+        "a conversation with no channel kind came through Botpress"
+    );
 }

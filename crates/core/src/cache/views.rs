@@ -3,9 +3,10 @@
 use baton_protocol::{Agent, Contact, Handoff, HandoffStatus, Message, TagList, Template};
 
 use super::{
-    json_row, json_rows, Cache, CacheError, CustomerView, HandoffCounts, HandoffSummary,
-    HandoffView,
+    json_row, json_rows, Cache, CacheError, CustomerView, HandoffCounts, HandoffFilter,
+    HandoffPage, HandoffSort, HandoffSummary, HandoffView,
 };
+use rusqlite::{params, OptionalExtension};
 
 impl Cache {
     /// Does the cache know this conversation?
@@ -30,28 +31,54 @@ impl Cache {
         )
     }
 
-    /// How many handoffs each tab holds; `mine` counts those assigned to `me`.
+    /// How many handoffs each list holds; `mine` and `unread` are for `me`.
     pub fn counts(&self, me: Option<&str>) -> Result<HandoffCounts, CacheError> {
         let mut stmt = self.conn.prepare_cached(
-            "SELECT status, assignee, COUNT(*) FROM handoffs GROUP BY status, assignee",
+            "SELECT h.status, h.assignee, COUNT(*),
+                 SUM(CASE WHEN h.status IN ('pending', 'assigned') AND (r.unread = 1
+                     OR c.last_customer_at > COALESCE(r.read_at, '')) THEN 1 ELSE 0 END)
+             FROM handoffs h
+             LEFT JOIN conversations c ON c.id = h.conversation_id
+             LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = ?1
+             GROUP BY h.status, h.assignee",
         )?;
-        let rows = stmt.query_map([], |r| {
+        let rows = stmt.query_map([me.unwrap_or("")], |r| {
             Ok((
                 r.get::<_, Option<String>>(0)?,
                 r.get::<_, Option<String>>(1)?,
                 r.get::<_, u32>(2)?,
+                r.get::<_, Option<u32>>(3)?.unwrap_or(0),
             ))
         })?;
         let mut counts = HandoffCounts::default();
         for row in rows {
-            let (status, assignee, n) = row?;
+            let (status, assignee, n, unread) = row?;
+            let mine = me.is_some() && assignee.as_deref() == me;
             match status.as_deref() {
-                Some("pending") => counts.pending += n,
-                Some("assigned") if me.is_some() && assignee.as_deref() == me => counts.mine += n,
+                Some("pending") => {
+                    counts.pending += n;
+                    counts.open += n;
+                    counts.unread += unread;
+                }
+                Some("assigned") => {
+                    counts.open += n;
+                    if mine {
+                        counts.mine += n;
+                        counts.unread += unread;
+                    }
+                }
                 Some("resolved") => counts.resolved += n,
                 Some("cancelled") => counts.cancelled += n,
                 _ => {}
             }
+        }
+        let mut stmt = self.conn.prepare_cached(
+            "SELECT t.value, COUNT(*) FROM handoffs h, json_each(h.tags) t
+             WHERE h.status IN ('pending', 'assigned') GROUP BY t.value",
+        )?;
+        for row in stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, u32>(1)?)))? {
+            let (tag, n) = row?;
+            counts.tags.insert(tag, n);
         }
         Ok(counts)
     }
@@ -59,31 +86,108 @@ impl Cache {
     /// Handoffs in `statuses` with their customer and last message: the waiting ones most urgent
     /// first, then whoever has waited longest; the others newest first.
     pub fn handoffs(&self, statuses: &[HandoffStatus]) -> Result<Vec<HandoffSummary>, CacheError> {
+        let wanted: Vec<HandoffStatus> = statuses.to_vec();
+        Ok(self
+            .page(&wanted, None, &HandoffFilter::default(), 0, u32::MAX)?
+            .rows)
+    }
+
+    /// One window of a list: handoffs in `statuses` that pass `filter`, in its order, `limit`
+    /// rows from `offset` on, with the total that match. `me` is the signed-in agent (whose
+    /// read marks say what is unread).
+    pub fn page(
+        &self,
+        statuses: &[HandoffStatus],
+        me: Option<&str>,
+        filter: &HandoffFilter,
+        offset: u32,
+        limit: u32,
+    ) -> Result<HandoffPage, CacheError> {
         let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        // One JSON object per row, put together by SQLite: decoded like every other row.
-        json_rows(
-            &self.conn,
+        let priority = filter
+            .priority
+            .map(|p| serde_json::to_value(p).map(|v| v.as_str().unwrap_or_default().to_string()))
+            .transpose()?;
+        // Botpress conversations carry no channel kind.
+        let channel_kind = filter
+            .channel_kind
+            .as_deref()
+            .map(|k| if k == "botpress" { "" } else { k });
+        let args = params![
+            serde_json::to_string(&wanted)?,
+            me.unwrap_or(""),
+            filter.tag,
+            channel_kind,
+            filter.agent,
+            priority,
+            filter.unread,
+        ];
+        const MATCHING: &str = "FROM handoffs h
+             LEFT JOIN conversations c ON c.id = h.conversation_id
+             LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = ?2
+             WHERE h.status IN (SELECT value FROM json_each(?1))
+               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(h.tags) t WHERE t.value = ?3))
+               AND (?4 IS NULL OR COALESCE(json_extract(c.data, '$.channel_kind'), '') = ?4)
+               AND (?5 IS NULL OR h.assignee = ?5)
+               AND (?6 IS NULL OR COALESCE(json_extract(h.data, '$.priority'), 'normal') = ?6)
+               AND (?7 = 0 OR r.unread = 1 OR c.last_customer_at > COALESCE(r.read_at, ''))";
+        let total: u32 = self
+            .conn
+            .prepare_cached(&format!("SELECT COUNT(*) {MATCHING}"))?
+            .query_row(args, |r| r.get(0))?;
+        let order = match filter.sort {
+            HandoffSort::Waiting => {
+                "CASE WHEN h.status = 'pending' THEN
+                     CASE json_extract(h.data, '$.priority')
+                         WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'low' THEN 0 ELSE 1 END
+                 END DESC,
+                 CASE WHEN h.status = 'pending' THEN h.created_at END ASC,
+                 h.created_at DESC, h.rowid DESC"
+            }
+            HandoffSort::Newest => "h.created_at DESC, h.rowid DESC",
+            HandoffSort::Oldest => "h.created_at ASC, h.rowid ASC",
+        };
+        // One JSON object per row, put together by SQLite: decoded like every other row. The
+        // last message is looked up for the rows of the window only.
+        let sql = format!(
             "SELECT json_object(
                  'handoff', json(h.data),
                  'customer', json_extract(ct.data, '$.name'),
                  'channel_kind', json_extract(c.data, '$.channel_kind'),
                  'last_inbound_at', json_extract(c.data, '$.last_inbound_at'),
+                 'unread', json(CASE WHEN r.unread = 1 OR (h.status IN ('pending', 'assigned')
+                     AND c.last_customer_at > COALESCE(r.read_at, '')) THEN 'true' ELSE 'false' END),
                  'last_message', json((SELECT m.data FROM messages m
                                        WHERE m.conversation_id = h.conversation_id
                                        ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1)))
-             FROM handoffs h
-             LEFT JOIN conversations c ON c.id = h.conversation_id
-             LEFT JOIN contacts ct ON ct.id = c.contact_id
-             WHERE h.status IN (SELECT value FROM json_each(?1))
-             ORDER BY
-                 CASE WHEN h.status = 'pending' THEN
-                     CASE json_extract(h.data, '$.priority')
-                         WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'low' THEN 0 ELSE 1 END
-                 END DESC,
-                 CASE WHEN h.status = 'pending' THEN h.created_at END ASC,
-                 h.created_at DESC, h.rowid DESC",
-            [serde_json::to_string(&wanted)?],
+             {MATCHING}
+             ORDER BY {order}
+             LIMIT ?8 OFFSET ?9",
         )
+        .replace(
+            "LEFT JOIN conversations c ON c.id = h.conversation_id",
+            "LEFT JOIN conversations c ON c.id = h.conversation_id
+             LEFT JOIN contacts ct ON ct.id = c.contact_id",
+        );
+        Ok(HandoffPage {
+            total,
+            offset,
+            rows: json_rows(
+                &self.conn,
+                &sql,
+                params![
+                    args[0],
+                    args[1],
+                    args[2],
+                    args[3],
+                    args[4],
+                    args[5],
+                    args[6],
+                    i64::from(limit),
+                    i64::from(offset)
+                ],
+            )?,
+        })
     }
 
     /// Every message of a conversation, oldest first.
@@ -95,28 +199,52 @@ impl Cache {
         )
     }
 
-    /// The handoffs `view` shows, newest first; `me` is the signed-in agent (for `mine`).
+    /// The handoffs `view` shows, in the list's order; `me` is the signed-in agent (for `mine`).
     pub fn view(
         &self,
         view: HandoffView,
         me: Option<&str>,
     ) -> Result<Vec<HandoffSummary>, CacheError> {
-        match view {
-            HandoffView::Mine => me.map_or(Ok(Vec::new()), |me| self.assigned_to(me)),
-            HandoffView::Pending => self.handoffs(&[HandoffStatus::Pending]),
-            HandoffView::Assigned => self.handoffs(&[HandoffStatus::Assigned]),
-            HandoffView::Resolved => self.handoffs(&[HandoffStatus::Resolved]),
-            HandoffView::Cancelled => self.handoffs(&[HandoffStatus::Cancelled]),
-        }
+        Ok(self
+            .view_page(view, me, &HandoffFilter::default(), 0, u32::MAX)?
+            .rows)
+    }
+
+    /// One window of what `view` shows, narrowed by `filter`.
+    pub fn view_page(
+        &self,
+        view: HandoffView,
+        me: Option<&str>,
+        filter: &HandoffFilter,
+        offset: u32,
+        limit: u32,
+    ) -> Result<HandoffPage, CacheError> {
+        use HandoffStatus::*;
+        let (statuses, filter): (&[HandoffStatus], HandoffFilter) = match view {
+            HandoffView::Mine => {
+                let Some(me) = me else {
+                    return Ok(HandoffPage {
+                        total: 0,
+                        offset,
+                        rows: Vec::new(),
+                    });
+                };
+                let mut mine = filter.clone();
+                mine.agent = Some(me.to_string());
+                (&[Assigned], mine)
+            }
+            HandoffView::Pending => (&[Pending], filter.clone()),
+            HandoffView::Open => (&[Pending, Assigned], filter.clone()),
+            HandoffView::Assigned => (&[Assigned], filter.clone()),
+            HandoffView::Resolved => (&[Resolved], filter.clone()),
+            HandoffView::Cancelled => (&[Cancelled], filter.clone()),
+        };
+        self.page(statuses, me, &filter, offset, limit)
     }
 
     /// Handoffs assigned to `agent_id` that are still open, newest first.
     pub fn assigned_to(&self, agent_id: &str) -> Result<Vec<HandoffSummary>, CacheError> {
-        Ok(self
-            .handoffs(&[HandoffStatus::Assigned])?
-            .into_iter()
-            .filter(|s| s.handoff.assignee.as_deref() == Some(agent_id))
-            .collect())
+        self.view(HandoffView::Mine, Some(agent_id))
     }
 
     /// The customer panel for a conversation.
@@ -178,5 +306,42 @@ impl Cache {
              WHERE c.id = ?1",
             [conversation_id],
         )
+    }
+}
+
+impl Cache {
+    /// Shows the conversation read by `me` on this device before the hub confirms it; `true` if
+    /// it was unread (the customer wrote since, or it was marked unread).
+    pub fn mark_read_here(
+        &mut self,
+        me: &str,
+        conversation_id: &str,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<bool, CacheError> {
+        let tx = self.conn.transaction()?;
+        let unread: bool = tx
+            .prepare_cached(
+                "SELECT r.unread = 1 OR c.last_customer_at > COALESCE(r.read_at, '')
+                 FROM conversations c
+                 LEFT JOIN reads r ON r.conversation_id = c.id AND r.agent_id = ?1
+                 WHERE c.id = ?2",
+            )?
+            .query_row(params![me, conversation_id], |r| r.get::<_, Option<bool>>(0))
+            .optional()?
+            .flatten()
+            .unwrap_or(false);
+        if unread {
+            super::apply::put_read_mark(
+                &tx,
+                &baton_protocol::ReadMark {
+                    agent_id: me.to_string(),
+                    conversation_id: conversation_id.to_string(),
+                    read_at: now,
+                    unread: false,
+                },
+            )?;
+        }
+        tx.commit()?;
+        Ok(unread)
     }
 }

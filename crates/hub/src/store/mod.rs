@@ -183,6 +183,12 @@ pub trait Read {
         -> Result<Option<Message>, StoreError>;
     /// The conversation's handoff that is still pending or assigned, if any (the newest).
     fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError>;
+    /// Where `agent_id` has read `conversation_id` up to, if they ever opened it.
+    fn read_mark(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<baton_protocol::ReadMark>, StoreError>;
     /// The handoffs `agent_id` holds (assigned to them).
     fn held_handoffs(&self, agent_id: &str) -> Result<Vec<Handoff>, StoreError>;
     /// The pending handoffs of a channel's conversations.
@@ -595,5 +601,6 @@ pub fn entity_json(data: &EventData) -> Result<String, serde_json::Error> {
         EventData::Note(v) => serde_json::to_string(v),
         EventData::Template(v) => serde_json::to_string(v),
         EventData::Tags(v) => serde_json::to_string(v),
+        EventData::Read(v) => serde_json::to_string(v),
     }
 }

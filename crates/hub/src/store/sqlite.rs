@@ -35,6 +35,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (5, include_str!("../../migrations/0005_deliveries.sql")),
     (6, include_str!("../../migrations/0006_external_ids.sql")),
     (7, include_str!("../../migrations/0007_draft_deadlines.sql")),
+    (8, include_str!("../../migrations/0008_reads.sql")),
 ];
 
 /// How long a writer waits for another process (the admin CLI) to release the write lock before
@@ -593,6 +594,18 @@ impl<T: HasConn> Read for T {
         )
     }
 
+    fn read_mark(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<baton_protocol::ReadMark>, StoreError> {
+        one_where(
+            self.conn()?,
+            "SELECT data FROM reads WHERE agent_id = ?1 AND conversation_id = ?2",
+            [agent_id, conversation_id],
+        )
+    }
+
     fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError> {
         one_where(
             self.conn()?,
@@ -898,6 +911,14 @@ impl Tx for SqliteTx<'_> {
                     )?
                     .execute([&json])?;
             }
+            EventData::Read(r) => {
+                self.tx
+                    .prepare_cached(
+                        "INSERT INTO reads (agent_id, conversation_id, data) VALUES (?1, ?2, ?3)
+                         ON CONFLICT(agent_id, conversation_id) DO UPDATE SET data = excluded.data",
+                    )?
+                    .execute(params![r.agent_id, r.conversation_id, json])?;
+            }
         }
         self.tx
             .prepare_cached("INSERT INTO events (kind, data) VALUES (?1, ?2)")?
@@ -1185,13 +1206,14 @@ impl Tx for SqliteTx<'_> {
 }
 
 /// The entity tables a snapshot carries, in the order its pages walk them.
-const SNAPSHOT_TABLES: [&str; 6] = [
+const SNAPSHOT_TABLES: [&str; 7] = [
     "contacts",
     "conversations",
     "handoffs",
     "agents",
     "notes",
     "templates",
+    "reads",
 ];
 
 /// `"<table index>:<rowid>"`, as [`Store::snapshot_page`] hands it out.
