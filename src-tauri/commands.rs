@@ -3,7 +3,8 @@
 
 use baton_core::search::SearchQuery;
 use baton_core::{
-    ClientError, CustomerView, HandoffCounts, HandoffFilter, HandoffPage, HandoffSummary, HandoffView, OutboxItem, SearchHit,
+    ClientError, CustomerView, HandoffCounts, HandoffFilter, HandoffPage, HandoffSummary,
+    HandoffView, OutboxItem, SearchHit,
 };
 use baton_protocol::{Agent, AgentCommand, Contact, HandoffStatus, Message, Template};
 use serde::Serialize;

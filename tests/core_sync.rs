@@ -252,7 +252,8 @@ fn unread_on(cache: &Arc<Mutex<Cache>>, me: &str) -> Vec<(String, bool)> {
 }
 
 #[tokio::test]
-async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_customer_writes_again() {
+async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_customer_writes_again()
+{
     let data = HubData::new();
     let hub = HubProcess::start(&data, support::free_port());
     let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
@@ -261,7 +262,10 @@ async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_cust
         .await;
     let client = signed_in(&hub.url()).await;
     let me = client.me().await.expect("me").id;
-    let (laptop_dir, phone_dir) = (tempfile::tempdir().expect("dir"), tempfile::tempdir().expect("dir"));
+    let (laptop_dir, phone_dir) = (
+        tempfile::tempdir().expect("dir"),
+        tempfile::tempdir().expect("dir"),
+    );
     let (laptop, phone) = (open_cache(laptop_dir.path()), open_cache(phone_dir.path()));
     let (tx, _rx) = mpsc::channel(256);
     let laptop_sync = SyncEngine::new(client.clone(), laptop.clone(), tx.clone());
@@ -270,8 +274,14 @@ async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_cust
         laptop_sync.catch_up().await.expect("laptop catches up");
         phone_sync.catch_up().await.expect("phone catches up");
         // A device that started from a snapshot knows who wrote when once history is in.
-        laptop_sync.backfill(None, |_| {}).await.expect("laptop history");
-        phone_sync.backfill(None, |_| {}).await.expect("phone history");
+        laptop_sync
+            .backfill(None, |_| {})
+            .await
+            .expect("laptop history");
+        phone_sync
+            .backfill(None, |_| {})
+            .await
+            .expect("phone history");
     };
     both().await;
     let title = "Refund for order 1234".to_string();
@@ -320,7 +330,12 @@ async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_cust
     both().await;
     assert_eq!(unread_on(&laptop, &me), [(title.clone(), true)]);
     assert_eq!(
-        laptop.lock().expect("lock").counts(Some(&me)).expect("counts").unread,
+        laptop
+            .lock()
+            .expect("lock")
+            .counts(Some(&me))
+            .expect("counts")
+            .unread,
         1,
         "the tray counts it"
     );
@@ -331,6 +346,9 @@ async fn what_an_agent_read_on_one_device_shows_read_on_the_other_until_the_cust
     let (tx, _rx) = mpsc::channel(256);
     let tablet_sync = SyncEngine::new(client.clone(), tablet.clone(), tx);
     tablet_sync.catch_up().await.expect("tablet catches up");
-    tablet_sync.backfill(None, |_| {}).await.expect("tablet history");
+    tablet_sync
+        .backfill(None, |_| {})
+        .await
+        .expect("tablet history");
     assert_eq!(unread_on(&tablet, &me), [(title, true)]);
 }

@@ -350,3 +350,55 @@ describe("the inbox", () => {
     expect(screen.queryByTestId("channel-problem")).toBeNull();
   });
 });
+
+describe("the inbox's lists", () => {
+  test("a conversation is unread until opened, and 'Mark as unread' closes it and marks it again", async () => {
+    render(App, { props: { backend: memoryBackend(inbox()) } });
+    await screen.findAllByTestId("handoff-item");
+    expect(screen.getAllByTestId("unread")).toHaveLength(2);
+    await openHandoff("Parcel late");
+    await waitFor(() => expect(screen.getAllByTestId("unread")).toHaveLength(1));
+    await fireEvent.click(screen.getByTestId("mark-unread"));
+    await waitFor(() => expect(screen.getAllByTestId("unread")).toHaveLength(2));
+    expect(screen.queryByTestId("conversation-title")).toBeNull();
+
+    await fireEvent.click(screen.getByTestId("filter-unread"));
+    await openHandoff("Wrong size");
+    // Only what is unread is listed: the one just read leaves the list.
+    await waitFor(() => expect(screen.getAllByTestId("handoff-item").map((i) => i.textContent)).toEqual([expect.stringContaining("Parcel late")]));
+  });
+
+  test("a tag is a view of the open handoffs carrying it, and All open says who holds each", async () => {
+    const data = inbox();
+    data.handoffs = [
+      { ...handoff("ho_sam", "t_sam", "Parcel late"), tags: ["billing"] },
+      { ...handoff("ho_olga", "t_olga", "Wrong size", "assigned", "ag_me") },
+    ];
+    const backend = memoryBackend(data);
+    backend.team = async () => ({ agents: data.agents, tags: ["billing", "returns"], templates: [] });
+    render(App, { props: { backend } });
+    const billing = await screen.findByText("#billing");
+    await fireEvent.click(billing);
+    await waitFor(() => expect(screen.getAllByTestId("handoff-title").map((t) => t.textContent)).toEqual(["Parcel late"]));
+    await fireEvent.click(screen.getByTestId("tab-open"));
+    await waitFor(() => expect(screen.getAllByTestId("handoff-item")).toHaveLength(2));
+    expect(screen.getByTestId("holder").textContent).toContain("Ana");
+    expect(screen.getByTestId("count-open").textContent).toBe("2");
+  });
+
+  test("a list of 10,000 handoffs draws only the rows in sight", async () => {
+    const data = inbox();
+    data.handoffs = Array.from({ length: 10_000 }, (_, i) => handoff(`ho_${i}`, `t_${i}`, `Handoff ${i}`));
+    data.messages = [];
+    render(App, { props: { backend: memoryBackend(data) } });
+    await screen.findByText("Handoff 0");
+    expect((await screen.findByTestId("count-pending")).textContent).toBe("10000");
+    expect(screen.getAllByTestId("handoff-item").length).toBeLessThan(40);
+    const scroller = screen.getByTestId("handoff-scroller");
+    scroller.scrollTop = 78 * 5_000;
+    await fireEvent.scroll(scroller);
+    await screen.findByText("Handoff 5000");
+    expect(screen.queryByText("Handoff 0")).toBeNull();
+    expect(screen.getAllByTestId("handoff-item").length).toBeLessThan(40);
+  });
+});

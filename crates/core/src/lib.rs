@@ -16,8 +16,7 @@ pub mod typescript;
 
 pub use cache::{
     Backfill, Cache, CacheError, CustomerView, HandoffCounts, HandoffFilter, HandoffPage,
-    HandoffSort, HandoffSummary, HandoffView,
-    Incoming, UnreadableEvent,
+    HandoffSort, HandoffSummary, HandoffView, Incoming, UnreadableEvent,
 };
 pub use client::{ClientError, HubClient};
 pub use engine::{Engine, Sending, Sent};

@@ -48,10 +48,12 @@ pub enum Update {
     CustomerWrote {
         message: baton_protocol::Message,
     },
-    /// Something in these conversations changed (messages, handoffs, customer).
+    /// Something in these conversations changed (messages, handoffs, customer, read marks).
     InboxChanged {
         conversations: Vec<String>,
     },
+    /// The team changed: an agent (presence, name, capacity), a template or the tag list.
+    TeamChanged,
     Connection {
         state: ConnectionState,
     },
@@ -170,6 +172,9 @@ impl SyncEngine {
                 .with_cache(move |c| c.apply_snapshot_page(&page, first, seq))
                 .await?;
             first = false;
+            if applied.team_changed {
+                self.emit(Update::TeamChanged).await;
+            }
             if !applied.conversations.is_empty() {
                 self.emit(Update::InboxChanged {
                     conversations: applied.conversations,
@@ -443,6 +448,9 @@ impl SyncEngine {
                 conversations: applied.conversations.clone(),
             })
             .await;
+        }
+        if applied.team_changed {
+            self.emit(Update::TeamChanged).await;
         }
         Ok(applied)
     }

@@ -11,6 +11,8 @@ import type {
   CustomerView,
   DeskStatus,
   HandoffCounts,
+  HandoffFilter,
+  HandoffPage,
   HandoffSummary,
   HandoffView,
   OutboxItem,
@@ -30,8 +32,12 @@ export type { HandoffView } from "./types";
 export interface Backend {
   deskStatus(): Promise<DeskStatus>;
   listHandoffs(view?: HandoffView): Promise<HandoffSummary[]>;
+  /** One window of a list: `limit` rows from `offset` on, narrowed by `filter`, with the total. */
+  handoffPage(view: HandoffView, filter: HandoffFilter, offset: number, limit: number): Promise<HandoffPage>;
   /** How many handoffs each tab holds. */
   handoffCounts(): Promise<HandoffCounts>;
+  /** Shows the conversation unread on all my devices until I open it again. */
+  markUnread(conversationId: string): Promise<void>;
   openConversation(conversationId: string): Promise<ConversationView>;
   customer(conversationId: string): Promise<CustomerView>;
   team(): Promise<Team>;
@@ -141,7 +147,9 @@ function run(command: AgentCommand): Promise<void> {
 export const tauriBackend: Backend = {
   deskStatus: () => call<DeskStatus>("desk_status"),
   listHandoffs: (view) => call<HandoffSummary[]>("list_handoffs", { status: view ?? null }),
+  handoffPage: (view, filter, offset, limit) => call<HandoffPage>("handoff_page", { status: view, filter, offset, limit }),
   handoffCounts: () => call<HandoffCounts>("handoff_counts"),
+  markUnread: (conversation_id) => run({ action: "unread", conversation_id }),
   openConversation: (conversationId) =>
     call<ConversationView>("open_conversation", { conversationId }),
   customer: (conversationId) => call<CustomerView>("customer", { conversationId }),

@@ -43,6 +43,10 @@ export interface MemoryInbox {
   media?: Record<string, MediaFile>;
   /** Channels that cannot send. */
   problems?: ChannelProblem[];
+  /** Conversations I have read since the customer last wrote. */
+  read?: string[];
+  /** Conversations I marked unread. */
+  markedUnread?: string[];
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -88,7 +92,16 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     last_message: inbox.messages.filter((m) => m.conversation_id === h.conversation_id).at(-1) ?? null,
     channel_kind: inbox.whatsapp?.[h.conversation_id] ? "whatsapp" : null,
     last_inbound_at: inbox.whatsapp?.[h.conversation_id] ?? null,
+    unread: isUnread(h),
   });
+  const isUnread = (h: Handoff): boolean =>
+    (inbox.markedUnread ?? []).includes(h.conversation_id) ||
+    ((h.status === "pending" || h.status === "assigned") &&
+      !(inbox.read ?? []).includes(h.conversation_id) &&
+      inbox.messages.some((m) => m.conversation_id === h.conversation_id && m.author === "end_user"));
+  const inView = (h: Handoff, v: HandoffView): boolean =>
+    v === "mine" ? h.assignee === inbox.me.id && h.status === "assigned" : v === "open" ? h.status === "pending" || h.status === "assigned" : h.status === v;
+  const rank = { urgent: 3, high: 2, normal: 1, low: 0 } as const;
   const changed = (conversations: string[]): void => {
     for (const handler of updateHandlers) handler({ type: "inbox_changed", conversations });
     for (const handler of statusHandlers) handler(status());
@@ -129,22 +142,56 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     deskStatus: async () => status(),
     listHandoffs: async (view?: HandoffView) => {
       const v = view ?? "pending";
-      const shown = inbox.handoffs.filter((h) => (v === "mine" ? h.assignee === inbox.me.id && h.status === "assigned" : h.status === v));
-      return shown.map(summary);
+      return inbox.handoffs.filter((h) => inView(h, v)).map(summary);
     },
-    handoffCounts: async () => ({
-      pending: inbox.handoffs.filter((h) => h.status === "pending").length,
-      mine: inbox.handoffs.filter((h) => h.status === "assigned" && h.assignee === inbox.me.id).length,
-      resolved: inbox.handoffs.filter((h) => h.status === "resolved").length,
-      cancelled: inbox.handoffs.filter((h) => h.status === "cancelled").length,
-    }),
-    openConversation: async (conversationId): Promise<ConversationView> => ({
+    handoffPage: async (view, filter, offset, limit) => {
+      const shown = inbox.handoffs
+        .filter((h) => inView(h, view))
+        .filter((h) => !filter.tag || h.tags.includes(filter.tag))
+        .filter((h) => !filter.agent || h.assignee === filter.agent)
+        .filter((h) => !filter.priority || (h.priority ?? "normal") === filter.priority)
+        .filter((h) => !filter.channel_kind || (inbox.whatsapp?.[h.conversation_id] ? "whatsapp" : "botpress") === filter.channel_kind)
+        .filter((h) => !filter.unread || isUnread(h));
+      const sort = filter.sort ?? "waiting";
+      if (sort === "waiting")
+        shown.sort((a, b) => rank[b.priority ?? "normal"] - rank[a.priority ?? "normal"] || a.created_at.localeCompare(b.created_at));
+      else shown.sort((a, b) => (sort === "newest" ? -1 : 1) * a.created_at.localeCompare(b.created_at));
+      return { total: shown.length, offset, rows: shown.slice(offset, offset + limit).map(summary) };
+    },
+    handoffCounts: async () => {
+      const open = inbox.handoffs.filter((h) => h.status === "pending" || h.status === "assigned");
+      const tags: Record<string, number> = {};
+      for (const h of open) for (const t of h.tags) tags[t] = (tags[t] ?? 0) + 1;
+      return {
+        pending: inbox.handoffs.filter((h) => h.status === "pending").length,
+        mine: inbox.handoffs.filter((h) => h.status === "assigned" && h.assignee === inbox.me.id).length,
+        open: open.length,
+        resolved: inbox.handoffs.filter((h) => h.status === "resolved").length,
+        cancelled: inbox.handoffs.filter((h) => h.status === "cancelled").length,
+        unread: open.filter((h) => (h.status === "pending" || h.assignee === inbox.me.id) && isUnread(h)).length,
+        tags,
+      };
+    },
+    markUnread: async (conversationId) => {
+      inbox.markedUnread = [...(inbox.markedUnread ?? []), conversationId];
+      inbox.read = (inbox.read ?? []).filter((c) => c !== conversationId);
+      changed([conversationId]);
+    },
+    openConversation: async (conversationId): Promise<ConversationView> => {
+      // Like the hub, a read mark that changes is news (and one that does not is not).
+      const h = inbox.handoffs.find((x) => x.conversation_id === conversationId);
+      const wasUnread = h !== undefined && isUnread(h);
+      inbox.read = [...(inbox.read ?? []).filter((c) => c !== conversationId), conversationId];
+      inbox.markedUnread = (inbox.markedUnread ?? []).filter((c) => c !== conversationId);
+      if (wasUnread) setTimeout(() => changed([conversationId]), 0);
+      return {
       conversation_id: conversationId,
       customer: customerOf(conversationId),
       messages: inbox.messages.filter((m) => m.conversation_id === conversationId),
       pending: inbox.outbox.filter((i) => i.conversation_id === conversationId),
       draft: inbox.drafts[conversationId] ?? null,
-    }),
+      };
+    },
     customer: async (conversationId): Promise<CustomerView> => ({
       contact: customerOf(conversationId),
       handoffs: inbox.handoffs.filter((h) => h.conversation_id === conversationId),

@@ -186,6 +186,12 @@ fn clear_synced(tx: &Connection, reset: bool) -> Result<(), CacheError> {
 /// Writes one entity's new state (events carry full state, so this is an idempotent upsert) and
 /// notes what changed in `applied`.
 fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<(), CacheError> {
+    if matches!(
+        data,
+        EventData::Agent(_) | EventData::Template(_) | EventData::Tags(_)
+    ) {
+        applied.team_changed = true;
+    }
     match data {
         EventData::Contact(c) => {
             let old = indexed(tx, Indexed::Contacts, &c.id)?;

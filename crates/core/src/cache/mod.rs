@@ -105,6 +105,8 @@ pub struct Applied {
     pub escalated: Vec<Handoff>,
     /// Conversations whose messages, handoffs or customer changed.
     pub conversations: Vec<String>,
+    /// An agent, a template or the tag list changed.
+    pub team_changed: bool,
     /// The cursor after the batch.
     pub cursor: u64,
     /// How many events were new (not already applied).

@@ -587,21 +587,36 @@ fn a_conversation_is_unread_until_i_read_it_and_again_when_the_customer_writes_o
         });
         cache.apply(&log).expect("apply");
     };
-    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), true)]);
+    assert_eq!(
+        unread_titles(&cache, "ag_ana"),
+        [("Refund".to_string(), true)]
+    );
     assert_eq!(cache.counts(Some("ag_ana")).expect("counts").unread, 1);
 
     push(&mut cache, read("ag_ana", "c_1", 5, false));
-    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), false)]);
+    assert_eq!(
+        unread_titles(&cache, "ag_ana"),
+        [("Refund".to_string(), false)]
+    );
     assert_eq!(cache.counts(Some("ag_ana")).expect("counts").unread, 0);
     // Bo has not read it: read marks are each agent's own.
-    assert_eq!(unread_titles(&cache, "ag_bo"), [("Refund".to_string(), true)]);
+    assert_eq!(
+        unread_titles(&cache, "ag_bo"),
+        [("Refund".to_string(), true)]
+    );
 
     push(&mut cache, message("m_3", "c_1", "hello?", 6));
-    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), true)]);
+    assert_eq!(
+        unread_titles(&cache, "ag_ana"),
+        [("Refund".to_string(), true)]
+    );
 
     push(&mut cache, read("ag_ana", "c_1", 7, false));
     push(&mut cache, read("ag_ana", "c_1", 7, true));
-    assert_eq!(unread_titles(&cache, "ag_ana"), [("Refund".to_string(), true)]);
+    assert_eq!(
+        unread_titles(&cache, "ag_ana"),
+        [("Refund".to_string(), true)]
+    );
     let only_unread = HandoffFilter {
         unread: true,
         ..HandoffFilter::default()
@@ -662,7 +677,10 @@ fn a_list_comes_in_windows_with_its_total_and_narrows_by_tag_agent_priority_and_
         .view_page(HandoffView::Open, None, &billing, 0, 100)
         .expect("page");
     assert_eq!(open.total, 10);
-    assert_eq!(cache.counts(None).expect("counts").tags.get("billing"), Some(&10));
+    assert_eq!(
+        cache.counts(None).expect("counts").tags.get("billing"),
+        Some(&10)
+    );
 
     let bos = HandoffFilter {
         agent: Some("ag_bo".into()),

@@ -326,7 +326,9 @@ impl Cache {
                  LEFT JOIN reads r ON r.conversation_id = c.id AND r.agent_id = ?1
                  WHERE c.id = ?2",
             )?
-            .query_row(params![me, conversation_id], |r| r.get::<_, Option<bool>>(0))
+            .query_row(params![me, conversation_id], |r| {
+                r.get::<_, Option<bool>>(0)
+            })
             .optional()?
             .flatten()
             .unwrap_or(false);
