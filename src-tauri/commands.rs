@@ -513,3 +513,18 @@ mod link_tests {
         }
     }
 }
+
+/// What this device notifies the agent of.
+#[tauri::command]
+pub fn notification_settings(desk: State<'_, Desk>) -> baton_core::prefs::NotificationSettings {
+    desk.notification_settings()
+}
+
+#[tauri::command]
+pub fn set_notification_settings(
+    desk: State<'_, Desk>,
+    settings: baton_core::prefs::NotificationSettings,
+) -> Result<(), CommandError> {
+    desk.set_notification_settings(settings)
+        .map_err(|e| CommandError::new("bad_request", e))
+}

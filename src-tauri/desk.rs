@@ -33,6 +33,8 @@ struct DeskInner {
     engine: Engine,
     status: Mutex<DeskStatus>,
     stop: watch::Sender<bool>,
+    /// What the agent wants to be notified of (kept in the cache, read here once).
+    notifications: notify::SharedSettings,
 }
 
 /// What the header of the window shows.
@@ -63,6 +65,10 @@ pub struct DeskStatus {
 impl Desk {
     pub fn open(data_dir: &Path) -> Result<Self, baton_core::CacheError> {
         let cache = Cache::open(&data_dir.join("cache.sqlite"))?;
+        let notifications = cache.notification_settings().unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "cannot read the notification settings; using the defaults");
+            Default::default()
+        });
         let (stop, _) = watch::channel(false);
         Ok(Self {
             inner: Arc::new(DeskInner {
@@ -71,12 +77,38 @@ impl Desk {
                 engine: Engine::new(Arc::new(Mutex::new(cache))),
                 status: Mutex::new(DeskStatus::default()),
                 stop,
+                notifications: Arc::new(Mutex::new(notifications)),
             }),
         })
     }
 
     pub fn engine(&self) -> Engine {
         self.inner.engine.clone()
+    }
+
+    pub fn notification_settings(&self) -> baton_core::prefs::NotificationSettings {
+        match self.inner.notifications.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// Saves the agent's notification settings on this device; they apply to the next notice.
+    pub fn set_notification_settings(
+        &self,
+        settings: baton_core::prefs::NotificationSettings,
+    ) -> Result<(), String> {
+        settings.check().map_err(|e| e.to_string())?;
+        self.cache()
+            .lock()
+            .map_err(|_| "the local cache is unavailable".to_string())?
+            .set_notification_settings(&settings)
+            .map_err(|e| e.to_string())?;
+        match self.inner.notifications.lock() {
+            Ok(mut s) => *s = settings,
+            Err(poisoned) => *poisoned.into_inner() = settings,
+        }
+        Ok(())
     }
 
     /// Whether the handoff `id` is, as this device knows it now, still as `holds` says.
@@ -340,9 +372,20 @@ impl Desk {
             .map(|days| chrono::Utc::now() - chrono::TimeDelta::days(days));
         tauri::async_runtime::spawn(async move { engine.run(updates, stop, oldest).await });
         let desk = self.clone();
-        let notices = notify::Notices::start(&app);
+        let notices = notify::Notices::start(&app, desk.inner.notifications.clone());
+        #[cfg(desktop)]
+        let tray = crate::tray::start(&app, desk.clone());
         tauri::async_runtime::spawn(async move {
             while let Some(update) = received.recv().await {
+                #[cfg(desktop)]
+                if matches!(
+                    update,
+                    Update::InboxChanged { .. } | Update::NewHandoff { .. }
+                ) {
+                    if let Some(tray) = &tray {
+                        tray.changed();
+                    }
+                }
                 let me = desk.status().me.map(|me| me.id);
                 let focused = notify::window_focused();
                 match &update {
@@ -467,7 +510,7 @@ impl Desk {
 }
 
 /// A unique-enough suffix for txn ids the shell makes itself.
-fn rand_suffix() -> u128 {
+pub(crate) fn rand_suffix() -> u128 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())

@@ -10,6 +10,8 @@ mod desk;
 mod notify;
 #[cfg(desktop)]
 mod solo;
+#[cfg(desktop)]
+mod tray;
 
 use tauri::Manager;
 
@@ -80,6 +82,8 @@ pub fn run() {
             commands::save_draft,
             commands::set_botpress_webhook,
             commands::open_link,
+            commands::notification_settings,
+            commands::set_notification_settings,
         ])
         // Whether the window is in front, kept from its own events: asking the window from the
         // update loop would wait on the main thread, which may be waiting on that loop.

@@ -12,6 +12,7 @@
 
 use std::time::Duration;
 
+use baton_core::prefs::NotificationSettings;
 use tauri::AppHandle;
 use tokio::sync::mpsc;
 
@@ -72,14 +73,31 @@ impl Notice {
 const GATHER: Duration = Duration::from_millis(800);
 const HOLD_AT_MOST: Duration = Duration::from_secs(3);
 
+impl Notice {
+    /// Whether the agent's settings let this kind of notice through.
+    fn wanted(&self, settings: &NotificationSettings) -> bool {
+        match self {
+            Self::NewHandoff { .. } => settings.new_handoffs,
+            Self::ForYou { .. } => settings.assigned_to_me,
+            Self::CustomerWrote { .. } => settings.customer_messages,
+            Self::StillWaiting { .. } => settings.escalations,
+        }
+    }
+}
+
+/// The agent's notification settings, shared by the settings screen and the notices.
+pub type SharedSettings = std::sync::Arc<std::sync::Mutex<NotificationSettings>>;
+
 /// Takes notices and shows them, bursts as one.
 #[derive(Clone)]
 pub struct Notices {
     tx: mpsc::UnboundedSender<Notice>,
+    settings: SharedSettings,
 }
 
 impl Notices {
-    pub fn start(app: &AppHandle) -> Self {
+    pub fn start(app: &AppHandle, settings: SharedSettings) -> Self {
+        let shown = settings.clone();
         let (tx, mut rx) = mpsc::unbounded_channel::<Notice>();
         let app = app.clone();
         tauri::async_runtime::spawn(async move {
@@ -95,14 +113,25 @@ impl Notices {
                     }
                 }
                 let (title, body, conversation) = told(&batch);
+                let sound = shown.lock().map(|s| s.sound).unwrap_or(true);
                 tracing::info!(notices = batch.len(), %title, "notifications: showing");
-                platform::show(&app, &title, &body, conversation);
+                platform::show(&app, &title, &body, conversation, sound);
             }
         });
-        Self { tx }
+        Self { tx, settings }
     }
 
+    /// Shows `notice` (with others arriving at the same moment) unless the agent turned its kind
+    /// off or it is their quiet hours.
     pub fn tell(&self, notice: Notice) {
+        let settings = match self.settings.lock() {
+            Ok(s) => s.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        if !notice.wanted(&settings) || settings.quiet_at(chrono::Local::now().time()) {
+            tracing::debug!(?notice, "notifications: not wanted now");
+            return;
+        }
         // The receiver only goes away when the app is closing.
         let _ = self.tx.send(notice);
     }
@@ -230,15 +259,28 @@ mod platform {
     const MAX_WAITING: usize = 8;
     static WAITING: AtomicUsize = AtomicUsize::new(0);
 
-    pub fn show(app: &AppHandle, title: &str, body: &str, conversation: Option<String>) {
+    pub fn show(
+        app: &AppHandle,
+        title: &str,
+        body: &str,
+        conversation: Option<String>,
+        sound: bool,
+    ) {
         let app = app.clone();
         let (title, body) = (title.to_string(), body.to_string());
-        let notification = notify_rust::Notification::new()
+        let mut notification = notify_rust::Notification::new();
+        notification
             .appname("Baton")
             .summary(&title)
             .body(&body)
-            .action("default", "Open")
-            .finalize();
+            .action("default", "Open");
+        // The freedesktop sound theme's name for a new message; silent when the agent said so.
+        if sound {
+            notification.sound_name("message-new-instant");
+        } else {
+            notification.hint(notify_rust::Hint::SuppressSound(true));
+        }
+        let notification = notification.finalize();
         if WAITING.fetch_add(1, Ordering::SeqCst) >= MAX_WAITING {
             WAITING.fetch_sub(1, Ordering::SeqCst);
             if let Err(e) = notification.show() {
@@ -283,8 +325,18 @@ mod platform {
     use tauri::AppHandle;
     use tauri_plugin_notification::NotificationExt;
 
-    pub fn show(app: &AppHandle, title: &str, body: &str, _conversation: Option<String>) {
-        if let Err(e) = app.notification().builder().title(title).body(body).show() {
+    pub fn show(
+        app: &AppHandle,
+        title: &str,
+        body: &str,
+        _conversation: Option<String>,
+        sound: bool,
+    ) {
+        let mut builder = app.notification().builder().title(title).body(body);
+        if sound {
+            builder = builder.sound("default");
+        }
+        if let Err(e) = builder.show() {
             tracing::warn!(error = %e, "notification could not be shown");
         }
     }

@@ -164,3 +164,34 @@ export async function startApp(env) {
   });
   return { driver, browser };
 }
+
+/** Runs dbus-send on the session bus and answers what it printed ("" when the call failed). */
+function dbusSend(args) {
+  try {
+    return execFileSync("dbus-send", ["--session", "--print-reply", "--reply-timeout=2000", ...args], { timeout: 5_000 }).toString();
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * The app's tray icon as the desktop's tray reads it: the StatusNotifierItem it exports on the
+ * session bus (libayatana-appindicator's object), with its label (the unread count) and its menu's
+ * labels. `null` while there is none.
+ */
+export function trayItem() {
+  const names = dbusSend(["--dest=org.freedesktop.DBus", "/", "org.freedesktop.DBus.ListNames"]).match(/":1\.\d+"/g) ?? [];
+  for (const quoted of names) {
+    const name = quoted.replaceAll('"', "");
+    const nodes = dbusSend([`--dest=${name}`, "/org/ayatana/NotificationItem", "org.freedesktop.DBus.Introspectable.Introspect"]);
+    const node = nodes.match(/<node name="([^"]+)"/)?.[1];
+    if (!node) continue;
+    const item = `/org/ayatana/NotificationItem/${node}`;
+    const get = (prop) => dbusSend([`--dest=${name}`, item, "org.freedesktop.DBus.Properties.Get", "string:org.kde.StatusNotifierItem", `string:${prop}`]);
+    const label = get("XAyatanaLabel").match(/string "([^"]*)"/)?.[1] ?? null;
+    const layout = dbusSend([`--dest=${name}`, `${item}/Menu`, "com.canonical.dbusmenu.GetLayout", "int32:0", "int32:-1", "array:string:label"]);
+    const menu = [...layout.matchAll(/string "label"\s+variant\s+string "([^"]*)"/g)].map((m) => m[1]);
+    return { label, menu };
+  }
+  return null;
+}

@@ -19,6 +19,8 @@ import {
   start,
   startApp,
   startFakeWebhook,
+  startNotificationWatch,
+  trayItem,
   waitFor,
 } from "./harness.mjs";
 
@@ -121,4 +123,44 @@ test("offline, the window counts what waits; back online, the reply arrives once
   await new Promise((r) => setTimeout(r, 1000));
   const copies = webhook.calls.filter((c) => c.route === "message-from-agent" && c.body.payload.text === "Thanks Kim, updating it now");
   assert.equal(copies.length, 1, "delivered exactly once");
+});
+
+test("50 handoffs that arrived while the app was closed are one summary notification on start, and the tray counts them", { timeout: 180_000 }, async () => {
+  await browser.deleteSession().catch(() => {});
+  driver.stop();
+  browser = undefined;
+  for (let i = 1; i <= 50; i += 1) {
+    const user = await botpress("createRemoteUser", { type: "createRemoteUser", payload: { role: "end-user", name: `Night customer ${i}` } });
+    const ticket = await botpress("createRemoteConversation", { type: "createRemoteConversation", payload: { title: `Overnight ${i}` } });
+    await botpress("botSendsMessage", { type: "botSendsMessage", remoteConversationId: ticket.id, remoteUserId: user.id, payload: { text: "anyone there?" } });
+  }
+  const notifications = await startNotificationWatch();
+  try {
+    ({ driver, browser } = await startApp({ BATON_DATA_DIR: appData, BATON_HUB_URL: `http://127.0.0.1:${hubPort}` }));
+    await waitFor("the summary of the night", () => notifications.calls().includes("50 new handoffs"), 60_000).catch((err) => {
+      throw new Error(`${err.message}\nD-Bus monitor saw:\n${notifications.calls().slice(-3000)}\napp log:\n${appLog().slice(-3000)}`);
+    });
+    await new Promise((r) => setTimeout(r, 4_000));
+    const shown = (notifications.calls().match(/member=Notify/g) ?? []).length;
+    assert.equal(shown, 1, `one notification for 50 handoffs, not ${shown}`);
+
+    // The tray (its StatusNotifierItem on D-Bus) says how many wait unread, as the inbox counts them.
+    const unread = await browser.execute(() => window.__TAURI_INTERNALS__.invoke("handoff_counts").then((c) => c.unread));
+    assert.equal(unread, 50);
+    await waitFor("the tray's count", () => trayItem()?.label === "50", 20_000).catch((err) => {
+      throw new Error(`${err.message}: the tray shows ${JSON.stringify(trayItem())}`);
+    });
+    const tray = trayItem();
+    for (const entry of ["Open Baton", "Go online", "Go offline", "Quit Baton"]) assert.ok(tray?.menu.includes(entry), `the tray menu has ${entry}: ${tray?.menu}`);
+
+    // Reading one takes it off the count.
+    const first = await browser.$('[data-testid="handoff-item"]');
+    await first.waitForExist({ timeout: 20_000 });
+    await first.click();
+    await waitFor("the tray's count after reading one", () => trayItem()?.label === "49", 20_000).catch((err) => {
+      throw new Error(`${err.message}: the tray shows ${JSON.stringify(trayItem())}`);
+    });
+  } finally {
+    notifications.stop();
+  }
 });

@@ -402,3 +402,17 @@ describe("the inbox's lists", () => {
     expect(screen.getAllByTestId("handoff-item").length).toBeLessThan(40);
   });
 });
+
+describe("my notification settings", () => {
+  test("are in Settings: sound off and quiet hours at night are saved for this device", async () => {
+    const backend = memoryBackend(inbox());
+    render(App, { props: { backend } });
+    await fireEvent.click(await screen.findByTestId("settings-toggle"));
+    await fireEvent.click(await screen.findByTestId("notify-sound"));
+    await fireEvent.click(screen.getByTestId("notify-quiet"));
+    await fireEvent.input(screen.getByTestId("quiet-from"), { target: { value: "21:30" } });
+    await fireEvent.click(screen.getByTestId("notify-save"));
+    await screen.findByText("Saved.");
+    expect(backend.inbox.notifications).toMatchObject({ sound: false, new_handoffs: true, quiet_from: "21:30", quiet_until: "07:00" });
+  });
+});

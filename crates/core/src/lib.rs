@@ -10,6 +10,7 @@ pub mod client;
 pub mod engine;
 pub mod outbox;
 pub use cache::search;
+pub mod prefs;
 pub mod sync;
 pub mod token;
 pub mod typescript;

@@ -44,6 +44,7 @@ pub fn bindings() -> String {
         crate::HandoffFilter::decl(&cfg),
         crate::HandoffPage::decl(&cfg),
         baton_protocol::ReadMark::decl(&cfg),
+        crate::prefs::NotificationSettings::decl(&cfg),
         CustomerView::decl(&cfg),
         Backfill::decl(&cfg),
         FailureClass::decl(&cfg),

@@ -15,6 +15,7 @@ import type {
   HandoffPage,
   HandoffSummary,
   HandoffView,
+  NotificationSettings,
   OutboxItem,
   Presence,
   SearchFilters,
@@ -38,6 +39,10 @@ export interface Backend {
   handoffCounts(): Promise<HandoffCounts>;
   /** Shows the conversation unread on all my devices until I open it again. */
   markUnread(conversationId: string): Promise<void>;
+  /** What this device notifies me of. */
+  notificationSettings(): Promise<NotificationSettings>;
+  /** Refused, with the reason, for quiet hours that are half set or not times. */
+  setNotificationSettings(settings: NotificationSettings): Promise<void>;
   openConversation(conversationId: string): Promise<ConversationView>;
   customer(conversationId: string): Promise<CustomerView>;
   team(): Promise<Team>;
@@ -150,6 +155,8 @@ export const tauriBackend: Backend = {
   handoffPage: (view, filter, offset, limit) => call<HandoffPage>("handoff_page", { status: view, filter, offset, limit }),
   handoffCounts: () => call<HandoffCounts>("handoff_counts"),
   markUnread: (conversation_id) => run({ action: "unread", conversation_id }),
+  notificationSettings: () => call<NotificationSettings>("notification_settings"),
+  setNotificationSettings: (settings) => call<void>("set_notification_settings", { settings }),
   openConversation: (conversationId) =>
     call<ConversationView>("open_conversation", { conversationId }),
   customer: (conversationId) => call<CustomerView>("customer", { conversationId }),

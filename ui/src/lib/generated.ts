@@ -173,6 +173,29 @@ export type ReadMark = { agent_id: string, conversation_id: string, read_at: str
  */
 unread: boolean, };
 
+export type NotificationSettings = { 
+/**
+ * A handoff I could take.
+ */
+new_handoffs: boolean, 
+/**
+ * A handoff routed or transferred to me.
+ */
+assigned_to_me: boolean, 
+/**
+ * A customer writing in a conversation I hold (while the window is not in front).
+ */
+customer_messages: boolean, 
+/**
+ * A customer waiting past the channel's target, and escalations to me.
+ */
+escalations: boolean, sound: boolean, 
+/**
+ * Quiet hours, `HH:MM` in the device's time: no notification between them (across midnight
+ * when `quiet_from` is later than `quiet_until`). Both or neither.
+ */
+quiet_from?: string, quiet_until?: string, };
+
 export type CustomerView = { contact: Contact | null, 
 /**
  * Every handoff of this customer (across their conversations), newest first, labels included.

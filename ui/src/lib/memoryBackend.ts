@@ -8,6 +8,7 @@ import type {
   AgentCommand,
   ChannelProblem,
   MediaFile,
+  NotificationSettings,
   WhatsAppTemplate,
   Agent,
   Contact,
@@ -47,6 +48,7 @@ export interface MemoryInbox {
   read?: string[];
   /** Conversations I marked unread. */
   markedUnread?: string[];
+  notifications?: NotificationSettings;
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -171,6 +173,11 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
         unread: open.filter((h) => (h.status === "pending" || h.assignee === inbox.me.id) && isUnread(h)).length,
         tags,
       };
+    },
+    notificationSettings: async () => ({ ...(inbox.notifications ?? { new_handoffs: true, assigned_to_me: true, customer_messages: true, escalations: true, sound: true }) }),
+    setNotificationSettings: async (settings) => {
+      if (!!settings.quiet_from !== !!settings.quiet_until) throw { code: "bad_request", message: "quiet hours need both a start and an end" };
+      inbox.notifications = settings;
     },
     markUnread: async (conversationId) => {
       inbox.markedUnread = [...(inbox.markedUnread ?? []), conversationId];

@@ -19,6 +19,7 @@ export type {
   HandoffSort,
   HandoffStatus,
   HandoffSummary,
+  NotificationSettings,
   HandoffView,
   HitKind,
   Message,

@@ -347,3 +347,28 @@ impl Cache {
         Ok(unread)
     }
 }
+
+impl Cache {
+    /// This device's notification settings (the defaults until the agent changes them).
+    pub fn notification_settings(&self) -> Result<crate::prefs::NotificationSettings, CacheError> {
+        let saved: Option<crate::prefs::NotificationSettings> = json_row(
+            &self.conn,
+            "SELECT value FROM settings WHERE key = 'notifications'",
+            [],
+        )?;
+        Ok(saved.unwrap_or_default())
+    }
+
+    pub fn set_notification_settings(
+        &self,
+        settings: &crate::prefs::NotificationSettings,
+    ) -> Result<(), CacheError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO settings (key, value) VALUES ('notifications', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([serde_json::to_string(settings)?])?;
+        Ok(())
+    }
+}
