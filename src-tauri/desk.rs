@@ -60,6 +60,9 @@ pub struct DeskStatus {
     pub synced_at: Option<String>,
     /// How far the history backfill has got.
     pub history: Option<Backfill>,
+    /// After this long with no keyboard or pointer in the window, an online agent shows as away
+    /// (`BATON_AWAY_AFTER`, seconds; 300 by default, 0 never).
+    pub away_after_secs: u64,
 }
 
 impl Desk {
@@ -75,7 +78,13 @@ impl Desk {
                 data_dir: data_dir.to_path_buf(),
                 app: Mutex::new(None),
                 engine: Engine::new(Arc::new(Mutex::new(cache))),
-                status: Mutex::new(DeskStatus::default()),
+                status: Mutex::new(DeskStatus {
+                    away_after_secs: std::env::var("BATON_AWAY_AFTER")
+                        .ok()
+                        .and_then(|s| s.trim().parse().ok())
+                        .unwrap_or(300),
+                    ..DeskStatus::default()
+                }),
                 stop,
                 notifications: Arc::new(Mutex::new(notifications)),
             }),

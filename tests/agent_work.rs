@@ -1361,3 +1361,57 @@ async fn outside_business_hours_a_queued_customer_is_told_even_with_agents_onlin
         "is not a day",
     );
 }
+
+#[tokio::test]
+async fn an_away_agent_is_offered_no_new_handoff_until_their_next_action_makes_them_online() {
+    let d = desk_configured(&["--routing", "round-robin"], &[]).await;
+    let alice = AgentSession::sign_in(&d.hub, AGENT_EMAIL).await;
+    let bob = AgentSession::sign_in(&d.hub, "bob@example.com").await;
+    go_online(&alice).await;
+    go_online(&bob).await;
+    // Bob's app saw no keyboard or pointer for a while.
+    assert_eq!(
+        bob.post("/presence", json!({"status": "away"})).await.0,
+        200
+    );
+    let first = [
+        d.botpress
+            .hand_off("While Bob is away 1", "Ana", "hi")
+            .await,
+        d.botpress
+            .hand_off("While Bob is away 2", "Ben", "hi")
+            .await,
+    ];
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = holders(&alice, &first).await;
+        if held.iter().all(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held, ["Alice", "Alice"], "Bob was away");
+    let bob_now = |events: Vec<Value>| {
+        events
+            .into_iter()
+            .rev()
+            .find(|e| e["kind"] == "agent" && e["data"]["name"] == "Bob")
+            .map(|e| e["data"]["presence"].clone())
+    };
+    assert_eq!(bob_now(alice.events().await), Some(json!("away")));
+
+    // Bob comes back and does something: he is online again, and the next one can be his.
+    let ticket = &first[0];
+    bob.act(
+        &format!("/conversations/{ticket}/notes"),
+        json!({"text": "back"}),
+    )
+    .await;
+    assert_eq!(bob_now(alice.events().await), Some(json!("online")));
+    let (status, body) = bob.post("/presence", json!({"status": "asleep"})).await;
+    assert_eq!(status, 400);
+    assert!(
+        body["message"].as_str().unwrap_or("").contains("\"away\""),
+        "{body}"
+    );
+}

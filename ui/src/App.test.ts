@@ -1,7 +1,7 @@
 // The inbox as an agent sees it, rendered without Tauri: App over the in-memory backend.
 
 import { fireEvent, render, screen, waitFor, within } from "@testing-library/svelte";
-import { describe, expect, test } from "vitest";
+import { describe, expect, test, vi } from "vitest";
 import App from "./App.svelte";
 import { agent, handoff, memoryBackend, message, type MemoryInbox } from "./lib/memoryBackend";
 
@@ -414,5 +414,27 @@ describe("my notification settings", () => {
     await fireEvent.click(screen.getByTestId("notify-save"));
     await screen.findByText("Saved.");
     expect(backend.inbox.notifications).toMatchObject({ sound: false, new_handoffs: true, quiet_from: "21:30", quiet_until: "07:00" });
+  });
+});
+
+describe("presence", () => {
+  test("an agent idle past the away timeout shows as away, and is online again at their next keystroke", async () => {
+    vi.useFakeTimers({ shouldAdvanceTime: true });
+    try {
+      const data = inbox();
+      data.awayAfterSecs = 60;
+      const backend = memoryBackend(data);
+      render(App, { props: { backend } });
+      const toggle = await screen.findByTestId("presence-toggle");
+      await waitFor(() => expect(toggle.textContent).toContain("Online"));
+      vi.advanceTimersByTime(65_000);
+      await waitFor(() => expect(toggle.textContent).toContain("Away"));
+      expect(data.presence).toBe("away");
+      await fireEvent.keyDown(window, { key: "x" });
+      await waitFor(() => expect(toggle.textContent).toContain("Online"));
+      expect(data.presence).toBe("online");
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

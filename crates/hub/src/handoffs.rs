@@ -55,9 +55,10 @@ pub fn run(
             }
             return Ok((serde_json::from_str(&recorded.response)?, false));
         }
-        // Acting is being active: the agent is online from their first command on.
+        // Acting is being active: the agent is online from their first command on (a presence
+        // command says itself what it wants).
         let mut agent = current_agent(txn, &agent.id)?;
-        if agent.presence != Presence::Online {
+        if agent.presence != Presence::Online && !matches!(command, AgentCommand::Presence { .. }) {
             agent.presence = Presence::Online;
             txn.put(EventData::Agent(agent.clone()))?;
         }
@@ -722,8 +723,9 @@ fn transfer(
     }
     if target.presence != Presence::Online {
         return Err(ApiError::Conflict(format!(
-            "{} is offline; transfer to an online agent",
-            target.name
+            "{} is {}; transfer to an online agent",
+            target.name,
+            target.presence.as_str()
         )));
     }
     check_capacity(txn, &target, &target.name)?;

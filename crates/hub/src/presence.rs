@@ -60,7 +60,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
     }
 }
 
-/// Sets offline every online agent silent past the timeout; returns how many.
+/// Sets offline every online or away agent silent past the timeout; returns how many.
 pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
     let timeout = chrono::TimeDelta::from_std(hub.config().agent_session_timeout)
         .unwrap_or(chrono::TimeDelta::minutes(10));
@@ -70,7 +70,7 @@ pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
         .reader()?
         .agents()?
         .into_iter()
-        .filter(|a| a.presence == Presence::Online)
+        .filter(|a| a.presence != Presence::Offline)
         .filter(|a| now - hub.last_seen(&a.id) > timeout)
         .collect();
     for agent in &silent {

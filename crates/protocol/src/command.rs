@@ -304,10 +304,11 @@ impl AgentCommand {
             ("presence", "") => Self::Presence {
                 status: match fields.status.as_deref() {
                     Some("online") => Presence::Online,
+                    Some("away") => Presence::Away,
                     Some("offline") => Presence::Offline,
                     other => {
                         return Err(CommandError::Invalid(format!(
-                            "status must be \"online\" or \"offline\", not {other:?}"
+                            "status must be \"online\", \"away\" or \"offline\", not {other:?}"
                         )))
                     }
                 },

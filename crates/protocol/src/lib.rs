@@ -313,6 +313,9 @@ impl Role {
 #[serde(rename_all = "snake_case")]
 pub enum Presence {
     Online,
+    /// The app is open but the agent has been idle past its away timeout: not offered new work,
+    /// online again at their next action.
+    Away,
     #[default]
     Offline,
 }
@@ -321,6 +324,7 @@ impl Presence {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Online => "online",
+            Self::Away => "away",
             Self::Offline => "offline",
         }
     }

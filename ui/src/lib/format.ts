@@ -1,6 +1,6 @@
 // Small pure helpers for what the inbox shows; tested in format.test.ts.
 
-import type { AgentCommand, Author, ConnectionState, Message } from "./types";
+import type { AgentCommand, Author, ConnectionState, Message, Presence } from "./types";
 
 /** "just now", "4 min", "2 h", "3 d": how long something has been waiting. */
 export function age(iso: string, now: Date): string {
@@ -97,6 +97,16 @@ export function mediaUrl(message: Message): string | null {
     if (typeof value === "string" && /^https?:\/\//i.test(value)) return value;
   }
   return null;
+}
+
+/** How an agent's presence reads. */
+export function presenceLabel(presence: Presence): string {
+  return presence === "online" ? "Online" : presence === "away" ? "Away" : "Offline";
+}
+
+/** Whether an agent idle since `lastActive` should show as away now (`afterSecs` of no input). */
+export function idleTooLong(lastActive: number, now: number, afterSecs: number): boolean {
+  return afterSecs > 0 && now - lastActive >= afterSecs * 1000;
 }
 
 export function connectionLabel(state: ConnectionState | null): string {

@@ -9,7 +9,7 @@ export type Author = "end_user" | "bot" | "agent" | "system";
 
 export type DeliveryStatus = "received" | "queued" | "sent" | "delivered" | "read" | "uncertain" | "failed" | "draft" | "rejected";
 
-export type Presence = "online" | "offline";
+export type Presence = "online" | "away" | "offline";
 
 export type Role = "admin" | "agent";
 

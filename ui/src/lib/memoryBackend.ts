@@ -49,6 +49,10 @@ export interface MemoryInbox {
   /** Conversations I marked unread. */
   markedUnread?: string[];
   notifications?: NotificationSettings;
+  /** Seconds of no input before I show as away. */
+  awayAfterSecs?: number;
+  /** My presence as the hub records it (set by setPresence). */
+  presence?: Agent["presence"];
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -83,6 +87,7 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     outbox_failed: inbox.outbox.filter((i) => i.state === "failed").length,
     synced_at: AT,
     history: null,
+    away_after_secs: inbox.awayAfterSecs ?? 300,
   });
   const customerOf = (conversation: string): Contact | null => {
     const author = inbox.messages.find((m) => m.conversation_id === conversation && m.author === "end_user");
@@ -247,7 +252,11 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     },
     approveDraft: async (messageId, text) => decideDraft(messageId, (m) => ({ ...m, status: "sent", text: text ?? m.text, payload: { text: text ?? m.text, drafted: m.text } })),
     rejectDraft: async (messageId, reason) => decideDraft(messageId, (m) => ({ ...m, status: "rejected", status_reason: reason ?? "rejected" })),
-    setPresence: async () => {},
+    setPresence: async (presence) => {
+      inbox.presence = presence;
+      inbox.agents = inbox.agents.map((a) => (a.id === inbox.me.id ? { ...a, presence } : a));
+      changed([]);
+    },
     setBotpressWebhook: async () => {},
     outbox: async () => inbox.outbox,
     retryOutbox: async (id) => {

@@ -97,6 +97,8 @@ export interface DeskStatus {
   /** When the cache was last known to match the hub (RFC 3339). */
   synced_at: string | null;
   history: Backfill | null;
+  /** Idle this long (no keyboard or pointer), an online agent shows as away; 0: never. */
+  away_after_secs: number;
 }
 
 /** Every command error: a stable code to branch on and a sentence to show. */
