@@ -298,11 +298,19 @@ pub async fn whatsapp_templates(
 pub fn open_conversation(
     desk: State<'_, Desk>,
     conversation_id: String,
+    read: Option<bool>,
 ) -> Result<ConversationView, CommandError> {
     let engine = desk.engine();
     let id = conversation_id.clone();
     let me = desk.status().me.map(|me| me.id);
-    tauri::async_runtime::spawn(async move { engine.mark_read(&id, me.as_deref()).await });
+    let shown = (*desk).clone();
+    // A conversation reloaded because it changed while the agent looks elsewhere is not read.
+    if read.unwrap_or(true) {
+        tauri::async_runtime::spawn(async move {
+            engine.mark_read(&id, me.as_deref()).await;
+            shown.tray_changed();
+        });
+    }
     let cache = desk.cache();
     let cache = cache
         .lock()
@@ -330,10 +338,38 @@ pub async fn sign_in(
     desk: State<'_, Desk>,
     email: String,
     password: String,
+    hub_url: Option<String>,
 ) -> Result<(), CommandError> {
-    desk.sign_in(app, &email, &password)
+    desk.sign_in(app, &email, &password, hub_url.as_deref())
         .await
         .map_err(|e| CommandError::new("sign_in", e))
+}
+
+/// Leaves the team's hub: the app starts again at the sign-in form.
+#[tauri::command]
+pub async fn sign_out(app: AppHandle, desk: State<'_, Desk>) -> Result<(), CommandError> {
+    desk.sign_out(app)
+        .await
+        .map_err(|e| CommandError::new("sign_in", e))
+}
+
+/// Switches to a team hub (or back to a solo desk, `null`); the app restarts on it.
+#[tauri::command]
+pub fn use_hub(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    hub_url: Option<String>,
+) -> Result<(), CommandError> {
+    desk.use_hub(app, hub_url.as_deref())
+        .map_err(|e| CommandError::new("bad_request", e))
+}
+
+/// Solo mode: a test handoff through the desk's own Botpress endpoint.
+#[tauri::command]
+pub async fn send_test_handoff(desk: State<'_, Desk>) -> Result<String, CommandError> {
+    desk.send_test_handoff()
+        .await
+        .map_err(|e| CommandError::new("hub", e))
 }
 
 /// Solo mode: where the desk's Botpress channel sends replies (the integration's webhook URL).

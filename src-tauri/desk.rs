@@ -35,6 +35,9 @@ struct DeskInner {
     stop: watch::Sender<bool>,
     /// What the agent wants to be notified of (kept in the cache, read here once).
     notifications: notify::SharedSettings,
+    /// The tray icon, made once per run (`None` inside: the desktop has no tray).
+    #[cfg(desktop)]
+    tray: std::sync::OnceLock<Option<crate::tray::TrayCount>>,
 }
 
 /// What the header of the window shows.
@@ -63,6 +66,84 @@ pub struct DeskStatus {
     /// After this long with no keyboard or pointer in the window, an online agent shows as away
     /// (`BATON_AWAY_AFTER`, seconds; 300 by default, 0 never).
     pub away_after_secs: u64,
+    /// This build can run a desk by itself (desktop): the sign-in form offers it.
+    pub solo_available: bool,
+}
+
+/// The team hub chosen in the app (at sign-in, or in a solo desk's Settings), kept in the data
+/// directory so the next start goes to it. `BATON_HUB_URL` overrides it.
+mod hub_address {
+    use std::path::Path;
+
+    const FILE: &str = "hub-address";
+
+    pub fn load(data_dir: &Path) -> Option<String> {
+        std::fs::read_to_string(data_dir.join(FILE))
+            .ok()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+    }
+
+    /// Keeps `hub_url`, or forgets it (`None`: back to a solo desk).
+    /// Refuses an address a password should not be sent to: plain `http` is for this computer
+    /// only.
+    pub fn check(hub_url: &str) -> Result<(), String> {
+        let url = url::Url::parse(hub_url)
+            .map_err(|_| format!("{hub_url:?} is not an address like https://baton.example.com"))?;
+        let loopback = match url.host() {
+            Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+            Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+            Some(url::Host::Domain(d)) => d == "localhost",
+            None => false,
+        };
+        match url.scheme() {
+            "https" => Ok(()),
+            "http" if loopback => Ok(()),
+            _ => Err(format!(
+                "use https:// for {hub_url}: a password must not travel in the clear"
+            )),
+        }
+    }
+
+    pub fn save(data_dir: &Path, hub_url: Option<&str>) -> std::io::Result<()> {
+        let path = data_dir.join(FILE);
+        match hub_url {
+            Some(url) => std::fs::write(path, format!("{url}\n")),
+            None => match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            },
+        }
+    }
+
+    #[cfg(test)]
+    mod tests {
+        #[test]
+        fn the_chosen_hub_is_kept_for_the_next_start_and_forgotten_for_a_solo_desk() {
+            let dir = tempfile::tempdir().expect("dir");
+            assert_eq!(super::load(dir.path()), None);
+            super::save(dir.path(), Some("https://baton.example.com")).expect("save");
+            assert_eq!(
+                super::load(dir.path()).as_deref(),
+                Some("https://baton.example.com")
+            );
+            super::save(dir.path(), None).expect("forget");
+            super::save(dir.path(), None).expect("forgetting twice is fine");
+            assert_eq!(super::load(dir.path()), None);
+        }
+
+        #[test]
+        fn a_password_goes_only_over_https_or_to_this_computer() {
+            assert!(super::check("https://baton.example.com").is_ok());
+            assert!(super::check("http://127.0.0.1:8717").is_ok());
+            assert!(super::check("http://localhost:8717").is_ok());
+            assert_eq!(
+                super::check("http://baton.example.com"),
+                Err("use https:// for http://baton.example.com: a password must not travel in the clear".into())
+            );
+            assert!(super::check("baton.example.com").is_err());
+        }
+    }
 }
 
 impl Desk {
@@ -79,6 +160,7 @@ impl Desk {
                 app: Mutex::new(None),
                 engine: Engine::new(Arc::new(Mutex::new(cache))),
                 status: Mutex::new(DeskStatus {
+                    solo_available: cfg!(desktop),
                     away_after_secs: std::env::var("BATON_AWAY_AFTER")
                         .ok()
                         .and_then(|s| s.trim().parse().ok())
@@ -87,12 +169,41 @@ impl Desk {
                 }),
                 stop,
                 notifications: Arc::new(Mutex::new(notifications)),
+                #[cfg(desktop)]
+                tray: std::sync::OnceLock::new(),
             }),
         })
     }
 
     pub fn engine(&self) -> Engine {
         self.inner.engine.clone()
+    }
+
+    /// Makes this device's copy the hub's (`solo`, or a team hub's address): a copy from another
+    /// hub is forgotten first — its inbox, and any reply still waiting for that hub.
+    fn adopt_hub(&self, hub: &str) -> Result<(), baton_core::CacheError> {
+        let cache = self.cache();
+        let mut cache = match cache.lock() {
+            Ok(c) => c,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let waiting = cache.outbox().map(|o| o.len()).unwrap_or(0);
+        if cache.adopt_hub(hub)? {
+            tracing::warn!(
+                hub,
+                dropped_outbox = waiting,
+                "this device's copy came from another hub: started afresh"
+            );
+        }
+        Ok(())
+    }
+
+    /// Asks the tray to recount (a conversation was read here, the signed-in agent changed).
+    pub fn tray_changed(&self) {
+        #[cfg(desktop)]
+        if let Some(Some(tray)) = self.inner.tray.get() {
+            tray.changed();
+        }
     }
 
     pub fn notification_settings(&self) -> baton_core::prefs::NotificationSettings {
@@ -152,7 +263,8 @@ impl Desk {
         let _ = app.emit("baton:status", snapshot);
     }
 
-    /// Connects the desk: to `BATON_HUB_URL` if set, else to a hub started in-process.
+    /// Connects the desk: to `BATON_HUB_URL` if set, else to the hub last signed in to from
+    /// this app, else to a hub started in-process.
     pub async fn start(self, app: AppHandle) {
         if let Ok(mut slot) = self.inner.app.lock() {
             *slot = Some(app.clone());
@@ -161,6 +273,7 @@ impl Desk {
         match std::env::var("BATON_HUB_URL")
             .ok()
             .filter(|u| !u.trim().is_empty())
+            .or_else(|| hub_address::load(&self.inner.data_dir))
         {
             Some(hub_url) => self.start_remote(app, hub_url).await,
             None => self.start_solo(app).await,
@@ -190,6 +303,10 @@ impl Desk {
             Ok(hub) => {
                 // Not the endpoint URL: its secret is the channel's only credential.
                 tracing::info!(hub = %hub.hub_url, "solo hub running");
+                // The desk's own hub, whatever address it listens on this time.
+                if let Err(e) = self.adopt_hub("solo") {
+                    tracing::warn!(error = %e, "cannot record which hub this device's copy is from");
+                }
                 self.set_status(&app, |s| {
                     s.mode = "solo";
                     s.hub_url = Some(hub.hub_url.clone());
@@ -219,6 +336,9 @@ impl Desk {
         let token = TokenStore::keychain(&hub_url).and_then(|store| store.load());
         match (token, HubClient::new(&hub_url)) {
             (Ok(Some(token)), Ok(client)) => {
+                if let Err(e) = self.adopt_hub(&hub_url) {
+                    tracing::warn!(error = %e, "cannot record which hub this device's copy is from");
+                }
                 self.set_status(&app, |s| s.signed_in = true);
                 self.follow(app, client.with_token(token));
             }
@@ -228,26 +348,137 @@ impl Desk {
         }
     }
 
-    /// Signs in to the remote hub, keeps the token in the keychain and starts following.
-    pub async fn sign_in(&self, app: AppHandle, email: &str, password: &str) -> Result<(), String> {
-        let hub_url = self
-            .status()
-            .hub_url
-            .ok_or("no hub is configured (set BATON_HUB_URL)")?;
+    /// Signs in to the hub at `hub_url` (or the desk's), keeps the token in the keychain and the
+    /// address for next time, and starts following. A different hub than the one this device's
+    /// copy came from starts the copy afresh: none of it belongs to the new one.
+    pub async fn sign_in(
+        &self,
+        app: AppHandle,
+        email: &str,
+        password: &str,
+        hub_url: Option<&str>,
+    ) -> Result<(), String> {
+        if self.status().signed_in {
+            return Err("already signed in; sign out first".into());
+        }
+        let hub_url = match hub_url.map(str::trim).filter(|u| !u.is_empty()) {
+            Some(url) => url.trim_end_matches('/').to_string(),
+            None => self
+                .status()
+                .hub_url
+                .ok_or("type the address of your team's hub")?,
+        };
+        hub_address::check(&hub_url)?;
         let client = HubClient::new(&hub_url).map_err(|e| e.to_string())?;
         let login = client
             .login(email, password)
             .await
             .map_err(|e| e.to_string())?;
+        self.adopt_hub(&hub_url).map_err(|e| e.to_string())?;
+        hub_address::save(&self.inner.data_dir, Some(&hub_url)).map_err(|e| e.to_string())?;
         TokenStore::keychain(&hub_url)
             .and_then(|store| store.save(&login.token))
             .map_err(|e| e.to_string())?;
         self.set_status(&app, |s| {
+            s.mode = "remote";
+            s.hub_url = Some(hub_url.clone());
             s.signed_in = true;
             s.error = None;
         });
         self.follow(app, client.with_token(login.token));
         Ok(())
+    }
+
+    /// Signs out of the team's hub: the hub forgets the token, the keychain too, and the app
+    /// starts again at the sign-in form (this device's copy stays, for the next sign-in).
+    pub async fn sign_out(&self, app: AppHandle) -> Result<(), String> {
+        let status = self.status();
+        let (Some(hub_url), "remote") = (status.hub_url, status.mode) else {
+            return Err("a solo desk has no sign-in to leave".into());
+        };
+        if let Some(client) = self.inner.engine.client() {
+            if let Err(e) = client.logout().await {
+                tracing::warn!(error = %e, "the hub could not be told of the sign-out");
+            }
+        }
+        self.inner.engine.signed_out();
+        TokenStore::keychain(&hub_url)
+            .and_then(|store| store.clear())
+            .map_err(|e| e.to_string())?;
+        tracing::info!(hub = %hub_url, "signed out");
+        app.restart();
+    }
+
+    /// Switches to the team hub at `hub_url` (or, `None`, back to a solo desk) and restarts the
+    /// app on it.
+    pub fn use_hub(&self, app: AppHandle, hub_url: Option<&str>) -> Result<(), String> {
+        if std::env::var("BATON_HUB_URL").is_ok_and(|u| !u.trim().is_empty()) {
+            return Err(
+                "BATON_HUB_URL chooses the hub for this app; unset it to choose here".into(),
+            );
+        }
+        let hub_url = hub_url.map(str::trim).filter(|u| !u.is_empty());
+        if let Some(url) = hub_url {
+            hub_address::check(url)?;
+            HubClient::new(url).map_err(|e| e.to_string())?;
+        }
+        hub_address::save(
+            &self.inner.data_dir,
+            hub_url.map(|u| u.trim_end_matches('/')),
+        )
+        .map_err(|e| e.to_string())?;
+        tracing::info!(
+            hub = hub_url.unwrap_or("solo"),
+            "switching hubs: restarting"
+        );
+        app.restart();
+    }
+
+    /// Solo mode: hands a test customer over through the desk's own Botpress endpoint, exactly
+    /// as the integration would; answers the handoff's title.
+    pub async fn send_test_handoff(&self) -> Result<String, String> {
+        const TITLE: &str = "Test handoff from Baton";
+        let endpoint = self
+            .status()
+            .endpoint_url
+            .ok_or("only a solo desk has its own Botpress endpoint to test")?;
+        let http = reqwest::Client::new();
+        let post = |route: &'static str, body: serde_json::Value| {
+            let (http, url) = (http.clone(), format!("{endpoint}/{route}"));
+            async move {
+                let response = http
+                    .post(url)
+                    .json(&body)
+                    .timeout(std::time::Duration::from_secs(10))
+                    .send()
+                    .await
+                    .map_err(|e| format!("the desk's endpoint did not answer: {e}"))?;
+                let status = response.status();
+                let answer: serde_json::Value = response.json().await.unwrap_or_default();
+                if !status.is_success() {
+                    return Err(format!("the desk's endpoint refused {route}: {answer}"));
+                }
+                Ok::<_, String>(answer)
+            }
+        };
+        let user = post(
+            "createRemoteUser",
+            serde_json::json!({"type": "createRemoteUser", "payload": {"role": "end-user", "name": "Test customer"}}),
+        )
+        .await?;
+        let ticket = post(
+            "createRemoteConversation",
+            serde_json::json!({"type": "createRemoteConversation", "payload": {"title": TITLE, "description": "Sent from Settings to check the desk"}}),
+        )
+        .await?;
+        post(
+            "botSendsMessage",
+            serde_json::json!({"type": "botSendsMessage", "remoteConversationId": ticket["id"],
+                               "remoteUserId": user["id"],
+                               "payload": {"text": "This is a test: answer it, then resolve it."}}),
+        )
+        .await?;
+        Ok(TITLE.into())
     }
 
     /// Solo mode: sets the Botpress channel's webhook URL (the solo agent is the hub's admin).
@@ -358,7 +589,15 @@ impl Desk {
                     }
                 }
                 match client.me().await {
-                    Ok(me) => desk.set_status(&app, |s| s.me = Some(me)),
+                    Ok(me) => {
+                        if let Ok(cache) = desk.cache().lock() {
+                            if let Err(e) = cache.set_me(&me.id) {
+                                tracing::warn!(error = %e, "cannot record the signed-in agent");
+                            }
+                        }
+                        desk.set_status(&app, |s| s.me = Some(me));
+                        desk.tray_changed();
+                    }
                     Err(e) => tracing::warn!(error = %e, "cannot read the signed-in agent"),
                 }
                 // Opening the desk means being at work: go online (the header toggles it).
@@ -383,7 +622,11 @@ impl Desk {
         let desk = self.clone();
         let notices = notify::Notices::start(&app, desk.inner.notifications.clone());
         #[cfg(desktop)]
-        let tray = crate::tray::start(&app, desk.clone());
+        let tray = desk
+            .inner
+            .tray
+            .get_or_init(|| crate::tray::start(&app, desk.clone()))
+            .clone();
         tauri::async_runtime::spawn(async move {
             while let Some(update) = received.recv().await {
                 #[cfg(desktop)]

@@ -83,6 +83,9 @@ pub fn run() {
             commands::set_botpress_webhook,
             commands::open_link,
             commands::notification_settings,
+            commands::sign_out,
+            commands::use_hub,
+            commands::send_test_handoff,
             commands::set_notification_settings,
         ])
         // Whether the window is in front, kept from its own events: asking the window from the

@@ -3,16 +3,22 @@
 // run). Prints how long each Botpress call took: the built-in hub must answer like the standalone
 // one, never starved by the window (target: no call slower than 1 s).
 //
+// Then, with those 10,000 handoffs in the app, the inbox itself: how long a list of them takes to
+// show (switching to it), how long a customer's new message takes to reach the screen, how many
+// rows are drawn, the app's resident memory and the release binary's size — each beside what the
+// previous design did or a reference measured in the same run.
+//
 // Run under a display and a D-Bus session (make bench does): node bench-solo-burst.mjs
-// BENCH_HANDOFFS (3000) and BENCH_CALLERS (8) change the load.
+// BENCH_HANDOFFS (10000) and BENCH_CALLERS (8) change the load.
 
-import { mkdtempSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { freePort, portOpen, requireSession, root, start, startNotificationWatch, waitFor } from "./harness.mjs";
+import { freePort, portOpen, requireSession, root, start, startApp, startNotificationWatch, waitFor } from "./harness.mjs";
 
-const HANDOFFS = Number(process.env.BENCH_HANDOFFS ?? 3000);
+const HANDOFFS = Number(process.env.BENCH_HANDOFFS ?? 10000);
 const CALLERS = Number(process.env.BENCH_CALLERS ?? 8);
 const release = (name) => path.join(root, "target/release", name);
 
@@ -43,7 +49,12 @@ async function handoff(base, i, times) {
     payload: { text: `I need a person (${i})` },
   });
   times.push(user, ticket, message);
+  [users[i], tickets[i]] = [user.json.id, ticket.json.id];
 }
+
+/** The last burst's Botpress user and ticket ids, by handoff number. */
+const users = [];
+const tickets = [];
 
 async function burst(base) {
   const times = [];
@@ -90,18 +101,149 @@ hub.stop();
 // The app in solo mode, window open, every handoff arriving in it.
 const appData = mkdtempSync(path.join(os.tmpdir(), "baton-bench-app-"));
 const appPort = await freePort();
-const app = start(release("baton"), [], {
-  env: { ...env, BATON_DATA_DIR: appData, BATON_SOLO_LISTEN: `127.0.0.1:${appPort}`, WEBKIT_DISABLE_DMABUF_RENDERER: "1", WEBKIT_DISABLE_COMPOSITING_MODE: "1" },
+const { driver, browser } = await startApp({
+  ...env,
+  BATON_APP: release("baton"),
+  BATON_DATA_DIR: appData,
+  BATON_SOLO_LISTEN: `127.0.0.1:${appPort}`,
+  // The bench types nothing for minutes: it must not go away.
+  BATON_AWAY_AFTER: "0",
 });
 await waitFor("the app's built-in hub", () => portOpen(appPort), 60_000);
 const solo = JSON.parse(readFileSync(path.join(appData, "hub", "solo.json"), "utf8"));
 await sleep(2000); // the window loads and the app follows its hub
-const inApp = await burst(`http://127.0.0.1:${appPort}${solo.endpoint_path}`);
-app.stop();
-notifications.stop();
+const endpoint = `http://127.0.0.1:${appPort}${solo.endpoint_path}`;
+const inApp = await burst(endpoint);
 
 console.log(`\nsolo burst: ${HANDOFFS} handoffs (3 Botpress calls each) from ${CALLERS} concurrent callers`);
 console.log(line("standalone baton-hub (baseline)", baseline));
 console.log(line("the app's built-in hub, window open", inApp));
 console.log(`target: no call over 1 s in the app → ${inApp.over1s === 0 && inApp.failed === 0 ? "met" : "NOT met"}`);
+
+// The inbox with all of them in it.
+const shown = async (selector) => (await browser.$(selector).isExisting()) ? browser.$(selector).getText() : "";
+await browser.waitUntil(async () => (await shown('[data-testid="count-pending"]')) === String(HANDOFFS), {
+  timeout: 120_000,
+  timeoutMsg: `the window never counted ${HANDOFFS} waiting`,
+});
+await sleep(1000);
+const settings = await browser.$('[data-testid="settings-close"]');
+if (await settings.isExisting()) await settings.click();
+
+/** In the window: clicks `from`, then `to`, and answers the ms from the second click until its rows are drawn. */
+const switchMs = (from, to) =>
+  browser.executeAsync((from, to, done) => {
+    const rows = () => document.querySelectorAll('[data-testid="handoff-item"]').length;
+    document.querySelector(`[data-testid="tab-${from}"]`).click();
+    const wait = (check, then) => (check() ? then() : requestAnimationFrame(() => wait(check, then)));
+    wait(
+      () => rows() === 0 || document.querySelector(`[data-testid="tab-${from}"]`).getAttribute("aria-selected") === "true",
+      () => {
+        setTimeout(() => {
+          const started = performance.now();
+          document.querySelector(`[data-testid="tab-${to}"]`).click();
+          const firstTitle = () => document.querySelector('[data-testid="handoff-title"]')?.textContent ?? "";
+          wait(() => document.querySelector(`[data-testid="tab-${to}"]`).getAttribute("aria-selected") === "true" && rows() > 0 && firstTitle().startsWith("Burst"), () =>
+            requestAnimationFrame(() => done(performance.now() - started)),
+          );
+        }, 300);
+      },
+    );
+  }, from, to);
+
+/** The previous design's cost per update, timed in the same window: every row of the list read. */
+const wholeListMs = () =>
+  browser.executeAsync((done) => {
+    const started = performance.now();
+    window.__TAURI_INTERNALS__.invoke("list_handoffs", { status: "pending" }).then((rows) => done([performance.now() - started, rows.length]));
+  });
+
+const stats = (samples) => {
+  const s = [...samples].sort((a, b) => a - b);
+  return { p50: s[Math.floor(s.length / 2)], max: s[s.length - 1] };
+};
+const switches = [];
+const whole = [];
+for (let i = 0; i < 10; i += 1) {
+  switches.push(await switchMs("resolved", "pending"));
+  whole.push((await wholeListMs())[0]);
+}
+
+/** A customer writes in the conversation at the top of the list: ms until the row shows it. */
+async function messageMs(i) {
+  const top = await browser.execute(() => document.querySelector('[data-testid="handoff-title"]')?.textContent ?? "");
+  const n = Number(top.replace("Burst ", ""));
+  const text = `bench message ${i} ${Date.now()}`;
+  const watching = browser.executeAsync((text, done) => {
+    const found = () => [...document.querySelectorAll('[data-testid="handoff-last-message"]')].find((e) => e.textContent.includes(text));
+    const observer = new MutationObserver(() => {
+      if (found()) {
+        observer.disconnect();
+        done(Date.now());
+      }
+    });
+    observer.observe(document.body, { subtree: true, childList: true, characterData: true });
+    if (found()) done(Date.now());
+  }, text);
+  await sleep(100); // the observer is in place
+  const sent = Date.now();
+  const r = await call(endpoint, "botSendsMessage", {
+    type: "botSendsMessage",
+    remoteConversationId: tickets[n],
+    remoteUserId: users[n],
+    payload: { text },
+  });
+  if (!r.ok) throw new Error(`botSendsMessage failed: ${JSON.stringify(r.json)}`);
+  return (await watching) - sent;
+}
+const messages = [];
+for (let i = 0; i < 10; i += 1) {
+  messages.push(await messageMs(i));
+  await sleep(400);
+}
+
+// Scrolled to the middle, the rows drawn stay a screenful.
+const drawn = await browser.executeAsync((done) => {
+  const scroller = document.querySelector('[data-testid="handoff-scroller"]');
+  scroller.scrollTop = scroller.scrollHeight / 2;
+  scroller.dispatchEvent(new Event("scroll"));
+  setTimeout(() => done(document.querySelectorAll('[data-testid="handoff-item"]').length), 1000);
+});
+
+const rssMb = (pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024;
+const pids = (name) => {
+  try {
+    return execFileSync("pgrep", ["-x", name]).toString().trim().split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+};
+const appRss = pids("baton").map(rssMb).reduce((a, b) => Math.max(a, b), 0);
+const webRss = pids("WebKitWebProces").map(rssMb).reduce((a, b) => a + b, 0);
+const hubRss = await (async () => {
+  const h = start(release("baton-hub"), ["serve", "--data", hubData, "--listen", `127.0.0.1:${hubPort}`], { env });
+  await waitFor("the standalone hub again", () => portOpen(hubPort));
+  await sleep(1000);
+  const mb = rssMb(h.child.pid);
+  h.stop();
+  return mb;
+})();
+const sizeMb = (name) => statSync(release(name)).size / 1e6;
+
+await browser.deleteSession().catch(() => {});
+driver.stop();
+notifications.stop();
+
+const sw = stats(switches);
+const wh = stats(whole);
+const msg = stats(messages);
+console.log(`\nthe inbox with ${HANDOFFS} handoffs (release build, under Xvfb)`);
+console.log(`first screen of a list (switching to Waiting)    p50 ${sw.p50.toFixed(0).padStart(5)} ms  max ${sw.max.toFixed(0).padStart(5)} ms   target ≤ 300 ms → ${sw.max <= 300 ? "met" : "NOT met"}`);
+console.log(`  baseline: reading the whole list (the old UI, every update)  p50 ${wh.p50.toFixed(0).padStart(5)} ms  max ${wh.max.toFixed(0).padStart(5)} ms`);
+console.log(`a customer's new message on screen               p50 ${msg.p50.toFixed(0).padStart(5)} ms  max ${msg.max.toFixed(0).padStart(5)} ms   target ≤ 50 ms → ${msg.p50 <= 50 ? "met" : "NOT met"} (p50)`);
+console.log(`rows drawn, scrolled to the middle               ${drawn} of ${HANDOFFS}   target: a screenful → ${drawn <= 60 ? "met" : "NOT met"}`);
+console.log(`app main process resident                         ${appRss.toFixed(0)} MB (web content process: ${webRss.toFixed(0)} MB)   target < 150 MB → ${appRss < 150 ? "met" : "NOT met"}`);
+console.log(`  baseline: standalone baton-hub over the same ${HANDOFFS} handoffs, idle  ${hubRss.toFixed(0)} MB`);
+console.log(`release app binary                                ${sizeMb("baton").toFixed(1)} MB   target < 20 MB → ${sizeMb("baton") < 20 ? "met" : "NOT met"}`);
+console.log(`  baseline: the release baton-hub binary (the built-in hub alone)  ${sizeMb("baton-hub").toFixed(1)} MB`);
 process.exit(0);

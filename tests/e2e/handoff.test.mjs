@@ -87,12 +87,20 @@ async function setWebhook(url) {
  */
 async function screenshot(name) {
   mkdirSync(path.join(root, "target/e2e"), { recursive: true });
-  const file = path.join(root, `target/e2e/${name}.png`);
-  try {
-    execFileSync("import", ["-window", "root", file]);
-  } catch {
-    await browser.saveScreenshot(file).catch(() => {});
-  }
+  const take = async (file) => {
+    try {
+      execFileSync("import", ["-window", "root", file]);
+    } catch {
+      await browser.saveScreenshot(file).catch(() => {});
+    }
+  };
+  // Both themes: the window's theme follows the system's through one class on the root.
+  const dark = await browser.execute(() => document.documentElement.classList.contains("dark"));
+  await take(path.join(root, `target/e2e/${name}${dark ? "-dark" : ""}.png`));
+  await browser.execute((d) => document.documentElement.classList.toggle("dark", d), !dark);
+  await sleep(300);
+  await take(path.join(root, `target/e2e/${name}${dark ? "" : "-dark"}.png`));
+  await browser.execute((d) => document.documentElement.classList.toggle("dark", d), dark);
 }
 
 /** Runs a test body; with BATON_E2E_SCREENSHOT=1, keeps a screenshot of the window afterwards. */
@@ -269,7 +277,8 @@ test("history is searched in the window, and a reply the hub refuses stays with 
     timeout: 15_000,
     timeoutMsg: `no refused message shown; page: ${(await shownText("main")).slice(0, 600)}`,
   });
-  assert.match(await shownText('[data-testid="error"]'), /relays only text/);
+  // The refusal is said beside the form that sent it.
+  assert.match(await shownText('[data-testid="attach-refused"]'), /relays only text/);
   await (await browser.$('[data-testid="discard"]')).click();
   await browser.waitUntil(async () => (await browser.$$('[data-testid="pending-message"]').length) === 0, {
     timeout: 10_000,
@@ -732,3 +741,23 @@ test("a burst of handoffs is one summary notification, and clicking a notificati
     timeoutMsg: `the clicked notification's conversation is not shown: ${(await shownText("main")).slice(0, 400)}\napp log:\n${appLog().slice(-2000)}`,
   });
 }));
+
+test("the other screens an agent uses: Settings with my notifications, the Team view and the shortcuts", { timeout: 120_000 }, async () => {
+  const wanted = process.env.BATON_E2E_SCREENSHOT === "1";
+  await openSettings();
+  await (await browser.$('[data-testid="notification-settings"]')).waitForExist({ timeout: 5_000 });
+  assert.match(await shownText('[data-testid="notification-settings"]'), /Quiet hours/);
+  if (wanted) await screenshot("settings");
+  await closeSettings();
+
+  await (await browser.$('[data-testid="team-toggle"]')).click();
+  await browser.waitUntil(async () => (await shownText("main")).includes("Online"), { timeout: 5_000 });
+  if (wanted) await screenshot("team");
+  await (await browser.$('[data-testid="team-toggle"]')).click();
+
+  await (await browser.$('[data-testid="shortcuts-toggle"]')).click();
+  await (await browser.$('[data-testid="shortcuts"]')).waitForExist({ timeout: 5_000 });
+  assert.match(await shownText('[data-testid="shortcuts"]'), /Mark as unread/);
+  if (wanted) await screenshot("shortcuts");
+  await browser.keys("Escape");
+});

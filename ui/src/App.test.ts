@@ -438,3 +438,48 @@ describe("presence", () => {
     }
   });
 });
+
+describe("rich messages", () => {
+  test("a location, a card with its buttons and a choice are drawn as what they are, and the map opens in the browser", async () => {
+    const data = inbox();
+    data.messages.push(
+      { ...message("m_loc", "t_sam", "[location]"), type: "location", payload: { latitude: 40.4168, longitude: -3.7038, address: "Gran Vía 1" }, author_id: "u_sam" },
+      { ...message("m_card", "t_sam", "Order 1234", "bot"), type: "card", payload: { title: "Order 1234", subtitle: "Shipped", actions: [{ action: "url", label: "Track", value: "https://t.example/1" }] } },
+      { ...message("m_choice", "t_sam", "Pick one", "bot"), type: "choice", payload: { text: "Pick one", options: [{ label: "Refund", value: "r" }, { label: "Exchange", value: "e" }] } },
+    );
+    render(App, { props: { backend: memoryBackend(data) } });
+    await openHandoff("Parcel late");
+    expect((await screen.findByTestId("place")).textContent).toContain("Gran Vía 1");
+    expect(screen.getByTestId("card").textContent).toContain("Track ↗");
+    expect(screen.getByTestId("choices").textContent).toMatch(/Refund.*Exchange/);
+    expect(screen.queryByText("[location]")).toBeNull();
+    await fireEvent.click(screen.getByTestId("map-link"));
+    await waitFor(() => expect(data.opened?.[0]).toContain("openstreetmap.org/?mlat=40.4168"));
+  });
+});
+
+describe("setting up", () => {
+  test("'Send a test handoff' puts one in Waiting and says where it is", async () => {
+    const backend = memoryBackend({ ...inbox(), endpointUrl: "http://127.0.0.1:8717/botpress/x" });
+    render(App, { props: { backend } });
+    await fireEvent.click(await screen.findByTestId("test-handoff"));
+    expect((await screen.findByTestId("test-handoff-result")).textContent).toContain("waiting in Waiting");
+    await screen.findByText("Test handoff from Baton");
+  });
+});
+
+describe("signing in", () => {
+  test("the sign-in form asks for the hub's address, starting from the last one, and offers a solo desk", async () => {
+    const data = { ...inbox(), signedOut: true };
+    render(App, { props: { backend: memoryBackend(data) } });
+    const address = (await screen.findByTestId("hub-address")) as HTMLInputElement;
+    expect(address.value).toBe("http://127.0.0.1:8717");
+    await fireEvent.input(address, { target: { value: "https://baton.example.com" } });
+    await fireEvent.input(screen.getByLabelText("Email"), { target: { value: "ana@example.com" } });
+    await fireEvent.input(screen.getByLabelText("Password"), { target: { value: "a long enough password" } });
+    await fireEvent.click(screen.getByText("Sign in"));
+    await waitFor(() => expect(data.signedInTo).toEqual({ email: "ana@example.com", hubUrl: "https://baton.example.com" }));
+    await fireEvent.click(screen.getByTestId("use-solo"));
+    await waitFor(() => expect(data.hubChosen).toBeNull());
+  });
+});

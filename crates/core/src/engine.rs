@@ -215,8 +215,11 @@ impl Engine {
                     .find(|m| m.author == baton_protocol::Author::EndUser)
             })
             .map(|m| m.id);
-        let Some(newest) = newest else { return };
-        if let Ok(mut marked) = self.inner.marked_read.lock() {
+        // Nothing the customer wrote and nothing marked unread: nothing to tell.
+        if newest.is_none() && !was_unread {
+            return;
+        }
+        if let (Ok(mut marked), Some(newest)) = (self.inner.marked_read.lock(), newest) {
             if marked.get(conversation_id) == Some(&newest) && !was_unread {
                 return;
             }

@@ -56,9 +56,17 @@ pub fn run(
             return Ok((serde_json::from_str(&recorded.response)?, false));
         }
         // Acting is being active: the agent is online from their first command on (a presence
-        // command says itself what it wants).
+        // command says itself what it wants; a device marking what its window shows read or
+        // unread is not the agent acting).
         let mut agent = current_agent(txn, &agent.id)?;
-        if agent.presence != Presence::Online && !matches!(command, AgentCommand::Presence { .. }) {
+        if agent.presence != Presence::Online
+            && !matches!(
+                command,
+                AgentCommand::Presence { .. }
+                    | AgentCommand::Read { .. }
+                    | AgentCommand::Unread { .. }
+            )
+        {
             agent.presence = Presence::Online;
             txn.put(EventData::Agent(agent.clone()))?;
         }

@@ -43,10 +43,18 @@ export interface Backend {
   notificationSettings(): Promise<NotificationSettings>;
   /** Refused, with the reason, for quiet hours that are half set or not times. */
   setNotificationSettings(settings: NotificationSettings): Promise<void>;
-  openConversation(conversationId: string): Promise<ConversationView>;
+  /** A conversation's messages; `read` (the default) also marks it read on all my devices. */
+  openConversation(conversationId: string, read?: boolean): Promise<ConversationView>;
   customer(conversationId: string): Promise<CustomerView>;
   team(): Promise<Team>;
-  signIn(email: string, password: string): Promise<void>;
+  /** Signs in to the hub at `hubUrl` (kept for next time); a different hub than the last one
+   * starts this device's copy of the inbox afresh. */
+  signIn(email: string, password: string, hubUrl: string): Promise<void>;
+  /** Signs out of the team's hub: the token leaves the keychain and the sign-in form shows. */
+  signOut(): Promise<void>;
+  /** Switches the desk to the team hub at `hubUrl`, or back to the solo desk (`null`), and
+   * restarts the app on it. */
+  useHub(hubUrl: string | null): Promise<void>;
   // Agent commands: each carries a fresh txn_id so the hub applies it once.
   assign(handoffId: string): Promise<void>;
   release(handoffId: string): Promise<void>;
@@ -79,6 +87,9 @@ export interface Backend {
   /** Keeps a bot's drafted reply from the customer, saying why. */
   rejectDraft(messageId: string, reason: string | null): Promise<void>;
   setPresence(status: Presence): Promise<void>;
+  /** Solo mode: hands a test customer over through the desk's own Botpress endpoint, as the
+   * integration would; answers the handoff's title. */
+  sendTestHandoff(): Promise<string>;
   /** Solo mode: where replies go (the Botpress integration's webhook URL). */
   setBotpressWebhook(url: string): Promise<void>;
   /** The outbox: what waits for the hub and what it refused. */
@@ -157,11 +168,13 @@ export const tauriBackend: Backend = {
   markUnread: (conversation_id) => run({ action: "unread", conversation_id }),
   notificationSettings: () => call<NotificationSettings>("notification_settings"),
   setNotificationSettings: (settings) => call<void>("set_notification_settings", { settings }),
-  openConversation: (conversationId) =>
-    call<ConversationView>("open_conversation", { conversationId }),
+  openConversation: (conversationId, read = true) =>
+    call<ConversationView>("open_conversation", { conversationId, read }),
   customer: (conversationId) => call<CustomerView>("customer", { conversationId }),
   team: () => call<Team>("team"),
-  signIn: (email, password) => call<void>("sign_in", { email, password }),
+  signIn: (email, password, hubUrl) => call<void>("sign_in", { email, password, hubUrl }),
+  signOut: () => call<void>("sign_out"),
+  useHub: (hubUrl) => call<void>("use_hub", { hubUrl }),
   assign: (handoff_id) => run({ action: "assign", handoff_id }),
   release: (handoff_id) => run({ action: "release", handoff_id }),
   transfer: (handoff_id, to) => run({ action: "transfer", handoff_id, to }),
@@ -206,6 +219,7 @@ export const tauriBackend: Backend = {
   rejectDraft: (message_id, reason) => run(reason === null ? { action: "reject", message_id } : { action: "reject", message_id, reason }),
   setPresence: (status) => run({ action: "presence", status }),
   setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),
+  sendTestHandoff: () => call<string>("send_test_handoff"),
   outbox: () => call<OutboxItem[]>("outbox_list"),
   retryOutbox: (id) => call<void>("outbox_retry", { id }),
   editOutbox: (id, text) => call<void>("outbox_edit", { id, text, txnId: newTxnId() }),

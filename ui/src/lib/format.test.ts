@@ -1,4 +1,5 @@
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, test } from "vitest";
+import { cardsOf, choicesOf, placeOf } from "./format";
 import { age, connectionLabel, insertTemplate, matchTemplates, mediaUrl, preview, templateQuery } from "./format";
 import { continuesRun, dayLabel, linkParts, offlineBanner, snippetParts, syncedLabel, waitLevel } from "./format";
 import type { Message } from "./types";
@@ -125,5 +126,32 @@ describe("offline state", () => {
     expect(syncedLabel(null, now)).toBe("Not synced yet");
     expect(syncedLabel(new Date("2026-11-21T14:05:00").toISOString(), now)).toMatch(/^Synced up to \d/);
     expect(syncedLabel(new Date("2026-11-03T14:05:00").toISOString(), now)).toContain("Nov");
+  });
+});
+
+describe("rich messages", () => {
+  const msg = (type: string, payload: Record<string, unknown>): Message => message({ type, text: undefined, payload });
+
+  test("a location from Botpress or WhatsApp is a place with its name and a map link", () => {
+    expect(placeOf(msg("location", { latitude: 40.4168, longitude: -3.7038, title: "Shop", address: "Gran Vía 1" }))).toEqual({
+      latitude: 40.4168,
+      longitude: -3.7038,
+      label: "Shop, Gran Vía 1",
+      mapUrl: "https://www.openstreetmap.org/?mlat=40.4168&mlon=-3.7038#map=16/40.4168/-3.7038",
+    });
+    expect(placeOf(msg("location", { location: { latitude: 1, longitude: 2, name: "Depot" } }))?.label).toBe("Depot");
+    expect(placeOf(msg("location", { latitude: "north" }))).toBeNull();
+  });
+
+  test("cards keep their buttons, and only web links open", () => {
+    const card = { title: "Order 1234", subtitle: "Shipped", actions: [{ action: "url", label: "Track", value: "https://t.example/1" }, { action: "postback", label: "Help", value: "help" }, { action: "url", label: "Bad", value: "javascript:alert(1)" }] };
+    expect(cardsOf(msg("card", card))).toEqual([
+      { title: "Order 1234", subtitle: "Shipped", imageUrl: null, buttons: [{ label: "Track", url: "https://t.example/1" }, { label: "Help", url: null }, { label: "Bad", url: null }] },
+    ]);
+    expect(cardsOf(msg("carousel", { items: [card, { nope: 1 }] }))).toHaveLength(1);
+    expect(choicesOf(msg("choice", { text: "Pick one", options: [{ label: "Refund", value: "r" }, { label: "Exchange", value: "e" }] }))).toEqual({
+      text: "Pick one",
+      options: ["Refund", "Exchange"],
+    });
   });
 });

@@ -253,3 +253,74 @@ export function whatsappMedia(message: Message): { kind: string; filename: strin
   const filename = (media as { filename?: unknown }).filename;
   return { kind: message.type, filename: typeof filename === "string" ? filename : null };
 }
+
+/** A place a message points at: from a Botpress `location` payload or a WhatsApp location. */
+export interface Place {
+  latitude: number;
+  longitude: number;
+  /** The place's name and address, when given. */
+  label: string | null;
+  /** The place on OpenStreetMap, to open in the browser. */
+  mapUrl: string;
+}
+
+export function placeOf(message: Message): Place | null {
+  if (message.type !== "location") return null;
+  const p = message.payload as Record<string, unknown>;
+  const inner = typeof p.location === "object" && p.location !== null ? (p.location as Record<string, unknown>) : p;
+  const [latitude, longitude] = [inner.latitude, inner.longitude];
+  if (typeof latitude !== "number" || typeof longitude !== "number") return null;
+  const label = [inner.title, inner.name, inner.address].filter((v): v is string => typeof v === "string" && v.trim() !== "").join(", ");
+  return {
+    latitude,
+    longitude,
+    label: label || null,
+    mapUrl: `https://www.openstreetmap.org/?mlat=${latitude}&mlon=${longitude}#map=16/${latitude}/${longitude}`,
+  };
+}
+
+/** A card as the customer saw it: a title, maybe a subtitle and a picture, and its buttons. */
+export interface Card {
+  title: string;
+  subtitle: string | null;
+  imageUrl: string | null;
+  /** Each button's label, and the web page it opens when it is a link. */
+  buttons: Array<{ label: string; url: string | null }>;
+}
+
+function card(value: unknown): Card | null {
+  if (typeof value !== "object" || value === null) return null;
+  const c = value as Record<string, unknown>;
+  if (typeof c.title !== "string") return null;
+  const actions = Array.isArray(c.actions) ? c.actions : [];
+  return {
+    title: c.title,
+    subtitle: typeof c.subtitle === "string" ? c.subtitle : null,
+    imageUrl: typeof c.imageUrl === "string" && /^https?:\/\//i.test(c.imageUrl) ? c.imageUrl : null,
+    buttons: actions
+      .filter((a): a is Record<string, unknown> => typeof a === "object" && a !== null && typeof (a as Record<string, unknown>).label === "string")
+      .map((a) => ({
+        label: a.label as string,
+        url: a.action === "url" && typeof a.value === "string" && /^https?:\/\//i.test(a.value) ? a.value : null,
+      })),
+  };
+}
+
+/** The cards of a `card` or `carousel` message (none for other kinds). */
+export function cardsOf(message: Message): Card[] {
+  const p = message.payload as Record<string, unknown>;
+  if (message.type === "card") return [card(p)].filter((c): c is Card => c !== null);
+  if (message.type === "carousel" && Array.isArray(p.items)) return p.items.map(card).filter((c): c is Card => c !== null);
+  return [];
+}
+
+/** The options a `choice` or `dropdown` message offered the customer. */
+export function choicesOf(message: Message): { text: string; options: string[] } | null {
+  if (message.type !== "choice" && message.type !== "dropdown") return null;
+  const p = message.payload as Record<string, unknown>;
+  const options = Array.isArray(p.options) ? p.options : [];
+  return {
+    text: typeof p.text === "string" ? p.text : "",
+    options: options.map((o) => (typeof o === "object" && o !== null ? (o as Record<string, unknown>).label : null)).filter((l): l is string => typeof l === "string"),
+  };
+}

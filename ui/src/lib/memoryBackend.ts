@@ -49,6 +49,13 @@ export interface MemoryInbox {
   /** Conversations I marked unread. */
   markedUnread?: string[];
   notifications?: NotificationSettings;
+  /** What the agent signed in with, and the hub they chose to switch to (`null`: solo). */
+  signedInTo?: { email: string; hubUrl: string };
+  hubChosen?: string | null;
+  /** Remote mode, signed out: the sign-in form shows. */
+  signedOut?: boolean;
+  /** Solo mode: the desk's Botpress endpoint (Settings shows the setup steps). */
+  endpointUrl?: string;
   /** Seconds of no input before I show as away. */
   awayAfterSecs?: number;
   /** My presence as the hub records it (set by setPresence). */
@@ -75,11 +82,11 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
   const openHandlers: Array<(conversationId: string) => void> = [];
   let nextId = 1;
   const status = (): DeskStatus => ({
-    mode: "solo",
+    mode: inbox.signedOut ? "remote" : "solo",
     hub_url: "http://127.0.0.1:8717",
-    endpoint_url: null,
+    endpoint_url: inbox.endpointUrl ?? null,
     webhook_url: null,
-    signed_in: true,
+    signed_in: !inbox.signedOut,
     me: inbox.me,
     connection: { state: "live", seq: 1 },
     error: null,
@@ -88,6 +95,7 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     synced_at: AT,
     history: null,
     away_after_secs: inbox.awayAfterSecs ?? 300,
+    solo_available: true,
   });
   const customerOf = (conversation: string): Contact | null => {
     const author = inbox.messages.find((m) => m.conversation_id === conversation && m.author === "end_user");
@@ -189,12 +197,14 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
       inbox.read = (inbox.read ?? []).filter((c) => c !== conversationId);
       changed([conversationId]);
     },
-    openConversation: async (conversationId): Promise<ConversationView> => {
+    openConversation: async (conversationId, read = true): Promise<ConversationView> => {
       // Like the hub, a read mark that changes is news (and one that does not is not).
       const h = inbox.handoffs.find((x) => x.conversation_id === conversationId);
-      const wasUnread = h !== undefined && isUnread(h);
-      inbox.read = [...(inbox.read ?? []).filter((c) => c !== conversationId), conversationId];
-      inbox.markedUnread = (inbox.markedUnread ?? []).filter((c) => c !== conversationId);
+      const wasUnread = read && h !== undefined && isUnread(h);
+      if (read) {
+        inbox.read = [...(inbox.read ?? []).filter((c) => c !== conversationId), conversationId];
+        inbox.markedUnread = (inbox.markedUnread ?? []).filter((c) => c !== conversationId);
+      }
       if (wasUnread) setTimeout(() => changed([conversationId]), 0);
       return {
       conversation_id: conversationId,
@@ -210,7 +220,13 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
       notes: [],
     }),
     team: async (): Promise<Team> => ({ agents: inbox.agents, tags: [], templates: [] }),
-    signIn: async () => {},
+    signIn: async (email, _password, hubUrl) => {
+      inbox.signedInTo = { email, hubUrl };
+    },
+    signOut: async () => {},
+    useHub: async (hubUrl) => {
+      inbox.hubChosen = hubUrl;
+    },
     assign: async (id) => update(id, (h) => ({ ...h, status: "assigned", assignee: inbox.me.id })),
     release: async (id) => update(id, (h) => ({ ...h, status: "pending", assignee: null })),
     transfer: async (id, to) => update(id, (h) => ({ ...h, assignee: to })),
@@ -258,6 +274,13 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
       changed([]);
     },
     setBotpressWebhook: async () => {},
+    sendTestHandoff: async () => {
+      const n = nextId++;
+      inbox.handoffs.push(handoff(`ho_test${n}`, `t_test${n}`, "Test handoff from Baton"));
+      inbox.messages.push(message(`m_test${n}`, `t_test${n}`, "This is a test: answer it, then resolve it."));
+      changed([`t_test${n}`]);
+      return "Test handoff from Baton";
+    },
     outbox: async () => inbox.outbox,
     retryOutbox: async (id) => {
       inbox.outbox = inbox.outbox.map((i) => (i.id === id ? { ...i, state: "queued", error: null } : i));

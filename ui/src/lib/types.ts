@@ -97,6 +97,8 @@ export interface DeskStatus {
   /** When the cache was last known to match the hub (RFC 3339). */
   synced_at: string | null;
   history: Backfill | null;
+  /** This build can run a desk on its own (desktop): the sign-in form offers it. */
+  solo_available: boolean;
   /** Idle this long (no keyboard or pointer), an online agent shows as away; 0: never. */
   away_after_secs: number;
 }

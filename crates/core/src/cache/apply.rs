@@ -164,6 +164,22 @@ impl Cache {
     }
 }
 
+impl Cache {
+    /// Forgets everything this device holds of a hub — the inbox, history, files, the outbox,
+    /// drafts, the cursor — before it signs in to a different hub: none of it belongs there. Its
+    /// own settings (notifications) stay.
+    pub fn start_afresh(&mut self) -> Result<(), CacheError> {
+        let tx = self.conn.transaction()?;
+        clear_synced(&tx, true)?;
+        tx.execute_batch(
+            "DELETE FROM outbox; DELETE FROM drafts; DELETE FROM media; DELETE FROM reads;
+             DELETE FROM unreadable_events; DELETE FROM sync_state;",
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
 /// Empties what a snapshot replaces: every synced entity but messages (kept unless the hub's data
 /// was `reset`: then they belong to another history). The outbox and drafts are the device's own.
 fn clear_synced(tx: &Connection, reset: bool) -> Result<(), CacheError> {
@@ -326,7 +342,14 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
         }
         EventData::Read(r) => {
             put_read_mark(tx, r)?;
-            applied.conversations.push(r.conversation_id.clone());
+            // Another agent's mark changes nothing this device shows.
+            let me: Option<String> = tx
+                .prepare_cached("SELECT value FROM sync_state WHERE key = 'me'")?
+                .query_row([], |row| row.get(0))
+                .optional()?;
+            if me.is_none_or(|me| me == r.agent_id) {
+                applied.conversations.push(r.conversation_id.clone());
+            }
         }
     }
     Ok(())

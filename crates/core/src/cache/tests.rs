@@ -731,3 +731,102 @@ fn a_list_comes_in_windows_with_its_total_and_narrows_by_tag_agent_priority_and_
         "a conversation with no channel kind came through Botpress"
     );
 }
+
+#[test]
+fn starting_afresh_for_another_hub_forgets_its_inbox_outbox_and_cursor_but_keeps_my_settings() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    cache
+        .enqueue(
+            &baton_protocol::AgentCommand::Note {
+                conversation_id: "c_1".into(),
+                text: "for the old hub".into(),
+            },
+            "t1",
+            t(9),
+        )
+        .expect("queue");
+    let quiet = crate::prefs::NotificationSettings {
+        sound: false,
+        ..Default::default()
+    };
+    cache.set_notification_settings(&quiet).expect("settings");
+    cache.start_afresh().expect("afresh");
+    assert_eq!(cache.cursor().expect("cursor"), 0);
+    assert!(cache
+        .view(HandoffView::Open, None)
+        .expect("view")
+        .is_empty());
+    assert!(cache.messages("c_1").expect("messages").is_empty());
+    assert!(cache.outbox().expect("outbox").is_empty());
+    assert_eq!(cache.notification_settings().expect("settings"), quiet);
+}
+
+#[test]
+fn a_copy_from_another_hub_starts_afresh_and_one_from_no_recorded_hub_is_kept() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    cache.apply(&inbox()).expect("apply");
+    // A copy made before hubs were recorded is taken to be this hub's.
+    assert!(!cache.adopt_hub("https://team.example.com").expect("adopt"));
+    assert_eq!(
+        cache.view(HandoffView::Pending, None).expect("view").len(),
+        1
+    );
+    assert!(!cache
+        .adopt_hub("https://team.example.com")
+        .expect("same hub"));
+    assert!(cache.adopt_hub("solo").expect("another hub"));
+    assert!(cache
+        .view(HandoffView::Pending, None)
+        .expect("view")
+        .is_empty());
+    assert_eq!(cache.hub_of_copy().expect("hub").as_deref(), Some("solo"));
+}
+
+#[test]
+fn another_agents_read_mark_changes_nothing_this_device_shows() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let mut log = inbox();
+    cache.apply(&log).expect("apply");
+    cache.set_me("ag_ana").expect("me");
+    log.push(Event {
+        seq: log.len() as u64 + 1,
+        data: read("ag_bo", "c_1", 5, false),
+    });
+    let applied = cache.apply(&log).expect("apply");
+    assert!(
+        applied.conversations.is_empty(),
+        "{:?}",
+        applied.conversations
+    );
+    log.push(Event {
+        seq: log.len() as u64 + 1,
+        data: read("ag_ana", "c_1", 5, false),
+    });
+    assert_eq!(cache.apply(&log).expect("apply").conversations, ["c_1"]);
+}
+
+#[test]
+fn reading_here_reads_up_to_the_customers_last_message_whatever_this_devices_clock_says() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let mut log = inbox();
+    cache.apply(&log).expect("apply");
+    // This device's clock runs an hour ahead of the hub's.
+    assert!(cache.mark_read_here("ag_ana", "c_1", t(60)).expect("read"));
+    assert!(!cache
+        .mark_read_here("ag_ana", "c_1", t(61))
+        .expect("already read"));
+    log.push(Event {
+        seq: log.len() as u64 + 1,
+        data: message("m_9", "c_1", "still there?", 10),
+    });
+    cache.apply(&log).expect("apply");
+    assert_eq!(
+        unread_titles(&cache, "ag_ana"),
+        [("Refund".to_string(), true)]
+    );
+}

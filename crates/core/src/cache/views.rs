@@ -130,7 +130,8 @@ impl Cache {
                AND (?4 IS NULL OR COALESCE(json_extract(c.data, '$.channel_kind'), '') = ?4)
                AND (?5 IS NULL OR h.assignee = ?5)
                AND (?6 IS NULL OR COALESCE(json_extract(h.data, '$.priority'), 'normal') = ?6)
-               AND (?7 = 0 OR r.unread = 1 OR c.last_customer_at > COALESCE(r.read_at, ''))";
+               AND (?7 = 0 OR r.unread = 1 OR (h.status IN ('pending', 'assigned')
+                    AND c.last_customer_at > COALESCE(r.read_at, '')))";
         let total: u32 = self
             .conn
             .prepare_cached(&format!("SELECT COUNT(*) {MATCHING}"))?
@@ -319,26 +320,31 @@ impl Cache {
         now: chrono::DateTime<chrono::Utc>,
     ) -> Result<bool, CacheError> {
         let tx = self.conn.transaction()?;
-        let unread: bool = tx
+        let found: Option<(bool, Option<String>)> = tx
             .prepare_cached(
-                "SELECT r.unread = 1 OR c.last_customer_at > COALESCE(r.read_at, '')
+                "SELECT r.unread = 1 OR c.last_customer_at > COALESCE(r.read_at, ''),
+                        c.last_customer_at
                  FROM conversations c
                  LEFT JOIN reads r ON r.conversation_id = c.id AND r.agent_id = ?1
                  WHERE c.id = ?2",
             )?
             .query_row(params![me, conversation_id], |r| {
-                r.get::<_, Option<bool>>(0)
+                Ok((r.get::<_, Option<bool>>(0)?.unwrap_or(false), r.get(1)?))
             })
-            .optional()?
-            .flatten()
-            .unwrap_or(false);
+            .optional()?;
+        let (unread, last_customer_at) = found.unwrap_or((false, None));
         if unread {
+            // Read up to the customer's last message, by the hub's clock that stamped it (this
+            // device's clock may run ahead, which would hide the next message).
+            let read_at = last_customer_at
+                .and_then(|at| chrono::DateTime::parse_from_rfc3339(&at).ok())
+                .map_or(now, |at| at.with_timezone(&chrono::Utc));
             super::apply::put_read_mark(
                 &tx,
                 &baton_protocol::ReadMark {
                     agent_id: me.to_string(),
                     conversation_id: conversation_id.to_string(),
-                    read_at: now,
+                    read_at,
                     unread: false,
                 },
             )?;
@@ -369,6 +375,47 @@ impl Cache {
                  ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             )?
             .execute([serde_json::to_string(settings)?])?;
+        Ok(())
+    }
+}
+
+/// Who this device's copy belongs to, kept in `sync_state`: the hub it came from and the agent
+/// signed in.
+impl Cache {
+    /// The hub this copy came from (`solo` for the desk's own), if it was recorded.
+    pub fn hub_of_copy(&self) -> Result<Option<String>, CacheError> {
+        Ok(self
+            .conn
+            .prepare_cached("SELECT value FROM sync_state WHERE key = 'hub'")?
+            .query_row([], |r| r.get(0))
+            .optional()?)
+    }
+
+    /// Makes this copy `hub`'s: a copy recorded as another hub's starts afresh first (none of it
+    /// belongs to this one); answers whether it did.
+    pub fn adopt_hub(&mut self, hub: &str) -> Result<bool, CacheError> {
+        let known = self.hub_of_copy()?;
+        let afresh = known.as_deref().is_some_and(|k| k != hub);
+        if afresh {
+            self.start_afresh()?;
+        }
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_state (key, value) VALUES ('hub', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([hub])?;
+        Ok(afresh)
+    }
+
+    /// The signed-in agent, so other agents' read marks change nothing this device shows.
+    pub fn set_me(&self, agent_id: &str) -> Result<(), CacheError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO sync_state (key, value) VALUES ('me', ?1)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            )?
+            .execute([agent_id])?;
         Ok(())
     }
 }
