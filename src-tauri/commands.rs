@@ -564,3 +564,83 @@ pub fn set_notification_settings(
     desk.set_notification_settings(settings)
         .map_err(|e| CommandError::new("bad_request", e))
 }
+
+/// A report's period from the window's date fields: `since` from its midnight (UTC), `until`
+/// through its end; at most 400 days.
+fn report_period(
+    since: &str,
+    until: &str,
+) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), CommandError> {
+    let day = |text: &str| {
+        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+            .ok_or_else(|| {
+                CommandError::new(
+                    "bad_request",
+                    format!("{text:?} is not a date like 2026-11-01"),
+                )
+            })
+    };
+    let (since, until) = (day(since)?, day(until)? + chrono::TimeDelta::days(1));
+    if until <= since {
+        return Err(CommandError::new(
+            "bad_request",
+            "the period ends before it starts",
+        ));
+    }
+    if until - since > chrono::TimeDelta::days(400) {
+        return Err(CommandError::new(
+            "bad_request",
+            "a report covers at most 400 days; ask for several",
+        ));
+    }
+    Ok((since, until))
+}
+
+/// Admins' figures for a period, from this device's copy.
+#[tauri::command]
+pub fn report(
+    desk: State<'_, Desk>,
+    since: String,
+    until: String,
+    by: baton_protocol::report::ReportGroup,
+) -> Result<Vec<baton_protocol::report::ReportRow>, CommandError> {
+    let (since, until) = report_period(&since, &until)?;
+    with_cache(&desk, |c| c.report(since, until, by))
+}
+
+/// The same report as CSV in the Downloads folder (the data folder if there is none); answers
+/// the file's path.
+#[tauri::command]
+pub fn export_report(
+    app: AppHandle,
+    desk: State<'_, Desk>,
+    since: String,
+    until: String,
+    by: baton_protocol::report::ReportGroup,
+) -> Result<String, CommandError> {
+    use tauri::Manager;
+    let (from, to) = report_period(&since, &until)?;
+    let rows = with_cache(&desk, |c| c.report(from, to, by))?;
+    let text = baton_protocol::report::csv(&rows, by)
+        .map_err(|e| CommandError::new("internal", e.to_string()))?;
+    let dir = app
+        .path()
+        .download_dir()
+        .or_else(|_| app.path().app_data_dir())
+        .map_err(|e| CommandError::new("internal", e.to_string()))?;
+    let path = dir.join(format!(
+        "baton-report-{}-{}-by-{}.csv",
+        since.trim(),
+        until.trim(),
+        by.as_str()
+    ));
+    std::fs::create_dir_all(&dir)
+        .and_then(|()| std::fs::write(&path, text))
+        .map_err(|e| {
+            CommandError::new("internal", format!("cannot write {}: {e}", path.display()))
+        })?;
+    Ok(path.display().to_string())
+}

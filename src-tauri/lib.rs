@@ -86,6 +86,8 @@ pub fn run() {
             commands::sign_out,
             commands::use_hub,
             commands::send_test_handoff,
+            commands::report,
+            commands::export_report,
             commands::set_notification_settings,
         ])
         // Whether the window is in front, kept from its own events: asking the window from the

@@ -755,6 +755,17 @@ test("the other screens an agent uses: Settings with my notifications, the Team 
   if (wanted) await screenshot("team");
   await (await browser.$('[data-testid="team-toggle"]')).click();
 
+  // Reports, drawn by the chart library inside the window from this device's copy.
+  await (await browser.$('[data-testid="reports-toggle"]')).click();
+  await (await browser.$('[data-testid="report-table"]')).waitForExist({ timeout: 10_000, timeoutMsg: `no report: ${(await shownText("body")).slice(0, 400)}` });
+  assert.ok((await browser.$$('[data-testid="report-row"]').length) >= 1);
+  const drawn = await browser.execute(() => [...document.querySelectorAll('[data-testid="report-view"] canvas')].map((c) => c.width * c.height));
+  assert.ok(drawn.length === 2 && drawn.every((area) => area > 0), `the charts were drawn: ${drawn}`);
+  await (await browser.$('[data-testid="report-export"]')).click();
+  await browser.waitUntil(async () => (await shownText('[data-testid="report-saved"]')).includes(".csv"), { timeout: 5_000 });
+  if (wanted) await screenshot("reports");
+  await (await browser.$('[data-testid="reports-toggle"]')).click();
+
   await (await browser.$('[data-testid="shortcuts-toggle"]')).click();
   await (await browser.$('[data-testid="shortcuts"]')).waitForExist({ timeout: 5_000 });
   assert.match(await shownText('[data-testid="shortcuts"]'), /Mark as unread/);

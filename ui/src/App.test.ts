@@ -483,3 +483,23 @@ describe("signing in", () => {
     await waitFor(() => expect(data.hubChosen).toBeNull());
   });
 });
+
+describe("reports", () => {
+  test("an admin sees the team's figures by agent, as a table, and exports them as CSV", async () => {
+    const data = inbox();
+    data.handoffs = [handoff("ho_1", "t_1", "One", "resolved", "ag_me"), handoff("ho_2", "t_2", "Two", "cancelled"), handoff("ho_3", "t_3", "Three")];
+    render(App, { props: { backend: memoryBackend(data) } });
+    await fireEvent.click(await screen.findByTestId("reports-toggle"));
+    await screen.findByTestId("report-view");
+    await fireEvent.change(screen.getByTestId("report-by"), { target: { value: "agent" } });
+    await waitFor(() =>
+      expect(screen.getAllByTestId("report-row").map((r) => r.textContent)).toEqual([
+        expect.stringMatching(/^Ana1\s*1\s*0/),
+        expect.stringMatching(/^unassigned2\s*0\s*1/),
+      ]),
+    );
+    expect(screen.getAllByTestId("report-row")[0]?.textContent).toContain("2 min / 5 min");
+    await fireEvent.click(screen.getByTestId("report-export"));
+    expect((await screen.findByTestId("report-saved")).textContent).toContain("baton-report-");
+  });
+});

@@ -45,6 +45,8 @@ pub fn bindings() -> String {
         crate::HandoffPage::decl(&cfg),
         baton_protocol::ReadMark::decl(&cfg),
         crate::prefs::NotificationSettings::decl(&cfg),
+        baton_protocol::report::ReportGroup::decl(&cfg),
+        baton_protocol::report::ReportRow::decl(&cfg),
         CustomerView::decl(&cfg),
         Backfill::decl(&cfg),
         FailureClass::decl(&cfg),

@@ -4,78 +4,14 @@
 
 use std::collections::BTreeMap;
 
-use baton_protocol::{Handoff, HandoffStatus};
+pub use baton_protocol::report::{csv, ReportGroup as GroupBy, ReportRow as Row};
+use baton_protocol::Handoff;
 use chrono::{DateTime, Utc};
 
 use crate::store::{Read, StoreError};
 
-/// What one row of a report stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GroupBy {
-    /// The day the handoff came in (UTC).
-    Day,
-    Channel,
-    /// Whoever held it last (`unassigned` if nobody took it).
-    Agent,
-    /// How it was resolved (`none` without a label).
-    Label,
-}
-
-impl GroupBy {
-    pub fn parse(s: &str) -> Option<Self> {
-        match s.trim() {
-            "day" => Some(Self::Day),
-            "channel" => Some(Self::Channel),
-            "agent" => Some(Self::Agent),
-            "label" => Some(Self::Label),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Day => "day",
-            Self::Channel => "channel",
-            Self::Agent => "agent",
-            Self::Label => "label",
-        }
-    }
-}
-
-/// One group's figures. Times are in seconds; `None` where no handoff had one.
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
-pub struct Row {
-    pub key: String,
-    pub handoffs: usize,
-    pub resolved: usize,
-    pub cancelled: usize,
-    pub first_response_median_secs: Option<f64>,
-    pub first_response_p90_secs: Option<f64>,
-    pub resolution_median_secs: Option<f64>,
-    pub resolution_p90_secs: Option<f64>,
-}
-
-/// The `p`th percentile (0–100) of `values`, by the nearest rank.
-fn percentile(values: &mut [f64], p: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    values.sort_by(f64::total_cmp);
-    let rank = ((p / 100.0) * values.len() as f64).ceil() as usize;
-    Some(values[rank.clamp(1, values.len()) - 1])
-}
-
-#[derive(Default)]
-struct Group {
-    handoffs: usize,
-    resolved: usize,
-    cancelled: usize,
-    first_response: Vec<f64>,
-    resolution: Vec<f64>,
-}
-
 /// The report over handoffs that came in from `since` until `until`, one row per group, in key
-/// order. `names` turns channel and agent ids into the names people know.
+/// order, channels and agents by name.
 pub fn report(
     read: &dyn Read,
     since: DateTime<Utc>,
@@ -89,95 +25,20 @@ pub fn report(
         .into_iter()
         .map(|c| (c.id, c.name))
         .collect();
-    let mut groups: BTreeMap<String, Group> = BTreeMap::new();
+    let name = |names: &BTreeMap<String, String>, id: &str| {
+        names.get(id).cloned().unwrap_or_else(|| id.to_string())
+    };
+    let mut tally = baton_protocol::report::Tally::default();
     let handoffs: Vec<Handoff> = read
         .handoffs_since(since)?
         .into_iter()
         .filter(|h| h.created_at >= since && h.created_at < until && !h.for_draft)
         .collect();
     for h in handoffs {
-        let key = match by {
-            GroupBy::Day => h.created_at.format("%Y-%m-%d").to_string(),
-            GroupBy::Channel => channels
-                .get(&h.channel_id)
-                .cloned()
-                .unwrap_or_else(|| h.channel_id.clone()),
-            GroupBy::Agent => h
-                .assignee
-                .as_ref()
-                .map(|id| agents.get(id).cloned().unwrap_or_else(|| id.clone()))
-                .unwrap_or_else(|| "unassigned".into()),
-            GroupBy::Label => h.label.clone().unwrap_or_else(|| "none".into()),
-        };
-        let group = groups.entry(key).or_default();
-        group.handoffs += 1;
-        let ended = matches!(h.status, HandoffStatus::Resolved | HandoffStatus::Cancelled)
-            .then_some(h.updated_at);
-        match h.status {
-            HandoffStatus::Resolved => {
-                group.resolved += 1;
-                group
-                    .resolution
-                    .push((h.updated_at - h.created_at).as_seconds_f64());
-            }
-            HandoffStatus::Cancelled => group.cancelled += 1,
-            _ => {}
-        }
-        // The first reply an agent wrote while this handoff was open.
-        let first = read
-            .agent_reply_times(&h.conversation_id)?
-            .into_iter()
-            .filter(|t| *t >= h.created_at && ended.is_none_or(|end| *t <= end))
-            .min();
-        if let Some(first) = first {
-            group
-                .first_response
-                .push((first - h.created_at).as_seconds_f64());
-        }
+        let key = by.key(&h, |id| name(&channels, id), |id| name(&agents, id));
+        tally.add(key, &h, &read.agent_reply_times(&h.conversation_id)?);
     }
-    Ok(groups
-        .into_iter()
-        .map(|(key, mut g)| Row {
-            key,
-            handoffs: g.handoffs,
-            resolved: g.resolved,
-            cancelled: g.cancelled,
-            first_response_median_secs: percentile(&mut g.first_response, 50.0),
-            first_response_p90_secs: percentile(&mut g.first_response, 90.0),
-            resolution_median_secs: percentile(&mut g.resolution, 50.0),
-            resolution_p90_secs: percentile(&mut g.resolution, 90.0),
-        })
-        .collect())
-}
-
-/// The rows as CSV, with a header naming the grouping (`day`, `channel`, …).
-pub fn csv(rows: &[Row], by: GroupBy) -> Result<String, csv::Error> {
-    let mut out = csv::Writer::from_writer(Vec::new());
-    out.write_record([
-        by.as_str(),
-        "handoffs",
-        "resolved",
-        "cancelled",
-        "first_response_median_secs",
-        "first_response_p90_secs",
-        "resolution_median_secs",
-        "resolution_p90_secs",
-    ])?;
-    let secs = |v: Option<f64>| v.map_or(String::new(), |s| format!("{s:.0}"));
-    for r in rows {
-        out.write_record([
-            r.key.clone(),
-            r.handoffs.to_string(),
-            r.resolved.to_string(),
-            r.cancelled.to_string(),
-            secs(r.first_response_median_secs),
-            secs(r.first_response_p90_secs),
-            secs(r.resolution_median_secs),
-            secs(r.resolution_p90_secs),
-        ])?;
-    }
-    let bytes = out.into_inner().map_err(|e| e.into_error())?;
-    Ok(String::from_utf8_lossy(&bytes).into_owned())
+    Ok(tally.rows())
 }
 
 /// The longest period a report covers (each handoff in it is read).
@@ -287,7 +148,9 @@ mod tests {
     use super::*;
     use crate::store::sqlite::SqliteStore;
     use crate::store::{NewChannel, Store};
-    use baton_protocol::{Agent, Author, Conversation, DeliveryStatus, EventData, Message, Role};
+    use baton_protocol::{
+        Agent, Author, Conversation, DeliveryStatus, EventData, HandoffStatus, Message, Role,
+    };
 
     fn at(minutes: i64) -> DateTime<Utc> {
         DateTime::<Utc>::from_timestamp(1_800_000_000, 0).unwrap_or_default()
@@ -414,14 +277,5 @@ mod tests {
         );
         assert!(when("last week", now).is_err());
         assert!(when("99999999999d", now).is_err());
-    }
-
-    #[test]
-    fn percentiles_are_by_nearest_rank() {
-        let mut v: Vec<f64> = (1..=10).map(f64::from).collect();
-        assert_eq!(percentile(&mut v, 50.0), Some(5.0));
-        assert_eq!(percentile(&mut v, 90.0), Some(9.0));
-        assert_eq!(percentile(&mut [42.0], 90.0), Some(42.0));
-        assert_eq!(percentile(&mut [], 50.0), None);
     }
 }

@@ -11,6 +11,7 @@ pub mod backoff;
 pub mod command;
 pub mod payload;
 pub mod private_fs;
+pub mod report;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

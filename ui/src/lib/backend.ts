@@ -17,6 +17,8 @@ import type {
   HandoffView,
   NotificationSettings,
   OutboxItem,
+  ReportGroup,
+  ReportRow,
   Presence,
   SearchFilters,
   SearchHit,
@@ -97,6 +99,11 @@ export interface Backend {
   retryOutbox(id: number): Promise<void>;
   editOutbox(id: number, text: string): Promise<void>;
   discardOutbox(id: number): Promise<void>;
+  /** Admins: the team's figures for `since`–`until` (dates, both included), from this device's
+   * copy (offline too). */
+  report(since: string, until: string, by: ReportGroup): Promise<ReportRow[]>;
+  /** Writes the same report as CSV to the Downloads folder; answers where. */
+  exportReport(since: string, until: string, by: ReportGroup): Promise<string>;
   /** Searches the local cache; works offline. */
   search(text: string, filters: SearchFilters): Promise<SearchHit[]>;
   saveDraft(conversationId: string, text: string): Promise<void>;
@@ -225,6 +232,8 @@ export const tauriBackend: Backend = {
   editOutbox: (id, text) => call<void>("outbox_edit", { id, text, txnId: newTxnId() }),
   discardOutbox: (id) => call<void>("outbox_discard", { id }),
   search: (text, filters) => call<SearchHit[]>("search", { text, filters }),
+  report: (since, until, by) => call<ReportRow[]>("report", { since, until, by }),
+  exportReport: (since, until, by) => call<string>("export_report", { since, until, by }),
   saveDraft: (conversationId, text) => call<void>("save_draft", { conversationId, text }),
   onUpdate: (handler) => subscribe<Update>("baton:update", handler),
   onStatus: (handler) => subscribe<DeskStatus>("baton:status", handler),

@@ -1,5 +1,5 @@
 import { describe, expect, it, test } from "vitest";
-import { cardsOf, choicesOf, placeOf } from "./format";
+import { cardsOf, choicesOf, duration, placeOf } from "./format";
 import { age, connectionLabel, insertTemplate, matchTemplates, mediaUrl, preview, templateQuery } from "./format";
 import { continuesRun, dayLabel, linkParts, offlineBanner, snippetParts, syncedLabel, waitLevel } from "./format";
 import type { Message } from "./types";
@@ -153,5 +153,14 @@ describe("rich messages", () => {
       text: "Pick one",
       options: ["Refund", "Exchange"],
     });
+  });
+});
+
+describe("report durations", () => {
+  test("read as seconds, minutes or hours", () => {
+    expect(duration(null)).toBe("–");
+    expect(duration(42.4)).toBe("42 s");
+    expect(duration(720)).toBe("12 min");
+    expect(duration(7500)).toBe("2 h 05 min");
   });
 });

@@ -324,3 +324,13 @@ export function choicesOf(message: Message): { text: string; options: string[] }
     options: options.map((o) => (typeof o === "object" && o !== null ? (o as Record<string, unknown>).label : null)).filter((l): l is string => typeof l === "string"),
   };
 }
+
+/** A report's duration: "45 s", "12 min", "2 h 05 min"; "–" where there is none. */
+export function duration(secs: number | null | undefined): string {
+  if (secs === null || secs === undefined || Number.isNaN(secs)) return "–";
+  const s = Math.round(secs);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  const h = Math.floor(s / 3600);
+  return `${h} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`;
+}

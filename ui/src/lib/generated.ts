@@ -196,6 +196,10 @@ escalations: boolean, sound: boolean,
  */
 quiet_from?: string, quiet_until?: string, };
 
+export type ReportGroup = "day" | "channel" | "agent" | "label";
+
+export type ReportRow = { key: string, handoffs: number, resolved: number, cancelled: number, first_response_median_secs: number | null, first_response_p90_secs: number | null, resolution_median_secs: number | null, resolution_p90_secs: number | null, };
+
 export type CustomerView = { contact: Contact | null, 
 /**
  * Every handoff of this customer (across their conversations), newest first, labels included.

@@ -294,6 +294,19 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
       inbox.outbox = inbox.outbox.filter((i) => i.id !== id);
       changed([]);
     },
+    report: async (_since, _until, by) => {
+      const rows = new Map<string, { handoffs: number; resolved: number; cancelled: number }>();
+      for (const h of inbox.handoffs) {
+        const key = by === "agent" ? (inbox.agents.find((a) => a.id === h.assignee)?.name ?? "unassigned") : by === "label" ? (h.label ?? "none") : by === "channel" ? "Botpress" : h.created_at.slice(0, 10);
+        const row = rows.get(key) ?? { handoffs: 0, resolved: 0, cancelled: 0 };
+        row.handoffs += 1;
+        if (h.status === "resolved") row.resolved += 1;
+        if (h.status === "cancelled") row.cancelled += 1;
+        rows.set(key, row);
+      }
+      return [...rows.entries()].map(([key, r]) => ({ key, ...r, first_response_median_secs: 90, first_response_p90_secs: 300, resolution_median_secs: null, resolution_p90_secs: null }));
+    },
+    exportReport: async (since, until, by) => `/home/ana/Downloads/baton-report-${since}-${until}-by-${by}.csv`,
     search: async (text): Promise<SearchHit[]> => {
       const words = text.toLowerCase().split(/\s+/).filter(Boolean);
       return inbox.messages

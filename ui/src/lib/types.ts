@@ -20,6 +20,8 @@ export type {
   HandoffStatus,
   HandoffSummary,
   NotificationSettings,
+  ReportGroup,
+  ReportRow,
   HandoffView,
   HitKind,
   Message,

@@ -830,3 +830,52 @@ fn reading_here_reads_up_to_the_customers_last_message_whatever_this_devices_clo
         [("Refund".to_string(), true)]
     );
 }
+
+#[test]
+fn the_report_counts_from_this_devices_copy_as_the_hub_does() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    let EventData::Handoff(mut resolved) =
+        handoff("h_r", "c_1", "Refund", HandoffStatus::Resolved, 1)
+    else {
+        unreachable!()
+    };
+    resolved.assignee = Some("ag_ana".into());
+    resolved.updated_at = t(31);
+    let EventData::Message(mut reply) = message("m_a", "c_1", "on it", 3) else {
+        unreachable!()
+    };
+    reply.author = Author::Agent;
+    cache
+        .apply(&events(vec![
+            EventData::Agent(baton_protocol::Agent {
+                id: "ag_ana".into(),
+                email: "ana@example.com".into(),
+                name: "Ana".into(),
+                role: baton_protocol::Role::Agent,
+                presence: baton_protocol::Presence::Online,
+                capacity: 3,
+                disabled: false,
+            }),
+            EventData::Handoff(resolved),
+            EventData::Message(reply),
+            handoff("h_w", "c_2", "Waiting", HandoffStatus::Pending, 2),
+            handoff("h_old", "c_3", "Long ago", HandoffStatus::Pending, -10_000),
+        ]))
+        .expect("apply");
+    let rows = cache
+        .report(t(0), t(60), baton_protocol::report::ReportGroup::Agent)
+        .expect("report");
+    assert_eq!(
+        rows.iter()
+            .map(|r| (r.key.as_str(), r.handoffs, r.resolved))
+            .collect::<Vec<_>>(),
+        [("Ana", 1, 1), ("unassigned", 1, 0)]
+    );
+    assert_eq!(rows[0].first_response_median_secs, Some(120.0));
+    assert_eq!(rows[0].resolution_median_secs, Some(1800.0));
+    let by_channel = cache
+        .report(t(0), t(60), baton_protocol::report::ReportGroup::Channel)
+        .expect("report");
+    assert_eq!(by_channel[0].key, "Botpress");
+}

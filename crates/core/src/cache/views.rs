@@ -419,3 +419,82 @@ impl Cache {
         Ok(())
     }
 }
+
+impl Cache {
+    /// The team's figures for handoffs that came in from `since` until `until`, counted as the
+    /// hub counts them, from this device's copy (offline too). Channels are named by their kind
+    /// (`Botpress`, `WhatsApp`, `Bot`; the hub alone knows their names), with a short id when a
+    /// kind has several.
+    pub fn report(
+        &self,
+        since: chrono::DateTime<chrono::Utc>,
+        until: chrono::DateTime<chrono::Utc>,
+        by: baton_protocol::report::ReportGroup,
+    ) -> Result<Vec<baton_protocol::report::ReportRow>, CacheError> {
+        let handoffs: Vec<(Handoff, Option<String>)> = {
+            let mut stmt = self.conn.prepare_cached(
+                "SELECT h.data, json_extract(c.data, '$.channel_kind') FROM handoffs h
+                 LEFT JOIN conversations c ON c.id = h.conversation_id
+                 WHERE h.created_at >= ?1 AND h.created_at < ?2",
+            )?;
+            let rows = stmt.query_map(params![since.to_rfc3339(), until.to_rfc3339()], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Option<String>>(1)?))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (data, kind) = row?;
+                let h: Handoff = serde_json::from_str(&data)?;
+                // The stored text compares as times only roughly (fractions vary): check exactly.
+                if h.created_at >= since && h.created_at < until && !h.for_draft {
+                    out.push((h, kind));
+                }
+            }
+            out
+        };
+        let agents: std::collections::BTreeMap<String, String> =
+            self.agents()?.into_iter().map(|a| (a.id, a.name)).collect();
+        let kind_name = |kind: Option<&str>| match kind {
+            Some("whatsapp") => "WhatsApp",
+            Some("bot") => "Bot",
+            _ => "Botpress",
+        };
+        let mut channels: std::collections::BTreeMap<String, &str> = Default::default();
+        for (h, kind) in &handoffs {
+            channels.insert(h.channel_id.clone(), kind_name(kind.as_deref()));
+        }
+        let channel_name = |id: &str| {
+            let kind = channels.get(id).copied().unwrap_or("Botpress");
+            if channels.values().filter(|k| **k == kind).count() > 1 {
+                let short: String = id
+                    .chars()
+                    .rev()
+                    .take(6)
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                format!("{kind} …{short}")
+            } else {
+                kind.to_string()
+            }
+        };
+        let mut replies = self.conn.prepare_cached(
+            "SELECT created_at FROM messages
+             WHERE conversation_id = ?1 AND json_extract(data, '$.author') = 'agent'",
+        )?;
+        let mut tally = baton_protocol::report::Tally::default();
+        for (h, _) in &handoffs {
+            let times: Vec<chrono::DateTime<chrono::Utc>> = replies
+                .query_map([&h.conversation_id], |r| r.get::<_, String>(0))?
+                .filter_map(|t| t.ok())
+                .filter_map(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&chrono::Utc))
+                .collect();
+            let key = by.key(h, channel_name, |id| {
+                agents.get(id).cloned().unwrap_or_else(|| id.to_string())
+            });
+            tally.add(key, h, &times);
+        }
+        Ok(tally.rows())
+    }
+}
