@@ -210,7 +210,7 @@ const drawn = await browser.executeAsync((done) => {
   setTimeout(() => done(document.querySelectorAll('[data-testid="handoff-item"]').length), 1000);
 });
 
-const rssMb = (pid) => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1] ?? 0) / 1024;
+const rssMb = (pid, field = "VmRSS") => Number(readFileSync(`/proc/${pid}/status`, "utf8").match(new RegExp(`${field}:\\s+(\\d+)`))?.[1] ?? 0) / 1024;
 const pids = (name) => {
   try {
     return execFileSync("pgrep", ["-x", name]).toString().trim().split("\n").filter(Boolean);
@@ -218,7 +218,12 @@ const pids = (name) => {
     return [];
   }
 };
-const appRss = pids("baton").map(rssMb).reduce((a, b) => Math.max(a, b), 0);
+const appPid = pids("baton").map((p) => [p, rssMb(p)]).sort((a, b) => b[1] - a[1])[0]?.[0];
+const appRss = appPid ? rssMb(appPid) : 0;
+// Resident pages are the process's own (anonymous) and mapped files: mostly WebKitGTK's and ICU's
+// libraries, shared with the web process, and the cache's memory-mapped database.
+const appAnon = appPid ? rssMb(appPid, "RssAnon") : 0;
+const appFile = appPid ? rssMb(appPid, "RssFile") : 0;
 const webRss = pids("WebKitWebProces").map(rssMb).reduce((a, b) => a + b, 0);
 const hubRss = await (async () => {
   const h = start(release("baton-hub"), ["serve", "--data", hubData, "--listen", `127.0.0.1:${hubPort}`], { env });
@@ -242,7 +247,7 @@ console.log(`first screen of a list (switching to Waiting)    p50 ${sw.p50.toFix
 console.log(`  baseline: reading the whole list (the old UI, every update)  p50 ${wh.p50.toFixed(0).padStart(5)} ms  max ${wh.max.toFixed(0).padStart(5)} ms`);
 console.log(`a customer's new message on screen               p50 ${msg.p50.toFixed(0).padStart(5)} ms  max ${msg.max.toFixed(0).padStart(5)} ms   target ≤ 50 ms → ${msg.p50 <= 50 ? "met" : "NOT met"} (p50)`);
 console.log(`rows drawn, scrolled to the middle               ${drawn} of ${HANDOFFS}   target: a screenful → ${drawn <= 60 ? "met" : "NOT met"}`);
-console.log(`app main process resident                         ${appRss.toFixed(0)} MB (web content process: ${webRss.toFixed(0)} MB)   target < 150 MB → ${appRss < 150 ? "met" : "NOT met"}`);
+console.log(`app main process resident                         ${appRss.toFixed(0)} MB (its own ${appAnon.toFixed(0)} MB, mapped files ${appFile.toFixed(0)} MB; web content process: ${webRss.toFixed(0)} MB)   target < 150 MB → ${appRss < 150 ? "met" : "NOT met"}`);
 console.log(`  baseline: standalone baton-hub over the same ${HANDOFFS} handoffs, idle  ${hubRss.toFixed(0)} MB`);
 console.log(`release app binary                                ${sizeMb("baton").toFixed(1)} MB   target < 20 MB → ${sizeMb("baton") < 20 ? "met" : "NOT met"}`);
 console.log(`  baseline: the release baton-hub binary (the built-in hub alone)  ${sizeMb("baton-hub").toFixed(1)} MB`);
