@@ -1064,3 +1064,139 @@ async fn a_draft_nobody_decides_in_time_is_sent_or_rejected_as_the_channel_says(
         "at most 2592000",
     );
 }
+
+#[tokio::test]
+async fn a_bot_tags_its_handoff_and_routing_gives_it_to_the_agent_with_that_skill() {
+    let bot = FakeBot::start().await;
+    let data = HubData::new();
+    let (token, secret) = connect(&data, &bot);
+    bot.trust(&secret);
+    data.add_agent("bob@example.com", "Bob", "agent");
+    let cli = |args: &[&str]| {
+        let (ok, out, err) = support::hub_cli(args, "");
+        assert!(ok, "{args:?} failed: {err}");
+        out
+    };
+    cli(&["tags", "set", "--data", data.path(), "billing", "returns"]);
+    cli(&[
+        "bot",
+        "set",
+        "--data",
+        data.path(),
+        "Rasa bot",
+        "--routing",
+        "least-busy",
+    ]);
+    let said = cli(&[
+        "agent",
+        "set",
+        "--data",
+        data.path(),
+        "--agent",
+        "bob@example.com",
+        "--skills",
+        "billing",
+    ]);
+    assert!(said.contains("skills billing"), "{said}");
+    support::hub_cli_refuses(
+        &[
+            "agent",
+            "set",
+            "--data",
+            data.path(),
+            "--agent",
+            "bob@example.com",
+            "--skills",
+            "biling",
+        ],
+        "\"biling\" is not one of the team's tags",
+    );
+    let hub = HubProcess::start(&data, support::free_port());
+    let alice = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    let bob = AgentSession::sign_in(&hub, "bob@example.com").await;
+    for agent in [&alice, &bob] {
+        assert_eq!(
+            agent.post("/presence", json!({"status": "online"})).await.0,
+            200
+        );
+    }
+    let w = World {
+        data,
+        hub,
+        bot,
+        token,
+        agent: alice,
+        http: reqwest::Client::new(),
+    };
+    let hand_over = |user: &str, tags: Value| json!({"user": {"id": user, "name": user}, "title": format!("{user} needs help"), "tags": tags});
+    // A tag the team does not have is refused, with the list.
+    let (code, body) = w
+        .call("/handoffs", hand_over("u-0", json!(["bilingg"])))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("billing, returns"),
+        "{body}"
+    );
+
+    // Two billing handoffs: both to Bob, the billing specialist, though Alice holds fewer.
+    let mut ids = Vec::new();
+    for user in ["u-1", "u-2"] {
+        let (code, started) = w
+            .call("/handoffs", hand_over(user, json!(["billing"])))
+            .await;
+        assert_eq!(code, 200, "{started}");
+        ids.push(started["handoff_id"].as_str().expect("id").to_string());
+    }
+    // An untagged one goes to whoever holds fewest: Alice.
+    let (code, started) = w.call("/handoffs", hand_over("u-3", json!([]))).await;
+    assert_eq!(code, 200, "{started}");
+    ids.push(started["handoff_id"].as_str().expect("id").to_string());
+    let me: Value = bob
+        .http
+        .get(format!("{}/api/v1/me", bob.base))
+        .bearer_auth(&bob.token)
+        .send()
+        .await
+        .expect("me")
+        .json()
+        .await
+        .expect("me body");
+    let bob_id = me["id"].as_str().expect("Bob's id").to_string();
+    let holders = || async {
+        let events = w.agent.events().await;
+        ids.iter()
+            .map(|id| {
+                events
+                    .iter()
+                    .rev()
+                    .find(|e| e["kind"] == "handoff" && e["data"]["id"] == id.as_str())
+                    .map(|e| e["data"]["assignee"].clone())
+                    .unwrap_or(Value::Null)
+            })
+            .collect::<Vec<Value>>()
+    };
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = holders().await;
+        if held.iter().all(|h| !h.is_null()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(held[0], json!(bob_id), "{held:?}");
+    assert_eq!(held[1], json!(bob_id), "{held:?}");
+    assert_ne!(held[2], json!(bob_id), "{held:?}");
+    let first = w
+        .agent
+        .events()
+        .await
+        .into_iter()
+        .rev()
+        .find(|e| e["kind"] == "handoff" && e["data"]["id"] == ids[0].as_str())
+        .expect("the first handoff");
+    assert_eq!(first["data"]["tags"], json!(["billing"]));
+}

@@ -101,9 +101,10 @@ hub.stop();
 // The app in solo mode, window open, every handoff arriving in it.
 const appData = mkdtempSync(path.join(os.tmpdir(), "baton-bench-app-"));
 const appPort = await freePort();
+// The release app, not the debug one the E2E tests drive.
+process.env.BATON_APP = release("baton");
 const { driver, browser } = await startApp({
   ...env,
-  BATON_APP: release("baton"),
   BATON_DATA_DIR: appData,
   BATON_SOLO_LISTEN: `127.0.0.1:${appPort}`,
   // The bench types nothing for minutes: it must not go away.
@@ -224,7 +225,15 @@ const appRss = appPid ? rssMb(appPid) : 0;
 // libraries, shared with the web process, and the cache's memory-mapped database.
 const appAnon = appPid ? rssMb(appPid, "RssAnon") : 0;
 const appFile = appPid ? rssMb(appPid, "RssFile") : 0;
-const webRss = pids("WebKitWebProces").map(rssMb).reduce((a, b) => a + b, 0);
+const webRss = (() => {
+  try {
+    return execFileSync("pgrep", ["-f", "WebKitWebProcess"]).toString().trim().split("\n").filter(Boolean);
+  } catch {
+    return [];
+  }
+})()
+  .map((p) => rssMb(p))
+  .reduce((a, b) => a + b, 0);
 const hubRss = await (async () => {
   const h = start(release("baton-hub"), ["serve", "--data", hubData, "--listen", `127.0.0.1:${hubPort}`], { env });
   await waitFor("the standalone hub again", () => portOpen(hubPort));

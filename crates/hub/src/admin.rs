@@ -557,6 +557,8 @@ pub struct AgentUpdate {
     pub capacity: Option<u32>,
     pub disabled: Option<bool>,
     pub password: Option<String>,
+    /// The tags the agent is the one for (each from the team's list); empty clears them.
+    pub skills: Option<Vec<String>>,
 }
 
 /// Every agent, as the team sees them.
@@ -602,6 +604,22 @@ pub fn update_agent(hub: &Hub, key: &str, update: AgentUpdate) -> Result<Agent, 
             ));
         }
         agent.capacity = capacity;
+    }
+    if let Some(skills) = update.skills {
+        let team = hub.store().reader()?.tags()?;
+        let mut wanted: Vec<String> = Vec::new();
+        for skill in skills.iter().map(|s| s.trim()).filter(|s| !s.is_empty()) {
+            if !team.iter().any(|t| t == skill) {
+                return Err(AdminError::Invalid(format!(
+                    "{skill:?} is not one of the team's tags ({}); add it with `baton-hub tags set` first",
+                    team.join(", ")
+                )));
+            }
+            if !wanted.iter().any(|w| w == skill) {
+                wanted.push(skill.to_string());
+            }
+        }
+        agent.skills = wanted;
     }
     if let Some(disabled) = update.disabled {
         agent.disabled = disabled;

@@ -194,6 +194,11 @@ pub struct StartHandoff {
     /// Why the bot hands over ("asked for a human", "refund over $500"…).
     pub reason: Option<String>,
     pub priority: Option<Priority>,
+    /// Tags from the team's list (`baton-hub tags set`): they show in the inbox, and routing
+    /// gives the handoff to an agent with a matching skill first.
+    #[serde(default)]
+    #[schema(max_items = 20)]
+    pub tags: Vec<String>,
     /// The conversation so far, oldest first.
     #[serde(default)]
     #[schema(max_items = 500)]
@@ -351,6 +356,27 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 /// A short text field: trimmed, empty is none, at most `max` characters.
+/// The handoff's tags, each from the team's list (a typo would otherwise route nowhere).
+fn team_tags(txn: &dyn crate::store::Read, tags: &[String]) -> Result<Vec<String>, ApiError> {
+    if tags.is_empty() {
+        return Ok(Vec::new());
+    }
+    let team = txn.tags()?;
+    let mut out: Vec<String> = Vec::new();
+    for tag in tags.iter().map(|t| t.trim()) {
+        if !team.iter().any(|t| t == tag) {
+            return Err(bad(format!(
+                "{tag:?} is not one of the team's tags ({})",
+                team.join(", ")
+            )));
+        }
+        if !out.iter().any(|t| t == tag) {
+            out.push(tag.to_string());
+        }
+    }
+    Ok(out)
+}
+
 fn short(value: Option<&str>, what: &str, max: usize) -> Result<Option<String>, ApiError> {
     let Some(v) = value.map(str::trim).filter(|v| !v.is_empty()) else {
         return Ok(None);
@@ -567,7 +593,7 @@ fn open_handoff(
         },
         assignee: None,
         label: None,
-        tags: Vec::new(),
+        tags: team_tags(txn, &start.tags)?,
         priority: start.priority,
         for_draft: false,
         escalation: None,
@@ -657,8 +683,10 @@ fn hand_over_fronted(
     )?);
     let mut handoff =
         crate::handoffs::open(txn, hub, &conversation, &title, description.as_deref())?;
-    if start.priority.is_some() {
-        handoff.priority = start.priority;
+    let tags = team_tags(txn, &start.tags)?;
+    if start.priority.is_some() || !tags.is_empty() {
+        handoff.priority = start.priority.or(handoff.priority);
+        handoff.tags = tags;
         txn.put(EventData::Handoff(handoff.clone()))?;
     }
     if let Some(key) = key {

@@ -147,6 +147,10 @@ enum AgentCommand {
         /// How many handoffs the agent may hold at once.
         #[arg(long)]
         capacity: Option<u32>,
+        /// The tags this agent is the one for, comma-separated (from the team's tags; "" clears):
+        /// routing gives them waiting handoffs carrying one first.
+        #[arg(long)]
+        skills: Option<String>,
         /// Sign the agent out everywhere and stop them signing in; their handoffs return to the queue.
         #[arg(long, conflicts_with = "enable")]
         disable: bool,
@@ -444,6 +448,7 @@ fn main() -> anyhow::Result<()> {
                     name,
                     role,
                     capacity,
+                    skills,
                     disable,
                     enable,
                 },
@@ -453,6 +458,7 @@ fn main() -> anyhow::Result<()> {
                 name,
                 role: role.as_deref().and_then(Role::parse),
                 capacity,
+                skills: skills.map(|s| s.split(',').map(str::to_string).collect()),
                 disabled: if disable {
                     Some(true)
                 } else if enable {
@@ -464,11 +470,16 @@ fn main() -> anyhow::Result<()> {
             };
             let a = admin::update_agent(&hub, &agent, update)?;
             println!(
-                "{} <{}>: {}, capacity {}{}",
+                "{} <{}>: {}, capacity {}{}{}",
                 a.name,
                 a.email,
                 a.role.as_str(),
                 a.capacity,
+                if a.skills.is_empty() {
+                    String::new()
+                } else {
+                    format!(", skills {}", a.skills.join(", "))
+                },
                 if a.disabled { ", disabled" } else { "" }
             );
             Ok(())

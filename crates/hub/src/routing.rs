@@ -61,8 +61,18 @@ fn queue_order(a: &Handoff, b: &Handoff) -> std::cmp::Ordering {
 
 /// Picks who gets the next handoff. `last` is the agent the channel's previous round-robin turn
 /// went to; agents are taken in a fixed order (by id) so turns go round.
-fn pick(routing: Routing, candidates: &[Candidate], last: Option<&str>) -> Option<usize> {
-    let free = |c: &Candidate| c.held < c.agent.capacity as usize;
+fn pick(
+    routing: Routing,
+    candidates: &[Candidate],
+    last: Option<&str>,
+    tags: &[String],
+) -> Option<usize> {
+    let room = |c: &Candidate| c.held < c.agent.capacity as usize;
+    // Skills by tag: a handoff carrying a tag goes to someone with that skill while one has
+    // room; only when none has does it go to anyone, so nobody waits for a specialist forever.
+    let skilled = |c: &Candidate| c.agent.skills.iter().any(|s| tags.contains(s));
+    let specialists = candidates.iter().any(|c| room(c) && skilled(c));
+    let free = |c: &Candidate| room(c) && (!specialists || skilled(c));
     match routing {
         Routing::Manual => None,
         Routing::RoundRobin => {
@@ -123,7 +133,7 @@ pub fn route_waiting(hub: &Hub, turns: &mut HashMap<String, String>) -> Result<u
     for (routing, handoff) in waiting {
         let last = turns.get(&handoff.channel_id).map(String::as_str);
         // Nobody can take one more: the rest wait too.
-        let Some(i) = pick(routing, &candidates, last) else {
+        let Some(i) = pick(routing, &candidates, last, &handoff.tags) else {
             break;
         };
         let to = candidates[i].agent.clone();
@@ -209,14 +219,14 @@ mod tests {
             candidate("b", 5, 5),
             candidate("c", 1, 5),
         ];
-        assert_eq!(pick(Routing::RoundRobin, &c, None), Some(0));
+        assert_eq!(pick(Routing::RoundRobin, &c, None, &[]), Some(0));
         assert_eq!(
-            pick(Routing::RoundRobin, &c, Some("a")),
+            pick(Routing::RoundRobin, &c, Some("a"), &[]),
             Some(2),
             "b is full"
         );
-        assert_eq!(pick(Routing::RoundRobin, &c, Some("c")), Some(0));
-        assert_eq!(pick(Routing::RoundRobin, &c, Some("gone")), Some(0));
+        assert_eq!(pick(Routing::RoundRobin, &c, Some("c"), &[]), Some(0));
+        assert_eq!(pick(Routing::RoundRobin, &c, Some("gone"), &[]), Some(0));
     }
 
     #[test]
@@ -267,10 +277,35 @@ mod tests {
             candidate("b", 1, 5),
             candidate("c", 0, 0),
         ];
-        assert_eq!(pick(Routing::LeastBusy, &c, None), Some(1), "c takes none");
-        assert_eq!(pick(Routing::Manual, &c, None), None);
+        assert_eq!(
+            pick(Routing::LeastBusy, &c, None, &[]),
+            Some(1),
+            "c takes none"
+        );
+        assert_eq!(pick(Routing::Manual, &c, None, &[]), None);
         let full = [candidate("a", 2, 2)];
-        assert_eq!(pick(Routing::LeastBusy, &full, None), None);
-        assert_eq!(pick(Routing::RoundRobin, &full, None), None);
+        assert_eq!(pick(Routing::LeastBusy, &full, None, &[]), None);
+        assert_eq!(pick(Routing::RoundRobin, &full, None, &[]), None);
+    }
+
+    #[test]
+    fn a_tagged_handoff_goes_to_an_agent_with_that_skill_while_one_has_room_and_else_to_anyone() {
+        let skilled = |id: &str, held: usize, skills: &[&str]| {
+            let mut c = candidate(id, held, 2);
+            c.agent.skills = skills.iter().map(|s| s.to_string()).collect();
+            c
+        };
+        let billing = ["billing".to_string()];
+        let c = [
+            skilled("a", 0, &[]),
+            skilled("b", 1, &["billing"]),
+            skilled("c", 0, &["returns"]),
+        ];
+        assert_eq!(pick(Routing::LeastBusy, &c, None, &billing), Some(1));
+        assert_eq!(pick(Routing::RoundRobin, &c, Some("b"), &billing), Some(1));
+        assert_eq!(pick(Routing::LeastBusy, &c, None, &[]), Some(0));
+        // The billing specialist is full: anyone rather than nobody.
+        let full = [skilled("a", 0, &[]), skilled("b", 2, &["billing"])];
+        assert_eq!(pick(Routing::LeastBusy, &full, None, &billing), Some(0));
     }
 }

@@ -352,6 +352,10 @@ pub struct Agent {
     pub capacity: u32,
     #[serde(default)]
     pub disabled: bool,
+    /// Tags this agent is the one for: a waiting handoff carrying one of them is routed to an
+    /// agent who has it, when one can take it.
+    #[serde(default)]
+    pub skills: Vec<String>,
 }
 
 impl Agent {
@@ -369,6 +373,7 @@ impl Agent {
             presence: Presence::Offline,
             capacity: DEFAULT_CAPACITY,
             disabled: false,
+            skills: Vec::new(),
         }
     }
 }

@@ -91,7 +91,12 @@ export type Agent = { id: string, email: string, name: string, role: Role, prese
 /**
  * How many handoffs the agent may hold at once.
  */
-capacity: number, disabled: boolean, };
+capacity: number, disabled: boolean, 
+/**
+ * Tags this agent is the one for: a waiting handoff carrying one of them is routed to an
+ * agent who has it, when one can take it.
+ */
+skills: Array<string>, };
 
 export type Note = { id: string, conversation_id: string, agent_id: string, text: string, created_at: string, };
 

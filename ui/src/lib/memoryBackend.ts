@@ -65,7 +65,7 @@ export interface MemoryInbox {
 const AT = "2026-11-30T09:00:00Z";
 
 export function agent(id: string, name: string, role: Agent["role"] = "agent"): Agent {
-  return { id, email: `${id}@example.com`, name, role, presence: "online", capacity: 3, disabled: false };
+  return { id, email: `${id}@example.com`, name, role, presence: "online", capacity: 3, disabled: false, skills: [] };
 }
 
 export function handoff(id: string, conversation: string, title: string, status: Handoff["status"] = "pending", assignee: string | null = null): Handoff {

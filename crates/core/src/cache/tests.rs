@@ -856,6 +856,7 @@ fn the_report_counts_from_this_devices_copy_as_the_hub_does() {
                 presence: baton_protocol::Presence::Online,
                 capacity: 3,
                 disabled: false,
+                skills: Vec::new(),
             }),
             EventData::Handoff(resolved),
             EventData::Message(reply),
