@@ -255,10 +255,12 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
                 applied.escalated.push(h.clone());
             }
             tx.prepare_cached(
-                "INSERT INTO handoffs (id, conversation_id, status, created_at, title, assignee, tags, data)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                "INSERT INTO handoffs (id, conversation_id, status, created_at, title, assignee, tags, data,
+                                       priority_rank)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
                  ON CONFLICT(id) DO UPDATE SET status = excluded.status, title = excluded.title,
-                     assignee = excluded.assignee, tags = excluded.tags, data = excluded.data",
+                     assignee = excluded.assignee, tags = excluded.tags, data = excluded.data,
+                     priority_rank = excluded.priority_rank",
             )?
             .execute(params![
                 h.id,
@@ -268,7 +270,13 @@ fn upsert(tx: &Connection, data: &EventData, applied: &mut Applied) -> Result<()
                 h.title,
                 h.assignee,
                 serde_json::to_string(&h.tags)?,
-                serde_json::to_string(h)?
+                serde_json::to_string(h)?,
+                match h.priority {
+                    Some(baton_protocol::Priority::Urgent) => 3,
+                    Some(baton_protocol::Priority::High) => 2,
+                    Some(baton_protocol::Priority::Low) => 0,
+                    _ => 1,
+                }
             ])?;
             reindex(tx, Indexed::Handoffs, old, Some(&h.title))?;
             if known && before != h.assignee && h.assignee.is_some() {

@@ -38,6 +38,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     ),
     (5, include_str!("../../migrations/0005_media.sql")),
     (6, include_str!("../../migrations/0006_reads.sql")),
+    (7, include_str!("../../migrations/0007_queue_order.sql")),
 ];
 
 #[derive(Debug, thiserror::Error)]

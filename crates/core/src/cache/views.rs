@@ -103,55 +103,90 @@ impl Cache {
         offset: u32,
         limit: u32,
     ) -> Result<HandoffPage, CacheError> {
+        use rusqlite::types::ToSql;
         let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
-        let priority = filter
-            .priority
-            .map(|p| serde_json::to_value(p).map(|v| v.as_str().unwrap_or_default().to_string()))
-            .transpose()?;
-        // Botpress conversations carry no channel kind.
-        let channel_kind = filter
-            .channel_kind
-            .as_deref()
-            .map(|k| if k == "botpress" { "" } else { k });
-        let args = params![
-            serde_json::to_string(&wanted)?,
-            me.unwrap_or(""),
-            filter.tag,
-            channel_kind,
-            filter.agent,
-            priority,
-            filter.unread,
-        ];
-        const MATCHING: &str = "FROM handoffs h
-             LEFT JOIN conversations c ON c.id = h.conversation_id
-             LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = ?2
-             WHERE h.status IN (SELECT value FROM json_each(?1))
-               AND (?3 IS NULL OR EXISTS (SELECT 1 FROM json_each(h.tags) t WHERE t.value = ?3))
-               AND (?4 IS NULL OR COALESCE(json_extract(c.data, '$.channel_kind'), '') = ?4)
-               AND (?5 IS NULL OR h.assignee = ?5)
-               AND (?6 IS NULL OR COALESCE(json_extract(h.data, '$.priority'), 'normal') = ?6)
-               AND (?7 = 0 OR r.unread = 1 OR (h.status IN ('pending', 'assigned')
-                    AND c.last_customer_at > COALESCE(r.read_at, '')))";
+        // Only the joins and conditions a filter needs: the common list reads `handoffs` alone.
+        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(serde_json::to_string(&wanted)?)];
+        let mut conds = vec!["h.status IN (SELECT value FROM json_each(?1))".to_string()];
+        let arg = |value: Box<dyn ToSql>, args: &mut Vec<Box<dyn ToSql>>| {
+            args.push(value);
+            format!("?{}", args.len())
+        };
+        let (mut with_conversation, mut with_reads) = (false, false);
+        if let Some(tag) = &filter.tag {
+            let p = arg(Box::new(tag.clone()), &mut args);
+            conds.push(format!(
+                "EXISTS (SELECT 1 FROM json_each(h.tags) t WHERE t.value = {p})"
+            ));
+        }
+        if let Some(kind) = filter.channel_kind.as_deref() {
+            // Botpress conversations carry no channel kind.
+            let kind = if kind == "botpress" { "" } else { kind };
+            let p = arg(Box::new(kind.to_string()), &mut args);
+            conds.push(format!(
+                "COALESCE(json_extract(c.data, '$.channel_kind'), '') = {p}"
+            ));
+            with_conversation = true;
+        }
+        if let Some(agent) = &filter.agent {
+            let p = arg(Box::new(agent.clone()), &mut args);
+            conds.push(format!("h.assignee = {p}"));
+        }
+        if let Some(priority) = filter.priority {
+            let rank = match priority {
+                baton_protocol::Priority::Urgent => 3,
+                baton_protocol::Priority::High => 2,
+                baton_protocol::Priority::Normal => 1,
+                baton_protocol::Priority::Low => 0,
+            };
+            let p = arg(Box::new(rank), &mut args);
+            conds.push(format!("h.priority_rank = {p}"));
+        }
+        let me_arg = arg(Box::new(me.unwrap_or("").to_string()), &mut args);
+        if filter.unread {
+            conds.push(
+                "(r.unread = 1 OR (h.status IN ('pending', 'assigned')
+                    AND c.last_customer_at > COALESCE(r.read_at, '')))"
+                    .to_string(),
+            );
+            with_conversation = true;
+            with_reads = true;
+        }
+        let mut from = String::from("FROM handoffs h");
+        if with_conversation {
+            from.push_str(" LEFT JOIN conversations c ON c.id = h.conversation_id");
+        }
+        if with_reads {
+            from.push_str(&format!(
+                " LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = {me_arg}"
+            ));
+        }
+        let matching = format!("{from} WHERE {}", conds.join(" AND "));
+        let params = || rusqlite::params_from_iter(args.iter().map(|a| a.as_ref()));
+        // The agent's id is only needed by the unread condition; bound either way.
+        let count_sql = format!("SELECT COUNT(*) {matching} AND {me_arg} = {me_arg}");
         let total: u32 = self
             .conn
-            .prepare_cached(&format!("SELECT COUNT(*) {MATCHING}"))?
-            .query_row(args, |r| r.get(0))?;
+            .prepare_cached(&count_sql)?
+            .query_row(params(), |r| r.get(0))?;
         let order = match filter.sort {
             HandoffSort::Waiting => {
-                "CASE WHEN h.status = 'pending' THEN
-                     CASE json_extract(h.data, '$.priority')
-                         WHEN 'urgent' THEN 3 WHEN 'high' THEN 2 WHEN 'low' THEN 0 ELSE 1 END
-                 END DESC,
+                "CASE WHEN h.status = 'pending' THEN h.priority_rank END DESC,
                  CASE WHEN h.status = 'pending' THEN h.created_at END ASC,
                  h.created_at DESC, h.rowid DESC"
             }
             HandoffSort::Newest => "h.created_at DESC, h.rowid DESC",
             HandoffSort::Oldest => "h.created_at ASC, h.rowid ASC",
         };
-        // One JSON object per row, put together by SQLite: decoded like every other row. The
-        // last message is looked up for the rows of the window only.
+        // The window's rows are picked from cheap columns first; only they are then put together
+        // as JSON (with their last message), by SQLite, and decoded like every other row.
+        let (limit_arg, offset_arg) = (args.len() + 1, args.len() + 2);
         let sql = format!(
-            "SELECT json_object(
+            "WITH win AS (
+                 SELECT h.rowid AS rid, row_number() OVER (ORDER BY {order}) AS n
+                 {matching} AND {me_arg} = {me_arg}
+                 ORDER BY n LIMIT ?{limit_arg} OFFSET ?{offset_arg})
+             SELECT json_object(
                  'handoff', json(h.data),
                  'customer', json_extract(ct.data, '$.name'),
                  'channel_kind', json_extract(c.data, '$.channel_kind'),
@@ -161,33 +196,22 @@ impl Cache {
                  'last_message', json((SELECT m.data FROM messages m
                                        WHERE m.conversation_id = h.conversation_id
                                        ORDER BY m.created_at DESC, m.rowid DESC LIMIT 1)))
-             {MATCHING}
-             ORDER BY {order}
-             LIMIT ?8 OFFSET ?9",
-        )
-        .replace(
-            "LEFT JOIN conversations c ON c.id = h.conversation_id",
-            "LEFT JOIN conversations c ON c.id = h.conversation_id
-             LEFT JOIN contacts ct ON ct.id = c.contact_id",
+             FROM win
+             JOIN handoffs h ON h.rowid = win.rid
+             LEFT JOIN conversations c ON c.id = h.conversation_id
+             LEFT JOIN contacts ct ON ct.id = c.contact_id
+             LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = {me_arg}
+             ORDER BY win.n",
         );
+        let (limit, offset_value) = (i64::from(limit), i64::from(offset));
+        let window = args
+            .iter()
+            .map(|a| a.as_ref())
+            .chain([&limit as &dyn ToSql, &offset_value as &dyn ToSql]);
         Ok(HandoffPage {
             total,
             offset,
-            rows: json_rows(
-                &self.conn,
-                &sql,
-                params![
-                    args[0],
-                    args[1],
-                    args[2],
-                    args[3],
-                    args[4],
-                    args[5],
-                    args[6],
-                    i64::from(limit),
-                    i64::from(offset)
-                ],
-            )?,
+            rows: json_rows(&self.conn, &sql, rusqlite::params_from_iter(window))?,
         })
     }
 
