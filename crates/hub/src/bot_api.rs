@@ -197,7 +197,7 @@ pub struct StartHandoff {
     /// Tags from the team's list (`baton-hub tags set`): they show in the inbox, and routing
     /// gives the handoff to an agent with a matching skill first.
     #[serde(default)]
-    #[schema(max_items = 20)]
+    #[schema(max_items = 20)] // MAX_TAGS
     pub tags: Vec<String>,
     /// The conversation so far, oldest first.
     #[serde(default)]
@@ -356,6 +356,9 @@ fn bad(message: impl Into<String>) -> ApiError {
 }
 
 /// A short text field: trimmed, empty is none, at most `max` characters.
+/// The most tags a bot may give a handoff.
+const MAX_TAGS: usize = 20;
+
 /// The handoff's tags, each from the team's list (a typo would otherwise route nowhere).
 fn team_tags(txn: &dyn crate::store::Read, tags: &[String]) -> Result<Vec<String>, ApiError> {
     if tags.is_empty() {
@@ -451,6 +454,12 @@ async fn start_handoff(
     for (i, item) in start.history.iter().enumerate() {
         checked_message(&item.kind, &item.payload)
             .map_err(|e| bad(format!("history[{i}]: {e}")))?;
+    }
+    if start.tags.len() > MAX_TAGS {
+        return Err(bad(format!(
+            "tags has {} tags; at most {MAX_TAGS}",
+            start.tags.len()
+        )));
     }
     let key = short(start.idempotency_key.as_deref(), "idempotency_key", 200)?;
     let hub2 = hub.clone();
