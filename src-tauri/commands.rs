@@ -469,18 +469,7 @@ pub fn search(
     } = filters.unwrap_or_default();
     let date = |s: Option<String>| -> Result<Option<chrono::DateTime<chrono::Utc>>, CommandError> {
         s.filter(|s| !s.trim().is_empty())
-            .map(|s| {
-                chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
-                    .ok()
-                    .and_then(|d| d.and_hms_opt(0, 0, 0))
-                    .map(|t| t.and_utc())
-                    .ok_or_else(|| {
-                        CommandError::new(
-                            "bad_request",
-                            format!("{s:?} is not a date (YYYY-MM-DD)"),
-                        )
-                    })
-            })
+            .map(|s| day_start(&s))
             .transpose()
     };
     let query = SearchQuery {
@@ -565,25 +554,30 @@ pub fn set_notification_settings(
         .map_err(|e| CommandError::new("bad_request", e))
 }
 
+/// Midnight (UTC) of a date the window's date fields give (`2026-11-01`).
+fn day_start(text: &str) -> Result<chrono::DateTime<chrono::Utc>, CommandError> {
+    chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+        .ok_or_else(|| {
+            CommandError::new(
+                "bad_request",
+                format!("{text:?} is not a date like 2026-11-01"),
+            )
+        })
+}
+
 /// A report's period from the window's date fields: `since` from its midnight (UTC), `until`
 /// through its end; at most 400 days.
 fn report_period(
     since: &str,
     until: &str,
 ) -> Result<(chrono::DateTime<chrono::Utc>, chrono::DateTime<chrono::Utc>), CommandError> {
-    let day = |text: &str| {
-        chrono::NaiveDate::parse_from_str(text.trim(), "%Y-%m-%d")
-            .ok()
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .map(|t| t.and_utc())
-            .ok_or_else(|| {
-                CommandError::new(
-                    "bad_request",
-                    format!("{text:?} is not a date like 2026-11-01"),
-                )
-            })
-    };
-    let (since, until) = (day(since)?, day(until)? + chrono::TimeDelta::days(1));
+    let (since, until) = (
+        day_start(since)?,
+        day_start(until)? + chrono::TimeDelta::days(1),
+    );
     if until <= since {
         return Err(CommandError::new(
             "bad_request",

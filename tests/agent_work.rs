@@ -964,6 +964,19 @@ async fn holders(alice: &AgentSession, tickets: &[String]) -> Vec<String> {
     names
 }
 
+/// Who holds each ticket's handoff, once all are held (or after 10 s, as they are then).
+async fn held_by_all(alice: &AgentSession, tickets: &[String]) -> Vec<String> {
+    let mut held = Vec::new();
+    for _ in 0..100 {
+        held = holders(alice, tickets).await;
+        if held.iter().all(|h| !h.is_empty()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    held
+}
+
 async fn go_online(agent: &AgentSession) {
     assert_eq!(
         agent.post("/presence", json!({"status": "online"})).await.0,
@@ -986,14 +999,7 @@ async fn with_round_robin_routing_waiting_handoffs_go_to_the_online_agents_in_tu
                 .await,
         );
     }
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        held = holders(&alice, &tickets).await;
-        if held.iter().all(|h| !h.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = held_by_all(&alice, &tickets).await;
     // Nobody picked: each handoff went out in turn, two each, never twice in a row to the same.
     assert_eq!(held.iter().filter(|h| *h == "Alice").count(), 2, "{held:?}");
     assert_eq!(held.iter().filter(|h| *h == "Bob").count(), 2, "{held:?}");
@@ -1029,14 +1035,7 @@ async fn with_least_busy_routing_the_next_handoff_goes_to_whoever_holds_fewest_a
         d.botpress.hand_off("First", "Ana", "hi").await,
         d.botpress.hand_off("Second", "Ben", "hi").await,
     ];
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        held = holders(&alice, &early).await;
-        if held.iter().all(|h| !h.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = held_by_all(&alice, &early).await;
     assert_eq!(held, ["Alice", "Alice"], "only Alice was online");
 
     // Bob comes online: he holds none, so the next two are his.
@@ -1046,14 +1045,7 @@ async fn with_least_busy_routing_the_next_handoff_goes_to_whoever_holds_fewest_a
         d.botpress.hand_off("Third", "Cy", "hi").await,
         d.botpress.hand_off("Fourth", "Di", "hi").await,
     ];
-    for _ in 0..100 {
-        held = holders(&alice, &late).await;
-        if held.iter().all(|h| !h.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert_eq!(held, ["Bob", "Bob"]);
+    assert_eq!(held_by_all(&alice, &late).await, ["Bob", "Bob"]);
 
     // Manual routing (set through the admin API) leaves the next one waiting for someone to take it.
     let rita = AgentSession::sign_in(&d.hub, "root@example.com").await;
@@ -1382,14 +1374,7 @@ async fn an_away_agent_is_offered_no_new_handoff_until_their_next_action_makes_t
             .hand_off("While Bob is away 2", "Ben", "hi")
             .await,
     ];
-    let mut held = Vec::new();
-    for _ in 0..100 {
-        held = holders(&alice, &first).await;
-        if held.iter().all(|h| !h.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let held = held_by_all(&alice, &first).await;
     assert_eq!(held, ["Alice", "Alice"], "Bob was away");
     let bob_now = |events: Vec<Value>| {
         events
