@@ -1155,16 +1155,7 @@ async fn a_bot_tags_its_handoff_and_routing_gives_it_to_the_agent_with_that_skil
     let (code, started) = w.call("/handoffs", hand_over("u-3", json!([]))).await;
     assert_eq!(code, 200, "{started}");
     ids.push(started["handoff_id"].as_str().expect("id").to_string());
-    let me: Value = bob
-        .http
-        .get(format!("{}/api/v1/me", bob.base))
-        .bearer_auth(&bob.token)
-        .send()
-        .await
-        .expect("me")
-        .json()
-        .await
-        .expect("me body");
+    let (_, me) = bob.get("/me").await;
     let bob_id = me["id"].as_str().expect("Bob's id").to_string();
     let holders = || async {
         let events = w.agent.events().await;

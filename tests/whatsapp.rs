@@ -721,16 +721,7 @@ async fn an_admin_connects_and_removes_a_number_over_the_api_and_never_sees_a_se
         .expect("webhook path")
         .to_string();
     assert!(path.contains("/whatsapp"));
-    let listed: Value = admin
-        .http
-        .get(format!("{}/api/v1/admin/channels", admin.base))
-        .bearer_auth(&admin.token)
-        .send()
-        .await
-        .expect("list")
-        .json()
-        .await
-        .expect("json");
+    let (_, listed) = admin.get("/admin/channels").await;
     let text = listed.to_string();
     assert!(
         text.contains("Sales line") && text.contains("\"kind\":\"whatsapp\""),

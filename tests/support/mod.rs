@@ -356,17 +356,21 @@ impl AgentSession {
         .await;
     }
 
-    pub async fn events(&self) -> Vec<Value> {
-        let page: Value = self
+    /// `GET /api/v1{path}` as this agent: the status and the JSON answer (null if none).
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        let response = self
             .http
-            .get(format!("{}/api/v1/events?after=0&limit=1000", self.base))
+            .get(format!("{}/api/v1{path}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await
-            .expect("events")
-            .json()
-            .await
-            .expect("events body");
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn events(&self) -> Vec<Value> {
+        let (_, page) = self.get("/events?after=0&limit=1000").await;
         page["events"].as_array().cloned().unwrap_or_default()
     }
 

@@ -106,8 +106,13 @@ impl Cache {
         use rusqlite::types::ToSql;
         let wanted: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         // Only the joins and conditions a filter needs: the common list reads `handoffs` alone.
-        let mut args: Vec<Box<dyn ToSql>> = vec![Box::new(serde_json::to_string(&wanted)?)];
-        let mut conds = vec!["h.status IN (SELECT value FROM json_each(?1))".to_string()];
+        // ?1 is the signed-in agent (whose read marks say what is unread; a query that does not
+        // ask may leave it unused, as the statuses, ?2, always follow it); ?2 the statuses.
+        let mut args: Vec<Box<dyn ToSql>> = vec![
+            Box::new(me.unwrap_or("").to_string()),
+            Box::new(serde_json::to_string(&wanted)?),
+        ];
+        let mut conds = vec!["h.status IN (SELECT value FROM json_each(?2))".to_string()];
         let arg = |value: Box<dyn ToSql>, args: &mut Vec<Box<dyn ToSql>>| {
             args.push(value);
             format!("?{}", args.len())
@@ -142,7 +147,6 @@ impl Cache {
             let p = arg(Box::new(rank), &mut args);
             conds.push(format!("h.priority_rank = {p}"));
         }
-        let me_arg = arg(Box::new(me.unwrap_or("").to_string()), &mut args);
         if filter.unread {
             conds.push(
                 "(r.unread = 1 OR (h.status IN ('pending', 'assigned')
@@ -157,14 +161,13 @@ impl Cache {
             from.push_str(" LEFT JOIN conversations c ON c.id = h.conversation_id");
         }
         if with_reads {
-            from.push_str(&format!(
-                " LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = {me_arg}"
-            ));
+            from.push_str(
+                " LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = ?1",
+            );
         }
         let matching = format!("{from} WHERE {}", conds.join(" AND "));
         let params = || rusqlite::params_from_iter(args.iter().map(|a| a.as_ref()));
-        // The agent's id is only needed by the unread condition; bound either way.
-        let count_sql = format!("SELECT COUNT(*) {matching} AND {me_arg} = {me_arg}");
+        let count_sql = format!("SELECT COUNT(*) {matching}");
         let total: u32 = self
             .conn
             .prepare_cached(&count_sql)?
@@ -184,7 +187,7 @@ impl Cache {
         let sql = format!(
             "WITH win AS (
                  SELECT h.rowid AS rid, row_number() OVER (ORDER BY {order}) AS n
-                 {matching} AND {me_arg} = {me_arg}
+                 {matching}
                  ORDER BY n LIMIT ?{limit_arg} OFFSET ?{offset_arg})
              SELECT json_object(
                  'handoff', json(h.data),
@@ -200,7 +203,7 @@ impl Cache {
              JOIN handoffs h ON h.rowid = win.rid
              LEFT JOIN conversations c ON c.id = h.conversation_id
              LEFT JOIN contacts ct ON ct.id = c.contact_id
-             LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = {me_arg}
+             LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = ?1
              ORDER BY win.n",
         );
         let (limit, offset_value) = (i64::from(limit), i64::from(offset));
