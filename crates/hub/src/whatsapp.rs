@@ -22,7 +22,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::handoffs::{Outgoing, PlatformEvent};
@@ -226,7 +226,7 @@ async fn notify(
     let (count, statuses) = (batch.messages.len(), batch.statuses.len());
     let hub2 = hub.clone();
     hub.store()
-        .write_grouped_async(move |txn| apply(txn, &hub2, &channel, &settings, &batch))
+        .write_grouped_async(move |txn| apply(txn, &hub2, &channel, &settings, batch))
         .await?;
     hub.wake_delivery();
     tracing::debug!(messages = count, statuses, "whatsapp: notification stored");
@@ -570,12 +570,16 @@ pub fn apply(
     hub: &Hub,
     channel_id: &str,
     settings: &WhatsAppSettings,
-    batch: &Batch,
+    batch: Batch,
 ) -> Result<(), ApiError> {
-    for m in &batch.messages {
-        // Claiming the wamid first is the dedupe: a redelivery finds it taken and changes nothing.
-        let message_id = hub.new_id("m");
-        if !txn.link_external(channel_id, "message", &m.wamid, &message_id)? {
+    for m in batch.messages {
+        // The message's id is made from its wamid, so a redelivery finds it stored and changes
+        // nothing, without a second row per message to say so. (Messages stored before ids were
+        // made this way are found through their wamid's link.)
+        let message_id = inbound_message_id(channel_id, &m.wamid);
+        if txn.has_message(&message_id)?
+            || txn.external_id(channel_id, "message", &m.wamid)?.is_some()
+        {
             continue;
         }
         let contact = customer_contact(txn, hub, channel_id, &m.customer)?;
@@ -584,23 +588,30 @@ pub fn apply(
             follow_new_number(txn, channel_id, contact.clone(), new_number)?;
         }
         let at = m.at.unwrap_or_else(|| hub.now());
+        let Inbound {
+            kind,
+            text,
+            raw,
+            customer,
+            ..
+        } = m;
         let message = Message {
             id: message_id,
             conversation_id: conversation.id.clone(),
             author: Author::EndUser,
             author_id: Some(contact.id.clone()),
-            kind: m.kind.clone(),
-            text: m.text.clone(),
-            payload: m.raw.clone(),
+            kind: kind.clone(),
+            text: text.clone(),
+            payload: raw,
             status: DeliveryStatus::Received,
             status_reason: None,
             created_at: at,
         };
-        txn.put(EventData::Message(message.clone()))?;
+        let stored = txn.put(EventData::Message(message))?;
         // Kept to the minute: rewriting the conversation (and announcing it to every agent) for
         // each message would double the work of a busy number; the window may look up to a
         // minute shorter than it is, never longer.
-        if refreshes_window(&m.kind)
+        if refreshes_window(&kind)
             && conversation
                 .last_inbound_at
                 .is_none_or(|t| at - t >= TimeDelta::minutes(1))
@@ -614,37 +625,39 @@ pub fn apply(
             let handed_over = txn
                 .open_handoff(&conversation.id)?
                 .is_some_and(|h| !h.for_draft);
-            if !handed_over && m.kind != "system" {
-                crate::bot_api::queue_user_message(
-                    txn,
-                    hub,
-                    bot,
-                    &conversation,
-                    &contact,
-                    &message,
-                )?;
+            if let EventData::Message(message) = &stored.data {
+                if !handed_over && kind != "system" {
+                    crate::bot_api::queue_user_message(
+                        txn,
+                        hub,
+                        bot,
+                        &conversation,
+                        &contact,
+                        message,
+                    )?;
+                }
             }
             continue;
         }
         if txn.open_handoff(&conversation.id)?.is_some() {
             // Still waiting for an agent: told once per handoff if nobody can answer.
             crate::handoffs::tell_if_nobody_can_answer(txn, hub, channel_id, &conversation.id)?;
-        } else if refreshes_window(&m.kind) {
+        } else if refreshes_window(&kind) {
             let wanted = settings.handoff_phrases.is_empty()
-                || m.text
+                || text
                     .as_deref()
                     .is_some_and(|t| matches_phrase(t, &settings.handoff_phrases));
             if wanted {
-                let title = format!("{} on WhatsApp", m.customer.label());
+                let title = format!("{} on WhatsApp", customer.label());
                 let handoff =
-                    crate::handoffs::open(txn, hub, &conversation, &title, m.text.as_deref())?;
+                    crate::handoffs::open(txn, hub, &conversation, &title, text.as_deref())?;
                 // The auto-reply is a courtesy: it never costs the customer's message. (Its length is
                 // checked when an admin sets it; a customer with no address cannot get one.)
                 if let Some(reply) = settings
                     .auto_reply
                     .as_deref()
                     .filter(|r| !r.trim().is_empty() && r.chars().count() <= MAX_TEXT)
-                    .filter(|_| !m.customer.keys().is_empty())
+                    .filter(|_| !customer.keys().is_empty())
                 {
                     crate::handoffs::notify_customer(txn, hub, &handoff, reply)?;
                 }
@@ -678,6 +691,30 @@ pub fn apply(
         apply_status(txn, channel_id, &message_id, s)?;
     }
     Ok(())
+}
+
+/// The id of a customer's message: the same for every delivery of one wamid on one channel.
+pub fn inbound_message_id(channel_id: &str, wamid: &str) -> String {
+    const ALPHABET: &[u8] = b"0123456789abcdefghjkmnpqrstvwxyz";
+    let digest = Sha256::new()
+        .chain_update(channel_id.as_bytes())
+        .chain_update([0])
+        .chain_update(wamid.as_bytes())
+        .finalize();
+    // 20 characters of 5 bits: the same shape as every other id, 100 bits of the digest.
+    let mut bits = 0u32;
+    let mut held = 0;
+    let mut tail = String::with_capacity(20);
+    for byte in digest.iter().take(13) {
+        bits = (bits << 8) | u32::from(*byte);
+        held += 8;
+        while held >= 5 && tail.len() < 20 {
+            held -= 5;
+            tail.push(ALPHABET[((bits >> held) & 31) as usize] as char);
+        }
+        bits &= (1 << held) - 1;
+    }
+    format!("m_{tail}")
 }
 
 /// Whether `message_id` is a message the desk sent on this channel.
@@ -1833,6 +1870,64 @@ mod tests {
         ));
         assert!(matches_phrase("a human please", &phrases));
         assert!(!matches_phrase("just browsing", &phrases));
+    }
+
+    fn notification(wamid: &str) -> Value {
+        json!({"object": "whatsapp_business_account", "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp", "metadata": {"phone_number_id": "5550001"},
+            "contacts": [{"profile": {"name": "Zoë"}, "wa_id": "15550100"}],
+            "messages": [{"from": "15550100", "id": wamid, "timestamp": "1764460800", "type": "text", "text": {"body": "hello"}}]
+        }}]}]})
+    }
+
+    #[test]
+    fn a_message_is_stored_once_however_often_meta_delivers_it_and_whenever_it_was_first_stored() {
+        let dir = tempfile::tempdir().expect("dir");
+        let hub = Hub::open(dir.path()).expect("hub");
+        let settings: WhatsAppSettings = serde_json::from_value(json!({
+            "phone_number_id": "5550001", "verify_token": "v", "app_secret": "s", "access_token": "a"
+        }))
+        .expect("settings");
+        let store = hub.store();
+        let deliver = |wamid: &str| {
+            let batch = Batch::read(&notification(wamid), "5550001");
+            let (hub, settings) = (hub.clone(), settings.clone());
+            store.write(move |txn| apply(txn, &hub, "wa", &settings, batch))
+        };
+        store
+            .write(|tx| {
+                tx.add_channel(&crate::store::NewChannel {
+                    id: "wa",
+                    kind: "whatsapp",
+                    name: "Support number",
+                    secret_hash: "-",
+                    webhook_url: None,
+                    created_at: Utc::now(),
+                })?;
+                // A message stored by an older hub, whose id was random and linked to its wamid.
+                tx.link_external("wa", "message", "wamid.old", "m_random")
+            })
+            .expect("channel");
+        deliver("wamid.new").expect("first delivery");
+        deliver("wamid.new").expect("redelivery");
+        deliver("wamid.old").expect("redelivery of an old message");
+        let messages: Vec<_> = store
+            .events_after(0, 100)
+            .expect("events")
+            .into_iter()
+            .filter_map(|e| match e.data {
+                EventData::Message(m) => Some(m),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(messages.len(), 1, "{messages:?}");
+        assert_eq!(messages[0].id, inbound_message_id("wa", "wamid.new"));
+        assert_eq!(messages[0].text.as_deref(), Some("hello"));
+        assert_ne!(
+            inbound_message_id("wa", "wamid.new"),
+            inbound_message_id("wa2", "wamid.new"),
+            "the same wamid on another number is another message"
+        );
     }
 
     #[test]

@@ -168,7 +168,8 @@ pub trait Read {
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError>;
     fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError>;
     fn message(&self, id: &str) -> Result<Option<Message>, StoreError>;
-    /// The newest message the customer wrote in a conversation.
+    /// Whether a message is stored (without reading it).
+    fn has_message(&self, id: &str) -> Result<bool, StoreError>;
     /// The newest message an agent wrote in the conversation that is not text, if any.
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError>;
     /// Handoffs created from `since` (to the second) on, oldest first: what reports count.
@@ -179,6 +180,7 @@ pub trait Read {
     fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
     /// Drafts whose channel's timeout has passed by `now`, soonest due first.
     fn due_drafts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError>;
+    /// The newest message the customer wrote in a conversation.
     fn latest_customer_message(&self, conversation_id: &str)
         -> Result<Option<Message>, StoreError>;
     /// The conversation's handoff that is still pending or assigned, if any (the newest).

@@ -519,6 +519,13 @@ impl<T: HasConn> Read for T {
         )
     }
 
+    fn has_message(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .conn()?
+            .prepare_cached("SELECT 1 FROM messages WHERE id = ?1")?
+            .exists([id])?)
+    }
+
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError> {
         one_where(
             self.conn()?,
@@ -1297,14 +1304,24 @@ fn commit_group(
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
     while let Some(job) = jobs.pop_front() {
         let mark = txn.events.len();
-        if let Err(e) = txn.tx.execute_batch("SAVEPOINT job") {
+        // Prepared once and kept: parsing them again for every job costs more than the job's
+        // own cached statements.
+        if let Err(e) = txn
+            .tx
+            .prepare_cached("SAVEPOINT job")
+            .and_then(|mut s| s.execute([]))
+        {
             job.fail(e.to_string());
             continue;
         }
         let (ok, done) = job.run(&mut txn);
         if ok {
-            match txn.tx.execute_batch("RELEASE job") {
-                Ok(()) => completions.push(done),
+            match txn
+                .tx
+                .prepare_cached("RELEASE job")
+                .and_then(|mut s| s.execute([]))
+            {
+                Ok(_) => completions.push(done),
                 Err(e) => done(Err(e.to_string())),
             }
         } else {
