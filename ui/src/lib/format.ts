@@ -1,5 +1,7 @@
-// Small pure helpers for what the inbox shows; tested in format.test.ts.
+// Small pure helpers for what the inbox shows; tested in format.test.ts. Their words come from
+// the catalogs (lib/i18n), in the language the UI speaks now.
 
+import { locale, t, type MessageKey } from "./i18n.svelte";
 import type { AgentCommand, Author, ConnectionState, Message, Presence } from "./types";
 
 /** "just now", "4 min", "2 h", "3 d": how long something has been waiting. */
@@ -7,12 +9,12 @@ export function age(iso: string, now: Date): string {
   const then = Date.parse(iso);
   if (Number.isNaN(then)) return "";
   const seconds = Math.max(0, Math.round((now.getTime() - then) / 1000));
-  if (seconds < 60) return "just now";
+  if (seconds < 60) return t("time.justNow");
   const minutes = Math.floor(seconds / 60);
-  if (minutes < 60) return `${minutes} min`;
+  if (minutes < 60) return t("time.minutes", { minutes });
   const hours = Math.floor(minutes / 60);
-  if (hours < 48) return `${hours} h`;
-  return `${Math.floor(hours / 24)} d`;
+  if (hours < 48) return t("time.hours", { hours });
+  return t("time.days", { days: Math.floor(hours / 24) });
 }
 
 /** How long a customer has waited, against what a team expects: amber from 5 minutes, red from 15. */
@@ -46,15 +48,15 @@ export function dayLabel(iso: string, now: Date): string {
   if (Number.isNaN(at.getTime())) return "";
   const day = (d: Date): number => new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime();
   const days = Math.round((day(now) - day(at)) / 86_400_000);
-  if (days === 0) return "Today";
-  if (days === 1) return "Yesterday";
-  return at.toLocaleDateString(undefined, { weekday: "long", day: "numeric", month: "long", year: at.getFullYear() === now.getFullYear() ? undefined : "numeric" });
+  if (days === 0) return t("time.today");
+  if (days === 1) return t("time.yesterday");
+  return at.toLocaleDateString(locale(), { weekday: "long", day: "numeric", month: "long", year: at.getFullYear() === now.getFullYear() ? undefined : "numeric" });
 }
 
 /** A message's time of day ("14:32"); the exact date and time go in its tooltip. */
 export function clockTime(iso: string): string {
   const at = new Date(iso);
-  return Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+  return Number.isNaN(at.getTime()) ? "" : at.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
 }
 
 /** Whether `message` continues `previous`'s run: same writer, same day, within 5 minutes. Only the
@@ -71,20 +73,20 @@ export function continuesRun(previous: Message | undefined, message: Message): b
   );
 }
 
-const AUTHOR_LABELS: Record<Author, string> = {
-  end_user: "Customer",
-  bot: "Bot",
-  agent: "Agent",
-  system: "System",
+const AUTHOR_LABELS: Record<Author, MessageKey> = {
+  end_user: "author.end_user",
+  bot: "author.bot",
+  agent: "author.agent",
+  system: "author.system",
 };
 
 export function authorLabel(author: Author, customer: string | null): string {
-  return author === "end_user" && customer ? customer : AUTHOR_LABELS[author];
+  return author === "end_user" && customer ? customer : t(AUTHOR_LABELS[author]);
 }
 
 /** One line that stands for a message in a list: its text, or what kind of thing it is. */
 export function preview(message: Message | null): string {
-  if (!message) return "No messages yet";
+  if (!message) return t("list.noMessages");
   if (message.text) return message.text;
   const url = mediaUrl(message);
   return url ? `[${message.type}] ${url}` : `[${message.type}]`;
@@ -101,7 +103,7 @@ export function mediaUrl(message: Message): string | null {
 
 /** How an agent's presence reads. */
 export function presenceLabel(presence: Presence): string {
-  return presence === "online" ? "Online" : presence === "away" ? "Away" : "Offline";
+  return t(presence === "online" ? "presence.online" : presence === "away" ? "presence.away" : "presence.offline");
 }
 
 /** Whether an agent idle since `lastActive` should show as away now (`afterSecs` of no input). */
@@ -110,14 +112,14 @@ export function idleTooLong(lastActive: number, now: number, afterSecs: number):
 }
 
 export function connectionLabel(state: ConnectionState | null): string {
-  if (!state) return "Starting…";
+  if (!state) return t("connection.starting");
   switch (state.state) {
     case "connecting":
-      return "Connecting…";
+      return t("connection.connecting");
     case "live":
-      return "Live";
+      return t("connection.live");
     case "offline":
-      return `Offline — retrying in ${Math.max(1, Math.round(state.retry_in_ms / 1000))} s`;
+      return t("connection.offline", { seconds: Math.max(1, Math.round(state.retry_in_ms / 1000)) });
   }
 }
 
@@ -143,19 +145,20 @@ export function matchTemplates<T extends { name: string }>(templates: T[], query
   return [...starts, ...contains];
 }
 
-const DELIVERY_LABELS: Record<string, string> = {
-  queued: "Sending…",
-  sent: "Sent",
-  delivered: "Delivered",
-  read: "Read",
-  uncertain: "Delivery uncertain",
-  failed: "Not delivered",
-  draft: "Draft: waiting for approval",
-  rejected: "Rejected",
+const DELIVERY_LABELS: Record<string, MessageKey> = {
+  queued: "delivery.queued",
+  sent: "delivery.sent",
+  delivered: "delivery.delivered",
+  read: "delivery.read",
+  uncertain: "delivery.uncertain",
+  failed: "delivery.failed",
+  draft: "delivery.draft",
+  rejected: "delivery.rejected",
 };
 
 export function deliveryLabel(status: string): string | null {
-  return DELIVERY_LABELS[status] ?? null;
+  const key = DELIVERY_LABELS[status];
+  return key ? t(key) : null;
 }
 
 /** A search snippet as runs of plain and matched text (`[word]` marks a match), for rendering as text. */
@@ -174,21 +177,20 @@ export function snippetParts(snippet: string): Array<{ text: string; match: bool
 
 /** "Synced up to 14:05" (today) or "Synced up to 3 Nov, 14:05"; "Not synced yet" before the first sync. */
 export function syncedLabel(syncedAt: string | null, now: Date): string {
-  if (!syncedAt) return "Not synced yet";
+  if (!syncedAt) return t("sync.never");
   const at = new Date(syncedAt);
-  const time = at.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+  const time = at.toLocaleTimeString(locale(), { hour: "2-digit", minute: "2-digit" });
   const sameDay = at.toDateString() === now.toDateString();
   return sameDay
-    ? `Synced up to ${time}`
-    : `Synced up to ${at.toLocaleDateString([], { day: "numeric", month: "short" })}, ${time}`;
+    ? t("sync.today", { time })
+    : t("sync.earlier", { date: at.toLocaleDateString(locale(), { day: "numeric", month: "short" }), time });
 }
 
 /** What the offline banner says: that the desk is offline and what waits to be sent. */
 export function offlineBanner(queued: number, failed: number): string {
-  const waiting =
-    queued === 0 ? "nothing waiting to be sent" : queued === 1 ? "1 action waiting to be sent" : `${queued} actions waiting to be sent`;
-  const refused = failed === 0 ? "" : failed === 1 ? "; 1 refused by the hub" : `; ${failed} refused by the hub`;
-  return `Offline — you can keep reading, searching and replying; ${waiting}${refused}.`;
+  const waiting = t("offline.waiting", { count: queued });
+  const refused = failed === 0 ? "" : t("offline.refused", { count: failed });
+  return t("offline.banner", { waiting, refused });
 }
 
 /** The text of a queued reply or note; null for a command without text. */
@@ -207,12 +209,12 @@ export const WINDOW_MS = 24 * 60 * 60 * 1000;
 /** Whether a WhatsApp customer can still get a free-form reply, and what the header says about it. */
 export function replyWindow(lastInbound: string | null, now: Date): { open: boolean; label: string } {
   const last = lastInbound ? Date.parse(lastInbound) : Number.NaN;
-  if (Number.isNaN(last)) return { open: false, label: "reply window closed" };
+  if (Number.isNaN(last)) return { open: false, label: t("whatsapp.windowClosed") };
   const left = last + WINDOW_MS - now.getTime();
-  if (left <= 0) return { open: false, label: "reply window closed" };
+  if (left <= 0) return { open: false, label: t("whatsapp.windowClosed") };
   const minutes = Math.floor(left / 60_000);
-  if (minutes < 60) return { open: true, label: `${minutes} min left to reply` };
-  return { open: true, label: `${Math.floor(minutes / 60)} h ${minutes % 60} min left to reply` };
+  if (minutes < 60) return { open: true, label: t("whatsapp.minutesLeft", { minutes }) };
+  return { open: true, label: t("whatsapp.hoursLeft", { hours: Math.floor(minutes / 60), minutes: minutes % 60 }) };
 }
 
 /** A template's body with `{{1}}`, `{{2}}`, … replaced by the parameters (what the customer reads). */
@@ -327,10 +329,10 @@ export function choicesOf(message: Message): { text: string; options: string[] }
 
 /** A report's duration: "45 s", "12 min", "2 h 05 min"; "–" where there is none. */
 export function duration(secs: number | null | undefined): string {
-  if (secs === null || secs === undefined || Number.isNaN(secs)) return "–";
+  if (secs === null || secs === undefined || Number.isNaN(secs)) return t("time.none");
   const s = Math.round(secs);
-  if (s < 60) return `${s} s`;
-  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 60) return t("time.seconds", { seconds: s });
+  if (s < 3600) return t("time.minutes", { minutes: Math.round(s / 60) });
   const h = Math.floor(s / 3600);
-  return `${h} h ${String(Math.round((s % 3600) / 60)).padStart(2, "0")} min`;
+  return t("time.hoursMinutes", { hours: h, minutes: String(Math.round((s % 3600) / 60)).padStart(2, "0") });
 }
