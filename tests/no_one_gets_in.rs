@@ -521,3 +521,192 @@ async fn the_last_admin_can_be_neither_demoted_nor_disabled() {
     );
     assert!(ok, "with another admin it works: {err}");
 }
+
+/// A browser's sign-in at `hub`: the `Set-Cookie` it was given and the answer's body.
+async fn browser_sign_in(hub: &HubProcess) -> (String, Value) {
+    let response = reqwest::Client::new()
+        .post(format!("{}/api/v1/login", hub.url()))
+        .header("origin", hub.url())
+        .json(&json!({"email": AGENT_EMAIL, "password": AGENT_PASSWORD, "cookie": true}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(response.status(), 200);
+    let set_cookie = response
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .expect("a cookie is set")
+        .to_string();
+    (set_cookie, response.json().await.expect("json"))
+}
+
+#[tokio::test]
+async fn a_browser_session_is_a_cookie_its_page_cannot_read_and_other_sites_cannot_use() {
+    let data = HubData::new();
+    let hub = HubProcess::start(&data, support::free_port());
+    let (set_cookie, body) = browser_sign_in(&hub).await;
+    for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/"] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{attribute} missing: {set_cookie}"
+        );
+    }
+    assert!(
+        body.get("token").is_none(),
+        "the page is never given the token: {body}"
+    );
+    assert_eq!(body["agent"]["email"], AGENT_EMAIL);
+    let cookie = set_cookie
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_string();
+    assert!(
+        !data
+            .log()
+            .contains(cookie.trim_start_matches("baton_session=")),
+        "the token is never logged"
+    );
+
+    let http = reqwest::Client::new();
+    let me = |origin: Option<&str>| {
+        let mut request = http
+            .post(format!("{}/api/v1/presence", hub.url()))
+            .header("cookie", &cookie)
+            .json(&json!({"status": "online"}));
+        if let Some(origin) = origin {
+            request = request.header("origin", origin);
+        }
+        request.send()
+    };
+    let own = hub.url();
+    assert_eq!(me(Some(&own)).await.expect("own page").status(), 200);
+    let elsewhere = me(Some("https://evil.example")).await.expect("other site");
+    assert_eq!(
+        elsewhere.status(),
+        403,
+        "another site's page cannot act with the cookie"
+    );
+    let read = http
+        .get(format!("{}/api/v1/me", hub.url()))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .expect("me");
+    assert_eq!(
+        read.status(),
+        200,
+        "the hub's own page reads with the cookie"
+    );
+
+    let out = http
+        .post(format!("{}/api/v1/logout", hub.url()))
+        .header("cookie", &cookie)
+        .header("origin", &own)
+        .send()
+        .await
+        .expect("logout");
+    assert_eq!(out.status(), 200);
+    let cleared = out
+        .headers()
+        .get("set-cookie")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    assert!(
+        cleared.contains("Max-Age=0"),
+        "signing out clears the cookie: {cleared}"
+    );
+    let after = me(Some(&own)).await.expect("after");
+    assert_eq!(after.status(), 401, "the session ended with sign-out");
+}
+
+#[tokio::test]
+async fn the_hub_serves_the_inbox_to_browsers_at_app_under_a_strict_content_security_policy() {
+    let data = HubData::new();
+    let hub = HubProcess::start(&data, support::free_port());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client");
+    let root = http
+        .get(format!("{}/", hub.url()))
+        .send()
+        .await
+        .expect("root");
+    assert_eq!(
+        root.headers()["location"],
+        "/app/",
+        "the hub's address leads to the inbox"
+    );
+
+    let page = http
+        .get(format!("{}/app/", hub.url()))
+        .send()
+        .await
+        .expect("page");
+    assert_eq!(page.status(), 200);
+    let csp = page.headers()["content-security-policy"]
+        .to_str()
+        .expect("csp")
+        .to_string();
+    for rule in [
+        "default-src 'none'",
+        "script-src 'self'",
+        "connect-src 'self'",
+        "frame-ancestors 'none'",
+        "object-src 'none'",
+    ] {
+        assert!(csp.contains(rule), "{rule} missing: {csp}");
+    }
+    assert!(page.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .starts_with("text/html"));
+    let html = page.text().await.expect("html");
+    assert!(html.contains("<div id=\"app\">"), "the UI's page: {html}");
+
+    // Each script the page loads is served, as JavaScript, and kept by browsers.
+    let script = html
+        .split("src=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page loads a script")
+        .trim_start_matches("./");
+    let js = http
+        .get(format!("{}/app/{script}", hub.url()))
+        .send()
+        .await
+        .expect("script");
+    assert_eq!(js.status(), 200, "{script}");
+    assert!(js.headers()["content-type"]
+        .to_str()
+        .expect("type")
+        .contains("javascript"));
+    assert!(js.headers()["cache-control"]
+        .to_str()
+        .expect("cache")
+        .contains("immutable"));
+
+    let missing = http
+        .get(format!("{}/app/assets/nothing.js", hub.url()))
+        .send()
+        .await
+        .expect("missing");
+    assert_eq!(
+        missing.status(),
+        404,
+        "a missing file is missing, not the page"
+    );
+    let screen = http
+        .get(format!("{}/app/conversations/t_1", hub.url()))
+        .send()
+        .await
+        .expect("screen");
+    assert_eq!(
+        screen.status(),
+        200,
+        "a reload on any of the UI's screens gets the page"
+    );
+}

@@ -84,6 +84,7 @@ impl HubClient {
             .json(&LoginRequest {
                 email: email.into(),
                 password: password.into(),
+                cookie: false,
             });
         let response = request.send().await.map_err(network)?;
         read_json(response).await

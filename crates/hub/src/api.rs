@@ -250,7 +250,8 @@ async fn login(
     State(hub): State<Hub>,
     ClientAddr(addr): ClientAddr,
     JsonBody(req): JsonBody<LoginRequest>,
-) -> Result<Json<LoginResponse>, ApiError> {
+) -> Result<Response, ApiError> {
+    let cookie = req.cookie;
     let email = req.email.trim().to_string();
     if email.len() > crate::admin::MAX_EMAIL_LEN {
         return Err(ApiError::BadCredentials);
@@ -300,16 +301,34 @@ async fn login(
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     if let Some(agent) = &agent {
-        tracing::info!(agent = %agent.id, "agent signed in");
+        tracing::info!(agent = %agent.id, cookie, "agent signed in");
     }
-    Ok(Json(LoginResponse { token, agent }))
+    if !cookie {
+        return Ok(Json(LoginResponse { token, agent }).into_response());
+    }
+    // A browser's session: the page's scripts never see the token (HttpOnly), other sites' pages
+    // never send it (SameSite=Strict), and it only travels over TLS (Secure; browsers make an
+    // exception for loopback). It lasts as long as a token may.
+    let max_age = hub.config().token_max_age.as_secs();
+    let set = format!(
+        "{}={token}; Path=/api/; Max-Age={max_age}; HttpOnly; Secure; SameSite=Strict",
+        crate::auth::SESSION_COOKIE
+    );
+    let mut response = Json(LoginResponse {
+        token: String::new(),
+        agent,
+    })
+    .into_response();
+    if let Ok(value) = axum::http::HeaderValue::from_str(&set) {
+        response
+            .headers_mut()
+            .insert(axum::http::header::SET_COOKIE, value);
+    }
+    Ok(response)
 }
 
 /// Ends the session of the token this request carries; its open streams close at once.
-async fn logout(
-    State(hub): State<Hub>,
-    session: Session,
-) -> Result<Json<serde_json::Value>, ApiError> {
+async fn logout(State(hub): State<Hub>, session: Session) -> Result<impl IntoResponse, ApiError> {
     let hash = session.token_hash.clone();
     let hub2 = hub.clone();
     tokio::task::spawn_blocking(move || hub2.store().write(|txn| txn.remove_token(&hash)))
@@ -317,7 +336,15 @@ async fn logout(
         .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     hub.revoke(Revoked::Token(session.token_hash));
     tracing::info!(agent = %session.agent.id, "agent signed out");
-    Ok(Json(serde_json::json!({})))
+    // A browser's cookie goes with its session (a bearer client has none to clear).
+    let clear = format!(
+        "{}=; Path=/api/; Max-Age=0; HttpOnly; Secure; SameSite=Strict",
+        crate::auth::SESSION_COOKIE
+    );
+    Ok((
+        [(axum::http::header::SET_COOKIE, clear)],
+        Json(serde_json::json!({})),
+    ))
 }
 
 #[derive(Debug, Deserialize)]

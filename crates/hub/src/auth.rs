@@ -37,8 +37,6 @@ pub fn random_secret() -> String {
     hex::encode(bytes)
 }
 
-/// What the database keeps instead of a secret. Looking rows up by this hash means comparing a
-/// guess never leaks how many leading characters were right.
 /// The token of an `Authorization: Bearer <token>` header, if the request has a non-empty one.
 pub fn bearer_token(parts: &Parts) -> Option<&str> {
     parts
@@ -50,6 +48,59 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
+/// The cookie a browser's session lives in (see [`crate::web_app`]).
+pub const SESSION_COOKIE: &str = "baton_session";
+
+/// The session token of a browser's `baton_session` cookie, if the request has one.
+pub fn cookie_token(parts: &Parts) -> Option<&str> {
+    parts
+        .headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(name, _)| *name == SESSION_COOKIE)
+        .map(|(_, value)| value.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// Whether a request that a browser sent with the session cookie came from the hub's own pages.
+/// `SameSite=Strict` already keeps the cookie off other sites' requests; this holds even for a
+/// browser that ignores it, and for WebSocket handshakes, which other sites' pages can start.
+pub fn from_own_pages(parts: &Parts) -> bool {
+    let headers = &parts.headers;
+    if headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|site| site == "cross-site" || site == "same-site")
+    {
+        return false;
+    }
+    let Some(origin) = headers.get(axum::http::header::ORIGIN) else {
+        // Browsers send an Origin with every cross-origin request, and with every POST and
+        // WebSocket handshake: a request without one is a same-origin read.
+        return true;
+    };
+    let Some(authority) = origin
+        .to_str()
+        .ok()
+        .and_then(|o| o.split_once("://"))
+        .map(|(_, a)| a)
+    else {
+        return false;
+    };
+    // Behind a proxy the Host the hub sees may be its own address; the proxy's is forwarded.
+    ["x-forwarded-host", "host"].iter().any(|name| {
+        headers
+            .get(*name)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|host| host.eq_ignore_ascii_case(authority))
+    })
+}
+
+/// What the database keeps instead of a secret. Looking rows up by this hash means comparing a
+/// guess never leaks how many leading characters were right.
 pub fn secret_hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
@@ -138,9 +189,22 @@ impl FromRequestParts<Hub> for Session {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, hub: &Hub) -> Result<Self, Self::Rejection> {
-        let token = bearer_token(parts)
-            .ok_or(ApiError::Unauthorized)?
-            .to_string();
+        let token = match bearer_token(parts) {
+            Some(token) => token.to_string(),
+            None => {
+                let token = cookie_token(parts).ok_or(ApiError::Unauthorized)?;
+                if !from_own_pages(parts) {
+                    tracing::warn!(
+                        origin = ?parts.headers.get(axum::http::header::ORIGIN),
+                        "a request with the session cookie came from another site; refused"
+                    );
+                    return Err(ApiError::Forbidden(
+                        "this session belongs to the hub's own pages".into(),
+                    ));
+                }
+                token.to_string()
+            }
+        };
         let hub2 = hub.clone();
         let session = tokio::task::spawn_blocking(move || session_for_token(&hub2, &token))
             .await

@@ -26,6 +26,7 @@ pub mod report;
 pub mod routing;
 pub mod store;
 pub mod uploads;
+pub mod web_app;
 pub mod whatsapp;
 
 use std::collections::HashMap;
@@ -495,6 +496,7 @@ pub fn router(hub: Hub) -> Router {
         .nest("/api/v1", api::routes())
         .nest("/api/v1/admin", admin_api::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .merge(web_app::routes())
         .with_state(hub)
 }
 

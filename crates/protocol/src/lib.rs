@@ -617,10 +617,16 @@ impl StreamFrame {
 pub struct LoginRequest {
     pub email: String,
     pub password: String,
+    /// A browser's sign-in: the session goes into an `HttpOnly` cookie (`baton_session`) that
+    /// the page's scripts cannot read, and the answer carries no token.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cookie: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginResponse {
+    /// The bearer token; empty (and left out) when the session is a browser's cookie.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub token: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<Agent>,
