@@ -6,6 +6,7 @@
 pub mod fake_bot;
 pub mod fake_botpress;
 pub mod fake_graph;
+pub mod fake_push;
 
 use std::io::Write;
 use std::net::TcpStream;
@@ -357,6 +358,18 @@ impl AgentSession {
     }
 
     /// `GET /api/v1{path}` as this agent: the status and the JSON answer (null if none).
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        let response = self
+            .http
+            .delete(format!("{}/api/v1{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await
+            .expect("request");
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn get(&self, path: &str) -> (u16, Value) {
         let response = self
             .http

@@ -160,6 +160,7 @@ fn events(count: usize, rng: &mut StdRng) -> Vec<Event> {
                     title: format!("{} {}", word(rng), word(rng)),
                     description: None,
                     assignee: None,
+                    assigned_by: None,
                     label: None,
                     tags: Vec::new(),
                     priority: None,

@@ -601,6 +601,7 @@ fn open_handoff(
             (d, r) => r.or(d),
         },
         assignee: None,
+        assigned_by: None,
         label: None,
         tags: team_tags(txn, &start.tags)?,
         priority: start.priority,

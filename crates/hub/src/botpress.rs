@@ -395,6 +395,7 @@ fn create_remote_conversation(
         title,
         description: payload.description.filter(|d| !d.trim().is_empty()),
         assignee: None,
+        assigned_by: None,
         label: None,
         tags: Vec::new(),
         priority: None,

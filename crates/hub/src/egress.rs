@@ -116,6 +116,13 @@ impl reqwest::dns::Resolve for PublicOnly {
 /// The HTTP client for every call the hub makes: no redirects, and (unless private URLs are
 /// allowed) https only, to public addresses only.
 pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client, String> {
+    client_builder(allow_private, timeout)
+        .build()
+        .map_err(|e| e.without_url().to_string())
+}
+
+/// [`client`]'s settings, for a caller that needs one more (HTTP/2 only, for APNs).
+pub fn client_builder(allow_private: bool, timeout: Duration) -> reqwest::ClientBuilder {
     let mut builder = reqwest::Client::builder()
         .connect_timeout(Duration::from_secs(5))
         .timeout(timeout)
@@ -125,7 +132,7 @@ pub fn client(allow_private: bool, timeout: Duration) -> Result<reqwest::Client,
     if !allow_private {
         builder = builder.https_only(true).dns_resolver(Arc::new(PublicOnly));
     }
-    builder.build().map_err(|e| e.without_url().to_string())
+    builder
 }
 
 /// Whether a URL the hub is about to call is allowed (IP-literal hosts skip DNS, so they are

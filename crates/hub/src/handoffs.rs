@@ -460,6 +460,7 @@ pub fn open(
         title: title.chars().take(200).collect(),
         description: description.map(|d| d.chars().take(500).collect()),
         assignee: None,
+        assigned_by: None,
         label: None,
         tags: Vec::new(),
         priority: None,
@@ -544,9 +545,11 @@ fn hand_to(
     mut handoff: Handoff,
     to: &Agent,
     transfer: bool,
+    by: Option<&str>,
 ) -> Result<Handoff, ApiError> {
     handoff.status = HandoffStatus::Assigned;
     handoff.assignee = Some(to.id.clone());
+    handoff.assigned_by = by.map(str::to_string);
     // Someone has it: if it waits again, it is escalated afresh.
     handoff.escalation = None;
     handoff.updated_at = hub.now();
@@ -597,7 +600,7 @@ pub fn route_to(
             if check_capacity(txn, &current, &current.name).is_err() {
                 return Ok(false);
             }
-            hand_to(txn, hub, h, &current, false)?;
+            hand_to(txn, hub, h, &current, false, None)?;
             Ok(true)
         }
         _ => Ok(false),
@@ -618,7 +621,7 @@ fn assign(txn: &mut dyn Tx, hub: &Hub, agent: &Agent, handoff_id: &str) -> Resul
         None => {}
     }
     check_capacity(txn, agent, "You")?;
-    hand_to(txn, hub, h, agent, false)?;
+    hand_to(txn, hub, h, agent, false, Some(&agent.id))?;
     Ok(())
 }
 
@@ -664,7 +667,7 @@ fn reply(
     match &h.assignee {
         None => {
             check_capacity(txn, agent, "You")?;
-            h = hand_to(txn, hub, h, agent, false)?;
+            h = hand_to(txn, hub, h, agent, false, Some(&agent.id))?;
         }
         Some(owner) if owner != &agent.id => {
             return Err(ApiError::Conflict(format!(
@@ -704,6 +707,7 @@ fn release(txn: &mut dyn Tx, hub: &Hub, agent: &Agent, handoff_id: &str) -> Resu
     require_holder(txn, &h, agent)?;
     h.status = HandoffStatus::Pending;
     h.assignee = None;
+    h.assigned_by = None;
     h.updated_at = hub.now();
     txn.put(EventData::Handoff(h))?;
     Ok(())
@@ -737,7 +741,7 @@ fn transfer(
         )));
     }
     check_capacity(txn, &target, &target.name)?;
-    hand_to(txn, hub, h, &target, true)?;
+    hand_to(txn, hub, h, &target, true, Some(&agent.id))?;
     Ok(())
 }
 
@@ -916,6 +920,7 @@ pub fn return_to_queue(
     for mut h in held.iter().cloned() {
         h.status = HandoffStatus::Pending;
         h.assignee = None;
+        h.assigned_by = None;
         h.updated_at = now;
         txn.put(EventData::Handoff(h))?;
     }

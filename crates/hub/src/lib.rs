@@ -22,6 +22,7 @@ pub mod front;
 pub mod handoffs;
 pub mod hours;
 pub mod presence;
+pub mod push;
 pub mod report;
 pub mod routing;
 pub mod store;
@@ -493,7 +494,7 @@ pub fn router(hub: Hub) -> Router {
         .merge(botpress::routes())
         .merge(whatsapp::routes())
         .merge(bot_api::routes())
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().merge(push::routes()))
         .nest("/api/v1/admin", admin_api::routes())
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .merge(web_app::routes())
@@ -515,6 +516,7 @@ pub async fn serve(
     let delivery = tokio::spawn(delivery::run(hub.clone(), stopped.clone()));
     let sweep = tokio::spawn(presence::run(hub.clone(), stopped.clone()));
     let routing_task = tokio::spawn(routing::run(hub.clone(), stopped.clone()));
+    let push_task = tokio::spawn(push::run(hub.clone(), stopped.clone()));
     let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped));
     let limits = front::Limits {
         max_connections: hub.config().max_connections,
@@ -528,6 +530,7 @@ pub async fn serve(
     let _ = delivery.await;
     let _ = sweep.await;
     let _ = routing_task.await;
+    let _ = push_task.await;
     let _ = watch.await;
     result
 }

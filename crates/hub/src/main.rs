@@ -102,6 +102,69 @@ enum Command {
         #[command(subcommand)]
         command: LogCommand,
     },
+    /// Set up push to phones (FCM, APNs) and browsers (Web Push).
+    Push {
+        #[command(subcommand)]
+        command: PushCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum PushCommand {
+    /// Android phones, through Firebase Cloud Messaging: the service account key file the
+    /// Firebase console gives (Project settings → Service accounts → Generate new private key).
+    Fcm {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        service_account: PathBuf,
+        /// Another FCM address (a test server); Google's by default.
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// iPhones, through APNs with a token-based key (Apple Developer → Keys → a .p8 key with
+    /// Apple Push Notifications service).
+    Apns {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long)]
+        team_id: String,
+        #[arg(long)]
+        key_id: String,
+        /// The .p8 file.
+        #[arg(long)]
+        key: PathBuf,
+        /// The iOS app's bundle id.
+        #[arg(long)]
+        topic: String,
+        /// Apple's sandbox (development builds of the app).
+        #[arg(long)]
+        sandbox: bool,
+        /// Another APNs address (a test server).
+        #[arg(long)]
+        endpoint: Option<String>,
+    },
+    /// Browsers, through Web Push: the hub makes its VAPID key pair (once; again with --new-key).
+    Web {
+        #[arg(long)]
+        data: PathBuf,
+        /// How push services may reach whoever runs this hub: mailto:… or https://….
+        #[arg(long)]
+        subject: String,
+        #[arg(long)]
+        new_key: bool,
+    },
+    /// What is set up (never the private keys).
+    Show {
+        #[arg(long)]
+        data: PathBuf,
+    },
+    /// Stop pushing through one provider: fcm, apns or web.
+    Off {
+        #[arg(long)]
+        data: PathBuf,
+        provider: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -596,6 +659,7 @@ fn main() -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Push { command } => push_command(command),
         Command::Log {
             command: LogCommand::Trim { data, keep },
         } => {
@@ -1033,4 +1097,111 @@ fn serve(data: PathBuf, listen: SocketAddr, config: HubConfig) -> anyhow::Result
             .await
             .context("serving")
     })
+}
+
+/// `baton-hub push …`.
+fn push_command(command: PushCommand) -> anyhow::Result<()> {
+    use baton_hub::push::{self, ApnsConfig, FcmConfig, WebPushConfig};
+    let show = |config: &push::PushConfig| {
+        let line = |name: &str, set: Option<String>| {
+            println!("{name}: {}", set.unwrap_or_else(|| "not set up".into()));
+        };
+        line(
+            "fcm",
+            config.fcm.as_ref().map(|f| {
+                format!(
+                    "project {} as {} via {}",
+                    f.project_id, f.client_email, f.endpoint
+                )
+            }),
+        );
+        line(
+            "apns",
+            config.apns.as_ref().map(|a| {
+                format!(
+                    "team {} key {} for {} via {}",
+                    a.team_id, a.key_id, a.topic, a.endpoint
+                )
+            }),
+        );
+        line(
+            "web",
+            config
+                .web
+                .as_ref()
+                .map(|w| format!("VAPID public key {} ({})", w.public_key, w.subject)),
+        );
+    };
+    let config = match command {
+        PushCommand::Fcm {
+            data,
+            service_account,
+            endpoint,
+        } => {
+            let json = std::fs::read_to_string(&service_account)
+                .with_context(|| format!("reading {}", service_account.display()))?;
+            let fcm = FcmConfig::from_service_account(&json, endpoint)?;
+            push::configure(&open(&data)?, |c| {
+                c.fcm = Some(fcm);
+                Ok(())
+            })?
+        }
+        PushCommand::Apns {
+            data,
+            team_id,
+            key_id,
+            key,
+            topic,
+            sandbox,
+            endpoint,
+        } => {
+            let pem = std::fs::read_to_string(&key)
+                .with_context(|| format!("reading {}", key.display()))?;
+            let endpoint = endpoint.unwrap_or_else(|| {
+                if sandbox {
+                    push::APNS_SANDBOX_ENDPOINT
+                } else {
+                    push::APNS_ENDPOINT
+                }
+                .into()
+            });
+            let apns = ApnsConfig::new(&team_id, &key_id, &pem, &topic, endpoint)?;
+            push::configure(&open(&data)?, |c| {
+                c.apns = Some(apns);
+                Ok(())
+            })?
+        }
+        PushCommand::Web {
+            data,
+            subject,
+            new_key,
+        } => push::configure(&open(&data)?, |c| {
+            c.web = match c.web.take() {
+                // Browsers subscribed with the old key: keeping it keeps them.
+                Some(mut web) if !new_key => {
+                    WebPushConfig::check_subject(&subject)?;
+                    web.subject = subject.clone();
+                    Some(web)
+                }
+                _ => Some(WebPushConfig::generate(&subject)?),
+            };
+            Ok(())
+        })?,
+        PushCommand::Show { data } => push::config(&open(&data)?)?,
+        PushCommand::Off { data, provider } => push::configure(&open(&data)?, |c| {
+            match provider.as_str() {
+                "fcm" => c.fcm = None,
+                "apns" => c.apns = None,
+                "web" => c.web = None,
+                other => {
+                    return Err(push::PushError::Invalid(format!(
+                        "{other:?} is not a provider: fcm, apns or web"
+                    )))
+                }
+            }
+            Ok(())
+        })?,
+    };
+    show(&config);
+    Ok(())
 }

@@ -172,6 +172,7 @@ mod tests {
             title: id.into(),
             description: None,
             assignee: who.map(str::to_string),
+            assigned_by: None,
             label: (status == HandoffStatus::Resolved).then(|| "refunded".to_string()),
             tags: Vec::new(),
             priority: None,

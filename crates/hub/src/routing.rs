@@ -243,6 +243,7 @@ mod tests {
             title: id.into(),
             description: None,
             assignee: None,
+            assigned_by: None,
             label: None,
             tags: Vec::new(),
             priority,

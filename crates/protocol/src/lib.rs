@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod command;
 pub mod payload;
+pub mod prefs;
 pub mod private_fs;
 pub mod report;
 
@@ -103,6 +104,11 @@ pub struct Handoff {
     /// The agent id of whoever has it, if anyone.
     #[serde(default)]
     pub assignee: Option<String>,
+    /// Who gave it to the assignee: the assignee themselves (taken), another agent (transferred),
+    /// or nobody (the desk's routing). A phone is woken for what others gave it, not what it took.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[ts(optional)]
+    pub assigned_by: Option<String>,
     /// How it ended, when an agent resolved it with a label ("refunded", "duplicate", …).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[ts(optional)]
@@ -661,6 +667,7 @@ mod tests {
             title: "Refund".into(),
             description: None,
             assignee: None,
+            assigned_by: None,
             label: None,
             tags: Vec::new(),
             priority: None,

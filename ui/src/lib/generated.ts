@@ -39,6 +39,11 @@ export type Handoff = { id: string, conversation_id: string, channel_id: string,
  */
 assignee: string | null, 
 /**
+ * Who gave it to the assignee: the assignee themselves (taken), another agent (transferred),
+ * or nobody (the desk's routing). A phone is woken for what others gave it, not what it took.
+ */
+assigned_by?: string, 
+/**
  * How it ended, when an agent resolved it with a label ("refunded", "duplicate", …).
  */
 label?: string, 

@@ -59,6 +59,9 @@ pub enum CacheError {
 }
 
 /// One event of a batch, as the sync engine could read it.
+// Nearly every item is an event: boxing it would allocate for the common case to save space in
+// the rare ones.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Incoming {
     Event(Event),

@@ -446,6 +446,7 @@ mod tests {
                 title: title.into(),
                 description: None,
                 assignee: assignee.map(str::to_string),
+                assigned_by: None,
                 label: None,
                 tags: tags.iter().map(|t| t.to_string()).collect(),
                 priority: None,

@@ -16,6 +16,7 @@ fn handoff(id: &str, conv: &str, title: &str, status: HandoffStatus, at: i64) ->
         title: title.into(),
         description: None,
         assignee: None,
+        assigned_by: None,
         label: None,
         tags: Vec::new(),
         priority: None,

@@ -23,6 +23,7 @@ use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 
 use crate::channel::{ChannelRow, ChannelSettings};
+use crate::push::Device;
 
 pub use sqlite::SqliteStore;
 
@@ -197,6 +198,10 @@ pub trait Read {
     fn pending_handoffs(&self, channel_id: &str) -> Result<Vec<Handoff>, StoreError>;
     /// The team's tags.
     fn tags(&self) -> Result<Vec<String>, StoreError>;
+    /// A hub-wide setting's stored JSON (the push providers' configuration, …), if set.
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError>;
+    /// Every device registered for push.
+    fn devices(&self) -> Result<Vec<Device>, StoreError>;
     /// Templates not deleted, by name.
     fn templates(&self) -> Result<Vec<Template>, StoreError>;
     fn channel(&self, id: &str) -> Result<Option<ChannelRow>, StoreError>;
@@ -306,6 +311,13 @@ pub trait Tx: Read {
     fn touch_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError>;
     fn remove_token(&mut self, token_hash: &str) -> Result<(), StoreError>;
     fn remove_tokens_of(&mut self, agent_id: &str) -> Result<(), StoreError>;
+    /// Sets (or, with `None`, removes) a hub-wide setting.
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError>;
+    /// Registers a device for push under the session `token_hash`, replacing any device with the
+    /// same platform and address.
+    fn put_device(&mut self, device: &Device, token_hash: &str) -> Result<(), StoreError>;
+    /// Removes a device; whether there was one.
+    fn remove_device(&mut self, id: &str) -> Result<bool, StoreError>;
     /// Removes tokens made before `born_before` or last used before `used_before`; how many.
     fn remove_expired_tokens(
         &mut self,

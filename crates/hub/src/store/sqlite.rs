@@ -21,6 +21,7 @@ use super::{
     Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken, Tx,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
+use crate::push::Device;
 
 /// Numbered migrations, applied in order, one transaction each; `PRAGMA user_version` records the
 /// last one applied.
@@ -36,6 +37,7 @@ const MIGRATIONS: &[(u32, &str)] = &[
     (6, include_str!("../../migrations/0006_external_ids.sql")),
     (7, include_str!("../../migrations/0007_draft_deadlines.sql")),
     (8, include_str!("../../migrations/0008_reads.sql")),
+    (9, include_str!("../../migrations/0009_devices.sql")),
 ];
 
 /// How long a writer waits for another process (the admin CLI) to release the write lock before
@@ -648,6 +650,18 @@ impl<T: HasConn> Read for T {
         Ok(list.map(|l| l.tags).unwrap_or_default())
     }
 
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .conn()?
+            .prepare_cached("SELECT value FROM settings WHERE key = ?1")?
+            .query_row([key], |r| r.get(0))
+            .optional()?)
+    }
+
+    fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        all_where(self.conn()?, "SELECT data FROM devices ORDER BY id", [])
+    }
+
     fn templates(&self) -> Result<Vec<Template>, StoreError> {
         all_where(
             self.conn()?,
@@ -1079,6 +1093,44 @@ impl Tx for SqliteTx<'_> {
         self.tx
             .execute("DELETE FROM tokens WHERE agent_id = ?1", [agent_id])?;
         Ok(())
+    }
+
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.tx.execute(
+                "INSERT INTO settings (key, value) VALUES (?1, ?2)
+                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )?,
+            None => self
+                .tx
+                .execute("DELETE FROM settings WHERE key = ?1", [key])?,
+        };
+        Ok(())
+    }
+
+    fn put_device(&mut self, device: &Device, token_hash: &str) -> Result<(), StoreError> {
+        self.tx.execute(
+            "DELETE FROM devices WHERE platform = ?1 AND address = ?2",
+            params![device.platform.as_str(), device.address()],
+        )?;
+        self.tx.execute(
+            "INSERT INTO devices (id, agent_id, token_hash, platform, address, data)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![
+                device.id,
+                device.agent_id,
+                token_hash,
+                device.platform.as_str(),
+                device.address(),
+                serde_json::to_string(device)?
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn remove_device(&mut self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.tx.execute("DELETE FROM devices WHERE id = ?1", [id])? == 1)
     }
 
     fn remove_expired_tokens(

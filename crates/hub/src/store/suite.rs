@@ -99,6 +99,7 @@ fn handoff(id: &str, conversation: &str, status: HandoffStatus, assignee: Option
         title: format!("Handoff {id}"),
         description: None,
         assignee: assignee.map(str::to_string),
+        assigned_by: None,
         label: None,
         tags: Vec::new(),
         priority: None,
