@@ -82,6 +82,8 @@ impl TokenFile {
 pub struct TokenStore {
     #[cfg(not(target_os = "android"))]
     entry: keyring::Entry,
+    #[cfg(target_os = "android")]
+    entry: keyring_core::Entry,
 }
 
 impl std::fmt::Debug for TokenStore {
@@ -90,7 +92,6 @@ impl std::fmt::Debug for TokenStore {
     }
 }
 
-#[cfg(not(target_os = "android"))]
 const SERVICE: &str = "baton";
 
 #[cfg(not(target_os = "android"))]
@@ -132,26 +133,55 @@ fn classify(e: keyring::Error) -> TokenStoreError {
     }
 }
 
-// Android has no keychain backend in `keyring` yet; say so rather than keep tokens in memory or a file.
+/// Android: the Android Keystore (through `keyring-core` and `android-native-keyring-store`),
+/// set up once per process.
 #[cfg(target_os = "android")]
 impl TokenStore {
-    pub fn keychain(_hub_url: &str) -> Result<Self, TokenStoreError> {
-        Err(TokenStoreError::Unavailable(
-            "no keystore backend on Android yet".into(),
-        ))
+    pub fn keychain(hub_url: &str) -> Result<Self, TokenStoreError> {
+        static STORE: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+        STORE
+            .get_or_init(|| {
+                android_native_keyring_store::Store::new()
+                    .map(|store| keyring_core::set_default_store(store))
+                    .map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(TokenStoreError::Unavailable)?;
+        let entry =
+            keyring_core::Entry::new(SERVICE, hub_url.trim_end_matches('/')).map_err(classify)?;
+        Ok(Self { entry })
     }
-    pub fn save(&self, _token: &str) -> Result<(), TokenStoreError> {
-        Err(TokenStoreError::Unavailable(
-            "no keystore backend on Android yet".into(),
-        ))
+
+    pub fn save(&self, token: &str) -> Result<(), TokenStoreError> {
+        self.entry.set_password(token).map_err(classify)
     }
+
     pub fn load(&self) -> Result<Option<String>, TokenStoreError> {
-        Err(TokenStoreError::Unavailable(
-            "no keystore backend on Android yet".into(),
-        ))
+        match self.entry.get_password() {
+            Ok(token) => Ok(Some(token)),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
     }
+
     pub fn clear(&self) -> Result<(), TokenStoreError> {
-        Ok(())
+        match self.entry.delete_credential() {
+            Ok(()) | Err(keyring_core::Error::NoEntry) => Ok(()),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+#[cfg(target_os = "android")]
+fn classify(e: keyring_core::Error) -> TokenStoreError {
+    match e {
+        keyring_core::Error::NoStorageAccess(inner) => {
+            TokenStoreError::Unavailable(inner.to_string())
+        }
+        keyring_core::Error::PlatformFailure(inner) => {
+            TokenStoreError::Unavailable(inner.to_string())
+        }
+        other => TokenStoreError::Keychain(other.to_string()),
     }
 }
 
