@@ -514,27 +514,36 @@ impl Decider {
         }
     }
 
-    /// The notices for `events`, each with the agents it is for. `agents` is the team now;
-    /// `customer_name` names a conversation's customer.
+    /// The notices for `items`, each with the agents it is for. `agents` reads the team (asked
+    /// only when a new handoff needs it); `customer_name` names a conversation's customer (asked
+    /// only for a conversation someone holds): a busy log where nobody is to be woken reads
+    /// nothing.
     pub fn decide(
         &mut self,
-        events: &[Event],
-        agents: &[Agent],
-        customer_name: impl Fn(&str) -> String,
+        items: &[Item],
+        mut agents: impl FnMut() -> Vec<Agent>,
+        mut customer_name: impl FnMut(&str) -> String,
     ) -> Vec<(Notice, Vec<String>)> {
         let mut out = Vec::new();
-        for event in events {
-            match &event.data {
-                EventData::Handoff(h) => {
+        let mut team: Option<Vec<Agent>> = None;
+        for item in items {
+            match item {
+                Item::Handoff(h) => {
                     let before = self.note(h);
                     if before.is_none() && h.status == HandoffStatus::Pending && !h.for_draft {
                         // Whoever is at work (online, or away from the keyboard) could take it.
-                        let to: Vec<String> = agents
+                        let to: Vec<String> = team
+                            .get_or_insert_with(&mut agents)
                             .iter()
                             .filter(|a| !a.disabled && a.presence != Presence::Offline)
                             .map(|a| a.id.clone())
                             .collect();
-                        out.push((Notice::NewHandoff { handoff: h.clone() }, to));
+                        out.push((
+                            Notice::NewHandoff {
+                                handoff: (**h).clone(),
+                            },
+                            to,
+                        ));
                     }
                     let newly_theirs = h.status == HandoffStatus::Assigned
                         && h.assignee.is_some()
@@ -542,25 +551,94 @@ impl Decider {
                         && h.assigned_by != h.assignee
                         && !h.for_draft;
                     if let (true, Some(agent)) = (newly_theirs, &h.assignee) {
-                        out.push((Notice::ForYou { handoff: h.clone() }, vec![agent.clone()]));
-                    }
-                }
-                EventData::Message(m) if m.author == Author::EndUser => {
-                    if let Some(agent) = self.held.get(&m.conversation_id) {
                         out.push((
-                            Notice::CustomerWrote {
-                                conversation_id: m.conversation_id.clone(),
-                                customer: customer_name(&m.conversation_id),
-                                text: m.text.clone(),
+                            Notice::ForYou {
+                                handoff: (**h).clone(),
                             },
                             vec![agent.clone()],
                         ));
                     }
                 }
-                _ => {}
+                Item::CustomerWrote {
+                    conversation_id,
+                    text,
+                } => {
+                    if let Some(agent) = self.held.get(conversation_id) {
+                        out.push((
+                            Notice::CustomerWrote {
+                                conversation_id: conversation_id.clone(),
+                                customer: customer_name(conversation_id),
+                                text: text.clone(),
+                            },
+                            vec![agent.clone()],
+                        ));
+                    }
+                }
             }
         }
         out
+    }
+}
+
+/// What pushes look at in a committed event: handoffs, and what customers write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Item {
+    // Boxed: most items are messages.
+    Handoff(Box<Handoff>),
+    CustomerWrote {
+        conversation_id: String,
+        text: Option<String>,
+    },
+}
+
+impl Item {
+    pub fn of(event: &Event) -> Option<Self> {
+        match &event.data {
+            EventData::Handoff(h) => Some(Self::Handoff(Box::new(h.clone()))),
+            EventData::Message(m) if m.author == Author::EndUser => Some(Self::CustomerWrote {
+                conversation_id: m.conversation_id.clone(),
+                text: m.text.clone(),
+            }),
+            _ => None,
+        }
+    }
+
+    /// The items of one stream frame, read without decoding what pushes never look at (message
+    /// payloads, other kinds): this runs for every commit.
+    pub fn read_frame(json: &[u8]) -> Result<Vec<Self>, serde_json::Error> {
+        #[derive(Deserialize)]
+        struct Raw<'a> {
+            kind: String,
+            #[serde(borrow)]
+            data: &'a serde_json::value::RawValue,
+        }
+        #[derive(Deserialize)]
+        struct MessageHead {
+            conversation_id: String,
+            author: Author,
+            #[serde(default)]
+            text: Option<String>,
+        }
+        let raw: Vec<Raw<'_>> = serde_json::from_slice(json)?;
+        let mut items = Vec::new();
+        for event in raw {
+            match event.kind.as_str() {
+                "handoff" => items.push(Self::Handoff(Box::new(serde_json::from_str(
+                    event.data.get(),
+                )?))),
+                "message" => {
+                    let m: MessageHead = serde_json::from_str(event.data.get())?;
+                    if m.author == Author::EndUser {
+                        items.push(Self::CustomerWrote {
+                            conversation_id: m.conversation_id,
+                            text: m.text,
+                        });
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(items)
     }
 }
 
@@ -934,46 +1012,56 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
-        let events: Vec<Event> = match serde_json::from_slice(&frame.json) {
-            Ok(events) => events,
+        let items = match Item::read_frame(&frame.json) {
+            Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "push: a frame of the log did not read");
                 continue;
             }
         };
-        if !events
-            .iter()
-            .any(|e| matches!(&e.data, EventData::Handoff(_) | EventData::Message(_)))
-        {
+        if items.is_empty() {
             continue;
         }
+        // The decisions read the store (the team, customers' names, the devices) only when
+        // someone may be woken; off the async threads, with the decider lent and given back.
         let hub2 = hub.clone();
-        let work = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
-            let read = hub2.store().reader()?;
-            Ok((read.agents()?, read.devices()?))
+        let decided = tokio::task::spawn_blocking(move || {
+            let read = hub2.store().reader().ok();
+            let notices = decider.decide(
+                &items,
+                || {
+                    read.as_ref()
+                        .and_then(|r| r.agents().ok())
+                        .unwrap_or_default()
+                },
+                |conversation| {
+                    read.as_ref()
+                        .and_then(|r| customer_name(&**r, conversation))
+                        .unwrap_or_else(|| "a customer".into())
+                },
+            );
+            let devices = if notices.is_empty() {
+                Vec::new()
+            } else {
+                read.as_ref()
+                    .and_then(|r| r.devices().ok())
+                    .unwrap_or_default()
+            };
+            let config = if devices.is_empty() {
+                None
+            } else {
+                config(&hub2).ok()
+            };
+            (decider, notices, devices, config)
         })
         .await;
-        let Ok(Ok((agents, devices))) = work else {
-            tracing::warn!("push: cannot read the team and its devices");
-            continue;
+        let Ok((back, notices, devices, config)) = decided else {
+            tracing::error!("push: deciding stopped short; pushes stop");
+            return;
         };
-        let names = customer_names(&hub, &events).await;
-        let notices = decider.decide(&events, &agents, |conversation| {
-            names
-                .get(conversation)
-                .cloned()
-                .unwrap_or_else(|| "a customer".into())
-        });
-        if notices.is_empty() || devices.is_empty() {
+        decider = back;
+        let Some(config) = config else {
             continue;
-        }
-        let hub2 = hub.clone();
-        let config = match tokio::task::spawn_blocking(move || config(&hub2)).await {
-            Ok(Ok(config)) => config,
-            _ => {
-                tracing::warn!("push: cannot read the configuration");
-                continue;
-            }
         };
         let now = hub.now();
         for (notice, agents) in notices {
@@ -1049,40 +1137,10 @@ fn open_handoffs(hub: &Hub) -> Result<Vec<Handoff>, StoreError> {
     Ok(open)
 }
 
-/// The customers' names of the conversations customers wrote in, in `events`.
-async fn customer_names(hub: &Hub, events: &[Event]) -> HashMap<String, String> {
-    let conversations: Vec<String> = events
-        .iter()
-        .filter_map(|e| match &e.data {
-            EventData::Message(m) if m.author == Author::EndUser => Some(m.conversation_id.clone()),
-            _ => None,
-        })
-        .collect();
-    if conversations.is_empty() {
-        return HashMap::new();
-    }
-    let hub = hub.clone();
-    tokio::task::spawn_blocking(move || {
-        let mut names = HashMap::new();
-        let Ok(read) = hub.store().reader() else {
-            return names;
-        };
-        for id in conversations {
-            let name = read
-                .conversation(&id)
-                .ok()
-                .flatten()
-                .and_then(|c| c.contact_id)
-                .and_then(|c| read.contact(&c).ok().flatten())
-                .map(|c| c.name);
-            if let Some(name) = name {
-                names.insert(id, name);
-            }
-        }
-        names
-    })
-    .await
-    .unwrap_or_default()
+/// The name of a conversation's customer.
+fn customer_name(read: &dyn crate::store::Read, conversation: &str) -> Option<String> {
+    let contact = read.conversation(conversation).ok()??.contact_id?;
+    Some(read.contact(&contact).ok()??.name)
 }
 
 /// The device routes under `/api/v1`.
@@ -1204,8 +1262,8 @@ mod tests {
         }
     }
 
-    fn event(data: EventData) -> Event {
-        Event { seq: 1, data }
+    fn event(data: EventData) -> Item {
+        Item::of(&Event { seq: 1, data }).expect("an item")
     }
 
     fn agent(id: &str, presence: Presence) -> Agent {
@@ -1229,7 +1287,7 @@ mod tests {
                 None,
                 None,
             )))],
-            &team,
+            || team.to_vec(),
             |_| String::new(),
         );
         assert_eq!(new.len(), 1);
@@ -1241,7 +1299,7 @@ mod tests {
                 Some("ann"),
                 Some("ann"),
             )))],
-            &team,
+            || team.to_vec(),
             |_| String::new(),
         );
         assert!(
@@ -1255,7 +1313,7 @@ mod tests {
                 Some("bo"),
                 Some("ann"),
             )))],
-            &team,
+            || team.to_vec(),
             |_| String::new(),
         );
         assert_eq!(given.len(), 1);
@@ -1280,14 +1338,16 @@ mod tests {
             status_reason: None,
             created_at: Utc::now(),
         };
-        let wrote = decider.decide(&[event(EventData::Message(message("t_h1")))], &team, |_| {
-            "Zoë".into()
-        });
+        let wrote = decider.decide(
+            &[event(EventData::Message(message("t_h1")))],
+            || team.to_vec(),
+            |_| "Zoë".into(),
+        );
         assert_eq!(wrote.len(), 1);
         assert_eq!(wrote[0].1, vec!["ann".to_string()]);
         let elsewhere = decider.decide(
             &[event(EventData::Message(message("t_other")))],
-            &team,
+            || team.to_vec(),
             |_| "Zoë".into(),
         );
         assert!(elsewhere.is_empty());
@@ -1298,12 +1358,14 @@ mod tests {
                 Some("ann"),
                 None,
             )))],
-            &team,
+            || team.to_vec(),
             |_| String::new(),
         );
-        let after = decider.decide(&[event(EventData::Message(message("t_h1")))], &team, |_| {
-            "Zoë".into()
-        });
+        let after = decider.decide(
+            &[event(EventData::Message(message("t_h1")))],
+            || team.to_vec(),
+            |_| "Zoë".into(),
+        );
         assert!(after.is_empty(), "nobody holds a resolved conversation");
     }
 
