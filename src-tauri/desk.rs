@@ -224,6 +224,11 @@ impl Desk {
             .map_err(|_| "the local cache is unavailable".to_string())?
             .set_notification_settings(&settings)
             .map_err(|e| e.to_string())?;
+        // The hub applies them to this phone's pushes too.
+        #[cfg(mobile)]
+        if let (Some(app), Some(client)) = (self.app(), self.inner.engine.client()) {
+            crate::push::register(&app, client, settings.clone());
+        }
         match self.inner.notifications.lock() {
             Ok(mut s) => *s = settings,
             Err(poisoned) => *poisoned.into_inner() = settings,
@@ -574,6 +579,8 @@ impl Desk {
     /// Runs the engine and forwards its updates to the UI, the status and the notification centre.
     fn follow(&self, app: AppHandle, client: HubClient) {
         self.inner.engine.signed_in(client.clone());
+        #[cfg(mobile)]
+        crate::push::register(&app, client.clone(), self.notification_settings());
         {
             let desk = self.clone();
             let app = app.clone();

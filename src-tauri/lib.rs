@@ -8,6 +8,8 @@
 mod commands;
 mod desk;
 mod notify;
+#[cfg_attr(not(mobile), allow(dead_code))]
+mod push;
 #[cfg(desktop)]
 mod solo;
 #[cfg(desktop)]
@@ -57,8 +59,12 @@ fn init_logging(data_dir: &std::path::Path) {
 
 #[cfg_attr(mobile, tauri::mobile_entry_point)]
 pub fn run() {
-    let result = tauri::Builder::default()
-        .plugin(tauri_plugin_notification::init())
+    let builder = tauri::Builder::default();
+    #[cfg(desktop)]
+    let builder = builder.plugin(tauri_plugin_notification::init());
+    #[cfg(mobile)]
+    let builder = builder.plugin(tauri_plugin_notifications::init());
+    let result = builder
         .plugin(tauri_plugin_opener::init())
         .invoke_handler(tauri::generate_handler![
             commands::desk_status,

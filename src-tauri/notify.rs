@@ -320,7 +320,7 @@ mod platform {
     }
 }
 
-#[cfg(not(any(target_os = "linux", target_os = "freebsd")))]
+#[cfg(all(desktop, not(any(target_os = "linux", target_os = "freebsd"))))]
 mod platform {
     use tauri::AppHandle;
     use tauri_plugin_notification::NotificationExt;
@@ -339,5 +339,34 @@ mod platform {
         if let Err(e) = builder.show() {
             tracing::warn!(error = %e, "notification could not be shown");
         }
+    }
+}
+
+/// Phones: the same notices through the notifications plugin, carrying the conversation so a tap
+/// opens it (the UI listens for the plugin's taps; see `ui/src/lib/backend.ts`).
+#[cfg(mobile)]
+mod platform {
+    use tauri::AppHandle;
+    use tauri_plugin_notifications::NotificationsExt;
+
+    pub fn show(
+        app: &AppHandle,
+        title: &str,
+        body: &str,
+        conversation: Option<String>,
+        sound: bool,
+    ) {
+        let mut builder = app.notifications().builder().title(title).body(body);
+        if let Some(conversation) = conversation {
+            builder = builder.extra("conversation_id", conversation);
+        }
+        if sound {
+            builder = builder.sound("default");
+        }
+        tauri::async_runtime::spawn(async move {
+            if let Err(e) = builder.show().await {
+                tracing::warn!(error = %e, "notification could not be shown");
+            }
+        });
     }
 }
