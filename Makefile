@@ -14,18 +14,18 @@ APT_BUILD := build-essential pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libay
 # a keychain, a C cross-compiler so the Android check can build SQLite and ring's C parts, and Python's
 # venv for Schemathesis (installed from PyPI into target/).
 APT_TEST := xvfb xauth dbus-x11 webkit2gtk-driver dunst libnotify-bin gnome-keyring gcc-aarch64-linux-gnu \
-            python3-venv
+            python3-venv chromium
 ANDROID := aarch64-linux-android
 ANDROID_ENV := CC_aarch64_linux_android=aarch64-linux-gnu-gcc AR_aarch64_linux_android=aarch64-linux-gnu-ar
 
-.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android api-fuzz botpress e2e
+.PHONY: run test bench deps-build deps-test toolchain ui e2e-deps lint unit android api-fuzz botpress browser e2e
 
 ## make run: build Baton and start it in solo mode (the hub runs inside the app).
 run: deps-build ui
 	cargo run --release --bin baton
 
 ## make test: every check CI runs, in order of speed.
-test: deps-build deps-test ui lint unit android api-fuzz botpress e2e
+test: deps-build deps-test ui lint unit android api-fuzz botpress browser e2e
 	@echo "make test: all suites passed"
 
 ## make bench: the hub's ingest benchmark, the device cache's apply/search/open benchmarks, and a
@@ -74,6 +74,13 @@ android: ui
 ## Schemathesis against the bot API's served OpenAPI document, on a real hub.
 api-fuzz: unit
 	tests/api-fuzz.sh
+
+## The inbox in Chromium (Debian's; Playwright never downloads a browser): the phone, tablet and
+## desktop layouts measured box by box on sample data, then the whole inbox against a real hub
+## serving it at /app/, at desktop and phone sizes. Screenshots in target/layout and target/browser.
+browser: unit
+	cd ui && npm run test:layout
+	cd tests/browser && npm install --no-audit --no-fund --loglevel=error && npm test
 
 ## The Botpress integration (integrations/botpress): type-checked, and its tests against a real hub.
 botpress: unit

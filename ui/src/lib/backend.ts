@@ -1,7 +1,7 @@
 // The only module that talks to Tauri. Components get a `Backend` and never import Tauri, so tests
 // and previews can pass another implementation.
 
-import { invoke } from "@tauri-apps/api/core";
+import { addPluginListener, invoke } from "@tauri-apps/api/core";
 import { fillTemplate, uploadKind } from "./format";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
@@ -33,6 +33,9 @@ import type {
 export type { HandoffView } from "./types";
 
 export interface Backend {
+  /** A browser the hub serves the UI to (lib/web.ts): the hub is the page's origin (sign-in asks
+   * no address) and what only the desktop app does is absent. */
+  readonly web?: boolean;
   deskStatus(): Promise<DeskStatus>;
   listHandoffs(view?: HandoffView): Promise<HandoffSummary[]>;
   /** One window of a list: `limit` rows from `offset` on, narrowed by `filter`, with the total. */
@@ -237,5 +240,33 @@ export const tauriBackend: Backend = {
   saveDraft: (conversationId, text) => call<void>("save_draft", { conversationId, text }),
   onUpdate: (handler) => subscribe<Update>("baton:update", handler),
   onStatus: (handler) => subscribe<DeskStatus>("baton:status", handler),
-  onOpen: (handler) => subscribe<string>("baton:open", handler),
+  onOpen: async (handler) => {
+    const stopDesktop = await subscribe<string>("baton:open", handler);
+    // Not waited for: on a desktop the phones' plugin is absent and its call only fails.
+    let stopPhone = (): void => {};
+    void onNotificationTapped(handler).then((stop) => {
+      stopPhone = stop;
+    });
+    return () => {
+      stopDesktop();
+      stopPhone();
+    };
+  },
 };
+
+/** On a phone, a tapped notification (a local one, or a push that woke the app, even from cold)
+ * names its conversation in `conversation_id`. The notifications plugin exists only on phones:
+ * on a desktop this listens to nothing. */
+async function onNotificationTapped(handler: (conversationId: string) => void): Promise<() => void> {
+  try {
+    const listener = await addPluginListener<{ data?: Record<string, string> }>("notifications", "notificationClicked", (tap) => {
+      const conversation = tap.data?.conversation_id;
+      if (conversation) handler(conversation);
+    });
+    // Hands over a tap that launched the app before anyone listened.
+    await invoke("plugin:notifications|set_click_listener_active", { active: true });
+    return () => void listener.unregister();
+  } catch {
+    return () => {};
+  }
+}

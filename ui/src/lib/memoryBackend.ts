@@ -4,6 +4,7 @@
 
 import { filePayload, type Attachment, type Backend, type HandoffView } from "./backend";
 import { fillTemplate, uploadKind, withText } from "./format";
+import { countsOf, inView, listed, matches, pageOf, searchWords, snippet, type ListFacts } from "./inboxModel";
 import type {
   AgentCommand,
   ChannelProblem,
@@ -114,9 +115,7 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     ((h.status === "pending" || h.status === "assigned") &&
       !(inbox.read ?? []).includes(h.conversation_id) &&
       inbox.messages.some((m) => m.conversation_id === h.conversation_id && m.author === "end_user"));
-  const inView = (h: Handoff, v: HandoffView): boolean =>
-    v === "mine" ? h.assignee === inbox.me.id && h.status === "assigned" : v === "open" ? h.status === "pending" || h.status === "assigned" : h.status === v;
-  const rank = { urgent: 3, high: 2, normal: 1, low: 0 } as const;
+  const facts: ListFacts = { unread: isUnread, channelKind: (h) => (inbox.whatsapp?.[h.conversation_id] ? "whatsapp" : null) };
   const changed = (conversations: string[]): void => {
     for (const handler of updateHandlers) handler({ type: "inbox_changed", conversations });
     for (const handler of statusHandlers) handler(status());
@@ -157,36 +156,11 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     deskStatus: async () => status(),
     listHandoffs: async (view?: HandoffView) => {
       const v = view ?? "pending";
-      return inbox.handoffs.filter((h) => inView(h, v)).map(summary);
+      return inbox.handoffs.filter((h) => inView(h, v, inbox.me.id)).map(summary);
     },
-    handoffPage: async (view, filter, offset, limit) => {
-      const shown = inbox.handoffs
-        .filter((h) => inView(h, view))
-        .filter((h) => !filter.tag || h.tags.includes(filter.tag))
-        .filter((h) => !filter.agent || h.assignee === filter.agent)
-        .filter((h) => !filter.priority || (h.priority ?? "normal") === filter.priority)
-        .filter((h) => !filter.channel_kind || (inbox.whatsapp?.[h.conversation_id] ? "whatsapp" : "botpress") === filter.channel_kind)
-        .filter((h) => !filter.unread || isUnread(h));
-      const sort = filter.sort ?? "waiting";
-      if (sort === "waiting")
-        shown.sort((a, b) => rank[b.priority ?? "normal"] - rank[a.priority ?? "normal"] || a.created_at.localeCompare(b.created_at));
-      else shown.sort((a, b) => (sort === "newest" ? -1 : 1) * a.created_at.localeCompare(b.created_at));
-      return { total: shown.length, offset, rows: shown.slice(offset, offset + limit).map(summary) };
-    },
-    handoffCounts: async () => {
-      const open = inbox.handoffs.filter((h) => h.status === "pending" || h.status === "assigned");
-      const tags: Record<string, number> = {};
-      for (const h of open) for (const t of h.tags) tags[t] = (tags[t] ?? 0) + 1;
-      return {
-        pending: inbox.handoffs.filter((h) => h.status === "pending").length,
-        mine: inbox.handoffs.filter((h) => h.status === "assigned" && h.assignee === inbox.me.id).length,
-        open: open.length,
-        resolved: inbox.handoffs.filter((h) => h.status === "resolved").length,
-        cancelled: inbox.handoffs.filter((h) => h.status === "cancelled").length,
-        unread: open.filter((h) => (h.status === "pending" || h.assignee === inbox.me.id) && isUnread(h)).length,
-        tags,
-      };
-    },
+    handoffPage: async (view, filter, offset, limit) =>
+      pageOf(listed(inbox.handoffs, view, filter, inbox.me.id, facts), offset, limit, summary),
+    handoffCounts: async () => countsOf(inbox.handoffs, inbox.me.id, isUnread),
     notificationSettings: async () => ({ ...(inbox.notifications ?? { new_handoffs: true, assigned_to_me: true, customer_messages: true, escalations: true, sound: true }) }),
     setNotificationSettings: async (settings) => {
       if (!!settings.quiet_from !== !!settings.quiet_until) throw { code: "bad_request", message: "quiet hours need both a start and an end" };
@@ -308,14 +282,14 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     },
     exportReport: async (since, until, by) => `/home/ana/Downloads/baton-report-${since}-${until}-by-${by}.csv`,
     search: async (text): Promise<SearchHit[]> => {
-      const words = text.toLowerCase().split(/\s+/).filter(Boolean);
+      const words = searchWords(text);
       return inbox.messages
-        .filter((m) => words.length > 0 && words.every((w) => (m.text ?? "").toLowerCase().includes(w)))
+        .filter((m) => matches(m.text, words))
         .map((m) => ({
           conversation_id: m.conversation_id,
           kind: "message" as const,
           id: m.id,
-          snippet: (m.text ?? "").replace(new RegExp(`(${words.join("|")})`, "gi"), "[$1]"),
+          snippet: snippet(m.text ?? "", words),
           at: m.created_at,
           score: 1,
           customer: customerOf(m.conversation_id)?.name ?? null,

@@ -41,6 +41,11 @@ export const en = {
   "app.theHub": "the hub",
   "app.channelProblem": "{channel} cannot send: {reason} (<code>{command}</code>).",
 
+  "nav.menu": "Menu",
+  "nav.backToList": "Back to the list",
+  "nav.backToConversation": "Back to the conversation",
+  "nav.closeCustomer": "Close the customer details",
+
   "outbox.label": "Outbox",
   "outbox.title": "Waiting to be sent",
   "outbox.action": "{action}",
@@ -50,6 +55,7 @@ export const en = {
   "outbox.empty": "Nothing is waiting.",
 
   "offline.banner": "Offline — you can keep reading, searching and replying; {waiting}{refused}.",
+  "offline.browser": "Offline — this browser cannot reach the hub, so nothing you send goes out until it is back. Your drafts are kept.",
   "offline.waiting": "{count, plural, =0 {nothing waiting to be sent} one {# action waiting to be sent} other {# actions waiting to be sent}}",
   "offline.refused": "{count, plural, one {; # refused by the hub} other {; # refused by the hub}}",
 
@@ -143,6 +149,9 @@ export const en = {
   "list.customerUnknown": "Customer not yet known",
   "list.noMessages": "No messages yet",
   "list.someone": "someone",
+  "list.pullToRefresh": "Pull to refresh",
+  "list.releaseToRefresh": "Release to refresh",
+  "list.refreshing": "Refreshing…",
 
   "conversation.label": "Conversation",
   "conversation.empty": "Select a handoff to read the conversation.",
@@ -178,6 +187,9 @@ export const en = {
   "conversation.sending": "Sending…",
   "conversation.windowClosed": "The customer last wrote more than 24 hours ago, so WhatsApp accepts only an approved template message now.",
   "conversation.newMessage": "New message from {author}: {text}",
+
+  "sheet.label": "Actions for “{title}”",
+  "sheet.open": "Open the conversation",
 
   "composer.label": "Reply to the customer",
   "composer.placeholder": "Reply to the customer — type : for templates, Ctrl+Enter to send",

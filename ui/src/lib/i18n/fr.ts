@@ -42,6 +42,11 @@ export const fr: Catalog = {
   "app.theHub": "le hub",
   "app.channelProblem": "{channel} ne peut pas envoyer : {reason} (<code>{command}</code>).",
 
+  "nav.menu": "Menu",
+  "nav.backToList": "Retour à la liste",
+  "nav.backToConversation": "Retour à la conversation",
+  "nav.closeCustomer": "Fermer la fiche client",
+
   "outbox.label": "File d’envoi",
   "outbox.title": "En attente d’envoi",
   "outbox.action":
@@ -52,6 +57,7 @@ export const fr: Catalog = {
   "outbox.empty": "Rien n’est en attente.",
 
   "offline.banner": "Hors ligne — vous pouvez continuer à lire, chercher et répondre ; {waiting}{refused}.",
+  "offline.browser": "Hors ligne — ce navigateur ne joint plus le hub : rien de ce que vous envoyez ne part avant son retour. Vos brouillons sont gardés.",
   "offline.waiting": "{count, plural, =0 {rien en attente d’envoi} one {# action en attente d’envoi} other {# actions en attente d’envoi}}",
   "offline.refused": "{count, plural, one { ; # refusée par le hub} other { ; # refusées par le hub}}",
 
@@ -145,6 +151,9 @@ export const fr: Catalog = {
   "list.customerUnknown": "Client pas encore connu",
   "list.noMessages": "Pas encore de messages",
   "list.someone": "quelqu’un",
+  "list.pullToRefresh": "Tirez pour actualiser",
+  "list.releaseToRefresh": "Relâchez pour actualiser",
+  "list.refreshing": "Actualisation…",
 
   "conversation.label": "Conversation",
   "conversation.empty": "Sélectionnez un transfert pour lire la conversation.",
@@ -180,6 +189,9 @@ export const fr: Catalog = {
   "conversation.sending": "Envoi…",
   "conversation.windowClosed": "Le client a écrit pour la dernière fois il y a plus de 24 heures : WhatsApp n’accepte plus qu’un modèle de message approuvé.",
   "conversation.newMessage": "Nouveau message de {author} : {text}",
+
+  "sheet.label": "Actions pour « {title} »",
+  "sheet.open": "Ouvrir la conversation",
 
   "composer.label": "Réponse au client",
   "composer.placeholder": "Répondre au client — tapez « : » pour les modèles, Ctrl+Entrée pour envoyer",
