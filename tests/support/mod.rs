@@ -358,22 +358,19 @@ impl AgentSession {
     }
 
     /// `GET /api/v1{path}` as this agent: the status and the JSON answer (null if none).
-    pub async fn delete(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .http
-            .delete(format!("{}/api/v1{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .expect("request");
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.without_body(reqwest::Method::GET, path).await
     }
 
-    pub async fn get(&self, path: &str) -> (u16, Value) {
+    /// `DELETE /api/v1{path}` as this agent.
+    pub async fn delete(&self, path: &str) -> (u16, Value) {
+        self.without_body(reqwest::Method::DELETE, path).await
+    }
+
+    async fn without_body(&self, method: reqwest::Method, path: &str) -> (u16, Value) {
         let response = self
             .http
-            .get(format!("{}/api/v1{path}", self.base))
+            .request(method, format!("{}/api/v1{path}", self.base))
             .bearer_auth(&self.token)
             .send()
             .await

@@ -788,22 +788,17 @@ impl Sender {
             fcm.endpoint.trim_end_matches('/'),
             fcm.project_id
         );
-        let answer = match self
+        let sent = self
             .http
             .post(url)
             .bearer_auth(access)
             .json(&message)
             .send()
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) => return Outcome::Retry(e.without_url().to_string()),
+            .await;
+        let (status, body) = match refusal(sent).await {
+            Ok(refused) => refused,
+            Err(outcome) => return outcome,
         };
-        let status = answer.status();
-        if status.is_success() {
-            return Outcome::Sent;
-        }
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
         let code = body
             .pointer("/error/details/0/errorCode")
             .or_else(|| body.pointer("/error/status"))
@@ -866,15 +861,10 @@ impl Sender {
             .json(&payload)
             .send()
             .await;
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(e) => return Outcome::Retry(e.without_url().to_string()),
+        let (status, body) = match refusal(answer).await {
+            Ok(refused) => refused,
+            Err(outcome) => return outcome,
         };
-        let status = answer.status();
-        if status.is_success() {
-            return Outcome::Sent;
-        }
-        let body: Value = answer.json().await.unwrap_or(Value::Null);
         let reason = body
             .get("reason")
             .and_then(Value::as_str)
@@ -959,13 +949,11 @@ impl Sender {
             .take(32)
             .collect();
         call = call.header("topic", topic).header("urgency", "high");
-        let answer = match call.send().await {
-            Ok(answer) => answer,
-            Err(e) => return Outcome::Retry(e.without_url().to_string()),
+        let status = match refusal(call.send().await).await {
+            Ok((status, _)) => status,
+            Err(outcome) => return outcome,
         };
-        let status = answer.status();
         match status.as_u16() {
-            200..=299 => Outcome::Sent,
             404 | 410 => Outcome::DeadDevice(format!("the push service answered {status}")),
             429 | 500..=599 => Outcome::Retry(format!("the push service answered {status}")),
             _ => Outcome::Refused(format!("the push service answered {status}")),
@@ -975,6 +963,19 @@ impl Sender {
     fn allow_private(&self) -> bool {
         self.allow_private_urls
     }
+}
+
+/// A push service's refusal (its status and JSON body, if any), or the outcome when there is none
+/// to read: sent, or not reached (worth another try).
+async fn refusal(
+    sent: Result<reqwest::Response, reqwest::Error>,
+) -> Result<(reqwest::StatusCode, Value), Outcome> {
+    let answer = sent.map_err(|e| Outcome::Retry(e.without_url().to_string()))?;
+    let status = answer.status();
+    if status.is_success() {
+        return Err(Outcome::Sent);
+    }
+    Ok((status, answer.json().await.unwrap_or(Value::Null)))
 }
 
 /// Reads the committed log as it grows and sends the pushes it calls for, until `stop`.
