@@ -36,6 +36,7 @@ bench: deps-build deps-test ui
 	cargo bench -p baton-core --bench cache
 	cargo build --release -p baton -p baton-hub
 	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node tests/e2e/bench-solo-burst.mjs
+	cd tests/browser && npm install --no-audit --no-fund --loglevel=error && npm run bench
 
 deps-build: toolchain
 	@missing=$$(for p in $(APT_BUILD); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; done); \
