@@ -32,6 +32,10 @@ import type {
 
 export type { HandoffView } from "./types";
 
+/** Whether the hub can wake this browser with Web Push: the browser has no push, the hub has
+ * none set up (404 for its key), not turned on here, on, or notifications blocked in the browser. */
+export type BrowserPushState = "unsupported" | "unavailable" | "off" | "on" | "denied";
+
 export interface Backend {
   /** A browser the hub serves the UI to (lib/web.ts): the hub is the page's origin (sign-in asks
    * no address) and what only the desktop app does is absent. */
@@ -114,6 +118,14 @@ export interface Backend {
   onStatus(handler: (status: DeskStatus) => void): Promise<() => void>;
   /** A notification was clicked: the window shows its conversation. */
   onOpen(handler: (conversationId: string) => void): Promise<() => void>;
+  /** The browser only (lib/web.ts): notifications from the hub while no tab is open (Web Push). */
+  readonly browserPush?: {
+    state(): Promise<BrowserPushState>;
+    /** Asks the browser's permission (so only from a click), subscribes, registers with the hub. */
+    enable(): Promise<void>;
+    /** Unsubscribes and removes the device from the hub. */
+    disable(): Promise<void>;
+  };
 }
 
 /** Turns whatever a command rejected with into `{code, message}`. */

@@ -8,7 +8,8 @@ import App from "../App.svelte";
 import { applyEvents, emptyInbox, inboxCounts, inboxPage, searchInbox, type HubEvent } from "./inboxModel";
 import { agent, handoff, memoryBackend, message } from "./memoryBackend";
 import type { Contact, Conversation, DeskStatus, Update } from "./types";
-import { commandRequest, draftKey, parseFrame, reconnectDelay, safeLink, webBackend, type WebEnv } from "./web";
+import { base64UrlBytes, commandRequest, draftKey, parseFrame, reconnectDelay, safeLink, webBackend, type PushEnv, type PushSubscriptionLike, type WebEnv } from "./web";
+import NotificationSettingsView from "../components/NotificationSettings.svelte";
 import { inbox as testInbox } from "../testInbox";
 
 const AT = "2026-11-30T09:00:00Z";
@@ -387,5 +388,186 @@ describe("in the browser", () => {
     await backend.setNotificationSettings({ new_handoffs: false, assigned_to_me: true, customer_messages: true, escalations: true, sound: false });
     const again = webBackend(fakeHub(storage).env);
     expect(await again.notificationSettings()).toMatchObject({ new_handoffs: false, sound: false });
+  });
+});
+
+/** The hub's VAPID public key: an uncompressed P-256 point (65 bytes, the first 4), base64url. */
+const HUB_KEY = btoa(String.fromCharCode(4, ...Array.from({ length: 64 }, (_, i) => 250 - i)))
+  .replace(/\+/g, "-")
+  .replace(/\//g, "_")
+  .replace(/=+$/, "");
+
+/** A browser's Web Push: the agent answers the permission prompt with `answer`. */
+function fakePush(answer: NotificationPermission = "granted", permission: NotificationPermission = "default") {
+  let worker: (data: unknown) => void = () => {};
+  const push = {
+    permission,
+    asked: 0,
+    subscribedWith: [] as Uint8Array[],
+    subscription: null as (PushSubscriptionLike & { unsubscribed: boolean }) | null,
+    /** The service worker posting to this tab. */
+    fromWorker: (data: unknown) => worker(data),
+    env: undefined as unknown as PushEnv,
+  };
+  push.env = {
+    permission: () => push.permission,
+    requestPermission: async () => {
+      push.asked += 1;
+      if (push.permission === "default") push.permission = answer;
+      return push.permission;
+    },
+    current: async () => push.subscription,
+    subscribe: async (key) => {
+      push.subscribedWith.push(key);
+      const subscription = {
+        endpoint: "https://push.example.net/send/abc",
+        options: { applicationServerKey: key.buffer },
+        unsubscribed: false,
+        toJSON: () => ({ endpoint: "https://push.example.net/send/abc", expirationTime: null, keys: { p256dh: "BP256dh", auth: "authsecret" } }),
+        unsubscribe: async () => {
+          subscription.unsubscribed = true;
+          push.subscription = null;
+          return true;
+        },
+      };
+      push.subscription = subscription;
+      return subscription;
+    },
+    onMessage: (handler) => (worker = handler),
+    timeZone: () => "Europe/Paris",
+  };
+  return push;
+}
+
+/** A hub with Web Push set up (or not), and a browser with push. */
+function pushHub(push = fakePush(), webPush = true, storage: Storage = new MemoryStorage()): Hub {
+  const hub = fakeHub(storage);
+  hub.env.push = push.env;
+  hub.answers.set("GET /api/v1/devices/web-push-key", () =>
+    webPush ? { public_key: HUB_KEY } : json(404, { code: "not_found", message: "this hub has no Web Push (an admin sets it up with `baton-hub push web`)" }),
+  );
+  let devices = 0;
+  hub.answers.set("POST /api/v1/devices", () => ({ id: `dv_${++devices}` }));
+  return hub;
+}
+
+const devicePosts = (hub: Hub) => hub.requests.filter((r) => r.method === "POST" && r.url === "/api/v1/devices");
+
+describe("notifications in the browser (Web Push)", () => {
+  test("the hub's key is read from base64url as the 65 bytes of its point", () => {
+    const bytes = base64UrlBytes(HUB_KEY);
+    expect(bytes.length).toBe(65);
+    expect(bytes[0]).toBe(4);
+    expect(bytes[64]).toBe(187);
+  });
+
+  test("turning on asks the browser, subscribes with the hub's key and registers the subscription with the agent's settings", async () => {
+    const push = fakePush();
+    const { backend, hub } = await signedIn(pushHub(push));
+    const settings = { new_handoffs: false, assigned_to_me: true, customer_messages: true, escalations: true, sound: true, quiet_from: "22:00", quiet_until: "07:00" };
+    await backend.setNotificationSettings(settings);
+    expect(await backend.browserPush?.state()).toBe("off");
+
+    await backend.browserPush?.enable();
+
+    expect(push.asked).toBe(1);
+    expect([...(push.subscribedWith[0] ?? [])]).toEqual([...base64UrlBytes(HUB_KEY)]);
+    expect(devicePosts(hub).map((r) => r.body)).toEqual([
+      {
+        platform: "web",
+        subscription: { endpoint: "https://push.example.net/send/abc", expirationTime: null, keys: { p256dh: "BP256dh", auth: "authsecret" } },
+        settings,
+        time_zone: "Europe/Paris",
+        preview: "name",
+      },
+    ]);
+    expect(await backend.browserPush?.state()).toBe("on");
+  });
+
+  test("changed notification settings reach the hub for this browser", async () => {
+    const { backend, hub } = await signedIn(pushHub());
+    await backend.browserPush?.enable();
+    await backend.setNotificationSettings({ new_handoffs: true, assigned_to_me: true, customer_messages: false, escalations: true, sound: false });
+    expect(devicePosts(hub).at(-1)?.body).toMatchObject({ platform: "web", settings: { customer_messages: false, sound: false } });
+    expect(await backend.browserPush?.state()).toBe("on");
+  });
+
+  test("turning off removes the device from the hub and unsubscribes the browser", async () => {
+    const push = fakePush();
+    const { backend, hub } = await signedIn(pushHub(push));
+    await backend.browserPush?.enable();
+    const subscription = push.subscription;
+
+    await backend.browserPush?.disable();
+
+    expect(hub.requests.filter((r) => r.method === "DELETE").map((r) => r.url)).toEqual(["/api/v1/devices/dv_1"]);
+    expect(subscription?.unsubscribed).toBe(true);
+    expect(await backend.browserPush?.state()).toBe("off");
+  });
+
+  test("a hub without Web Push says it is unavailable, and nothing is subscribed", async () => {
+    const push = fakePush();
+    const { backend, hub } = await signedIn(pushHub(push, false));
+    expect(await backend.browserPush?.state()).toBe("unavailable");
+    await expect(backend.browserPush?.enable()).rejects.toMatchObject({ code: "unavailable" });
+    expect(push.subscribedWith).toEqual([]);
+    expect(devicePosts(hub)).toEqual([]);
+  });
+
+  test("a browser without push says unsupported, and one that blocked notifications says denied", async () => {
+    const { backend } = await signedIn(fakeHub());
+    expect(await backend.browserPush?.state()).toBe("unsupported");
+    const blocked = await signedIn(pushHub(fakePush("denied")));
+    await expect(blocked.backend.browserPush?.enable()).rejects.toMatchObject({ code: "denied" });
+    expect(await blocked.backend.browserPush?.state()).toBe("denied");
+  });
+
+  test("signing out forgets this browser's device, as the hub does with the session", async () => {
+    const push = fakePush();
+    const { backend } = await signedIn(pushHub(push));
+    await backend.browserPush?.enable();
+    await backend.signOut();
+    await settle();
+    expect(push.subscription).toBeNull();
+    expect(await backend.browserPush?.state()).toBe("off");
+  });
+
+  test("a page opened on ?conversation= opens it once the inbox is in", async () => {
+    const hub = pushHub();
+    hub.env.openedOn = () => "t_sam";
+    const backend = webBackend(hub.env);
+    const opened: string[] = [];
+    await backend.onOpen((id) => opened.push(id));
+    expect(opened).toEqual([]);
+    await backend.deskStatus();
+    await settle();
+    expect(opened).toEqual(["t_sam"]);
+  });
+
+  test("a click on a notification, told by the service worker, opens that conversation", async () => {
+    const push = fakePush();
+    const { backend } = await signedIn(pushHub(push));
+    const opened: string[] = [];
+    await backend.onOpen((id) => opened.push(id));
+    push.fromWorker({ type: "something else", conversation_id: "t_other" });
+    push.fromWorker({ type: "open", conversation_id: "t_sam" });
+    expect(opened).toEqual(["t_sam"]);
+  });
+
+  test("Settings offer to turn notifications on in this browser, then off", async () => {
+    const { backend } = await signedIn(pushHub());
+    render(NotificationSettingsView, { props: { backend } });
+    expect((await screen.findByTestId("browser-push-state")).textContent).toBe("Off");
+    (await screen.findByRole("button", { name: "Turn on notifications in this browser" })).click();
+    expect((await screen.findByRole("button", { name: "Turn off notifications in this browser" })).textContent).toBe("Turn off");
+    expect(screen.getByTestId("browser-push-state").textContent).toBe("On");
+  });
+
+  test("Settings say in words when the hub has no Web Push, and offer no button", async () => {
+    const { backend } = await signedIn(pushHub(fakePush(), false));
+    render(NotificationSettingsView, { props: { backend } });
+    const row = await screen.findByRole("group", { name: "Notifications in this browser" });
+    await vi.waitFor(() => expect(row.textContent).toContain("This hub has no Web Push set up"));
+    expect(screen.queryByTestId("browser-push-toggle")).toBeNull();
   });
 });

@@ -55,6 +55,52 @@ export function draftKey(conversationId: string): string {
 }
 
 const NOTIFICATIONS_KEY = "baton.notifications";
+/** This browser's Web Push device at the hub: `{id, endpoint}`. */
+const PUSH_DEVICE_KEY = "baton.pushDevice";
+
+/** The bytes of a base64url string (the hub's VAPID public key, an uncompressed P-256 point). */
+export function base64UrlBytes(text: string): Uint8Array<ArrayBuffer> {
+  const base64 = text.trim().replace(/-/g, "+").replace(/_/g, "/").replace(/=+$/, "");
+  const binary = atob(base64 + "=".repeat((4 - (base64.length % 4)) % 4));
+  const bytes = new Uint8Array(new ArrayBuffer(binary.length));
+  for (let i = 0; i < binary.length; i++) bytes[i] = binary.charCodeAt(i);
+  return bytes;
+}
+
+function sameBytes(a: ArrayBuffer | null | undefined, b: Uint8Array): boolean {
+  if (!a) return false;
+  const x = new Uint8Array(a);
+  return x.length === b.length && x.every((v, i) => v === b[i]);
+}
+
+/** A browser's push subscription, as much of it as Baton uses. */
+export interface PushSubscriptionLike {
+  readonly endpoint: string;
+  readonly options?: { readonly applicationServerKey: ArrayBuffer | null };
+  toJSON(): PushSubscriptionJSON;
+  unsubscribe(): Promise<boolean>;
+}
+
+/** The browser's Web Push: its service worker (public/sw.js), permission and subscription. */
+export interface PushEnv {
+  permission(): NotificationPermission;
+  /** Asks the agent (only from a click). */
+  requestPermission(): Promise<NotificationPermission>;
+  /** This page's subscription, if any, without registering the service worker. */
+  current(): Promise<PushSubscriptionLike | null>;
+  /** Registers the service worker and subscribes with the hub's key. */
+  subscribe(applicationServerKey: Uint8Array<ArrayBuffer>): Promise<PushSubscriptionLike>;
+  /** Hears the service worker (a clicked notification: `{type: "open", conversation_id}`). */
+  onMessage(handler: (data: unknown) => void): void;
+  /** For quiet hours, e.g. "Europe/Paris". */
+  timeZone(): string;
+}
+
+/** A conversation to open from the service worker's message, if it is one. */
+export function openMessage(data: unknown): string | null {
+  const m = data as { type?: unknown; conversation_id?: unknown } | null;
+  return m && m.type === "open" && typeof m.conversation_id === "string" && m.conversation_id ? m.conversation_id : null;
+}
 
 /** The route and body a command travels as (crates/protocol/src/command.rs: `path`, `fields`). */
 export function commandRequest(command: AgentCommand, txnId: string): { path: string; body: Record<string, unknown> } {
@@ -139,6 +185,37 @@ export interface WebEnv {
   clearTimeout: (id: unknown) => void;
   /** Hears the browser's own `online` and `offline` (its network came or went). */
   onNetwork?: (handler: (online: boolean) => void) => void;
+  /** Web Push, where the browser has it. */
+  push?: PushEnv;
+  /** The conversation the page was opened on (`?conversation=ID`, from a clicked notification). */
+  openedOn?: () => string | null;
+}
+
+function browserPushEnv(): PushEnv | undefined {
+  if (!("serviceWorker" in navigator) || !("PushManager" in window) || !("Notification" in window)) return undefined;
+  const container = navigator.serviceWorker;
+  return {
+    permission: () => Notification.permission,
+    requestPermission: () => Notification.requestPermission(),
+    current: async () => (await container.getRegistration("./"))?.pushManager.getSubscription() ?? null,
+    subscribe: async (applicationServerKey) => {
+      await container.register("./sw.js", { scope: "./" });
+      const registration = await container.ready;
+      return registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey });
+    },
+    onMessage: (handler) => container.addEventListener("message", (event) => handler(event.data)),
+    timeZone: () => Intl.DateTimeFormat().resolvedOptions().timeZone,
+  };
+}
+
+/** `?conversation=ID` in the page's address, taken out of it (a reload does not open it again). */
+function conversationInAddress(): string | null {
+  const url = new URL(window.location.href);
+  const id = url.searchParams.get("conversation");
+  if (id === null) return null;
+  url.searchParams.delete("conversation");
+  window.history.replaceState(window.history.state, "", url.pathname + url.search + url.hash);
+  return id || null;
 }
 
 function browserEnv(): WebEnv {
@@ -153,6 +230,8 @@ function browserEnv(): WebEnv {
       window.addEventListener("online", () => handler(true));
       window.addEventListener("offline", () => handler(false));
     },
+    push: browserPushEnv(),
+    openedOn: conversationInAddress,
   };
 }
 
@@ -173,6 +252,11 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
   /** Bumped at sign-in and sign-out: a stream of an earlier session stops acting. */
   let session = 0;
   let started: Promise<void> | null = null;
+  /** Whether the inbox is loaded (a conversation to open waits for it). */
+  let ready = false;
+  const openHandlers = new Set<(conversationId: string) => void>();
+  /** A conversation to open once the inbox is loaded and the window listens. */
+  let pendingOpen: string | null = env.openedOn?.() ?? null;
 
   const status = (): DeskStatus => ({
     mode: "remote",
@@ -197,6 +281,15 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
   const emit = (u: Update): void => {
     for (const h of updateHandlers) h(u);
   };
+  /** Opens a conversation in the window (a clicked notification), now or once the inbox is in. */
+  const openWhenReady = (conversationId: string | null): void => {
+    if (conversationId) pendingOpen = conversationId;
+    if (!ready || pendingOpen === null || openHandlers.size === 0) return;
+    const id = pendingOpen;
+    pendingOpen = null;
+    for (const h of openHandlers) h(id);
+  };
+  env.push?.onMessage((data) => openWhenReady(openMessage(data)));
   const setConnection = (state: ConnectionState): void => {
     connection = state;
     if (state.state === "live") syncedAt = new Date().toISOString();
@@ -280,11 +373,13 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
     me = null;
     inbox = emptyInbox();
     complete.clear();
+    void forgetPushDevice();
     emit({ type: "signed_out" });
     emitStatus();
   }
 
   function stop(): void {
+    ready = false;
     session += 1;
     if (retry !== null) env.clearTimeout(retry);
     retry = null;
@@ -436,6 +531,8 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
     emit({ type: "team_changed" });
     emit({ type: "inbox_changed", conversations: [...inbox.conversations.keys()] });
     emitStatus();
+    ready = true;
+    openWhenReady(null);
     void follow();
   }
 
@@ -459,6 +556,89 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
       return null;
     }
   }
+
+  function storedPushDevice(): { id: string; endpoint: string } | null {
+    try {
+      const value = JSON.parse(env.storage.getItem(PUSH_DEVICE_KEY) ?? "null") as { id?: unknown; endpoint?: unknown } | null;
+      return value && typeof value.id === "string" && typeof value.endpoint === "string" ? { id: value.id, endpoint: value.endpoint } : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** The hub's key to subscribe with; `null` when it has no Web Push (404). */
+  async function webPushKey(): Promise<string | null> {
+    try {
+      return (await request<{ public_key: string }>("GET", "/devices/web-push-key")).public_key;
+    } catch (err) {
+      if (err instanceof HubError && err.status === 404) return null;
+      throw asShown(err);
+    }
+  }
+
+  /** Tells the hub where to wake this browser, with the agent's settings for it. */
+  async function registerPush(subscription: PushSubscriptionLike, push: PushEnv): Promise<void> {
+    const answer = await call<{ id: string }>("POST", "/devices", {
+      platform: "web",
+      subscription: subscription.toJSON(),
+      settings: await backend.notificationSettings(),
+      time_zone: push.timeZone(),
+      preview: "name",
+    });
+    env.storage.setItem(PUSH_DEVICE_KEY, JSON.stringify({ id: answer.id, endpoint: subscription.endpoint }));
+  }
+
+  /** Signed out: the hub has forgotten this browser's device with the session; so does the
+   * browser (the next agent here turns notifications on for themselves). */
+  async function forgetPushDevice(): Promise<void> {
+    if (!storedPushDevice()) return;
+    env.storage.removeItem(PUSH_DEVICE_KEY);
+    try {
+      await (await env.push?.current())?.unsubscribe();
+    } catch {
+      // Already gone.
+    }
+  }
+
+  const browserPush: NonNullable<Backend["browserPush"]> = {
+    state: async () => {
+      const push = env.push;
+      if (!push) return "unsupported";
+      if (push.permission() === "denied") return "denied";
+      if ((await webPushKey()) === null) return "unavailable";
+      const device = storedPushDevice();
+      if (!device || push.permission() !== "granted") return "off";
+      const subscription = await push.current();
+      return subscription?.endpoint === device.endpoint ? "on" : "off";
+    },
+    enable: async () => {
+      const push = env.push;
+      if (!push) throw { code: "unsupported", message: "This browser cannot show notifications from the hub." };
+      // First, while the click still counts: browsers ask only in answer to one.
+      const permission = await push.requestPermission();
+      if (permission !== "granted") throw { code: "denied", message: "Notifications are blocked in this browser's settings." };
+      const key = await webPushKey();
+      if (key === null) throw { code: "unavailable", message: "This hub has no Web Push (an admin sets it up with `baton-hub push web`)." };
+      const bytes = base64UrlBytes(key);
+      // A subscription made with another key (the hub's was replaced) is refused by the push service.
+      const current = await push.current();
+      if (current && !sameBytes(current.options?.applicationServerKey, bytes)) await current.unsubscribe();
+      await registerPush(await push.subscribe(bytes), push);
+    },
+    disable: async () => {
+      const device = storedPushDevice();
+      if (device) {
+        try {
+          await request("DELETE", `/devices/${encodeURIComponent(device.id)}`);
+        } catch (err) {
+          // Already forgotten by the hub (signed out elsewhere, or the push service said gone).
+          if (!(err instanceof HubError && err.status === 404)) throw asShown(err);
+        }
+        env.storage.removeItem(PUSH_DEVICE_KEY);
+      }
+      await (await env.push?.current())?.unsubscribe();
+    },
+  };
 
   const backend: Backend & { readonly inbox: Inbox } = {
     web: true,
@@ -489,6 +669,13 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
     setNotificationSettings: async (settings) => {
       if (!!settings.quiet_from !== !!settings.quiet_until) throw { code: "bad_request", message: "quiet hours need both a start and an end" };
       env.storage.setItem(NOTIFICATIONS_KEY, JSON.stringify(settings));
+      // The hub decides what wakes this browser: it learns the new settings.
+      const device = storedPushDevice();
+      const push = env.push;
+      if (device && push && push.permission() === "granted") {
+        const subscription = await push.current();
+        if (subscription?.endpoint === device.endpoint) await registerPush(subscription, push);
+      }
     },
     openConversation: async (conversationId, read = true) => {
       if (!complete.has(conversationId)) {
@@ -532,6 +719,7 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
         me = null;
         inbox = emptyInbox();
         complete.clear();
+        void forgetPushDevice();
         emit({ type: "signed_out" });
         emitStatus();
       }
@@ -649,8 +837,14 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
       statusHandlers.add(handler);
       return () => statusHandlers.delete(handler);
     },
-    // Clicked notifications are the desktop's; nothing in the browser opens a conversation this way.
-    onOpen: async () => () => {},
+    // A clicked Web Push notification: the service worker's message to this tab, or a new tab
+    // opened on `?conversation=ID`.
+    onOpen: async (handler) => {
+      openHandlers.add(handler);
+      openWhenReady(null);
+      return () => openHandlers.delete(handler);
+    },
+    browserPush,
   };
   return backend;
 }
