@@ -545,6 +545,19 @@ async fn browser_sign_in(hub: &HubProcess) -> (String, Value) {
 async fn a_browser_session_is_a_cookie_its_page_cannot_read_and_other_sites_cannot_use() {
     let data = HubData::new();
     let hub = HubProcess::start(&data, support::free_port());
+    let elsewhere = reqwest::Client::new()
+        .post(format!("{}/api/v1/login", hub.url()))
+        .header("origin", "https://evil.example")
+        .json(&json!({"email": AGENT_EMAIL, "password": AGENT_PASSWORD, "cookie": true}))
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(
+        elsewhere.status(),
+        403,
+        "another site cannot sign a browser in"
+    );
+    assert!(elsewhere.headers().get("set-cookie").is_none());
     let (set_cookie, body) = browser_sign_in(&hub).await;
     for attribute in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/api/"] {
         assert!(

@@ -198,7 +198,7 @@ async fn a_device_its_service_says_is_gone_is_forgotten_and_a_muted_event_is_nev
     fake.kill_device("fcm-uninstalled");
     register(
         &alice,
-        json!({"platform": "apns", "token": "muted-ipad",
+        json!({"platform": "apns", "token": "0a1b2c3d4e5f",
         "settings": {"new_handoffs": false}}),
     )
     .await;
@@ -247,7 +247,7 @@ async fn a_device_its_service_says_is_gone_is_forgotten_and_a_muted_event_is_nev
     );
     assert_eq!(pushes[0].device, "fcm-uninstalled");
     assert!(
-        pushes.iter().all(|p| p.device != "muted-ipad"),
+        pushes.iter().all(|p| p.device != "0a1b2c3d4e5f"),
         "new handoffs muted on that device"
     );
     assert!(

@@ -249,9 +249,22 @@ async fn run(
 async fn login(
     State(hub): State<Hub>,
     ClientAddr(addr): ClientAddr,
+    headers: axum::http::HeaderMap,
     JsonBody(req): JsonBody<LoginRequest>,
 ) -> Result<Response, ApiError> {
     let cookie = req.cookie;
+    // A browser's sign-in only from the hub's own page, as JSON: another site's form could
+    // otherwise sign the visitor's browser in to the other site's account.
+    let json = headers
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|t| t.starts_with("application/json"));
+    if cookie && !(json && crate::auth::from_own_pages(&headers)) {
+        tracing::warn!("a cookie sign-in from outside the hub's pages was refused");
+        return Err(ApiError::Forbidden(
+            "a browser signs in from the hub's own page".into(),
+        ));
+    }
     let email = req.email.trim().to_string();
     if email.len() > crate::admin::MAX_EMAIL_LEN {
         return Err(ApiError::BadCredentials);

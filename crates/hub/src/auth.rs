@@ -68,8 +68,7 @@ pub fn cookie_token(parts: &Parts) -> Option<&str> {
 /// Whether a request that a browser sent with the session cookie came from the hub's own pages.
 /// `SameSite=Strict` already keeps the cookie off other sites' requests; this holds even for a
 /// browser that ignores it, and for WebSocket handshakes, which other sites' pages can start.
-pub fn from_own_pages(parts: &Parts) -> bool {
-    let headers = &parts.headers;
+pub fn from_own_pages(headers: &axum::http::HeaderMap) -> bool {
     if headers
         .get("sec-fetch-site")
         .and_then(|v| v.to_str().ok())
@@ -193,7 +192,7 @@ impl FromRequestParts<Hub> for Session {
             Some(token) => token.to_string(),
             None => {
                 let token = cookie_token(parts).ok_or(ApiError::Unauthorized)?;
-                if !from_own_pages(parts) {
+                if !from_own_pages(&parts.headers) {
                     tracing::warn!(
                         origin = ?parts.headers.get(axum::http::header::ORIGIN),
                         "a request with the session cookie came from another site; refused"

@@ -49,6 +49,8 @@ pub const MAX_DEVICES_PER_AGENT: usize = 20;
 const MAX_ADDRESS: usize = 2048;
 /// The most of a customer's words a push shows, when the agent allows words at all.
 const MAX_PREVIEW_CHARS: usize = 180;
+/// The most of a push service's refusal read.
+const MAX_REFUSAL_BYTES: usize = 8 * 1024;
 /// How many pushes may be in flight at once.
 const MAX_IN_FLIGHT: usize = 32;
 
@@ -350,12 +352,23 @@ impl Registration {
     ) -> Result<Device, PushError> {
         let bad = |why: &str| Err(PushError::Invalid(why.into()));
         match (self.platform, &self.token, &self.subscription) {
-            (Platform::Fcm | Platform::Apns, Some(token), None) => {
+            (Platform::Apns, Some(token), None) => {
+                // It becomes part of the URL path at Apple: hex only.
                 if token.is_empty()
                     || token.len() > MAX_ADDRESS
-                    || !token.chars().all(|c| c.is_ascii_graphic())
+                    || !token.chars().all(|c| c.is_ascii_hexdigit())
                 {
-                    return bad("the token is one line of printable characters, at most 2048");
+                    return bad("an APNs device token is hexadecimal, at most 2048 characters");
+                }
+            }
+            (Platform::Fcm, Some(token), None) => {
+                if token.is_empty()
+                    || token.len() > MAX_ADDRESS
+                    || !token
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, ':' | '_' | '-'))
+                {
+                    return bad("an FCM registration token is letters, digits, ':', '_' and '-', at most 2048");
                 }
             }
             (Platform::Fcm | Platform::Apns, _, _) => {
@@ -473,7 +486,7 @@ impl Notice {
 /// each conversation and `known` each open handoff's last state, across batches.
 #[derive(Debug, Default)]
 pub struct Decider {
-    known: HashMap<String, (HandoffStatus, Option<String>)>,
+    known: HashMap<String, Known>,
     held: HashMap<String, String>,
 }
 
@@ -487,7 +500,7 @@ impl Decider {
         decider
     }
 
-    fn note(&mut self, h: &Handoff) -> Option<(HandoffStatus, Option<String>)> {
+    fn note(&mut self, h: &Handoff) -> Option<Known> {
         match h.status {
             HandoffStatus::Pending | HandoffStatus::Assigned => {
                 match (&h.status, &h.assignee) {
@@ -498,14 +511,20 @@ impl Decider {
                         self.held.remove(&h.conversation_id);
                     }
                 }
-                self.known
-                    .insert(h.id.clone(), (h.status, h.assignee.clone()))
+                self.known.insert(
+                    h.id.clone(),
+                    Known {
+                        status: h.status,
+                        assignee: h.assignee.clone(),
+                        for_draft: h.for_draft,
+                    },
+                )
             }
             _ => {
                 if self.held.get(&h.conversation_id).is_some_and(|a| {
                     self.known
                         .get(&h.id)
-                        .is_some_and(|(_, holder)| holder.as_ref() == Some(a))
+                        .is_some_and(|k| k.assignee.as_ref() == Some(a))
                 }) {
                     self.held.remove(&h.conversation_id);
                 }
@@ -526,11 +545,30 @@ impl Decider {
     ) -> Vec<(Notice, Vec<String>)> {
         let mut out = Vec::new();
         let mut team: Option<Vec<Agent>> = None;
-        for item in items {
+        // One commit may write a handoff more than once (opened, then marked as holding a bot's
+        // drafts): only its last state in the frame counts, against what was known before it.
+        let last: HashMap<&str, usize> = items
+            .iter()
+            .enumerate()
+            .filter_map(|(i, item)| match item {
+                Item::Handoff(h) => Some((h.id.as_str(), i)),
+                Item::CustomerWrote { .. } => None,
+            })
+            .collect();
+        let mut earlier: HashMap<String, Option<Known>> = HashMap::new();
+        for (index, item) in items.iter().enumerate() {
             match item {
                 Item::Handoff(h) => {
-                    let before = self.note(h);
-                    if before.is_none() && h.status == HandoffStatus::Pending && !h.for_draft {
+                    let noted = self.note(h);
+                    let before = earlier.remove(&h.id).unwrap_or(noted);
+                    if last.get(h.id.as_str()) != Some(&index) {
+                        earlier.insert(h.id.clone(), before);
+                        continue;
+                    }
+                    // New to agents: never seen waiting for one before (a draft's queue item
+                    // that a human must now answer counts as new).
+                    let new_to_agents = before.as_ref().is_none_or(|k| k.for_draft);
+                    if new_to_agents && h.status == HandoffStatus::Pending && !h.for_draft {
                         // Whoever is at work (online, or away from the keyboard) could take it.
                         let to: Vec<String> = team
                             .get_or_insert_with(&mut agents)
@@ -547,7 +585,7 @@ impl Decider {
                     }
                     let newly_theirs = h.status == HandoffStatus::Assigned
                         && h.assignee.is_some()
-                        && before.as_ref().map(|(_, a)| a) != Some(&h.assignee)
+                        && before.as_ref().map(|k| &k.assignee) != Some(&h.assignee)
                         && h.assigned_by != h.assignee
                         && !h.for_draft;
                     if let (true, Some(agent)) = (newly_theirs, &h.assignee) {
@@ -578,6 +616,14 @@ impl Decider {
         }
         out
     }
+}
+
+/// What the decider remembers of an open handoff.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Known {
+    status: HandoffStatus,
+    assignee: Option<String>,
+    for_draft: bool,
 }
 
 /// What pushes look at in a committed event: handoffs, and what customers write.
@@ -654,12 +700,42 @@ pub enum Outcome {
     Refused(String),
 }
 
-/// Sends pushes; keeps the FCM access token between them.
+/// A secret kept until shortly before it expires, for the credentials (`key`) it was made with:
+/// new credentials make it stale at once.
+#[derive(Debug, Default)]
+struct Cached(Mutex<Option<(String, String, Instant)>>);
+
+impl Cached {
+    fn get(&self, key: &str) -> Option<String> {
+        let held = self.0.lock().ok()?;
+        held.as_ref()
+            .filter(|(k, _, until)| k == key && *until > Instant::now())
+            .map(|(_, value, _)| value.clone())
+    }
+
+    fn put(&self, key: &str, value: &str, lasts: Duration) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = Some((key.to_string(), value.to_string(), Instant::now() + lasts));
+        }
+    }
+
+    fn clear(&self) {
+        if let Ok(mut held) = self.0.lock() {
+            *held = None;
+        }
+    }
+}
+
+/// Sends pushes; keeps the FCM access token and the APNs provider token between them.
 pub struct Sender {
     http: reqwest::Client,
     /// APNs speaks HTTP/2 only.
     http2: reqwest::Client,
-    fcm_token: Mutex<Option<(String, Instant)>>,
+    /// FCM's access token, for the service account it was issued to.
+    fcm_token: Cached,
+    /// The signed APNs provider token: Apple refuses one renewed more often than every 20
+    /// minutes, and ones older than an hour.
+    apns_token: Cached,
     allow_private_urls: bool,
 }
 
@@ -673,7 +749,8 @@ impl Sender {
         Ok(Self {
             http,
             http2,
-            fcm_token: Mutex::new(None),
+            fcm_token: Cached::default(),
+            apns_token: Cached::default(),
             allow_private_urls,
         })
     }
@@ -702,11 +779,9 @@ impl Sender {
     }
 
     async fn fcm_access_token(&self, fcm: &FcmConfig) -> Result<String, Outcome> {
-        if let Ok(cached) = self.fcm_token.lock() {
-            if let Some((token, until)) = cached.as_ref().filter(|(_, u)| *u > Instant::now()) {
-                let _ = until;
-                return Ok(token.clone());
-            }
+        let account = format!("{} {}", fcm.client_email, fcm.token_uri);
+        if let Some(token) = self.fcm_token.get(&account) {
+            return Ok(token);
         }
         #[derive(Serialize, Deserialize)]
         struct Scope {
@@ -751,12 +826,8 @@ impl Sender {
             .and_then(Value::as_u64)
             .unwrap_or(3600)
             .saturating_sub(60);
-        if let Ok(mut cached) = self.fcm_token.lock() {
-            *cached = Some((
-                token.to_string(),
-                Instant::now() + Duration::from_secs(lasts),
-            ));
-        }
+        self.fcm_token
+            .put(&account, token, Duration::from_secs(lasts));
         Ok(token.to_string())
     }
 
@@ -806,12 +877,12 @@ impl Sender {
             .unwrap_or("")
             .to_string();
         match (status.as_u16(), code.as_str()) {
-            (404, _) | (_, "UNREGISTERED") => Outcome::DeadDevice(format!("FCM: {code}")),
+            // Only FCM's own word marks a device gone: a 404 alone may be a wrong project or
+            // endpoint, which must not wipe every phone.
+            (_, "UNREGISTERED") => Outcome::DeadDevice(format!("FCM: {code}")),
             (401, _) => {
                 // The access token may have been revoked early: ask for a new one next time.
-                if let Ok(mut cached) = self.fcm_token.lock() {
-                    *cached = None;
-                }
+                self.fcm_token.clear();
                 Outcome::Retry("FCM refused the access token".into())
             }
             (429, _) | (500..=599, _) => Outcome::Retry(format!("FCM answered {status}")),
@@ -828,17 +899,27 @@ impl Sender {
         body: &str,
         conversation: &str,
     ) -> Outcome {
-        let key = match ES256KeyPair::from_pem(&apns.private_key) {
-            Ok(key) => key.with_key_id(&apns.key_id),
-            Err(e) => return Outcome::Refused(format!("the APNs key is unreadable: {e}")),
-        };
-        let claims = Claims::create(web_push_native::jwt_simple::prelude::Duration::from_mins(
-            50,
-        ))
-        .with_issuer(&apns.team_id);
-        let jwt = match key.sign(claims) {
-            Ok(jwt) => jwt,
-            Err(e) => return Outcome::Refused(format!("cannot sign for APNs: {e}")),
+        let signer = format!("{} {}", apns.team_id, apns.key_id);
+        let jwt = match self.apns_token.get(&signer) {
+            Some(jwt) => jwt,
+            None => {
+                let key = match ES256KeyPair::from_pem(&apns.private_key) {
+                    Ok(key) => key.with_key_id(&apns.key_id),
+                    Err(e) => return Outcome::Refused(format!("the APNs key is unreadable: {e}")),
+                };
+                let claims = Claims::create(
+                    web_push_native::jwt_simple::prelude::Duration::from_mins(60),
+                )
+                .with_issuer(&apns.team_id);
+                match key.sign(claims) {
+                    Ok(jwt) => {
+                        self.apns_token
+                            .put(&signer, &jwt, Duration::from_secs(40 * 60));
+                        jwt
+                    }
+                    Err(e) => return Outcome::Refused(format!("cannot sign for APNs: {e}")),
+                }
+            }
         };
         let mut alert = json!({"alert": {"title": title, "body": body}, "thread-id": conversation});
         if device.settings.sound {
@@ -873,6 +954,11 @@ impl Sender {
         match (status.as_u16(), reason.as_str()) {
             (410, _) | (_, "BadDeviceToken" | "Unregistered" | "DeviceTokenNotForTopic") => {
                 Outcome::DeadDevice(format!("APNs: {reason}"))
+            }
+            (403, "ExpiredProviderToken" | "InvalidProviderToken") => {
+                // A new provider token next time.
+                self.apns_token.clear();
+                Outcome::Retry(format!("APNs: {reason}"))
             }
             (429, _) | (500..=599, _) => Outcome::Retry(format!("APNs answered {status}")),
             _ => Outcome::Refused(format!("APNs answered {status}: {reason}")),
@@ -970,12 +1056,22 @@ impl Sender {
 async fn refusal(
     sent: Result<reqwest::Response, reqwest::Error>,
 ) -> Result<(reqwest::StatusCode, Value), Outcome> {
-    let answer = sent.map_err(|e| Outcome::Retry(e.without_url().to_string()))?;
+    let mut answer = sent.map_err(|e| Outcome::Retry(e.without_url().to_string()))?;
     let status = answer.status();
     if status.is_success() {
         return Err(Outcome::Sent);
     }
-    Ok((status, answer.json().await.unwrap_or(Value::Null)))
+    // A refusal's reason is a few hundred bytes; an endpoint (a browser's is anyone's) cannot
+    // make the hub hold more.
+    let mut body = Vec::new();
+    while let Ok(Some(chunk)) = answer.chunk().await {
+        body.extend_from_slice(&chunk);
+        if body.len() > MAX_REFUSAL_BYTES {
+            body.clear();
+            break;
+        }
+    }
+    Ok((status, serde_json::from_slice(&body).unwrap_or(Value::Null)))
 }
 
 /// Reads the committed log as it grows and sends the pushes it calls for, until `stop`.
@@ -988,15 +1084,9 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
         }
     };
     let mut live = hub.store().subscribe();
-    let open = {
-        let hub = hub.clone();
-        tokio::task::spawn_blocking(move || open_handoffs(&hub))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default()
+    let Some((mut decider, mut read_up_to)) = fresh_decider(&hub, &mut stop).await else {
+        return;
     };
-    let mut decider = Decider::starting_from(&open);
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     loop {
         let frame = tokio::select! {
@@ -1008,15 +1098,28 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
             Err(tokio::sync::broadcast::error::RecvError::Lagged(missed)) => {
                 // Pushes are nudges: under a burst too big to follow, some are skipped (the inbox
                 // still has everything).
+                // What it missed may have moved handoffs: it starts again from the store.
                 tracing::warn!(missed, "push: fell behind the log; some pushes skipped");
+                let Some((fresh, seq)) = fresh_decider(&hub, &mut stop).await else {
+                    return;
+                };
+                (decider, read_up_to) = (fresh, seq);
                 continue;
             }
             Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
         };
+        // Already in the state the decider was read from.
+        if frame.last <= read_up_to {
+            continue;
+        }
         let items = match Item::read_frame(&frame.json) {
             Ok(items) => items,
             Err(e) => {
-                tracing::warn!(error = %e, "push: a frame of the log did not read");
+                tracing::warn!(error = %e, "push: a frame of the log did not read; starting again from the store");
+                let Some((fresh, seq)) = fresh_decider(&hub, &mut stop).await else {
+                    return;
+                };
+                (decider, read_up_to) = (fresh, seq);
                 continue;
             }
         };
@@ -1124,6 +1227,35 @@ async fn deliver(
         }
     }
     tracing::warn!(device = %device.id, "push: gave up after three tries");
+}
+
+/// A decider from the handoffs open now, and the log's seq it reflects; tried again every second
+/// until the store answers (`None`: the hub is stopping).
+async fn fresh_decider(
+    hub: &Hub,
+    stop: &mut tokio::sync::watch::Receiver<bool>,
+) -> Option<(Decider, u64)> {
+    loop {
+        let hub2 = hub.clone();
+        let read = tokio::task::spawn_blocking(move || -> Result<_, StoreError> {
+            // Two reads, not one snapshot: a handoff changed between them may be taken as known
+            // already (one push missed), never pushed twice.
+            let seq = hub2.store().last_seq()?;
+            Ok((open_handoffs(&hub2)?, seq))
+        })
+        .await;
+        match read {
+            Ok(Ok((open, seq))) => return Some((Decider::starting_from(&open), seq)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "push: cannot read the open handoffs; trying again")
+            }
+            Err(_) => tracing::warn!("push: reading the open handoffs stopped short; trying again"),
+        }
+        tokio::select! {
+            _ = stop.changed() => return None,
+            () = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
 }
 
 fn open_handoffs(hub: &Hub) -> Result<Vec<Handoff>, StoreError> {
@@ -1323,6 +1455,35 @@ mod tests {
     }
 
     #[test]
+    fn a_bots_draft_wakes_nobody_until_a_human_must_answer_the_customer() {
+        let team = [agent("ann", Presence::Online)];
+        let mut decider = Decider::default();
+        let opened = handoff("h1", HandoffStatus::Pending, None, None);
+        let mut draft = opened.clone();
+        draft.for_draft = true;
+        // One commit opens the queue item and marks it as holding the bot's drafts.
+        let first = decider.decide(
+            &[
+                event(EventData::Handoff(opened.clone())),
+                event(EventData::Handoff(draft)),
+            ],
+            || team.to_vec(),
+            |_| String::new(),
+        );
+        assert!(
+            first.is_empty(),
+            "a draft to approve is not a new handoff: {first:?}"
+        );
+        let taken_over = decider.decide(
+            &[event(EventData::Handoff(opened))],
+            || team.to_vec(),
+            |_| String::new(),
+        );
+        assert_eq!(taken_over.len(), 1, "now the customer waits for a human");
+        assert!(matches!(taken_over[0].0, Notice::NewHandoff { .. }));
+    }
+
+    #[test]
     fn a_customer_writing_wakes_only_the_agent_who_holds_the_conversation() {
         let team = [agent("ann", Presence::Online)];
         let mut decider =
@@ -1406,6 +1567,11 @@ mod tests {
         assert!(reg(json!({"platform": "fcm", "token": "abc:DEF-123"})).is_ok());
         assert!(reg(json!({"platform": "fcm"})).is_err());
         assert!(reg(json!({"platform": "apns", "token": "has space"})).is_err());
+        assert!(
+            reg(json!({"platform": "apns", "token": "ab/../cd"})).is_err(),
+            "an APNs token is hex: it goes into Apple's URL"
+        );
+        assert!(reg(json!({"platform": "apns", "token": "0a1b2c3d"})).is_ok());
         assert!(reg(json!({"platform": "web", "token": "x"})).is_err());
         assert!(reg(json!({"platform": "sms", "token": "x"})).is_err());
         let secret = p256::SecretKey::random(&mut p256::elliptic_curve::rand_core::OsRng);
