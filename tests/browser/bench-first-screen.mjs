@@ -13,12 +13,12 @@
 // Exits 0 whether or not a target is met; non-zero only when something broke (a timeout, an error).
 
 import { spawn, spawnSync } from "node:child_process";
-import { createServer as createNetServer, connect } from "node:net";
 import { existsSync, mkdtempSync, openSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chromium } from "playwright-core";
+import { freePort, waitForPort } from "./net.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const HANDOFFS = Number(process.env.BENCH_HANDOFFS ?? 10000);
@@ -60,33 +60,6 @@ function cli(args, stdin = "") {
   const out = spawnSync(HUB, args, { input: stdin, env, encoding: "utf8" });
   if (out.status !== 0) throw new Error(`baton-hub ${args.join(" ")} failed: ${out.stderr}`);
   return out.stdout;
-}
-
-function freePort() {
-  return new Promise((done, reject) => {
-    const server = createNetServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-    server.on("error", reject);
-  });
-}
-
-async function waitForPort(port, within = 20_000) {
-  const deadline = Date.now() + within;
-  for (;;) {
-    const open = await new Promise((done) => {
-      const socket = connect({ host: "127.0.0.1", port }, () => {
-        socket.destroy();
-        done(true);
-      });
-      socket.on("error", () => done(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`baton-hub did not listen on ${port}`);
-    await sleep(50);
-  }
 }
 
 /** A hub data directory with Alice and a Botpress channel, served on a free loopback port. */

@@ -14,12 +14,12 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
 import { createServer } from "node:http";
-import { createServer as createNetServer, connect } from "node:net";
 import { mkdtempSync, mkdirSync, rmSync, existsSync, openSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { chromium } from "playwright-core";
+import { freePort, waitForPort } from "./net.mjs";
 
 const root = resolve(import.meta.dirname, "../..");
 const HUB = process.env.BATON_HUB ?? join(root, "target/debug/baton-hub");
@@ -41,33 +41,6 @@ function cli(args, stdin = "") {
   const out = spawnSync(HUB, args, { input: stdin, env: { ...process.env, BATON_ALLOW_PRIVATE_URLS: "1" }, encoding: "utf8" });
   assert.equal(out.status, 0, `baton-hub ${args.join(" ")} failed: ${out.stderr}`);
   return out.stdout;
-}
-
-function freePort() {
-  return new Promise((done, fail) => {
-    const server = createNetServer();
-    server.listen(0, "127.0.0.1", () => {
-      const { port } = server.address();
-      server.close(() => done(port));
-    });
-    server.on("error", fail);
-  });
-}
-
-async function waitForPort(port, within = 20_000) {
-  const deadline = Date.now() + within;
-  for (;;) {
-    const open = await new Promise((done) => {
-      const socket = connect({ host: "127.0.0.1", port }, () => {
-        socket.destroy();
-        done(true);
-      });
-      socket.on("error", () => done(false));
-    });
-    if (open) return;
-    if (Date.now() > deadline) throw new Error(`baton-hub did not listen on ${port}`);
-    await sleep(50);
-  }
 }
 
 async function eventually(what, check, within = 15_000) {
