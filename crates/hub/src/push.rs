@@ -51,6 +51,8 @@ const MAX_ADDRESS: usize = 2048;
 const MAX_PREVIEW_CHARS: usize = 180;
 /// The most of a push service's refusal read.
 const MAX_REFUSAL_BYTES: usize = 8 * 1024;
+/// How many pushes may wait for a slot or a retry before new ones are dropped.
+const MAX_WAITING: usize = 1024;
 /// How many pushes may be in flight at once.
 const MAX_IN_FLIGHT: usize = 32;
 
@@ -1088,6 +1090,7 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
         return;
     };
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let waiting = Arc::new(tokio::sync::Semaphore::new(MAX_WAITING));
     loop {
         let frame = tokio::select! {
             _ = stop.changed() => return,
@@ -1172,19 +1175,23 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
             for device in devices.iter().filter(|d| {
                 agents.contains(&d.agent_id) && notice.wanted(&d.settings) && !d.quiet_now(now)
             }) {
-                let Ok(permit) = in_flight.clone().acquire_owned().await else {
-                    return;
+                // The log is never held up for a slow push service: past a bound, pushes are
+                // dropped (they are nudges; the inbox has everything).
+                let Ok(queued) = waiting.clone().try_acquire_owned() else {
+                    tracing::warn!(device = %device.id, "push: too many pushes waiting; this one dropped");
+                    continue;
                 };
-                let (hub, sender, config, device, notice) = (
+                let (hub, sender, config, device, notice, in_flight) = (
                     hub.clone(),
                     sender.clone(),
                     config.clone(),
                     device.clone(),
                     notice.clone(),
+                    in_flight.clone(),
                 );
                 tokio::spawn(async move {
-                    deliver(&hub, &sender, &config, &device, &notice).await;
-                    drop(permit);
+                    deliver(&hub, &sender, &in_flight, &config, &device, &notice).await;
+                    drop(queued);
                 });
             }
         }
@@ -1195,6 +1202,7 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
 async fn deliver(
     hub: &Hub,
     sender: &Sender,
+    in_flight: &tokio::sync::Semaphore,
     config: &PushConfig,
     device: &Device,
     notice: &Notice,
@@ -1203,6 +1211,10 @@ async fn deliver(
         if wait > 0 {
             tokio::time::sleep(Duration::from_secs(wait)).await;
         }
+        // A sending slot only while sending: a push waiting to try again holds none.
+        let Ok(_sending) = in_flight.acquire().await else {
+            return;
+        };
         match sender.send(config, device, notice).await {
             Outcome::Sent => {
                 tracing::debug!(device = %device.id, kind = notice.kind(), "push: sent");
