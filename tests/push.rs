@@ -72,6 +72,16 @@ fn push_ready_hub(data: &HubData, fake: &FakePush) -> HubProcess {
     HubProcess::start(data, support::free_port())
 }
 
+/// Alice, signed in and at work (so a new handoff is for her).
+async fn online(hub: &HubProcess) -> AgentSession {
+    let alice = AgentSession::sign_in(hub, AGENT_EMAIL).await;
+    assert_eq!(
+        alice.post("/presence", json!({"status": "online"})).await.0,
+        200
+    );
+    alice
+}
+
 async fn register(alice: &AgentSession, device: Value) -> String {
     let (status, body) = alice.post("/devices", device).await;
     assert_eq!(status, 200, "{body}");
@@ -83,11 +93,7 @@ async fn a_new_handoff_wakes_each_of_the_agents_devices_once_through_fcm_apns_an
     let fake = FakePush::start().await;
     let data = HubData::new();
     let hub = push_ready_hub(&data, &fake);
-    let alice = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
-    assert_eq!(
-        alice.post("/presence", json!({"status": "online"})).await.0,
-        200
-    );
+    let alice = online(&hub).await;
     let (status, key) = alice.get("/devices/web-push-key").await;
     assert_eq!(status, 200);
     assert_eq!(
@@ -185,11 +191,7 @@ async fn a_device_its_service_says_is_gone_is_forgotten_and_a_muted_event_is_nev
     let fake = FakePush::start().await;
     let data = HubData::new();
     let hub = push_ready_hub(&data, &fake);
-    let alice = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
-    assert_eq!(
-        alice.post("/presence", json!({"status": "online"})).await.0,
-        200
-    );
+    let alice = online(&hub).await;
     let gone = register(
         &alice,
         json!({"platform": "fcm", "token": "fcm-uninstalled"}),
@@ -278,11 +280,7 @@ async fn signing_out_removes_the_sessions_devices_and_bad_registrations_are_refu
     let id = register(&alice, json!({"platform": "fcm", "token": "fcm-alice"})).await;
     assert_eq!(alice.post("/logout", json!({})).await.0, 200);
 
-    let again = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
-    assert_eq!(
-        again.post("/presence", json!({"status": "online"})).await.0,
-        200
-    );
+    let again = online(&hub).await;
     let (status, _) = again.delete(&format!("/devices/{id}")).await;
     assert_eq!(status, 404, "signing out removed the device");
     Botpress::new(&hub.url(), &data.endpoint_path)

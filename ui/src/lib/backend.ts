@@ -177,6 +177,48 @@ export function newTxnId(): string {
   return crypto.randomUUID();
 }
 
+/** The agent's actions as hub commands: the same mapping for every backend, each sending through
+ * its own `run` (Rust's outbox in the app, the hub over HTTP in a browser). */
+export function agentCommands(
+  run: (command: AgentCommand) => Promise<void>,
+): Pick<Backend, "assign" | "release" | "transfer" | "resolve" | "cancel" | "setTags" | "sendMessage" | "react" | "sendAttachment" | "addNote" | "sendTemplate" | "resend" | "approveDraft" | "rejectDraft" | "setPresence"> {
+  return {
+    assign: (handoff_id) => run({ action: "assign", handoff_id }),
+    release: (handoff_id) => run({ action: "release", handoff_id }),
+    transfer: (handoff_id, to) => run({ action: "transfer", handoff_id, to }),
+    resolve: (handoff_id, label) => run({ action: "resolve", handoff_id, ...(label ? { label } : {}) }),
+    cancel: (handoff_id) => run({ action: "cancel", handoff_id }),
+    setTags: (handoff_id, tags) => run({ action: "tags", handoff_id, tags }),
+    sendMessage: (conversation_id, text, replyTo) =>
+      run(
+        replyTo
+          ? { action: "message", conversation_id, type: "text", payload: { text, reply_to: replyTo } }
+          : { action: "message", conversation_id, text },
+      ),
+    react: (conversation_id, message_id, emoji) =>
+      run({ action: "message", conversation_id, type: "reaction", payload: { message_id, emoji } }),
+    sendAttachment: (conversation_id, attachment) =>
+      run({
+        action: "message",
+        conversation_id,
+        type: attachment.kind,
+        payload: attachmentPayload(attachment),
+      }),
+    addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
+    sendTemplate: (conversation_id, template, parameters) =>
+      run({
+        action: "message",
+        conversation_id,
+        type: "template",
+        payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
+      }),
+    resend: (message_id) => run({ action: "resend", message_id }),
+    approveDraft: (message_id, text) => run(text === null ? { action: "approve", message_id } : { action: "approve", message_id, text }),
+    rejectDraft: (message_id, reason) => run(reason === null ? { action: "reject", message_id } : { action: "reject", message_id, reason }),
+    setPresence: (status) => run({ action: "presence", status }),
+  };
+}
+
 /** Every agent command goes through one app command, typed as the Rust side declares it. */
 function run(command: AgentCommand): Promise<void> {
   return call<void>("run_command", { command, txnId: newTxnId() });
@@ -197,49 +239,17 @@ export const tauriBackend: Backend = {
   signIn: (email, password, hubUrl) => call<void>("sign_in", { email, password, hubUrl }),
   signOut: () => call<void>("sign_out"),
   useHub: (hubUrl) => call<void>("use_hub", { hubUrl }),
-  assign: (handoff_id) => run({ action: "assign", handoff_id }),
-  release: (handoff_id) => run({ action: "release", handoff_id }),
-  transfer: (handoff_id, to) => run({ action: "transfer", handoff_id, to }),
-  resolve: (handoff_id, label) => run({ action: "resolve", handoff_id, ...(label ? { label } : {}) }),
-  cancel: (handoff_id) => run({ action: "cancel", handoff_id }),
-  setTags: (handoff_id, tags) => run({ action: "tags", handoff_id, tags }),
-  sendMessage: (conversation_id, text, replyTo) =>
-    run(
-      replyTo
-        ? { action: "message", conversation_id, type: "text", payload: { text, reply_to: replyTo } }
-        : { action: "message", conversation_id, text },
-    ),
+  ...agentCommands(run),
   sendFile: async (conversation_id, file, caption, replyTo) => {
     const upload = await call<Upload>("upload_file", new Uint8Array(await file.arrayBuffer()), {
       headers: { "x-filename": encodeURIComponent(file.name), "x-mime-type": file.type || "application/octet-stream" },
     });
     await run({ action: "message", conversation_id, type: uploadKind(upload.mime_type), payload: filePayload(upload, caption, replyTo) });
   },
-  react: (conversation_id, message_id, emoji) =>
-    run({ action: "message", conversation_id, type: "reaction", payload: { message_id, emoji } }),
-  sendAttachment: (conversation_id, attachment) =>
-    run({
-      action: "message",
-      conversation_id,
-      type: attachment.kind,
-      payload: attachmentPayload(attachment),
-    }),
-  addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
   media: (messageId) => call<MediaFile>("media", { messageId }),
   channelProblems: () => call<ChannelProblem[]>("channel_problems"),
   whatsappTemplates: (conversationId) => call<WhatsAppTemplate[]>("whatsapp_templates", { conversationId }),
-  sendTemplate: (conversation_id, template, parameters) =>
-    run({
-      action: "message",
-      conversation_id,
-      type: "template",
-      payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) },
-    }),
-  resend: (message_id) => run({ action: "resend", message_id }),
   openLink: (url) => call<void>("open_link", { url }),
-  approveDraft: (message_id, text) => run(text === null ? { action: "approve", message_id } : { action: "approve", message_id, text }),
-  rejectDraft: (message_id, reason) => run(reason === null ? { action: "reject", message_id } : { action: "reject", message_id, reason }),
-  setPresence: (status) => run({ action: "presence", status }),
   setBotpressWebhook: (url) => call<void>("set_botpress_webhook", { url }),
   sendTestHandoff: () => call<string>("send_test_handoff"),
   outbox: () => call<OutboxItem[]>("outbox_list"),

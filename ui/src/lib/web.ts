@@ -5,8 +5,8 @@
 // There is no outbox: the browser works online, says so when it is not, and keeps drafts in
 // localStorage so a reload (or a dropped connection) never loses what the agent was typing.
 
-import { attachmentPayload, filePayload, newTxnId, type Backend } from "./backend";
-import { fillTemplate, uploadKind } from "./format";
+import { agentCommands, filePayload, newTxnId, type Backend } from "./backend";
+import { uploadKind } from "./format";
 import {
   applyConfirmed,
   applyEvents,
@@ -367,7 +367,11 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
   }
 
   function signedOutByHub(): void {
-    if (!signedIn) return;
+    if (signedIn) forgetSession();
+  }
+
+  /** Signed out (by the agent or the hub): nothing of the session stays in this page. */
+  function forgetSession(): void {
     stop();
     signedIn = false;
     me = null;
@@ -714,27 +718,13 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
       try {
         await request("POST", "/logout", {});
       } finally {
-        stop();
-        signedIn = false;
-        me = null;
-        inbox = emptyInbox();
-        complete.clear();
-        void forgetPushDevice();
-        emit({ type: "signed_out" });
-        emitStatus();
+        forgetSession();
       }
     },
     useHub: async () => {
       throw DESKTOP_ONLY;
     },
-    assign: (handoff_id) => run({ action: "assign", handoff_id }),
-    release: (handoff_id) => run({ action: "release", handoff_id }),
-    transfer: (handoff_id, to) => run({ action: "transfer", handoff_id, to }),
-    resolve: (handoff_id, label) => run({ action: "resolve", handoff_id, ...(label ? { label } : {}) }),
-    cancel: (handoff_id) => run({ action: "cancel", handoff_id }),
-    setTags: (handoff_id, tags) => run({ action: "tags", handoff_id, tags }),
-    sendMessage: (conversation_id, text, replyTo) =>
-      run(replyTo ? { action: "message", conversation_id, type: "text", payload: { text, reply_to: replyTo } } : { action: "message", conversation_id, text }),
+    ...agentCommands(run),
     sendFile: async (conversation_id, file, caption, replyTo) => {
       let upload: Upload;
       try {
@@ -747,9 +737,6 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
       }
       await run({ action: "message", conversation_id, type: uploadKind(upload.mime_type), payload: filePayload(upload, caption, replyTo) });
     },
-    react: (conversation_id, message_id, emoji) => run({ action: "message", conversation_id, type: "reaction", payload: { message_id, emoji } }),
-    sendAttachment: (conversation_id, attachment) => run({ action: "message", conversation_id, type: attachment.kind, payload: attachmentPayload(attachment) }),
-    addNote: (conversation_id, text) => run({ action: "note", conversation_id, text }),
     whatsappTemplates: (conversationId) => call("GET", `/conversations/${encodeURIComponent(conversationId)}/templates`),
     channelProblems: async () => {
       if (me?.role !== "admin") return [];
@@ -770,17 +757,11 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
       const blob = await response.blob();
       return { mime_type: response.headers.get("content-type") ?? blob.type, data_url: URL.createObjectURL(blob) };
     },
-    sendTemplate: (conversation_id, template, parameters) =>
-      run({ action: "message", conversation_id, type: "template", payload: { name: template.name, language: template.language, parameters, text: fillTemplate(template.body, parameters) } }),
-    resend: (message_id) => run({ action: "resend", message_id }),
     openLink: async (url) => {
       const safe = safeLink(url);
       if (!safe) throw { code: "bad_link", message: `Only web and mail links open from a message, not ${JSON.stringify(url)}.` };
       window.open(safe, "_blank", "noopener,noreferrer");
     },
-    approveDraft: (message_id, text) => run(text === null ? { action: "approve", message_id } : { action: "approve", message_id, text }),
-    rejectDraft: (message_id, reason) => run(reason === null ? { action: "reject", message_id } : { action: "reject", message_id, reason }),
-    setPresence: (status) => run({ action: "presence", status }),
     sendTestHandoff: async () => {
       throw DESKTOP_ONLY;
     },
