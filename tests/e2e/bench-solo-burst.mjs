@@ -12,7 +12,7 @@
 // BENCH_HANDOFFS (10000) and BENCH_CALLERS (8) change the load.
 
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -260,4 +260,6 @@ console.log(`app main process resident                         ${appRss.toFixed(
 console.log(`  baseline: standalone baton-hub over the same ${HANDOFFS} handoffs, idle  ${hubRss.toFixed(0)} MB`);
 console.log(`release app binary                                ${sizeMb("baton").toFixed(1)} MB   target < 20 MB → ${sizeMb("baton") < 20 ? "met" : "NOT met"}`);
 console.log(`  baseline: the release baton-hub binary (the built-in hub alone)  ${sizeMb("baton-hub").toFixed(1)} MB`);
+// Each run writes about a gigabyte of databases: leave none of it behind.
+for (const dir of [hubData, appData]) rmSync(dir, { recursive: true, force: true });
 process.exit(0);

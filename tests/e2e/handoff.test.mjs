@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -51,6 +51,8 @@ after(async () => {
   await browser?.deleteSession().catch(() => {});
   driver?.stop();
   notifications?.stop();
+  // A run leaves nothing behind in /tmp: CI shares the machine's disk.
+  if (dataDir) rmSync(dataDir, { recursive: true, force: true });
 });
 
 /** Settings: open (while the bot is not fully connected it is open by itself). */

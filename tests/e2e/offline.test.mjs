@@ -5,7 +5,7 @@
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -66,6 +66,8 @@ after(async () => {
   driver?.stop();
   hub?.stop();
   webhook?.server.close();
+  // A run leaves nothing behind in /tmp: CI shares the machine's disk.
+  for (const dir of [hubData, appData]) if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
 test("offline, the window counts what waits; back online, the reply arrives once", { timeout: 180_000 }, async () => {
