@@ -638,3 +638,16 @@ pub fn export_report(
         })?;
     Ok(path.display().to_string())
 }
+
+/// The window's language (`en`, `fr`, or a locale): notifications, the tray and the status lines
+/// the app writes itself follow it from now on.
+#[tauri::command]
+pub fn set_language(app: AppHandle, language: String) {
+    let language = crate::words::Language::for_locale(&language);
+    tracing::info!(?language, "the window's language");
+    crate::words::set(language);
+    #[cfg(desktop)]
+    crate::tray::relabel(&app);
+    #[cfg(mobile)]
+    let _ = app;
+}

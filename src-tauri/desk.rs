@@ -290,7 +290,7 @@ impl Desk {
     async fn start_solo(self, app: AppHandle) {
         self.set_status(&app, |s| {
             s.mode = "remote";
-            s.error = Some("Set the team's hub address (BATON_HUB_URL) to sign in.".into());
+            s.error = Some(crate::words::words().set_hub_address.into());
         });
     }
 
@@ -327,7 +327,7 @@ impl Desk {
                 tracing::error!(error = %format!("{e:#}"), "solo hub could not start");
                 self.set_status(&app, |s| {
                     s.mode = "solo";
-                    s.error = Some(format!("The built-in hub could not start: {e:#}"));
+                    s.error = Some((crate::words::words().solo_failed)(&format!("{e:#}")));
                 });
             }
         }
@@ -709,7 +709,8 @@ impl Desk {
                             .unwrap_or((false, None));
                         if mine {
                             notices.tell(notify::Notice::CustomerWrote {
-                                customer: customer.unwrap_or_else(|| "Your customer".into()),
+                                customer: customer
+                                    .unwrap_or_else(|| crate::words::words().your_customer.into()),
                                 text: message
                                     .text
                                     .clone()
@@ -725,11 +726,12 @@ impl Desk {
                             .ok()
                             .and_then(|c| c.customer(&handoff.conversation_id).ok().flatten())
                             .map(|c| c.name);
+                        let words = crate::words::words();
                         let body = match (customer, &handoff.description) {
                             (Some(name), Some(d)) => format!("{name}: {d}"),
-                            (Some(name), None) => format!("{name} is waiting for an agent"),
+                            (Some(name), None) => (words.is_waiting)(&name),
                             (None, Some(d)) => d.clone(),
-                            (None, None) => "A customer is waiting for an agent".to_string(),
+                            (None, None) => words.someone_is_waiting.to_string(),
                         };
                         tracing::debug!(handoff = %handoff.id, "notifications: a new handoff");
                         notices.tell(notify::Notice::NewHandoff {
@@ -757,7 +759,7 @@ impl Desk {
                         }
                         desk.set_status(&app, |s| {
                             s.signed_in = false;
-                            s.error = Some("The hub signed this device out; sign in again.".into());
+                            s.error = Some(crate::words::words().signed_out_by_hub.into());
                         });
                     }
                     _ => {}

@@ -14,6 +14,7 @@ mod push;
 mod solo;
 #[cfg(desktop)]
 mod tray;
+mod words;
 
 use tauri::Manager;
 
@@ -95,6 +96,7 @@ pub fn run() {
             commands::report,
             commands::export_report,
             commands::set_notification_settings,
+            commands::set_language,
         ])
         // Whether the window is in front, kept from its own events: asking the window from the
         // update loop would wait on the main thread, which may be waiting on that loop.

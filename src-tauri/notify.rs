@@ -14,6 +14,8 @@ use std::time::Duration;
 
 use baton_core::prefs::NotificationSettings;
 use tauri::AppHandle;
+
+use crate::words::Words;
 use tokio::sync::mpsc;
 
 /// The window's event asking it to open a conversation (a notification was clicked). Only the
@@ -112,7 +114,7 @@ impl Notices {
                         Ok(None) | Err(_) => break,
                     }
                 }
-                let (title, body, conversation) = told(&batch);
+                let (title, body, conversation) = told(&batch, crate::words::words());
                 let sound = shown.lock().map(|s| s.sound).unwrap_or(true);
                 tracing::info!(notices = batch.len(), %title, "notifications: showing");
                 platform::show(&app, &title, &body, conversation, sound);
@@ -137,9 +139,9 @@ impl Notices {
     }
 }
 
-/// What a batch of notices says: one as itself, several as a count of each kind. A click opens
-/// the conversation when they all concern one.
-fn told(batch: &[Notice]) -> (String, String, Option<String>) {
+/// What a batch of notices says, in `words`: one as itself, several as a count of each kind. A
+/// click opens the conversation when they all concern one.
+fn told(batch: &[Notice], words: &Words) -> (String, String, Option<String>) {
     let one_conversation = batch
         .iter()
         .all(|n| n.conversation() == batch[0].conversation())
@@ -150,8 +152,8 @@ fn told(batch: &[Notice]) -> (String, String, Option<String>) {
                 (title.clone(), body.clone(), one_conversation)
             }
             Notice::ForYou { title, .. } => (
-                format!("Assigned to you: {title}"),
-                "The customer is waiting for your reply".into(),
+                (words.assigned_to_you)(title),
+                words.waiting_for_reply.into(),
                 one_conversation,
             ),
             Notice::CustomerWrote { customer, text, .. } => {
@@ -159,11 +161,11 @@ fn told(batch: &[Notice]) -> (String, String, Option<String>) {
             }
             Notice::StillWaiting { title, to_me, .. } => (
                 if *to_me {
-                    format!("Escalated to you: {title}")
+                    (words.escalated_to_you)(title)
                 } else {
-                    format!("Still waiting: {title}")
+                    (words.still_waiting)(title)
                 },
-                "The customer has waited longer than the team's target".into(),
+                words.waited_past_target.into(),
                 one_conversation,
             ),
         };
@@ -177,25 +179,21 @@ fn told(batch: &[Notice]) -> (String, String, Option<String>) {
         if wrote == batch.len() {
             return (
                 customer.clone(),
-                format!("{wrote} new messages"),
+                (words.new_messages)(wrote),
                 one_conversation,
             );
         }
     }
-    let plural =
-        |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
     let mut parts = Vec::new();
-    if new > 0 {
-        parts.push(plural(new, "new handoff", "new handoffs"));
-    }
-    if mine > 0 {
-        parts.push(plural(mine, "assigned to you", "assigned to you"));
-    }
-    if wrote > 0 {
-        parts.push(plural(wrote, "message in yours", "messages in yours"));
-    }
-    if late > 0 {
-        parts.push(plural(late, "waiting too long", "waiting too long"));
+    for (n, said) in [
+        (new, words.new_handoffs),
+        (mine, words.assigned_count),
+        (wrote, words.messages_in_yours),
+        (late, words.waiting_too_long),
+    ] {
+        if n > 0 {
+            parts.push(said(n));
+        }
     }
     ("Baton".into(), parts.join(" · "), one_conversation)
 }
@@ -220,10 +218,12 @@ mod tests {
         }
     }
 
+    use crate::words::{EN, FR};
+
     #[test]
     fn one_notice_is_shown_as_itself_and_opens_its_conversation() {
         assert_eq!(
-            told(&[new("Refund", "c1")]),
+            told(&[new("Refund", "c1")], &EN),
             ("Refund".into(), "waiting".into(), Some("c1".into()))
         );
     }
@@ -233,7 +233,7 @@ mod tests {
         let mut burst: Vec<Notice> = (0..12).map(|i| new("x", &format!("c{i}"))).collect();
         burst.extend([wrote("c20"), wrote("c21"), wrote("c21")]);
         assert_eq!(
-            told(&burst),
+            told(&burst, &EN),
             (
                 "Baton".into(),
                 "12 new handoffs · 3 messages in yours".into(),
@@ -241,8 +241,30 @@ mod tests {
             )
         );
         assert_eq!(
-            told(&[wrote("c1"), wrote("c1"), wrote("c1")]),
+            told(&[wrote("c1"), wrote("c1"), wrote("c1")], &EN),
             ("Zoë".into(), "3 new messages".into(), Some("c1".into()))
+        );
+    }
+
+    #[test]
+    fn an_agent_whose_window_speaks_french_is_told_in_french() {
+        let mut burst: Vec<Notice> = (0..12).map(|i| new("x", &format!("c{i}"))).collect();
+        burst.push(wrote("c20"));
+        assert_eq!(
+            told(&burst, &FR).1,
+            "12 nouveaux transferts · 1 message dans les vôtres"
+        );
+        let given = Notice::ForYou {
+            title: "Remboursement".into(),
+            conversation: "c1".into(),
+        };
+        assert_eq!(
+            told(&[given], &FR),
+            (
+                "Attribué à vous\u{a0}: Remboursement".into(),
+                "Le client attend votre réponse".into(),
+                Some("c1".into())
+            )
         );
     }
 }

@@ -1,7 +1,8 @@
 //! Phones: this device registers for push with the hub (`POST /api/v1/devices`), so a handoff
 //! reaches the agent while the app is closed. The token comes from FCM (Android) or APNs (iOS)
-//! through the notifications plugin; the registration carries this device's notification settings
-//! and time zone, so the hub mutes what the agent muted here and keeps their quiet hours. Sent
+//! through the notifications plugin; the registration carries this device's notification settings,
+//! time zone and language, so the hub mutes what the agent muted here, keeps their quiet hours and
+//! writes pushes in the app's language. Sent
 //! again at every start and after the settings change (the same token replaces its row).
 
 use baton_core::prefs::NotificationSettings;
@@ -13,8 +14,10 @@ pub fn registration(
     token: &str,
     settings: &NotificationSettings,
     time_zone: Option<String>,
+    language: &str,
 ) -> Value {
-    let mut body = json!({"platform": platform, "token": token, "settings": settings});
+    let mut body =
+        json!({"platform": platform, "token": token, "settings": settings, "language": language});
     if let Some(zone) = time_zone.filter(|z| !z.is_empty()) {
         body["time_zone"] = Value::String(zone);
     }
@@ -49,6 +52,7 @@ pub fn register(
             &token,
             &settings,
             iana_time_zone::get_timezone().ok(),
+            crate::words::current().code(),
         );
         match client
             .call(reqwest::Method::POST, "/devices", Some(body))
@@ -65,17 +69,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_phone_registers_its_token_with_its_settings_and_time_zone() {
+    fn a_phone_registers_its_token_with_its_settings_time_zone_and_language() {
         let settings = NotificationSettings {
             new_handoffs: false,
             ..NotificationSettings::default()
         };
-        let body = registration("fcm", "tok", &settings, Some("Europe/Paris".into()));
+        let body = registration("fcm", "tok", &settings, Some("Europe/Paris".into()), "fr");
         assert_eq!(body["platform"], "fcm");
         assert_eq!(body["token"], "tok");
         assert_eq!(body["settings"]["new_handoffs"], false);
         assert_eq!(body["time_zone"], "Europe/Paris");
-        assert!(registration("apns", "t", &settings, None)
+        assert_eq!(body["language"], "fr");
+        assert!(registration("apns", "t", &settings, None, "en")
             .get("time_zone")
             .is_none());
     }

@@ -5,6 +5,7 @@
 //! cache's `HandoffCounts::unread`). It is recounted a moment after the inbox changes, never once
 //! per event of a burst.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,6 +17,8 @@ use tokio::sync::Notify;
 use crate::Desk;
 
 const TRAY_ID: &str = "baton";
+/// The count the tray shows, to say it again when the language changes.
+static SHOWN: AtomicU32 = AtomicU32::new(0);
 /// How long the count waits after a change for the rest of a burst.
 const SETTLE: Duration = Duration::from_millis(300);
 
@@ -62,12 +65,34 @@ pub fn start(app: &AppHandle, desk: Desk) -> Option<TrayCount> {
     Some(count)
 }
 
+/// The tray's menu in the window's language (the ids, which the menu handler reads, never change).
+fn menu(app: &AppHandle) -> tauri::Result<Menu<tauri::Wry>> {
+    let words = crate::words::words();
+    let open = MenuItem::with_id(app, "open", words.tray_open, true, None::<&str>)?;
+    let online = MenuItem::with_id(app, "online", words.tray_online, true, None::<&str>)?;
+    let offline = MenuItem::with_id(app, "offline", words.tray_offline, true, None::<&str>)?;
+    let quit = MenuItem::with_id(app, "quit", words.tray_quit, true, None::<&str>)?;
+    Menu::with_items(app, &[&open, &online, &offline, &quit])
+}
+
+/// Says the menu and the tooltip again in the window's (new) language.
+pub fn relabel(app: &AppHandle) {
+    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+        return;
+    };
+    match menu(app) {
+        Ok(menu) => {
+            if let Err(e) = tray.set_menu(Some(menu)) {
+                tracing::warn!(error = %e, "the tray menu could not be relabelled");
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "the tray menu could not be relabelled"),
+    }
+    show(app, SHOWN.load(Ordering::Relaxed));
+}
+
 fn build(app: &AppHandle, desk: Desk) -> tauri::Result<()> {
-    let open = MenuItem::with_id(app, "open", "Open Baton", true, None::<&str>)?;
-    let online = MenuItem::with_id(app, "online", "Go online", true, None::<&str>)?;
-    let offline = MenuItem::with_id(app, "offline", "Go offline", true, None::<&str>)?;
-    let quit = MenuItem::with_id(app, "quit", "Quit Baton", true, None::<&str>)?;
-    let menu = Menu::with_items(app, &[&open, &online, &offline, &quit])?;
+    let menu = menu(app)?;
     let mut tray = TrayIconBuilder::with_id(TRAY_ID)
         .tooltip("Baton")
         .menu(&menu)
@@ -120,11 +145,7 @@ fn show(app: &AppHandle, unread: u32) {
         return;
     };
     tracing::info!(unread, "tray: unread count");
+    SHOWN.store(unread, Ordering::Relaxed);
     let _ = tray.set_title(label(unread));
-    let tooltip = match unread {
-        0 => "Baton: nothing unread".to_string(),
-        1 => "Baton: 1 conversation unread".to_string(),
-        n => format!("Baton: {n} conversations unread"),
-    };
-    let _ = tray.set_tooltip(Some(tooltip));
+    let _ = tray.set_tooltip(Some((crate::words::words().tray_unread)(unread)));
 }

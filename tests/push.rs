@@ -89,7 +89,8 @@ async fn register(alice: &AgentSession, device: Value) -> String {
 }
 
 #[tokio::test]
-async fn a_new_handoff_wakes_each_of_the_agents_devices_once_through_fcm_apns_and_web_push() {
+async fn a_new_handoff_wakes_each_of_the_agents_devices_once_through_fcm_apns_and_web_push_each_in_its_language(
+) {
     let fake = FakePush::start().await;
     let data = HubData::new();
     let hub = push_ready_hub(&data, &fake);
@@ -106,7 +107,12 @@ async fn a_new_handoff_wakes_each_of_the_agents_devices_once_through_fcm_apns_an
         json!({"platform": "fcm", "token": "fcm-alice-pixel"}),
     )
     .await;
-    register(&alice, json!({"platform": "apns", "token": "a1b2c3d4e5f6"})).await;
+    // Alice's iPhone speaks French: its push does too.
+    register(
+        &alice,
+        json!({"platform": "apns", "token": "a1b2c3d4e5f6", "language": "fr-FR"}),
+    )
+    .await;
     register(&alice, json!({"platform": "web", "subscription": fake.subscribe("alice-firefox"), "time_zone": "Europe/Paris"})).await;
 
     let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
@@ -167,7 +173,8 @@ async fn a_new_handoff_wakes_each_of_the_agents_devices_once_through_fcm_apns_an
 
     let apns = of("apns");
     assert_eq!(apns.device, "a1b2c3d4e5f6");
-    assert_eq!(apns.body["aps"]["alert"]["title"], "New handoff");
+    assert_eq!(apns.body["aps"]["alert"]["title"], "Nouveau transfert");
+    assert_eq!(apns.body["aps"]["alert"]["body"], "Refund for order 1042");
     assert_eq!(
         apns.body["conversation_id"],
         conversation.as_str(),

@@ -63,4 +63,13 @@ describe("the language in Settings", () => {
     await waitFor(() => expect(waiting.textContent).toContain("Waiting"));
     expect(document.documentElement.lang).toBe("en");
   });
+
+  test("is told to the app, so its notifications and tray speak it too", async () => {
+    const state = inbox();
+    render(App, { props: { backend: memoryBackend(state) } });
+    await waitFor(() => expect(state.language).toBe("en"));
+    await fireEvent.click(await screen.findByTestId("settings-toggle"));
+    await fireEvent.change(await screen.findByLabelText("Language"), { target: { value: "fr" } });
+    await waitFor(() => expect(state.language).toBe("fr"));
+  });
 });

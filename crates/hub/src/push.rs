@@ -302,6 +302,9 @@ pub struct Device {
     /// The device's IANA time zone, for its quiet hours (UTC when unknown).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_zone: Option<String>,
+    /// The language its app speaks (`en`, `fr`, or a locale): what its pushes say is in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub language: Option<String>,
     pub created_at: DateTime<Utc>,
 }
 
@@ -341,6 +344,8 @@ pub struct Registration {
     pub preview: Option<Preview>,
     #[serde(default)]
     pub time_zone: Option<String>,
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 impl Registration {
@@ -403,6 +408,24 @@ impl Registration {
         settings
             .check()
             .map_err(|e| PushError::Invalid(e.to_string()))?;
+        // A language tag (BCP 47: letters, digits and '-'; '_' as POSIX locales write it).
+        let language = match self.language.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(tag)
+                if tag.len() <= 35
+                    && tag.starts_with(|c: char| c.is_ascii_alphabetic())
+                    && tag
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_')) =>
+            {
+                Some(tag.to_string())
+            }
+            Some(tag) => {
+                return Err(PushError::Invalid(format!(
+                    "{tag:?} is not a language (a tag like fr or en-GB)"
+                )))
+            }
+        };
         if let Some(zone) = &self.time_zone {
             if zone.parse::<chrono_tz::Tz>().is_err() {
                 return Err(PushError::Invalid(format!(
@@ -419,6 +442,7 @@ impl Registration {
             settings,
             preview: self.preview.unwrap_or_default(),
             time_zone: self.time_zone,
+            language,
             created_at: now,
         })
     }
@@ -465,11 +489,21 @@ impl Notice {
         }
     }
 
-    /// Title and body, never more of the customer's words than the device allows.
-    fn text(&self, preview: Preview) -> (String, String) {
+    /// Title and body in the device's language (French for any `fr*`, else English, as the apps
+    /// choose), never more of the customer's words than the device allows.
+    fn text(&self, preview: Preview, language: Option<&str>) -> (String, String) {
+        let french = language.is_some_and(|l| l.to_ascii_lowercase().starts_with("fr"));
+        let said =
+            |english: &str, in_french: &str| if french { in_french } else { english }.to_string();
         match self {
-            Self::NewHandoff { handoff } => ("New handoff".into(), handoff.title.clone()),
-            Self::ForYou { handoff } => ("Assigned to you".into(), handoff.title.clone()),
+            Self::NewHandoff { handoff } => (
+                said("New handoff", "Nouveau transfert"),
+                handoff.title.clone(),
+            ),
+            Self::ForYou { handoff } => (
+                said("Assigned to you", "Attribué à vous"),
+                handoff.title.clone(),
+            ),
             Self::CustomerWrote { customer, text, .. } => match (preview, text) {
                 (Preview::Full, Some(text)) if !text.trim().is_empty() => {
                     let mut shown: String = text.chars().take(MAX_PREVIEW_CHARS).collect();
@@ -478,7 +512,14 @@ impl Notice {
                     }
                     (customer.clone(), shown)
                 }
-                _ => ("Baton".into(), format!("New message from {customer}")),
+                _ => (
+                    "Baton".into(),
+                    if french {
+                        format!("Nouveau message de {customer}")
+                    } else {
+                        format!("New message from {customer}")
+                    },
+                ),
             },
         }
     }
@@ -759,7 +800,7 @@ impl Sender {
 
     /// One push to one device.
     pub async fn send(&self, config: &PushConfig, device: &Device, notice: &Notice) -> Outcome {
-        let (title, body) = notice.text(device.preview);
+        let (title, body) = notice.text(device.preview, device.language.as_deref());
         let conversation = notice.conversation();
         match device.platform {
             Platform::Fcm => match &config.fcm {
@@ -1551,17 +1592,24 @@ mod tests {
             text: Some("My card number is 4111…".into()),
         };
         assert_eq!(
-            notice.text(Preview::Name),
+            notice.text(Preview::Name, None),
             ("Baton".into(), "New message from Zoë".into())
         );
-        assert_eq!(notice.text(Preview::Full).1, "My card number is 4111…");
+        assert_eq!(
+            notice.text(Preview::Name, Some("fr-CA")),
+            ("Baton".into(), "Nouveau message de Zoë".into())
+        );
+        assert_eq!(
+            notice.text(Preview::Full, None).1,
+            "My card number is 4111…"
+        );
         let long = Notice::CustomerWrote {
             conversation_id: "t_1".into(),
             customer: "Zoë".into(),
             text: Some("x".repeat(500)),
         };
         assert_eq!(
-            long.text(Preview::Full).1.chars().count(),
+            long.text(Preview::Full, Some("en")).1.chars().count(),
             MAX_PREVIEW_CHARS + 1
         );
     }
@@ -1595,6 +1643,8 @@ mod tests {
         assert!(
             reg(json!({"platform": "fcm", "token": "t", "time_zone": "Mars/Olympus"})).is_err()
         );
+        assert!(reg(json!({"platform": "fcm", "token": "t", "language": "fr_FR"})).is_ok());
+        assert!(reg(json!({"platform": "fcm", "token": "t", "language": "<script>"})).is_err());
         assert!(
             reg(json!({"platform": "fcm", "token": "t", "settings": {"quiet_from": "22:00"}}))
                 .is_err()
@@ -1616,6 +1666,7 @@ mod tests {
             },
             preview: Preview::Name,
             time_zone: Some("Asia/Tokyo".into()),
+            language: None,
             created_at: Utc::now(),
         };
         // 14:00 UTC is 23:00 in Tokyo.

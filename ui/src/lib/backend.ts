@@ -3,6 +3,7 @@
 
 import { addPluginListener, invoke } from "@tauri-apps/api/core";
 import { fillTemplate, uploadKind } from "./format";
+import { isMessageKey, t, type Language } from "./i18n.svelte";
 import { listen, type UnlistenFn } from "@tauri-apps/api/event";
 import type {
   AgentCommand,
@@ -50,6 +51,8 @@ export interface Backend {
   markUnread(conversationId: string): Promise<void>;
   /** What this device notifies me of. */
   notificationSettings(): Promise<NotificationSettings>;
+  /** The window's language: what the app says outside it (notifications, the tray) follows. */
+  setLanguage(language: Language): Promise<void>;
   /** Refused, with the reason, for quiet hours that are half set or not times. */
   setNotificationSettings(settings: NotificationSettings): Promise<void>;
   /** A conversation's messages; `read` (the default) also marks it read on all my devices. */
@@ -128,8 +131,17 @@ export interface Backend {
   };
 }
 
-/** Turns whatever a command rejected with into `{code, message}`. */
+/** Turns whatever a command rejected with into `{code, message}`, the message in the window's
+ * language: the hub and the app write English, so another language says a known code in its own
+ * words (`error.<code>` in the catalogs), with what they said as `{detail}` where it helps. */
 export function asCommandError(err: unknown): CommandError {
+  const { code, message: detail } = commandError(err);
+  const key = `error.${code}`;
+  return { code, message: isMessageKey(key) ? t(key, { detail }) : detail };
+}
+
+/** Whatever a command rejected with as `{code, message}`, as the app or the hub wrote it. */
+function commandError(err: unknown): CommandError {
   if (typeof err === "object" && err !== null && "code" in err && "message" in err) {
     const e = err as { code: unknown; message: unknown };
     return { code: String(e.code), message: String(e.message) };
@@ -141,7 +153,7 @@ async function call<T>(command: string, args?: Record<string, unknown> | Uint8Ar
   try {
     return await invoke<T>(command, args, options);
   } catch (err) {
-    throw asCommandError(err);
+    throw commandError(err);
   }
 }
 
@@ -231,6 +243,7 @@ export const tauriBackend: Backend = {
   handoffCounts: () => call<HandoffCounts>("handoff_counts"),
   markUnread: (conversation_id) => run({ action: "unread", conversation_id }),
   notificationSettings: () => call<NotificationSettings>("notification_settings"),
+  setLanguage: (language) => call<void>("set_language", { language }),
   setNotificationSettings: (settings) => call<void>("set_notification_settings", { settings }),
   openConversation: (conversationId, read = true) =>
     call<ConversationView>("open_conversation", { conversationId, read }),

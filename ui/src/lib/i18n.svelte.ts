@@ -100,6 +100,11 @@ function formatter(key: MessageKey, withTags: boolean): IntlMessageFormat {
   return found;
 }
 
+/** Whether `key` names a message (for keys built from what a peer sent, like an error's code). */
+export function isMessageKey(key: string): key is MessageKey {
+  return Object.hasOwn(en, key);
+}
+
 /** The message `key` in the current language, filled with `values`. */
 export function t(key: MessageKey, values?: MessageValues): string {
   const formatted = formatter(key, false).format(values);

@@ -4,6 +4,7 @@ import { en, type MessageKey } from "./i18n/en";
 import { fr } from "./i18n/fr";
 import { language, languageChoice, locale, setLanguageChoice, t, tParts } from "./i18n.svelte";
 import { pretendSystemLanguage } from "../testLanguage";
+import { asCommandError } from "./backend";
 
 type Element = ReturnType<IntlMessageFormat["getAst"]>[number];
 
@@ -53,7 +54,10 @@ describe("the catalogs", () => {
   test("each French message takes the same values as the English one, and a plural stays a plural", () => {
     for (const key of keys) {
       const [english, french] = [parametersOf(en[key]), parametersOf(fr[key])];
-      expect([...french.keys()].sort(), key).toEqual([...english.keys()].sort());
+      // An error in English is what the hub or the app wrote ({detail}); French may say it without.
+      const mayLeaveOut = key.startsWith("error.") ? ["detail"] : [];
+      const needed = [...english.keys()].filter((name) => !mayLeaveOut.includes(name) || french.has(name));
+      expect([...french.keys()].sort(), key).toEqual(needed.sort());
       for (const [name, use] of english) if (use === "plural") expect(french.get(name), `${key} {${name}}`).toBe("plural");
     }
   });
@@ -94,6 +98,17 @@ describe("choosing the language", () => {
     expect(t("app.youHold", { count: 1 })).toBe("Vous avez 1 transfert en cours.");
     expect(t("app.youHold", { count: 2 })).toBe("Vous avez 2 transferts en cours.");
     expect(t("media.problem", { kind: "image", problem: "introuvable" })).toBe("La photo ne peut pas être affichée\u00a0: introuvable");
+  });
+
+  test("what the hub refused is said in the window's language: as the hub wrote it in English, in French by its code", () => {
+    const refused = { code: "conflict", message: "Alice already holds this handoff" };
+    expect(asCommandError(refused)).toEqual(refused);
+    expect(asCommandError({ code: "something_new", message: "the hub's own words" }).message).toBe("the hub's own words");
+    setLanguageChoice("fr");
+    expect(asCommandError(refused)).toEqual({ code: "conflict", message: "Quelqu’un d’autre s’en est déjà chargé." });
+    expect(asCommandError({ code: "bad_request", message: "no such tag" }).message).toBe("Le hub a refusé la demande (no such tag).");
+    // A code French has no words for keeps what was said rather than saying nothing.
+    expect(asCommandError({ code: "something_new", message: "the hub's own words" }).message).toBe("the hub's own words");
   });
 
   test("a customer's words put in a message stay text, even when they look like markup", () => {

@@ -61,6 +61,8 @@ export interface MemoryInbox {
   awayAfterSecs?: number;
   /** My presence as the hub records it (set by setPresence). */
   presence?: Agent["presence"];
+  /** The language the window told the app it speaks. */
+  language?: string;
 }
 
 const AT = "2026-11-30T09:00:00Z";
@@ -165,6 +167,9 @@ export function memoryBackend(inbox: MemoryInbox): Backend & { inbox: MemoryInbo
     setNotificationSettings: async (settings) => {
       if (!!settings.quiet_from !== !!settings.quiet_until) throw { code: "bad_request", message: "quiet hours need both a start and an end" };
       inbox.notifications = settings;
+    },
+    setLanguage: async (language) => {
+      inbox.language = language;
     },
     markUnread: async (conversationId) => {
       inbox.markedUnread = [...(inbox.markedUnread ?? []), conversationId];

@@ -478,10 +478,21 @@ describe("notifications in the browser (Web Push)", () => {
         subscription: { endpoint: "https://push.example.net/send/abc", expirationTime: null, keys: { p256dh: "BP256dh", auth: "authsecret" } },
         settings,
         time_zone: "Europe/Paris",
+        language: "en",
         preview: "name",
       },
     ]);
     expect(await backend.browserPush?.state()).toBe("on");
+  });
+
+  test("the hub learns the language this browser's pushes should speak when the agent changes it", async () => {
+    const { backend, hub } = await signedIn(pushHub());
+    await backend.browserPush?.enable();
+    const before = devicePosts(hub).length;
+    await backend.setLanguage("en");
+    expect(devicePosts(hub)).toHaveLength(before);
+    await backend.setLanguage("fr");
+    expect(devicePosts(hub).at(-1)?.body).toMatchObject({ platform: "web", language: "fr" });
   });
 
   test("changed notification settings reach the hub for this browser", async () => {

@@ -7,6 +7,7 @@
 
 import { agentCommands, filePayload, newTxnId, type Backend } from "./backend";
 import { uploadKind } from "./format";
+import { language } from "./i18n.svelte";
 import {
   applyConfirmed,
   applyEvents,
@@ -580,16 +581,34 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
     }
   }
 
-  /** Tells the hub where to wake this browser, with the agent's settings for it. */
+  /** The window's language (it tells us: `setLanguage`), and the one this browser's device was
+   * last registered with (`null`: not in this session). */
+  let spokenLanguage: string = language();
+  let registeredLanguage: string | null = null;
+
+  /** Tells the hub where to wake this browser, with the agent's settings and language for it. */
   async function registerPush(subscription: PushSubscriptionLike, push: PushEnv): Promise<void> {
+    const spoken = spokenLanguage;
     const answer = await call<{ id: string }>("POST", "/devices", {
       platform: "web",
       subscription: subscription.toJSON(),
       settings: await backend.notificationSettings(),
       time_zone: push.timeZone(),
+      language: spoken,
       preview: "name",
     });
+    registeredLanguage = spoken;
     env.storage.setItem(PUSH_DEVICE_KEY, JSON.stringify({ id: answer.id, endpoint: subscription.endpoint }));
+  }
+
+  /** Registers this browser's device again (new settings or language), if it has one here. */
+  async function registerAgain(): Promise<void> {
+    const device = storedPushDevice();
+    const push = env.push;
+    if (device && push && push.permission() === "granted") {
+      const subscription = await push.current();
+      if (subscription?.endpoint === device.endpoint) await registerPush(subscription, push);
+    }
   }
 
   /** Signed out: the hub has forgotten this browser's device with the session; so does the
@@ -670,16 +689,16 @@ export function webBackend(env: WebEnv = browserEnv()): Backend & { readonly inb
         return defaults;
       }
     },
+    // What Web Push shows is written by the hub, in the language the device registered with.
+    setLanguage: async (spoken) => {
+      spokenLanguage = spoken;
+      if (registeredLanguage !== spoken) await registerAgain();
+    },
     setNotificationSettings: async (settings) => {
       if (!!settings.quiet_from !== !!settings.quiet_until) throw { code: "bad_request", message: "quiet hours need both a start and an end" };
       env.storage.setItem(NOTIFICATIONS_KEY, JSON.stringify(settings));
       // The hub decides what wakes this browser: it learns the new settings.
-      const device = storedPushDevice();
-      const push = env.push;
-      if (device && push && push.permission() === "granted") {
-        const subscription = await push.current();
-        if (subscription?.endpoint === device.endpoint) await registerPush(subscription, push);
-      }
+      await registerAgain();
     },
     openConversation: async (conversationId, read = true) => {
       if (!complete.has(conversationId)) {

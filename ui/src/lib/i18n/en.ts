@@ -393,6 +393,31 @@ export const en = {
   "templates.template": "Template",
   "templates.parameter": "Parameter {number}",
   "templates.send": "Send template",
+
+  // Errors: the hub and the app write them in English, so English shows what they said ({detail});
+  // other languages say each code in their own words (see asCommandError in lib/backend.ts).
+  "error.offline": "{detail}",
+  "error.unauthorized": "{detail}",
+  "error.bad_credentials": "{detail}",
+  "error.throttled": "{detail}",
+  "error.conflict": "{detail}",
+  "error.capacity": "{detail}",
+  "error.closed": "{detail}",
+  "error.window_closed": "{detail}",
+  "error.forbidden": "{detail}",
+  "error.not_found": "{detail}",
+  "error.bad_request": "{detail}",
+  "error.too_large": "{detail}",
+  "error.timeout": "{detail}",
+  "error.unavailable": "{detail}",
+  "error.internal": "{detail}",
+  "error.hub": "{detail}",
+  "error.cache": "{detail}",
+  "error.not_signed_in": "{detail}",
+  "error.desktop_only": "{detail}",
+  "error.denied": "{detail}",
+  "error.unsupported": "{detail}",
+  "error.bad_link": "{detail}",
 } as const;
 
 export type MessageKey = keyof typeof en;
