@@ -34,7 +34,9 @@ test: deps-build deps-test ui lint unit android api-fuzz botpress browser e2e
 bench: deps-build deps-test ui
 	cargo bench -p baton-hub --bench ingest
 	cargo bench -p baton-core --bench cache
-	cargo build --release -p baton -p baton-hub
+	# Apart: built together, the app would get the hub's web-app feature and not be the shipped binary.
+	cargo build --release -p baton-hub
+	cargo build --release -p baton
 	xvfb-run -a -s "-screen 0 1280x800x24" dbus-run-session -- node tests/e2e/bench-solo-burst.mjs
 	cd tests/browser && npm install --no-audit --no-fund --loglevel=error && npm run bench
 

@@ -225,6 +225,19 @@ const appRss = appPid ? rssMb(appPid) : 0;
 // libraries, shared with the web process, and the cache's memory-mapped database.
 const appAnon = appPid ? rssMb(appPid, "RssAnon") : 0;
 const appFile = appPid ? rssMb(appPid, "RssFile") : 0;
+// The largest resident mappings, so a change in the figure can be traced to what grew.
+const topMappings = (pid) => {
+  const byName = new Map();
+  let name = "";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const head = line.match(/^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/);
+    if (head) name = head[1] || "[anonymous]";
+    const rss = line.match(/^Rss:\s+(\d+) kB/);
+    if (rss) byName.set(name, (byName.get(name) ?? 0) + Number(rss[1]));
+  }
+  return [...byName].sort((a, b) => b[1] - a[1]).slice(0, 8).map(([n, kb]) => `${(kb / 1024).toFixed(1)} MB ${path.basename(n)}`);
+};
+const appTop = appPid ? topMappings(appPid) : [];
 const webRss = (() => {
   try {
     return execFileSync("pgrep", ["-f", "WebKitWebProcess"]).toString().trim().split("\n").filter(Boolean);
@@ -257,6 +270,7 @@ console.log(`  baseline: reading the whole list (the old UI, every update)  p50 
 console.log(`a customer's new message on screen               p50 ${msg.p50.toFixed(0).padStart(5)} ms  max ${msg.max.toFixed(0).padStart(5)} ms   target ≤ 50 ms → ${msg.p50 <= 50 ? "met" : "NOT met"} (p50)`);
 console.log(`rows drawn, scrolled to the middle               ${drawn} of ${HANDOFFS}   target: a screenful → ${drawn <= 60 ? "met" : "NOT met"}`);
 console.log(`app main process resident                         ${appRss.toFixed(0)} MB (its own ${appAnon.toFixed(0)} MB, mapped files ${appFile.toFixed(0)} MB; web content process: ${webRss.toFixed(0)} MB)   target < 150 MB → ${appRss < 150 ? "met" : "NOT met"}`);
+console.log(`  largest resident mappings: ${appTop.join(", ")}`);
 console.log(`  baseline: standalone baton-hub over the same ${HANDOFFS} handoffs, idle  ${hubRss.toFixed(0)} MB`);
 console.log(`release app binary                                ${sizeMb("baton").toFixed(1)} MB   target < 20 MB → ${sizeMb("baton") < 20 ? "met" : "NOT met"}`);
 console.log(`  baseline: the release baton-hub binary (the built-in hub alone)  ${sizeMb("baton-hub").toFixed(1)} MB`);

@@ -48,7 +48,7 @@ pub fn bearer_token(parts: &Parts) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The cookie a browser's session lives in (see [`crate::web_app`]).
+/// The cookie a browser's session lives in (see `web_app`).
 pub const SESSION_COOKIE: &str = "baton_session";
 
 /// The session token of a browser's `baton_session` cookie, if the request has one.

@@ -27,6 +27,7 @@ pub mod report;
 pub mod routing;
 pub mod store;
 pub mod uploads;
+#[cfg(feature = "web-app")]
 pub mod web_app;
 pub mod whatsapp;
 
@@ -490,15 +491,16 @@ impl Hub {
 
 /// Every route the hub serves.
 pub fn router(hub: Hub) -> Router {
-    Router::new()
+    let router = Router::new()
         .merge(botpress::routes())
         .merge(whatsapp::routes())
         .merge(bot_api::routes())
         .nest("/api/v1", api::routes().merge(push::routes()))
         .nest("/api/v1/admin", admin_api::routes())
-        .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .merge(web_app::routes())
-        .with_state(hub)
+        .route("/healthz", axum::routing::get(|| async { "ok" }));
+    #[cfg(feature = "web-app")]
+    let router = router.merge(web_app::routes());
+    router.with_state(hub)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves, through the front door ([`front`]:

@@ -268,8 +268,8 @@ impl Cache {
         conn.pragma_update(None, "synchronous", "NORMAL")?;
         // A million messages and their search index: keep the hot pages in memory (32 MiB) and read
         // the rest through a memory map instead of copying.
-        conn.pragma_update(None, "cache_size", -32_768)?;
-        conn.pragma_update(None, "mmap_size", 256 * 1024 * 1024)?;
+        conn.pragma_update(None, "cache_size", -8_192)?;
+        conn.pragma_update(None, "mmap_size", 0)?;
         // Checkpoint less often: pages rewritten by consecutive batches are copied back once.
         conn.pragma_update(None, "wal_autocheckpoint", 10_000)?;
         migrate(&mut conn)?;
