@@ -12,9 +12,10 @@ APT_BUILD := build-essential pkg-config libwebkit2gtk-4.1-dev libgtk-3-dev libay
              librsvg2-dev libssl-dev libdbus-1-dev fonts-noto-color-emoji
 # What the tests need: a headless display and D-Bus session, WebKit's WebDriver, a notification server,
 # a keychain, a C cross-compiler so the Android check can build SQLite and ring's C parts, and Python's
-# venv for Schemathesis (installed from PyPI into target/).
+# venv for Schemathesis (installed from PyPI into target/), and PostgreSQL (the store suite starts its
+# own server in a temporary directory).
 APT_TEST := xvfb xauth dbus-x11 webkit2gtk-driver dunst libnotify-bin gnome-keyring gcc-aarch64-linux-gnu \
-            python3-venv chromium
+            python3-venv chromium postgresql
 ANDROID := aarch64-linux-android
 ANDROID_ENV := CC_aarch64_linux_android=aarch64-linux-gnu-gcc AR_aarch64_linux_android=aarch64-linux-gnu-ar
 

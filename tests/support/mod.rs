@@ -89,6 +89,8 @@ pub struct HubData {
     pub dir: tempfile::TempDir,
     /// `/botpress/<secret>`
     pub endpoint_path: String,
+    /// The PostgreSQL database the team's data is in (`--database`); `None`: SQLite in `dir`.
+    pub database: Option<String>,
 }
 
 impl HubData {
@@ -98,42 +100,44 @@ impl HubData {
 
     /// A hub whose Botpress channel posts to `webhook_url`.
     pub fn with_webhook(webhook_url: &str) -> Self {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let data = dir.path().to_str().expect("utf-8 path").to_string();
-        let (ok, _, err) = hub_cli(
-            &[
-                "agent",
-                "add",
-                "--data",
-                &data,
-                "--email",
-                AGENT_EMAIL,
-                "--name",
-                "Alice",
-            ],
-            AGENT_PASSWORD,
-        );
-        assert!(ok, "agent add failed: {err}");
-        let (ok, out, err) = hub_cli(
-            &[
-                "botpress",
-                "add",
-                "--data",
-                &data,
-                "--name",
-                "Support bot",
-                "--webhook-url",
-                webhook_url,
-            ],
-            "",
-        );
+        Self::set_up(None, webhook_url)
+    }
+
+    /// A team whose data is in the PostgreSQL database at `url`: every hub started on it serves
+    /// the same inbox (`dir` holds only the instances' files).
+    pub fn on_postgres(url: &str, webhook_url: &str) -> Self {
+        Self::set_up(Some(url.to_string()), webhook_url)
+    }
+
+    fn set_up(database: Option<String>, webhook_url: &str) -> Self {
+        let mut data = Self {
+            dir: tempfile::tempdir().expect("tempdir"),
+            endpoint_path: String::new(),
+            database,
+        };
+        data.add_agent(AGENT_EMAIL, "Alice", "agent");
+        let mut args = vec!["botpress", "add"];
+        let place = data.place();
+        args.extend(place.iter().map(String::as_str));
+        args.extend(["--name", "Support bot", "--webhook-url", webhook_url]);
+        let (ok, out, err) = hub_cli(&args, "");
         assert!(ok, "botpress add failed: {err}");
-        let endpoint_path = out.lines().last().expect("a last line").trim().to_string();
+        data.endpoint_path = out.lines().last().expect("a last line").trim().to_string();
         assert!(
-            endpoint_path.starts_with("/botpress/"),
-            "last line was {endpoint_path:?}"
+            data.endpoint_path.starts_with("/botpress/"),
+            "last line was {:?}",
+            data.endpoint_path
         );
-        Self { dir, endpoint_path }
+        data
+    }
+
+    /// Where the CLI and `serve` find this team's data: `--data DIR`, and `--database URL`.
+    pub fn place(&self) -> Vec<String> {
+        let mut args = vec!["--data".to_string(), self.path().to_string()];
+        if let Some(url) = &self.database {
+            args.extend(["--database".to_string(), url.clone()]);
+        }
+        args
     }
 
     pub fn path(&self) -> &str {
@@ -161,21 +165,11 @@ impl HubData {
 
     /// Adds another agent with `AGENT_PASSWORD`.
     pub fn add_agent(&self, email: &str, name: &str, role: &str) {
-        let (ok, _, err) = hub_cli(
-            &[
-                "agent",
-                "add",
-                "--data",
-                self.path(),
-                "--email",
-                email,
-                "--name",
-                name,
-                "--role",
-                role,
-            ],
-            AGENT_PASSWORD,
-        );
+        let place = self.place();
+        let mut args = vec!["agent", "add"];
+        args.extend(place.iter().map(String::as_str));
+        args.extend(["--email", email, "--name", name, "--role", role]);
+        let (ok, _, err) = hub_cli(&args, AGENT_PASSWORD);
         assert!(ok, "agent add failed: {err}");
     }
 }
@@ -205,13 +199,9 @@ impl HubProcess {
                 "BATON_TEST_CLOCK_OFFSET_FILE",
                 data.dir.path().join("clock-offset"),
             )
-            .args([
-                "serve",
-                "--data",
-                data.path(),
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-            ])
+            .arg("serve")
+            .args(data.place())
+            .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::from(

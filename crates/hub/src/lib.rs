@@ -230,6 +230,31 @@ impl Hub {
         Ok(hub)
     }
 
+    /// Opens the hub whose data lives in the PostgreSQL database at `url` (migrating it if
+    /// needed); `files`, if given, is this instance's directory for customers' media.
+    pub fn open_postgres(
+        url: &str,
+        files: Option<&Path>,
+        clock: impl Clock,
+        config: HubConfig,
+    ) -> Result<Self, StoreError> {
+        let store = store::PostgresStore::open(url)?;
+        let hub = Self::with_store(Box::new(store), clock, config);
+        if let Some(files) = files {
+            let media = files.join("media");
+            baton_protocol::private_fs::private_dir(&media, "media").map_err(|source| {
+                StoreError::DataDir {
+                    path: files.to_path_buf(),
+                    source,
+                }
+            })?;
+            if let Ok(mut dir) = hub.inner.media_dir.lock() {
+                *dir = Some(media);
+            }
+        }
+        Ok(hub)
+    }
+
     /// A hub over any [`Store`] implementation.
     pub fn with_store(store: Box<dyn Store>, clock: impl Clock, config: HubConfig) -> Self {
         let http = egress::client(config.allow_private_urls, Duration::from_secs(10))
@@ -265,39 +290,16 @@ impl Hub {
         let _ = self.inner.revoked.send(what);
     }
 
-    /// Committed events as stream frames, from now on. The first caller starts the thread that
-    /// turns the store's commits into frames; a frame it misses (it fell behind) shows as a gap in
-    /// seqs, and streams read the log for it.
+    /// Committed events as stream frames, from now on: this instance's commits and, on a shared
+    /// database, other instances'. The first caller starts the threads that turn them into
+    /// frames; a frame they miss (they fell behind) shows as a gap in seqs, and streams read the
+    /// log for it.
     pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<Frame> {
-        use tokio::sync::broadcast::error::RecvError;
         let sender = self.inner.frames.get_or_init(|| {
             let (frames, _) = tokio::sync::broadcast::channel(4096);
-            let relay = frames.clone();
-            let mut live = self.store().subscribe();
-            let started = std::thread::Builder::new()
-                .name("baton-hub-frames".into())
-                .spawn(move || loop {
-                    match live.blocking_recv() {
-                        Ok(commit) => {
-                            match axum::extract::ws::Utf8Bytes::try_from(commit.json) {
-                                Ok(text) => {
-                                    let _ = relay.send(Frame {
-                                        first: commit.first,
-                                        last: commit.last,
-                                        text,
-                                    });
-                                }
-                                Err(e) => tracing::error!(error = %e, "stream: a commit's frame is not UTF-8; streams read it from the log"),
-                            }
-                        }
-                        Err(RecvError::Lagged(missed)) => {
-                            tracing::warn!(missed, "stream: frames fell behind; streams read the gap from the log")
-                        }
-                        Err(RecvError::Closed) => return,
-                    }
-                });
-            if let Err(e) = started {
-                tracing::error!(error = %e, "stream: cannot start the frame thread; streams catch up from the log");
+            relay_frames("baton-hub-frames", self.store().subscribe(), frames.clone());
+            if let Some(others) = self.store().others() {
+                relay_frames("baton-hub-others", others, frames.clone());
             }
             frames
         });
@@ -486,6 +488,40 @@ impl Hub {
             .map(|_| ALPHABET[rng.gen_range(0..ALPHABET.len())] as char)
             .collect();
         format!("{prefix}_{tail}")
+    }
+}
+
+/// Turns `live`'s commits into stream frames on `frames`, on a thread of its own.
+fn relay_frames(
+    name: &str,
+    mut live: tokio::sync::broadcast::Receiver<store::Live>,
+    relay: tokio::sync::broadcast::Sender<Frame>,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    let started = std::thread::Builder::new()
+        .name(name.into())
+        .spawn(move || loop {
+            match live.blocking_recv() {
+                Ok(commit) => {
+                    match axum::extract::ws::Utf8Bytes::try_from(commit.json) {
+                        Ok(text) => {
+                            let _ = relay.send(Frame {
+                                first: commit.first,
+                                last: commit.last,
+                                text,
+                            });
+                        }
+                        Err(e) => tracing::error!(error = %e, "stream: a commit's frame is not UTF-8; streams read it from the log"),
+                    }
+                }
+                Err(RecvError::Lagged(missed)) => {
+                    tracing::warn!(missed, "stream: frames fell behind; streams read the gap from the log")
+                }
+                Err(RecvError::Closed) => return,
+            }
+        });
+    if let Err(e) = started {
+        tracing::error!(error = %e, "stream: cannot start the frame thread; streams catch up from the log");
     }
 }
 

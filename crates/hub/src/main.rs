@@ -26,9 +26,8 @@ struct Cli {
 enum Command {
     /// Serve the Botpress HITL API and the agent API.
     Serve {
-        /// The hub's data directory (created if missing).
-        #[arg(long, env = "BATON_HUB_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         /// Address to listen on.
         #[arg(long, default_value = "127.0.0.1:8717")]
         listen: SocketAddr,
@@ -82,8 +81,8 @@ enum Command {
     /// How the team did: handoffs, and the median and 90th percentile of the time to the first
     /// reply and to resolution, per day, channel, agent or label.
     Report {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         /// From when: a date (`2026-11-01`, UTC), a time (RFC 3339), or days ago (`7d`).
         #[arg(long)]
         since: String,
@@ -114,8 +113,8 @@ enum PushCommand {
     /// Android phones, through Firebase Cloud Messaging: the service account key file the
     /// Firebase console gives (Project settings → Service accounts → Generate new private key).
     Fcm {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         service_account: PathBuf,
         /// Another FCM address (a test server); Google's by default.
@@ -125,8 +124,8 @@ enum PushCommand {
     /// iPhones, through APNs with a token-based key (Apple Developer → Keys → a .p8 key with
     /// Apple Push Notifications service).
     Apns {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         team_id: String,
         #[arg(long)]
@@ -146,8 +145,8 @@ enum PushCommand {
     },
     /// Browsers, through Web Push: the hub makes its VAPID key pair (once; again with --new-key).
     Web {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         /// How push services may reach whoever runs this hub: mailto:… or https://….
         #[arg(long)]
         subject: String,
@@ -156,13 +155,13 @@ enum PushCommand {
     },
     /// What is set up (never the private keys).
     Show {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
     /// Stop pushing through one provider: fcm, apns or web.
     Off {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         provider: String,
     },
 }
@@ -172,8 +171,8 @@ enum LogCommand {
     /// Keep only the newest KEEP events. The inbox itself is untouched; devices whose cursor is
     /// older get "410 gone" and take a fresh snapshot.
     Trim {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         keep: u64,
     },
@@ -183,8 +182,8 @@ enum LogCommand {
 enum AgentCommand {
     /// Add an agent; the password is read from standard input.
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         email: String,
         #[arg(long)]
@@ -194,13 +193,13 @@ enum AgentCommand {
     },
     /// List the agents.
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
     /// Change an agent (by id or email).
     Set {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         agent: String,
         #[arg(long)]
@@ -222,8 +221,8 @@ enum AgentCommand {
     },
     /// Set a new password (read from standard input); signs the agent out everywhere.
     ResetPassword {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         agent: String,
     },
@@ -233,22 +232,22 @@ enum AgentCommand {
 enum TemplateCommand {
     /// Add a canned reply, or replace the text of the one with that name.
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         name: String,
         #[arg(long)]
         text: String,
     },
     Remove {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         name: String,
     },
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
 }
 
@@ -256,14 +255,14 @@ enum TemplateCommand {
 enum TagsCommand {
     /// Replace the tag list agents choose from.
     Set {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         /// The tags, e.g. `refund billing vip`.
         tags: Vec<String>,
     },
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
 }
 
@@ -272,8 +271,8 @@ enum BotCommand {
     /// Connect a bot; prints `token: <TOKEN>` and `signing-secret: <SECRET>` on its last two lines
     /// (shown only now).
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         name: String,
         /// Where the hub POSTs the bot's events (handoff.assigned, agent.message, handoff.closed).
@@ -282,13 +281,13 @@ enum BotCommand {
     },
     /// List the bots (their secrets are never shown).
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
     /// Change a bot (by channel id or name).
     Set {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         channel: String,
         #[arg(long)]
         name: Option<String>,
@@ -306,14 +305,14 @@ enum BotCommand {
     },
     /// Stop taking a bot's calls; its conversations stay in the history.
     Remove {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         channel: String,
     },
     /// New credentials for a bot (the old token stops working); printed like `add`.
     RotateSecret {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         channel: String,
     },
 }
@@ -324,8 +323,8 @@ enum WhatsappCommand {
     /// Connect a WhatsApp number. Reads the app secret and the access token from standard input,
     /// one per line; prints the webhook path to give Meta on its last line.
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         name: String,
         /// The number's id at Meta (WhatsApp → API setup → Phone number ID).
@@ -340,13 +339,13 @@ enum WhatsappCommand {
     },
     /// List the WhatsApp numbers (secrets are never shown).
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
     /// Change a number (by channel id or name).
     Set {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         channel: String,
         #[arg(long)]
@@ -382,8 +381,8 @@ enum WhatsappCommand {
     },
     /// Stop taking a number's webhooks; its conversations stay in the history.
     Remove {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         channel: String,
     },
@@ -394,8 +393,8 @@ enum WhatsappCommand {
 enum BotpressCommand {
     /// Add a Botpress channel; prints the endpoint path for `endpointBaseUrl` on its last line.
     Add {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         name: String,
         /// The integration's webhook URL, `https://webhook.botpress.cloud/<webhookId>`.
@@ -404,22 +403,22 @@ enum BotpressCommand {
     },
     /// List the channels (secrets are never shown).
     List {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
     },
     /// Give a channel a new endpoint secret (printed once, on the last line); the old endpoint
     /// stops working. Paste the new one into the integration's `endpointBaseUrl`.
     RotateSecret {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         /// The channel's id or name.
         #[arg(long)]
         channel: String,
     },
     /// Change a channel (by id or name).
     Set {
-        #[arg(long)]
-        data: PathBuf,
+        #[command(flatten)]
+        data: Place,
         #[arg(long)]
         channel: String,
         #[arg(long)]
@@ -699,7 +698,7 @@ fn main() -> anyhow::Result<()> {
         Command::Tags {
             command: TagsCommand::Set { data, tags },
         } => {
-            let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
+            let hub = open(&data)?;
             let tags = admin::set_tags(&hub, &tags)?;
             println!(
                 "tags: {}",
@@ -720,7 +719,7 @@ fn main() -> anyhow::Result<()> {
                     role,
                 },
         } => {
-            let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
+            let hub = open(&data)?;
             let password = read_password()?;
             let role = Role::parse(&role).unwrap_or(Role::Agent);
             let agent = admin::add_agent(&hub, &email, &name, role, &password)?;
@@ -741,7 +740,7 @@ fn main() -> anyhow::Result<()> {
                     webhook_url,
                 },
         } => {
-            let hub = Hub::open(&data).with_context(|| format!("opening {}", data.display()))?;
+            let hub = open(&data)?;
             let channel = admin::add_botpress_channel(&hub, &name, Some(&webhook_url))?;
             println!("added Botpress channel {} ({name})", channel.id);
             println!("Set the integration's endpointBaseUrl to this hub's public URL followed by:");
@@ -1035,8 +1034,34 @@ fn read_two_secrets() -> anyhow::Result<(String, String)> {
     }
 }
 
-fn open(data: &std::path::Path) -> anyhow::Result<Hub> {
-    Hub::open(data).with_context(|| format!("opening {}", data.display()))
+/// Where the team's data is: SQLite in a data directory (the default), or a PostgreSQL database
+/// shared by every hub instance, with the directory (optional then) for this instance's files.
+#[derive(clap::Args, Debug, Clone)]
+struct Place {
+    /// The hub's data directory (created if missing): its SQLite database and its files, or with
+    /// --database only this instance's files.
+    #[arg(long, env = "BATON_HUB_DATA", required_unless_present = "database")]
+    data: Option<PathBuf>,
+    /// A PostgreSQL database for the team's data (postgres://user:password@host/db), shared by
+    /// every hub instance that names it; instead of SQLite in --data.
+    #[arg(long, env = "BATON_DATABASE_URL")]
+    database: Option<String>,
+}
+
+impl Place {
+    fn open(&self, clock: impl baton_hub::Clock, config: HubConfig) -> anyhow::Result<Hub> {
+        match (&self.database, &self.data) {
+            (Some(url), files) => Hub::open_postgres(url, files.as_deref(), clock, config)
+                .context("opening the PostgreSQL database"),
+            (None, Some(data)) => Hub::open_with(data, clock, config)
+                .with_context(|| format!("opening {}", data.display())),
+            (None, None) => bail!("give the hub's --data directory or a --database URL"),
+        }
+    }
+}
+
+fn open(place: &Place) -> anyhow::Result<Hub> {
+    place.open(baton_hub::SystemClock, HubConfig::default())
 }
 
 /// `LANG=TEXT` arguments as a map (`None` when there are none).
@@ -1077,15 +1102,14 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
         .with_context(|| format!("{flag} needs a positive number of seconds, not {value}"))
 }
 
-fn serve(data: PathBuf, listen: SocketAddr, config: HubConfig) -> anyhow::Result<()> {
+fn serve(data: Place, listen: SocketAddr, config: HubConfig) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let hub = match std::env::var_os("BATON_TEST_CLOCK_OFFSET_FILE") {
             // Whole-system tests move this hub's time forward by writing seconds to the file.
-            Some(file) => Hub::open_with(&data, baton_hub::OffsetClock::new(file), config),
-            None => Hub::open_with(&data, baton_hub::SystemClock, config),
-        }
-        .with_context(|| format!("opening {}", data.display()))?;
+            Some(file) => data.open(baton_hub::OffsetClock::new(file), config),
+            None => data.open(baton_hub::SystemClock, config),
+        }?;
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

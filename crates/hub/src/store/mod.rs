@@ -14,6 +14,7 @@
 #[cfg(test)]
 #[macro_use]
 mod suite;
+pub mod postgres;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ use tokio::sync::broadcast;
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
 
+pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 
 /// The most bytes of events one stream frame or log page carries; a single larger event still goes,
@@ -380,6 +382,11 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn submit(&self, job: Box<dyn GroupJob>) -> Result<(), StoreError>;
     /// Committed events, as they are committed.
     fn subscribe(&self) -> broadcast::Receiver<Live>;
+    /// Events other hub instances committed to the same database, as they learn of them; `None`
+    /// for a store only one process serves from (it notices others' writes by polling).
+    fn others(&self) -> Option<broadcast::Receiver<Live>> {
+        None
+    }
     /// The newest seq this process committed. When the log holds more, another process wrote it.
     fn announced(&self) -> u64;
     /// Records that events up to `seq`, written elsewhere, have been noticed.

@@ -1,0 +1,1721 @@
+//! The PostgreSQL store, for teams that run several hubs over one database (`--database
+//! postgres://…`). The same tables as the SQLite store (migrations in `migrations/postgres/`),
+//! the same traits, the same shared suite.
+//!
+//! The driver is tokio-postgres, asynchronous, while the store's interface is synchronous (the
+//! SQLite store's calls are short disk reads). Its connections are driven by a small runtime of
+//! the store's own, and calls wait on them with `futures_executor::block_on`: that never enters
+//! the caller's runtime, so the store works the same from a hub's async handler, a blocking task
+//! or a plain thread.
+//!
+//! Seqs are handed out by `log_head`, whose row lock is held to the writing transaction's commit:
+//! writers on every instance take numbers in commit order, so a reader never sees N+1 before N.
+//! Each instance group-commits its own writes as the SQLite store does (one transaction, one
+//! savepoint per job).
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use baton_protocol::{Agent, Contact, Conversation, Event, EventData, Handoff, Message, Template};
+use chrono::{DateTime, Utc};
+use serde::de::DeserializeOwned;
+use tokio::sync::broadcast;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
+
+use super::{
+    entity_json, push_event, Announce, Completion, Delivery, DeliveryState, DueDelivery, GroupJob,
+    Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken, Tx,
+};
+use crate::channel::{ChannelRow, ChannelSettings};
+use crate::push::Device;
+
+/// Numbered migrations, applied in order, one transaction each; `baton_schema` records them.
+const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// The most jobs one group commit takes.
+const MAX_GROUP: usize = 2048;
+
+/// How many idle read connections are kept.
+const READER_POOL: usize = 8;
+
+/// Any fixed number: the advisory lock instances take to migrate one at a time.
+const MIGRATION_LOCK: i64 = 0x0BA7_0001;
+
+type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(e: tokio_postgres::Error) -> Self {
+        StoreError::Database(Box::new(e))
+    }
+}
+
+/// Waits for a database call from synchronous code (see the module's introduction).
+fn wait<F: Future>(f: F) -> F::Output {
+    futures_executor::block_on(f)
+}
+
+/// The runtime the store's connections run on; shut down without waiting when the store goes
+/// (dropping a runtime inside the hub's own would otherwise panic).
+struct Driver(Option<tokio::runtime::Runtime>);
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl Driver {
+    fn runtime(&self) -> Result<&tokio::runtime::Runtime, StoreError> {
+        self.0.as_ref().ok_or(StoreError::Poisoned)
+    }
+}
+
+pub struct PostgresStore {
+    config: tokio_postgres::Config,
+    driver: Arc<Driver>,
+    announce: Announce,
+    writer: Arc<Mutex<Client>>,
+    readers: Mutex<Vec<Client>>,
+    jobs: std::sync::mpsc::Sender<Box<dyn GroupJob>>,
+    /// Events other instances committed, read from the log when they say so (LISTEN/NOTIFY).
+    others: broadcast::Sender<Live>,
+    /// The connection that LISTENs; kept open as long as the store.
+    _listener: Client,
+    /// This instance's name in commit notices.
+    instance: String,
+}
+
+/// The channel commits are announced on: `"<instance>:<newest seq>"` (see [`notify_commit`]).
+const LOG_CHANNEL: &str = "baton_log";
+
+/// How many events one relayed frame of others' commits holds at most.
+const RELAY_PAGE: u32 = 1000;
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never the URL: it may carry a password.
+        f.debug_struct("PostgresStore")
+            .field("hosts", &self.config.get_hosts().len())
+            .field("dbname", &self.config.get_dbname())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A write transaction on the writer connection.
+struct PgTx<'c> {
+    tx: Transaction<'c>,
+    events: Vec<Event>,
+    bodies: Vec<String>,
+}
+
+/// A pooled read connection; it goes back to the pool when dropped.
+struct Reader<'s> {
+    client: Option<Client>,
+    pool: &'s Mutex<Vec<Client>>,
+}
+
+impl Drop for Reader<'_> {
+    fn drop(&mut self) {
+        if let (Some(client), Ok(mut pool)) = (self.client.take(), self.pool.lock()) {
+            if pool.len() < READER_POOL && !client.is_closed() {
+                pool.push(client);
+            }
+        }
+    }
+}
+
+mod sealed {
+    /// Whatever reads run on: a transaction or a pooled connection.
+    pub trait HasClient {
+        type C: tokio_postgres::GenericClient + Sync;
+        fn client(&self) -> Result<&Self::C, super::StoreError>;
+    }
+}
+use sealed::HasClient;
+
+impl<'c> HasClient for PgTx<'c> {
+    type C = Transaction<'c>;
+    fn client(&self) -> Result<&Transaction<'c>, StoreError> {
+        Ok(&self.tx)
+    }
+}
+
+impl HasClient for Reader<'_> {
+    type C = Client;
+    fn client(&self) -> Result<&Client, StoreError> {
+        self.client.as_ref().ok_or(StoreError::Poisoned)
+    }
+}
+
+impl PostgresStore {
+    /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
+    /// key=value form) and brings its schema up to date.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e: tokio_postgres::Error| StoreError::Database(Box::new(e)))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("baton-hub-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        let driver = Arc::new(Driver(Some(runtime)));
+        let mut writer = connect(&config, &driver)?;
+        migrate(&mut writer)?;
+        let last = head(&writer)?;
+        let announce = Announce::new(last);
+        let writer = Arc::new(Mutex::new(writer));
+        // Which instance a commit's notice comes from, so an instance does not re-read its own.
+        let instance = format!("{:016x}", rand::random::<u64>());
+        let instance_name = instance.clone();
+        let (woken, wakes) = std::sync::mpsc::channel();
+        let listener = listen(&config, &driver, instance.clone(), woken)?;
+        let (others, _) = broadcast::channel(1024);
+        let relay = (connect(&config, &driver)?, others.clone());
+        std::thread::Builder::new()
+            .name("baton-hub-relay".into())
+            .spawn(move || relay_others(&relay.0, last, &wakes, &relay.1))
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        let (jobs, queue) = std::sync::mpsc::channel();
+        let (w, a) = (writer.clone(), announce.clone());
+        std::thread::Builder::new()
+            .name("baton-hub-writer".into())
+            .spawn(move || group_commits(&w, &a, &queue, &instance))
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        Ok(Self {
+            config,
+            driver,
+            announce,
+            writer,
+            readers: Mutex::new(Vec::new()),
+            jobs,
+            others,
+            _listener: listener,
+            instance: instance_name,
+        })
+    }
+
+    fn reader_conn(&self) -> Result<Reader<'_>, StoreError> {
+        let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        let client = match pooled {
+            Some(client) => client,
+            None => connect(&self.config, &self.driver)?,
+        };
+        Ok(Reader {
+            client: Some(client),
+            pool: &self.readers,
+        })
+    }
+}
+
+/// A new connection, driven by the store's runtime.
+fn connect(config: &tokio_postgres::Config, driver: &Driver) -> Result<Client, StoreError> {
+    let config = config.clone();
+    let connecting = driver.runtime()?.spawn(async move {
+        let (client, connection) = config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::warn!(error = %e, "store: a PostgreSQL connection ended");
+            }
+        });
+        Ok::<_, tokio_postgres::Error>(client)
+    });
+    wait(connecting)
+        .map_err(|e| StoreError::Database(Box::new(e)))?
+        .map_err(StoreError::from)
+}
+
+/// A connection that LISTENs for other instances' commits and sends each one's newest seq to
+/// `woken` (its own instance's are left out).
+fn listen(
+    config: &tokio_postgres::Config,
+    driver: &Driver,
+    instance: String,
+    woken: std::sync::mpsc::Sender<u64>,
+) -> Result<Client, StoreError> {
+    let config = config.clone();
+    let listening = driver.runtime()?.spawn(async move {
+        let (client, mut connection) = config.connect(NoTls).await?;
+        tokio::spawn(async move {
+            loop {
+                match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
+                        let Some((from, seq)) = n.payload().split_once(':') else {
+                            continue;
+                        };
+                        if from == instance {
+                            continue;
+                        }
+                        if let Ok(seq) = seq.parse() {
+                            if woken.send(seq).is_err() {
+                                return; // the store is gone
+                            }
+                        }
+                    }
+                    Some(Ok(_)) => {}
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "store: the LISTEN connection failed; other instances' events now reach streams within a second");
+                        return;
+                    }
+                    None => return,
+                }
+            }
+        });
+        client.batch_execute(&format!("LISTEN {LOG_CHANNEL}")).await?;
+        Ok::<_, tokio_postgres::Error>(client)
+    });
+    wait(listening)
+        .map_err(|e| StoreError::Database(Box::new(e)))?
+        .map_err(StoreError::from)
+}
+
+/// Tells every instance (on commit) that the log now reaches `events`' last seq.
+fn notify_commit(tx: &Transaction<'_>, instance: &str, events: &[Event]) -> Result<(), StoreError> {
+    if let Some(last) = events.last() {
+        let payload = format!("{instance}:{}", last.seq);
+        wait(tx.execute("SELECT pg_notify($1, $2)", &[&LOG_CHANNEL, &payload]))?;
+    }
+    Ok(())
+}
+
+/// Reads what other instances committed, each time one says so, and sends it on as frames for
+/// this instance's streams. Frames may repeat events this instance sent itself: streams skip
+/// what they have already sent.
+fn relay_others(
+    client: &Client,
+    mut relayed: u64,
+    wakes: &std::sync::mpsc::Receiver<u64>,
+    frames: &broadcast::Sender<Live>,
+) {
+    while let Ok(mut newest) = wakes.recv() {
+        while let Ok(more) = wakes.try_recv() {
+            newest = newest.max(more);
+        }
+        while relayed < newest {
+            let page = match page_after(client, relayed, RELAY_PAGE, super::MAX_FRAME_BYTES) {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(error = %e, "store: cannot read other instances' events; streams catch up within a second");
+                    break;
+                }
+            };
+            let (Some(first), Some(last)) = (first_seq(&page.json), page.last) else {
+                break;
+            };
+            let _ = frames.send(Live {
+                first,
+                last,
+                json: page.json.into(),
+            });
+            relayed = last;
+        }
+    }
+}
+
+/// The seq of the first event in a page's JSON (`[{"seq":N,…`).
+fn first_seq(json: &str) -> Option<u64> {
+    let rest = json.strip_prefix("[{\"seq\":")?;
+    let end = rest.find(|c: char| !c.is_ascii_digit())?;
+    rest[..end].parse().ok()
+}
+
+/// Up to `limit` events after `after` (and about `max_bytes`), as stored JSON.
+fn page_after(
+    client: &impl GenericClient,
+    after: u64,
+    limit: u32,
+    max_bytes: usize,
+) -> Result<RawEvents, StoreError> {
+    let rows = wait(client.query(
+        "SELECT seq, kind, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
+        &[&(after as i64), &i64::from(limit)],
+    ))?;
+    let mut page = RawEvents {
+        json: String::from("["),
+        count: 0,
+        last: None,
+        more: false,
+    };
+    for row in &rows {
+        let seq = row.get::<_, i64>(0) as u64;
+        let kind: &str = row.get(1);
+        let data: &str = row.get(2);
+        if page.count > 0 && page.json.len() + data.len() + 64 > max_bytes {
+            page.more = true;
+            break;
+        }
+        if page.count > 0 {
+            page.json.push(',');
+        }
+        push_event(&mut page.json, seq, kind, data);
+        page.count += 1;
+        page.last = Some(seq);
+    }
+    page.more |= page.count as u32 == limit;
+    page.json.push(']');
+    Ok(page)
+}
+
+/// The newest seq handed out and committed.
+fn head(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let row = wait(client.query_one("SELECT last FROM log_head", &[]))?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let tx = wait(client.transaction())?;
+    // Instances starting together migrate one at a time; the others then find nothing to do.
+    wait(tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK]))?;
+    wait(tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS baton_schema (version INTEGER PRIMARY KEY, applied_at TIMESTAMPTZ NOT NULL DEFAULT now())",
+    ))?;
+    let current: i32 =
+        wait(tx.query_one("SELECT COALESCE(MAX(version), 0) FROM baton_schema", &[]))?.get(0);
+    let known = MIGRATIONS.last().map(|(v, _)| *v).unwrap_or(0);
+    if current > known {
+        return Err(StoreError::TooNew {
+            found: current as u32,
+            known: known as u32,
+        });
+    }
+    for (version, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+        wait(tx.batch_execute(sql))?;
+        wait(tx.execute("INSERT INTO baton_schema (version) VALUES ($1)", &[version]))?;
+        tracing::info!(version, "applied hub schema migration (PostgreSQL)");
+    }
+    wait(tx.commit())?;
+    Ok(())
+}
+
+fn read_floor(client: &impl GenericClient) -> Result<u64, StoreError> {
+    let floor: Option<String> =
+        wait(client.query_opt("SELECT value FROM settings WHERE key = 'log_floor'", &[]))?
+            .map(|r| r.get(0));
+    Ok(floor.and_then(|f| f.parse().ok()).unwrap_or(0))
+}
+
+impl Store for PostgresStore {
+    fn reader(&self) -> Result<Box<dyn Read + '_>, StoreError> {
+        Ok(Box::new(self.reader_conn()?))
+    }
+
+    fn write_with(&self, f: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
+        let mut client = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = wait(client.transaction())?;
+        let mut txn = PgTx {
+            tx,
+            events: Vec::new(),
+            bodies: Vec::new(),
+        };
+        if !f(&mut txn) {
+            wait(txn.tx.rollback())?;
+            return Ok(());
+        }
+        let PgTx { tx, events, bodies } = txn;
+        notify_commit(&tx, &self.instance, &events)?;
+        wait(tx.commit())?;
+        self.announce.committed(&events, &bodies);
+        Ok(())
+    }
+
+    fn submit(&self, job: Box<dyn GroupJob>) -> Result<(), StoreError> {
+        self.jobs.send(job).map_err(|_| StoreError::Poisoned)
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Live> {
+        self.announce.subscribe()
+    }
+
+    fn others(&self) -> Option<broadcast::Receiver<Live>> {
+        Some(self.others.subscribe())
+    }
+
+    fn announced(&self) -> u64 {
+        self.announce.announced()
+    }
+
+    fn noticed(&self, seq: u64) {
+        self.announce.noticed(seq);
+    }
+
+    fn event_page(
+        &self,
+        after: u64,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<RawEvents, StoreError> {
+        page_after(self.reader_conn()?.client()?, after, limit, max_bytes)
+    }
+
+    fn log_floor(&self) -> Result<u64, StoreError> {
+        read_floor(self.reader_conn()?.client()?)
+    }
+
+    fn trim_log(&self, keep: u64) -> Result<u64, StoreError> {
+        let mut client = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = wait(client.transaction())?;
+        // Holding the head's row: no seq is handed out while the floor moves.
+        let last: i64 = wait(tx.query_one("SELECT last FROM log_head FOR UPDATE", &[]))?.get(0);
+        let floor = (last as u64).saturating_sub(keep).max(read_floor(&tx)?);
+        wait(tx.execute("DELETE FROM events WHERE seq <= $1", &[&(floor as i64)]))?;
+        wait(tx.execute(
+            "INSERT INTO settings (key, value) VALUES ('log_floor', $1)
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            &[&floor.to_string()],
+        ))?;
+        wait(tx.commit())?;
+        Ok(floor)
+    }
+
+    fn snapshot_page(&self, from: Option<&str>, max_bytes: usize) -> Result<String, StoreError> {
+        let (table, after) = match from {
+            None => (0, 0),
+            Some(cursor) => parse_snapshot_cursor(cursor).ok_or(StoreError::BadCursor)?,
+        };
+        let mut reader = self.reader_conn()?;
+        let client = reader.client.as_mut().ok_or(StoreError::Poisoned)?;
+        // One consistent view of every table and the log's end.
+        let tx = wait(
+            client
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start(),
+        )?;
+        let seq = head(&tx)?.max(read_floor(&tx)?);
+        let mut json = format!("{{\"seq\":{seq}");
+        let mut next = None;
+        let mut rows_in_page = 0usize;
+        for (i, name) in SNAPSHOT_TABLES.iter().enumerate() {
+            json.push_str(&format!(",\"{name}\":["));
+            if i >= table && next.is_none() {
+                let mut last_row = if i == table { after } else { 0 };
+                let mut first = true;
+                let sql =
+                    format!("SELECT rid, data FROM {name} WHERE rid > $1 ORDER BY rid LIMIT 500");
+                'table: loop {
+                    let rows = wait(tx.query(&sql, &[&last_row]))?;
+                    if rows.is_empty() {
+                        break;
+                    }
+                    for row in &rows {
+                        let rid: i64 = row.get(0);
+                        let data: &str = row.get(1);
+                        if rows_in_page > 0 && json.len() + data.len() > max_bytes {
+                            next = Some(format!("{i}:{last_row}"));
+                            break 'table;
+                        }
+                        if !first {
+                            json.push(',');
+                        }
+                        json.push_str(data);
+                        first = false;
+                        last_row = rid;
+                        rows_in_page += 1;
+                    }
+                }
+            }
+            json.push(']');
+        }
+        let tags: Option<String> =
+            wait(tx.query_opt("SELECT value FROM settings WHERE key = 'tags'", &[]))?
+                .map(|r| r.get(0));
+        json.push_str(",\"tags\":");
+        json.push_str(tags.as_deref().unwrap_or("{\"tags\":[]}"));
+        json.push_str(",\"next\":");
+        match next {
+            Some(n) => json.push_str(&format!("\"{n}\"")),
+            None => json.push_str("null"),
+        }
+        json.push('}');
+        wait(tx.commit())?;
+        Ok(json)
+    }
+
+    fn messages_before(
+        &self,
+        conversation: Option<&str>,
+        before: Option<i64>,
+        limit: u32,
+        max_bytes: usize,
+    ) -> Result<String, StoreError> {
+        let reader = self.reader_conn()?;
+        let client = reader.client()?;
+        let before = before.unwrap_or(i64::MAX);
+        let limit64 = i64::from(limit);
+        let (rows, total): (Vec<tokio_postgres::Row>, i64) = match conversation {
+            Some(id) => (
+                wait(client.query(
+                    "SELECT rid, data FROM messages WHERE conversation_id = $1 AND rid < $2
+                     ORDER BY rid DESC LIMIT $3",
+                    &[&id, &before, &limit64],
+                ))?,
+                wait(client.query_one(
+                    "SELECT COUNT(*) FROM messages WHERE conversation_id = $1",
+                    &[&id],
+                ))?
+                .get(0),
+            ),
+            None => (
+                wait(client.query(
+                    "SELECT rid, data FROM messages WHERE rid < $1 ORDER BY rid DESC LIMIT $2",
+                    &[&before, &limit64],
+                ))?,
+                wait(client.query_one("SELECT COUNT(*) FROM messages", &[]))?.get(0),
+            ),
+        };
+        let mut json = String::from("{\"messages\":[");
+        let (mut count, mut last, mut cut) = (0u32, None, false);
+        for row in &rows {
+            let rid: i64 = row.get(0);
+            let data: &str = row.get(1);
+            if count > 0 && json.len() + data.len() > max_bytes {
+                cut = true;
+                break;
+            }
+            if count > 0 {
+                json.push(',');
+            }
+            json.push_str(data);
+            count += 1;
+            last = Some(rid);
+        }
+        let next = if cut || count == limit { last } else { None };
+        json.push_str(&format!(
+            "],\"next\":{},\"total\":{total}}}",
+            next.map_or("null".to_string(), |n| n.to_string())
+        ));
+        Ok(json)
+    }
+
+    fn last_seq(&self) -> Result<u64, StoreError> {
+        let reader = self.reader_conn()?;
+        let client = reader.client()?;
+        Ok(head(client)?.max(read_floor(client)?))
+    }
+}
+
+/// The one row of a query selecting one entity's JSON, decoded.
+fn one_json<T: DeserializeOwned>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<T>, StoreError> {
+    match wait(client.query_opt(sql, params))? {
+        Some(row) => Ok(Some(serde_json::from_str(row.get::<_, &str>(0))?)),
+        None => Ok(None),
+    }
+}
+
+/// Every row of a query selecting one entity's JSON, decoded.
+fn all_json<T: DeserializeOwned>(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<T>, StoreError> {
+    let rows = wait(client.query(sql, params))?;
+    rows.iter()
+        .map(|row| Ok(serde_json::from_str(row.get::<_, &str>(0))?))
+        .collect()
+}
+
+/// The first column of every row, as text.
+fn texts(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Vec<String>, StoreError> {
+    Ok(wait(client.query(sql, params))?
+        .iter()
+        .map(|row| row.get(0))
+        .collect())
+}
+
+/// The first column of the row, as text, if there is one.
+fn text(
+    client: &impl GenericClient,
+    sql: &str,
+    params: Params<'_>,
+) -> Result<Option<String>, StoreError> {
+    Ok(wait(client.query_opt(sql, params))?.and_then(|row| row.get(0)))
+}
+
+fn channel_row(row: &tokio_postgres::Row) -> Result<ChannelRow, StoreError> {
+    Ok(ChannelRow {
+        id: row.get(0),
+        kind: row.get(1),
+        name: row.get(2),
+        webhook_url: row.get(3),
+        settings: serde_json::from_str(row.get::<_, &str>(4))?,
+    })
+}
+
+fn time(s: &str) -> Option<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// The reads, on a transaction or a pooled connection (a macro rather than a blanket impl: the
+/// SQLite store has one over its own connections).
+macro_rules! impl_read {
+    ($lt:lifetime, $ty:ty) => {
+        impl<$lt> Read for $ty {
+    fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
+        one_json(self.client()?, "SELECT data FROM agents WHERE id = $1", &[&id])
+    }
+
+    fn agent_by_email(&self, email: &str) -> Result<Option<Agent>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT data FROM agents WHERE lower(email) = lower($1)",
+            &[&email],
+        )
+    }
+
+    fn agents(&self) -> Result<Vec<Agent>, StoreError> {
+        all_json(
+            self.client()?,
+            "SELECT data FROM agents ORDER BY (data::jsonb->>'name') COLLATE \"C\", rid",
+            &[],
+        )
+    }
+
+    fn credentials(&self, email: &str) -> Result<Option<(String, String)>, StoreError> {
+        Ok(wait(self.client()?.query_opt(
+            "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND NOT disabled",
+            &[&email],
+        ))?
+        .map(|r| (r.get(0), r.get(1))))
+    }
+
+    fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
+        one_json(self.client()?, "SELECT data FROM contacts WHERE id = $1", &[&id])
+    }
+
+    fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT data FROM conversations WHERE id = $1",
+            &[&id],
+        )
+    }
+
+    fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError> {
+        one_json(self.client()?, "SELECT data FROM handoffs WHERE id = $1", &[&id])
+    }
+
+    fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
+        one_json(self.client()?, "SELECT data FROM messages WHERE id = $1", &[&id])
+    }
+
+    fn has_message(&self, id: &str) -> Result<bool, StoreError> {
+        Ok(wait(
+            self.client()?
+                .query_opt("SELECT 1 FROM messages WHERE id = $1", &[&id]),
+        )?
+        .is_some())
+    }
+
+    fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT data FROM messages WHERE conversation_id = $1
+             AND data::jsonb->>'author' = 'agent' AND data::jsonb->>'type' <> 'text'
+             ORDER BY rid DESC LIMIT 1",
+            &[&conversation_id],
+        )
+    }
+
+    fn handoffs_since(&self, since: DateTime<Utc>) -> Result<Vec<Handoff>, StoreError> {
+        // As the SQLite store: stored times differ in their fractional digits, so compare to the
+        // second.
+        let second = since.format("%Y-%m-%dT%H:%M:%S").to_string();
+        all_json(
+            self.client()?,
+            "SELECT data FROM handoffs
+             WHERE substr(data::jsonb->>'created_at', 1, 19) >= $1 ORDER BY rid",
+            &[&second],
+        )
+    }
+
+    fn agent_reply_times(&self, conversation_id: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
+        Ok(texts(
+            self.client()?,
+            "SELECT data::jsonb->>'created_at' FROM messages WHERE conversation_id = $1
+             AND data::jsonb->>'author' = 'agent'",
+            &[&conversation_id],
+        )?
+        .iter()
+        .filter_map(|t| time(t))
+        .collect())
+    }
+
+    fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+        texts(
+            self.client()?,
+            "SELECT id FROM messages WHERE conversation_id = $1
+             AND data::jsonb->>'status' = 'draft' ORDER BY rid",
+            &[&conversation_id],
+        )
+    }
+
+    fn due_drafts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError> {
+        texts(
+            self.client()?,
+            "SELECT message_id FROM draft_deadlines WHERE due_at_ms <= $1
+             ORDER BY due_at_ms LIMIT $2",
+            &[
+                &now.timestamp_millis(),
+                &i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
+        )
+    }
+
+    fn latest_customer_message(
+        &self,
+        conversation_id: &str,
+    ) -> Result<Option<Message>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT data FROM messages WHERE conversation_id = $1
+             AND data::jsonb->>'author' = 'end_user' ORDER BY rid DESC LIMIT 1",
+            &[&conversation_id],
+        )
+    }
+
+    fn read_mark(
+        &self,
+        agent_id: &str,
+        conversation_id: &str,
+    ) -> Result<Option<baton_protocol::ReadMark>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT data FROM reads WHERE agent_id = $1 AND conversation_id = $2",
+            &[&agent_id, &conversation_id],
+        )
+    }
+
+    fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT data FROM handoffs WHERE conversation_id = $1 AND status IN ('pending', 'assigned')
+             ORDER BY rid DESC LIMIT 1",
+            &[&conversation_id],
+        )
+    }
+
+    fn held_handoffs(&self, agent_id: &str) -> Result<Vec<Handoff>, StoreError> {
+        all_json(
+            self.client()?,
+            "SELECT data FROM handoffs WHERE assignee = $1 AND status = 'assigned' ORDER BY rid",
+            &[&agent_id],
+        )
+    }
+
+    fn pending_handoffs(&self, channel_id: &str) -> Result<Vec<Handoff>, StoreError> {
+        all_json(
+            self.client()?,
+            "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
+             WHERE c.channel_id = $1 AND h.status = 'pending' ORDER BY h.rid",
+            &[&channel_id],
+        )
+    }
+
+    fn tags(&self) -> Result<Vec<String>, StoreError> {
+        let list: Option<baton_protocol::TagList> = one_json(
+            self.client()?,
+            "SELECT value FROM settings WHERE key = 'tags'",
+            &[],
+        )?;
+        Ok(list.map(|l| l.tags).unwrap_or_default())
+    }
+
+    fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
+        text(
+            self.client()?,
+            "SELECT value FROM settings WHERE key = $1",
+            &[&key],
+        )
+    }
+
+    fn devices(&self) -> Result<Vec<Device>, StoreError> {
+        all_json(self.client()?, "SELECT data FROM devices ORDER BY id", &[])
+    }
+
+    fn templates(&self) -> Result<Vec<Template>, StoreError> {
+        all_json(
+            self.client()?,
+            "SELECT data FROM templates
+             WHERE COALESCE(data::jsonb->'deleted', 'false'::jsonb) <> 'true'::jsonb
+             ORDER BY (data::jsonb->>'name') COLLATE \"C\"",
+            &[],
+        )
+    }
+
+    fn channel(&self, id: &str) -> Result<Option<ChannelRow>, StoreError> {
+        wait(self.client()?.query_opt(
+            "SELECT id, kind, name, webhook_url, settings FROM channels WHERE id = $1",
+            &[&id],
+        ))?
+        .as_ref()
+        .map(channel_row)
+        .transpose()
+    }
+
+    fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
+        wait(self.client()?.query(
+            "SELECT id, kind, name, webhook_url, settings FROM channels ORDER BY created_at, rid",
+            &[],
+        ))?
+        .iter()
+        .map(channel_row)
+        .collect()
+    }
+
+    fn channel_by_secret(
+        &self,
+        kind: &str,
+        secret_hash: &str,
+    ) -> Result<Option<String>, StoreError> {
+        text(
+            self.client()?,
+            "SELECT id FROM channels WHERE secret_hash = $1 AND kind = $2",
+            &[&secret_hash, &kind],
+        )
+    }
+
+    fn recorded_command(
+        &self,
+        agent_id: &str,
+        txn_id: &str,
+    ) -> Result<Option<RecordedCommand>, StoreError> {
+        Ok(wait(self.client()?.query_opt(
+            "SELECT response, fingerprint FROM commands WHERE agent_id = $1 AND txn_id = $2",
+            &[&agent_id, &txn_id],
+        ))?
+        .map(|r| RecordedCommand {
+            response: r.get(0),
+            fingerprint: r.get(1),
+        }))
+    }
+
+    fn token(&self, token_hash: &str) -> Result<Option<StoredToken>, StoreError> {
+        let Some(row) = wait(self.client()?.query_opt(
+            "SELECT a.data, t.created_at, t.last_used_at FROM tokens t
+             JOIN agents a ON a.id = t.agent_id
+             WHERE t.token_hash = $1 AND NOT a.disabled",
+            &[&token_hash],
+        ))?
+        else {
+            return Ok(None);
+        };
+        Ok(Some(StoredToken {
+            agent: serde_json::from_str(row.get::<_, &str>(0))?,
+            created_at: Some(row.get(1)),
+            last_used_at: row.get(2),
+        }))
+    }
+
+    fn delivery_waiting_reason(&self, conversation_id: &str) -> Result<Option<String>, StoreError> {
+        text(
+            self.client()?,
+            "SELECT last_error FROM deliveries WHERE conversation_id = $1 AND state = 'queued'
+             AND last_error IS NOT NULL ORDER BY id LIMIT 1",
+            &[&conversation_id],
+        )
+    }
+
+    fn delivery_of_message(&self, message_id: &str) -> Result<Option<Delivery>, StoreError> {
+        Ok(wait(self.client()?.query_opt(
+            "SELECT channel_id, conversation_id, route, body FROM deliveries
+             WHERE message_id = $1 ORDER BY id DESC LIMIT 1",
+            &[&message_id],
+        ))?
+        .map(|r| Delivery {
+            channel_id: r.get(0),
+            conversation_id: r.get(1),
+            route: r.get(2),
+            body: r.get(3),
+            message_id: Some(message_id.to_string()),
+        }))
+    }
+
+    fn queued_messages(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
+        texts(
+            self.client()?,
+            "SELECT message_id FROM deliveries WHERE conversation_id = $1
+             AND state = 'queued' AND message_id IS NOT NULL ORDER BY id",
+            &[&conversation_id],
+        )
+    }
+
+    fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>, String)>, StoreError> {
+        Ok(wait(self.client()?.query(
+            "SELECT id, message_id, channel_id FROM deliveries WHERE state = 'sending' ORDER BY id",
+            &[],
+        ))?
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect())
+    }
+
+    fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        Ok(wait(self.client()?.query_one(
+            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
+            &[],
+        ))?
+        .get(0))
+    }
+
+    fn linked_contact(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<Contact>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT c.data FROM external_ids x JOIN contacts c ON c.id = x.internal_id
+             WHERE x.channel_id = $1 AND x.kind = $2 AND x.external_id = $3",
+            &[&channel_id, &kind, &external_id],
+        )
+    }
+
+    fn linked_conversation(
+        &self,
+        channel_id: &str,
+        contact_id: &str,
+    ) -> Result<Option<Conversation>, StoreError> {
+        one_json(
+            self.client()?,
+            "SELECT c.data FROM external_ids x JOIN conversations c ON c.id = x.internal_id
+             WHERE x.channel_id = $1 AND x.kind = 'conversation' AND x.external_id = $2",
+            &[&channel_id, &contact_id],
+        )
+    }
+
+    fn external_id(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<Option<String>, StoreError> {
+        text(
+            self.client()?,
+            "SELECT internal_id FROM external_ids
+             WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
+            &[&channel_id, &kind, &external_id],
+        )
+    }
+}
+    };
+}
+impl_read!('c, PgTx<'c>);
+impl_read!('s, Reader<'s>);
+
+impl PgTx<'_> {
+    fn run(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+        Ok(wait(self.tx.execute(sql, params))?)
+    }
+}
+
+impl Tx for PgTx<'_> {
+    fn events(&self) -> &[Event] {
+        &self.events
+    }
+
+    fn put(&mut self, data: EventData) -> Result<Event, StoreError> {
+        let json = entity_json(&data)?;
+        match &data {
+            EventData::Contact(c) => self.run(
+                "INSERT INTO contacts (id, channel_id, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                &[&c.id, &c.channel_id, &json],
+            )?,
+            EventData::Conversation(c) => self.run(
+                "INSERT INTO conversations (id, channel_id, contact_id, data) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data",
+                &[&c.id, &c.channel_id, &c.contact_id, &json],
+            )?,
+            EventData::Handoff(h) => self.run(
+                "INSERT INTO handoffs (id, conversation_id, status, assignee, data)
+                 VALUES ($1, $2, $3, $4, $5)
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                     assignee = excluded.assignee, data = excluded.data",
+                &[
+                    &h.id,
+                    &h.conversation_id,
+                    &h.status.as_str(),
+                    &h.assignee,
+                    &json,
+                ],
+            )?,
+            EventData::Message(m) => self.run(
+                "INSERT INTO messages (id, conversation_id, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                &[&m.id, &m.conversation_id, &json],
+            )?,
+            // Agents carry credentials the event must not; their row is made by add_agent.
+            EventData::Agent(a) => self.run(
+                "UPDATE agents SET data = $2 WHERE id = $1",
+                &[&a.id, &json],
+            )?,
+            EventData::Note(n) => self.run(
+                "INSERT INTO notes (id, conversation_id, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                &[&n.id, &n.conversation_id, &json],
+            )?,
+            EventData::Template(t) => self.run(
+                "INSERT INTO templates (id, data) VALUES ($1, $2)
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                &[&t.id, &json],
+            )?,
+            EventData::Tags(_) => self.run(
+                "INSERT INTO settings (key, value) VALUES ('tags', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&json],
+            )?,
+            EventData::Read(r) => self.run(
+                "INSERT INTO reads (agent_id, conversation_id, data) VALUES ($1, $2, $3)
+                 ON CONFLICT (agent_id, conversation_id) DO UPDATE SET data = excluded.data",
+                &[&r.agent_id, &r.conversation_id, &json],
+            )?,
+        };
+        // The next seq, and the head's row lock until this transaction ends (see the module).
+        let seq: i64 = wait(self.tx.query_one(
+            "WITH head AS (UPDATE log_head SET last = last + 1 RETURNING last)
+             INSERT INTO events (seq, kind, data) SELECT last, $1, $2 FROM head RETURNING seq",
+            &[&data.kind(), &json],
+        ))?
+        .get(0);
+        let event = Event {
+            seq: seq as u64,
+            data,
+        };
+        self.events.push(event.clone());
+        self.bodies.push(json);
+        Ok(event)
+    }
+
+    fn add_agent(&mut self, agent: &Agent, password_hash: &str) -> Result<Event, StoreError> {
+        self.run(
+            "INSERT INTO agents (id, email, password_hash, data) VALUES ($1, $2, $3, '{}')",
+            &[&agent.id, &agent.email, &password_hash],
+        )?;
+        self.put(EventData::Agent(agent.clone()))
+    }
+
+    fn set_agent_access(
+        &mut self,
+        agent_id: &str,
+        disabled: bool,
+        password_hash: Option<&str>,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE agents SET disabled = $2, password_hash = COALESCE($3, password_hash) WHERE id = $1",
+            &[&agent_id, &disabled, &password_hash],
+        )?;
+        Ok(())
+    }
+
+    fn add_channel(&mut self, channel: &NewChannel<'_>) -> Result<(), StoreError> {
+        self.run(
+            "INSERT INTO channels (id, kind, name, secret_hash, webhook_url, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &channel.id,
+                &channel.kind,
+                &channel.name,
+                &channel.secret_hash,
+                &channel.webhook_url,
+                &channel.created_at,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn set_channel_secret(&mut self, id: &str, secret_hash: &str) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE channels SET secret_hash = $2 WHERE id = $1",
+            &[&id, &secret_hash],
+        )?;
+        Ok(())
+    }
+
+    fn set_channel(
+        &mut self,
+        id: &str,
+        name: &str,
+        webhook_url: Option<&str>,
+        settings: &ChannelSettings,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE channels SET name = $2, webhook_url = $3, settings = $4 WHERE id = $1",
+            &[&id, &name, &webhook_url, &serde_json::to_string(settings)?],
+        )?;
+        Ok(())
+    }
+
+    fn link_external(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+        internal_id: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.run(
+            "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&channel_id, &kind, &external_id, &internal_id],
+        )? == 1)
+    }
+
+    fn set_draft_deadline(
+        &mut self,
+        message_id: &str,
+        due_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        match due_at {
+            Some(at) => self.run(
+                "INSERT INTO draft_deadlines (message_id, due_at_ms) VALUES ($1, $2)
+                 ON CONFLICT (message_id) DO UPDATE SET due_at_ms = excluded.due_at_ms",
+                &[&message_id, &at.timestamp_millis()],
+            )?,
+            None => self.run(
+                "DELETE FROM draft_deadlines WHERE message_id = $1",
+                &[&message_id],
+            )?,
+        };
+        Ok(())
+    }
+
+    fn unlink_external(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "DELETE FROM external_ids WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
+            &[&channel_id, &kind, &external_id],
+        )?;
+        Ok(())
+    }
+
+    fn add_token(
+        &mut self,
+        token_hash: &str,
+        agent_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "INSERT INTO tokens (token_hash, agent_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
+            &[&token_hash, &agent_id, &now],
+        )?;
+        Ok(())
+    }
+
+    fn touch_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE tokens SET last_used_at = $2 WHERE token_hash = $1",
+            &[&token_hash, &now],
+        )?;
+        Ok(())
+    }
+
+    fn remove_token(&mut self, token_hash: &str) -> Result<(), StoreError> {
+        self.run("DELETE FROM tokens WHERE token_hash = $1", &[&token_hash])?;
+        Ok(())
+    }
+
+    fn remove_tokens_of(&mut self, agent_id: &str) -> Result<(), StoreError> {
+        self.run("DELETE FROM tokens WHERE agent_id = $1", &[&agent_id])?;
+        Ok(())
+    }
+
+    fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
+        match value {
+            Some(value) => self.run(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )?,
+            None => self.run("DELETE FROM settings WHERE key = $1", &[&key])?,
+        };
+        Ok(())
+    }
+
+    fn put_device(&mut self, device: &Device, token_hash: &str) -> Result<(), StoreError> {
+        self.run(
+            "DELETE FROM devices WHERE platform = $1 AND address = $2",
+            &[&device.platform.as_str(), &device.address()],
+        )?;
+        self.run(
+            "INSERT INTO devices (id, agent_id, token_hash, platform, address, data)
+             VALUES ($1, $2, $3, $4, $5, $6)",
+            &[
+                &device.id,
+                &device.agent_id,
+                &token_hash,
+                &device.platform.as_str(),
+                &device.address(),
+                &serde_json::to_string(device)?,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn remove_device(&mut self, id: &str) -> Result<bool, StoreError> {
+        Ok(self.run("DELETE FROM devices WHERE id = $1", &[&id])? == 1)
+    }
+
+    fn remove_expired_tokens(
+        &mut self,
+        born_before: DateTime<Utc>,
+        used_before: DateTime<Utc>,
+    ) -> Result<usize, StoreError> {
+        Ok(self.run(
+            "DELETE FROM tokens WHERE created_at < $1 OR COALESCE(last_used_at, created_at) < $2",
+            &[&born_before, &used_before],
+        )? as usize)
+    }
+
+    fn record_command(
+        &mut self,
+        agent_id: &str,
+        txn_id: &str,
+        recorded: &RecordedCommand,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "INSERT INTO commands (agent_id, txn_id, status, response, created_at, fingerprint)
+             VALUES ($1, $2, 200, $3, $4, $5)",
+            &[
+                &agent_id,
+                &txn_id,
+                &recorded.response,
+                &now,
+                &recorded.fingerprint,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn queue_delivery(&mut self, call: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError> {
+        self.run(
+            "INSERT INTO deliveries (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $6)",
+            &[
+                &call.channel_id,
+                &call.conversation_id,
+                &call.route,
+                &call.body,
+                &call.message_id,
+                &now,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn retry_deliveries_now(
+        &mut self,
+        channel_id: Option<&str>,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE deliveries SET next_attempt_at = $2
+             WHERE state = 'queued' AND ($1::text IS NULL OR channel_id = $1)",
+            &[&channel_id, &now],
+        )?;
+        Ok(())
+    }
+
+    fn claim_due_deliveries(
+        &mut self,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<Vec<DueDelivery>, StoreError> {
+        // SKIP LOCKED: a row another instance is claiming right now is left to it.
+        let rows = wait(self.tx.query(
+            "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at,
+                    o.conversation_id, o.channel_id, c.kind
+             FROM deliveries o JOIN channels c ON c.id = o.channel_id
+             WHERE o.state = 'queued' AND o.next_attempt_at <= $1
+               AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
+                               AND p.channel_id = o.channel_id
+                               AND p.id < o.id AND p.state IN ('queued', 'sending'))
+             ORDER BY o.id LIMIT $2
+             FOR UPDATE OF o SKIP LOCKED",
+            &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
+        ))?;
+        let mut claimed = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let row = DueDelivery {
+                id: r.get(0),
+                url: r.get(1),
+                route: r.get(2),
+                body: r.get(3),
+                message_id: r.get(4),
+                attempts: u32::try_from(r.get::<_, i32>(5)).unwrap_or(0),
+                created_at: r.get(6),
+                conversation_id: r.get(7),
+                channel_id: r.get(8),
+                channel_kind: r.get(9),
+            };
+            if row.url.is_some() {
+                self.run(
+                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = $1",
+                    &[&row.id],
+                )?;
+            }
+            claimed.push(row);
+        }
+        Ok(claimed)
+    }
+
+    fn settle_delivery(
+        &mut self,
+        id: i64,
+        state: DeliveryState,
+        last_error: Option<&str>,
+        next_attempt_at: Option<DateTime<Utc>>,
+    ) -> Result<(), StoreError> {
+        self.run(
+            "UPDATE deliveries SET state = $2, last_error = $3,
+                 next_attempt_at = COALESCE($4, next_attempt_at)
+             WHERE id = $1",
+            &[&id, &state.as_str(), &last_error, &next_attempt_at],
+        )?;
+        Ok(())
+    }
+}
+
+/// The entity tables a snapshot carries, in the order its pages walk them.
+const SNAPSHOT_TABLES: [&str; 7] = [
+    "contacts",
+    "conversations",
+    "handoffs",
+    "agents",
+    "notes",
+    "templates",
+    "reads",
+];
+
+/// `"<table index>:<rid>"`, as [`Store::snapshot_page`] hands it out.
+fn parse_snapshot_cursor(cursor: &str) -> Option<(usize, i64)> {
+    let (table, row) = cursor.split_once(':')?;
+    let table: usize = table.parse().ok()?;
+    (table < SNAPSHOT_TABLES.len()).then_some(())?;
+    Some((table, row.parse().ok()?))
+}
+
+/// The writer thread: takes every queued job, runs them in one transaction, commits once, then
+/// answers each caller. Ends when the store is dropped.
+fn group_commits(
+    writer: &Mutex<Client>,
+    announce: &Announce,
+    queue: &std::sync::mpsc::Receiver<Box<dyn GroupJob>>,
+    instance: &str,
+) {
+    let mut jobs: std::collections::VecDeque<Box<dyn GroupJob>> = std::collections::VecDeque::new();
+    loop {
+        if jobs.is_empty() {
+            match queue.recv() {
+                Ok(job) => jobs.push_back(job),
+                Err(_) => return,
+            }
+        }
+        while jobs.len() < MAX_GROUP {
+            match queue.try_recv() {
+                Ok(job) => jobs.push_back(job),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut client) = writer.lock() else {
+            tracing::error!("group commit: the writer lock is poisoned");
+            for job in jobs.drain(..) {
+                job.fail("the store's writer is broken".into());
+            }
+            continue;
+        };
+        commit_group(&mut client, announce, &mut jobs, instance);
+    }
+}
+
+/// Runs queued jobs in one transaction, each in its own savepoint, and commits it. A job that
+/// fails is rolled back to its savepoint; if the transaction itself breaks, the jobs that ran are
+/// answered with the failure and the ones not yet run stay in `jobs` for a fresh transaction.
+fn commit_group(
+    client: &mut Client,
+    announce: &Announce,
+    jobs: &mut std::collections::VecDeque<Box<dyn GroupJob>>,
+    instance: &str,
+) {
+    let tx = match wait(client.transaction()) {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::error!(error = %e, "group commit: cannot start a transaction");
+            for job in jobs.drain(..) {
+                job.fail(e.to_string());
+            }
+            return;
+        }
+    };
+    let mut txn = PgTx {
+        tx,
+        events: Vec::new(),
+        bodies: Vec::new(),
+    };
+    let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+    while let Some(job) = jobs.pop_front() {
+        let mark = txn.events.len();
+        if let Err(e) = wait(txn.tx.batch_execute("SAVEPOINT job")) {
+            tracing::error!(error = %e, jobs = completions.len(), "group commit: the transaction broke; those jobs failed, the rest run again");
+            job.fail(e.to_string());
+            drop(txn);
+            for done in completions {
+                done(Err(e.to_string()));
+            }
+            return;
+        }
+        let (ok, done) = job.run(&mut txn);
+        let ended = if ok {
+            wait(txn.tx.batch_execute("RELEASE SAVEPOINT job"))
+        } else {
+            txn.events.truncate(mark);
+            txn.bodies.truncate(mark);
+            wait(
+                txn.tx
+                    .batch_execute("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"),
+            )
+        };
+        match (ok, ended) {
+            (true, Ok(())) => completions.push(done),
+            (false, Ok(())) => {}
+            (_, Err(e)) => {
+                tracing::error!(error = %e, jobs = completions.len(), "group commit: the transaction broke; those jobs failed, the rest run again");
+                if ok {
+                    done(Err(e.to_string()));
+                }
+                drop(txn);
+                for done in completions {
+                    done(Err(e.to_string()));
+                }
+                return;
+            }
+        }
+    }
+    let PgTx { tx, events, bodies } = txn;
+    let committed = notify_commit(&tx, instance, &events).and_then(|()| Ok(wait(tx.commit())?));
+    match committed {
+        Ok(()) => {
+            announce.committed(&events, &bodies);
+            for done in completions {
+                done(Ok(()));
+            }
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "group commit failed; its writes are rolled back");
+            for done in completions {
+                done(Err(e.to_string()));
+            }
+        }
+    }
+}
+
+#[cfg(any(test, feature = "test-postgres"))]
+pub mod testing {
+    //! A real PostgreSQL for tests: one server per test process, started in a temporary
+    //! directory (as the `postgres` user when the tests run as root, since PostgreSQL refuses
+    //! root), a fresh database per test, and the server stopped when the process ends.
+
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    use std::sync::OnceLock;
+
+    pub struct Server {
+        pub port: u16,
+    }
+
+    /// Debian keeps the server's programs under /usr/lib/postgresql/<version>/bin.
+    fn bin_dir() -> PathBuf {
+        let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+            .map(|dir| {
+                dir.filter_map(|e| e.ok())
+                    .map(|e| e.path().join("bin"))
+                    .collect()
+            })
+            .unwrap_or_default();
+        versions.sort();
+        versions
+            .pop()
+            .filter(|b| b.join("initdb").exists())
+            .expect("PostgreSQL is not installed (make test installs Debian's postgresql)")
+    }
+
+    /// Whether the tests run as root (asked of `id`, to need no libc binding).
+    fn root() -> bool {
+        Command::new("id")
+            .arg("-u")
+            .output()
+            .map(|o| o.stdout.starts_with(b"0\n"))
+            .unwrap_or(false)
+    }
+
+    fn as_postgres(program: &Path) -> Command {
+        if root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(program);
+            c
+        } else {
+            Command::new(program)
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port")
+    }
+
+    fn start() -> Server {
+        let bin = bin_dir();
+        let dir = tempfile::Builder::new()
+            .prefix("baton-pg-")
+            .tempdir()
+            .expect("tempdir")
+            .keep();
+        let _ = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(&dir)
+            .status();
+        let data = dir.join("data");
+        let init = as_postgres(&bin.join("initdb"))
+            .args([
+                "-A",
+                "trust",
+                "-U",
+                "postgres",
+                "--no-sync",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "-D",
+            ])
+            .arg(&data)
+            .output()
+            .expect("initdb runs");
+        assert!(
+            init.status.success(),
+            "initdb: {}",
+            String::from_utf8_lossy(&init.stderr)
+        );
+        let port = free_port();
+        let options = format!(
+            "-p {port} -k {} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            dir.display()
+        );
+        let started = as_postgres(&bin.join("pg_ctl"))
+            .args(["-D"])
+            .arg(&data)
+            .args(["-o", &options, "-l"])
+            .arg(dir.join("log"))
+            .args(["-w", "start"])
+            .output()
+            .expect("pg_ctl runs");
+        assert!(
+            started.status.success(),
+            "pg_ctl start: {}\n{}",
+            String::from_utf8_lossy(&started.stderr),
+            std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+        );
+        // Stopped (and its directory removed) when this test process ends, however it ends: a
+        // watcher of our own user (so it may signal this process) stops it as its owner.
+        let stop = format!(
+            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; {runuser} {pg_ctl} -D {data} -m immediate stop >/dev/null 2>&1; rm -rf {dir}",
+            pid = std::process::id(),
+            runuser = if root() { "runuser -u postgres --" } else { "" },
+            pg_ctl = bin.join("pg_ctl").display(),
+            data = data.display(),
+            dir = dir.display(),
+        );
+        let _ = Command::new("/bin/sh")
+            .args(["-c", &stop])
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+        Server { port }
+    }
+
+    pub fn server() -> &'static Server {
+        static SERVER: OnceLock<Server> = OnceLock::new();
+        SERVER.get_or_init(start)
+    }
+
+    /// The URL of a new, empty database on the test server.
+    pub fn fresh_database() -> String {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let server = server();
+        let name = format!(
+            "t{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        );
+        let created = as_postgres(&bin_dir().join("createdb"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &server.port.to_string(),
+                "-U",
+                "postgres",
+                &name,
+            ])
+            .output()
+            .expect("createdb runs");
+        assert!(
+            created.status.success(),
+            "createdb: {}",
+            String::from_utf8_lossy(&created.stderr)
+        );
+        format!("postgres://postgres@127.0.0.1:{}/{name}", server.port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    store_suite!(|_dir: &std::path::Path| -> Box<dyn Store> {
+        Box::new(PostgresStore::open(&testing::fresh_database()).expect("open"))
+    });
+
+    #[test]
+    fn reopening_a_database_keeps_its_events_and_does_not_rerun_migrations() {
+        let url = testing::fresh_database();
+        {
+            let store: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("open"));
+            store
+                .write(|tx| {
+                    tx.put(EventData::Tags(baton_protocol::TagList {
+                        tags: vec!["vip".into()],
+                    }))
+                })
+                .expect("write");
+        }
+        let store: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("reopen"));
+        assert_eq!(store.last_seq().expect("seq"), 1);
+        assert_eq!(
+            store.reader().expect("reader").tags().expect("tags"),
+            vec!["vip"]
+        );
+    }
+}
