@@ -127,3 +127,122 @@ async fn the_cli_administers_the_shared_database_and_every_hub_sees_it_at_once()
     .await;
     assert_eq!(status, 401, "the other hub no longer takes the token");
 }
+
+#[tokio::test]
+async fn a_call_whose_hub_is_killed_mid_send_is_settled_by_another_hub_after_its_lease_and_never_sent_twice(
+) {
+    let fake = support::fake_botpress::FakeBotpress::start().await;
+    let data = HubData::on_postgres(&testing::fresh_database(), &fake.url());
+    // A one-second delivery timeout: each claimed call is leased for 3 × 1 s + 5 s.
+    let flags = ["--delivery-timeout", "1"];
+    let mut first = HubProcess::start_with(&data, support::free_port(), &flags);
+    let botpress = Botpress::new(&first.url(), &data.endpoint_path);
+    let ticket = botpress.hand_off("Refund", "Dana", "hello").await;
+    let alice = AgentSession::sign_in(&first, AGENT_EMAIL).await;
+
+    // Botpress hangs on the call; the first hub dies while waiting for it.
+    fake.set_mode(support::fake_botpress::Mode::Slow(Duration::from_secs(30)));
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            serde_json::json!({"txn_id": "t-killed-mid-send", "text": "your refund is on its way"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while fake.attempts() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the first hub never called Botpress"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    first.kill();
+    let killed = Instant::now();
+    fake.set_mode(support::fake_botpress::Mode::Accept);
+
+    // Another instance takes over: once the lease is over, what was in flight is uncertain and
+    // the rest of the conversation's calls go, each once.
+    let second = HubProcess::start_with(&data, support::free_port(), &flags);
+    let alice = AgentSession::sign_in(&second, AGENT_EMAIL).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let settled = loop {
+        let calls: Vec<Value> = alice
+            .events()
+            .await
+            .into_iter()
+            .filter(|e| e["kind"] == "message" && e["data"]["author"] == "agent")
+            .map(|e| e["data"].clone())
+            .collect();
+        if let Some(reply) = calls
+            .last()
+            .filter(|m| m["status"] == "sent" || m["status"] == "uncertain")
+        {
+            break reply.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the reply was never settled: {calls:#?}\nhub log:\n{}",
+            data.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let copies = fake
+        .accepted()
+        .iter()
+        .filter(|c| c.body["payload"]["text"] == "your refund is on its way")
+        .count();
+    println!(
+        "the reply ended {} {:?} after the kill; Botpress took it {copies} time(s)",
+        settled["status"],
+        killed.elapsed()
+    );
+    assert!(
+        data.log()
+            .contains("calls a stopped hub instance was sending are marked uncertain"),
+        "the call in flight at the kill was settled as uncertain:\n{}",
+        data.log()
+    );
+    match settled["status"].as_str() {
+        Some("sent") => assert_eq!(copies, 1, "delivered exactly once: {settled}"),
+        _ => {
+            assert!(copies <= 1, "never sent twice: {settled}");
+            assert!(
+                killed.elapsed() >= Duration::from_secs(7),
+                "not settled before the lease was over ({:?})",
+                killed.elapsed()
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_teams_sweeps_run_on_one_hub_and_move_to_another_when_it_dies() {
+    const LEADING: &str = "this instance now runs the team's sweeps";
+    let data = HubData::on_postgres(&testing::fresh_database(), "http://127.0.0.1:9/hook");
+    let leaders = || data.log().matches(LEADING).count();
+    let mut first = HubProcess::start(&data, support::free_port());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while leaders() == 0 {
+        assert!(Instant::now() < deadline, "no hub leads:\n{}", data.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let _second = HubProcess::start(&data, support::free_port());
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(leaders(), 1, "one leader at a time:\n{}", data.log());
+
+    first.kill();
+    let killed = Instant::now();
+    while leaders() < 2 {
+        assert!(
+            killed.elapsed() < Duration::from_secs(5),
+            "the second hub never took over:\n{}",
+            data.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!(
+        "the second hub leads {:?} after the first was killed",
+        killed.elapsed()
+    );
+}

@@ -72,7 +72,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
     };
     {
         let hub = hub.clone();
-        match tokio::task::spawn_blocking(move || recover_in_flight(&hub)).await {
+        match tokio::task::spawn_blocking(move || recover_in_flight(&hub, true)).await {
             Ok(Ok(0)) => {}
             Ok(Ok(n)) => tracing::warn!(
                 count = n,
@@ -83,9 +83,27 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
         }
     }
     let pacer = std::sync::Arc::new(Pacer::default());
+    let mut looked_for_abandoned = tokio::time::Instant::now();
     loop {
         if *stop.borrow() {
             return;
+        }
+        // Hubs sharing a database: calls another instance claimed and never settled (it died
+        // mid-call) are settled here once their lease is over.
+        if hub.store().shared() && looked_for_abandoned.elapsed() >= LOOK_FOR_ABANDONED_EVERY {
+            looked_for_abandoned = tokio::time::Instant::now();
+            let hub2 = hub.clone();
+            match tokio::task::spawn_blocking(move || recover_in_flight(&hub2, false)).await {
+                Ok(Ok(0)) => {}
+                Ok(Ok(n)) => tracing::warn!(
+                    count = n,
+                    "outbound: calls a stopped hub instance was sending are marked uncertain"
+                ),
+                Ok(Err(e)) => {
+                    tracing::error!(error = %e, "outbound: cannot settle abandoned calls")
+                }
+                Err(e) => tracing::error!(error = %e, "outbound: recovery task failed"),
+            }
         }
         let hub2 = hub.clone();
         let due = match tokio::task::spawn_blocking(move || claim_due(&hub2)).await {
@@ -392,7 +410,12 @@ pub async fn post(http: &reqwest::Client, base: &str, route: &str, body: &str) -
     }
 }
 
-fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
+/// How often hubs sharing a database look for calls an instance abandoned by dying.
+const LOOK_FOR_ABANDONED_EVERY: Duration = Duration::from_secs(2);
+
+/// Settles calls whose sender is gone (this process's last run; on a shared database, an instance
+/// whose lease ran out). `restarted`: this hub just started, so backoffs from before are over too.
+fn recover_in_flight(hub: &Hub, restarted: bool) -> Result<usize, StoreError> {
     let now = hub.now();
     hub.store().write(|txn| {
         let rows = txn.deliveries_in_flight()?;
@@ -410,7 +433,9 @@ fn recover_in_flight(hub: &Hub) -> Result<usize, StoreError> {
             }
         }
         // A restart is a natural moment to try again: don't wait out backoffs from before it.
-        txn.retry_deliveries_now(None, now)?;
+        if restarted {
+            txn.retry_deliveries_now(None, now)?;
+        }
         Ok(rows.len())
     })
 }

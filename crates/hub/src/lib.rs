@@ -238,7 +238,9 @@ impl Hub {
         clock: impl Clock,
         config: HubConfig,
     ) -> Result<Self, StoreError> {
-        let store = store::PostgresStore::open(url)?;
+        // A claimed call is this instance's for three delivery timeouts and 5 s.
+        let lease = config.delivery_timeout * 3 + Duration::from_secs(5);
+        let store = store::PostgresStore::open_with_lease(url, lease)?;
         let hub = Self::with_store(Box::new(store), clock, config);
         if let Some(files) = files {
             let media = files.join("media");
@@ -555,7 +557,8 @@ pub async fn serve(
     let sweep = tokio::spawn(presence::run(hub.clone(), stopped.clone()));
     let routing_task = tokio::spawn(routing::run(hub.clone(), stopped.clone()));
     let push_task = tokio::spawn(push::run(hub.clone(), stopped.clone()));
-    let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped));
+    let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped.clone()));
+    let activity = tokio::spawn(share_activity(hub.clone(), stopped));
     let limits = front::Limits {
         max_connections: hub.config().max_connections,
         ..front::Limits::default()
@@ -570,7 +573,36 @@ pub async fn serve(
     let _ = routing_task.await;
     let _ = push_task.await;
     let _ = watch.await;
+    let _ = activity.await;
     result
+}
+
+/// On a database several hubs share, writes the agents' signs of life this instance saw, every
+/// few seconds (an eighth of the session timeout at most), for the leader's presence sweep.
+async fn share_activity(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
+    if !hub.store().shared() {
+        return;
+    }
+    let every = (hub.config().agent_session_timeout / 8)
+        .clamp(Duration::from_millis(100), Duration::from_secs(5));
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.changed() => return,
+        }
+        let seen: Vec<(String, DateTime<Utc>)> = match hub.inner.activity.lock() {
+            Ok(activity) => activity.iter().map(|(a, t)| (a.clone(), *t)).collect(),
+            Err(_) => continue,
+        };
+        let hub2 = hub.clone();
+        match tokio::task::spawn_blocking(move || hub2.store().record_activity(&seen)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "presence: cannot share agents' activity; trying again")
+            }
+            Err(e) => tracing::warn!(error = %e, "presence: activity task failed"),
+        }
+    }
 }
 
 /// How often the hub looks for writes made by another process.

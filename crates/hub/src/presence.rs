@@ -19,6 +19,10 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(every) => {}
             _ = stop.changed() => return,
         }
+        // Hubs sharing a database sweep once, on the instance holding the leader lock.
+        if !hub.store().leading() {
+            continue;
+        }
         let hub2 = hub.clone();
         match tokio::task::spawn_blocking(move || sweep(&hub2)).await {
             Ok(Ok(n)) if n > 0 => tracing::info!(agents = n, "presence: silent agents set offline"),
@@ -65,13 +69,20 @@ pub fn sweep(hub: &Hub) -> Result<usize, StoreError> {
     let timeout = chrono::TimeDelta::from_std(hub.config().agent_session_timeout)
         .unwrap_or(chrono::TimeDelta::minutes(10));
     let now = hub.now();
+    // What other instances saw of each agent (a shared database), beside what this one saw.
+    let elsewhere: std::collections::HashMap<String, chrono::DateTime<chrono::Utc>> =
+        hub.store().activity()?.into_iter().collect();
+    let last_seen = |id: &str| {
+        let here = hub.last_seen(id);
+        elsewhere.get(id).map_or(here, |there| here.max(*there))
+    };
     let silent: Vec<Agent> = hub
         .store()
         .reader()?
         .agents()?
         .into_iter()
         .filter(|a| a.presence != Presence::Offline)
-        .filter(|a| now - hub.last_seen(&a.id) > timeout)
+        .filter(|a| now - last_seen(&a.id) > timeout)
         .collect();
     for agent in &silent {
         hub.store().write(|txn| {

@@ -177,6 +177,10 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             _ = tokio::time::sleep(LOOK_EVERY) => {}
             _ = stop.changed() => return,
         }
+        // Hubs sharing a database route once, on the instance holding the leader lock.
+        if !hub.store().leading() {
+            continue;
+        }
         let now_seq = hub.store().announced();
         if now_seq == seen && last_pass.elapsed() < PASS_AT_LEAST_EVERY {
             continue;

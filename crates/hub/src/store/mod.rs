@@ -414,6 +414,27 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     ) -> Result<String, StoreError>;
     /// The newest seq in the log (0 when empty).
     fn last_seq(&self) -> Result<u64, StoreError>;
+    /// Whether several hub instances serve from this store at once (PostgreSQL). Then sweeps run
+    /// on one of them ([`Store::leading`]) and agents' activity is shared through the store.
+    fn shared(&self) -> bool {
+        false
+    }
+    /// Whether this instance runs the team-wide sweeps (presence and pending timeouts, routing,
+    /// escalations, token expiry, draft deadlines): always for a store only it serves; for a
+    /// shared one, the instance holding the leader lock, which passes to another when it dies.
+    fn leading(&self) -> bool {
+        true
+    }
+    /// Records agents' latest signs of life seen by this instance (a shared store keeps them for
+    /// the leader's presence sweep; others need not).
+    fn record_activity(&self, _seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Agents' latest signs of life recorded by every instance (empty for a store only one
+    /// process serves: it keeps them in memory).
+    fn activity(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        Ok(Vec::new())
+    }
 }
 
 impl dyn Store + '_ {

@@ -31,7 +31,13 @@ use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
 
 /// Numbered migrations, applied in order, one transaction each; `baton_schema` records them.
-const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str)] = &[
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_instances.sql"),
+    ),
+];
 
 /// The most jobs one group commit takes.
 const MAX_GROUP: usize = 2048;
@@ -41,6 +47,11 @@ const READER_POOL: usize = 8;
 
 /// Any fixed number: the advisory lock instances take to migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x0BA7_0001;
+/// The advisory lock the instance running the team-wide sweeps holds, on a connection of its own:
+/// if that instance dies its connection closes, the lock goes, and another takes it.
+const LEADER_LOCK: i64 = 0x0BA7_0002;
+/// How often an instance tries to become the leader (and the leader checks its connection).
+const LEADER_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
 
@@ -86,7 +97,15 @@ pub struct PostgresStore {
     _listener: Client,
     /// This instance's name in commit notices.
     instance: String,
+    /// Whether this instance holds the leader lock (kept by its own thread).
+    leading: Arc<std::sync::atomic::AtomicBool>,
+    /// Dropped with the store: the leader thread ends, and its connection (and lock) with it.
+    _leadership: std::sync::mpsc::Sender<()>,
+    lease: std::time::Duration,
 }
+
+/// Three default delivery timeouts (10 s) and 5 s.
+const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(35);
 
 /// The channel commits are announced on: `"<instance>:<newest seq>"` (see [`notify_commit`]).
 const LOG_CHANNEL: &str = "baton_log";
@@ -109,6 +128,8 @@ struct PgTx<'c> {
     tx: Transaction<'c>,
     events: Vec<Event>,
     bodies: Vec<String>,
+    /// How long a claimed delivery is this instance's (see [`PostgresStore::open_with_lease`]).
+    lease_secs: f64,
 }
 
 /// A pooled read connection; it goes back to the pool when dropped.
@@ -152,8 +173,15 @@ impl HasClient for Reader<'_> {
 
 impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user:password@host:port/db`, or the
-    /// key=value form) and brings its schema up to date.
+    /// key=value form) and brings its schema up to date, with the default delivery lease.
     pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_with_lease(url, DEFAULT_LEASE)
+    }
+
+    /// [`Self::open`], leasing each claimed delivery to this instance for `lease`: longer than
+    /// any call to a bot platform takes (the hub passes three delivery timeouts and 5 s). Past
+    /// it, an instance that died mid-call is taken over.
+    pub fn open_with_lease(url: &str, lease: std::time::Duration) -> Result<Self, StoreError> {
         let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Database(Box::new(e)))?;
@@ -184,7 +212,14 @@ impl PostgresStore {
         let (w, a) = (writer.clone(), announce.clone());
         std::thread::Builder::new()
             .name("baton-hub-writer".into())
-            .spawn(move || group_commits(&w, &a, &queue, &instance))
+            .spawn(move || group_commits(&w, &a, &queue, &instance, lease))
+            .map_err(|e| StoreError::Database(Box::new(e)))?;
+        let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (leadership, ended) = std::sync::mpsc::channel::<()>();
+        let lead = (config.clone(), driver.clone(), leading.clone());
+        std::thread::Builder::new()
+            .name("baton-hub-leader".into())
+            .spawn(move || lead_when_possible(&lead.0, &lead.1, &lead.2, &ended))
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         Ok(Self {
             config,
@@ -196,6 +231,9 @@ impl PostgresStore {
             others,
             _listener: listener,
             instance: instance_name,
+            leading,
+            _leadership: leadership,
+            lease,
         })
     }
 
@@ -271,6 +309,51 @@ fn listen(
     wait(listening)
         .map_err(|e| StoreError::Database(Box::new(e)))?
         .map_err(StoreError::from)
+}
+
+/// Holds the leader lock whenever no other instance does: tries every second, and once held,
+/// checks every second that its connection (which holds the lock) is still alive.
+fn lead_when_possible(
+    config: &tokio_postgres::Config,
+    driver: &Driver,
+    leading: &std::sync::atomic::AtomicBool,
+    ended: &std::sync::mpsc::Receiver<()>,
+) {
+    use std::sync::atomic::Ordering;
+    let mut client: Option<Client> = None;
+    loop {
+        let held = leading.load(Ordering::SeqCst);
+        let still = match &client {
+            Some(c) if !c.is_closed() => {
+                let asked = if held {
+                    wait(c.query_one("SELECT true", &[]))
+                } else {
+                    wait(c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]))
+                };
+                asked.map(|row| row.get::<_, bool>(0)).unwrap_or(false)
+            }
+            _ => {
+                // A new connection: it holds nothing yet.
+                client = connect(config, driver)
+                    .inspect_err(|e| tracing::warn!(error = %e, "store: cannot connect to try for leadership"))
+                    .ok();
+                false
+            }
+        };
+        if still != held {
+            if still {
+                tracing::info!("store: this instance now runs the team's sweeps (leader)");
+            } else {
+                tracing::warn!("store: this instance no longer runs the team's sweeps");
+                client = None;
+            }
+            leading.store(still, Ordering::SeqCst);
+        }
+        match ended.recv_timeout(LEADER_EVERY) {
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            _ => return,
+        }
+    }
 }
 
 /// Tells every instance (on commit) that the log now reaches `events`' last seq.
@@ -410,12 +493,15 @@ impl Store for PostgresStore {
             tx,
             events: Vec::new(),
             bodies: Vec::new(),
+            lease_secs: self.lease.as_secs_f64(),
         };
         if !f(&mut txn) {
             wait(txn.tx.rollback())?;
             return Ok(());
         }
-        let PgTx { tx, events, bodies } = txn;
+        let PgTx {
+            tx, events, bodies, ..
+        } = txn;
         notify_commit(&tx, &self.instance, &events)?;
         wait(tx.commit())?;
         self.announce.committed(&events, &bodies);
@@ -432,6 +518,44 @@ impl Store for PostgresStore {
 
     fn others(&self) -> Option<broadcast::Receiver<Live>> {
         Some(self.others.subscribe())
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn leading(&self) -> bool {
+        self.leading.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn record_activity(&self, seen: &[(String, DateTime<Utc>)]) -> Result<(), StoreError> {
+        if seen.is_empty() {
+            return Ok(());
+        }
+        let (agents, times): (Vec<&str>, Vec<DateTime<Utc>>) =
+            seen.iter().map(|(a, t)| (a.as_str(), *t)).unzip();
+        let reader = self.reader_conn()?;
+        wait(reader.client()?.execute(
+            "INSERT INTO agent_activity (agent_id, seen_at)
+             SELECT a, t FROM unnest($1::text[], $2::timestamptz[]) AS s(a, t)
+             WHERE EXISTS (SELECT 1 FROM agents WHERE id = a)
+             ON CONFLICT (agent_id) DO UPDATE
+                 SET seen_at = GREATEST(agent_activity.seen_at, excluded.seen_at)",
+            &[&agents, &times],
+        ))?;
+        Ok(())
+    }
+
+    fn activity(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
+        let reader = self.reader_conn()?;
+        Ok(wait(
+            reader
+                .client()?
+                .query("SELECT agent_id, seen_at FROM agent_activity", &[]),
+        )?
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect())
     }
 
     fn announced(&self) -> u64 {
@@ -954,9 +1078,11 @@ macro_rules! impl_read {
         )
     }
 
+    /// Calls whose sender is gone: past their lease (other instances' live calls are theirs).
     fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>, String)>, StoreError> {
         Ok(wait(self.client()?.query(
-            "SELECT id, message_id, channel_id FROM deliveries WHERE state = 'sending' ORDER BY id",
+            "SELECT id, message_id, channel_id FROM deliveries WHERE state = 'sending'
+             AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id",
             &[],
         ))?
         .iter()
@@ -1368,9 +1494,12 @@ impl Tx for PgTx<'_> {
                 channel_kind: r.get(9),
             };
             if row.url.is_some() {
+                // Leased by the database's clock, which every instance shares.
                 self.run(
-                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1 WHERE id = $1",
-                    &[&row.id],
+                    "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
+                         claimed_until = now() + make_interval(secs => $2)
+                     WHERE id = $1",
+                    &[&row.id, &self.lease_secs],
                 )?;
             }
             claimed.push(row);
@@ -1421,6 +1550,7 @@ fn group_commits(
     announce: &Announce,
     queue: &std::sync::mpsc::Receiver<Box<dyn GroupJob>>,
     instance: &str,
+    lease: std::time::Duration,
 ) {
     let mut jobs: std::collections::VecDeque<Box<dyn GroupJob>> = std::collections::VecDeque::new();
     loop {
@@ -1443,7 +1573,7 @@ fn group_commits(
             }
             continue;
         };
-        commit_group(&mut client, announce, &mut jobs, instance);
+        commit_group(&mut client, announce, &mut jobs, instance, lease);
     }
 }
 
@@ -1455,6 +1585,7 @@ fn commit_group(
     announce: &Announce,
     jobs: &mut std::collections::VecDeque<Box<dyn GroupJob>>,
     instance: &str,
+    lease: std::time::Duration,
 ) {
     let tx = match wait(client.transaction()) {
         Ok(tx) => tx,
@@ -1470,6 +1601,7 @@ fn commit_group(
         tx,
         events: Vec::new(),
         bodies: Vec::new(),
+        lease_secs: lease.as_secs_f64(),
     };
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
     while let Some(job) = jobs.pop_front() {
@@ -1510,7 +1642,9 @@ fn commit_group(
             }
         }
     }
-    let PgTx { tx, events, bodies } = txn;
+    let PgTx {
+        tx, events, bodies, ..
+    } = txn;
     let committed = notify_commit(&tx, instance, &events).and_then(|()| Ok(wait(tx.commit())?));
     match committed {
         Ok(()) => {
@@ -1694,9 +1828,77 @@ pub mod testing {
 mod tests {
     use super::*;
 
+    // No lease: a claimed call counts as abandoned at once, as every call in flight does for a
+    // store one process serves when it restarts (the suite's view). Leases have their own test.
     store_suite!(|_dir: &std::path::Path| -> Box<dyn Store> {
-        Box::new(PostgresStore::open(&testing::fresh_database()).expect("open"))
+        Box::new(
+            PostgresStore::open_with_lease(&testing::fresh_database(), std::time::Duration::ZERO)
+                .expect("open"),
+        )
     });
+
+    #[test]
+    fn a_claimed_call_is_its_instances_until_the_lease_is_over() {
+        let url = testing::fresh_database();
+        let leased_store = std::sync::Arc::new(
+            PostgresStore::open_with_lease(&url, std::time::Duration::from_secs(600))
+                .expect("open"),
+        );
+        let leased: &dyn Store = &*leased_store;
+        let now = Utc::now();
+        leased
+            .write(|tx| {
+                tx.add_channel(&NewChannel {
+                    id: "ch",
+                    kind: "botpress",
+                    name: "Bot",
+                    secret_hash: "h",
+                    webhook_url: Some("https://example.com/hook"),
+                    created_at: now,
+                })?;
+                tx.queue_delivery(
+                    &Delivery {
+                        channel_id: "ch".into(),
+                        conversation_id: "t_1".into(),
+                        route: "message-from-agent".into(),
+                        body: "{}".into(),
+                        message_id: None,
+                    },
+                    now,
+                )
+            })
+            .expect("queue");
+        let claimed = leased
+            .write(|tx| tx.claim_due_deliveries(now, 16))
+            .expect("claim");
+        assert_eq!(claimed.len(), 1);
+        let in_flight = |store: &dyn Store| {
+            store
+                .reader()
+                .expect("reader")
+                .deliveries_in_flight()
+                .expect("in flight")
+                .len()
+        };
+        assert_eq!(
+            in_flight(leased),
+            0,
+            "another instance leaves a leased call alone"
+        );
+        // Its lease made to end now: the call is abandoned, for any instance to settle.
+        let ended = leased_store
+            .writer
+            .lock()
+            .map(|client| {
+                wait(client.execute(
+                    "UPDATE deliveries SET claimed_until = now() - interval '1 second'",
+                    &[],
+                ))
+            })
+            .expect("writer");
+        assert_eq!(ended.expect("update"), 1);
+        assert_eq!(in_flight(leased), 1);
+    }
 
     #[test]
     fn reopening_a_database_keeps_its_events_and_does_not_rerun_migrations() {
