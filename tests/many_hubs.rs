@@ -246,3 +246,109 @@ async fn the_teams_sweeps_run_on_one_hub_and_move_to_another_when_it_dies() {
         killed.elapsed()
     );
 }
+
+#[tokio::test]
+async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and_every_devices_cursor(
+) {
+    // A team on SQLite, with a handoff, a reply waiting for Botpress, and a device's cursor.
+    let mut data = HubData::new();
+    let mut hub = HubProcess::start(&data, support::free_port());
+    let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
+    let ticket = botpress
+        .hand_off("Refund", "Zoë", "I was charged twice")
+        .await;
+    let alice = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            serde_json::json!({"txn_id": "t-before-the-move", "text": "Looking into it"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let cursor = alice
+        .events()
+        .await
+        .last()
+        .and_then(|e| e["seq"].as_u64())
+        .expect("events");
+    hub.kill();
+    // The log as SQLite holds it, every event as stored.
+    let sqlite_log: Vec<(u64, String, Value)> = {
+        let db = rusqlite::Connection::open(data.dir.path().join("hub.sqlite")).expect("sqlite");
+        let mut select = db
+            .prepare("SELECT seq, kind, data FROM events ORDER BY seq")
+            .expect("select");
+        let rows = select
+            .query_map([], |r| {
+                let data: String = r.get(2)?;
+                Ok((
+                    r.get::<_, i64>(0)? as u64,
+                    r.get::<_, String>(1)?,
+                    serde_json::from_str(&data).unwrap_or(Value::Null),
+                ))
+            })
+            .expect("rows");
+        rows.collect::<Result<_, _>>().expect("events")
+    };
+    let last = sqlite_log.last().map(|e| e.0).expect("a log");
+
+    let url = testing::fresh_database();
+    let (ok, out, err) =
+        support::hub_cli(&["migrate", "--from-data", data.path(), "--to", &url], "");
+    assert!(ok, "migrate failed: {err}");
+    assert!(
+        out.contains(&format!("the log ends at seq {last}")),
+        "{out}"
+    );
+
+    // The same team, served from PostgreSQL.
+    data.database = Some(url.clone());
+    let hub = HubProcess::start(&data, support::free_port());
+    let alice = AgentSession {
+        http: reqwest::Client::new(),
+        base: hub.url(),
+        token: alice.token.clone(),
+    };
+    let (status, snapshot) = alice.get("/snapshot").await;
+    assert_eq!(status, 200, "the sign-in still holds: {snapshot}");
+    assert_eq!(snapshot["seq"], last, "{snapshot}");
+    assert_eq!(snapshot["handoffs"][0]["title"], "Refund", "{snapshot}");
+    // The device's cursor reads on in the same log: the same events, seqs and JSON.
+    let (_, page) = alice
+        .get(&format!("/events?after={cursor}&limit=1000"))
+        .await;
+    let moved_log: Vec<(u64, String, Value)> = page["events"]
+        .as_array()
+        .map(|events| {
+            events
+                .iter()
+                .filter(|e| e["seq"].as_u64().is_some_and(|s| s <= last))
+                .map(|e| {
+                    (
+                        e["seq"].as_u64().unwrap_or(0),
+                        e["kind"].as_str().unwrap_or("").to_string(),
+                        e["data"].clone(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let expected: Vec<(u64, String, Value)> =
+        sqlite_log.into_iter().filter(|e| e.0 > cursor).collect();
+    assert_eq!(moved_log, expected);
+
+    // Botpress keeps its endpoint; what comes next continues the log where it was.
+    let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
+    botpress
+        .hand_off("Where is my parcel?", "Sam", "hello?")
+        .await;
+    let (_, page) = alice.get(&format!("/events?after={last}")).await;
+    let next: Vec<u64> = page["events"]
+        .as_array()
+        .map(|events| events.iter().filter_map(|e| e["seq"].as_u64()).collect())
+        .unwrap_or_default();
+    assert_eq!(next.first(), Some(&(last + 1)), "{page}");
+    // The database now holds a team: a second move into it is refused.
+    let (ok, _, err) = support::hub_cli(&["migrate", "--from-data", data.path(), "--to", &url], "");
+    assert!(!ok && err.contains("already holds a team"), "{err}");
+}

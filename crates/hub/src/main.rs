@@ -96,6 +96,17 @@ enum Command {
         #[arg(long, default_value = "table")]
         format: String,
     },
+    /// Copy a SQLite hub (its data directory) into an empty PostgreSQL database, log and seqs
+    /// included, so several hubs can serve the team from it; devices keep syncing from their
+    /// cursors. Stop the hub first.
+    Migrate {
+        /// The SQLite hub's data directory.
+        #[arg(long)]
+        from_data: PathBuf,
+        /// The PostgreSQL database (postgres://user:password@host/db), empty.
+        #[arg(long)]
+        to: String,
+    },
     /// Manage the event log clients sync from.
     Log {
         #[command(subcommand)]
@@ -659,6 +670,18 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Push { command } => push_command(command),
+        Command::Migrate { from_data, to } => {
+            let moved = baton_hub::store::moving::sqlite_to_postgres(&from_data, &to)
+                .with_context(|| format!("moving {} to PostgreSQL", from_data.display()))?;
+            for (table, rows) in &moved.rows {
+                println!("{table}: {rows}");
+            }
+            println!(
+                "moved: the log ends at seq {}; serve with --database (devices keep their cursors)",
+                moved.last_seq
+            );
+            Ok(())
+        }
         Command::Log {
             command: LogCommand::Trim { data, keep },
         } => {

@@ -14,6 +14,7 @@
 #[cfg(test)]
 #[macro_use]
 mod suite;
+pub mod moving;
 pub mod postgres;
 pub mod sqlite;
 

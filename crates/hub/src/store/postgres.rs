@@ -62,7 +62,7 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// Waits for a database call from synchronous code (see the module's introduction).
-fn wait<F: Future>(f: F) -> F::Output {
+pub(super) fn wait<F: Future>(f: F) -> F::Output {
     futures_executor::block_on(f)
 }
 
@@ -235,6 +235,15 @@ impl PostgresStore {
             _leadership: leadership,
             lease,
         })
+    }
+
+    /// Runs `f` on the writer connection (moving a team in: `store::moving`).
+    pub(super) fn with_writer<T>(
+        &self,
+        f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let mut client = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut client)
     }
 
     fn reader_conn(&self) -> Result<Reader<'_>, StoreError> {
