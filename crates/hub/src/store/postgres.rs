@@ -1728,7 +1728,7 @@ pub mod testing {
             .expect("a free port")
     }
 
-    fn start() -> Server {
+    fn start(durable: bool) -> Server {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("baton-pg-")
@@ -1761,8 +1761,14 @@ pub mod testing {
             String::from_utf8_lossy(&init.stderr)
         );
         let port = free_port();
+        // Tests need no durability (fsync off: faster); benchmarks measure PostgreSQL's default.
+        let fast = if durable {
+            ""
+        } else {
+            " -c fsync=off -c synchronous_commit=off"
+        };
         let options = format!(
-            "-p {port} -k {} -h 127.0.0.1 -c fsync=off -c synchronous_commit=off -c max_connections=300",
+            "-p {port} -k {} -h 127.0.0.1 -c max_connections=300{fast}",
             dir.display()
         );
         let started = as_postgres(&bin.join("pg_ctl"))
@@ -1798,15 +1804,30 @@ pub mod testing {
         Server { port }
     }
 
+    /// The tests' server: no fsync, so a test does not wait on the disk.
     pub fn server() -> &'static Server {
         static SERVER: OnceLock<Server> = OnceLock::new();
-        SERVER.get_or_init(start)
+        SERVER.get_or_init(|| start(false))
+    }
+
+    /// The benchmarks' server: PostgreSQL's default durability (every commit fsynced).
+    pub fn durable_server() -> &'static Server {
+        static SERVER: OnceLock<Server> = OnceLock::new();
+        SERVER.get_or_init(|| start(true))
     }
 
     /// The URL of a new, empty database on the test server.
     pub fn fresh_database() -> String {
+        database_on(server())
+    }
+
+    /// The URL of a new, empty database on the durable server.
+    pub fn fresh_durable_database() -> String {
+        database_on(durable_server())
+    }
+
+    fn database_on(server: &Server) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
-        let server = server();
         let name = format!(
             "t{}_{}",
             std::process::id(),
