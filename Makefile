@@ -33,7 +33,7 @@ test: deps-build deps-test ui lint unit android api-fuzz botpress browser e2e
 ## Botpress burst into the real app's built-in hub (release builds; each prints its figures beside a
 ## baseline measured in the same run).
 bench: deps-build deps-test ui
-	cargo bench -p baton-hub --bench ingest
+	cargo bench -p baton-hub --bench ingest --features test-postgres
 	cargo bench -p baton-core --bench cache
 	# Apart: built together, the app would get the hub's web-app feature and not be the shipped binary.
 	cargo build --release -p baton-hub

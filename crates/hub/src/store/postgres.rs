@@ -88,8 +88,8 @@ pub struct PostgresStore {
     config: tokio_postgres::Config,
     driver: Arc<Driver>,
     announce: Announce,
-    writer: Arc<Mutex<Client>>,
-    readers: Mutex<Vec<Client>>,
+    writer: Arc<Mutex<Conn>>,
+    readers: Mutex<Vec<Conn>>,
     jobs: std::sync::mpsc::Sender<Box<dyn GroupJob>>,
     /// Events other instances committed, read from the log when they say so (LISTEN/NOTIFY).
     others: broadcast::Sender<Live>,
@@ -126,6 +126,7 @@ impl std::fmt::Debug for PostgresStore {
 /// A write transaction on the writer connection.
 struct PgTx<'c> {
     tx: Transaction<'c>,
+    statements: &'c Statements,
     events: Vec<Event>,
     bodies: Vec<String>,
     /// How long a claimed delivery is this instance's (see [`PostgresStore::open_with_lease`]).
@@ -134,40 +135,108 @@ struct PgTx<'c> {
 
 /// A pooled read connection; it goes back to the pool when dropped.
 struct Reader<'s> {
-    client: Option<Client>,
-    pool: &'s Mutex<Vec<Client>>,
+    conn: Option<Conn>,
+    pool: &'s Mutex<Vec<Conn>>,
 }
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        if let (Some(client), Ok(mut pool)) = (self.client.take(), self.pool.lock()) {
-            if pool.len() < READER_POOL && !client.is_closed() {
-                pool.push(client);
+        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.pool.lock()) {
+            if pool.len() < READER_POOL && !conn.client.is_closed() {
+                pool.push(conn);
             }
         }
     }
 }
 
 mod sealed {
-    /// Whatever reads run on: a transaction or a pooled connection.
+    use super::{wait, Params, Statements, StoreError};
+    use tokio_postgres::{GenericClient, Row};
+
+    /// Whatever reads run on: a transaction or a pooled connection, each with its connection's
+    /// prepared statements. Every query goes through them: a statement is parsed and planned
+    /// once per connection, and each later use is one round trip instead of two.
     pub trait HasClient {
-        type C: tokio_postgres::GenericClient + Sync;
-        fn client(&self) -> Result<&Self::C, super::StoreError>;
+        type C: GenericClient + Sync;
+        fn client(&self) -> Result<&Self::C, StoreError>;
+        fn statements(&self) -> Result<&Statements, StoreError>;
+
+        fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
+            let statements = self.statements()?;
+            if let Some(found) = statements.borrow().get(sql) {
+                return Ok(found.clone());
+            }
+            let made = wait(self.client()?.prepare(sql))?;
+            statements
+                .borrow_mut()
+                .insert(sql.to_string(), made.clone());
+            Ok(made)
+        }
+
+        fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
+            let statement = self.prepared(sql)?;
+            Ok(wait(self.client()?.query(&statement, params))?)
+        }
+
+        fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
+            let statement = self.prepared(sql)?;
+            Ok(wait(self.client()?.query_opt(&statement, params))?)
+        }
+
+        fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
+            let statement = self.prepared(sql)?;
+            Ok(wait(self.client()?.query_one(&statement, params))?)
+        }
+
+        fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
+            let statement = self.prepared(sql)?;
+            Ok(wait(self.client()?.execute(&statement, params))?)
+        }
     }
 }
 use sealed::HasClient;
+
+/// A connection's prepared statements, by their SQL.
+type Statements = std::cell::RefCell<std::collections::HashMap<String, tokio_postgres::Statement>>;
+
+/// A connection and the statements prepared on it.
+struct Conn {
+    client: Client,
+    statements: Statements,
+}
+
+impl Conn {
+    fn new(client: Client) -> Self {
+        Self {
+            client,
+            statements: Statements::default(),
+        }
+    }
+}
 
 impl<'c> HasClient for PgTx<'c> {
     type C = Transaction<'c>;
     fn client(&self) -> Result<&Transaction<'c>, StoreError> {
         Ok(&self.tx)
     }
+    fn statements(&self) -> Result<&Statements, StoreError> {
+        Ok(self.statements)
+    }
 }
 
 impl HasClient for Reader<'_> {
     type C = Client;
     fn client(&self) -> Result<&Client, StoreError> {
-        self.client.as_ref().ok_or(StoreError::Poisoned)
+        self.conn
+            .as_ref()
+            .map(|c| &c.client)
+            .ok_or(StoreError::Poisoned)
+    }
+    fn statements(&self) -> Result<&Statements, StoreError> {
+        self.conn
+            .as_ref()
+            .map(|c| &c.statements)
+            .ok_or(StoreError::Poisoned)
     }
 }
 
@@ -196,7 +265,7 @@ impl PostgresStore {
         migrate(&mut writer)?;
         let last = head(&writer)?;
         let announce = Announce::new(last);
-        let writer = Arc::new(Mutex::new(writer));
+        let writer = Arc::new(Mutex::new(Conn::new(writer)));
         // Which instance a commit's notice comes from, so an instance does not re-read its own.
         let instance = format!("{:016x}", rand::random::<u64>());
         let instance_name = instance.clone();
@@ -242,18 +311,18 @@ impl PostgresStore {
         &self,
         f: impl FnOnce(&mut Client) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut client = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        f(&mut client)
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        f(&mut conn.client)
     }
 
     fn reader_conn(&self) -> Result<Reader<'_>, StoreError> {
         let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
-        let client = match pooled {
-            Some(client) => client,
-            None => connect(&self.config, &self.driver)?,
+        let conn = match pooled {
+            Some(conn) => conn,
+            None => Conn::new(connect(&self.config, &self.driver)?),
         };
         Ok(Reader {
-            client: Some(client),
+            conn: Some(conn),
             pool: &self.readers,
         })
     }
@@ -496,10 +565,12 @@ impl Store for PostgresStore {
     }
 
     fn write_with(&self, f: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
-        let mut client = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let Conn { client, statements } = &mut *conn;
         let tx = wait(client.transaction())?;
         let mut txn = PgTx {
             tx,
+            statements,
             events: Vec::new(),
             bodies: Vec::new(),
             lease_secs: self.lease.as_secs_f64(),
@@ -589,8 +660,8 @@ impl Store for PostgresStore {
     }
 
     fn trim_log(&self, keep: u64) -> Result<u64, StoreError> {
-        let mut client = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
-        let tx = wait(client.transaction())?;
+        let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        let tx = wait(conn.client.transaction())?;
         // Holding the head's row: no seq is handed out while the floor moves.
         let last: i64 = wait(tx.query_one("SELECT last FROM log_head FOR UPDATE", &[]))?.get(0);
         let floor = (last as u64).saturating_sub(keep).max(read_floor(&tx)?);
@@ -610,7 +681,7 @@ impl Store for PostgresStore {
             Some(cursor) => parse_snapshot_cursor(cursor).ok_or(StoreError::BadCursor)?,
         };
         let mut reader = self.reader_conn()?;
-        let client = reader.client.as_mut().ok_or(StoreError::Poisoned)?;
+        let client = &mut reader.conn.as_mut().ok_or(StoreError::Poisoned)?.client;
         // One consistent view of every table and the log's end.
         let tx = wait(
             client
@@ -734,11 +805,11 @@ impl Store for PostgresStore {
 
 /// The one row of a query selecting one entity's JSON, decoded.
 fn one_json<T: DeserializeOwned>(
-    client: &impl GenericClient,
+    client: &impl HasClient,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Option<T>, StoreError> {
-    match wait(client.query_opt(sql, params))? {
+    match client.query_opt(sql, params)? {
         Some(row) => Ok(Some(serde_json::from_str(row.get::<_, &str>(0))?)),
         None => Ok(None),
     }
@@ -746,11 +817,11 @@ fn one_json<T: DeserializeOwned>(
 
 /// Every row of a query selecting one entity's JSON, decoded.
 fn all_json<T: DeserializeOwned>(
-    client: &impl GenericClient,
+    client: &impl HasClient,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Vec<T>, StoreError> {
-    let rows = wait(client.query(sql, params))?;
+    let rows = client.query(sql, params)?;
     rows.iter()
         .map(|row| Ok(serde_json::from_str(row.get::<_, &str>(0))?))
         .collect()
@@ -758,11 +829,12 @@ fn all_json<T: DeserializeOwned>(
 
 /// The first column of every row, as text.
 fn texts(
-    client: &impl GenericClient,
+    client: &impl HasClient,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Vec<String>, StoreError> {
-    Ok(wait(client.query(sql, params))?
+    Ok(client
+        .query(sql, params)?
         .iter()
         .map(|row| row.get(0))
         .collect())
@@ -770,11 +842,11 @@ fn texts(
 
 /// The first column of the row, as text, if there is one.
 fn text(
-    client: &impl GenericClient,
+    client: &impl HasClient,
     sql: &str,
     params: Params<'_>,
 ) -> Result<Option<String>, StoreError> {
-    Ok(wait(client.query_opt(sql, params))?.and_then(|row| row.get(0)))
+    Ok(client.query_opt(sql, params)?.and_then(|row| row.get(0)))
 }
 
 fn channel_row(row: &tokio_postgres::Row) -> Result<ChannelRow, StoreError> {
@@ -799,12 +871,12 @@ macro_rules! impl_read {
     ($lt:lifetime, $ty:ty) => {
         impl<$lt> Read for $ty {
     fn agent(&self, id: &str) -> Result<Option<Agent>, StoreError> {
-        one_json(self.client()?, "SELECT data FROM agents WHERE id = $1", &[&id])
+        one_json(self, "SELECT data FROM agents WHERE id = $1", &[&id])
     }
 
     fn agent_by_email(&self, email: &str) -> Result<Option<Agent>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT data FROM agents WHERE lower(email) = lower($1)",
             &[&email],
         )
@@ -812,51 +884,49 @@ macro_rules! impl_read {
 
     fn agents(&self) -> Result<Vec<Agent>, StoreError> {
         all_json(
-            self.client()?,
+            self,
             "SELECT data FROM agents ORDER BY (data::jsonb->>'name') COLLATE \"C\", rid",
             &[],
         )
     }
 
     fn credentials(&self, email: &str) -> Result<Option<(String, String)>, StoreError> {
-        Ok(wait(self.client()?.query_opt(
+        Ok(self.query_opt(
             "SELECT id, password_hash FROM agents WHERE lower(email) = lower($1) AND NOT disabled",
             &[&email],
-        ))?
+        )?
         .map(|r| (r.get(0), r.get(1))))
     }
 
     fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
-        one_json(self.client()?, "SELECT data FROM contacts WHERE id = $1", &[&id])
+        one_json(self, "SELECT data FROM contacts WHERE id = $1", &[&id])
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT data FROM conversations WHERE id = $1",
             &[&id],
         )
     }
 
     fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError> {
-        one_json(self.client()?, "SELECT data FROM handoffs WHERE id = $1", &[&id])
+        one_json(self, "SELECT data FROM handoffs WHERE id = $1", &[&id])
     }
 
     fn message(&self, id: &str) -> Result<Option<Message>, StoreError> {
-        one_json(self.client()?, "SELECT data FROM messages WHERE id = $1", &[&id])
+        one_json(self, "SELECT data FROM messages WHERE id = $1", &[&id])
     }
 
     fn has_message(&self, id: &str) -> Result<bool, StoreError> {
-        Ok(wait(
-            self.client()?
-                .query_opt("SELECT 1 FROM messages WHERE id = $1", &[&id]),
-        )?
-        .is_some())
+        Ok(self
+            .query_opt("SELECT 1 FROM messages WHERE id = $1", &[&id])?
+            .is_some())
     }
 
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT data FROM messages WHERE conversation_id = $1
              AND data::jsonb->>'author' = 'agent' AND data::jsonb->>'type' <> 'text'
              ORDER BY rid DESC LIMIT 1",
@@ -869,7 +939,7 @@ macro_rules! impl_read {
         // second.
         let second = since.format("%Y-%m-%dT%H:%M:%S").to_string();
         all_json(
-            self.client()?,
+            self,
             "SELECT data FROM handoffs
              WHERE substr(data::jsonb->>'created_at', 1, 19) >= $1 ORDER BY rid",
             &[&second],
@@ -878,7 +948,7 @@ macro_rules! impl_read {
 
     fn agent_reply_times(&self, conversation_id: &str) -> Result<Vec<DateTime<Utc>>, StoreError> {
         Ok(texts(
-            self.client()?,
+            self,
             "SELECT data::jsonb->>'created_at' FROM messages WHERE conversation_id = $1
              AND data::jsonb->>'author' = 'agent'",
             &[&conversation_id],
@@ -890,7 +960,7 @@ macro_rules! impl_read {
 
     fn drafts_waiting(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
         texts(
-            self.client()?,
+            self,
             "SELECT id FROM messages WHERE conversation_id = $1
              AND data::jsonb->>'status' = 'draft' ORDER BY rid",
             &[&conversation_id],
@@ -899,7 +969,7 @@ macro_rules! impl_read {
 
     fn due_drafts(&self, now: DateTime<Utc>, limit: usize) -> Result<Vec<String>, StoreError> {
         texts(
-            self.client()?,
+            self,
             "SELECT message_id FROM draft_deadlines WHERE due_at_ms <= $1
              ORDER BY due_at_ms LIMIT $2",
             &[
@@ -914,7 +984,7 @@ macro_rules! impl_read {
         conversation_id: &str,
     ) -> Result<Option<Message>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT data FROM messages WHERE conversation_id = $1
              AND data::jsonb->>'author' = 'end_user' ORDER BY rid DESC LIMIT 1",
             &[&conversation_id],
@@ -927,7 +997,7 @@ macro_rules! impl_read {
         conversation_id: &str,
     ) -> Result<Option<baton_protocol::ReadMark>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT data FROM reads WHERE agent_id = $1 AND conversation_id = $2",
             &[&agent_id, &conversation_id],
         )
@@ -935,7 +1005,7 @@ macro_rules! impl_read {
 
     fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT data FROM handoffs WHERE conversation_id = $1 AND status IN ('pending', 'assigned')
              ORDER BY rid DESC LIMIT 1",
             &[&conversation_id],
@@ -944,7 +1014,7 @@ macro_rules! impl_read {
 
     fn held_handoffs(&self, agent_id: &str) -> Result<Vec<Handoff>, StoreError> {
         all_json(
-            self.client()?,
+            self,
             "SELECT data FROM handoffs WHERE assignee = $1 AND status = 'assigned' ORDER BY rid",
             &[&agent_id],
         )
@@ -952,7 +1022,7 @@ macro_rules! impl_read {
 
     fn pending_handoffs(&self, channel_id: &str) -> Result<Vec<Handoff>, StoreError> {
         all_json(
-            self.client()?,
+            self,
             "SELECT h.data FROM handoffs h JOIN conversations c ON c.id = h.conversation_id
              WHERE c.channel_id = $1 AND h.status = 'pending' ORDER BY h.rid",
             &[&channel_id],
@@ -961,7 +1031,7 @@ macro_rules! impl_read {
 
     fn tags(&self) -> Result<Vec<String>, StoreError> {
         let list: Option<baton_protocol::TagList> = one_json(
-            self.client()?,
+            self,
             "SELECT value FROM settings WHERE key = 'tags'",
             &[],
         )?;
@@ -970,19 +1040,19 @@ macro_rules! impl_read {
 
     fn setting(&self, key: &str) -> Result<Option<String>, StoreError> {
         text(
-            self.client()?,
+            self,
             "SELECT value FROM settings WHERE key = $1",
             &[&key],
         )
     }
 
     fn devices(&self) -> Result<Vec<Device>, StoreError> {
-        all_json(self.client()?, "SELECT data FROM devices ORDER BY id", &[])
+        all_json(self, "SELECT data FROM devices ORDER BY id", &[])
     }
 
     fn templates(&self) -> Result<Vec<Template>, StoreError> {
         all_json(
-            self.client()?,
+            self,
             "SELECT data FROM templates
              WHERE COALESCE(data::jsonb->'deleted', 'false'::jsonb) <> 'true'::jsonb
              ORDER BY (data::jsonb->>'name') COLLATE \"C\"",
@@ -991,20 +1061,20 @@ macro_rules! impl_read {
     }
 
     fn channel(&self, id: &str) -> Result<Option<ChannelRow>, StoreError> {
-        wait(self.client()?.query_opt(
+        self.query_opt(
             "SELECT id, kind, name, webhook_url, settings FROM channels WHERE id = $1",
             &[&id],
-        ))?
+        )?
         .as_ref()
         .map(channel_row)
         .transpose()
     }
 
     fn channels(&self) -> Result<Vec<ChannelRow>, StoreError> {
-        wait(self.client()?.query(
+        self.query(
             "SELECT id, kind, name, webhook_url, settings FROM channels ORDER BY created_at, rid",
             &[],
-        ))?
+        )?
         .iter()
         .map(channel_row)
         .collect()
@@ -1016,7 +1086,7 @@ macro_rules! impl_read {
         secret_hash: &str,
     ) -> Result<Option<String>, StoreError> {
         text(
-            self.client()?,
+            self,
             "SELECT id FROM channels WHERE secret_hash = $1 AND kind = $2",
             &[&secret_hash, &kind],
         )
@@ -1027,10 +1097,10 @@ macro_rules! impl_read {
         agent_id: &str,
         txn_id: &str,
     ) -> Result<Option<RecordedCommand>, StoreError> {
-        Ok(wait(self.client()?.query_opt(
+        Ok(self.query_opt(
             "SELECT response, fingerprint FROM commands WHERE agent_id = $1 AND txn_id = $2",
             &[&agent_id, &txn_id],
-        ))?
+        )?
         .map(|r| RecordedCommand {
             response: r.get(0),
             fingerprint: r.get(1),
@@ -1038,12 +1108,12 @@ macro_rules! impl_read {
     }
 
     fn token(&self, token_hash: &str) -> Result<Option<StoredToken>, StoreError> {
-        let Some(row) = wait(self.client()?.query_opt(
+        let Some(row) = self.query_opt(
             "SELECT a.data, t.created_at, t.last_used_at FROM tokens t
              JOIN agents a ON a.id = t.agent_id
              WHERE t.token_hash = $1 AND NOT a.disabled",
             &[&token_hash],
-        ))?
+        )?
         else {
             return Ok(None);
         };
@@ -1056,7 +1126,7 @@ macro_rules! impl_read {
 
     fn delivery_waiting_reason(&self, conversation_id: &str) -> Result<Option<String>, StoreError> {
         text(
-            self.client()?,
+            self,
             "SELECT last_error FROM deliveries WHERE conversation_id = $1 AND state = 'queued'
              AND last_error IS NOT NULL ORDER BY id LIMIT 1",
             &[&conversation_id],
@@ -1064,11 +1134,11 @@ macro_rules! impl_read {
     }
 
     fn delivery_of_message(&self, message_id: &str) -> Result<Option<Delivery>, StoreError> {
-        Ok(wait(self.client()?.query_opt(
+        Ok(self.query_opt(
             "SELECT channel_id, conversation_id, route, body FROM deliveries
              WHERE message_id = $1 ORDER BY id DESC LIMIT 1",
             &[&message_id],
-        ))?
+        )?
         .map(|r| Delivery {
             channel_id: r.get(0),
             conversation_id: r.get(1),
@@ -1080,7 +1150,7 @@ macro_rules! impl_read {
 
     fn queued_messages(&self, conversation_id: &str) -> Result<Vec<String>, StoreError> {
         texts(
-            self.client()?,
+            self,
             "SELECT message_id FROM deliveries WHERE conversation_id = $1
              AND state = 'queued' AND message_id IS NOT NULL ORDER BY id",
             &[&conversation_id],
@@ -1089,21 +1159,21 @@ macro_rules! impl_read {
 
     /// Calls whose sender is gone: past their lease (other instances' live calls are theirs).
     fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>, String)>, StoreError> {
-        Ok(wait(self.client()?.query(
+        Ok(self.query(
             "SELECT id, message_id, channel_id FROM deliveries WHERE state = 'sending'
              AND (claimed_until IS NULL OR claimed_until < now()) ORDER BY id",
             &[],
-        ))?
+        )?
         .iter()
         .map(|r| (r.get(0), r.get(1), r.get(2)))
         .collect())
     }
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        Ok(wait(self.client()?.query_one(
+        Ok(self.query_one(
             "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
             &[],
-        ))?
+        )?
         .get(0))
     }
 
@@ -1114,7 +1184,7 @@ macro_rules! impl_read {
         external_id: &str,
     ) -> Result<Option<Contact>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT c.data FROM external_ids x JOIN contacts c ON c.id = x.internal_id
              WHERE x.channel_id = $1 AND x.kind = $2 AND x.external_id = $3",
             &[&channel_id, &kind, &external_id],
@@ -1127,7 +1197,7 @@ macro_rules! impl_read {
         contact_id: &str,
     ) -> Result<Option<Conversation>, StoreError> {
         one_json(
-            self.client()?,
+            self,
             "SELECT c.data FROM external_ids x JOIN conversations c ON c.id = x.internal_id
              WHERE x.channel_id = $1 AND x.kind = 'conversation' AND x.external_id = $2",
             &[&channel_id, &contact_id],
@@ -1141,7 +1211,7 @@ macro_rules! impl_read {
         external_id: &str,
     ) -> Result<Option<String>, StoreError> {
         text(
-            self.client()?,
+            self,
             "SELECT internal_id FROM external_ids
              WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
             &[&channel_id, &kind, &external_id],
@@ -1155,7 +1225,7 @@ impl_read!('s, Reader<'s>);
 
 impl PgTx<'_> {
     fn run(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        Ok(wait(self.tx.execute(sql, params))?)
+        self.execute(sql, params)
     }
 }
 
@@ -1222,12 +1292,13 @@ impl Tx for PgTx<'_> {
             )?,
         };
         // The next seq, and the head's row lock until this transaction ends (see the module).
-        let seq: i64 = wait(self.tx.query_one(
-            "WITH head AS (UPDATE log_head SET last = last + 1 RETURNING last)
+        let seq: i64 = self
+            .query_one(
+                "WITH head AS (UPDATE log_head SET last = last + 1 RETURNING last)
              INSERT INTO events (seq, kind, data) SELECT last, $1, $2 FROM head RETURNING seq",
-            &[&data.kind(), &json],
-        ))?
-        .get(0);
+                &[&data.kind(), &json],
+            )?
+            .get(0);
         let event = Event {
             seq: seq as u64,
             data,
@@ -1476,7 +1547,7 @@ impl Tx for PgTx<'_> {
         limit: usize,
     ) -> Result<Vec<DueDelivery>, StoreError> {
         // SKIP LOCKED: a row another instance is claiming right now is left to it.
-        let rows = wait(self.tx.query(
+        let rows = self.query(
             "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at,
                     o.conversation_id, o.channel_id, c.kind
              FROM deliveries o JOIN channels c ON c.id = o.channel_id
@@ -1487,7 +1558,7 @@ impl Tx for PgTx<'_> {
              ORDER BY o.id LIMIT $2
              FOR UPDATE OF o SKIP LOCKED",
             &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
-        ))?;
+        )?;
         let mut claimed = Vec::with_capacity(rows.len());
         for r in &rows {
             let row = DueDelivery {
@@ -1555,7 +1626,7 @@ fn parse_snapshot_cursor(cursor: &str) -> Option<(usize, i64)> {
 /// The writer thread: takes every queued job, runs them in one transaction, commits once, then
 /// answers each caller. Ends when the store is dropped.
 fn group_commits(
-    writer: &Mutex<Client>,
+    writer: &Mutex<Conn>,
     announce: &Announce,
     queue: &std::sync::mpsc::Receiver<Box<dyn GroupJob>>,
     instance: &str,
@@ -1590,12 +1661,13 @@ fn group_commits(
 /// fails is rolled back to its savepoint; if the transaction itself breaks, the jobs that ran are
 /// answered with the failure and the ones not yet run stay in `jobs` for a fresh transaction.
 fn commit_group(
-    client: &mut Client,
+    conn: &mut Conn,
     announce: &Announce,
     jobs: &mut std::collections::VecDeque<Box<dyn GroupJob>>,
     instance: &str,
     lease: std::time::Duration,
 ) {
+    let Conn { client, statements } = conn;
     let tx = match wait(client.transaction()) {
         Ok(tx) => tx,
         Err(e) => {
@@ -1608,6 +1680,7 @@ fn commit_group(
     };
     let mut txn = PgTx {
         tx,
+        statements,
         events: Vec::new(),
         bodies: Vec::new(),
         lease_secs: lease.as_secs_f64(),
@@ -1919,8 +1992,8 @@ mod tests {
         let ended = leased_store
             .writer
             .lock()
-            .map(|client| {
-                wait(client.execute(
+            .map(|conn| {
+                wait(conn.client.execute(
                     "UPDATE deliveries SET claimed_until = now() - interval '1 second'",
                     &[],
                 ))
