@@ -360,6 +360,60 @@ pub trait Tx: Read {
     ) -> Result<(), StoreError>;
 }
 
+/// The entity tables a snapshot carries, in the order its pages walk them.
+pub(crate) const SNAPSHOT_TABLES: [&str; 7] = [
+    "contacts",
+    "conversations",
+    "handoffs",
+    "agents",
+    "notes",
+    "templates",
+    "reads",
+];
+
+/// `"<table index>:<row>"`, as [`Store::snapshot_page`] hands it out (the row is the table's
+/// insertion order: SQLite's rowid, PostgreSQL's `rid`).
+pub(crate) fn parse_snapshot_cursor(cursor: &str) -> Option<(usize, i64)> {
+    let (table, row) = cursor.split_once(':')?;
+    let table: usize = table.parse().ok()?;
+    (table < SNAPSHOT_TABLES.len()).then_some(())?;
+    Some((table, row.parse().ok()?))
+}
+
+/// A store's writer thread: takes every queued job (up to `max` at once) and hands them, with the
+/// writer's connection, to `commit`, which runs them in one transaction (see each store's
+/// `commit_group`; jobs it leaves in the queue run in the next). Ends when the store is dropped.
+pub(crate) fn group_commits<C>(
+    writer: &std::sync::Mutex<C>,
+    queue: &std::sync::mpsc::Receiver<Box<dyn GroupJob>>,
+    max: usize,
+    mut commit: impl FnMut(&mut C, &mut std::collections::VecDeque<Box<dyn GroupJob>>),
+) {
+    let mut jobs: std::collections::VecDeque<Box<dyn GroupJob>> = std::collections::VecDeque::new();
+    loop {
+        if jobs.is_empty() {
+            match queue.recv() {
+                Ok(job) => jobs.push_back(job),
+                Err(_) => return,
+            }
+        }
+        while jobs.len() < max {
+            match queue.try_recv() {
+                Ok(job) => jobs.push_back(job),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut conn) = writer.lock() else {
+            tracing::error!("group commit: the writer lock is poisoned");
+            for job in jobs.drain(..) {
+                job.fail("the store's writer is broken".into());
+            }
+            continue;
+        };
+        commit(&mut conn, &mut jobs);
+    }
+}
+
 /// Answers a group job's caller once its commit's outcome is known.
 pub type Completion = Box<dyn FnOnce(Result<(), String>) + Send>;
 

@@ -24,8 +24,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
 use super::{
-    entity_json, push_event, Announce, Completion, Delivery, DeliveryState, DueDelivery, GroupJob,
-    Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken, Tx,
+    entity_json, parse_snapshot_cursor, push_event, Announce, Completion, Delivery, DeliveryState,
+    DueDelivery, GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError,
+    StoredToken, Tx, SNAPSHOT_TABLES,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
@@ -281,7 +282,11 @@ impl PostgresStore {
         let (w, a) = (writer.clone(), announce.clone());
         std::thread::Builder::new()
             .name("baton-hub-writer".into())
-            .spawn(move || group_commits(&w, &a, &queue, &instance, lease))
+            .spawn(move || {
+                super::group_commits(&w, &queue, MAX_GROUP, |conn, jobs| {
+                    commit_group(conn, &a, jobs, &instance, lease)
+                })
+            })
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let leading = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let (leadership, ended) = std::sync::mpsc::channel::<()>();
@@ -1601,59 +1606,6 @@ impl Tx for PgTx<'_> {
             &[&id, &state.as_str(), &last_error, &next_attempt_at],
         )?;
         Ok(())
-    }
-}
-
-/// The entity tables a snapshot carries, in the order its pages walk them.
-const SNAPSHOT_TABLES: [&str; 7] = [
-    "contacts",
-    "conversations",
-    "handoffs",
-    "agents",
-    "notes",
-    "templates",
-    "reads",
-];
-
-/// `"<table index>:<rid>"`, as [`Store::snapshot_page`] hands it out.
-fn parse_snapshot_cursor(cursor: &str) -> Option<(usize, i64)> {
-    let (table, row) = cursor.split_once(':')?;
-    let table: usize = table.parse().ok()?;
-    (table < SNAPSHOT_TABLES.len()).then_some(())?;
-    Some((table, row.parse().ok()?))
-}
-
-/// The writer thread: takes every queued job, runs them in one transaction, commits once, then
-/// answers each caller. Ends when the store is dropped.
-fn group_commits(
-    writer: &Mutex<Conn>,
-    announce: &Announce,
-    queue: &std::sync::mpsc::Receiver<Box<dyn GroupJob>>,
-    instance: &str,
-    lease: std::time::Duration,
-) {
-    let mut jobs: std::collections::VecDeque<Box<dyn GroupJob>> = std::collections::VecDeque::new();
-    loop {
-        if jobs.is_empty() {
-            match queue.recv() {
-                Ok(job) => jobs.push_back(job),
-                Err(_) => return,
-            }
-        }
-        while jobs.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => jobs.push_back(job),
-                Err(_) => break,
-            }
-        }
-        let Ok(mut client) = writer.lock() else {
-            tracing::error!("group commit: the writer lock is poisoned");
-            for job in jobs.drain(..) {
-                job.fail("the store's writer is broken".into());
-            }
-            continue;
-        };
-        commit_group(&mut client, announce, &mut jobs, instance, lease);
     }
 }
 

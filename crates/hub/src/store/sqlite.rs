@@ -17,8 +17,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::{
-    entity_json, push_event, Announce, Completion, Delivery, DeliveryState, DueDelivery, GroupJob,
-    Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken, Tx,
+    entity_json, parse_snapshot_cursor, push_event, Announce, Completion, Delivery, DeliveryState,
+    DueDelivery, GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError,
+    StoredToken, Tx, SNAPSHOT_TABLES,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
@@ -148,7 +149,11 @@ impl SqliteStore {
         let (w, a) = (writer.clone(), announce.clone());
         std::thread::Builder::new()
             .name("baton-hub-writer".into())
-            .spawn(move || group_commits(&w, &a, &queue))
+            .spawn(move || {
+                super::group_commits(&w, &queue, MAX_GROUP, |conn, jobs| {
+                    commit_group(conn, &a, jobs)
+                })
+            })
             .map_err(|source| StoreError::DataDir {
                 path: path.clone(),
                 source,
@@ -1264,25 +1269,6 @@ impl Tx for SqliteTx<'_> {
     }
 }
 
-/// The entity tables a snapshot carries, in the order its pages walk them.
-const SNAPSHOT_TABLES: [&str; 7] = [
-    "contacts",
-    "conversations",
-    "handoffs",
-    "agents",
-    "notes",
-    "templates",
-    "reads",
-];
-
-/// `"<table index>:<rowid>"`, as [`Store::snapshot_page`] hands it out.
-fn parse_snapshot_cursor(cursor: &str) -> Option<(usize, i64)> {
-    let (table, row) = cursor.split_once(':')?;
-    let table: usize = table.parse().ok()?;
-    (table < SNAPSHOT_TABLES.len()).then_some(())?;
-    Some((table, row.parse().ok()?))
-}
-
 /// How often the WAL is copied back into the database file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -1294,38 +1280,6 @@ fn checkpoint_regularly(conn: &Connection, stop: &std::sync::mpsc::Receiver<()>)
         if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
             tracing::warn!(error = %e, "store: background checkpoint failed; will retry");
         }
-    }
-}
-
-/// The writer thread: takes every queued job, runs them in one transaction, commits once, then
-/// answers each caller. Ends when the store is dropped.
-fn group_commits(
-    writer: &Mutex<Connection>,
-    announce: &Announce,
-    queue: &std::sync::mpsc::Receiver<Box<dyn GroupJob>>,
-) {
-    let mut jobs: std::collections::VecDeque<Box<dyn GroupJob>> = std::collections::VecDeque::new();
-    loop {
-        if jobs.is_empty() {
-            match queue.recv() {
-                Ok(job) => jobs.push_back(job),
-                Err(_) => return,
-            }
-        }
-        while jobs.len() < MAX_GROUP {
-            match queue.try_recv() {
-                Ok(job) => jobs.push_back(job),
-                Err(_) => break,
-            }
-        }
-        let Ok(mut conn) = writer.lock() else {
-            tracing::error!("group commit: the writer lock is poisoned");
-            for job in jobs.drain(..) {
-                job.fail("the store's writer is broken".into());
-            }
-            continue;
-        };
-        commit_group(&mut conn, announce, &mut jobs);
     }
 }
 
