@@ -352,3 +352,36 @@ async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and
     let (ok, _, err) = support::hub_cli(&["migrate", "--from-data", data.path(), "--to", &url], "");
     assert!(!ok && err.contains("already holds a team"), "{err}");
 }
+
+#[tokio::test]
+async fn failed_sign_ins_are_counted_across_hubs_so_spreading_guesses_gains_nothing() {
+    let data = HubData::on_postgres(&testing::fresh_database(), "http://127.0.0.1:9/hook");
+    let hubs = [
+        HubProcess::start(&data, support::free_port()),
+        HubProcess::start(&data, support::free_port()),
+    ];
+    let http = reqwest::Client::new();
+    let try_password = |hub: &HubProcess, password: &str| {
+        let request = http
+            .post(format!("{}/api/v1/login", hub.url()))
+            .json(&serde_json::json!({"email": AGENT_EMAIL, "password": password}));
+        async move {
+            request
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0)
+        }
+    };
+    // Five wrong guesses, spread over the two hubs: three on one, two on the other.
+    for i in 0..5 {
+        assert_eq!(try_password(&hubs[i % 2], "wrong guess").await, 401);
+    }
+    // Either hub now makes the next try wait, even the one that saw only two failures.
+    assert_eq!(try_password(&hubs[1], "wrong guess").await, 429);
+    assert_eq!(
+        try_password(&hubs[0], support::AGENT_PASSWORD).await,
+        429,
+        "the right password waits too"
+    );
+}

@@ -279,6 +279,18 @@ async fn login(
         }
         None => Ok(()),
     };
+    // Hubs sharing a database count failures together: this one learns the others' first.
+    let keys = crate::auth::LoginThrottle::keys(&email, addr);
+    if hub.store().shared() {
+        let (hub2, keys2) = (hub.clone(), keys.clone());
+        match tokio::task::spawn_blocking(move || hub2.store().login_failures(&keys2)).await {
+            Ok(Ok(shared)) => hub.login_throttle().merge(&shared),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "login: cannot read the shared failure counts")
+            }
+            Err(e) => tracing::warn!(error = %e, "login: failure count task failed"),
+        }
+    }
     throttled(&hub)?;
     let _turn = hub
         .hashing()
@@ -299,12 +311,29 @@ async fn login(
     })
     .await
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
+    let shared = hub.store().shared();
     let Some(agent_id) = checked else {
-        hub.login_throttle().failed(&email, addr, hub.now());
+        let now = hub.now();
+        hub.login_throttle().failed(&email, addr, now);
+        if shared {
+            let hub2 = hub.clone();
+            let counted = tokio::task::spawn_blocking(move || {
+                hub2.store()
+                    .record_login_failure(&keys, now, crate::auth::FORGET_AFTER)
+            })
+            .await;
+            if !matches!(counted, Ok(Ok(()))) {
+                tracing::warn!("login: the failure was counted on this hub only");
+            }
+        }
         tracing::info!(addr = ?addr, "login refused: wrong email or password");
         return Err(ApiError::BadCredentials);
     };
     hub.login_throttle().succeeded(&email);
+    if shared {
+        let (hub2, key) = (hub.clone(), crate::auth::LoginThrottle::account_key(&email));
+        let _ = tokio::task::spawn_blocking(move || hub2.store().clear_login_failures(&key)).await;
+    }
     let hub2 = hub.clone();
     let (token, agent) = tokio::task::spawn_blocking(move || {
         let token = crate::admin::issue_token(&hub2, &agent_id, None)?;

@@ -251,7 +251,7 @@ const ADDRESS_FREE_TRIES: u32 = 20;
 const FIRST_WAIT_SECS: u64 = 30;
 const MAX_WAIT_SECS: u64 = 15 * 60;
 /// Failures this old are forgotten.
-const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
+pub(crate) const FORGET_AFTER: chrono::TimeDelta = chrono::TimeDelta::hours(1);
 
 impl Failures {
     fn wait(&self, free: u32, now: chrono::DateTime<chrono::Utc>) -> Option<u64> {
@@ -316,6 +316,45 @@ impl LoginThrottle {
 
     pub fn succeeded(&mut self, email: &str) {
         self.accounts.remove(&email.to_lowercase());
+    }
+
+    /// The keys a sign-in's failures are counted under in a store several hubs share.
+    pub fn keys(email: &str, addr: Option<std::net::IpAddr>) -> Vec<String> {
+        let mut keys = vec![Self::account_key(email)];
+        keys.extend(addr.map(|a| format!("address:{a}")));
+        keys
+    }
+
+    pub fn account_key(email: &str) -> String {
+        format!("account:{}", email.to_lowercase())
+    }
+
+    /// Takes in what every instance counted (see [`Self::keys`]): each count becomes the larger
+    /// of this instance's and the shared one.
+    pub fn merge(&mut self, shared: &[(String, u32, chrono::DateTime<chrono::Utc>)]) {
+        let take = |mine: &mut Failures, count: u32, last| {
+            if count > mine.count || (count == mine.count && last > mine.last) {
+                *mine = Failures { count, last };
+            }
+        };
+        for (key, count, last) in shared {
+            let fresh = Failures {
+                count: 0,
+                last: *last,
+            };
+            if let Some(email) = key.strip_prefix("account:") {
+                take(
+                    self.accounts.entry(email.to_string()).or_insert(fresh),
+                    *count,
+                    *last,
+                );
+            } else if let Some(addr) = key
+                .strip_prefix("address:")
+                .and_then(|a| a.parse::<std::net::IpAddr>().ok())
+            {
+                take(self.addresses.entry(addr).or_insert(fresh), *count, *last);
+            }
+        }
     }
 }
 

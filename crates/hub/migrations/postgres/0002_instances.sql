@@ -11,3 +11,11 @@ CREATE TABLE agent_activity (
 -- died mid-call), another instance settles it by the usual rule (uncertain, never sent again
 -- blindly; a bot's event, which it can drop as a repeat, is queued again).
 ALTER TABLE deliveries ADD COLUMN claimed_until TIMESTAMPTZ;
+
+-- Failed sign-ins, counted across every instance (`account:<email>`, `address:<ip>`), so spreading
+-- guesses over several hubs gains nothing.
+CREATE TABLE login_failures (
+    key         TEXT PRIMARY KEY,
+    count       INTEGER NOT NULL,
+    last_failed TIMESTAMPTZ NOT NULL
+);

@@ -490,6 +490,29 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn activity(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         Ok(Vec::new())
     }
+    /// Failed sign-ins counted by every instance, for each key (`account:<email>`,
+    /// `address:<ip>`): how many, and the last one's time. Empty for a store one process serves
+    /// (it counts in memory).
+    fn login_failures(
+        &self,
+        _keys: &[String],
+    ) -> Result<Vec<(String, u32, DateTime<Utc>)>, StoreError> {
+        Ok(Vec::new())
+    }
+    /// Counts a failed sign-in for each key; a count whose last failure is older than `forget`
+    /// starts again.
+    fn record_login_failure(
+        &self,
+        _keys: &[String],
+        _now: DateTime<Utc>,
+        _forget: chrono::TimeDelta,
+    ) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Forgets the failures counted for `key` (the account signed in).
+    fn clear_login_failures(&self, _key: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 impl dyn Store + '_ {

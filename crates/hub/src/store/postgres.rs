@@ -631,6 +631,53 @@ impl Store for PostgresStore {
         Ok(())
     }
 
+    fn login_failures(
+        &self,
+        keys: &[String],
+    ) -> Result<Vec<(String, u32, DateTime<Utc>)>, StoreError> {
+        let reader = self.reader_conn()?;
+        Ok(reader
+            .query(
+                "SELECT key, count, last_failed FROM login_failures WHERE key = ANY($1)",
+                &[&keys],
+            )?
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    u32::try_from(r.get::<_, i32>(1)).unwrap_or(0),
+                    r.get(2),
+                )
+            })
+            .collect())
+    }
+
+    fn record_login_failure(
+        &self,
+        keys: &[String],
+        now: DateTime<Utc>,
+        forget: chrono::TimeDelta,
+    ) -> Result<(), StoreError> {
+        let reader = self.reader_conn()?;
+        let forgotten = now - forget;
+        reader.execute(
+            "INSERT INTO login_failures (key, count, last_failed)
+             SELECT k, 1, $2 FROM unnest($1::text[]) AS k
+             ON CONFLICT (key) DO UPDATE SET
+                 count = CASE WHEN login_failures.last_failed < $3 THEN 1
+                              ELSE login_failures.count + 1 END,
+                 last_failed = GREATEST(login_failures.last_failed, excluded.last_failed)",
+            &[&keys, &now, &forgotten],
+        )?;
+        Ok(())
+    }
+
+    fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        self.reader_conn()?
+            .execute("DELETE FROM login_failures WHERE key = $1", &[&key])?;
+        Ok(())
+    }
+
     fn activity(&self) -> Result<Vec<(String, DateTime<Utc>)>, StoreError> {
         let reader = self.reader_conn()?;
         Ok(wait(
