@@ -385,3 +385,34 @@ async fn failed_sign_ins_are_counted_across_hubs_so_spreading_guesses_gains_noth
         "the right password waits too"
     );
 }
+
+#[tokio::test]
+async fn the_same_command_sent_through_two_hubs_at_once_is_done_once_and_both_get_its_answer() {
+    let data = HubData::on_postgres(&testing::fresh_database(), "http://127.0.0.1:9/hook");
+    let hubs = [
+        HubProcess::start(&data, support::free_port()),
+        HubProcess::start(&data, support::free_port()),
+    ];
+    let botpress = Botpress::new(&hubs[0].url(), &data.endpoint_path);
+    let ticket = botpress.hand_off("Refund", "Zoë", "hello").await;
+    let on = [
+        AgentSession::sign_in(&hubs[0], AGENT_EMAIL).await,
+        AgentSession::sign_in(&hubs[1], AGENT_EMAIL).await,
+    ];
+    for i in 0..10 {
+        let body =
+            serde_json::json!({"txn_id": format!("t-twice-{i}"), "text": format!("note {i}")});
+        let path = format!("/conversations/{ticket}/notes");
+        let (first, second) =
+            tokio::join!(on[0].post(&path, body.clone()), on[1].post(&path, body));
+        assert_eq!((first.0, second.0), (200, 200), "{first:?} {second:?}");
+        assert_eq!(first.1, second.1, "the same answer through both hubs");
+    }
+    let notes = on[0]
+        .events()
+        .await
+        .into_iter()
+        .filter(|e| e["kind"] == "note")
+        .count();
+    assert_eq!(notes, 10, "each note written once");
+}

@@ -81,7 +81,25 @@ pub fn run(
         txn.record_command(&agent.id, txn_id, &recorded, hub.now())?;
         Ok::<_, ApiError>((response, true))
     });
-    let (response, fresh) = result?;
+    let (response, fresh) = match result {
+        // Hubs sharing a database: the same command, sent again through another hub at the same
+        // moment, committed first, and this transaction (which did it too) could not record it and
+        // was rolled back. The first one's answer is the answer.
+        Err(ApiError::Internal(e)) if hub.store().shared() => {
+            match hub.store().reader()?.recorded_command(&agent.id, txn_id)? {
+                Some(recorded)
+                    if recorded
+                        .fingerprint
+                        .as_deref()
+                        .is_none_or(|r| r == fingerprint) =>
+                {
+                    (serde_json::from_str(&recorded.response)?, false)
+                }
+                _ => return Err(ApiError::Internal(e)),
+            }
+        }
+        other => other?,
+    };
     if fresh {
         hub.wake_delivery();
     }
