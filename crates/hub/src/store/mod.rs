@@ -390,6 +390,14 @@ pub(crate) fn group_commits<C>(
     mut commit: impl FnMut(&mut C, &mut std::collections::VecDeque<Box<dyn GroupJob>>),
 ) {
     let mut jobs: std::collections::VecDeque<Box<dyn GroupJob>> = std::collections::VecDeque::new();
+    let take_waiting = |jobs: &mut std::collections::VecDeque<Box<dyn GroupJob>>| {
+        while jobs.len() < max {
+            match queue.try_recv() {
+                Ok(job) => jobs.push_back(job),
+                Err(_) => break,
+            }
+        }
+    };
     loop {
         if jobs.is_empty() {
             match queue.recv() {
@@ -397,12 +405,7 @@ pub(crate) fn group_commits<C>(
                 Err(_) => return,
             }
         }
-        while jobs.len() < max {
-            match queue.try_recv() {
-                Ok(job) => jobs.push_back(job),
-                Err(_) => break,
-            }
-        }
+        take_waiting(&mut jobs);
         let Ok(mut conn) = writer.lock() else {
             tracing::error!("group commit: the writer lock is poisoned");
             for job in jobs.drain(..) {
@@ -410,6 +413,8 @@ pub(crate) fn group_commits<C>(
             }
             continue;
         };
+        // Jobs that came while the writer was busy (another write, the admin CLI) join this group.
+        take_waiting(&mut jobs);
         commit(&mut conn, &mut jobs);
     }
 }
