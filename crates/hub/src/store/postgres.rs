@@ -1685,27 +1685,29 @@ fn commit_group(
         lease_secs: lease.as_secs_f64(),
     };
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
+    // One round trip per job for its savepoint: the next job's savepoint is set in the same
+    // message that releases this one's, a failed job's rollback leaves the savepoint in place for
+    // the next, and the commit releases the last.
+    if let Err(e) = wait(txn.tx.batch_execute("SAVEPOINT job")) {
+        tracing::error!(error = %e, "group commit: cannot set a savepoint");
+        for job in jobs.drain(..) {
+            job.fail(e.to_string());
+        }
+        return;
+    }
     while let Some(job) = jobs.pop_front() {
         let mark = txn.events.len();
-        if let Err(e) = wait(txn.tx.batch_execute("SAVEPOINT job")) {
-            tracing::error!(error = %e, jobs = completions.len(), "group commit: the transaction broke; those jobs failed, the rest run again");
-            job.fail(e.to_string());
-            drop(txn);
-            for done in completions {
-                done(Err(e.to_string()));
-            }
-            return;
-        }
         let (ok, done) = job.run(&mut txn);
         let ended = if ok {
-            wait(txn.tx.batch_execute("RELEASE SAVEPOINT job"))
+            if jobs.is_empty() {
+                Ok(())
+            } else {
+                wait(txn.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job"))
+            }
         } else {
             txn.events.truncate(mark);
             txn.bodies.truncate(mark);
-            wait(
-                txn.tx
-                    .batch_execute("ROLLBACK TO SAVEPOINT job; RELEASE SAVEPOINT job"),
-            )
+            wait(txn.tx.batch_execute("ROLLBACK TO SAVEPOINT job"))
         };
         match (ok, ended) {
             (true, Ok(())) => completions.push(done),
