@@ -433,7 +433,9 @@ fn recover_in_flight(hub: &Hub, restarted: bool) -> Result<usize, StoreError> {
             }
         }
         // A restart is a natural moment to try again: don't wait out backoffs from before it.
-        if restarted {
+        // (Not when other hubs share the database: they did not restart, and an instance
+        // starting must not undo every channel's backoff.)
+        if restarted && !hub.store().shared() {
             txn.retry_deliveries_now(None, now)?;
         }
         Ok(rows.len())

@@ -252,9 +252,16 @@ impl PostgresStore {
     /// any call to a bot platform takes (the hub passes three delivery timeouts and 5 s). Past
     /// it, an instance that died mid-call is taken over.
     pub fn open_with_lease(url: &str, lease: std::time::Duration) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = url
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e: tokio_postgres::Error| StoreError::Database(Box::new(e)))?;
+        // A database that does not answer is noticed: connecting gives up, and an idle
+        // connection (the leader's, the listener's) is probed, so a dead peer ends it.
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(std::time::Duration::from_secs(10));
+        }
+        config.keepalives(true);
+        config.keepalives_idle(std::time::Duration::from_secs(10));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("baton-hub-postgres")
@@ -280,10 +287,17 @@ impl PostgresStore {
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let (jobs, queue) = std::sync::mpsc::channel();
         let (w, a) = (writer.clone(), announce.clone());
+        let (reconfig, redriver) = (config.clone(), driver.clone());
         std::thread::Builder::new()
             .name("baton-hub-writer".into())
             .spawn(move || {
                 super::group_commits(&w, &queue, MAX_GROUP, |conn, jobs| {
+                    if let Err(e) = reconnect_if_lost(conn, &reconfig, &redriver) {
+                        for job in jobs.drain(..) {
+                            job.fail(e.to_string());
+                        }
+                        return;
+                    }
                     commit_group(conn, &a, jobs, &instance, lease)
                 })
             })
@@ -321,7 +335,11 @@ impl PostgresStore {
     }
 
     fn reader_conn(&self) -> Result<Reader<'_>, StoreError> {
-        let pooled = self.readers.lock().map_err(|_| StoreError::Poisoned)?.pop();
+        // Connections the database ended while they waited in the pool are dropped.
+        let pooled = {
+            let mut pool = self.readers.lock().map_err(|_| StoreError::Poisoned)?;
+            std::iter::from_fn(|| pool.pop()).find(|c| !c.client.is_closed())
+        };
         let conn = match pooled {
             Some(conn) => conn,
             None => Conn::new(connect(&self.config, &self.driver)?),
@@ -526,6 +544,29 @@ fn page_after(
     Ok(page)
 }
 
+/// A new writer connection when the database closed the last one (it restarted, or an
+/// administrator ended the session): writes go on without restarting the hub.
+fn reconnect_if_lost(
+    conn: &mut Conn,
+    config: &tokio_postgres::Config,
+    driver: &Driver,
+) -> Result<(), StoreError> {
+    if conn.client.is_closed() {
+        tracing::warn!("store: the writer's PostgreSQL connection was lost; connecting again");
+        *conn = Conn::new(connect(config, driver)?);
+    }
+    Ok(())
+}
+
+/// Takes the log head's row lock at the start of a write transaction, before any other row: every
+/// writer on every instance takes its locks in that order, so two hubs writing the same
+/// conversation never deadlock (one would lock the conversation, the other the head, each then
+/// waiting for the other). Writers serialise on the head anyway, to hand out seqs in order.
+fn lock_head_first(tx: &Transaction<'_>) -> Result<(), StoreError> {
+    wait(tx.execute("SELECT last FROM log_head FOR UPDATE", &[]))?;
+    Ok(())
+}
+
 /// The newest seq handed out and committed.
 fn head(client: &impl GenericClient) -> Result<u64, StoreError> {
     let row = wait(client.query_one("SELECT last FROM log_head", &[]))?;
@@ -571,8 +612,10 @@ impl Store for PostgresStore {
 
     fn write_with(&self, f: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
+        reconnect_if_lost(&mut conn, &self.config, &self.driver)?;
         let Conn { client, statements } = &mut *conn;
         let tx = wait(client.transaction())?;
+        lock_head_first(&tx)?;
         let mut txn = PgTx {
             tx,
             statements,
@@ -668,6 +711,11 @@ impl Store for PostgresStore {
                               ELSE login_failures.count + 1 END,
                  last_failed = GREATEST(login_failures.last_failed, excluded.last_failed)",
             &[&keys, &now, &forgotten],
+        )?;
+        // Made-up emails must not grow the table without end.
+        reader.execute(
+            "DELETE FROM login_failures WHERE last_failed < $1",
+            &[&forgotten],
         )?;
         Ok(())
     }
@@ -888,7 +936,7 @@ fn texts(
     Ok(client
         .query(sql, params)?
         .iter()
-        .map(|row| row.get(0))
+        .filter_map(|row| row.get::<_, Option<String>>(0))
         .collect())
 }
 
@@ -1667,7 +1715,12 @@ fn commit_group(
     lease: std::time::Duration,
 ) {
     let Conn { client, statements } = conn;
-    let tx = match wait(client.transaction()) {
+    let tx = match wait(client.transaction())
+        .map_err(StoreError::from)
+        .and_then(|tx| {
+            lock_head_first(&tx)?;
+            Ok(tx)
+        }) {
         Ok(tx) => tx,
         Err(e) => {
             tracing::error!(error = %e, "group commit: cannot start a transaction");
@@ -1940,6 +1993,34 @@ mod tests {
                 .expect("open"),
         )
     });
+
+    #[test]
+    fn writes_go_on_after_the_database_ends_the_writers_connection() {
+        let url = testing::fresh_database();
+        let store = PostgresStore::open(&url).expect("open");
+        let tags = |tags: &[&str]| {
+            let list = baton_protocol::TagList {
+                tags: tags.iter().map(|t| t.to_string()).collect(),
+            };
+            (&store as &dyn Store).write(|tx| tx.put(EventData::Tags(list)))
+        };
+        tags(&["a"]).expect("first write");
+        // An administrator (or a restart) ends every other session on the database.
+        let admin = connect(&url.parse().expect("url"), &store.driver).expect("admin");
+        wait(admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        ))
+        .expect("terminate");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        tags(&["b"]).expect("a write after the connection was lost");
+        let store: &dyn Store = &store;
+        assert_eq!(
+            store.reader().expect("reader").tags().expect("tags"),
+            vec!["b"]
+        );
+    }
 
     #[test]
     fn a_claimed_call_is_its_instances_until_the_lease_is_over() {
