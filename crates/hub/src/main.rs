@@ -103,8 +103,9 @@ enum Command {
         /// The SQLite hub's data directory.
         #[arg(long)]
         from_data: PathBuf,
-        /// The PostgreSQL database (postgres://user:password@host/db), empty.
-        #[arg(long)]
+        /// The PostgreSQL database (postgres://user:password@host/db), empty; BATON_DATABASE_URL
+        /// keeps its password off the command line.
+        #[arg(long, env = "BATON_DATABASE_URL")]
         to: String,
     },
     /// Manage the event log clients sync from.
