@@ -94,8 +94,6 @@ pub struct PostgresStore {
     jobs: std::sync::mpsc::Sender<Box<dyn GroupJob>>,
     /// Events other instances committed, read from the log when they say so (LISTEN/NOTIFY).
     others: broadcast::Sender<Live>,
-    /// The connection that LISTENs; kept open as long as the store.
-    _listener: Client,
     /// This instance's name in commit notices.
     instance: String,
     /// Whether this instance holds the leader lock (kept by its own thread).
@@ -278,12 +276,17 @@ impl PostgresStore {
         let instance = format!("{:016x}", rand::random::<u64>());
         let instance_name = instance.clone();
         let (woken, wakes) = std::sync::mpsc::channel();
-        let listener = listen(&config, &driver, instance.clone(), woken)?;
+        listen(&config, &driver, instance.clone(), woken)?;
         let (others, _) = broadcast::channel(1024);
-        let relay = (connect(&config, &driver)?, others.clone());
+        let relay = (
+            config.clone(),
+            driver.clone(),
+            connect(&config, &driver)?,
+            others.clone(),
+        );
         std::thread::Builder::new()
             .name("baton-hub-relay".into())
-            .spawn(move || relay_others(&relay.0, last, &wakes, &relay.1))
+            .spawn(move || relay_others(&relay.0, &relay.1, relay.2, last, &wakes, &relay.3))
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let (jobs, queue) = std::sync::mpsc::channel();
         let (w, a) = (writer.clone(), announce.clone());
@@ -317,7 +320,6 @@ impl PostgresStore {
             readers: Mutex::new(Vec::new()),
             jobs,
             others,
-            _listener: listener,
             instance: instance_name,
             leading,
             _leadership: leadership,
@@ -368,48 +370,99 @@ fn connect(config: &tokio_postgres::Config, driver: &Driver) -> Result<Client, S
         .map_err(StoreError::from)
 }
 
-/// A connection that LISTENs for other instances' commits and sends each one's newest seq to
-/// `woken` (its own instance's are left out).
+/// LISTENs for other instances' commits and sends each one's newest seq to `woken` (its own
+/// instance's are left out), on a connection of its own that is opened again whenever the database
+/// ends it; after such a gap it sends `u64::MAX`, and the relay reads whatever the log gained.
+/// Returns once the first LISTEN holds.
 fn listen(
     config: &tokio_postgres::Config,
     driver: &Driver,
     instance: String,
     woken: std::sync::mpsc::Sender<u64>,
-) -> Result<Client, StoreError> {
+) -> Result<(), StoreError> {
     let config = config.clone();
-    let listening = driver.runtime()?.spawn(async move {
-        let (client, mut connection) = config.connect(NoTls).await?;
-        tokio::spawn(async move {
-            loop {
-                match futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await {
-                    Some(Ok(tokio_postgres::AsyncMessage::Notification(n))) => {
-                        let Some((from, seq)) = n.payload().split_once(':') else {
-                            continue;
-                        };
-                        if from == instance {
-                            continue;
-                        }
-                        if let Ok(seq) = seq.parse() {
-                            if woken.send(seq).is_err() {
-                                return; // the store is gone
-                            }
-                        }
-                    }
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => {
-                        tracing::warn!(error = %e, "store: the LISTEN connection failed; other instances' events now reach streams within a second");
+    let (first, listening) = tokio::sync::oneshot::channel::<Result<(), String>>();
+    driver.runtime()?.spawn(async move {
+        let mut first = Some(first);
+        loop {
+            match listen_once(&config, &instance, &woken, &mut first).await {
+                Ok(Listening::StoreGone) => return,
+                Ok(Listening::Lost) => {
+                    tracing::warn!("store: the LISTEN connection was lost; opening it again")
+                }
+                Err(e) => match first.take() {
+                    Some(first) => {
+                        let _ = first.send(Err(e.to_string()));
                         return;
                     }
-                    None => return,
+                    None => tracing::warn!(error = %e, "store: cannot LISTEN for other instances' commits; trying again"),
+                },
+            }
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        }
+    });
+    match wait(listening) {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(StoreError::Database(e.into())),
+        Err(_) => Err(StoreError::Poisoned),
+    }
+}
+
+/// How one LISTEN connection ended.
+enum Listening {
+    StoreGone,
+    Lost,
+}
+
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    instance: &str,
+    woken: &std::sync::mpsc::Sender<u64>,
+    first: &mut Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
+) -> Result<Listening, tokio_postgres::Error> {
+    let (client, mut connection) = config.connect(NoTls).await?;
+    let (notices, mut received) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Some(Ok(message)) =
+            futures_util::future::poll_fn(|cx| connection.poll_message(cx)).await
+        {
+            if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                if notices.send(n).is_err() {
+                    return;
                 }
             }
-        });
-        client.batch_execute(&format!("LISTEN {LOG_CHANNEL}")).await?;
-        Ok::<_, tokio_postgres::Error>(client)
+        }
     });
-    wait(listening)
-        .map_err(|e| StoreError::Database(Box::new(e)))?
-        .map_err(StoreError::from)
+    client
+        .batch_execute(&format!("LISTEN {LOG_CHANNEL}"))
+        .await?;
+    match first.take() {
+        Some(first) => {
+            let _ = first.send(Ok(()));
+        }
+        // Listening again after a gap: what others committed meanwhile is read now.
+        None => {
+            if woken.send(u64::MAX).is_err() {
+                return Ok(Listening::StoreGone);
+            }
+        }
+    }
+    // Ends when the connection does (its poller drops the sender).
+    while let Some(notice) = received.recv().await {
+        let Some((from, seq)) = notice.payload().split_once(':') else {
+            continue;
+        };
+        if from == instance {
+            continue;
+        }
+        if let Ok(seq) = seq.parse() {
+            if woken.send(seq).is_err() {
+                return Ok(Listening::StoreGone);
+            }
+        }
+    }
+    drop(client);
+    Ok(Listening::Lost)
 }
 
 /// Holds the leader lock whenever no other instance does: tries every second, and once held,
@@ -470,7 +523,9 @@ fn notify_commit(tx: &Transaction<'_>, instance: &str, events: &[Event]) -> Resu
 /// this instance's streams. Frames may repeat events this instance sent itself: streams skip
 /// what they have already sent.
 fn relay_others(
-    client: &Client,
+    config: &tokio_postgres::Config,
+    driver: &Driver,
+    mut client: Client,
     mut relayed: u64,
     wakes: &std::sync::mpsc::Receiver<u64>,
     frames: &broadcast::Sender<Live>,
@@ -480,10 +535,17 @@ fn relay_others(
             newest = newest.max(more);
         }
         while relayed < newest {
-            let page = match page_after(client, relayed, RELAY_PAGE, super::MAX_FRAME_BYTES) {
+            let page = match page_after(&client, relayed, RELAY_PAGE, super::MAX_FRAME_BYTES) {
                 Ok(page) => page,
                 Err(e) => {
                     tracing::warn!(error = %e, "store: cannot read other instances' events; streams catch up within a second");
+                    // The database ended the connection: read again on a new one.
+                    if client.is_closed() {
+                        if let Ok(fresh) = connect(config, driver) {
+                            client = fresh;
+                            continue;
+                        }
+                    }
                     break;
                 }
             };
@@ -2020,6 +2082,43 @@ mod tests {
             store.reader().expect("reader").tags().expect("tags"),
             vec!["b"]
         );
+    }
+
+    #[test]
+    fn another_instances_commits_still_arrive_after_the_database_ends_every_connection() {
+        let url = testing::fresh_database();
+        let writer = PostgresStore::open(&url).expect("open one instance");
+        let follower = PostgresStore::open(&url).expect("open another");
+        let mut others = follower.others().expect("a shared store relays");
+        let admin = connect(&url.parse().expect("url"), &writer.driver).expect("admin");
+        wait(admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+             WHERE datname = current_database() AND pid <> pg_backend_pid()",
+            &[],
+        ))
+        .expect("terminate");
+        // The LISTEN connection is opened again within about a second.
+        std::thread::sleep(std::time::Duration::from_millis(1500));
+        (&writer as &dyn Store)
+            .write(|tx| {
+                tx.put(EventData::Tags(baton_protocol::TagList {
+                    tags: vec!["after".into()],
+                }))
+            })
+            .expect("write");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        loop {
+            match others.try_recv() {
+                Ok(frame) if String::from_utf8_lossy(&frame.json).contains("after") => break,
+                Ok(_) | Err(broadcast::error::TryRecvError::Empty) => {}
+                Err(e) => panic!("relay: {e}"),
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the other instance's commit never arrived"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
     }
 
     #[test]
