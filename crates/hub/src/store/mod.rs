@@ -62,10 +62,62 @@ pub enum StoreError {
 pub struct RawEvents {
     pub json: String,
     pub count: usize,
-    /// The seq of the last event in it.
+    /// The seqs of the first and the last event in it.
+    pub first: Option<u64>,
     pub last: Option<u64>,
     /// The page stopped at its count or byte limit: there may be more after `last`.
     pub more: bool,
+}
+
+impl RawEvents {
+    /// An empty page that will take up to `limit` events and about `max_bytes` of them.
+    pub(crate) fn page(limit: u32, max_bytes: usize) -> EventPage {
+        EventPage {
+            page: RawEvents {
+                json: String::from("["),
+                count: 0,
+                first: None,
+                last: None,
+                more: false,
+            },
+            limit,
+            max_bytes,
+        }
+    }
+}
+
+/// A page of the log being filled from a store's rows, oldest first (every store reads the log
+/// its own way and pages it the same way).
+pub(crate) struct EventPage {
+    page: RawEvents,
+    limit: u32,
+    max_bytes: usize,
+}
+
+impl EventPage {
+    /// Adds one event; `false` when the page is full by bytes (it was not added: there is more).
+    /// A single event larger than the budget still goes, alone.
+    pub(crate) fn push(&mut self, seq: u64, kind: &str, data: &str) -> bool {
+        let page = &mut self.page;
+        if page.count > 0 && page.json.len() + data.len() + 64 > self.max_bytes {
+            page.more = true;
+            return false;
+        }
+        if page.count > 0 {
+            page.json.push(',');
+        }
+        push_event(&mut page.json, seq, kind, data);
+        page.count += 1;
+        page.first.get_or_insert(seq);
+        page.last = Some(seq);
+        true
+    }
+
+    pub(crate) fn finish(mut self) -> RawEvents {
+        self.page.more |= self.page.count as u32 == self.limit;
+        self.page.json.push(']');
+        self.page
+    }
 }
 
 /// One commit's events as streams send them: the UTF-8 JSON text of an array of events, made once

@@ -24,9 +24,9 @@ use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
 
 use super::{
-    entity_json, parse_snapshot_cursor, push_event, Announce, Completion, Delivery, DeliveryState,
-    DueDelivery, GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError,
-    StoredToken, Tx, SNAPSHOT_TABLES,
+    entity_json, parse_snapshot_cursor, Announce, Completion, Delivery, DeliveryState, DueDelivery,
+    GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken,
+    Tx, SNAPSHOT_TABLES,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
@@ -549,7 +549,7 @@ fn relay_others(
                     break;
                 }
             };
-            let (Some(first), Some(last)) = (first_seq(&page.json), page.last) else {
+            let (Some(first), Some(last)) = (page.first, page.last) else {
                 break;
             };
             let _ = frames.send(Live {
@@ -560,13 +560,6 @@ fn relay_others(
             relayed = last;
         }
     }
-}
-
-/// The seq of the first event in a page's JSON (`[{"seq":N,…`).
-fn first_seq(json: &str) -> Option<u64> {
-    let rest = json.strip_prefix("[{\"seq\":")?;
-    let end = rest.find(|c: char| !c.is_ascii_digit())?;
-    rest[..end].parse().ok()
 }
 
 /// Up to `limit` events after `after` (and about `max_bytes`), as stored JSON.
@@ -580,30 +573,13 @@ fn page_after(
         "SELECT seq, kind, data FROM events WHERE seq > $1 ORDER BY seq LIMIT $2",
         &[&(after as i64), &i64::from(limit)],
     ))?;
-    let mut page = RawEvents {
-        json: String::from("["),
-        count: 0,
-        last: None,
-        more: false,
-    };
+    let mut page = RawEvents::page(limit, max_bytes);
     for row in &rows {
-        let seq = row.get::<_, i64>(0) as u64;
-        let kind: &str = row.get(1);
-        let data: &str = row.get(2);
-        if page.count > 0 && page.json.len() + data.len() + 64 > max_bytes {
-            page.more = true;
+        if !page.push(row.get::<_, i64>(0) as u64, row.get(1), row.get(2)) {
             break;
         }
-        if page.count > 0 {
-            page.json.push(',');
-        }
-        push_event(&mut page.json, seq, kind, data);
-        page.count += 1;
-        page.last = Some(seq);
     }
-    page.more |= page.count as u32 == limit;
-    page.json.push(']');
-    Ok(page)
+    Ok(page.finish())
 }
 
 /// A new writer connection when the database closed the last one (it restarted, or an
@@ -1385,12 +1361,6 @@ macro_rules! impl_read {
 impl_read!('c, PgTx<'c>);
 impl_read!('s, Reader<'s>);
 
-impl PgTx<'_> {
-    fn run(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
-        self.execute(sql, params)
-    }
-}
-
 impl Tx for PgTx<'_> {
     fn events(&self) -> &[Event] {
         &self.events
@@ -1399,17 +1369,17 @@ impl Tx for PgTx<'_> {
     fn put(&mut self, data: EventData) -> Result<Event, StoreError> {
         let json = entity_json(&data)?;
         match &data {
-            EventData::Contact(c) => self.run(
+            EventData::Contact(c) => self.execute(
                 "INSERT INTO contacts (id, channel_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                 &[&c.id, &c.channel_id, &json],
             )?,
-            EventData::Conversation(c) => self.run(
+            EventData::Conversation(c) => self.execute(
                 "INSERT INTO conversations (id, channel_id, contact_id, data) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data",
                 &[&c.id, &c.channel_id, &c.contact_id, &json],
             )?,
-            EventData::Handoff(h) => self.run(
+            EventData::Handoff(h) => self.execute(
                 "INSERT INTO handoffs (id, conversation_id, status, assignee, data)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status,
@@ -1422,32 +1392,32 @@ impl Tx for PgTx<'_> {
                     &json,
                 ],
             )?,
-            EventData::Message(m) => self.run(
+            EventData::Message(m) => self.execute(
                 "INSERT INTO messages (id, conversation_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                 &[&m.id, &m.conversation_id, &json],
             )?,
             // Agents carry credentials the event must not; their row is made by add_agent.
-            EventData::Agent(a) => self.run(
+            EventData::Agent(a) => self.execute(
                 "UPDATE agents SET data = $2 WHERE id = $1",
                 &[&a.id, &json],
             )?,
-            EventData::Note(n) => self.run(
+            EventData::Note(n) => self.execute(
                 "INSERT INTO notes (id, conversation_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                 &[&n.id, &n.conversation_id, &json],
             )?,
-            EventData::Template(t) => self.run(
+            EventData::Template(t) => self.execute(
                 "INSERT INTO templates (id, data) VALUES ($1, $2)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
                 &[&t.id, &json],
             )?,
-            EventData::Tags(_) => self.run(
+            EventData::Tags(_) => self.execute(
                 "INSERT INTO settings (key, value) VALUES ('tags', $1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 &[&json],
             )?,
-            EventData::Read(r) => self.run(
+            EventData::Read(r) => self.execute(
                 "INSERT INTO reads (agent_id, conversation_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (agent_id, conversation_id) DO UPDATE SET data = excluded.data",
                 &[&r.agent_id, &r.conversation_id, &json],
@@ -1471,7 +1441,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn add_agent(&mut self, agent: &Agent, password_hash: &str) -> Result<Event, StoreError> {
-        self.run(
+        self.execute(
             "INSERT INTO agents (id, email, password_hash, data) VALUES ($1, $2, $3, '{}')",
             &[&agent.id, &agent.email, &password_hash],
         )?;
@@ -1484,7 +1454,7 @@ impl Tx for PgTx<'_> {
         disabled: bool,
         password_hash: Option<&str>,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "UPDATE agents SET disabled = $2, password_hash = COALESCE($3, password_hash) WHERE id = $1",
             &[&agent_id, &disabled, &password_hash],
         )?;
@@ -1492,7 +1462,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn add_channel(&mut self, channel: &NewChannel<'_>) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "INSERT INTO channels (id, kind, name, secret_hash, webhook_url, created_at)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
@@ -1508,7 +1478,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn set_channel_secret(&mut self, id: &str, secret_hash: &str) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "UPDATE channels SET secret_hash = $2 WHERE id = $1",
             &[&id, &secret_hash],
         )?;
@@ -1522,7 +1492,7 @@ impl Tx for PgTx<'_> {
         webhook_url: Option<&str>,
         settings: &ChannelSettings,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "UPDATE channels SET name = $2, webhook_url = $3, settings = $4 WHERE id = $1",
             &[&id, &name, &webhook_url, &serde_json::to_string(settings)?],
         )?;
@@ -1536,7 +1506,7 @@ impl Tx for PgTx<'_> {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError> {
-        Ok(self.run(
+        Ok(self.execute(
             "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             &[&channel_id, &kind, &external_id, &internal_id],
@@ -1549,12 +1519,12 @@ impl Tx for PgTx<'_> {
         due_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
         match due_at {
-            Some(at) => self.run(
+            Some(at) => self.execute(
                 "INSERT INTO draft_deadlines (message_id, due_at_ms) VALUES ($1, $2)
                  ON CONFLICT (message_id) DO UPDATE SET due_at_ms = excluded.due_at_ms",
                 &[&message_id, &at.timestamp_millis()],
             )?,
-            None => self.run(
+            None => self.execute(
                 "DELETE FROM draft_deadlines WHERE message_id = $1",
                 &[&message_id],
             )?,
@@ -1568,7 +1538,7 @@ impl Tx for PgTx<'_> {
         kind: &str,
         external_id: &str,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "DELETE FROM external_ids WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
             &[&channel_id, &kind, &external_id],
         )?;
@@ -1581,7 +1551,7 @@ impl Tx for PgTx<'_> {
         agent_id: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "INSERT INTO tokens (token_hash, agent_id, created_at, last_used_at) VALUES ($1, $2, $3, $3)",
             &[&token_hash, &agent_id, &now],
         )?;
@@ -1589,7 +1559,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn touch_token(&mut self, token_hash: &str, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "UPDATE tokens SET last_used_at = $2 WHERE token_hash = $1",
             &[&token_hash, &now],
         )?;
@@ -1597,33 +1567,33 @@ impl Tx for PgTx<'_> {
     }
 
     fn remove_token(&mut self, token_hash: &str) -> Result<(), StoreError> {
-        self.run("DELETE FROM tokens WHERE token_hash = $1", &[&token_hash])?;
+        self.execute("DELETE FROM tokens WHERE token_hash = $1", &[&token_hash])?;
         Ok(())
     }
 
     fn remove_tokens_of(&mut self, agent_id: &str) -> Result<(), StoreError> {
-        self.run("DELETE FROM tokens WHERE agent_id = $1", &[&agent_id])?;
+        self.execute("DELETE FROM tokens WHERE agent_id = $1", &[&agent_id])?;
         Ok(())
     }
 
     fn set_setting(&mut self, key: &str, value: Option<&str>) -> Result<(), StoreError> {
         match value {
-            Some(value) => self.run(
+            Some(value) => self.execute(
                 "INSERT INTO settings (key, value) VALUES ($1, $2)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                 &[&key, &value],
             )?,
-            None => self.run("DELETE FROM settings WHERE key = $1", &[&key])?,
+            None => self.execute("DELETE FROM settings WHERE key = $1", &[&key])?,
         };
         Ok(())
     }
 
     fn put_device(&mut self, device: &Device, token_hash: &str) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "DELETE FROM devices WHERE platform = $1 AND address = $2",
             &[&device.platform.as_str(), &device.address()],
         )?;
-        self.run(
+        self.execute(
             "INSERT INTO devices (id, agent_id, token_hash, platform, address, data)
              VALUES ($1, $2, $3, $4, $5, $6)",
             &[
@@ -1639,7 +1609,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn remove_device(&mut self, id: &str) -> Result<bool, StoreError> {
-        Ok(self.run("DELETE FROM devices WHERE id = $1", &[&id])? == 1)
+        Ok(self.execute("DELETE FROM devices WHERE id = $1", &[&id])? == 1)
     }
 
     fn remove_expired_tokens(
@@ -1647,7 +1617,7 @@ impl Tx for PgTx<'_> {
         born_before: DateTime<Utc>,
         used_before: DateTime<Utc>,
     ) -> Result<usize, StoreError> {
-        Ok(self.run(
+        Ok(self.execute(
             "DELETE FROM tokens WHERE created_at < $1 OR COALESCE(last_used_at, created_at) < $2",
             &[&born_before, &used_before],
         )? as usize)
@@ -1660,7 +1630,7 @@ impl Tx for PgTx<'_> {
         recorded: &RecordedCommand,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "INSERT INTO commands (agent_id, txn_id, status, response, created_at, fingerprint)
              VALUES ($1, $2, 200, $3, $4, $5)",
             &[
@@ -1675,7 +1645,7 @@ impl Tx for PgTx<'_> {
     }
 
     fn queue_delivery(&mut self, call: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "INSERT INTO deliveries (channel_id, conversation_id, route, body, message_id, next_attempt_at, created_at)
              VALUES ($1, $2, $3, $4, $5, $6, $6)",
             &[
@@ -1695,7 +1665,7 @@ impl Tx for PgTx<'_> {
         channel_id: Option<&str>,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "UPDATE deliveries SET next_attempt_at = $2
              WHERE state = 'queued' AND ($1::text IS NULL OR channel_id = $1)",
             &[&channel_id, &now],
@@ -1737,7 +1707,7 @@ impl Tx for PgTx<'_> {
             };
             if row.url.is_some() {
                 // Leased by the database's clock, which every instance shares.
-                self.run(
+                self.execute(
                     "UPDATE deliveries SET state = 'sending', attempts = attempts + 1,
                          claimed_until = now() + make_interval(secs => $2)
                      WHERE id = $1",
@@ -1756,7 +1726,7 @@ impl Tx for PgTx<'_> {
         last_error: Option<&str>,
         next_attempt_at: Option<DateTime<Utc>>,
     ) -> Result<(), StoreError> {
-        self.run(
+        self.execute(
             "UPDATE deliveries SET state = $2, last_error = $3,
                  next_attempt_at = COALESCE($4, next_attempt_at)
              WHERE id = $1",

@@ -17,9 +17,9 @@ use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 
 use super::{
-    entity_json, parse_snapshot_cursor, push_event, Announce, Completion, Delivery, DeliveryState,
-    DueDelivery, GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError,
-    StoredToken, Tx, SNAPSHOT_TABLES,
+    entity_json, parse_snapshot_cursor, Announce, Completion, Delivery, DeliveryState, DueDelivery,
+    GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken,
+    Tx, SNAPSHOT_TABLES,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
@@ -243,30 +243,16 @@ impl Store for SqliteStore {
             "SELECT seq, kind, data FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2",
         )?;
         let mut rows = stmt.query(params![after as i64, limit])?;
-        let mut page = RawEvents {
-            json: String::from("["),
-            count: 0,
-            last: None,
-            more: false,
-        };
+        let mut page = RawEvents::page(limit, max_bytes);
         while let Some(row) = rows.next()? {
             let seq = row.get::<_, i64>(0)? as u64;
             let kind: String = row.get(1)?;
             let data: String = row.get(2)?;
-            if page.count > 0 && page.json.len() + data.len() + 64 > max_bytes {
-                page.more = true;
+            if !page.push(seq, &kind, &data) {
                 break;
             }
-            if page.count > 0 {
-                page.json.push(',');
-            }
-            push_event(&mut page.json, seq, &kind, &data);
-            page.count += 1;
-            page.last = Some(seq);
         }
-        page.more |= page.count as u32 == limit;
-        page.json.push(']');
-        Ok(page)
+        Ok(page.finish())
     }
 
     fn log_floor(&self) -> Result<u64, StoreError> {
