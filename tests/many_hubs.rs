@@ -311,7 +311,11 @@ async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and
     };
     let (status, snapshot) = alice.get("/snapshot").await;
     assert_eq!(status, 200, "the sign-in still holds: {snapshot}");
-    assert_eq!(snapshot["seq"], last, "{snapshot}");
+    // At least where SQLite's log ended (the new hub may have settled the reply since).
+    assert!(
+        snapshot["seq"].as_u64().is_some_and(|seq| seq >= last),
+        "{snapshot}"
+    );
     assert_eq!(snapshot["handoffs"][0]["title"], "Refund", "{snapshot}");
     // The device's cursor reads on in the same log: the same events, seqs and JSON.
     let (_, page) = alice

@@ -299,9 +299,15 @@ impl Hub {
     pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<Frame> {
         let sender = self.inner.frames.get_or_init(|| {
             let (frames, _) = tokio::sync::broadcast::channel(4096);
-            relay_frames("baton-hub-frames", self.store().subscribe(), frames.clone());
+            relay_frames(
+                "baton-hub-frames",
+                self.store().subscribe(),
+                frames.clone(),
+                None,
+            );
             if let Some(others) = self.store().others() {
-                relay_frames("baton-hub-others", others, frames.clone());
+                let revoked = self.inner.revoked.clone();
+                relay_frames("baton-hub-others", others, frames.clone(), Some(revoked));
             }
             frames
         });
@@ -494,10 +500,14 @@ impl Hub {
 }
 
 /// Turns `live`'s commits into stream frames on `frames`, on a thread of its own.
+///
+/// `recheck`, for other instances' commits: an agent changed there (disabled, a new password) has
+/// every stream here check its session at once, as a change by the admin CLI does.
 fn relay_frames(
     name: &str,
     mut live: tokio::sync::broadcast::Receiver<store::Live>,
     relay: tokio::sync::broadcast::Sender<Frame>,
+    recheck: Option<tokio::sync::broadcast::Sender<Revoked>>,
 ) {
     use tokio::sync::broadcast::error::RecvError;
     let started = std::thread::Builder::new()
@@ -505,6 +515,8 @@ fn relay_frames(
         .spawn(move || loop {
             match live.blocking_recv() {
                 Ok(commit) => {
+                    // A customer's payload that happens to hold this text only costs a recheck.
+                    let agent_changed = memchr::memmem::find(&commit.json, br#""kind":"agent""#).is_some();
                     match axum::extract::ws::Utf8Bytes::try_from(commit.json) {
                         Ok(text) => {
                             let _ = relay.send(Frame {
@@ -514,6 +526,9 @@ fn relay_frames(
                             });
                         }
                         Err(e) => tracing::error!(error = %e, "stream: a commit's frame is not UTF-8; streams read it from the log"),
+                    }
+                    if let (true, Some(recheck)) = (agent_changed, &recheck) {
+                        let _ = recheck.send(Revoked::Recheck);
                     }
                 }
                 Err(RecvError::Lagged(missed)) => {
@@ -611,7 +626,13 @@ const WATCH_EVERY: Duration = Duration::from_secs(1);
 /// Notices, within a second, events another process (the admin CLI) wrote to the log: streams are
 /// told to send them and to check their session again (a disabled agent, a new password). One
 /// cheap read per second for the whole hub, whatever the number of streams.
+///
+/// A shared database needs none of it: other processes' commits arrive through the store's
+/// relay ([`Hub::frames`]), which has streams recheck when an agent changed.
 async fn watch_other_writers(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
+    if hub.store().shared() {
+        return;
+    }
     loop {
         tokio::select! {
             _ = tokio::time::sleep(WATCH_EVERY) => {}
@@ -626,6 +647,11 @@ async fn watch_other_writers(hub: Hub, mut stop: tokio::sync::watch::Receiver<bo
             }
             Err(_) => continue,
         };
+        // This process's own commit is in the log a moment before it is announced: look again
+        // before telling every stream to read the log (under load that moment is always now).
+        if last > hub.store().announced() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         if last > hub.store().announced() {
             hub.store().noticed(last);
             hub.revoke(Revoked::Recheck);

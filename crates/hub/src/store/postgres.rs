@@ -10,6 +10,8 @@
 //!
 //! Seqs are handed out by `log_head`, whose row lock is held to the writing transaction's commit:
 //! writers on every instance take numbers in commit order, so a reader never sees N+1 before N.
+//! A transaction counts its seqs on from the head it locked and writes its events to the log in
+//! one statement at commit.
 //! Each instance group-commits its own writes as the SQLite store does (one transaction, one
 //! savepoint per job).
 
@@ -43,8 +45,10 @@ const MIGRATIONS: &[(i32, &str)] = &[
 /// The most jobs one group commit takes.
 const MAX_GROUP: usize = 2048;
 
-/// How many idle read connections are kept.
-const READER_POOL: usize = 8;
+/// How many read connections are open at most, idle ones included (see [`ReaderPool`]).
+const READERS_OPEN: usize = 16;
+/// How long a read waits for a free connection before it opens one beyond [`READERS_OPEN`].
+const READER_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Any fixed number: the advisory lock instances take to migrate one at a time.
 const MIGRATION_LOCK: i64 = 0x0BA7_0001;
@@ -90,7 +94,7 @@ pub struct PostgresStore {
     driver: Arc<Driver>,
     announce: Announce,
     writer: Arc<Mutex<Conn>>,
-    readers: Mutex<Vec<Conn>>,
+    readers: ReaderPool,
     jobs: std::sync::mpsc::Sender<Box<dyn GroupJob>>,
     /// Events other instances committed, read from the log when they say so (LISTEN/NOTIFY).
     others: broadcast::Sender<Live>,
@@ -106,7 +110,7 @@ pub struct PostgresStore {
 /// Three default delivery timeouts (10 s) and 5 s.
 const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(35);
 
-/// The channel commits are announced on: `"<instance>:<newest seq>"` (see [`notify_commit`]).
+/// The channel commits are announced on: `"<instance>:<newest seq>"` (see [`PgTx::append_to_log`]).
 const LOG_CHANNEL: &str = "baton_log";
 
 /// How many events one relayed frame of others' commits holds at most.
@@ -123,33 +127,154 @@ impl std::fmt::Debug for PostgresStore {
 }
 
 /// A write transaction on the writer connection.
+///
+/// Its events get their seqs here, counting on from the log's head as locked when the
+/// transaction began, and reach the log in one statement at commit ([`PgTx::append_to_log`]):
+/// one round trip per event fewer, and the head's row is updated once, outside every job's
+/// savepoint (a row locked by the transaction and updated in a savepoint makes the database
+/// track both as a "multixact", which grew slower with each event of a group).
 struct PgTx<'c> {
     tx: Transaction<'c>,
     statements: &'c Statements,
+    /// The log's head when this transaction locked it.
+    head: u64,
     events: Vec<Event>,
     bodies: Vec<String>,
     /// How long a claimed delivery is this instance's (see [`PostgresStore::open_with_lease`]).
     lease_secs: f64,
+    /// A group commit owes the database "release the last job's savepoint, set the next one":
+    /// it goes in the same message as the next job's first statement (one round trip, not two).
+    savepoint_owed: std::cell::Cell<bool>,
 }
+
+impl<'c> PgTx<'c> {
+    /// Begins a write transaction on `client`, its first act locking the log's head (see
+    /// [`lock_head_first`]).
+    fn begin(
+        client: &'c mut Client,
+        statements: &'c Statements,
+        lease: std::time::Duration,
+    ) -> Result<Self, StoreError> {
+        let tx = wait(client.transaction())?;
+        let head = lock_head_first(&tx)?;
+        Ok(Self {
+            tx,
+            statements,
+            head,
+            events: Vec::new(),
+            bodies: Vec::new(),
+            lease_secs: lease.as_secs_f64(),
+            savepoint_owed: std::cell::Cell::new(false),
+        })
+    }
+
+    /// Writes this transaction's events to the log, moves the head past them and tells other
+    /// instances (their NOTIFY goes out at commit), all in one round trip.
+    fn append_to_log(&self, instance: &str) -> Result<(), StoreError> {
+        let Some(last) = self.events.last() else {
+            return Ok(());
+        };
+        let seqs: Vec<i64> = self.events.iter().map(|e| e.seq as i64).collect();
+        let kinds: Vec<&str> = self.events.iter().map(|e| e.data.kind()).collect();
+        let notice = format!("{instance}:{}", last.seq);
+        // The commit releases the last job's savepoint: none is owed any more.
+        self.savepoint_owed.set(false);
+        let (append, notify) = (self.prepared(APPEND_TO_LOG)?, self.prepared(NOTIFY)?);
+        let head = last.seq as i64;
+        let append_params: Params<'_> = &[&head, &seqs, &kinds, &self.bodies];
+        let notify_params: Params<'_> = &[&LOG_CHANNEL, &notice];
+        let appended = self.tx.execute(&append, append_params);
+        let notified = self.tx.execute(&notify, notify_params);
+        wait(futures_util::future::try_join(appended, notified))?;
+        Ok(())
+    }
+}
+
+/// See [`PgTx::append_to_log`].
+const APPEND_TO_LOG: &str = "WITH head AS (UPDATE log_head SET last = $1)
+     INSERT INTO events (seq, kind, data) SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[])";
+/// Other instances hear of a commit (see [`LOG_CHANNEL`]).
+const NOTIFY: &str = "SELECT pg_notify($1, $2)";
 
 /// A pooled read connection; it goes back to the pool when dropped.
 struct Reader<'s> {
     conn: Option<Conn>,
-    pool: &'s Mutex<Vec<Conn>>,
+    pool: &'s ReaderPool,
 }
 
 impl Drop for Reader<'_> {
     fn drop(&mut self) {
-        if let (Some(conn), Ok(mut pool)) = (self.conn.take(), self.pool.lock()) {
-            if pool.len() < READER_POOL && !conn.client.is_closed() {
-                pool.push(conn);
-            }
+        if let Some(conn) = self.conn.take() {
+            self.pool.give_back(conn);
         }
+    }
+}
+
+/// The read connections. Each new connection costs the database a process (a fork and its
+/// start-up) and its statements' planning again, so connections are kept, and a burst of reads
+/// (every stream checking the log at once) waits for one of [`READERS_OPEN`] instead of opening
+/// more. A read that has waited [`READER_WAIT`] opens one of its own anyway: a caller holding a
+/// connection while it asks for another can never wait forever.
+#[derive(Default)]
+struct ReaderPool {
+    state: Mutex<Readers>,
+    freed: std::sync::Condvar,
+}
+
+#[derive(Default)]
+struct Readers {
+    idle: Vec<Conn>,
+    /// Open connections, idle or in use.
+    open: usize,
+}
+
+impl ReaderPool {
+    fn take(&self, config: &tokio_postgres::Config, driver: &Driver) -> Result<Conn, StoreError> {
+        let deadline = std::time::Instant::now() + READER_WAIT;
+        let mut state = self.state.lock().map_err(|_| StoreError::Poisoned)?;
+        loop {
+            // Connections the database ended while they waited here are dropped.
+            while let Some(conn) = state.idle.pop() {
+                if !conn.client.is_closed() {
+                    return Ok(conn);
+                }
+                state.open -= 1;
+            }
+            let now = std::time::Instant::now();
+            if state.open < READERS_OPEN || now >= deadline {
+                state.open += 1;
+                drop(state);
+                return connect(config, driver).map(Conn::new).inspect_err(|_| {
+                    if let Ok(mut state) = self.state.lock() {
+                        state.open -= 1;
+                    }
+                });
+            }
+            state = self
+                .freed
+                .wait_timeout(state, deadline - now)
+                .map_err(|_| StoreError::Poisoned)?
+                .0;
+        }
+    }
+
+    fn give_back(&self, conn: Conn) {
+        let Ok(mut state) = self.state.lock() else {
+            return;
+        };
+        if conn.client.is_closed() || state.open > READERS_OPEN {
+            state.open -= 1;
+        } else {
+            state.idle.push(conn);
+        }
+        drop(state);
+        self.freed.notify_one();
     }
 }
 
 mod sealed {
     use super::{wait, Params, Statements, StoreError};
+    use std::future::Future;
     use tokio_postgres::{GenericClient, Row};
 
     /// Whatever reads run on: a transaction or a pooled connection, each with its connection's
@@ -160,12 +285,21 @@ mod sealed {
         fn client(&self) -> Result<&Self::C, StoreError>;
         fn statements(&self) -> Result<&Statements, StoreError>;
 
+        /// Sends one call and waits for its answer (a write transaction may send what it owes
+        /// the database in the same message: [`super::PgTx`]).
+        fn run<T>(
+            &self,
+            call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+        ) -> Result<T, StoreError> {
+            Ok(wait(call)?)
+        }
+
         fn prepared(&self, sql: &str) -> Result<tokio_postgres::Statement, StoreError> {
             let statements = self.statements()?;
             if let Some(found) = statements.borrow().get(sql) {
                 return Ok(found.clone());
             }
-            let made = wait(self.client()?.prepare(sql))?;
+            let made = self.run(self.client()?.prepare(sql))?;
             statements
                 .borrow_mut()
                 .insert(sql.to_string(), made.clone());
@@ -174,22 +308,22 @@ mod sealed {
 
         fn query(&self, sql: &str, params: Params<'_>) -> Result<Vec<Row>, StoreError> {
             let statement = self.prepared(sql)?;
-            Ok(wait(self.client()?.query(&statement, params))?)
+            self.run(self.client()?.query(&statement, params))
         }
 
         fn query_opt(&self, sql: &str, params: Params<'_>) -> Result<Option<Row>, StoreError> {
             let statement = self.prepared(sql)?;
-            Ok(wait(self.client()?.query_opt(&statement, params))?)
+            self.run(self.client()?.query_opt(&statement, params))
         }
 
         fn query_one(&self, sql: &str, params: Params<'_>) -> Result<Row, StoreError> {
             let statement = self.prepared(sql)?;
-            Ok(wait(self.client()?.query_one(&statement, params))?)
+            self.run(self.client()?.query_one(&statement, params))
         }
 
         fn execute(&self, sql: &str, params: Params<'_>) -> Result<u64, StoreError> {
             let statement = self.prepared(sql)?;
-            Ok(wait(self.client()?.execute(&statement, params))?)
+            self.run(self.client()?.execute(&statement, params))
         }
     }
 }
@@ -220,6 +354,19 @@ impl<'c> HasClient for PgTx<'c> {
     }
     fn statements(&self) -> Result<&Statements, StoreError> {
         Ok(self.statements)
+    }
+
+    fn run<T>(
+        &self,
+        call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        if !self.savepoint_owed.replace(false) {
+            return Ok(wait(call)?);
+        }
+        let owed = self
+            .tx
+            .batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job");
+        Ok(wait(futures_util::future::try_join(owed, call))?.1)
     }
 }
 
@@ -317,7 +464,7 @@ impl PostgresStore {
             driver,
             announce,
             writer,
-            readers: Mutex::new(Vec::new()),
+            readers: ReaderPool::default(),
             jobs,
             others,
             instance: instance_name,
@@ -337,17 +484,8 @@ impl PostgresStore {
     }
 
     fn reader_conn(&self) -> Result<Reader<'_>, StoreError> {
-        // Connections the database ended while they waited in the pool are dropped.
-        let pooled = {
-            let mut pool = self.readers.lock().map_err(|_| StoreError::Poisoned)?;
-            std::iter::from_fn(|| pool.pop()).find(|c| !c.client.is_closed())
-        };
-        let conn = match pooled {
-            Some(conn) => conn,
-            None => Conn::new(connect(&self.config, &self.driver)?),
-        };
         Ok(Reader {
-            conn: Some(conn),
+            conn: Some(self.readers.take(&self.config, &self.driver)?),
             pool: &self.readers,
         })
     }
@@ -510,15 +648,6 @@ fn lead_when_possible(
     }
 }
 
-/// Tells every instance (on commit) that the log now reaches `events`' last seq.
-fn notify_commit(tx: &Transaction<'_>, instance: &str, events: &[Event]) -> Result<(), StoreError> {
-    if let Some(last) = events.last() {
-        let payload = format!("{instance}:{}", last.seq);
-        wait(tx.execute("SELECT pg_notify($1, $2)", &[&LOG_CHANNEL, &payload]))?;
-    }
-    Ok(())
-}
-
 /// Reads what other instances committed, each time one says so, and sends it on as frames for
 /// this instance's streams. Frames may repeat events this instance sent itself: streams skip
 /// what they have already sent.
@@ -600,9 +729,10 @@ fn reconnect_if_lost(
 /// writer on every instance takes its locks in that order, so two hubs writing the same
 /// conversation never deadlock (one would lock the conversation, the other the head, each then
 /// waiting for the other). Writers serialise on the head anyway, to hand out seqs in order.
-fn lock_head_first(tx: &Transaction<'_>) -> Result<(), StoreError> {
-    wait(tx.execute("SELECT last FROM log_head FOR UPDATE", &[]))?;
-    Ok(())
+/// Returns the head: the transaction's events follow it.
+fn lock_head_first(tx: &Transaction<'_>) -> Result<u64, StoreError> {
+    let row = wait(tx.query_one("SELECT last FROM log_head FOR UPDATE", &[]))?;
+    Ok(row.get::<_, i64>(0) as u64)
 }
 
 /// The newest seq handed out and committed.
@@ -652,23 +782,15 @@ impl Store for PostgresStore {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         reconnect_if_lost(&mut conn, &self.config, &self.driver)?;
         let Conn { client, statements } = &mut *conn;
-        let tx = wait(client.transaction())?;
-        lock_head_first(&tx)?;
-        let mut txn = PgTx {
-            tx,
-            statements,
-            events: Vec::new(),
-            bodies: Vec::new(),
-            lease_secs: self.lease.as_secs_f64(),
-        };
+        let mut txn = PgTx::begin(client, statements, self.lease)?;
         if !f(&mut txn) {
             wait(txn.tx.rollback())?;
             return Ok(());
         }
+        txn.append_to_log(&self.instance)?;
         let PgTx {
             tx, events, bodies, ..
         } = txn;
-        notify_commit(&tx, &self.instance, &events)?;
         wait(tx.commit())?;
         self.announce.committed(&events, &bodies);
         Ok(())
@@ -1423,16 +1545,9 @@ impl Tx for PgTx<'_> {
                 &[&r.agent_id, &r.conversation_id, &json],
             )?,
         };
-        // The next seq, and the head's row lock until this transaction ends (see the module).
-        let seq: i64 = self
-            .query_one(
-                "WITH head AS (UPDATE log_head SET last = last + 1 RETURNING last)
-             INSERT INTO events (seq, kind, data) SELECT last, $1, $2 FROM head RETURNING seq",
-                &[&data.kind(), &json],
-            )?
-            .get(0);
+        // The next seq after the head this transaction holds; the log gets it at commit.
         let event = Event {
-            seq: seq as u64,
+            seq: self.head + self.events.len() as u64 + 1,
             data,
         };
         self.events.push(event.clone());
@@ -1747,13 +1862,8 @@ fn commit_group(
     lease: std::time::Duration,
 ) {
     let Conn { client, statements } = conn;
-    let tx = match wait(client.transaction())
-        .map_err(StoreError::from)
-        .and_then(|tx| {
-            lock_head_first(&tx)?;
-            Ok(tx)
-        }) {
-        Ok(tx) => tx,
+    let mut txn = match PgTx::begin(client, statements, lease) {
+        Ok(txn) => txn,
         Err(e) => {
             tracing::error!(error = %e, "group commit: cannot start a transaction");
             for job in jobs.drain(..) {
@@ -1762,17 +1872,11 @@ fn commit_group(
             return;
         }
     };
-    let mut txn = PgTx {
-        tx,
-        statements,
-        events: Vec::new(),
-        bodies: Vec::new(),
-        lease_secs: lease.as_secs_f64(),
-    };
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-    // One round trip per job for its savepoint: the next job's savepoint is set in the same
-    // message that releases this one's, a failed job's rollback leaves the savepoint in place for
-    // the next, and the commit releases the last.
+    // A savepoint per job, at no round trip of its own: the next job's savepoint is set in the
+    // same message that releases this one's, which goes with the next job's first statement
+    // (`savepoint_owed`). A failed job's rollback leaves the savepoint in place for the next, and
+    // the commit releases the last.
     if let Err(e) = wait(txn.tx.batch_execute("SAVEPOINT job")) {
         tracing::error!(error = %e, "group commit: cannot set a savepoint");
         for job in jobs.drain(..) {
@@ -1784,11 +1888,13 @@ fn commit_group(
         let mark = txn.events.len();
         let (ok, done) = job.run(&mut txn);
         let ended = if ok {
-            if jobs.is_empty() {
-                Ok(())
-            } else {
-                wait(txn.tx.batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job"))
-            }
+            txn.savepoint_owed.set(!jobs.is_empty());
+            Ok(())
+        } else if txn.savepoint_owed.get() {
+            // The job failed before it sent the database anything: nothing to undo there.
+            txn.events.truncate(mark);
+            txn.bodies.truncate(mark);
+            Ok(())
         } else {
             txn.events.truncate(mark);
             txn.bodies.truncate(mark);
@@ -1810,12 +1916,15 @@ fn commit_group(
             }
         }
     }
-    let PgTx {
-        tx, events, bodies, ..
-    } = txn;
-    let committed = notify_commit(&tx, instance, &events).and_then(|()| Ok(wait(tx.commit())?));
+    let committed = txn.append_to_log(instance).and_then(|()| {
+        let PgTx {
+            tx, events, bodies, ..
+        } = txn;
+        wait(tx.commit())?;
+        Ok((events, bodies))
+    });
     match committed {
-        Ok(()) => {
+        Ok((events, bodies)) => {
             announce.committed(&events, &bodies);
             for done in completions {
                 done(Ok(()));
