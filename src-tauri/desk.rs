@@ -87,7 +87,21 @@ mod hub_address {
     /// Keeps `hub_url`, or forgets it (`None`: back to a solo desk).
     /// Refuses an address a password should not be sent to: plain `http` is for this computer
     /// only.
+    /// Several hubs serving one team are given separated by commas; each is checked.
     pub fn check(hub_url: &str) -> Result<(), String> {
+        let addresses: Vec<&str> = hub_url
+            .split(|c: char| c == ',' || c.is_whitespace())
+            .filter(|a| !a.is_empty())
+            .collect();
+        if addresses.is_empty() {
+            return Err(format!(
+                "{hub_url:?} is not an address like https://baton.example.com"
+            ));
+        }
+        addresses.into_iter().try_for_each(check_one)
+    }
+
+    fn check_one(hub_url: &str) -> Result<(), String> {
         let url = url::Url::parse(hub_url)
             .map_err(|_| format!("{hub_url:?} is not an address like https://baton.example.com"))?;
         let loopback = match url.host() {
@@ -142,6 +156,10 @@ mod hub_address {
                 Err("use https:// for http://baton.example.com: a password must not travel in the clear".into())
             );
             assert!(super::check("baton.example.com").is_err());
+            // Several hubs serving one team: each must be one a password may be sent to.
+            assert!(super::check("https://a.example.com, https://b.example.com").is_ok());
+            assert!(super::check("https://a.example.com,http://b.example.com").is_err());
+            assert!(super::check(" , ").is_err());
         }
     }
 }
@@ -375,6 +393,8 @@ impl Desk {
         };
         hub_address::check(&hub_url)?;
         let client = HubClient::new(&hub_url).map_err(|e| e.to_string())?;
+        // Kept as the client writes it (several hubs: comma-separated, no trailing slashes).
+        let hub_url = client.hub_url();
         let login = client
             .login(email, password)
             .await

@@ -34,7 +34,9 @@ struct Cli {
     /// The local cache and settings (default: $BATON_CLI_DATA, else ~/.local/share/baton-cli).
     #[arg(long, global = true, env = "BATON_CLI_DATA")]
     data: Option<PathBuf>,
-    /// The hub (remembered after `login`).
+    /// The hub (remembered after `login`). Several hubs serving one team from a shared database
+    /// go comma-separated (`https://a.example.com,https://b.example.com`): the CLI uses the first
+    /// that answers and moves to the next when it cannot be reached.
     #[arg(long, global = true)]
     hub: Option<String>,
     /// Where the sign-in token is kept: the OS keychain, or `file` (DATA/token, mode 0600) where

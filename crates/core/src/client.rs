@@ -39,26 +39,51 @@ pub enum ClientError {
     Protocol(String),
 }
 
+/// A client of one hub, or of several hubs serving one team from a shared database.
+///
+/// With several, it stays on one while that one answers, and moves to the next when it cannot be
+/// reached (connection refused, timed out): every hub has the same log, sign-ins and commands, so
+/// a device resumes from its cursor there and a command sent again is still done once (its
+/// `txn_id`). Clones share where they are.
 #[derive(Debug, Clone)]
 pub struct HubClient {
-    base: Url,
+    bases: std::sync::Arc<Vec<Url>>,
+    /// Which of `bases` requests go to.
+    current: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     http: reqwest::Client,
     token: Option<String>,
 }
 
+/// The hub addresses in `hub_url`: one, or several separated by commas (or spaces).
+pub fn hub_urls(hub_url: &str) -> Result<Vec<Url>, ClientError> {
+    let urls = hub_url
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            Url::parse(part.trim_end_matches('/'))
+                .ok()
+                .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+                .ok_or_else(|| ClientError::BadUrl(part.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if urls.is_empty() {
+        return Err(ClientError::BadUrl(hub_url.to_string()));
+    }
+    Ok(urls)
+}
+
 impl HubClient {
+    /// A client of the hub at `hub_url`, or of the hubs listed there (comma-separated).
     pub fn new(hub_url: &str) -> Result<Self, ClientError> {
-        let base = Url::parse(hub_url.trim_end_matches('/'))
-            .ok()
-            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
-            .ok_or_else(|| ClientError::BadUrl(hub_url.to_string()))?;
+        let bases = hub_urls(hub_url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| ClientError::Network(e.to_string()))?;
         Ok(Self {
-            base,
+            bases: std::sync::Arc::new(bases),
+            current: Default::default(),
             http,
             token: None,
         })
@@ -69,37 +94,76 @@ impl HubClient {
         self
     }
 
-    pub fn hub_url(&self) -> &str {
-        self.base.as_str().trim_end_matches('/')
+    /// The hub addresses as given (one, or several comma-separated): what a sign-in is kept
+    /// under.
+    pub fn hub_url(&self) -> String {
+        self.bases
+            .iter()
+            .map(|u| u.as_str().trim_end_matches('/'))
+            .collect::<Vec<_>>()
+            .join(",")
     }
 
-    fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.hub_url())
+    /// The hub requests go to now.
+    pub fn current_url(&self) -> &Url {
+        let at = self.current.load(std::sync::atomic::Ordering::Relaxed);
+        &self.bases[at % self.bases.len()]
+    }
+
+    /// Sends the request `build` makes for a hub's base address (without the trailing slash),
+    /// with the sign-in. When that hub cannot be reached and others were given, tries each of
+    /// them in turn, and stays on the first that answers.
+    async fn send(
+        &self,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, ClientError> {
+        use std::sync::atomic::Ordering;
+        let mut tried = 0;
+        loop {
+            let at = self.current.load(Ordering::Relaxed) % self.bases.len();
+            let base = &self.bases[at];
+            let mut request = build(base.as_str().trim_end_matches('/'));
+            if let Some(token) = &self.token {
+                request = request.bearer_auth(token);
+            }
+            match request.send().await {
+                Ok(response) => return Ok(response),
+                Err(e) if tried + 1 < self.bases.len() && (e.is_connect() || e.is_timeout()) => {
+                    tried += 1;
+                    let next = (at + 1) % self.bases.len();
+                    tracing::warn!(hub = %base, next = %self.bases[next], error = %e, "hub unreachable; trying the next one");
+                    // Another request may have moved on already: only move from where we were.
+                    let _ = self.current.compare_exchange(
+                        at,
+                        next,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                Err(e) => return Err(network(e)),
+            }
+        }
     }
 
     pub async fn login(&self, email: &str, password: &str) -> Result<LoginResponse, ClientError> {
-        let request = self
-            .http
-            .post(self.url("/api/v1/login"))
-            .json(&LoginRequest {
-                email: email.into(),
-                password: password.into(),
-                cookie: false,
-            });
-        let response = request.send().await.map_err(network)?;
+        let login = LoginRequest {
+            email: email.into(),
+            password: password.into(),
+            cookie: false,
+        };
+        let response = self
+            .send(|hub| self.http.post(format!("{hub}/api/v1/login")).json(&login))
+            .await?;
         read_json(response).await
     }
 
     /// Up to `limit` events after `after`, kinds unknown to this build included.
     pub async fn events(&self, after: u64, limit: u32) -> Result<EventPage<RawEvent>, ClientError> {
-        let mut request = self
-            .http
-            .get(self.url("/api/v1/events"))
-            .query(&[("after", after.to_string()), ("limit", limit.to_string())]);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let query = [("after", after.to_string()), ("limit", limit.to_string())];
+        let response = self
+            .send(|hub| self.http.get(format!("{hub}/api/v1/events")).query(&query))
+            .await?;
+        read_json(response).await
     }
 
     /// One page of the inbox's current state and the seq it reflects (for a new device, or after
@@ -108,14 +172,16 @@ impl HubClient {
         &self,
         page: Option<&str>,
     ) -> Result<baton_protocol::Snapshot, ClientError> {
-        let mut request = self.http.get(self.url("/api/v1/snapshot"));
-        if let Some(page) = page {
-            request = request.query(&[("page", page)]);
-        }
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let response = self
+            .send(|hub| {
+                let request = self.http.get(format!("{hub}/api/v1/snapshot"));
+                match page {
+                    Some(page) => request.query(&[("page", page)]),
+                    None => request,
+                }
+            })
+            .await?;
+        read_json(response).await
     }
 
     /// Up to `limit` messages older than `before`, newest first (history backfill); only one
@@ -133,10 +199,13 @@ impl HubClient {
         if let Some(before) = before {
             query.push(("before", before.to_string()));
         }
-        let mut request = self.http.get(self.url("/api/v1/messages")).query(&query);
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
+        let response = self
+            .send(|hub| {
+                self.http
+                    .get(format!("{hub}/api/v1/messages"))
+                    .query(&query)
+            })
+            .await?;
         // Each message is decoded on its own: one this build cannot read (nested past the
         // parser's limit, say) is left out and logged, and the rest of the history still arrives.
         #[derive(serde::Deserialize)]
@@ -145,7 +214,7 @@ impl HubClient {
             next: Option<i64>,
             total: u64,
         }
-        let raw: RawPage = read_json(request.send().await.map_err(network)?).await?;
+        let raw: RawPage = read_json(response).await?;
         let mut messages = Vec::with_capacity(raw.messages.len());
         for message in raw.messages {
             match serde_json::from_str(message.get()) {
@@ -164,11 +233,10 @@ impl HubClient {
 
     /// The signed-in agent.
     pub async fn me(&self) -> Result<Agent, ClientError> {
-        let mut request = self.http.get(self.url("/api/v1/me"));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let response = self
+            .send(|hub| self.http.get(format!("{hub}/api/v1/me")))
+            .await?;
+        read_json(response).await
     }
 
     /// Sends an agent command with its `txn_id`; the hub applies it once however often it is sent.
@@ -177,14 +245,11 @@ impl HubClient {
         txn_id: &str,
         command: &AgentCommand,
     ) -> Result<CommandResult, ClientError> {
-        let mut request = self
-            .http
-            .post(self.url(&format!("/api/v1{}", command.path())))
-            .json(&command.fields(txn_id));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let (path, fields) = (command.path(), command.fields(txn_id));
+        let response = self
+            .send(|hub| self.http.post(format!("{hub}/api/v1{path}")).json(&fields))
+            .await?;
+        read_json(response).await
     }
 
     /// The approved WhatsApp templates for a conversation (its number's).
@@ -192,13 +257,14 @@ impl HubClient {
         &self,
         conversation_id: &str,
     ) -> Result<Vec<baton_protocol::WhatsAppTemplate>, ClientError> {
-        let mut request = self.http.get(self.url(&format!(
-            "/api/v1/conversations/{conversation_id}/templates"
-        )));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let response = self
+            .send(|hub| {
+                self.http.get(format!(
+                    "{hub}/api/v1/conversations/{conversation_id}/templates"
+                ))
+            })
+            .await?;
+        read_json(response).await
     }
 
     /// Uploads a file the agent is about to send (`POST /api/v1/uploads`); the hub keeps it by its
@@ -209,29 +275,26 @@ impl HubClient {
         mime_type: &str,
         bytes: Vec<u8>,
     ) -> Result<baton_protocol::Upload, ClientError> {
-        let mut request = self
-            .http
-            .post(self.url("/api/v1/uploads"))
-            .query(&[("filename", filename)])
-            .header(reqwest::header::CONTENT_TYPE, mime_type)
-            .body(bytes)
-            // A 16 MB file over a slow connection takes longer than an API call.
-            .timeout(std::time::Duration::from_secs(300));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let bytes = bytes::Bytes::from(bytes);
+        let response = self
+            .send(|hub| {
+                self.http
+                    .post(format!("{hub}/api/v1/uploads"))
+                    .query(&[("filename", filename)])
+                    .header(reqwest::header::CONTENT_TYPE, mime_type)
+                    .body(bytes.clone())
+                    // A 16 MB file over a slow connection takes longer than an API call.
+                    .timeout(std::time::Duration::from_secs(300))
+            })
+            .await?;
+        read_json(response).await
     }
 
     /// A customer's media file: its type and bytes.
     pub async fn media(&self, message_id: &str) -> Result<(String, Vec<u8>), ClientError> {
-        let mut request = self
-            .http
-            .get(self.url(&format!("/api/v1/media/{message_id}")));
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        let response = request.send().await.map_err(network)?;
+        let response = self
+            .send(|hub| self.http.get(format!("{hub}/api/v1/media/{message_id}")))
+            .await?;
         if !response.status().is_success() {
             return read_json::<serde_json::Value>(response)
                 .await
@@ -254,16 +317,18 @@ impl HubClient {
         path: &str,
         body: Option<serde_json::Value>,
     ) -> Result<serde_json::Value, ClientError> {
-        let mut request = self
-            .http
-            .request(method, self.url(&format!("/api/v1{path}")));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        if let Some(token) = &self.token {
-            request = request.bearer_auth(token);
-        }
-        read_json(request.send().await.map_err(network)?).await
+        let response = self
+            .send(|hub| {
+                let request = self
+                    .http
+                    .request(method.clone(), format!("{hub}/api/v1{path}"));
+                match &body {
+                    Some(body) => request.json(body),
+                    None => request,
+                }
+            })
+            .await?;
+        read_json(response).await
     }
 
     /// Ends this sign-in on the hub (its token stops working everywhere at once).
@@ -277,17 +342,40 @@ impl HubClient {
         .map(|_| ())
     }
 
-    /// Opens the live stream from `after`.
+    /// Opens the live stream from `after`, on the hub requests go to, or (several given, that
+    /// one unreachable) on the next that answers.
     pub async fn stream(&self, after: u64) -> Result<Stream, ClientError> {
-        let mut ws_url = self.base.clone();
-        let scheme = if self.base.scheme() == "https" {
+        use std::sync::atomic::Ordering;
+        let mut tried = 0;
+        loop {
+            let at = self.current.load(Ordering::Relaxed) % self.bases.len();
+            match self.stream_from(&self.bases[at], after).await {
+                Err(ClientError::Network(e)) if tried + 1 < self.bases.len() => {
+                    tried += 1;
+                    let next = (at + 1) % self.bases.len();
+                    tracing::warn!(hub = %self.bases[at], next = %self.bases[next], error = %e, "hub unreachable; streaming from the next one");
+                    let _ = self.current.compare_exchange(
+                        at,
+                        next,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn stream_from(&self, base: &Url, after: u64) -> Result<Stream, ClientError> {
+        let mut ws_url = base.clone();
+        let scheme = if base.scheme() == "https" {
             "wss"
         } else {
             "ws"
         };
         ws_url
             .set_scheme(scheme)
-            .map_err(|_| ClientError::BadUrl(self.base.to_string()))?;
+            .map_err(|_| ClientError::BadUrl(base.to_string()))?;
         let url = format!(
             "{}/api/v1/stream?after={after}",
             ws_url.as_str().trim_end_matches('/')
@@ -307,7 +395,14 @@ impl HubClient {
             max_frame_size: Some(MAX_STREAM_MESSAGE),
             ..Default::default()
         };
-        match tokio_tungstenite::connect_async_with_config(request, Some(config), false).await {
+        let connecting = tokio_tungstenite::connect_async_with_config(request, Some(config), false);
+        // As long as any request may take to connect: a hub that does not answer is left.
+        let Ok(connected) = tokio::time::timeout(Duration::from_secs(10), connecting).await else {
+            return Err(ClientError::Network(format!(
+                "{base} did not answer within 10 s"
+            )));
+        };
+        match connected {
             Ok((stream, _)) => Ok(stream),
             Err(tokio_tungstenite::tungstenite::Error::Http(response))
                 if response.status().as_u16() == 401 =>
@@ -372,5 +467,57 @@ impl ClientError {
     /// The hub cannot continue from this device's cursor (410): take a fresh snapshot.
     pub fn is_gone(&self) -> bool {
         matches!(self, ClientError::Refused { status: 410, .. })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn several_hubs_are_given_comma_separated_and_each_must_be_an_address() {
+        let client =
+            HubClient::new("https://a.example.com/, https://b.example.com:8717").expect("two hubs");
+        assert_eq!(
+            client.hub_url(),
+            "https://a.example.com,https://b.example.com:8717"
+        );
+        assert_eq!(client.current_url().as_str(), "https://a.example.com/");
+        assert_eq!(
+            HubClient::new("http://127.0.0.1:8717/")
+                .map(|c| c.hub_url())
+                .ok(),
+            Some("http://127.0.0.1:8717".to_string()),
+            "one hub is kept as before"
+        );
+        assert!(matches!(
+            HubClient::new("https://a.example.com,ftp://b"),
+            Err(ClientError::BadUrl(bad)) if bad == "ftp://b"
+        ));
+        assert!(HubClient::new(" , ").is_err());
+    }
+
+    #[tokio::test]
+    async fn a_client_moves_to_the_next_hub_when_one_cannot_be_reached_and_stays_there() {
+        // Two ports nothing listens on: the first refuses, and so does the second, so the error is
+        // the network's, after both were tried.
+        let closed = || {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("port");
+            listener.local_addr().expect("addr").port()
+        };
+        let (a, b) = (closed(), closed());
+        let client =
+            HubClient::new(&format!("http://127.0.0.1:{a},http://127.0.0.1:{b}")).expect("client");
+        assert!(matches!(client.me().await, Err(ClientError::Network(_))));
+        assert_eq!(client.current_url().port(), Some(b), "it moved on");
+        assert!(matches!(
+            client.stream(0).await,
+            Err(ClientError::Network(_))
+        ));
+        assert_eq!(
+            client.current_url().port(),
+            Some(a),
+            "and on again, round the list"
+        );
     }
 }

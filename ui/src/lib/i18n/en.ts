@@ -370,6 +370,7 @@ export const en = {
 
   "signIn.title": "Sign in to your team's hub",
   "signIn.hubAddress": "Hub address",
+  "hub.severalAddresses": "Several hubs serving one team: their addresses, separated by commas. Baton uses the first that answers.",
   "signIn.email": "Email",
   "signIn.password": "Password",
   "signIn.signingIn": "Signing in…",

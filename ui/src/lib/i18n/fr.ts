@@ -377,6 +377,7 @@ export const fr: Catalog = {
 
   "signIn.title": "Connexion au hub de votre équipe",
   "signIn.hubAddress": "Adresse du hub",
+  "hub.severalAddresses": "Plusieurs hubs pour une même équipe : leurs adresses, séparées par des virgules. Baton utilise le premier qui répond.",
   "signIn.email": "E-mail",
   "signIn.password": "Mot de passe",
   "signIn.signingIn": "Connexion…",
