@@ -420,3 +420,439 @@ async fn the_same_command_sent_through_two_hubs_at_once_is_done_once_and_both_ge
         .count();
     assert_eq!(notes, 10, "each note written once");
 }
+
+/// A device following the team's hubs at `hub_url` (one, a balancer, or a comma-separated list)
+/// with its own cache, as the app does.
+struct Device {
+    _dir: tempfile::TempDir,
+    cache: std::sync::Arc<std::sync::Mutex<baton_core::Cache>>,
+    stop: tokio::sync::watch::Sender<bool>,
+}
+
+impl Device {
+    async fn following(hub_url: &str) -> Self {
+        let dir = tempfile::tempdir().expect("device dir");
+        let cache = std::sync::Arc::new(std::sync::Mutex::new(
+            baton_core::Cache::open(&dir.path().join("cache.sqlite")).expect("cache"),
+        ));
+        let (updates, mut drained) = tokio::sync::mpsc::channel(4096);
+        tokio::spawn(async move { while drained.recv().await.is_some() {} });
+        let engine =
+            baton_core::SyncEngine::new(support::signed_in(hub_url).await, cache.clone(), updates);
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move { engine.follow(stopped).await });
+        Self {
+            _dir: dir,
+            cache,
+            stop,
+        }
+    }
+
+    fn cursor(&self) -> u64 {
+        self.cache.lock().expect("cache").cursor().expect("cursor")
+    }
+
+    /// Each message of `conversation` as (id, text, status), oldest first.
+    fn messages(&self, conversation: &str) -> Vec<(String, Option<String>, String)> {
+        self.cache
+            .lock()
+            .expect("cache")
+            .messages(conversation)
+            .expect("messages")
+            .into_iter()
+            .map(|m| (m.id, m.text, m.status.as_str().to_string()))
+            .collect()
+    }
+}
+
+impl Drop for Device {
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+    }
+}
+
+/// The newest state of every message in the log (all of it, page by page), and the log's end.
+async fn messages_in_log(agent: &AgentSession) -> (u64, std::collections::BTreeMap<String, Value>) {
+    let (mut after, mut messages) = (0, std::collections::BTreeMap::new());
+    loop {
+        let (status, page) = agent
+            .get(&format!("/events?after={after}&limit=1000"))
+            .await;
+        assert_eq!(status, 200, "{page}");
+        let events = page["events"].as_array().cloned().unwrap_or_default();
+        let Some(last) = events.last().and_then(|e| e["seq"].as_u64()) else {
+            return (after, messages);
+        };
+        for e in events.iter().filter(|e| e["kind"] == "message") {
+            let id = e["data"]["id"].as_str().unwrap_or_default().to_string();
+            messages.insert(id, e["data"].clone());
+        }
+        after = last;
+    }
+}
+
+/// Posts until the hub behind `url` answers 200, as Meta and the app's outbox do (a request
+/// that died with its hub is sent again, through the balancer, to another).
+async fn post_until_taken(
+    http: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    headers: &[(&str, String)],
+    body: Vec<u8>,
+) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mut request = http
+            .post(url)
+            .header("content-type", "application/json")
+            .body(body.clone());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        for (name, value) in headers {
+            request = request.header(*name, value);
+        }
+        match request.send().await {
+            Ok(response) if response.status().is_success() => return,
+            Ok(response) if response.status().is_client_error() => {
+                panic!("{url} refused: {:?}", response.text().await)
+            }
+            _ => {}
+        }
+        assert!(Instant::now() < deadline, "{url} never took it");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hubs_behind_a_load_balancer_lose_nothing_when_one_is_killed_mid_load() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    const NUMBER: &str = "1122334455667";
+    const APP_SECRET: &str = "meta-app-secret";
+    const TOKEN: &str = "EAAG-access-token";
+    const TICKETS: usize = 8;
+    const PER_TICKET: usize = 40;
+    const CUSTOMERS: usize = 4;
+    const PER_CUSTOMER: usize = 40;
+    const REPLIES: usize = 5;
+
+    let fake_botpress = support::fake_botpress::FakeBotpress::start().await;
+    let graph = support::fake_graph::FakeGraph::start(NUMBER, TOKEN).await;
+    let data = HubData::on_postgres(&testing::fresh_database(), &fake_botpress.url());
+    let whatsapp_path =
+        support::fake_graph::connect_number(&data, &graph, "Support line", APP_SECRET, TOKEN);
+    // One-second delivery timeouts: a call the killed hub had claimed is leased for 3 × 1 s + 5 s.
+    let flags = ["--delivery-timeout", "1"];
+    let mut doomed = HubProcess::start_with(&data, support::free_port(), &flags);
+    let survivor = HubProcess::start_with(&data, support::free_port(), &flags);
+    let balancer = support::balancer::Balancer::start(vec![doomed.port, survivor.port]).await;
+    let front = balancer.url();
+
+    // Three devices: through the balancer; with both hubs' addresses, on the one that will die
+    // first; and on the survivor.
+    let devices = [
+        Device::following(&front).await,
+        Device::following(&format!("{},{}", doomed.url(), survivor.url())).await,
+        Device::following(&survivor.url()).await,
+    ];
+    let alice = AgentSession::sign_in(&survivor, AGENT_EMAIL).await;
+    let alice = AgentSession {
+        base: front.clone(),
+        ..alice
+    };
+
+    // The customers: Botpress tickets and WhatsApp chats, each opened with a first message.
+    let botpress = Botpress::new(&front, &data.endpoint_path);
+    let mut tickets = Vec::new();
+    for t in 0..TICKETS {
+        let (_, user) = botpress
+            .post("createRemoteUser", serde_json::json!({"type": "createRemoteUser", "payload": {"name": format!("Customer {t}")}}))
+            .await;
+        let (_, ticket) = botpress
+            .post("createRemoteConversation", serde_json::json!({"type": "createRemoteConversation", "payload": {"title": format!("Ticket {t}")}}))
+            .await;
+        let (user, ticket) = (
+            user["id"].as_str().expect("user").to_string(),
+            ticket["id"].as_str().expect("ticket").to_string(),
+        );
+        tickets.push((ticket, user));
+    }
+    let whatsapp_url = format!("{front}{whatsapp_path}");
+    let webhook = |customer: usize, i: usize| -> Vec<u8> {
+        let text = format!("wa-{customer}-{i}");
+        serde_json::to_vec(&serde_json::json!({
+            "object": "whatsapp_business_account",
+            "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+                "messaging_product": "whatsapp",
+                "metadata": {"display_phone_number": "15550001111", "phone_number_id": NUMBER},
+                "contacts": [{"profile": {"name": format!("Dana {customer}")}, "wa_id": format!("1555000{customer:04}")}],
+                "messages": [{"from": format!("1555000{customer:04}"), "id": format!("wamid.lb-{customer}-{i}"),
+                              "timestamp": chrono::Utc::now().timestamp().to_string(),
+                              "type": "text", "text": {"body": text}}]
+            }}]}]
+        }))
+        .expect("json")
+    };
+    let http = reqwest::Client::new();
+    let signed = |body: &[u8]| {
+        vec![(
+            "x-hub-signature-256",
+            support::fake_graph::meta_signature(APP_SECRET, body),
+        )]
+    };
+    for customer in 0..CUSTOMERS {
+        let body = webhook(customer, 0);
+        post_until_taken(&http, &whatsapp_url, None, &signed(&body), body).await;
+    }
+    let (_, opened) = messages_in_log(&alice).await;
+    let chats: Vec<String> = (0..CUSTOMERS)
+        .map(|c| {
+            opened
+                .values()
+                .find(|m| m["text"] == format!("wa-{c}-0"))
+                .and_then(|m| m["conversation_id"].as_str())
+                .expect("the chat")
+                .to_string()
+        })
+        .collect();
+
+    // The load: customers write through both hubs while Alice answers every one of them.
+    let acknowledged = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let unanswered = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let taken = Arc::new(AtomicUsize::new(0));
+    let mut load = Vec::new();
+    for (t, (ticket, user)) in tickets.iter().cloned().enumerate() {
+        let (http, url) = (
+            http.clone(),
+            format!("{front}{}/botSendsMessage", data.endpoint_path),
+        );
+        let (acknowledged, unanswered, taken) =
+            (acknowledged.clone(), unanswered.clone(), taken.clone());
+        load.push(tokio::spawn(async move {
+            for i in 0..PER_TICKET {
+                let text = format!("bp-{t}-{i}");
+                let body = serde_json::json!({"type": "botSendsMessage", "remoteConversationId": ticket,
+                                              "remoteUserId": user, "payload": {"type": "text", "text": text}});
+                // Botpress does not send a message again: one the dying hub took unanswered is
+                // allowed to be there (once) or not.
+                match http.post(&url).json(&body).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        acknowledged.lock().expect("lock").push(text);
+                        taken.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => unanswered.lock().expect("lock").push(text),
+                }
+            }
+        }));
+    }
+    for customer in 0..CUSTOMERS {
+        let (http, url) = (http.clone(), whatsapp_url.clone());
+        load.push(tokio::spawn(async move {
+            for i in 1..PER_CUSTOMER {
+                let body = webhook(customer, i);
+                let signature = support::fake_graph::meta_signature(APP_SECRET, &body);
+                post_until_taken(
+                    &http,
+                    &url,
+                    None,
+                    &[("x-hub-signature-256", signature)],
+                    body,
+                )
+                .await;
+            }
+        }));
+    }
+    let conversations: Vec<String> = tickets
+        .iter()
+        .map(|(ticket, _)| ticket.clone())
+        .chain(chats.iter().cloned())
+        .collect();
+    let replies: Vec<(String, String)> = conversations
+        .iter()
+        .flat_map(|c| (0..REPLIES).map(move |r| (c.clone(), format!("reply {r} to {c}"))))
+        .collect();
+    // Four agents (each may hold three handoffs), each answering their share of the chats.
+    let mut tokens = vec![alice.token.clone()];
+    for n in 1..4 {
+        let email = format!("agent{n}@example.com");
+        data.add_agent(&email, &format!("Agent {n}"), "agent");
+        tokens.push(AgentSession::sign_in(&survivor, &email).await.token);
+    }
+    let answered = Arc::new(AtomicUsize::new(0));
+    for (who, token) in tokens.into_iter().enumerate() {
+        let (http, front, answered) = (http.clone(), front.clone(), answered.clone());
+        let replies: Vec<(usize, (String, String))> = replies
+            .iter()
+            .cloned()
+            .enumerate()
+            .filter(|(n, _)| (n / REPLIES) % 4 == who)
+            .collect();
+        load.push(tokio::spawn(async move {
+            for (n, (conversation, text)) in replies {
+                let body = serde_json::to_vec(
+                    &serde_json::json!({"txn_id": format!("t-lb-{n}"), "text": text}),
+                )
+                .expect("json");
+                let url = format!("{front}/api/v1/conversations/{conversation}/messages");
+                post_until_taken(&http, &url, Some(&token), &[], body).await;
+                answered.fetch_add(1, Ordering::Relaxed);
+            }
+        }));
+    }
+
+    // A quarter of the way in, while Botpress is slow to answer (so calls are in flight), one hub
+    // is killed (SIGKILL: no goodbye).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while taken.load(Ordering::Relaxed) < TICKETS * PER_TICKET / 4
+        || answered.load(Ordering::Relaxed) < replies.len() / 4
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the load never got going:\n{}",
+            data.log()
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    fake_botpress.set_mode(support::fake_botpress::Mode::Slow(Duration::from_secs(30)));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    doomed.kill();
+    fake_botpress.set_mode(support::fake_botpress::Mode::Accept);
+    for task in load {
+        task.await.expect("a load task");
+    }
+    let acknowledged = acknowledged.lock().expect("lock").clone();
+    let unanswered = unanswered.lock().expect("lock").clone();
+    println!(
+        "balancer sent {:?} connections to each hub; {} Botpress messages acknowledged, {} lost with the killed hub's connections",
+        balancer.routed,
+        acknowledged.len(),
+        unanswered.len()
+    );
+    assert!(
+        balancer
+            .routed
+            .iter()
+            .all(|n| n.load(Ordering::Relaxed) > 0),
+        "the load went through both hubs"
+    );
+
+    // Every acknowledged message and command is in the log exactly once.
+    let alice = AgentSession {
+        base: survivor.url(),
+        ..alice
+    };
+    let (_, messages) = messages_in_log(&alice).await;
+    let times = |text: &str| messages.values().filter(|m| m["text"] == text).count();
+    for text in &acknowledged {
+        assert_eq!(times(text), 1, "{text} was acknowledged");
+    }
+    for text in &unanswered {
+        assert!(times(text) <= 1, "{text} is there at most once");
+    }
+    for customer in 0..CUSTOMERS {
+        for i in 0..PER_CUSTOMER {
+            assert_eq!(
+                times(&format!("wa-{customer}-{i}")),
+                1,
+                "WhatsApp message {customer}-{i}"
+            );
+        }
+    }
+    for (_, text) in &replies {
+        assert_eq!(times(text), 1, "{text} was acknowledged");
+    }
+
+    // Every reply reaches Botpress or WhatsApp exactly once, or is marked uncertain (and then
+    // went at most once): the killed hub's calls in flight are settled after their lease.
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let settled = loop {
+        let (_, messages) = messages_in_log(&alice).await;
+        let pending: Vec<&Value> = messages
+            .values()
+            .filter(|m| {
+                m["author"] == "agent" && (m["status"] == "queued" || m["status"] == "received")
+            })
+            .collect();
+        if pending.is_empty() {
+            break messages;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} replies never settled, e.g. {}",
+            pending.len(),
+            pending[0]
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let to_botpress: Vec<String> = fake_botpress
+        .accepted()
+        .iter()
+        .filter_map(|c| c.body["payload"]["text"].as_str().map(str::to_string))
+        .collect();
+    let to_whatsapp = graph.texts();
+    let mut uncertain = 0;
+    for (conversation, text) in &replies {
+        let reply = settled
+            .values()
+            .find(|m| m["text"] == *text)
+            .expect("the reply");
+        let sent = if chats.contains(conversation) {
+            &to_whatsapp
+        } else {
+            &to_botpress
+        };
+        let copies = sent.iter().filter(|t| *t == text).count();
+        match reply["status"].as_str() {
+            Some("sent" | "delivered" | "read") => assert_eq!(copies, 1, "{text}: {reply}"),
+            Some("uncertain") => {
+                uncertain += 1;
+                assert!(copies <= 1, "{text} was never sent twice: {reply}")
+            }
+            _ => panic!("{text} ended {reply}"),
+        }
+    }
+    assert!(
+        fake_botpress.violations().is_empty(),
+        "{:?}",
+        fake_botpress.violations()
+    );
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+
+    // Every device, on whichever hub, ends with the same inbox as the log.
+    let (last, log) = messages_in_log(&alice).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while devices.iter().any(|d| d.cursor() < last) {
+        assert!(
+            Instant::now() < deadline,
+            "devices at {:?}, the log at {last}",
+            devices.iter().map(Device::cursor).collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for conversation in &conversations {
+        let mut expected: Vec<(String, Option<String>, String)> = log
+            .values()
+            .filter(|m| m["conversation_id"] == *conversation)
+            .map(|m| {
+                (
+                    m["id"].as_str().unwrap_or_default().to_string(),
+                    m["text"].as_str().map(str::to_string),
+                    m["status"].as_str().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        expected.sort();
+        for (n, device) in devices.iter().enumerate() {
+            let mut held = device.messages(conversation);
+            held.sort();
+            assert_eq!(held, expected, "device {n}, conversation {conversation}");
+        }
+    }
+    println!(
+        "{} messages; {} of {} replies uncertain after the kill, the rest delivered once; 3 devices agree with the log at seq {last}",
+        log.len(),
+        uncertain,
+        replies.len()
+    );
+}

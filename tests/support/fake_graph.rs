@@ -466,21 +466,24 @@ pub fn connect_number(
 ) -> String {
     let number = graph.phone_number_id();
     let graph_url = graph.url();
+    let place = data.place();
+    let mut args = vec!["whatsapp", "add"];
+    args.extend(place.iter().map(String::as_str));
     let (ok, out, err) = super::hub_cli(
         &[
-            "whatsapp",
-            "add",
-            "--data",
-            data.path(),
-            "--name",
-            name,
-            "--phone-number-id",
-            &number,
-            "--verify-token",
-            "my-verify-token",
-            "--graph-url",
-            &graph_url,
-        ],
+            &args[..],
+            &[
+                "--name",
+                name,
+                "--phone-number-id",
+                &number,
+                "--verify-token",
+                "my-verify-token",
+                "--graph-url",
+                &graph_url,
+            ],
+        ]
+        .concat(),
         &format!("{app_secret}\n{token}\n"),
     );
     assert!(ok, "whatsapp add failed: {err}");

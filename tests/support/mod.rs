@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod balancer;
 pub mod fake_bot;
 pub mod fake_botpress;
 pub mod fake_graph;
