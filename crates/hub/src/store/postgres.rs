@@ -18,7 +18,9 @@
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 
-use baton_protocol::{Agent, Contact, Conversation, Event, EventData, Handoff, Message, Template};
+use baton_protocol::{
+    Agent, Contact, Conversation, Event, EventData, Handoff, HandoffStatus, Message, Template,
+};
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
@@ -40,6 +42,7 @@ const MIGRATIONS: &[(i32, &str)] = &[
         2,
         include_str!("../../migrations/postgres/0002_instances.sql"),
     ),
+    (3, include_str!("../../migrations/postgres/0003_writes.sql")),
 ];
 
 /// The most jobs one group commit takes.
@@ -133,65 +136,263 @@ impl std::fmt::Debug for PostgresStore {
 /// one round trip per event fewer, and the head's row is updated once, outside every job's
 /// savepoint (a row locked by the transaction and updated in a savepoint makes the database
 /// track both as a "multixact", which grew slower with each event of a group).
+///
+/// What needs no answer — an entity's row written by `put`, the move to the next job's
+/// savepoint — is queued ([`Queued`]) and sent, in order, with the next statement that does (a
+/// read the writer's cache cannot answer, a write whose result counts, the commit), all in one
+/// message: a job whose reads the cache answers costs no round trip at all. A queued write the
+/// database refuses breaks the whole transaction — it may belong to a job already answered — so
+/// the group fails (its callers are told, nothing is acknowledged) and the writer sends every
+/// write at once for a while, so that a job that keeps failing fails alone ([`CAREFUL_GROUPS`]).
 struct PgTx<'c> {
     tx: Transaction<'c>,
     statements: &'c Statements,
+    cache: &'c std::cell::RefCell<WriterCache>,
     /// The log's head when this transaction locked it.
     head: u64,
+    /// `log_head.writes` then.
+    writes: i64,
     events: Vec<Event>,
     bodies: Vec<String>,
     /// How long a claimed delivery is this instance's (see [`PostgresStore::open_with_lease`]).
     lease_secs: f64,
-    /// A group commit owes the database "release the last job's savepoint, set the next one":
-    /// it goes in the same message as the next job's first statement (one round trip, not two).
-    savepoint_owed: std::cell::Cell<bool>,
+    /// What waits to be sent with the next statement.
+    queued: std::cell::RefCell<Vec<Queued>>,
+    /// Whether the running job has sent anything (so undoing it needs the database).
+    sent_in_job: std::cell::Cell<bool>,
+    /// Why the transaction can no longer commit, once a queued write was refused.
+    broken: std::cell::RefCell<Option<String>>,
+    /// Queue writes (else each is sent at once: see [`CAREFUL_GROUPS`]).
+    defer: bool,
+    careful: &'c std::cell::Cell<u32>,
+}
+
+/// What a write transaction sends with its next statement (see [`PgTx`]).
+enum Queued {
+    /// A statement without parameters: setting a savepoint, moving to the next job's
+    /// ([`NEXT_SAVEPOINT`]).
+    Simple(&'static str),
+    Write {
+        sql: &'static str,
+        params: Vec<Option<String>>,
+    },
+}
+
+/// How many transactions the writer sends each write at once after a queued one was refused.
+const CAREFUL_GROUPS: u32 = 16;
+
+/// A database call on its way.
+type Call<'a, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, tokio_postgres::Error>> + 'a>>;
+
+/// A call whose request has gone out (tokio-postgres sends on a call's first poll), or that ended
+/// at once.
+enum Sent<'a, T> {
+    Waiting(Call<'a, T>),
+    Ended(Result<T, tokio_postgres::Error>),
+}
+
+fn send_now<T>(mut call: Call<'_, T>) -> Sent<'_, T> {
+    let mut cx = std::task::Context::from_waker(futures_util::task::noop_waker_ref());
+    match call.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(ended) => Sent::Ended(ended),
+        std::task::Poll::Pending => Sent::Waiting(call),
+    }
+}
+
+async fn answer<T>(sent: Sent<'_, T>) -> Result<T, tokio_postgres::Error> {
+    match sent {
+        Sent::Waiting(call) => call.await,
+        Sent::Ended(ended) => ended,
+    }
 }
 
 impl<'c> PgTx<'c> {
     /// Begins a write transaction on `client`, its first act locking the log's head (see
     /// [`lock_head_first`]).
-    fn begin(
-        client: &'c mut Client,
-        statements: &'c Statements,
-        lease: std::time::Duration,
-    ) -> Result<Self, StoreError> {
+    fn begin(conn: &'c mut Conn, lease: std::time::Duration) -> Result<Self, StoreError> {
+        let Conn {
+            client,
+            statements,
+            cache,
+            careful,
+        } = conn;
+        let defer = match careful.get() {
+            0 => true,
+            n => {
+                careful.set(n - 1);
+                false
+            }
+        };
         let tx = wait(client.transaction())?;
-        let head = lock_head_first(&tx)?;
+        let (head, writes) = lock_head_first(&tx)?;
+        {
+            // Another writer committed since this one last did: what it kept may be stale.
+            let mut cache = cache.borrow_mut();
+            if cache.generation != Some(writes) {
+                cache.forget();
+            }
+        }
         Ok(Self {
             tx,
             statements,
+            cache,
             head,
+            writes,
             events: Vec::new(),
             bodies: Vec::new(),
             lease_secs: lease.as_secs_f64(),
-            savepoint_owed: std::cell::Cell::new(false),
+            queued: Default::default(),
+            sent_in_job: Default::default(),
+            broken: Default::default(),
+            defer,
+            careful,
         })
     }
 
-    /// Writes this transaction's events to the log, moves the head past them and tells other
-    /// instances (their NOTIFY goes out at commit), all in one round trip.
+    /// Writes a row now, or with the next statement (see [`PgTx`]).
+    fn write_later(
+        &self,
+        sql: &'static str,
+        params: Vec<Option<String>>,
+    ) -> Result<(), StoreError> {
+        self.queued.borrow_mut().push(Queued::Write { sql, params });
+        if !self.defer {
+            self.send_queued_with(async { Ok(()) })?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is queued and then `call`, all at once, and waits for every answer; returns
+    /// the call's. Any failure breaks the transaction (see [`PgTx`]).
+    fn send_queued_with<T>(
+        &self,
+        call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let queued = self.queued.take();
+        self.sent_in_job.set(true);
+        let sent = self.send_all(&queued, call);
+        if let Err(e) = &sent {
+            self.broken
+                .borrow_mut()
+                .get_or_insert_with(|| e.to_string());
+            self.careful.set(CAREFUL_GROUPS);
+        }
+        sent
+    }
+
+    fn send_all<T>(
+        &self,
+        queued: &[Queued],
+        call: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        if let Some(why) = self.broken.borrow().as_deref() {
+            return Err(StoreError::Database(why.to_string().into()));
+        }
+        // Prepared before anything is sent (a statement is prepared once per connection).
+        let statements = queued
+            .iter()
+            .map(|q| match q {
+                Queued::Write { sql, .. } => self.prepared(sql).map(Some),
+                Queued::Simple(_) => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = queued
+            .iter()
+            .map(|q| match q {
+                Queued::Write { params, .. } => {
+                    params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
+                }
+                Queued::Simple(_) => Vec::new(),
+            })
+            .collect();
+        let queue: Vec<Sent<'_, ()>> = queued
+            .iter()
+            .zip(&statements)
+            .zip(&params)
+            .map(|((queued, statement), params)| {
+                let call: Call<'_, ()> = match (queued, statement) {
+                    (Queued::Simple(sql), _) => Box::pin(self.tx.batch_execute(sql)),
+                    (Queued::Write { .. }, Some(statement)) => {
+                        Box::pin(futures_util::TryFutureExt::map_ok(
+                            self.tx.execute(statement, params),
+                            |_| (),
+                        ))
+                    }
+                    (Queued::Write { sql, .. }, None) => Box::pin(self.tx.batch_execute(sql)),
+                };
+                send_now(call)
+            })
+            .collect();
+        // The queue's requests are out; joined with it, `call` goes right behind them.
+        let queue = async {
+            for sent in queue {
+                answer(sent).await?;
+            }
+            Ok(())
+        };
+        Ok(wait(futures_util::future::try_join(queue, call))?.1)
+    }
+
+    /// Appends to the log and commits; returns the events and their bodies, to announce.
+    fn commit(self, instance: &str) -> Result<(Vec<Event>, Vec<String>), StoreError> {
+        let (cache, writes) = (self.cache, self.writes);
+        let committed = self.append_to_log(instance).and_then(|()| {
+            let PgTx {
+                tx, events, bodies, ..
+            } = self;
+            wait(tx.commit())?;
+            Ok((events, bodies))
+        });
+        let mut kept = cache.borrow_mut();
+        match &committed {
+            Ok(_) => kept.generation = Some(writes + 1),
+            Err(_) => kept.forget(),
+        }
+        committed
+    }
+
+    /// Undoes the transaction, and with it whatever the writer's cache took from it.
+    fn roll_back(self) -> Result<(), StoreError> {
+        self.cache.borrow_mut().forget();
+        Ok(wait(self.tx.rollback())?)
+    }
+
+    /// Writes this transaction's events to the log, moves the head past them, counts the
+    /// transaction in `writes` (see [`WriterCache`]) and tells other instances (their NOTIFY goes
+    /// out at commit), all in one round trip.
     fn append_to_log(&self, instance: &str) -> Result<(), StoreError> {
+        // The commit releases the last job's savepoint: none is owed any more.
+        {
+            let mut queued = self.queued.borrow_mut();
+            while matches!(queued.last(), Some(Queued::Simple(NEXT_SAVEPOINT))) {
+                queued.pop();
+            }
+        }
         let Some(last) = self.events.last() else {
+            let counted = self.prepared(COUNT_WRITE)?;
+            self.send_queued_with(self.tx.execute(&counted, &[]))?;
             return Ok(());
         };
         let seqs: Vec<i64> = self.events.iter().map(|e| e.seq as i64).collect();
         let kinds: Vec<&str> = self.events.iter().map(|e| e.data.kind()).collect();
         let notice = format!("{instance}:{}", last.seq);
-        // The commit releases the last job's savepoint: none is owed any more.
-        self.savepoint_owed.set(false);
         let (append, notify) = (self.prepared(APPEND_TO_LOG)?, self.prepared(NOTIFY)?);
         let head = last.seq as i64;
         let append_params: Params<'_> = &[&head, &seqs, &kinds, &self.bodies];
         let notify_params: Params<'_> = &[&LOG_CHANNEL, &notice];
         let appended = self.tx.execute(&append, append_params);
         let notified = self.tx.execute(&notify, notify_params);
-        wait(futures_util::future::try_join(appended, notified))?;
+        self.send_queued_with(futures_util::future::try_join(appended, notified))?;
         Ok(())
     }
 }
 
+const NEXT_SAVEPOINT: &str = "RELEASE SAVEPOINT job; SAVEPOINT job";
+/// A transaction without events still counts (see [`WriterCache`]).
+const COUNT_WRITE: &str = "UPDATE log_head SET writes = writes + 1";
+
 /// See [`PgTx::append_to_log`].
-const APPEND_TO_LOG: &str = "WITH head AS (UPDATE log_head SET last = $1)
+const APPEND_TO_LOG: &str = "WITH head AS (UPDATE log_head SET last = $1, writes = writes + 1)
      INSERT INTO events (seq, kind, data) SELECT * FROM unnest($2::bigint[], $3::text[], $4::text[])";
 /// Other instances hear of a commit (see [`LOG_CHANNEL`]).
 const NOTIFY: &str = "SELECT pg_notify($1, $2)";
@@ -273,7 +474,7 @@ impl ReaderPool {
 }
 
 mod sealed {
-    use super::{wait, Params, Statements, StoreError};
+    use super::{wait, Params, Statements, StoreError, WriterCache};
     use std::future::Future;
     use tokio_postgres::{GenericClient, Row};
 
@@ -284,6 +485,11 @@ mod sealed {
         type C: GenericClient + Sync;
         fn client(&self) -> Result<&Self::C, StoreError>;
         fn statements(&self) -> Result<&Statements, StoreError>;
+
+        /// The writer's cache, in a write transaction ([`super::remembered`]).
+        fn cache(&self) -> Option<&std::cell::RefCell<WriterCache>> {
+            None
+        }
 
         /// Sends one call and waits for its answer (a write transaction may send what it owes
         /// the database in the same message: [`super::PgTx`]).
@@ -336,6 +542,10 @@ type Statements = std::cell::RefCell<std::collections::HashMap<String, tokio_pos
 struct Conn {
     client: Client,
     statements: Statements,
+    /// The writer's (read connections leave it empty).
+    cache: std::cell::RefCell<WriterCache>,
+    /// How many more of the writer's transactions send each write at once ([`CAREFUL_GROUPS`]).
+    careful: std::cell::Cell<u32>,
 }
 
 impl Conn {
@@ -343,8 +553,94 @@ impl Conn {
         Self {
             client,
             statements: Statements::default(),
+            cache: Default::default(),
+            careful: Default::default(),
         }
     }
+}
+
+/// What the writer read and wrote of the rows a customer's message touches (its contact,
+/// conversation, open handoff, and channel links), kept from one of its transactions to the next
+/// while no other writer has committed in between.
+///
+/// That holds because every write transaction, on every instance, first locks the log's head row
+/// ([`lock_head_first`]) and bumps its `writes` count at commit: while this writer holds the lock
+/// nobody else writes, so what it read can change only by its own writes, which update what is kept
+/// here; and a `writes` count at the next lock that is not the one this writer left means another
+/// writer committed, and everything here is forgotten. So is everything whenever a job or
+/// transaction is rolled back. One hub serving a busy conversation then reads its rows once, not
+/// once per message.
+#[derive(Default)]
+struct WriterCache {
+    /// `log_head.writes` as this writer's last commit left it.
+    generation: Option<i64>,
+    contacts: std::collections::HashMap<String, Option<Contact>>,
+    conversations: std::collections::HashMap<String, Option<Conversation>>,
+    /// By conversation.
+    open_handoffs: std::collections::HashMap<String, Option<Handoff>>,
+    /// (channel, kind, external id) → the hub's id.
+    links: std::collections::HashMap<(String, String, String), Option<String>>,
+}
+
+/// How many rows the writer keeps at most; past it, it starts over.
+const WRITER_CACHE_ROWS: usize = 50_000;
+
+impl WriterCache {
+    fn forget(&mut self) {
+        *self = Self::default();
+    }
+
+    fn make_room(&mut self) {
+        let rows = self.contacts.len()
+            + self.conversations.len()
+            + self.open_handoffs.len()
+            + self.links.len();
+        if rows >= WRITER_CACHE_ROWS {
+            let generation = self.generation;
+            self.forget();
+            self.generation = generation;
+        }
+    }
+
+    /// A handoff this transaction wrote: the conversation's open handoff is it, or (closed, or
+    /// not the one kept) is read again.
+    fn handoff_written(&mut self, h: &Handoff) {
+        let open = matches!(h.status, HandoffStatus::Pending | HandoffStatus::Assigned);
+        match self.open_handoffs.get(&h.conversation_id) {
+            Some(Some(kept)) if kept.id != h.id => {
+                self.open_handoffs.remove(&h.conversation_id);
+            }
+            _ if open => {
+                self.open_handoffs
+                    .insert(h.conversation_id.clone(), Some(h.clone()));
+            }
+            Some(Some(_)) => {
+                self.open_handoffs.remove(&h.conversation_id);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// `read`, or what the writer's cache kept of it (see [`WriterCache`]); read connections always
+/// read.
+fn remembered<K: std::hash::Hash + Eq, V: Clone>(
+    on: &impl HasClient,
+    map: impl Fn(&mut WriterCache) -> &mut std::collections::HashMap<K, V>,
+    key: K,
+    read: impl FnOnce() -> Result<V, StoreError>,
+) -> Result<V, StoreError> {
+    let Some(cache) = on.cache() else {
+        return read();
+    };
+    if let Some(kept) = map(&mut cache.borrow_mut()).get(&key) {
+        return Ok(kept.clone());
+    }
+    let value = read()?;
+    let mut cache = cache.borrow_mut();
+    cache.make_room();
+    map(&mut cache).insert(key, value.clone());
+    Ok(value)
 }
 
 impl<'c> HasClient for PgTx<'c> {
@@ -356,17 +652,19 @@ impl<'c> HasClient for PgTx<'c> {
         Ok(self.statements)
     }
 
+    fn cache(&self) -> Option<&std::cell::RefCell<WriterCache>> {
+        Some(self.cache)
+    }
+
     fn run<T>(
         &self,
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
-        if !self.savepoint_owed.replace(false) {
+        if self.queued.borrow().is_empty() && self.broken.borrow().is_none() {
+            self.sent_in_job.set(true);
             return Ok(wait(call)?);
         }
-        let owed = self
-            .tx
-            .batch_execute("RELEASE SAVEPOINT job; SAVEPOINT job");
-        Ok(wait(futures_util::future::try_join(owed, call))?.1)
+        self.send_queued_with(call)
     }
 }
 
@@ -729,10 +1027,11 @@ fn reconnect_if_lost(
 /// writer on every instance takes its locks in that order, so two hubs writing the same
 /// conversation never deadlock (one would lock the conversation, the other the head, each then
 /// waiting for the other). Writers serialise on the head anyway, to hand out seqs in order.
-/// Returns the head: the transaction's events follow it.
-fn lock_head_first(tx: &Transaction<'_>) -> Result<u64, StoreError> {
-    let row = wait(tx.query_one("SELECT last FROM log_head FOR UPDATE", &[]))?;
-    Ok(row.get::<_, i64>(0) as u64)
+/// Returns the head (the transaction's events follow it) and how many write transactions have
+/// committed (see [`WriterCache`]).
+fn lock_head_first(tx: &Transaction<'_>) -> Result<(u64, i64), StoreError> {
+    let row = wait(tx.query_one("SELECT last, writes FROM log_head FOR UPDATE", &[]))?;
+    Ok((row.get::<_, i64>(0) as u64, row.get(1)))
 }
 
 /// The newest seq handed out and committed.
@@ -781,17 +1080,11 @@ impl Store for PostgresStore {
     fn write_with(&self, f: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError> {
         let mut conn = self.writer.lock().map_err(|_| StoreError::Poisoned)?;
         reconnect_if_lost(&mut conn, &self.config, &self.driver)?;
-        let Conn { client, statements } = &mut *conn;
-        let mut txn = PgTx::begin(client, statements, self.lease)?;
+        let mut txn = PgTx::begin(&mut conn, self.lease)?;
         if !f(&mut txn) {
-            wait(txn.tx.rollback())?;
-            return Ok(());
+            return txn.roll_back();
         }
-        txn.append_to_log(&self.instance)?;
-        let PgTx {
-            tx, events, bodies, ..
-        } = txn;
-        wait(tx.commit())?;
+        let (events, bodies) = txn.commit(&self.instance)?;
         self.announce.committed(&events, &bodies);
         Ok(())
     }
@@ -1159,15 +1452,19 @@ macro_rules! impl_read {
     }
 
     fn contact(&self, id: &str) -> Result<Option<Contact>, StoreError> {
-        one_json(self, "SELECT data FROM contacts WHERE id = $1", &[&id])
+        remembered(self, |c| &mut c.contacts, id.to_string(), || {
+            one_json(self, "SELECT data FROM contacts WHERE id = $1", &[&id])
+        })
     }
 
     fn conversation(&self, id: &str) -> Result<Option<Conversation>, StoreError> {
-        one_json(
-            self,
-            "SELECT data FROM conversations WHERE id = $1",
-            &[&id],
-        )
+        remembered(self, |c| &mut c.conversations, id.to_string(), || {
+            one_json(
+                self,
+                "SELECT data FROM conversations WHERE id = $1",
+                &[&id],
+            )
+        })
     }
 
     fn handoff(&self, id: &str) -> Result<Option<Handoff>, StoreError> {
@@ -1264,12 +1561,14 @@ macro_rules! impl_read {
     }
 
     fn open_handoff(&self, conversation_id: &str) -> Result<Option<Handoff>, StoreError> {
-        one_json(
-            self,
-            "SELECT data FROM handoffs WHERE conversation_id = $1 AND status IN ('pending', 'assigned')
-             ORDER BY rid DESC LIMIT 1",
-            &[&conversation_id],
-        )
+        remembered(self, |c| &mut c.open_handoffs, conversation_id.to_string(), || {
+            one_json(
+                self,
+                "SELECT data FROM handoffs WHERE conversation_id = $1 AND status IN ('pending', 'assigned')
+                 ORDER BY rid DESC LIMIT 1",
+                &[&conversation_id],
+            )
+        })
     }
 
     fn held_handoffs(&self, agent_id: &str) -> Result<Vec<Handoff>, StoreError> {
@@ -1443,6 +1742,13 @@ macro_rules! impl_read {
         kind: &str,
         external_id: &str,
     ) -> Result<Option<Contact>, StoreError> {
+        // The writer goes through what it keeps of the link and the contact.
+        if self.cache().is_some() {
+            return match self.external_id(channel_id, kind, external_id)? {
+                Some(id) => self.contact(&id),
+                None => Ok(None),
+            };
+        }
         one_json(
             self,
             "SELECT c.data FROM external_ids x JOIN contacts c ON c.id = x.internal_id
@@ -1456,6 +1762,12 @@ macro_rules! impl_read {
         channel_id: &str,
         contact_id: &str,
     ) -> Result<Option<Conversation>, StoreError> {
+        if self.cache().is_some() {
+            return match self.external_id(channel_id, "conversation", contact_id)? {
+                Some(id) => self.conversation(&id),
+                None => Ok(None),
+            };
+        }
         one_json(
             self,
             "SELECT c.data FROM external_ids x JOIN conversations c ON c.id = x.internal_id
@@ -1470,12 +1782,15 @@ macro_rules! impl_read {
         kind: &str,
         external_id: &str,
     ) -> Result<Option<String>, StoreError> {
-        text(
-            self,
-            "SELECT internal_id FROM external_ids
-             WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
-            &[&channel_id, &kind, &external_id],
-        )
+        let key = (channel_id.to_string(), kind.to_string(), external_id.to_string());
+        remembered(self, |c| &mut c.links, key, || {
+            text(
+                self,
+                "SELECT internal_id FROM external_ids
+                 WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
+                &[&channel_id, &kind, &external_id],
+            )
+        })
     }
 }
     };
@@ -1490,61 +1805,77 @@ impl Tx for PgTx<'_> {
 
     fn put(&mut self, data: EventData) -> Result<Event, StoreError> {
         let json = entity_json(&data)?;
-        match &data {
-            EventData::Contact(c) => self.execute(
+        let text = |s: &str| Some(s.to_string());
+        let (sql, params): (&'static str, Vec<Option<String>>) = match &data {
+            EventData::Contact(c) => (
                 "INSERT INTO contacts (id, channel_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                &[&c.id, &c.channel_id, &json],
-            )?,
-            EventData::Conversation(c) => self.execute(
+                vec![text(&c.id), text(&c.channel_id), text(&json)],
+            ),
+            EventData::Conversation(c) => (
                 "INSERT INTO conversations (id, channel_id, contact_id, data) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data",
-                &[&c.id, &c.channel_id, &c.contact_id, &json],
-            )?,
-            EventData::Handoff(h) => self.execute(
+                vec![text(&c.id), text(&c.channel_id), c.contact_id.clone(), text(&json)],
+            ),
+            EventData::Handoff(h) => (
                 "INSERT INTO handoffs (id, conversation_id, status, assignee, data)
                  VALUES ($1, $2, $3, $4, $5)
                  ON CONFLICT (id) DO UPDATE SET status = excluded.status,
                      assignee = excluded.assignee, data = excluded.data",
-                &[
-                    &h.id,
-                    &h.conversation_id,
-                    &h.status.as_str(),
-                    &h.assignee,
-                    &json,
+                vec![
+                    text(&h.id),
+                    text(&h.conversation_id),
+                    text(h.status.as_str()),
+                    h.assignee.clone(),
+                    text(&json),
                 ],
-            )?,
-            EventData::Message(m) => self.execute(
+            ),
+            EventData::Message(m) => (
                 "INSERT INTO messages (id, conversation_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                &[&m.id, &m.conversation_id, &json],
-            )?,
+                vec![text(&m.id), text(&m.conversation_id), text(&json)],
+            ),
             // Agents carry credentials the event must not; their row is made by add_agent.
-            EventData::Agent(a) => self.execute(
+            EventData::Agent(a) => (
                 "UPDATE agents SET data = $2 WHERE id = $1",
-                &[&a.id, &json],
-            )?,
-            EventData::Note(n) => self.execute(
+                vec![text(&a.id), text(&json)],
+            ),
+            EventData::Note(n) => (
                 "INSERT INTO notes (id, conversation_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                &[&n.id, &n.conversation_id, &json],
-            )?,
-            EventData::Template(t) => self.execute(
+                vec![text(&n.id), text(&n.conversation_id), text(&json)],
+            ),
+            EventData::Template(t) => (
                 "INSERT INTO templates (id, data) VALUES ($1, $2)
                  ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                &[&t.id, &json],
-            )?,
-            EventData::Tags(_) => self.execute(
+                vec![text(&t.id), text(&json)],
+            ),
+            EventData::Tags(_) => (
                 "INSERT INTO settings (key, value) VALUES ('tags', $1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                &[&json],
-            )?,
-            EventData::Read(r) => self.execute(
+                vec![text(&json)],
+            ),
+            EventData::Read(r) => (
                 "INSERT INTO reads (agent_id, conversation_id, data) VALUES ($1, $2, $3)
                  ON CONFLICT (agent_id, conversation_id) DO UPDATE SET data = excluded.data",
-                &[&r.agent_id, &r.conversation_id, &json],
-            )?,
+                vec![text(&r.agent_id), text(&r.conversation_id), text(&json)],
+            ),
         };
+        self.write_later(sql, params)?;
+        {
+            let mut cache = self.cache.borrow_mut();
+            cache.make_room();
+            match &data {
+                EventData::Contact(c) => {
+                    cache.contacts.insert(c.id.clone(), Some(c.clone()));
+                }
+                EventData::Conversation(c) => {
+                    cache.conversations.insert(c.id.clone(), Some(c.clone()));
+                }
+                EventData::Handoff(h) => cache.handoff_written(h),
+                _ => {}
+            }
+        }
         // The next seq after the head this transaction holds; the log gets it at commit.
         let event = Event {
             seq: self.head + self.events.len() as u64 + 1,
@@ -1621,11 +1952,22 @@ impl Tx for PgTx<'_> {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError> {
-        Ok(self.execute(
+        let linked = self.execute(
             "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
              VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
             &[&channel_id, &kind, &external_id, &internal_id],
-        )? == 1)
+        )? == 1;
+        if linked {
+            let key = (
+                channel_id.to_string(),
+                kind.to_string(),
+                external_id.to_string(),
+            );
+            let mut cache = self.cache.borrow_mut();
+            cache.make_room();
+            cache.links.insert(key, Some(internal_id.to_string()));
+        }
+        Ok(linked)
     }
 
     fn set_draft_deadline(
@@ -1657,6 +1999,12 @@ impl Tx for PgTx<'_> {
             "DELETE FROM external_ids WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
             &[&channel_id, &kind, &external_id],
         )?;
+        let key = (
+            channel_id.to_string(),
+            kind.to_string(),
+            external_id.to_string(),
+        );
+        self.cache.borrow_mut().links.insert(key, None);
         Ok(())
     }
 
@@ -1861,8 +2209,7 @@ fn commit_group(
     instance: &str,
     lease: std::time::Duration,
 ) {
-    let Conn { client, statements } = conn;
-    let mut txn = match PgTx::begin(client, statements, lease) {
+    let mut txn = match PgTx::begin(conn, lease) {
         Ok(txn) => txn,
         Err(e) => {
             tracing::error!(error = %e, "group commit: cannot start a transaction");
@@ -1873,32 +2220,39 @@ fn commit_group(
         }
     };
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-    // A savepoint per job, at no round trip of its own: the next job's savepoint is set in the
-    // same message that releases this one's, which goes with the next job's first statement
-    // (`savepoint_owed`). A failed job's rollback leaves the savepoint in place for the next, and
-    // the commit releases the last.
-    if let Err(e) = wait(txn.tx.batch_execute("SAVEPOINT job")) {
-        tracing::error!(error = %e, "group commit: cannot set a savepoint");
-        for job in jobs.drain(..) {
-            job.fail(e.to_string());
-        }
-        return;
-    }
+    // A savepoint per job, at no round trip of its own: setting it, and moving to the next
+    // job's, are queued to go with the next statement (see [`PgTx`]). A failed job's rollback
+    // leaves the savepoint in place for the next, and the commit releases the last.
+    txn.queued
+        .borrow_mut()
+        .push(Queued::Simple("SAVEPOINT job"));
     while let Some(job) = jobs.pop_front() {
         let mark = txn.events.len();
+        let queue_mark = txn.queued.borrow().len();
+        txn.sent_in_job.set(false);
         let (ok, done) = job.run(&mut txn);
-        let ended = if ok {
-            txn.savepoint_owed.set(!jobs.is_empty());
-            Ok(())
-        } else if txn.savepoint_owed.get() {
-            // The job failed before it sent the database anything: nothing to undo there.
-            txn.events.truncate(mark);
-            txn.bodies.truncate(mark);
+        let broken = txn.broken.borrow().clone();
+        let ended = if let Some(why) = broken {
+            Err(why)
+        } else if ok {
+            if !jobs.is_empty() {
+                txn.queued.borrow_mut().push(Queued::Simple(NEXT_SAVEPOINT));
+            }
             Ok(())
         } else {
             txn.events.truncate(mark);
             txn.bodies.truncate(mark);
-            wait(txn.tx.batch_execute("ROLLBACK TO SAVEPOINT job"))
+            // The job's writes are undone; the cache may hold some of them.
+            txn.cache.borrow_mut().forget();
+            if txn.sent_in_job.get() {
+                // What it queued since its last statement never went; the rest is rolled back.
+                txn.queued.borrow_mut().clear();
+                wait(txn.tx.batch_execute("ROLLBACK TO SAVEPOINT job")).map_err(|e| e.to_string())
+            } else {
+                // Nothing of it reached the database: its queued writes are dropped.
+                txn.queued.borrow_mut().truncate(queue_mark);
+                Ok(())
+            }
         };
         match (ok, ended) {
             (true, Ok(())) => completions.push(done),
@@ -1908,6 +2262,7 @@ fn commit_group(
                 if ok {
                     done(Err(e.to_string()));
                 }
+                txn.cache.borrow_mut().forget();
                 drop(txn);
                 for done in completions {
                     done(Err(e.to_string()));
@@ -1916,14 +2271,7 @@ fn commit_group(
             }
         }
     }
-    let committed = txn.append_to_log(instance).and_then(|()| {
-        let PgTx {
-            tx, events, bodies, ..
-        } = txn;
-        wait(tx.commit())?;
-        Ok((events, bodies))
-    });
-    match committed {
+    match txn.commit(instance) {
         Ok((events, bodies)) => {
             announce.committed(&events, &bodies);
             for done in completions {
@@ -2281,6 +2629,80 @@ mod tests {
         assert_eq!(
             store.reader().expect("reader").tags().expect("tags"),
             vec!["vip"]
+        );
+    }
+
+    fn customer(id: &str, name: &str) -> Contact {
+        Contact {
+            id: id.into(),
+            channel_id: "ch".into(),
+            name: name.into(),
+            email: None,
+            picture_url: None,
+            attributes: serde_json::json!({}),
+            created_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_writer_reads_again_what_another_instance_changed_and_keeps_nothing_of_a_rolled_back_job() {
+        let url = testing::fresh_database();
+        let ours: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("ours"));
+        let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
+        let named = |store: &dyn Store, id: &str| {
+            store
+                .write(|tx| tx.contact(id))
+                .expect("read in a write")
+                .map(|c| c.name)
+        };
+        ours.write(|tx| {
+            tx.add_channel(&NewChannel {
+                id: "ch",
+                kind: "botpress",
+                name: "Support bot",
+                secret_hash: "h",
+                webhook_url: None,
+                created_at: Utc::now(),
+            })?;
+            tx.put(EventData::Contact(customer("u_1", "Dana")))
+        })
+        .expect("write");
+        assert_eq!(named(&*ours, "u_1").as_deref(), Some("Dana"));
+
+        // Another instance renames her: our writer's next transaction sees it.
+        theirs
+            .write(|tx| tx.put(EventData::Contact(customer("u_1", "Dana Reyes"))))
+            .expect("rename");
+        assert_eq!(named(&*ours, "u_1").as_deref(), Some("Dana Reyes"));
+
+        // A job that wrote and then failed leaves nothing behind, in the database or the writer.
+        let failed: Result<(), StoreError> = ours.write_grouped(|tx| {
+            tx.put(EventData::Contact(customer("u_2", "Sam")))?;
+            Err(StoreError::Poisoned)
+        });
+        assert!(failed.is_err());
+        assert_eq!(named(&*ours, "u_2"), None);
+
+        // Links too: one made by another instance is found, one removed there is gone.
+        assert_eq!(
+            ours.write(|tx| tx.linked_contact("ch", "phone", "+15550001"))
+                .expect("lookup"),
+            None
+        );
+        theirs
+            .write(|tx| tx.link_external("ch", "phone", "+15550001", "u_1"))
+            .expect("link");
+        let found = ours
+            .write(|tx| tx.linked_contact("ch", "phone", "+15550001"))
+            .expect("lookup");
+        assert_eq!(found.map(|c| c.name).as_deref(), Some("Dana Reyes"));
+        theirs
+            .write(|tx| tx.unlink_external("ch", "phone", "+15550001"))
+            .expect("unlink");
+        assert_eq!(
+            ours.write(|tx| tx.linked_contact("ch", "phone", "+15550001"))
+                .expect("lookup"),
+            None
         );
     }
 }
