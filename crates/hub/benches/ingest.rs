@@ -15,7 +15,8 @@
 //! on PostgreSQL — a real server started for the run with its default durability (fsync on,
 //! synchronous commit) — with one hub instance and with two instances on the same database (the
 //! requests and the agents' streams spread over both), beside single-row durable PostgreSQL
-//! commits per second as that store's baseline. BENCH_STORE (`sqlite` or `postgres`) runs one.
+//! commits per second as that store's baseline. BENCH_STORE (`sqlite` or `postgres`) runs one;
+//! BENCH_HUBS (`1` or `2`) one PostgreSQL set-up.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -141,6 +142,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         baseline_commits_per_sec(&dir.path().join("baseline.sqlite"), Duration::from_secs(3))?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let store = std::env::var("BENCH_STORE").unwrap_or_default();
+    let hubs_wanted = std::env::var("BENCH_HUBS").unwrap_or_default();
     let config = || baton_hub::HubConfig {
         allow_private_urls: true,
         ..Default::default()
@@ -168,6 +170,9 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 per_sec: postgres_commits_per_sec(Duration::from_secs(3))?,
             };
             for instances in [1, 2] {
+                if !hubs_wanted.is_empty() && hubs_wanted != instances.to_string() {
+                    continue;
+                }
                 let url = baton_hub::store::postgres::testing::fresh_durable_database();
                 let mut hubs = Vec::new();
                 for _ in 0..instances {

@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::handoffs::{Outgoing, PlatformEvent};
-use crate::store::Tx;
+use crate::store::{PlatformMessage, Tx};
 use crate::Hub;
 
 /// Meta's payloads can reach 3 MB.
@@ -225,8 +225,19 @@ async fn notify(
     }
     let (count, statuses) = (batch.messages.len(), batch.statuses.len());
     let hub2 = hub.clone();
+    let looks_for = batch
+        .messages
+        .iter()
+        .map(|m| PlatformMessage {
+            id: inbound_message_id(&channel, &m.wamid),
+            channel_id: channel.clone(),
+            external: m.wamid.clone(),
+        })
+        .collect();
     hub.store()
-        .write_grouped_async(move |txn| apply(txn, &hub2, &channel, &settings, batch))
+        .write_grouped_looking_for(looks_for, move |txn| {
+            apply(txn, &hub2, &channel, &settings, batch)
+        })
         .await?;
     hub.wake_delivery();
     tracing::debug!(messages = count, statuses, "whatsapp: notification stored");
@@ -577,13 +588,12 @@ pub fn apply(
         // nothing, without a second row per message to say so. (Messages stored before ids were
         // made this way are found through their wamid's link.)
         let message_id = inbound_message_id(channel_id, &m.wamid);
-        if txn.has_message(&message_id)?
-            || txn.external_id(channel_id, "message", &m.wamid)?.is_some()
-        {
+        if txn.has_platform_message(&message_id, channel_id, &m.wamid)? {
             continue;
         }
-        let contact = customer_contact(txn, hub, channel_id, &m.customer)?;
-        let mut conversation = conversation_of(txn, hub, channel_id, &contact)?;
+        let (contact, new_contact) = customer_contact(txn, hub, channel_id, &m.customer)?;
+        let (mut conversation, new_conversation) =
+            conversation_of(txn, hub, channel_id, &contact, new_contact)?;
         if let Some(new_number) = changed_number(&m.raw) {
             follow_new_number(txn, channel_id, contact.clone(), new_number)?;
         }
@@ -619,12 +629,15 @@ pub fn apply(
             conversation.last_inbound_at = Some(at);
             txn.put(EventData::Conversation(conversation.clone()))?;
         }
+        // A conversation made just now has no handoff to look for.
+        let open = match new_conversation {
+            true => None,
+            false => txn.open_handoff(&conversation.id)?,
+        };
         if let Some(bot) = settings.bot_channel.as_deref() {
             // The bot has the customer until it hands them over (and again once the handoff ends).
             // (A queue item that only holds the bot's drafts leaves the chat with the bot.)
-            let handed_over = txn
-                .open_handoff(&conversation.id)?
-                .is_some_and(|h| !h.for_draft);
+            let handed_over = open.is_some_and(|h| !h.for_draft);
             if let EventData::Message(message) = &stored.data {
                 if !handed_over && kind != "system" {
                     crate::bot_api::queue_user_message(
@@ -639,7 +652,7 @@ pub fn apply(
             }
             continue;
         }
-        if txn.open_handoff(&conversation.id)?.is_some() {
+        if open.is_some() {
             // Still waiting for an agent: told once per handoff if nobody can answer.
             crate::handoffs::tell_if_nobody_can_answer(txn, hub, channel_id, &conversation.id)?;
         } else if refreshes_window(&kind) {
@@ -825,13 +838,13 @@ fn fold(text: &str) -> String {
 }
 
 /// The contact for a customer: found by any key they are known by (a business-scoped id, a
-/// phone), else new. What the payload says now (name, username, a new key) is kept.
+/// phone), else new (then true). What the payload says now (name, username, a new key) is kept.
 fn customer_contact(
     txn: &mut dyn Tx,
     hub: &Hub,
     channel_id: &str,
     customer: &Customer,
-) -> Result<Contact, ApiError> {
+) -> Result<(Contact, bool), ApiError> {
     let mut found = None;
     let mut unlinked = Vec::new();
     for (kind, key) in customer.keys() {
@@ -844,6 +857,7 @@ fn customer_contact(
             unlinked.push((kind, key));
         }
     }
+    let new = found.is_none();
     let mut contact = found.unwrap_or_else(|| Contact {
         id: hub.new_id("u"),
         channel_id: channel_id.to_string(),
@@ -876,7 +890,7 @@ fn customer_contact(
     for (kind, key) in unlinked {
         txn.link_external(channel_id, kind, key, &contact.id)?;
     }
-    Ok(contact)
+    Ok((contact, new))
 }
 
 /// The customer's new number, when the message is WhatsApp saying they changed it.
@@ -922,14 +936,19 @@ fn follow_new_number(
 }
 
 /// The customer's one conversation on this number (created with their first message).
+/// The customer's conversation on the channel, made if they have none (always for a contact made
+/// just now, without looking); true when made.
 fn conversation_of(
     txn: &mut dyn Tx,
     hub: &Hub,
     channel_id: &str,
     contact: &Contact,
-) -> Result<Conversation, ApiError> {
-    if let Some(conversation) = txn.linked_conversation(channel_id, &contact.id)? {
-        return Ok(conversation);
+    new_contact: bool,
+) -> Result<(Conversation, bool), ApiError> {
+    if !new_contact {
+        if let Some(conversation) = txn.linked_conversation(channel_id, &contact.id)? {
+            return Ok((conversation, false));
+        }
     }
     let conversation = Conversation {
         id: hub.new_id("t"),
@@ -941,7 +960,7 @@ fn conversation_of(
     };
     txn.put(EventData::Conversation(conversation.clone()))?;
     txn.link_external(channel_id, "conversation", &contact.id, &conversation.id)?;
-    Ok(conversation)
+    Ok((conversation, true))
 }
 
 /// Marks the customer's newest message read on WhatsApp (which marks the earlier ones too), once.

@@ -226,6 +226,16 @@ pub trait Read {
     fn message(&self, id: &str) -> Result<Option<Message>, StoreError>;
     /// Whether a message is stored (without reading it).
     fn has_message(&self, id: &str) -> Result<bool, StoreError>;
+    /// Whether a platform's message is stored: under `id`, or under an id its `external` id
+    /// (kind "message") is linked to. One look-up where the store can make it one.
+    fn has_platform_message(
+        &self,
+        id: &str,
+        channel_id: &str,
+        external: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self.has_message(id)? || self.external_id(channel_id, "message", external)?.is_some())
+    }
     /// The newest message an agent wrote in the conversation that is not text, if any.
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError>;
     /// Handoffs created from `since` (to the second) on, oldest first: what reports count.
@@ -481,6 +491,21 @@ pub trait GroupJob: Send {
     fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion);
     /// The group cannot run at all: answer the caller with why.
     fn fail(self: Box<Self>, error: String);
+    /// The platform messages the job will look for ([`Read::has_platform_message`]): a store may
+    /// look for every job's in a group at once.
+    fn looks_for(&self) -> &[PlatformMessage] {
+        &[]
+    }
+}
+
+/// A customer's message from a platform, as [`Read::has_platform_message`] looks for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlatformMessage {
+    /// The id the hub gives it.
+    pub id: String,
+    pub channel_id: String,
+    /// The platform's id for it (a WhatsApp wamid).
+    pub external: String,
 }
 
 /// A hub's storage.
@@ -607,6 +632,7 @@ impl dyn Store + '_ {
             answer: move |result| {
                 let _ = answer.send(result);
             },
+            looks_for: Vec::new(),
         }))
         .map_err(E::from)?;
         answered.recv().map_err(|_| E::from(StoreError::Poisoned))?
@@ -622,12 +648,27 @@ impl dyn Store + '_ {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
+        self.write_grouped_looking_for(Vec::new(), f).await
+    }
+
+    /// [`Self::write_grouped_async`] for a job that will look for these platform messages: the
+    /// store may look for every job's in the group at once, before running them.
+    pub async fn write_grouped_looking_for<T, E>(
+        &self,
+        looks_for: Vec<PlatformMessage>,
+        f: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
+    ) -> Result<T, E>
+    where
+        T: Send + 'static,
+        E: From<StoreError> + Send + 'static,
+    {
         let (answer, answered) = tokio::sync::oneshot::channel::<Result<T, E>>();
         self.submit(Box::new(PendingJob {
             f,
             answer: move |result| {
                 let _ = answer.send(result);
             },
+            looks_for,
         }))
         .map_err(E::from)?;
         answered.await.map_err(|_| E::from(StoreError::Poisoned))?
@@ -652,6 +693,7 @@ impl dyn Store + '_ {
 struct PendingJob<F, A> {
     f: F,
     answer: A,
+    looks_for: Vec<PlatformMessage>,
 }
 
 impl<T, E, F, A> GroupJob for PendingJob<F, A>
@@ -662,7 +704,7 @@ where
     A: FnOnce(Result<T, E>) + Send + 'static,
 {
     fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion) {
-        let PendingJob { f, answer } = *self;
+        let PendingJob { f, answer, .. } = *self;
         match f(tx) {
             Ok(value) => (
                 true,
@@ -683,6 +725,10 @@ where
 
     fn fail(self: Box<Self>, error: String) {
         (self.answer)(Err(StoreError::CommitFailed(error).into()));
+    }
+
+    fn looks_for(&self) -> &[PlatformMessage] {
+        &self.looks_for
     }
 }
 

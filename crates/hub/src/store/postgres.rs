@@ -25,12 +25,12 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, NoTls, Transaction};
+use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use super::{
     entity_json, parse_snapshot_cursor, Announce, Completion, Delivery, DeliveryState, DueDelivery,
-    GroupJob, Live, NewChannel, RawEvents, Read, RecordedCommand, Store, StoreError, StoredToken,
-    Tx, SNAPSHOT_TABLES,
+    GroupJob, Live, NewChannel, PlatformMessage, RawEvents, Read, RecordedCommand, Store,
+    StoreError, StoredToken, Tx, SNAPSHOT_TABLES,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
@@ -152,6 +152,8 @@ struct PgTx<'c> {
     head: u64,
     /// `log_head.writes` then.
     writes: i64,
+    /// `log_head.unlinks`, with this transaction's own.
+    unlinks: std::cell::Cell<i64>,
     events: Vec<Event>,
     bodies: Vec<String>,
     /// How long a claimed delivery is this instance's (see [`PostgresStore::open_with_lease`]).
@@ -165,6 +167,16 @@ struct PgTx<'c> {
     /// Queue writes (else each is sent at once: see [`CAREFUL_GROUPS`]).
     defer: bool,
     careful: &'c std::cell::Cell<u32>,
+    /// Platform messages known not to be stored (see [`PgTx::look_for`]).
+    absent: std::cell::RefCell<Absent>,
+}
+
+/// Platform messages a group looked for before its jobs ran and did not find, less what its jobs
+/// stored since: by the hub's id, and by (channel, platform id) for the link.
+#[derive(Default)]
+struct Absent {
+    ids: std::collections::HashSet<String>,
+    links: std::collections::HashSet<(String, String)>,
 }
 
 /// What a write transaction sends with its next statement (see [`PgTx`]).
@@ -224,20 +236,26 @@ impl<'c> PgTx<'c> {
             }
         };
         let tx = wait(client.transaction())?;
-        let (head, writes) = lock_head_first(&tx)?;
+        let since = cache.borrow().position.map(|p| p.head);
+        let (locked, others) = lock_head_first(&tx, statements, since)?;
         {
-            // Another writer committed since this one last did: what it kept may be stale.
+            // Another writer committed since this one last did: what it kept is brought up to
+            // date from the events it wrote, or forgotten.
             let mut cache = cache.borrow_mut();
-            if cache.generation != Some(writes) {
-                cache.forget();
+            if cache.position.map(|p| p.writes) != Some(locked.writes) {
+                let followed = others.is_some_and(|rows| cache.follow(&rows, &locked));
+                if !followed {
+                    cache.forget();
+                }
             }
         }
         Ok(Self {
             tx,
             statements,
             cache,
-            head,
-            writes,
+            head: locked.head,
+            writes: locked.writes,
+            unlinks: std::cell::Cell::new(locked.unlinks),
             events: Vec::new(),
             bodies: Vec::new(),
             lease_secs: lease.as_secs_f64(),
@@ -246,7 +264,42 @@ impl<'c> PgTx<'c> {
             broken: Default::default(),
             defer,
             careful,
+            absent: Default::default(),
         })
+    }
+
+    /// Looks for every platform message the group's jobs will look for, in one round trip, so
+    /// that each job's own look ([`Read::has_platform_message`]) costs none. What is not found
+    /// stays not found while the head is locked, except by this transaction's writes, which take
+    /// it out of [`Absent`].
+    fn look_for<'j>(
+        &self,
+        wanted: impl Iterator<Item = &'j PlatformMessage>,
+    ) -> Result<(), StoreError> {
+        let (mut ids, mut channels, mut externals) = (Vec::new(), Vec::new(), Vec::new());
+        for m in wanted {
+            ids.push(m.id.as_str());
+            channels.push(m.channel_id.as_str());
+            externals.push(m.external.as_str());
+        }
+        if ids.is_empty() {
+            return Ok(());
+        }
+        let found: std::collections::HashSet<String> = self
+            .query(LOOK_FOR, &[&ids, &channels, &externals])?
+            .iter()
+            .map(|row| row.try_get::<_, String>(0))
+            .collect::<Result<_, _>>()?;
+        let mut absent = self.absent.borrow_mut();
+        for ((id, channel), external) in ids.iter().zip(&channels).zip(&externals) {
+            if !found.contains(*id) {
+                absent.ids.insert(id.to_string());
+                absent
+                    .links
+                    .insert((channel.to_string(), external.to_string()));
+            }
+        }
+        Ok(())
     }
 
     /// Writes a row now, or with the next statement (see [`PgTx`]).
@@ -336,6 +389,11 @@ impl<'c> PgTx<'c> {
     /// Appends to the log and commits; returns the events and their bodies, to announce.
     fn commit(self, instance: &str) -> Result<(Vec<Event>, Vec<String>), StoreError> {
         let (cache, writes) = (self.cache, self.writes);
+        let left = Position {
+            writes: writes + 1,
+            head: self.head + self.events.len() as u64,
+            unlinks: self.unlinks.get(),
+        };
         let committed = self.append_to_log(instance).and_then(|()| {
             let PgTx {
                 tx, events, bodies, ..
@@ -345,7 +403,7 @@ impl<'c> PgTx<'c> {
         });
         let mut kept = cache.borrow_mut();
         match &committed {
-            Ok(_) => kept.generation = Some(writes + 1),
+            Ok(_) => kept.position = Some(left),
             Err(_) => kept.forget(),
         }
         committed
@@ -388,6 +446,20 @@ impl<'c> PgTx<'c> {
 }
 
 const NEXT_SAVEPOINT: &str = "RELEASE SAVEPOINT job; SAVEPOINT job";
+/// Links a platform's id to the hub's ([`Tx::link_external`]).
+const LINK: &str = "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
+     VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING";
+/// Which of these platform messages are stored (see [`PgTx::look_for`]).
+/// (Two primary-key look-ups per message, in a LATERAL subquery the planner cannot turn into a
+/// join: a join, `= ANY`, or `EXISTS … OR EXISTS …` may be planned, once for the cached
+/// statement, as a scan of every message while the tables are small, and stay one as they grow.)
+const LOOK_FOR: &str =
+    "SELECT l.id FROM unnest($1::text[], $2::text[], $3::text[]) AS l (id, channel_id, external),
+     LATERAL (SELECT 1 FROM messages m WHERE m.id = l.id
+              UNION ALL
+              SELECT 1 FROM external_ids x WHERE x.channel_id = l.channel_id
+                  AND x.kind = 'message' AND x.external_id = l.external
+              LIMIT 1) AS found";
 /// A transaction without events still counts (see [`WriterCache`]).
 const COUNT_WRITE: &str = "UPDATE log_head SET writes = writes + 1";
 
@@ -491,6 +563,11 @@ mod sealed {
             None
         }
 
+        /// Whether this platform message is known not to be stored ([`super::Absent`]).
+        fn known_absent(&self, _id: &str, _channel_id: &str, _external: &str) -> bool {
+            false
+        }
+
         /// Sends one call and waits for its answer (a write transaction may send what it owes
         /// the database in the same message: [`super::PgTx`]).
         fn run<T>(
@@ -566,14 +643,16 @@ impl Conn {
 /// That holds because every write transaction, on every instance, first locks the log's head row
 /// ([`lock_head_first`]) and bumps its `writes` count at commit: while this writer holds the lock
 /// nobody else writes, so what it read can change only by its own writes, which update what is kept
-/// here; and a `writes` count at the next lock that is not the one this writer left means another
-/// writer committed, and everything here is forgotten. So is everything whenever a job or
-/// transaction is rolled back. One hub serving a busy conversation then reads its rows once, not
-/// once per message.
+/// here. A `writes` count at the next lock that is not the one this writer left means another
+/// writer committed: its contacts, conversations and handoffs changed only through events, which
+/// the lock's round trip brings along ([`WriterCache::follow`]); links are only ever added, except
+/// by an unlink, which `log_head.unlinks` counts. So two hubs taking turns on the lock keep what
+/// they know instead of reading every customer's rows again each turn. Everything is forgotten
+/// whenever a job or transaction is rolled back, or the other writers' events cannot all be read.
 #[derive(Default)]
 struct WriterCache {
-    /// `log_head.writes` as this writer's last commit left it.
-    generation: Option<i64>,
+    /// Where this writer's last commit left the log.
+    position: Option<Position>,
     contacts: std::collections::HashMap<String, Option<Contact>>,
     conversations: std::collections::HashMap<String, Option<Conversation>>,
     /// By conversation.
@@ -596,10 +675,58 @@ impl WriterCache {
             + self.open_handoffs.len()
             + self.links.len();
         if rows >= WRITER_CACHE_ROWS {
-            let generation = self.generation;
+            let position = self.position;
             self.forget();
-            self.generation = generation;
+            self.position = position;
         }
+    }
+
+    /// Brings what is kept up to date with what other writers committed since this one's last
+    /// commit: `rows` are the events after it (seq, kind, and the data of the kinds kept). False
+    /// when they are not all there (the log was trimmed, or too much happened) or cannot be read.
+    fn follow(&mut self, rows: &[Row], now: &Locked) -> bool {
+        let Some(was) = self.position else {
+            return false;
+        };
+        if now.head < was.head || rows.len() as u64 != now.head - was.head {
+            return false;
+        }
+        for row in rows {
+            let (Ok(kind), Ok(data)) =
+                (row.try_get::<_, &str>(1), row.try_get::<_, Option<&str>>(2))
+            else {
+                return false;
+            };
+            let Some(data) = data else { continue };
+            let followed = match kind {
+                "contact" => serde_json::from_str::<Contact>(data).map(|c| {
+                    self.contacts.insert(c.id.clone(), Some(c));
+                }),
+                "conversation" => serde_json::from_str::<Conversation>(data).map(|c| {
+                    self.conversations.insert(c.id.clone(), Some(c));
+                }),
+                "handoff" => {
+                    serde_json::from_str::<Handoff>(data).map(|h| self.handoff_written(&h))
+                }
+                _ => Ok(()),
+            };
+            if followed.is_err() {
+                return false;
+            }
+        }
+        if was.unlinks == now.unlinks {
+            // A link found missing may have been made since.
+            self.links.retain(|_, linked| linked.is_some());
+        } else {
+            self.links.clear();
+        }
+        self.position = Some(Position {
+            writes: now.writes,
+            head: now.head,
+            unlinks: now.unlinks,
+        });
+        self.make_room();
+        true
     }
 
     /// A handoff this transaction wrote: the conversation's open handoff is it, or (closed, or
@@ -654,6 +781,14 @@ impl<'c> HasClient for PgTx<'c> {
 
     fn cache(&self) -> Option<&std::cell::RefCell<WriterCache>> {
         Some(self.cache)
+    }
+
+    fn known_absent(&self, id: &str, channel_id: &str, external: &str) -> bool {
+        let absent = self.absent.borrow();
+        absent.ids.contains(id)
+            && absent
+                .links
+                .contains(&(channel_id.to_string(), external.to_string()))
     }
 
     fn run<T>(
@@ -1027,11 +1162,69 @@ fn reconnect_if_lost(
 /// writer on every instance takes its locks in that order, so two hubs writing the same
 /// conversation never deadlock (one would lock the conversation, the other the head, each then
 /// waiting for the other). Writers serialise on the head anyway, to hand out seqs in order.
-/// Returns the head (the transaction's events follow it) and how many write transactions have
-/// committed (see [`WriterCache`]).
-fn lock_head_first(tx: &Transaction<'_>) -> Result<(u64, i64), StoreError> {
-    let row = wait(tx.query_one("SELECT last, writes FROM log_head FOR UPDATE", &[]))?;
-    Ok((row.get::<_, i64>(0) as u64, row.get(1)))
+///
+/// With `since` (the head this writer's last commit left), the events after it go in the same
+/// round trip: what another writer committed meanwhile, for the writer's cache to follow.
+fn lock_head_first(
+    tx: &Transaction<'_>,
+    statements: &Statements,
+    since: Option<u64>,
+) -> Result<(Locked, Option<Vec<Row>>), StoreError> {
+    let prepared = |sql: &str| -> Result<tokio_postgres::Statement, StoreError> {
+        if let Some(found) = statements.borrow().get(sql) {
+            return Ok(found.clone());
+        }
+        let made = wait(tx.prepare(sql))?;
+        statements
+            .borrow_mut()
+            .insert(sql.to_string(), made.clone());
+        Ok(made)
+    };
+    let lock = prepared(LOCK_HEAD)?;
+    let locking = tx.query_one(&lock, &[]);
+    let (row, others) = match since {
+        None => (wait(locking)?, None),
+        Some(after) => {
+            let (after, most) = (after as i64, OTHERS_EVENTS_MOST);
+            let others = prepared(OTHERS_EVENTS)?;
+            let params: Params<'_> = &[&after, &most];
+            let reading = tx.query(&others, params);
+            let (row, rows) = wait(futures_util::future::try_join(locking, reading))?;
+            (row, Some(rows))
+        }
+    };
+    let locked = Locked {
+        head: row.try_get::<_, i64>(0)? as u64,
+        writes: row.try_get(1)?,
+        unlinks: row.try_get(2)?,
+    };
+    Ok((locked, others))
+}
+
+const LOCK_HEAD: &str = "SELECT last, writes, unlinks FROM log_head FOR UPDATE";
+/// The events after $1 (sent behind [`LOCK_HEAD`], so read once the lock is held), with the data
+/// of the kinds the writer keeps ([`WriterCache::follow`]).
+const OTHERS_EVENTS: &str = "SELECT seq, kind,
+         CASE WHEN kind IN ('contact', 'conversation', 'handoff') THEN data END
+     FROM events WHERE seq > $1 ORDER BY seq LIMIT $2";
+/// Past this many events from other writers, the writer's cache starts over instead.
+const OTHERS_EVENTS_MOST: i64 = 4096;
+
+/// The log head's row, as a write transaction locked it.
+struct Locked {
+    head: u64,
+    /// How many write transactions have committed (see [`WriterCache`]).
+    writes: i64,
+    /// How many links have been removed.
+    unlinks: i64,
+}
+
+/// Where a writer's last commit left the log (see [`WriterCache`]).
+#[derive(Clone, Copy)]
+struct Position {
+    writes: i64,
+    head: u64,
+    unlinks: i64,
 }
 
 /// The newest seq handed out and committed.
@@ -1481,6 +1674,26 @@ macro_rules! impl_read {
             .is_some())
     }
 
+    fn has_platform_message(
+        &self,
+        id: &str,
+        channel_id: &str,
+        external: &str,
+    ) -> Result<bool, StoreError> {
+        if self.known_absent(id, channel_id, external) {
+            return Ok(false);
+        }
+        // One round trip instead of two for every WhatsApp message.
+        Ok(self
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM messages WHERE id = $1)
+                     OR EXISTS (SELECT 1 FROM external_ids
+                                WHERE channel_id = $2 AND kind = 'message' AND external_id = $3)",
+                &[&id, &channel_id, &external],
+            )?
+            .try_get(0)?)
+    }
+
     fn latest_agent_media(&self, conversation_id: &str) -> Result<Option<Message>, StoreError> {
         one_json(
             self,
@@ -1873,6 +2086,9 @@ impl Tx for PgTx<'_> {
                     cache.conversations.insert(c.id.clone(), Some(c.clone()));
                 }
                 EventData::Handoff(h) => cache.handoff_written(h),
+                EventData::Message(m) => {
+                    self.absent.borrow_mut().ids.remove(&m.id);
+                }
                 _ => {}
             }
         }
@@ -1952,17 +2168,36 @@ impl Tx for PgTx<'_> {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError> {
-        let linked = self.execute(
-            "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
-             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-            &[&channel_id, &kind, &external_id, &internal_id],
-        )? == 1;
+        if kind == "message" {
+            self.absent
+                .borrow_mut()
+                .links
+                .remove(&(channel_id.to_string(), external_id.to_string()));
+        }
+        let key = (
+            channel_id.to_string(),
+            kind.to_string(),
+            external_id.to_string(),
+        );
+        // Looked for under this lock and not there: nothing can be in the way, so the row is
+        // queued like an entity's instead of waited for (see [`WriterCache`]).
+        let known_absent = matches!(self.cache.borrow().links.get(&key), Some(None));
+        let linked = if known_absent {
+            let text = |s: &str| Some(s.to_string());
+            self.write_later(
+                LINK,
+                vec![
+                    text(channel_id),
+                    text(kind),
+                    text(external_id),
+                    text(internal_id),
+                ],
+            )?;
+            true
+        } else {
+            self.execute(LINK, &[&channel_id, &kind, &external_id, &internal_id])? == 1
+        };
         if linked {
-            let key = (
-                channel_id.to_string(),
-                kind.to_string(),
-                external_id.to_string(),
-            );
             let mut cache = self.cache.borrow_mut();
             cache.make_room();
             cache.links.insert(key, Some(internal_id.to_string()));
@@ -1995,10 +2230,15 @@ impl Tx for PgTx<'_> {
         kind: &str,
         external_id: &str,
     ) -> Result<(), StoreError> {
-        self.execute(
+        let removed = self.execute(
             "DELETE FROM external_ids WHERE channel_id = $1 AND kind = $2 AND external_id = $3",
             &[&channel_id, &kind, &external_id],
         )?;
+        if removed > 0 {
+            // Other writers keep links across turns unless one is removed (see [`WriterCache`]).
+            self.execute("UPDATE log_head SET unlinks = unlinks + 1", &[])?;
+            self.unlinks.set(self.unlinks.get() + 1);
+        }
         let key = (
             channel_id.to_string(),
             kind.to_string(),
@@ -2219,6 +2459,16 @@ fn commit_group(
             return;
         }
     };
+    if let Err(e) = txn.look_for(jobs.iter().flat_map(|job| job.looks_for())) {
+        // The transaction is aborted: nothing ran, every caller is told (Meta sends again).
+        tracing::error!(error = %e, "group commit: cannot look for the group's platform messages");
+        txn.cache.borrow_mut().forget();
+        drop(txn);
+        for job in jobs.drain(..) {
+            job.fail(e.to_string());
+        }
+        return;
+    }
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
     // A savepoint per job, at no round trip of its own: setting it, and moving to the next
     // job's, are queued to go with the next statement (see [`PgTx`]). A failed job's rollback
@@ -2632,6 +2882,18 @@ mod tests {
         );
     }
 
+    /// Channel "ch", of `kind`.
+    fn add_channel(tx: &mut dyn Tx, kind: &str) -> Result<(), StoreError> {
+        tx.add_channel(&NewChannel {
+            id: "ch",
+            kind,
+            name: "Support",
+            secret_hash: "h",
+            webhook_url: None,
+            created_at: Utc::now(),
+        })
+    }
+
     fn customer(id: &str, name: &str) -> Contact {
         Contact {
             id: id.into(),
@@ -2656,14 +2918,7 @@ mod tests {
                 .map(|c| c.name)
         };
         ours.write(|tx| {
-            tx.add_channel(&NewChannel {
-                id: "ch",
-                kind: "botpress",
-                name: "Support bot",
-                secret_hash: "h",
-                webhook_url: None,
-                created_at: Utc::now(),
-            })?;
+            add_channel(tx, "botpress")?;
             tx.put(EventData::Contact(customer("u_1", "Dana")))
         })
         .expect("write");
@@ -2704,5 +2959,169 @@ mod tests {
                 .expect("lookup"),
             None
         );
+    }
+
+    #[test]
+    fn a_writer_keeps_what_it_read_across_another_instances_commits_by_following_their_events() {
+        let url = testing::fresh_database();
+        let ours = PostgresStore::open(&url).expect("ours");
+        let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
+        let admin = connect(&url.parse().expect("url"), &ours.driver).expect("admin");
+        let ours: &dyn Store = &ours;
+        let found = || {
+            ours.write(|tx| tx.linked_contact("ch", "phone", "+15550001"))
+                .expect("lookup")
+                .map(|c| c.name)
+        };
+        ours.write(|tx| {
+            add_channel(tx, "whatsapp")?;
+            tx.put(EventData::Contact(customer("u_1", "Dana")))?;
+            tx.link_external("ch", "phone", "+15550001", "u_1")
+        })
+        .expect("write");
+        assert_eq!(found().as_deref(), Some("Dana"));
+
+        // The link's row goes behind every hub's back: a writer that still finds it answered from
+        // what it kept, though another instance committed in between (and renamed her).
+        wait(admin.execute("DELETE FROM external_ids", &[])).expect("delete");
+        theirs
+            .write(|tx| tx.put(EventData::Contact(customer("u_1", "Dana Reyes"))))
+            .expect("rename");
+        assert_eq!(found().as_deref(), Some("Dana Reyes"));
+
+        // When another writer's events are no longer all in the log, the writer reads again.
+        theirs
+            .write(|tx| tx.put(EventData::Contact(customer("u_2", "Sam"))))
+            .expect("write");
+        wait(admin.execute("DELETE FROM events WHERE kind = 'contact'", &[])).expect("trim");
+        assert_eq!(found(), None);
+    }
+
+    /// A WhatsApp-like job: stores its message unless it is stored already, and says which.
+    struct Inbound {
+        wanted: [PlatformMessage; 1],
+        fails_after_storing: bool,
+        outcomes: Arc<Mutex<Vec<(String, &'static str)>>>,
+    }
+
+    impl Inbound {
+        fn job(
+            wamid: &str,
+            fails_after_storing: bool,
+            outcomes: &Arc<Mutex<Vec<(String, &'static str)>>>,
+        ) -> Box<dyn GroupJob> {
+            Box::new(Inbound {
+                wanted: [PlatformMessage {
+                    id: format!("m_{wamid}"),
+                    channel_id: "ch".into(),
+                    external: wamid.into(),
+                }],
+                fails_after_storing,
+                outcomes: outcomes.clone(),
+            })
+        }
+    }
+
+    impl GroupJob for Inbound {
+        fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion) {
+            let m = &self.wanted[0];
+            let outcome = match tx.has_platform_message(&m.id, &m.channel_id, &m.external) {
+                Ok(true) => "already stored",
+                Ok(false) => {
+                    let message = Message {
+                        id: m.id.clone(),
+                        conversation_id: "c_1".into(),
+                        author: baton_protocol::Author::EndUser,
+                        author_id: None,
+                        kind: "text".into(),
+                        text: Some("hello".into()),
+                        payload: serde_json::json!({}),
+                        status: baton_protocol::DeliveryStatus::Received,
+                        status_reason: None,
+                        created_at: Utc::now(),
+                    };
+                    match tx.put(EventData::Message(message)) {
+                        Ok(_) if self.fails_after_storing => "failed",
+                        Ok(_) => "stored",
+                        Err(_) => "error",
+                    }
+                }
+                Err(_) => "error",
+            };
+            let mut outcomes = self.outcomes.lock().expect("outcomes");
+            outcomes.push((m.external.clone(), outcome));
+            (
+                outcome == "stored" || outcome == "already stored",
+                Box::new(|_| {}),
+            )
+        }
+
+        fn fail(self: Box<Self>, error: String) {
+            panic!("the group failed: {error}");
+        }
+
+        fn looks_for(&self) -> &[PlatformMessage] {
+            &self.wanted
+        }
+    }
+
+    #[test]
+    fn a_group_looks_for_its_platform_messages_at_once_and_still_stores_each_exactly_once() {
+        let url = testing::fresh_database();
+        let store = PostgresStore::open(&url).expect("open");
+        let shared: &dyn Store = &store;
+        shared
+            .write(|tx| {
+                add_channel(tx, "whatsapp")?;
+                tx.put(EventData::Conversation(Conversation {
+                    id: "c_1".into(),
+                    channel_id: "ch".into(),
+                    contact_id: None,
+                    created_at: Utc::now(),
+                    channel_kind: None,
+                    last_inbound_at: None,
+                }))?;
+                tx.link_external("ch", "message", "wamid.linked", "m_from_before")
+            })
+            .expect("write");
+        let outcomes = Arc::new(Mutex::new(Vec::new()));
+        let mut conn = Conn::new(connect(&store.config, &store.driver).expect("connect"));
+        let announce = Announce::new(0);
+        let lease = std::time::Duration::from_secs(30);
+        let mut first: std::collections::VecDeque<_> =
+            [Inbound::job("wamid.1", false, &outcomes)].into();
+        commit_group(&mut conn, &announce, &mut first, "i", lease);
+        let mut group: std::collections::VecDeque<_> = [
+            // Sent again by Meta: stored by the group before, found.
+            Inbound::job("wamid.1", false, &outcomes),
+            // Twice in one group: the second finds the first's.
+            Inbound::job("wamid.2", false, &outcomes),
+            Inbound::job("wamid.2", false, &outcomes),
+            // Stored through an older link.
+            Inbound::job("wamid.linked", false, &outcomes),
+            // A job that fails after storing leaves nothing for the next one to find.
+            Inbound::job("wamid.3", true, &outcomes),
+            Inbound::job("wamid.3", false, &outcomes),
+        ]
+        .into();
+        commit_group(&mut conn, &announce, &mut group, "i", lease);
+        assert_eq!(
+            *outcomes.lock().expect("outcomes"),
+            [
+                ("wamid.1", "stored"),
+                ("wamid.1", "already stored"),
+                ("wamid.2", "stored"),
+                ("wamid.2", "already stored"),
+                ("wamid.linked", "already stored"),
+                ("wamid.3", "failed"),
+                ("wamid.3", "stored"),
+            ]
+            .map(|(w, o)| (w.to_string(), o))
+        );
+        let read = shared.reader().expect("reader");
+        for id in ["m_wamid.1", "m_wamid.2", "m_wamid.3"] {
+            assert!(read.has_message(id).expect("read"), "{id} is stored");
+        }
+        assert!(!read.has_message("m_wamid.linked").expect("read"));
     }
 }

@@ -1475,6 +1475,7 @@ mod tests {
                 answer: move |result: Result<(), StoreError>| {
                     let _ = answer.send(result.is_ok());
                 },
+                looks_for: Vec::new(),
             };
             store.submit(Box::new(job)).expect("queued");
             answers.push(answered);

@@ -41,6 +41,7 @@ macro_rules! store_suite {
                 tags_and_templates_read_back_without_deleted_templates,
                 messages_page_newest_first_with_a_total,
                 a_platform_id_is_linked_once_and_found_again,
+                a_platform_message_is_found_by_its_id_or_by_its_link,
                 drafts_wait_per_conversation_and_come_due_by_their_deadline,
             );
         }
@@ -739,6 +740,32 @@ pub fn a_platform_id_is_linked_once_and_found_again(open: &Open, dir: &Path) {
     assert!(store
         .write(|tx| tx.link_external("ch", "message", "wamid.1", "m_3"))
         .expect("link"));
+}
+
+pub fn a_platform_message_is_found_by_its_id_or_by_its_link(open: &Open, dir: &Path) {
+    let store = open(dir);
+    add_channel(&*store, "ch", "s");
+    store
+        .write(|tx| {
+            tx.put(conversation("c1", "ch"))?;
+            tx.put(EventData::Message(message("m_stored", "c1", "hi")))?;
+            tx.link_external("ch", "message", "wamid.linked", "m_old")
+        })
+        .expect("write");
+    let read = store.reader().expect("reader");
+    let seen = |id: &str, wamid: &str| read.has_platform_message(id, "ch", wamid).expect("read");
+    assert!(seen("m_stored", "wamid.new"), "stored under its id");
+    assert!(
+        seen("m_other", "wamid.linked"),
+        "stored before ids came from wamids"
+    );
+    assert!(!seen("m_other", "wamid.new"), "never seen");
+    assert!(
+        !read
+            .has_platform_message("m_other", "another channel", "wamid.linked")
+            .expect("read"),
+        "a link belongs to its channel"
+    );
 }
 
 pub fn drafts_wait_per_conversation_and_come_due_by_their_deadline(open: &Open, dir: &Path) {
