@@ -271,6 +271,11 @@ async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and
         .last()
         .and_then(|e| e["seq"].as_u64())
         .expect("events");
+    // Copying a hub that still takes messages would lose them: refused, and nothing is written.
+    let url = testing::fresh_database();
+    let (ok, _, err) = support::hub_cli(&["migrate", "--from-data", data.path(), "--to", &url], "");
+    assert!(!ok, "migrate copied a hub that was still serving");
+    assert!(err.contains("stop it first"), "{err}");
     hub.kill();
     // The log as SQLite holds it, every event as stored.
     let sqlite_log: Vec<(u64, String, Value)> = {
@@ -292,7 +297,6 @@ async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and
     };
     let last = sqlite_log.last().map(|e| e.0).expect("a log");
 
-    let url = testing::fresh_database();
     let (ok, out, err) =
         support::hub_cli(&["migrate", "--from-data", data.path(), "--to", &url], "");
     assert!(ok, "migrate failed: {err}");

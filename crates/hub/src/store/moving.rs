@@ -215,8 +215,42 @@ fn param(
     })
 }
 
+/// A SQLite hub serving from a data directory: `baton-hub serve` holds it (a lock on a file in
+/// the directory) while it runs, so that `migrate` refuses to copy a hub still taking messages,
+/// which would be lost. The system lets go of it when the process ends, however it ends.
+#[derive(Debug)]
+pub struct Serving {
+    _lock: std::fs::File,
+}
+
+impl Serving {
+    /// Claims `data_dir` for a serving hub; fails with [`std::io::ErrorKind::WouldBlock`] inside
+    /// [`StoreError::DataDir`] when a hub serves from it already.
+    pub fn claim(data_dir: &Path) -> Result<Self, StoreError> {
+        let failed = |source| StoreError::DataDir {
+            path: data_dir.to_path_buf(),
+            source,
+        };
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(data_dir.join("serving.lock"))
+            .map_err(failed)?;
+        match file.try_lock() {
+            Ok(()) => Ok(Self { _lock: file }),
+            Err(std::fs::TryLockError::WouldBlock) => Err(failed(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                "a hub is serving from it",
+            ))),
+            Err(std::fs::TryLockError::Error(e)) => Err(failed(e)),
+        }
+    }
+}
+
 /// Copies the SQLite hub in `data_dir` into the PostgreSQL database at `url`, which must hold no
-/// team yet (it is migrated to the current schema first). All or nothing.
+/// team yet (it is migrated to the current schema first). All or nothing. Refused while a hub
+/// serves from `data_dir` ([`Serving`]).
 pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Moved, StoreError> {
     let source_path = data_dir.join("hub.sqlite");
     if !source_path.exists() {
@@ -225,6 +259,21 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Moved, StoreErro
             source: std::io::Error::new(std::io::ErrorKind::NotFound, "no hub.sqlite in it"),
         });
     }
+    // Held for the whole copy (a hub started meanwhile logs that it is not alone).
+    let _stopped = Serving::claim(data_dir).map_err(|e| match e {
+        StoreError::DataDir { path, source }
+            if source.kind() == std::io::ErrorKind::WouldBlock =>
+        {
+            StoreError::DataDir {
+                path,
+                source: std::io::Error::new(
+                    std::io::ErrorKind::WouldBlock,
+                    "a hub is serving from it: stop it first, or what it takes in meanwhile is lost",
+                ),
+            }
+        }
+        other => other,
+    })?;
     // Brings the SQLite database to the current schema too (an older hub's data moves as well).
     drop(super::SqliteStore::open(data_dir)?);
     let source = rusqlite::Connection::open_with_flags(
