@@ -1127,21 +1127,6 @@ fn seconds(value: f64, flag: &str) -> anyhow::Result<Duration> {
 }
 
 fn serve(data: Place, listen: SocketAddr, config: HubConfig) -> anyhow::Result<()> {
-    // A SQLite hub tells `migrate` it is running (see `Serving`); a second one on the same
-    // directory is only warned about, as before.
-    let _serving = match (&data.database, &data.data) {
-        (None, Some(dir)) => {
-            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-            match baton_hub::store::moving::Serving::claim(dir) {
-                Ok(serving) => Some(serving),
-                Err(e) => {
-                    tracing::warn!(error = %e, "another hub may be serving from this directory");
-                    None
-                }
-            }
-        }
-        _ => None,
-    };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async move {
         let hub = match std::env::var_os("BATON_TEST_CLOCK_OFFSET_FILE") {
@@ -1149,6 +1134,18 @@ fn serve(data: Place, listen: SocketAddr, config: HubConfig) -> anyhow::Result<(
             Some(file) => data.open(baton_hub::OffsetClock::new(file), config),
             None => data.open(baton_hub::SystemClock, config),
         }?;
+        // A SQLite hub tells `migrate` it is running (see `Serving`), once its directory is made
+        // (and private); a second one on the same directory is only warned about, as before.
+        let _serving = match (&data.database, &data.data) {
+            (None, Some(dir)) => match baton_hub::store::moving::Serving::claim(dir) {
+                Ok(serving) => Some(serving),
+                Err(e) => {
+                    tracing::warn!(error = %e, "another hub may be serving from this directory");
+                    None
+                }
+            },
+            _ => None,
+        };
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .with_context(|| format!("listening on {listen}"))?;

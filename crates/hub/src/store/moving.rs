@@ -231,10 +231,15 @@ impl Serving {
             path: data_dir.to_path_buf(),
             source,
         };
-        let file = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).truncate(false).write(true);
+        #[cfg(unix)]
+        {
+            // As private as the rest of the directory.
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(0o600);
+        }
+        let file = options
             .open(data_dir.join("serving.lock"))
             .map_err(failed)?;
         match file.try_lock() {
