@@ -888,7 +888,7 @@ fn customer_contact(
         txn.put(EventData::Contact(contact.clone()))?;
     }
     for (kind, key) in unlinked {
-        txn.link_external(channel_id, kind, key, &contact.id)?;
+        txn.add_link(channel_id, kind, key, &contact.id)?;
     }
     Ok((contact, new))
 }
@@ -959,7 +959,7 @@ fn conversation_of(
         last_inbound_at: None,
     };
     txn.put(EventData::Conversation(conversation.clone()))?;
-    txn.link_external(channel_id, "conversation", &contact.id, &conversation.id)?;
+    txn.add_link(channel_id, "conversation", &contact.id, &conversation.id)?;
     Ok((conversation, true))
 }
 

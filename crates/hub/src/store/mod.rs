@@ -354,6 +354,18 @@ pub trait Tx: Read {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError>;
+    /// [`Self::link_external`] for a caller that need not know whether the id was known already:
+    /// a store may write it without waiting for the answer.
+    fn add_link(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+        internal_id: &str,
+    ) -> Result<(), StoreError> {
+        self.link_external(channel_id, kind, external_id, internal_id)
+            .map(|_| ())
+    }
     /// When a draft is decided for it if no agent has (`None`: never, or no longer).
     fn set_draft_deadline(
         &mut self,

@@ -2205,6 +2205,54 @@ impl Tx for PgTx<'_> {
         Ok(linked)
     }
 
+    fn add_link(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+        internal_id: &str,
+    ) -> Result<(), StoreError> {
+        let key = (
+            channel_id.to_string(),
+            kind.to_string(),
+            external_id.to_string(),
+        );
+        let known = self.cache.borrow().links.get(&key).cloned();
+        if let Some(Some(_)) = known {
+            // Linked already: the insert would do nothing.
+            return Ok(());
+        }
+        if kind == "message" {
+            self.absent
+                .borrow_mut()
+                .links
+                .remove(&(channel_id.to_string(), external_id.to_string()));
+        }
+        let text = |s: &str| Some(s.to_string());
+        self.write_later(
+            LINK,
+            vec![
+                text(channel_id),
+                text(kind),
+                text(external_id),
+                text(internal_id),
+            ],
+        )?;
+        let mut cache = self.cache.borrow_mut();
+        match known {
+            // Known to be missing: it is this one now.
+            Some(None) => {
+                cache.make_room();
+                cache.links.insert(key, Some(internal_id.to_string()));
+            }
+            // Not known: whichever row is there is read when next asked for.
+            _ => {
+                cache.links.remove(&key);
+            }
+        }
+        Ok(())
+    }
+
     fn set_draft_deadline(
         &mut self,
         message_id: &str,

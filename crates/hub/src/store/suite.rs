@@ -42,6 +42,7 @@ macro_rules! store_suite {
                 messages_page_newest_first_with_a_total,
                 a_platform_id_is_linked_once_and_found_again,
                 a_platform_message_is_found_by_its_id_or_by_its_link,
+                a_link_added_without_an_answer_is_found_and_never_replaces_one,
                 drafts_wait_per_conversation_and_come_due_by_their_deadline,
             );
         }
@@ -740,6 +741,48 @@ pub fn a_platform_id_is_linked_once_and_found_again(open: &Open, dir: &Path) {
     assert!(store
         .write(|tx| tx.link_external("ch", "message", "wamid.1", "m_3"))
         .expect("link"));
+}
+
+pub fn a_link_added_without_an_answer_is_found_and_never_replaces_one(open: &Open, dir: &Path) {
+    let store = open(dir);
+    add_channel(&*store, "ch", "s");
+    let found = store
+        .write(|tx| {
+            tx.link_external("ch", "phone", "+1555", "u_first")?;
+            // Looked for first, then added, then found; and added blind, then found.
+            let before = tx.external_id("ch", "conversation", "u_first")?;
+            tx.add_link("ch", "conversation", "u_first", "t_1")?;
+            tx.add_link("ch", "username", "dana", "u_first")?;
+            tx.add_link("ch", "phone", "+1555", "u_second")?;
+            Ok::<_, StoreError>((
+                before,
+                tx.external_id("ch", "conversation", "u_first")?,
+                tx.external_id("ch", "username", "dana")?,
+                tx.external_id("ch", "phone", "+1555")?,
+            ))
+        })
+        .expect("write");
+    let expected = |s: &str| Some(s.to_string());
+    assert_eq!(
+        found,
+        (
+            None,
+            expected("t_1"),
+            expected("u_first"),
+            expected("u_first")
+        ),
+        "a number already linked stays with its customer"
+    );
+    let read = store.reader().expect("reader");
+    assert_eq!(
+        read.external_id("ch", "phone", "+1555").expect("read"),
+        expected("u_first")
+    );
+    assert_eq!(
+        read.external_id("ch", "conversation", "u_first")
+            .expect("read"),
+        expected("t_1")
+    );
 }
 
 pub fn a_platform_message_is_found_by_its_id_or_by_its_link(open: &Open, dir: &Path) {
