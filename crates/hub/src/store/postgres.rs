@@ -242,7 +242,12 @@ impl<'c> PgTx<'c> {
             // Another writer committed since this one last did: what it kept is brought up to
             // date from the events it wrote, or forgotten.
             let mut cache = cache.borrow_mut();
-            if cache.position.map(|p| p.writes) != Some(locked.writes) {
+            // (The head too: a writer that does not count its writes — an instance older than
+            // the `writes` column, during an upgrade — still moves it with its events.)
+            let unchanged = cache
+                .position
+                .is_some_and(|p| p.writes == locked.writes && p.head == locked.head);
+            if !unchanged {
                 let followed = others.is_some_and(|rows| cache.follow(&rows, &locked));
                 if !followed {
                     cache.forget();
@@ -2527,6 +2532,7 @@ fn commit_group(
     while let Some(job) = jobs.pop_front() {
         let mark = txn.events.len();
         let queue_mark = txn.queued.borrow().len();
+        let unlinks_mark = txn.unlinks.get();
         txn.sent_in_job.set(false);
         let (ok, done) = job.run(&mut txn);
         let broken = txn.broken.borrow().clone();
@@ -2539,6 +2545,8 @@ fn commit_group(
             Ok(())
         } else {
             txn.events.truncate(mark);
+            // Its unlinks are undone with it: the count this writer leaves must be the database's.
+            txn.unlinks.set(unlinks_mark);
             txn.bodies.truncate(mark);
             // The job's writes are undone; the cache may hold some of them.
             txn.cache.borrow_mut().forget();
@@ -3171,5 +3179,56 @@ mod tests {
             assert!(read.has_message(id).expect("read"), "{id} is stored");
         }
         assert!(!read.has_message("m_wamid.linked").expect("read"));
+    }
+
+    #[test]
+    fn a_rolled_back_unlink_does_not_hide_another_instances_unlink_from_the_writer() {
+        let url = testing::fresh_database();
+        let store = PostgresStore::open(&url).expect("ours");
+        let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
+        let ours: &dyn Store = &store;
+        ours.write(|tx| {
+            add_channel(tx, "whatsapp")?;
+            tx.put(EventData::Contact(customer("u_1", "Dana")))?;
+            tx.put(EventData::Contact(customer("u_2", "Sam")))?;
+            tx.link_external("ch", "phone", "+15550001", "u_1")
+        })
+        .expect("write");
+        let mut conn = Conn::new(connect(&store.config, &store.driver).expect("connect"));
+        let announce = Announce::new(0);
+        let lease = std::time::Duration::from_secs(30);
+        let found = Arc::new(Mutex::new(Vec::new()));
+        let job = |unlink_and_fail: bool| -> Box<dyn GroupJob> {
+            let found = found.clone();
+            Box::new(super::super::PendingJob {
+                f: move |tx: &mut dyn Tx| -> Result<(), StoreError> {
+                    if unlink_and_fail {
+                        tx.unlink_external("ch", "phone", "+15550001")?;
+                        return Err(StoreError::Poisoned);
+                    }
+                    let contact = tx.linked_contact("ch", "phone", "+15550001")?;
+                    found.lock().expect("found").push(contact.map(|c| c.id));
+                    Ok(())
+                },
+                answer: |_: Result<(), StoreError>| {},
+                looks_for: Vec::new(),
+            })
+        };
+        // A job that unlinks and fails, then one that reads the link (and keeps it).
+        let mut group: std::collections::VecDeque<_> = [job(true), job(false)].into();
+        commit_group(&mut conn, &announce, &mut group, "i", lease);
+        // Another instance gives the number to someone else.
+        theirs
+            .write(|tx| {
+                tx.unlink_external("ch", "phone", "+15550001")?;
+                tx.link_external("ch", "phone", "+15550001", "u_2")
+            })
+            .expect("move the number");
+        let mut group: std::collections::VecDeque<_> = [job(false)].into();
+        commit_group(&mut conn, &announce, &mut group, "i", lease);
+        assert_eq!(
+            *found.lock().expect("found"),
+            [Some("u_1".to_string()), Some("u_2".to_string())]
+        );
     }
 }
