@@ -273,6 +273,36 @@ impl<'c> PgTx<'c> {
         })
     }
 
+    /// Queues a link's row, to go with the next statement (see [`Tx::add_link`]).
+    fn link_later(
+        &self,
+        channel_id: &str,
+        kind: &str,
+        external_id: &str,
+        internal_id: &str,
+    ) -> Result<(), StoreError> {
+        let text = |s: &str| Some(s.to_string());
+        self.write_later(
+            LINK,
+            vec![
+                text(channel_id),
+                text(kind),
+                text(external_id),
+                text(internal_id),
+            ],
+        )
+    }
+
+    /// A platform message linked now is no longer known to be missing ([`Absent`]).
+    fn no_longer_absent(&self, channel_id: &str, kind: &str, external_id: &str) {
+        if kind == "message" {
+            self.absent
+                .borrow_mut()
+                .links
+                .remove(&(channel_id.to_string(), external_id.to_string()));
+        }
+    }
+
     /// Looks for every platform message the group's jobs will look for, in one round trip, so
     /// that each job's own look ([`Read::has_platform_message`]) costs none. What is not found
     /// stays not found while the head is locked, except by this transaction's writes, which take
@@ -2173,12 +2203,7 @@ impl Tx for PgTx<'_> {
         external_id: &str,
         internal_id: &str,
     ) -> Result<bool, StoreError> {
-        if kind == "message" {
-            self.absent
-                .borrow_mut()
-                .links
-                .remove(&(channel_id.to_string(), external_id.to_string()));
-        }
+        self.no_longer_absent(channel_id, kind, external_id);
         let key = (
             channel_id.to_string(),
             kind.to_string(),
@@ -2188,16 +2213,7 @@ impl Tx for PgTx<'_> {
         // queued like an entity's instead of waited for (see [`WriterCache`]).
         let known_absent = matches!(self.cache.borrow().links.get(&key), Some(None));
         let linked = if known_absent {
-            let text = |s: &str| Some(s.to_string());
-            self.write_later(
-                LINK,
-                vec![
-                    text(channel_id),
-                    text(kind),
-                    text(external_id),
-                    text(internal_id),
-                ],
-            )?;
+            self.link_later(channel_id, kind, external_id, internal_id)?;
             true
         } else {
             self.execute(LINK, &[&channel_id, &kind, &external_id, &internal_id])? == 1
@@ -2227,22 +2243,8 @@ impl Tx for PgTx<'_> {
             // Linked already: the insert would do nothing.
             return Ok(());
         }
-        if kind == "message" {
-            self.absent
-                .borrow_mut()
-                .links
-                .remove(&(channel_id.to_string(), external_id.to_string()));
-        }
-        let text = |s: &str| Some(s.to_string());
-        self.write_later(
-            LINK,
-            vec![
-                text(channel_id),
-                text(kind),
-                text(external_id),
-                text(internal_id),
-            ],
-        )?;
+        self.no_longer_absent(channel_id, kind, external_id);
+        self.link_later(channel_id, kind, external_id, internal_id)?;
         let mut cache = self.cache.borrow_mut();
         match known {
             // Known to be missing: it is this one now.
