@@ -89,10 +89,7 @@ mod hub_address {
     /// only.
     /// Several hubs serving one team are given separated by commas; each is checked.
     pub fn check(hub_url: &str) -> Result<(), String> {
-        let addresses: Vec<&str> = hub_url
-            .split(|c: char| c == ',' || c.is_whitespace())
-            .filter(|a| !a.is_empty())
-            .collect();
+        let addresses: Vec<&str> = baton_core::client::hub_addresses(hub_url).collect();
         if addresses.is_empty() {
             return Err(format!(
                 "{hub_url:?} is not an address like https://baton.example.com"

@@ -54,11 +54,16 @@ pub struct HubClient {
     token: Option<String>,
 }
 
-/// The hub addresses in `hub_url`: one, or several separated by commas (or spaces).
-pub fn hub_urls(hub_url: &str) -> Result<Vec<Url>, ClientError> {
-    let urls = hub_url
+/// The addresses written in `hub_url`, unchecked: one, or several separated by commas (or spaces).
+pub fn hub_addresses(hub_url: &str) -> impl Iterator<Item = &str> {
+    hub_url
         .split(|c: char| c == ',' || c.is_whitespace())
         .filter(|part| !part.is_empty())
+}
+
+/// The hub addresses in `hub_url` ([`hub_addresses`]), parsed.
+pub fn hub_urls(hub_url: &str) -> Result<Vec<Url>, ClientError> {
+    let urls = hub_addresses(hub_url)
         .map(|part| {
             Url::parse(part.trim_end_matches('/'))
                 .ok()

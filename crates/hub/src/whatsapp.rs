@@ -935,9 +935,8 @@ fn follow_new_number(
     Ok(())
 }
 
-/// The customer's one conversation on this number (created with their first message).
-/// The customer's conversation on the channel, made if they have none (always for a contact made
-/// just now, without looking); true when made.
+/// The customer's one conversation on this number, made with their first message (for a contact
+/// made just now, without looking for one); true when made.
 fn conversation_of(
     txn: &mut dyn Tx,
     hub: &Hub,
