@@ -26,7 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
 use crate::handoffs::{Outgoing, PlatformEvent};
-use crate::store::{PlatformMessage, Tx};
+use crate::store::{LookAhead, PlatformKey, PlatformMessage, Tx};
 use crate::Hub;
 
 /// Meta's payloads can reach 3 MB.
@@ -225,15 +225,28 @@ async fn notify(
     }
     let (count, statuses) = (batch.messages.len(), batch.statuses.len());
     let hub2 = hub.clone();
-    let looks_for = batch
-        .messages
-        .iter()
-        .map(|m| PlatformMessage {
-            id: inbound_message_id(&channel, &m.wamid),
-            channel_id: channel.clone(),
-            external: m.wamid.clone(),
-        })
-        .collect();
+    let looks_for = LookAhead {
+        messages: batch
+            .messages
+            .iter()
+            .map(|m| PlatformMessage {
+                id: inbound_message_id(&channel, &m.wamid),
+                channel_id: channel.clone(),
+                external: m.wamid.clone(),
+            })
+            .collect(),
+        // The customer's keys, which [`customer_contact`] looks up.
+        links: batch
+            .messages
+            .iter()
+            .flat_map(|m| m.customer.keys())
+            .map(|(kind, key)| PlatformKey {
+                channel_id: channel.clone(),
+                kind: kind.into(),
+                external: key.into(),
+            })
+            .collect(),
+    };
     hub.store()
         .write_grouped_looking_for(looks_for, move |txn| {
             apply(txn, &hub2, &channel, &settings, batch)

@@ -503,11 +503,28 @@ pub trait GroupJob: Send {
     fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion);
     /// The group cannot run at all: answer the caller with why.
     fn fail(self: Box<Self>, error: String);
-    /// The platform messages the job will look for ([`Read::has_platform_message`]): a store may
-    /// look for every job's in a group at once.
-    fn looks_for(&self) -> &[PlatformMessage] {
-        &[]
+    /// What the job will look for: a store may look for every job's in a group at once.
+    fn looks_for(&self) -> Option<&LookAhead> {
+        None
     }
+}
+
+/// What a job will look for in the store, said before it runs (see [`GroupJob::looks_for`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LookAhead {
+    /// Platform messages, to know whether they are stored ([`Read::has_platform_message`]).
+    pub messages: Vec<PlatformMessage>,
+    /// Platform ids, to know what they are linked to ([`Read::external_id`],
+    /// [`Read::linked_contact`]): a customer's phone number, say.
+    pub links: Vec<PlatformKey>,
+}
+
+/// A platform's id of some kind on a channel, as [`Read::external_id`] looks for it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PlatformKey {
+    pub channel_id: String,
+    pub kind: String,
+    pub external: String,
 }
 
 /// A customer's message from a platform, as [`Read::has_platform_message`] looks for it.
@@ -644,7 +661,7 @@ impl dyn Store + '_ {
             answer: move |result| {
                 let _ = answer.send(result);
             },
-            looks_for: Vec::new(),
+            looks_for: LookAhead::default(),
         }))
         .map_err(E::from)?;
         answered.recv().map_err(|_| E::from(StoreError::Poisoned))?
@@ -660,14 +677,15 @@ impl dyn Store + '_ {
         T: Send + 'static,
         E: From<StoreError> + Send + 'static,
     {
-        self.write_grouped_looking_for(Vec::new(), f).await
+        self.write_grouped_looking_for(LookAhead::default(), f)
+            .await
     }
 
-    /// [`Self::write_grouped_async`] for a job that will look for these platform messages: the
-    /// store may look for every job's in the group at once, before running them.
+    /// [`Self::write_grouped_async`] for a job that will look for these platform messages and
+    /// links: the store may look for every job's in the group at once, before running them.
     pub async fn write_grouped_looking_for<T, E>(
         &self,
-        looks_for: Vec<PlatformMessage>,
+        looks_for: LookAhead,
         f: impl FnOnce(&mut dyn Tx) -> Result<T, E> + Send + 'static,
     ) -> Result<T, E>
     where
@@ -705,7 +723,7 @@ impl dyn Store + '_ {
 struct PendingJob<F, A> {
     f: F,
     answer: A,
-    looks_for: Vec<PlatformMessage>,
+    looks_for: LookAhead,
 }
 
 impl<T, E, F, A> GroupJob for PendingJob<F, A>
@@ -739,8 +757,8 @@ where
         (self.answer)(Err(StoreError::CommitFailed(error).into()));
     }
 
-    fn looks_for(&self) -> &[PlatformMessage] {
-        &self.looks_for
+    fn looks_for(&self) -> Option<&LookAhead> {
+        Some(&self.looks_for)
     }
 }
 

@@ -29,7 +29,7 @@ use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
 
 use super::{
     entity_json, parse_snapshot_cursor, Announce, Completion, Delivery, DeliveryState, DueDelivery,
-    GroupJob, Live, NewChannel, PlatformMessage, RawEvents, Read, RecordedCommand, Store,
+    GroupJob, Live, LookAhead, NewChannel, PlatformKey, RawEvents, Read, RecordedCommand, Store,
     StoreError, StoredToken, Tx, SNAPSHOT_TABLES,
 };
 use crate::channel::{ChannelRow, ChannelSettings};
@@ -303,25 +303,86 @@ impl<'c> PgTx<'c> {
         }
     }
 
-    /// Looks for every platform message the group's jobs will look for, in one round trip, so
-    /// that each job's own look ([`Read::has_platform_message`]) costs none. What is not found
-    /// stays not found while the head is locked, except by this transaction's writes, which take
-    /// it out of [`Absent`].
-    fn look_for<'j>(
-        &self,
-        wanted: impl Iterator<Item = &'j PlatformMessage>,
-    ) -> Result<(), StoreError> {
+    /// Looks for every platform message and link the group's jobs will look for, in one round
+    /// trip, so that each job's own look ([`Read::has_platform_message`], [`Read::external_id`])
+    /// costs none. What is not found stays not found while the head is locked, except by this
+    /// transaction's writes, which take it out of [`Absent`] and update the writer's cache.
+    fn look_for<'j>(&self, wanted: impl Iterator<Item = &'j LookAhead>) -> Result<(), StoreError> {
         let (mut ids, mut channels, mut externals) = (Vec::new(), Vec::new(), Vec::new());
-        for m in wanted {
-            ids.push(m.id.as_str());
-            channels.push(m.channel_id.as_str());
-            externals.push(m.external.as_str());
+        let mut keys = Vec::new();
+        {
+            let cache = self.cache.borrow();
+            let mut seen = std::collections::HashSet::new();
+            for ahead in wanted {
+                for m in &ahead.messages {
+                    ids.push(m.id.as_str());
+                    channels.push(m.channel_id.as_str());
+                    externals.push(m.external.as_str());
+                }
+                for key in &ahead.links {
+                    let kept = cache.links.contains_key(&(
+                        key.channel_id.clone(),
+                        key.kind.clone(),
+                        key.external.clone(),
+                    ));
+                    if !kept && seen.insert(key) {
+                        keys.push(key);
+                    }
+                }
+            }
         }
-        if ids.is_empty() {
+        if ids.is_empty() && keys.is_empty() {
             return Ok(());
         }
-        let found: std::collections::HashSet<String> = self
-            .query(LOOK_FOR, &[&ids, &channels, &externals])?
+        let key_columns =
+            |f: fn(&PlatformKey) -> &str| keys.iter().map(|k| f(k)).collect::<Vec<_>>();
+        let (key_channels, key_kinds, key_externals) = (
+            key_columns(|k| &k.channel_id),
+            key_columns(|k| &k.kind),
+            key_columns(|k| &k.external),
+        );
+        let (messages, links) = (self.prepared(LOOK_FOR)?, self.prepared(LOOK_UP_LINKS)?);
+        let client = self.client()?;
+        // Both questions go out together; an empty one is not asked.
+        let (found, linked) = self.run(async {
+            let found = async {
+                match ids.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => {
+                        client
+                            .query(&messages, &[&ids, &channels, &externals])
+                            .await
+                    }
+                }
+            };
+            let linked = async {
+                match keys.is_empty() {
+                    true => Ok(Vec::new()),
+                    false => {
+                        client
+                            .query(&links, &[&key_channels, &key_kinds, &key_externals])
+                            .await
+                    }
+                }
+            };
+            futures_util::future::try_join(found, linked).await
+        })?;
+        {
+            let mut cache = self.cache.borrow_mut();
+            cache.make_room();
+            for row in &linked {
+                let channel_id: String = row.try_get(0)?;
+                let kind: String = row.try_get(1)?;
+                let external: String = row.try_get(2)?;
+                let internal: Option<String> = row.try_get(3)?;
+                if let Some(data) = row.try_get::<_, Option<&str>>(4)? {
+                    let contact: Contact = serde_json::from_str(data)?;
+                    cache.contacts.insert(contact.id.clone(), Some(contact));
+                }
+                cache.links.insert((channel_id, kind, external), internal);
+            }
+        }
+        let found: std::collections::HashSet<String> = found
             .iter()
             .map(|row| row.try_get::<_, String>(0))
             .collect::<Result<_, _>>()?;
@@ -495,6 +556,15 @@ const LOOK_FOR: &str =
               SELECT 1 FROM external_ids x WHERE x.channel_id = l.channel_id
                   AND x.kind = 'message' AND x.external_id = l.external
               LIMIT 1) AS found";
+/// What these platform ids are linked to, and the contact when it is one (see
+/// [`PgTx::look_for`]); an id linked to nothing comes back with nulls. (Primary-key look-ups in
+/// LATERAL subqueries, for the reason given at [`LOOK_FOR`].)
+const LOOK_UP_LINKS: &str = "SELECT l.channel_id, l.kind, l.external, x.internal_id, c.data
+     FROM unnest($1::text[], $2::text[], $3::text[]) AS l (channel_id, kind, external)
+     LEFT JOIN LATERAL (SELECT internal_id FROM external_ids x WHERE x.channel_id = l.channel_id
+                        AND x.kind = l.kind AND x.external_id = l.external LIMIT 1) AS x ON true
+     LEFT JOIN LATERAL (SELECT data FROM contacts c WHERE c.id = x.internal_id LIMIT 1) AS c
+         ON true";
 /// A transaction without events still counts (see [`WriterCache`]).
 const COUNT_WRITE: &str = "UPDATE log_head SET writes = writes + 1";
 
@@ -2514,7 +2584,7 @@ fn commit_group(
             return;
         }
     };
-    if let Err(e) = txn.look_for(jobs.iter().flat_map(|job| job.looks_for())) {
+    if let Err(e) = txn.look_for(jobs.iter().filter_map(|job| job.looks_for())) {
         // The transaction is aborted: nothing ran, every caller is told (Meta sends again).
         tracing::error!(error = %e, "group commit: cannot look for the group's platform messages");
         txn.cache.borrow_mut().forget();
@@ -2781,6 +2851,7 @@ pub mod testing {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::PlatformMessage;
 
     // No lease: a claimed call counts as abandoned at once, as every call in flight does for a
     // store one process serves when it restarts (the suite's view). Leases have their own test.
@@ -3057,7 +3128,7 @@ mod tests {
 
     /// A WhatsApp-like job: stores its message unless it is stored already, and says which.
     struct Inbound {
-        wanted: [PlatformMessage; 1],
+        wanted: LookAhead,
         fails_after_storing: bool,
         outcomes: Arc<Mutex<Vec<(String, &'static str)>>>,
     }
@@ -3069,11 +3140,14 @@ mod tests {
             outcomes: &Arc<Mutex<Vec<(String, &'static str)>>>,
         ) -> Box<dyn GroupJob> {
             Box::new(Inbound {
-                wanted: [PlatformMessage {
-                    id: format!("m_{wamid}"),
-                    channel_id: "ch".into(),
-                    external: wamid.into(),
-                }],
+                wanted: LookAhead {
+                    messages: vec![PlatformMessage {
+                        id: format!("m_{wamid}"),
+                        channel_id: "ch".into(),
+                        external: wamid.into(),
+                    }],
+                    links: Vec::new(),
+                },
                 fails_after_storing,
                 outcomes: outcomes.clone(),
             })
@@ -3082,7 +3156,7 @@ mod tests {
 
     impl GroupJob for Inbound {
         fn run(self: Box<Self>, tx: &mut dyn Tx) -> (bool, Completion) {
-            let m = &self.wanted[0];
+            let m = &self.wanted.messages[0];
             let outcome = match tx.has_platform_message(&m.id, &m.channel_id, &m.external) {
                 Ok(true) => "already stored",
                 Ok(false) => {
@@ -3118,8 +3192,8 @@ mod tests {
             panic!("the group failed: {error}");
         }
 
-        fn looks_for(&self) -> &[PlatformMessage] {
-            &self.wanted
+        fn looks_for(&self) -> Option<&LookAhead> {
+            Some(&self.wanted)
         }
     }
 
@@ -3184,6 +3258,84 @@ mod tests {
     }
 
     #[test]
+    fn a_group_looks_up_its_customers_at_once_and_each_job_still_sees_the_links_made_before_it() {
+        let url = testing::fresh_database();
+        let store = PostgresStore::open(&url).expect("ours");
+        let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
+        let ours: &dyn Store = &store;
+        ours.write(|tx| {
+            add_channel(tx, "whatsapp")?;
+            tx.put(EventData::Contact(customer("u_1", "Dana")))?;
+            tx.link_external("ch", "phone", "+15550001", "u_1")
+        })
+        .expect("write");
+        let mut conn = Conn::new(connect(&store.config, &store.driver).expect("connect"));
+        let announce = Announce::new(0);
+        let lease = std::time::Duration::from_secs(30);
+        let found = Arc::new(Mutex::new(Vec::new()));
+        let job = |phone: &'static str| -> Box<dyn GroupJob> {
+            let found = found.clone();
+            Box::new(super::super::PendingJob {
+                f: move |tx: &mut dyn Tx| -> Result<(), StoreError> {
+                    let contact = match tx.linked_contact("ch", "phone", phone)? {
+                        Some(contact) => contact,
+                        None => {
+                            let contact = customer(&format!("u_{phone}"), "New");
+                            tx.put(EventData::Contact(contact.clone()))?;
+                            tx.add_link("ch", "phone", phone, &contact.id)?;
+                            contact
+                        }
+                    };
+                    found.lock().expect("found").push((phone, contact.name));
+                    Ok(())
+                },
+                answer: |_: Result<(), StoreError>| {},
+                looks_for: LookAhead {
+                    messages: Vec::new(),
+                    links: vec![PlatformKey {
+                        channel_id: "ch".into(),
+                        kind: "phone".into(),
+                        external: phone.into(),
+                    }],
+                },
+            })
+        };
+        // Our writer learns that +15550003 is nobody's; then another instance links it.
+        let mut group: std::collections::VecDeque<_> = [job("+15550003")].into();
+        commit_group(&mut conn, &announce, &mut group, "i", lease);
+        theirs
+            .write(|tx| {
+                tx.put(EventData::Contact(customer("u_3", "Sam")))?;
+                tx.unlink_external("ch", "phone", "+15550003")?;
+                tx.link_external("ch", "phone", "+15550003", "u_3")
+            })
+            .expect("theirs");
+        found.lock().expect("found").clear();
+        let mut group: std::collections::VecDeque<_> = [
+            job("+15550001"),
+            job("+15550002"),
+            job("+15550002"),
+            job("+15550003"),
+        ]
+        .into();
+        commit_group(&mut conn, &announce, &mut group, "i", lease);
+        assert_eq!(
+            *found.lock().expect("found"),
+            [
+                ("+15550001", "Dana".to_string()),
+                ("+15550002", "New".to_string()),
+                ("+15550002", "New".to_string()),
+                ("+15550003", "Sam".to_string()),
+            ]
+        );
+        let read = ours.reader().expect("reader");
+        assert_eq!(
+            read.external_id("ch", "phone", "+15550002").expect("read"),
+            Some("u_+15550002".to_string())
+        );
+    }
+
+    #[test]
     fn a_rolled_back_unlink_does_not_hide_another_instances_unlink_from_the_writer() {
         let url = testing::fresh_database();
         let store = PostgresStore::open(&url).expect("ours");
@@ -3213,7 +3365,7 @@ mod tests {
                     Ok(())
                 },
                 answer: |_: Result<(), StoreError>| {},
-                looks_for: Vec::new(),
+                looks_for: Default::default(),
             })
         };
         // A job that unlinks and fails, then one that reads the link (and keeps it).

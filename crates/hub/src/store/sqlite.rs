@@ -1475,7 +1475,7 @@ mod tests {
                 answer: move |result: Result<(), StoreError>| {
                     let _ = answer.send(result.is_ok());
                 },
-                looks_for: Vec::new(),
+                looks_for: Default::default(),
             };
             store.submit(Box::new(job)).expect("queued");
             answers.push(answered);
