@@ -1067,7 +1067,8 @@ struct Place {
     #[arg(long, env = "BATON_HUB_DATA", required_unless_present = "database")]
     data: Option<PathBuf>,
     /// A PostgreSQL database for the team's data (postgres://user:password@host/db), shared by
-    /// every hub instance that names it; instead of SQLite in --data.
+    /// every hub instance that names it; instead of SQLite in --data. TLS as for psql:
+    /// ?sslmode=verify-full&sslrootcert=/path/ca.pem (or verify-ca, require, prefer, disable).
     #[arg(long, env = "BATON_DATABASE_URL")]
     database: Option<String>,
 }

@@ -25,7 +25,10 @@ use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use tokio::sync::broadcast;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, GenericClient, NoTls, Row, Transaction};
+use tokio_postgres::{Client, GenericClient, Row, Transaction};
+
+mod tls;
+pub use tls::{Database, TlsMode, UrlError};
 
 use super::{
     entity_json, parse_snapshot_cursor, Announce, Completion, Delivery, DeliveryState, DueDelivery,
@@ -93,7 +96,7 @@ impl Driver {
 }
 
 pub struct PostgresStore {
-    config: tokio_postgres::Config,
+    config: Database,
     driver: Arc<Driver>,
     announce: Announce,
     writer: Arc<Mutex<Conn>>,
@@ -123,8 +126,9 @@ impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Never the URL: it may carry a password.
         f.debug_struct("PostgresStore")
-            .field("hosts", &self.config.get_hosts().len())
-            .field("dbname", &self.config.get_dbname())
+            .field("hosts", &self.config.config.get_hosts().len())
+            .field("dbname", &self.config.config.get_dbname())
+            .field("tls", &self.config.mode)
             .finish_non_exhaustive()
     }
 }
@@ -607,7 +611,7 @@ struct Readers {
 }
 
 impl ReaderPool {
-    fn take(&self, config: &tokio_postgres::Config, driver: &Driver) -> Result<Conn, StoreError> {
+    fn take(&self, config: &Database, driver: &Driver) -> Result<Conn, StoreError> {
         let deadline = std::time::Instant::now() + READER_WAIT;
         let mut state = self.state.lock().map_err(|_| StoreError::Poisoned)?;
         loop {
@@ -935,16 +939,15 @@ impl PostgresStore {
     /// any call to a bot platform takes (the hub passes three delivery timeouts and 5 s). Past
     /// it, an instance that died mid-call is taken over.
     pub fn open_with_lease(url: &str, lease: std::time::Duration) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e: tokio_postgres::Error| StoreError::Database(Box::new(e)))?;
+        let mut config = Database::parse(url).map_err(|e| StoreError::Database(Box::new(e)))?;
         // A database that does not answer is noticed: connecting gives up, and an idle
         // connection (the leader's, the listener's) is probed, so a dead peer ends it.
-        if config.get_connect_timeout().is_none() {
-            config.connect_timeout(std::time::Duration::from_secs(10));
+        let settings = &mut config.config;
+        if settings.get_connect_timeout().is_none() {
+            settings.connect_timeout(std::time::Duration::from_secs(10));
         }
-        config.keepalives(true);
-        config.keepalives_idle(std::time::Duration::from_secs(10));
+        settings.keepalives(true);
+        settings.keepalives_idle(std::time::Duration::from_secs(10));
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("baton-hub-postgres")
@@ -1030,10 +1033,10 @@ impl PostgresStore {
 }
 
 /// A new connection, driven by the store's runtime.
-fn connect(config: &tokio_postgres::Config, driver: &Driver) -> Result<Client, StoreError> {
+fn connect(config: &Database, driver: &Driver) -> Result<Client, StoreError> {
     let config = config.clone();
     let connecting = driver.runtime()?.spawn(async move {
-        let (client, connection) = config.connect(NoTls).await?;
+        let (client, connection) = config.connect().await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "store: a PostgreSQL connection ended");
@@ -1051,7 +1054,7 @@ fn connect(config: &tokio_postgres::Config, driver: &Driver) -> Result<Client, S
 /// ends it; after such a gap it sends `u64::MAX`, and the relay reads whatever the log gained.
 /// Returns once the first LISTEN holds.
 fn listen(
-    config: &tokio_postgres::Config,
+    config: &Database,
     driver: &Driver,
     instance: String,
     woken: std::sync::mpsc::Sender<u64>,
@@ -1091,12 +1094,12 @@ enum Listening {
 }
 
 async fn listen_once(
-    config: &tokio_postgres::Config,
+    config: &Database,
     instance: &str,
     woken: &std::sync::mpsc::Sender<u64>,
     first: &mut Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 ) -> Result<Listening, tokio_postgres::Error> {
-    let (client, mut connection) = config.connect(NoTls).await?;
+    let (client, mut connection) = config.connect().await?;
     let (notices, mut received) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         while let Some(Ok(message)) =
@@ -1144,7 +1147,7 @@ async fn listen_once(
 /// Holds the leader lock whenever no other instance does: tries every second, and once held,
 /// checks every second that its connection (which holds the lock) is still alive.
 fn lead_when_possible(
-    config: &tokio_postgres::Config,
+    config: &Database,
     driver: &Driver,
     leading: &std::sync::atomic::AtomicBool,
     ended: &std::sync::mpsc::Receiver<()>,
@@ -1190,7 +1193,7 @@ fn lead_when_possible(
 /// this instance's streams. Frames may repeat events this instance sent itself: streams skip
 /// what they have already sent.
 fn relay_others(
-    config: &tokio_postgres::Config,
+    config: &Database,
     driver: &Driver,
     mut client: Client,
     mut relayed: u64,
@@ -1253,7 +1256,7 @@ fn page_after(
 /// administrator ended the session): writes go on without restarting the hub.
 fn reconnect_if_lost(
     conn: &mut Conn,
-    config: &tokio_postgres::Config,
+    config: &Database,
     driver: &Driver,
 ) -> Result<(), StoreError> {
     if conn.client.is_closed() {
@@ -2722,13 +2725,26 @@ pub mod testing {
             .expect("a free port")
     }
 
-    fn start(durable: bool) -> Server {
+    fn start(durable: bool, tls: Option<(&str, &str)>) -> Server {
         let bin = bin_dir();
         let dir = tempfile::Builder::new()
             .prefix("baton-pg-")
             .tempdir()
             .expect("tempdir")
             .keep();
+        let mut ssl = String::new();
+        if let Some((cert, key)) = tls {
+            let (cert_file, key_file) = (dir.join("server.crt"), dir.join("server.key"));
+            std::fs::write(&cert_file, cert).expect("write the certificate");
+            std::fs::write(&key_file, key).expect("write the key");
+            // PostgreSQL refuses a key others can read.
+            baton_protocol::private_fs::private_file(&key_file).expect("key mode");
+            ssl = format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                cert_file.display(),
+                key_file.display()
+            );
+        }
         let _ = Command::new("chown")
             .args(["-R", "postgres:postgres"])
             .arg(&dir)
@@ -2762,7 +2778,7 @@ pub mod testing {
             " -c fsync=off -c synchronous_commit=off"
         };
         let options = format!(
-            "-p {port} -k {} -h 127.0.0.1 -c max_connections=300{fast}",
+            "-p {port} -k {} -h 127.0.0.1 -c max_connections=300{fast}{ssl}",
             dir.display()
         );
         let started = as_postgres(&bin.join("pg_ctl"))
@@ -2801,13 +2817,18 @@ pub mod testing {
     /// The tests' server: no fsync, so a test does not wait on the disk.
     pub fn server() -> &'static Server {
         static SERVER: OnceLock<Server> = OnceLock::new();
-        SERVER.get_or_init(|| start(false))
+        SERVER.get_or_init(|| start(false, None))
+    }
+
+    /// A server of its own that offers TLS with this certificate (PEM) and key.
+    pub fn tls_server(cert: &str, key: &str) -> Server {
+        start(false, Some((cert, key)))
     }
 
     /// The benchmarks' server: PostgreSQL's default durability (every commit fsynced).
     pub fn durable_server() -> &'static Server {
         static SERVER: OnceLock<Server> = OnceLock::new();
-        SERVER.get_or_init(|| start(true))
+        SERVER.get_or_init(|| start(true, None))
     }
 
     /// The URL of a new, empty database on the test server.
@@ -2820,7 +2841,8 @@ pub mod testing {
         database_on(durable_server())
     }
 
-    fn database_on(server: &Server) -> String {
+    /// The URL of a new, empty database on `server`.
+    pub fn database_on(server: &Server) -> String {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let name = format!(
             "t{}_{}",
@@ -2874,7 +2896,7 @@ mod tests {
         };
         tags(&["a"]).expect("first write");
         // An administrator (or a restart) ends every other session on the database.
-        let admin = connect(&url.parse().expect("url"), &store.driver).expect("admin");
+        let admin = connect(&Database::parse(&url).expect("url"), &store.driver).expect("admin");
         wait(admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
@@ -2896,7 +2918,7 @@ mod tests {
         let writer = PostgresStore::open(&url).expect("open one instance");
         let follower = PostgresStore::open(&url).expect("open another");
         let mut others = follower.others().expect("a shared store relays");
-        let admin = connect(&url.parse().expect("url"), &writer.driver).expect("admin");
+        let admin = connect(&Database::parse(&url).expect("url"), &writer.driver).expect("admin");
         wait(admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
              WHERE datname = current_database() AND pid <> pg_backend_pid()",
@@ -3012,7 +3034,7 @@ mod tests {
     }
 
     /// Channel "ch", of `kind`.
-    fn add_channel(tx: &mut dyn Tx, kind: &str) -> Result<(), StoreError> {
+    pub(super) fn add_channel(tx: &mut dyn Tx, kind: &str) -> Result<(), StoreError> {
         tx.add_channel(&NewChannel {
             id: "ch",
             kind,
@@ -3023,7 +3045,7 @@ mod tests {
         })
     }
 
-    fn customer(id: &str, name: &str) -> Contact {
+    pub(super) fn customer(id: &str, name: &str) -> Contact {
         Contact {
             id: id.into(),
             channel_id: "ch".into(),
@@ -3095,7 +3117,7 @@ mod tests {
         let url = testing::fresh_database();
         let ours = PostgresStore::open(&url).expect("ours");
         let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
-        let admin = connect(&url.parse().expect("url"), &ours.driver).expect("admin");
+        let admin = connect(&Database::parse(&url).expect("url"), &ours.driver).expect("admin");
         let ours: &dyn Store = &ours;
         let found = || {
             ours.write(|tx| tx.linked_contact("ch", "phone", "+15550001"))
