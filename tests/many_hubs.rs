@@ -271,6 +271,17 @@ async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and
         .last()
         .and_then(|e| e["seq"].as_u64())
         .expect("events");
+    // And a file Alice uploaded, which hubs on PostgreSQL keep in the database.
+    let uploaded = alice
+        .http
+        .post(format!("{}/api/v1/uploads?filename=label.pdf", hub.url()))
+        .bearer_auth(&alice.token)
+        .header("content-type", "application/pdf")
+        .body(b"%PDF-1.4 label".to_vec())
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(uploaded.status().as_u16(), 200);
     // Copying a hub that still takes messages would lose them: refused, and nothing is written.
     let url = testing::fresh_database();
     let (ok, _, err) = support::hub_cli(&["migrate", "--from-data", data.path(), "--to", &url], "");
@@ -304,10 +315,12 @@ async fn a_team_moved_from_sqlite_to_postgresql_keeps_its_inbox_its_sign_ins_and
         out.contains(&format!("the log ends at seq {last}")),
         "{out}"
     );
+    assert!(out.contains("files: 1"), "{out}");
 
-    // The same team, served from PostgreSQL.
+    // The same team, served from PostgreSQL, on a machine without the old directory.
     data.database = Some(url.clone());
-    let hub = HubProcess::start(&data, support::free_port());
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let hub = HubProcess::start_elsewhere(&data, elsewhere.path(), support::free_port());
     let alice = AgentSession {
         http: reqwest::Client::new(),
         base: hub.url(),
@@ -476,6 +489,141 @@ impl Drop for Device {
 }
 
 /// The newest state of every message in the log (all of it, page by page), and the log's end.
+#[tokio::test]
+async fn a_file_taken_in_or_uploaded_through_one_hub_is_served_and_sent_by_another_after_it_dies() {
+    const NUMBER: &str = "1122334455667";
+    const APP_SECRET: &str = "meta-app-secret";
+    const TOKEN: &str = "EAAG-access-token";
+    let graph = support::fake_graph::FakeGraph::start(NUMBER, TOKEN).await;
+    let data = HubData::on_postgres(&testing::fresh_database(), "http://127.0.0.1:9/hook");
+    let whatsapp_path =
+        support::fake_graph::connect_number(&data, &graph, "Support line", APP_SECRET, TOKEN);
+    // Two machines: each hub has a directory of its own, nothing shared but the database.
+    let mut first = HubProcess::start(&data, support::free_port());
+    let elsewhere = tempfile::tempdir().expect("tempdir");
+    let second = HubProcess::start_elsewhere(&data, elsewhere.path(), support::free_port());
+    let alice = AgentSession::sign_in(&first, AGENT_EMAIL).await;
+
+    // Dana sends a photo through the first hub, and Alice opens it there.
+    let photo: Vec<u8> = (0..50_000u32).map(|i| (i % 253) as u8).collect();
+    graph.add_media("media-photo", "image/jpeg", &photo);
+    let body = serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{"id": "1", "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": NUMBER},
+            "contacts": [{"profile": {"name": "Dana"}, "wa_id": "15557654321"}],
+            "messages": [{"from": "15557654321", "id": "wamid.photo",
+                          "timestamp": chrono::Utc::now().timestamp().to_string(), "type": "image",
+                          "image": {"id": "media-photo", "mime_type": "image/jpeg", "caption": "my receipt"}}]
+        }}]}]
+    }))
+    .expect("json");
+    let http = reqwest::Client::new();
+    let taken = http
+        .post(format!("{}{whatsapp_path}", first.url()))
+        .header("content-type", "application/json")
+        .header(
+            "x-hub-signature-256",
+            support::fake_graph::meta_signature(APP_SECRET, &body),
+        )
+        .body(body)
+        .send()
+        .await
+        .expect("webhook");
+    assert_eq!(taken.status().as_u16(), 200);
+    let (_, messages) = messages_in_log(&alice).await;
+    let received = messages
+        .values()
+        .find(|m| m["text"] == "[image] my receipt")
+        .expect("the photo's message")
+        .clone();
+    let (photo_id, conversation) = (
+        received["id"].as_str().expect("id").to_string(),
+        received["conversation_id"]
+            .as_str()
+            .expect("conversation")
+            .to_string(),
+    );
+    let token = alice.token.clone();
+    let media = |hub: &HubProcess, id: &str| {
+        let request = http
+            .get(format!("{}/api/v1/media/{id}", hub.url()))
+            .bearer_auth(&token);
+        async move {
+            let answer = request.send().await.expect("media");
+            (
+                answer.status().as_u16(),
+                answer.bytes().await.expect("bytes").to_vec(),
+            )
+        }
+    };
+    assert_eq!(media(&first, &photo_id).await, (200, photo.clone()));
+    assert_eq!(graph.downloads(), 1);
+
+    // Alice uploads a file through the first hub; then that machine dies.
+    let png: Vec<u8> = [b"\x89PNG\r\n\x1a\n".as_slice(), &[9u8; 4000]].concat();
+    let upload: Value = http
+        .post(format!("{}/api/v1/uploads?filename=label.png", first.url()))
+        .bearer_auth(&alice.token)
+        .header("content-type", "image/png")
+        .body(png.clone())
+        .send()
+        .await
+        .expect("upload")
+        .json()
+        .await
+        .expect("upload answer");
+    first.kill();
+
+    // The second hub serves the photo without fetching it from WhatsApp again, takes the reply
+    // naming the upload, sends the file to WhatsApp, and serves it back to Alice.
+    let alice = AgentSession {
+        base: second.url(),
+        ..alice
+    };
+    assert_eq!(media(&second, &photo_id).await, (200, photo.clone()));
+    assert_eq!(
+        graph.downloads(),
+        1,
+        "served from the database, not fetched again"
+    );
+    let (status, answer) = alice
+        .post(
+            &format!("/conversations/{conversation}/messages"),
+            serde_json::json!({"txn_id": "t-label", "type": "image", "payload": {
+                "upload": upload["upload"], "mime_type": "image/png", "filename": "label.png",
+                "title": "Your return label"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    support::eventually(
+        Duration::from_secs(10),
+        || !graph.uploads().is_empty(),
+        || "the file never reached WhatsApp".into(),
+    )
+    .await;
+    assert_eq!(
+        graph.uploads(),
+        [(
+            "image/png".to_string(),
+            "label.png".to_string(),
+            png.clone()
+        )]
+    );
+    let (_, messages) = messages_in_log(&alice).await;
+    let sent = messages
+        .values()
+        .find(|m| m["payload"]["title"] == "Your return label")
+        .expect("the reply")
+        .clone();
+    assert_eq!(
+        media(&second, sent["id"].as_str().expect("id")).await,
+        (200, png)
+    );
+    assert!(graph.violations().is_empty(), "{:?}", graph.violations());
+}
+
 async fn messages_in_log(agent: &AgentSession) -> (u64, std::collections::BTreeMap<String, Value>) {
     let (mut after, mut messages) = (0, std::collections::BTreeMap::new());
     loop {

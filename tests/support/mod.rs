@@ -194,6 +194,23 @@ impl HubProcess {
 
     /// Starts `baton-hub serve` with extra flags (`--delivery-timeout 1`, …).
     pub fn start_with(data: &HubData, port: u16, flags: &[&str]) -> Self {
+        Self::spawn(data, data.place(), port, flags)
+    }
+
+    /// Starts another instance of a team on PostgreSQL, with a directory of its own for its
+    /// files (`files`), as on another machine.
+    pub fn start_elsewhere(data: &HubData, files: &std::path::Path, port: u16) -> Self {
+        let database = data.database.clone().expect("a team on PostgreSQL");
+        let place = vec![
+            "--database".to_string(),
+            database,
+            "--data".to_string(),
+            files.display().to_string(),
+        ];
+        Self::spawn(data, place, port, &[])
+    }
+
+    fn spawn(data: &HubData, place: Vec<String>, port: u16, flags: &[&str]) -> Self {
         let child = Command::new(hub_binary())
             .env(ALLOW_PRIVATE_URLS, "1")
             .env(
@@ -201,7 +218,7 @@ impl HubProcess {
                 data.dir.path().join("clock-offset"),
             )
             .arg("serve")
-            .args(data.place())
+            .args(place)
             .args(["--listen", &format!("127.0.0.1:{port}")])
             .args(flags)
             .stdout(Stdio::null())

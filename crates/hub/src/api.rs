@@ -178,11 +178,12 @@ async fn media(
     .map_err(|_| ApiError::Internal(StoreError::Poisoned))??;
     // An agent's own file is on the hub already.
     if let Some(upload) = message.payload.get("upload").and_then(|u| u.as_str()) {
-        let (path, _) = crate::uploads::stored(&hub, upload)
-            .map_err(|_| ApiError::NotFound("the file is no longer on the hub".into()))?;
-        let bytes = tokio::fs::read(&path)
+        let bytes = crate::uploads::read(&hub, upload)
             .await
-            .map_err(|_| ApiError::NotFound("the file is no longer on the hub".into()))?;
+            .map_err(|e| match e {
+                ApiError::Unavailable(_) => e,
+                _ => ApiError::NotFound("the file is no longer on the hub".into()),
+            })?;
         let mime_type = message
             .payload
             .get("mime_type")
@@ -194,17 +195,7 @@ async fn media(
     let Some(settings) = channel.settings.whatsapp else {
         return Err(ApiError::NotFound("this message has no media".into()));
     };
-    let dir = hub
-        .media_dir()
-        .ok_or_else(|| ApiError::Unavailable("this hub keeps no media files".into()))?;
-    let media = crate::whatsapp::media(
-        hub.http()?,
-        hub.config().allow_private_urls,
-        &settings,
-        &message,
-        &dir,
-    )
-    .await?;
+    let media = crate::whatsapp::media(&hub, &settings, &message).await?;
     Ok(media_response(media.mime_type, media.bytes))
 }
 

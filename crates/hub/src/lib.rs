@@ -18,6 +18,7 @@ pub mod delivery;
 pub mod drafts;
 pub mod egress;
 pub mod error;
+pub mod files;
 pub mod front;
 pub mod handoffs;
 pub mod hours;

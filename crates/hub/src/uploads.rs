@@ -1,5 +1,6 @@
-//! Files agents send (a photo, a PDF, a voice note): uploaded to the hub first, kept under
-//! `DATA/media/uploads/<sha256>`, then named by that hash in a message. Keeping the file on the hub
+//! Files agents send (a photo, a PDF, a voice note): uploaded to the hub first, kept by
+//! [`crate::files`] (in `DATA/media/uploads/<sha256>`, or in the database of hubs on PostgreSQL),
+//! then named by that hash in a message. Keeping the file on the hub
 //! means a message can wait in the delivery queue (the customer's platform down, the hub restarted)
 //! and still go out with its file; naming it by its hash means uploading the same file twice keeps
 //! it once, and a retried upload is harmless.
@@ -14,6 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::SignedIn;
 use crate::error::ApiError;
+use crate::files::FileKind;
 use crate::Hub;
 
 /// The largest file an agent may send: WhatsApp's limit for audio and video (documents may be
@@ -53,55 +55,42 @@ pub async fn receive(
     if bytes.is_empty() {
         return Err(ApiError::BadRequest("the file is empty".into()));
     }
-    let dir = uploads_dir(&hub)?;
     let upload = hex::encode(Sha256::digest(&bytes));
-    let path = dir.join(&upload);
-    if tokio::fs::metadata(&path).await.is_err() {
-        // Written aside and renamed: a half-written file is never sent.
-        let partial = dir.join(format!("{upload}.{}.partial", hub.new_id("p")));
-        let written = async {
-            tokio::fs::create_dir_all(&dir).await?;
-            tokio::fs::write(&partial, &bytes).await?;
-            let _ = baton_protocol::private_fs::private_file(&partial);
-            tokio::fs::rename(&partial, &path).await
-        }
-        .await;
-        if let Err(e) = written {
-            let _ = tokio::fs::remove_file(&partial).await;
-            tracing::error!(error = %e, "uploads: cannot keep an agent's file");
-            return Err(ApiError::Unavailable(
-                "the hub cannot store the file right now".into(),
-            ));
-        }
-    }
+    let size = bytes.len() as u64;
+    crate::files::keep(&hub, FileKind::Upload, &upload, bytes.to_vec()).await?;
     tracing::info!(agent = %agent.id, size = bytes.len(), mime = %mime_type, "uploads: an agent uploaded a file");
     Ok(Json(Upload {
         upload,
         mime_type,
         filename,
-        size: bytes.len() as u64,
+        size,
     }))
 }
 
-fn uploads_dir(hub: &Hub) -> Result<std::path::PathBuf, ApiError> {
-    hub.media_dir()
-        .map(|d| d.join("uploads"))
-        .ok_or_else(|| ApiError::Unavailable("this hub keeps no files".into()))
+/// An upload's name as the hub keeps it, if `upload` is one (a sha256 in hex).
+fn upload_id(upload: &str) -> Option<String> {
+    (upload.len() == 64 && upload.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| upload.to_ascii_lowercase())
 }
 
-/// Where an upload is kept, if `upload` is one (a sha256 in hex) and the file is there.
-pub fn stored(hub: &Hub, upload: &str) -> Result<(std::path::PathBuf, u64), ApiError> {
-    let missing = || {
-        ApiError::BadRequest(format!(
-            "no uploaded file {upload:?}: upload it first (POST /api/v1/uploads)"
-        ))
-    };
-    if upload.len() != 64 || !upload.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(missing());
-    }
-    let path = uploads_dir(hub)?.join(upload.to_ascii_lowercase());
-    let size = std::fs::metadata(&path).map_err(|_| missing())?.len();
-    Ok((path, size))
+fn missing(upload: &str) -> ApiError {
+    ApiError::BadRequest(format!(
+        "no uploaded file {upload:?}: upload it first (POST /api/v1/uploads)"
+    ))
+}
+
+/// The size of an upload the hub keeps (blocking), or why it cannot be named in a message.
+pub fn size(hub: &Hub, upload: &str) -> Result<u64, ApiError> {
+    let id = upload_id(upload).ok_or_else(|| missing(upload))?;
+    crate::files::size_blocking(hub, FileKind::Upload, &id)?.ok_or_else(|| missing(upload))
+}
+
+/// An upload's bytes, if the hub keeps it.
+pub async fn read(hub: &Hub, upload: &str) -> Result<Vec<u8>, ApiError> {
+    let id = upload_id(upload).ok_or_else(|| missing(upload))?;
+    crate::files::read(hub, FileKind::Upload, &id)
+        .await?
+        .ok_or_else(|| missing(upload))
 }
 
 /// `type/subtype`, in the characters RFC 6838 allows.

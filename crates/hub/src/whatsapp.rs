@@ -25,6 +25,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::error::ApiError;
+use crate::files::FileKind;
 use crate::handoffs::{Outgoing, PlatformEvent};
 use crate::store::{LookAhead, PlatformKey, PlatformMessage, Tx};
 use crate::Hub;
@@ -1302,7 +1303,7 @@ fn checked_upload(hub: &Hub, outgoing: Outgoing) -> Result<Outgoing, ApiError> {
         )));
     }
     let upload = p("upload").unwrap_or_default().to_ascii_lowercase();
-    let (_, size) = crate::uploads::stored(hub, &upload)?;
+    let size = crate::uploads::size(hub, &upload)?;
     let mime_type = p("mime_type").unwrap_or_default().to_ascii_lowercase();
     let filename = p("filename").map(str::trim).filter(|f| !f.is_empty());
     let (types, limit) = media_rules(kind);
@@ -1497,24 +1498,22 @@ fn digest_matches(bytes: &[u8], expected: &str) -> bool {
 
 /// A customer's media file: from the hub's storage, or fetched once from the Graph API (the URL
 /// lookup, then the download with the number's token), checked against its sha256 and size, and
-/// kept for next time under `dir`.
+/// kept for next time ([`crate::files`]).
 pub async fn media(
-    http: &reqwest::Client,
-    allow_private: bool,
+    hub: &Hub,
     settings: &WhatsAppSettings,
     message: &Message,
-    dir: &std::path::Path,
 ) -> Result<Media, ApiError> {
     let Some((media_id, mime_type, digest)) = media_of(message) else {
         return Err(ApiError::NotFound("this message has no media".into()));
     };
-    let path = dir.join(&message.id);
-    if let Ok(bytes) = tokio::fs::read(&path).await {
+    if let Some(bytes) = crate::files::read(hub, FileKind::Media, &message.id).await? {
         return Ok(Media {
             mime_type: mime_type.to_string(),
             bytes,
         });
     }
+    let (http, allow_private) = (hub.http()?, hub.config().allow_private_urls);
     let unavailable = |why: &str| {
         ApiError::Unavailable(format!("the file cannot be fetched from WhatsApp: {why}"))
     };
@@ -1599,14 +1598,9 @@ pub async fn media(
             return Err(unavailable("the file did not match its checksum"));
         }
     }
-    // Written aside and renamed: a half-written file is never served.
-    if tokio::fs::create_dir_all(dir).await.is_ok() {
-        let partial = dir.join(format!("{}.partial", message.id));
-        if tokio::fs::write(&partial, &bytes).await.is_ok() {
-            let _ = baton_protocol::private_fs::private_file(&partial);
-            let _ = tokio::fs::rename(&partial, &path).await;
-        }
-    }
+    // Not kept (the database or the disk refused): the agent still gets it, and it is fetched
+    // again next time.
+    let _ = crate::files::keep(hub, FileKind::Media, &message.id, bytes.clone()).await;
     Ok(Media {
         mime_type: mime_type.to_string(),
         bytes,
@@ -1753,8 +1747,12 @@ pub async fn with_uploaded_media(
     let mime_type = str_at(&file, &["mime_type"]).unwrap_or("application/octet-stream");
     let filename = str_at(&file, &["filename"]).unwrap_or("file");
     let gone = || Sent::Refused("the file is no longer on the hub; upload it again".into());
-    let (path, _) = crate::uploads::stored(hub, upload).map_err(|_| gone())?;
-    let bytes = tokio::fs::read(&path).await.map_err(|_| gone())?;
+    let bytes = match crate::uploads::read(hub, upload).await {
+        Ok(bytes) => bytes,
+        // The database did not answer: worth trying again.
+        Err(ApiError::Unavailable(error)) => return Err(Sent::Retry { error, after: None }),
+        Err(_) => return Err(gone()),
+    };
     let part = reqwest::multipart::Part::bytes(bytes)
         .file_name(filename.to_string())
         .mime_str(mime_type)

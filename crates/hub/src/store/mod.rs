@@ -55,6 +55,8 @@ pub enum StoreError {
     CommitFailed(String),
     #[error("that snapshot page cursor is not one this hub gave out")]
     BadCursor,
+    #[error("this store keeps no files")]
+    NoFiles,
 }
 
 /// A page of the log as the JSON text of an array of events.
@@ -623,6 +625,24 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Forgets the failures counted for `key` (the account signed in).
     fn clear_login_failures(&self, _key: &str) -> Result<(), StoreError> {
         Ok(())
+    }
+    /// Whether files (uploads, media: [`crate::files`]) are kept here, for every instance; else
+    /// the hub keeps them in its data directory.
+    fn keeps_files(&self) -> bool {
+        false
+    }
+    /// Keeps a file under `name`; a name kept already keeps its first bytes (files are named by
+    /// what they hold).
+    fn put_file(&self, _name: &str, _bytes: &[u8]) -> Result<(), StoreError> {
+        Err(StoreError::NoFiles)
+    }
+    /// A kept file's bytes.
+    fn file(&self, _name: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    /// A kept file's size, without reading it.
+    fn file_size(&self, _name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(None)
     }
 }
 

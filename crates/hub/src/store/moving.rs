@@ -163,6 +163,47 @@ pub struct Moved {
     pub last_seq: u64,
 }
 
+/// The files a SQLite hub keeps in `DATA/media` (agents' uploads, customers' media), into the
+/// database, where hubs on PostgreSQL keep them ([`crate::files`]): a reply queued with a file
+/// still goes out, and a photo already fetched is not fetched again.
+fn copy_files(tx: &tokio_postgres::Transaction<'_>, media: &Path) -> Result<u64, StoreError> {
+    let insert = super::postgres::wait(
+        tx.prepare("INSERT INTO files (name, bytes) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"),
+    )?;
+    let mut count = 0;
+    use crate::files::FileKind;
+    for (dir, kind) in [
+        (media.join("uploads"), FileKind::Upload),
+        (media.to_path_buf(), FileKind::Media),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry.map_err(|source| StoreError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+            let name = entry.file_name();
+            // A file still being written when the hub stopped was never used.
+            let Some(name) = name.to_str().filter(|n| !n.ends_with(".partial")) else {
+                continue;
+            };
+            if !entry.file_type().is_ok_and(|t| t.is_file()) {
+                continue;
+            }
+            let bytes = std::fs::read(entry.path()).map_err(|source| StoreError::DataDir {
+                path: entry.path(),
+                source,
+            })?;
+            let name = kind.name(name);
+            super::postgres::wait(tx.execute(&insert, &[&name, &bytes]))?;
+            count += 1;
+        }
+    }
+    Ok(count)
+}
+
 /// One SQLite value as the parameter its PostgreSQL column takes.
 fn param(
     value: ValueRef<'_>,
@@ -358,6 +399,9 @@ pub fn sqlite_to_postgres(data_dir: &Path, url: &str) -> Result<Moved, StoreErro
                 .get(0);
         let last = last.max(floor);
         super::postgres::wait(tx.execute("UPDATE log_head SET last = $1", &[&last]))?;
+        moved
+            .rows
+            .push(("files", copy_files(&tx, &data_dir.join("media"))?));
         super::postgres::wait(tx.commit())?;
         moved.last_seq = last as u64;
         Ok(())

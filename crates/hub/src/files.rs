@@ -1,0 +1,136 @@
+//! Files the hub keeps: agents' uploads (named by their sha256) and customers' media fetched from
+//! WhatsApp (named by their message). A hub on SQLite keeps them in its data directory. Hubs on
+//! PostgreSQL keep them in the database, so that a file uploaded through one instance is there for
+//! whichever instance sends it or an agent asks it from; an instance's `--data`, when given, holds
+//! a copy of what it has read, which spares the database a second read.
+
+use std::path::{Path, PathBuf};
+
+use crate::error::ApiError;
+use crate::Hub;
+
+/// What a file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// An agent's upload, by its sha256 in hex.
+    Upload,
+    /// A customer's media file, by the id of the message it came with.
+    Media,
+}
+
+impl FileKind {
+    /// Its name in a database that keeps files ([`crate::store::Store::put_file`]).
+    pub(crate) fn name(self, id: &str) -> String {
+        match self {
+            FileKind::Upload => format!("uploads/{id}"),
+            FileKind::Media => format!("media/{id}"),
+        }
+    }
+
+    /// Where the data directory keeps it (`DATA/media/uploads/<sha256>`, `DATA/media/<id>`).
+    fn path(self, hub: &Hub, id: &str) -> Option<PathBuf> {
+        let dir = hub.media_dir()?;
+        Some(match self {
+            FileKind::Upload => dir.join("uploads").join(id),
+            FileKind::Media => dir.join(id),
+        })
+    }
+}
+
+fn unavailable(what: &str, e: impl std::fmt::Display) -> ApiError {
+    tracing::error!(error = %e, "files: cannot {what}");
+    ApiError::Unavailable(format!("the hub cannot {what} right now"))
+}
+
+/// Keeps `bytes` as `id` (blocking: the database, the disk). Kept already: nothing is written.
+pub fn keep_blocking(hub: &Hub, kind: FileKind, id: &str, bytes: &[u8]) -> Result<(), ApiError> {
+    let store = hub.store();
+    let path = kind.path(hub, id);
+    if store.keeps_files() {
+        let name = kind.name(id);
+        let kept = store
+            .file_size(&name)
+            .map_err(|e| unavailable("store the file", e))?;
+        if kept.is_none() {
+            store
+                .put_file(&name, bytes)
+                .map_err(|e| unavailable("store the file", e))?;
+        }
+        // This instance's copy: a convenience, never needed.
+        if let Some(path) = path.filter(|p| !p.exists()) {
+            let _ = write_aside(hub, &path, bytes);
+        }
+        return Ok(());
+    }
+    let path = path.ok_or_else(|| ApiError::Unavailable("this hub keeps no files".into()))?;
+    if path.exists() {
+        return Ok(());
+    }
+    write_aside(hub, &path, bytes).map_err(|e| unavailable("store the file", e))
+}
+
+/// A kept file's bytes (blocking).
+pub fn read_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    let path = kind.path(hub, id);
+    if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        return Ok(Some(bytes));
+    }
+    let store = hub.store();
+    if !store.keeps_files() {
+        return Ok(None);
+    }
+    let bytes = store
+        .file(&kind.name(id))
+        .map_err(|e| unavailable("read the file", e))?;
+    if let (Some(bytes), Some(path)) = (&bytes, path) {
+        let _ = write_aside(hub, &path, bytes);
+    }
+    Ok(bytes)
+}
+
+/// A kept file's size (blocking), without reading it.
+pub fn size_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<u64>, ApiError> {
+    if let Some(meta) = kind.path(hub, id).and_then(|p| std::fs::metadata(p).ok()) {
+        return Ok(Some(meta.len()));
+    }
+    let store = hub.store();
+    if !store.keeps_files() {
+        return Ok(None);
+    }
+    store
+        .file_size(&kind.name(id))
+        .map_err(|e| unavailable("read the file", e))
+}
+
+/// [`keep_blocking`], off the async threads.
+pub async fn keep(hub: &Hub, kind: FileKind, id: &str, bytes: Vec<u8>) -> Result<(), ApiError> {
+    let (hub, id) = (hub.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || keep_blocking(&hub, kind, &id, &bytes))
+        .await
+        .map_err(|e| unavailable("store the file", e))?
+}
+
+/// [`read_blocking`], off the async threads.
+pub async fn read(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<Vec<u8>>, ApiError> {
+    let (hub, id) = (hub.clone(), id.to_string());
+    tokio::task::spawn_blocking(move || read_blocking(&hub, kind, &id))
+        .await
+        .map_err(|e| unavailable("read the file", e))?
+}
+
+/// Writes a file aside and renames it into place: a half-written file is never served or sent.
+fn write_aside(hub: &Hub, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .ok_or_else(|| std::io::Error::other("a file path without a directory"))?;
+    std::fs::create_dir_all(dir)?;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let partial = dir.join(format!("{name}.{}.partial", hub.new_id("p")));
+    let written = std::fs::write(&partial, bytes)
+        .and_then(|()| baton_protocol::private_fs::private_file(&partial))
+        .and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
