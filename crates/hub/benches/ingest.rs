@@ -142,6 +142,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
         baseline_commits_per_sec(&dir.path().join("baseline.sqlite"), Duration::from_secs(3))?;
     let only = std::env::var("BENCH_ONLY").unwrap_or_default();
     let store = std::env::var("BENCH_STORE").unwrap_or_default();
+    #[cfg(feature = "test-postgres")]
     let hubs_wanted = std::env::var("BENCH_HUBS").unwrap_or_default();
     let config = || baton_hub::HubConfig {
         allow_private_urls: true,

@@ -233,6 +233,7 @@ impl Hub {
 
     /// Opens the hub whose data lives in the PostgreSQL database at `url` (migrating it if
     /// needed); `files`, if given, is this instance's directory for customers' media.
+    #[cfg(feature = "postgres")]
     pub fn open_postgres(
         url: &str,
         files: Option<&Path>,

@@ -1138,7 +1138,7 @@ fn serve(data: Place, listen: SocketAddr, config: HubConfig) -> anyhow::Result<(
         // A SQLite hub tells `migrate` it is running (see `Serving`), once its directory is made
         // (and private); a second one on the same directory is only warned about, as before.
         let _serving = match (&data.database, &data.data) {
-            (None, Some(dir)) => match baton_hub::store::moving::Serving::claim(dir) {
+            (None, Some(dir)) => match baton_hub::store::serving::Serving::claim(dir) {
                 Ok(serving) => Some(serving),
                 Err(e) => {
                     tracing::warn!(error = %e, "another hub may be serving from this directory");

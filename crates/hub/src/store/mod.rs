@@ -14,8 +14,11 @@
 #[cfg(test)]
 #[macro_use]
 mod suite;
+#[cfg(feature = "postgres")]
 pub mod moving;
+#[cfg(feature = "postgres")]
 pub mod postgres;
+pub mod serving;
 pub mod sqlite;
 
 use std::path::PathBuf;
@@ -27,6 +30,7 @@ use tokio::sync::broadcast;
 use crate::channel::{ChannelRow, ChannelSettings};
 use crate::push::Device;
 
+#[cfg(feature = "postgres")]
 pub use postgres::PostgresStore;
 pub use sqlite::SqliteStore;
 

@@ -3403,7 +3403,8 @@ mod tests {
         assert_eq!(theirs.file_size("uploads/abc").expect("size"), None);
         let photo: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
         ours.put_file("uploads/abc", &photo).expect("put");
-        ours.put_file("uploads/abc", b"something else").expect("put again");
+        ours.put_file("uploads/abc", b"something else")
+            .expect("put again");
         assert_eq!(theirs.file("uploads/abc").expect("read"), Some(photo));
         assert_eq!(theirs.file_size("uploads/abc").expect("size"), Some(70_000));
     }
