@@ -4,14 +4,14 @@
 //! it means to `psql`, so those two options are read here and the rest is left to tokio-postgres.
 //!
 //! - `disable`: never TLS. `allow`, `prefer` (the default, as in libpq): TLS when the server offers
-//!   it, else plain.
+//!   it (and this client can speak it), else plain.
 //! - `require`: TLS or nothing; the certificate is checked against `sslrootcert` when one is
-//!   given (as libpq does), otherwise only encrypted. Either way a password sign-in (SCRAM) is
-//!   bound to the server's certificate when the server supports it, so a man in the middle
-//!   cannot replay it.
-//! - `verify-ca`: the certificate must chain to a trusted root; `verify-full`: and name the host.
-//!   Trusted roots are `sslrootcert`'s (a PEM file), or the public web's when it is absent or
-//!   `system`.
+//!   given (as libpq does), otherwise only encrypted. A SCRAM sign-in is bound to the server's
+//!   certificate when the server supports it; `channel_binding=require` (passed on to
+//!   tokio-postgres) refuses a server that asks for the password any other way.
+//! - `verify-ca`: the certificate must chain to `sslrootcert` (a PEM file, required);
+//!   `verify-full`: and name the host, trusting `sslrootcert`, or the public web's roots when it
+//!   is absent or `system` (which, as in libpq 16, goes with nothing weaker than verify-full).
 
 use std::sync::Arc;
 
@@ -29,6 +29,8 @@ use tokio_postgres_rustls::MakeRustlsConnect;
 pub enum UrlError {
     #[error("sslmode={0:?}: use disable, allow, prefer, require, verify-ca or verify-full")]
     SslMode(String),
+    #[error("{0}")]
+    Weak(&'static str),
     #[error("sslrootcert {path}: {reason}")]
     RootCert { path: String, reason: String },
     #[error("the database URL: {0}")]
@@ -65,24 +67,48 @@ impl Database {
     /// Reads `url` (`postgres://…?sslmode=…`, or the `host=… sslmode=…` form).
     pub fn parse(url: &str) -> Result<Self, UrlError> {
         let (rest, options) = take_tls_options(url);
-        let mut mode = TlsMode::Prefer;
+        let mut mode = None;
         let mut root_cert = None;
         for (key, value) in options {
             match key.as_str() {
                 "sslmode" => {
-                    mode = match value.as_str() {
+                    mode = Some(match value.as_str() {
                         "disable" => TlsMode::Disable,
                         "allow" | "prefer" => TlsMode::Prefer,
                         "require" => TlsMode::Require,
                         "verify-ca" => TlsMode::VerifyCa,
                         "verify-full" => TlsMode::VerifyFull,
                         _ => return Err(UrlError::SslMode(value)),
-                    }
+                    })
                 }
                 _ => root_cert = Some(value),
             }
         }
+        // As libpq 16: the public roots are trusted only to name the server, so nothing weaker
+        // than verify-full goes with them; and verify-ca, which does not check the name, needs
+        // the team's own root (any public certificate, for any name, would pass otherwise).
+        let system = root_cert.as_deref() == Some("system");
+        let mode = match (mode, system) {
+            (None, true) => TlsMode::VerifyFull,
+            (Some(mode), true) if mode != TlsMode::VerifyFull => {
+                return Err(UrlError::Weak(
+                    "sslrootcert=system goes only with sslmode=verify-full",
+                ))
+            }
+            (Some(TlsMode::VerifyCa), false) if root_cert.is_none() => {
+                return Err(UrlError::Weak(
+                    "sslmode=verify-ca needs sslrootcert=FILE (the CA that signed the server's certificate); or use verify-full",
+                ))
+            }
+            (mode, _) => mode.unwrap_or(TlsMode::Prefer),
+        };
         let mut config: tokio_postgres::Config = rest.parse()?;
+        // An sslmode this parser did not see (it would be overridden below) is refused instead.
+        if config.get_ssl_mode() != SslMode::Prefer {
+            return Err(UrlError::Weak(
+                "the URL's sslmode could not be read; percent-encode '?' and '&' in the password",
+            ));
+        }
         config.ssl_mode(match mode {
             TlsMode::Disable => SslMode::Disable,
             TlsMode::Prefer => SslMode::Prefer,
@@ -102,7 +128,17 @@ impl Database {
     pub async fn connect(
         &self,
     ) -> Result<(tokio_postgres::Client, Connection), tokio_postgres::Error> {
-        self.config.connect(self.tls.clone()).await
+        match self.config.connect(self.tls.clone()).await {
+            // As libpq's prefer: a server whose TLS this client cannot speak (an old protocol
+            // version) is used without it.
+            Err(e) if self.mode == TlsMode::Prefer && e.to_string().contains("TLS handshake") => {
+                tracing::warn!(error = %e, "store: the database's TLS failed; connecting without it (sslmode=prefer)");
+                let mut plain = self.config.clone();
+                plain.ssl_mode(SslMode::Disable);
+                plain.connect(self.tls.clone()).await
+            }
+            other => other,
+        }
     }
 }
 
@@ -161,9 +197,16 @@ fn take_tls_options(url: &str) -> (String, Vec<(String, String)>) {
     let ours = |key: &str| key == "sslmode" || key == "sslrootcert";
     let mut taken = Vec::new();
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        let Some((base, query)) = url.split_once('?') else {
+        // Where tokio-postgres finds the query: after the credentials, which end at the first
+        // '@' (a password may hold a '?').
+        let after_scheme = url.find("://").map_or(0, |at| at + 3);
+        let host_from = url[after_scheme..]
+            .find('@')
+            .map_or(after_scheme, |at| after_scheme + at + 1);
+        let Some(at) = url[host_from..].find('?').map(|q| host_from + q) else {
             return (url.to_string(), taken);
         };
+        let (base, query) = (&url[..at], &url[at + 1..]);
         let mut kept = Vec::new();
         for pair in query.split('&') {
             // libpq's URIs percent-encode; a '+' is a plus, not a space.
@@ -394,6 +437,48 @@ mod tests {
             root.starts_with("sslrootcert /nonexistent/ca.pem: "),
             "{root}"
         );
+    }
+
+    #[test]
+    fn public_roots_go_only_with_verify_full_and_verify_ca_needs_the_teams_root() {
+        let refused = |url: &str| Database::parse(url).err().map(|e| e.to_string());
+        assert_eq!(
+            Database::parse("postgres://db/baton?sslrootcert=system")
+                .expect("parses")
+                .mode,
+            TlsMode::VerifyFull
+        );
+        for weaker in ["prefer", "require", "verify-ca"] {
+            assert_eq!(
+                refused(&format!(
+                    "postgres://db/baton?sslmode={weaker}&sslrootcert=system"
+                ))
+                .as_deref(),
+                Some("sslrootcert=system goes only with sslmode=verify-full"),
+            );
+        }
+        assert!(refused("postgres://db/baton?sslmode=verify-ca")
+            .is_some_and(|e| e.starts_with("sslmode=verify-ca needs sslrootcert=FILE")));
+        assert_eq!(
+            Database::parse("postgres://db/baton?sslmode=verify-full")
+                .expect("parses")
+                .mode,
+            TlsMode::VerifyFull
+        );
+    }
+
+    #[test]
+    fn a_question_mark_in_the_password_does_not_hide_the_sslmode() {
+        assert_eq!(
+            taken("postgres://u:pa?ss@db/x?sslmode=require"),
+            (
+                "postgres://u:pa?ss@db/x".to_string(),
+                pairs(&[("sslmode", "require")])
+            )
+        );
+        let database = Database::parse("postgres://u:pa?ss@db/x?sslmode=require").expect("parses");
+        assert_eq!(database.config.get_ssl_mode(), SslMode::Require);
+        assert_eq!(database.config.get_password(), Some(&b"pa?ss"[..]));
     }
 
     #[test]
