@@ -619,6 +619,16 @@ async fn a_file_taken_in_or_uploaded_through_one_hub_is_served_and_sent_by_anoth
         .clone();
     assert_eq!(
         media(&second, sent["id"].as_str().expect("id")).await,
+        (200, png.clone())
+    );
+    // The second hub's own copy, cut short (as a crash might leave it), is not what it serves.
+    let copy = elsewhere
+        .path()
+        .join("media/uploads")
+        .join(upload["upload"].as_str().expect("upload"));
+    std::fs::write(&copy, &png[..100]).expect("damage the copy");
+    assert_eq!(
+        media(&second, sent["id"].as_str().expect("id")).await,
         (200, png)
     );
     assert!(graph.violations().is_empty(), "{:?}", graph.violations());

@@ -6,7 +6,10 @@
 
 use std::path::{Path, PathBuf};
 
+use sha2::Digest;
+
 use crate::error::ApiError;
+use crate::store::Read;
 use crate::Hub;
 
 /// What a file is.
@@ -49,7 +52,8 @@ pub fn keep_blocking(hub: &Hub, kind: FileKind, id: &str, bytes: &[u8]) -> Resul
     if store.keeps_files() {
         let name = kind.name(id);
         let kept = store
-            .file_size(&name)
+            .reader()
+            .and_then(|read| read.file_size(&name))
             .map_err(|e| unavailable("store the file", e))?;
         if kept.is_none() {
             store
@@ -72,10 +76,19 @@ pub fn keep_blocking(hub: &Hub, kind: FileKind, id: &str, bytes: &[u8]) -> Resul
 /// A kept file's bytes (blocking).
 pub fn read_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<Vec<u8>>, ApiError> {
     let path = kind.path(hub, id);
-    if let Some(bytes) = path.as_ref().and_then(|p| std::fs::read(p).ok()) {
-        return Ok(Some(bytes));
-    }
     let store = hub.store();
+    let local = path.as_ref().and_then(|p| std::fs::read(p).ok());
+    if let Some(bytes) = local {
+        // Where the database has it too, a local copy that is not what it should be (cut short
+        // by a crash) is read from the database again. An upload is named by its sha256.
+        let sound = !store.keeps_files()
+            || kind != FileKind::Upload
+            || hex::encode(sha2::Sha256::digest(&bytes)) == id;
+        if sound {
+            return Ok(Some(bytes));
+        }
+        tracing::warn!(upload = %id, "files: this instance's copy of an upload is damaged; reading the database's");
+    }
     if !store.keeps_files() {
         return Ok(None);
     }
@@ -83,23 +96,29 @@ pub fn read_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<Vec<u
         .file(&kind.name(id))
         .map_err(|e| unavailable("read the file", e))?;
     if let (Some(bytes), Some(path)) = (&bytes, path) {
+        let _ = std::fs::remove_file(&path);
         let _ = write_aside(hub, &path, bytes);
     }
     Ok(bytes)
 }
 
-/// A kept file's size (blocking), without reading it.
-pub fn size_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<u64>, ApiError> {
-    if let Some(meta) = kind.path(hub, id).and_then(|p| std::fs::metadata(p).ok()) {
-        return Ok(Some(meta.len()));
+/// A kept file's size (blocking), without reading it, through `read`: a transaction asks its own
+/// connection, never waiting on another while it holds the log.
+pub fn size_blocking(
+    hub: &Hub,
+    read: &dyn Read,
+    kind: FileKind,
+    id: &str,
+) -> Result<Option<u64>, ApiError> {
+    if hub.store().keeps_files() {
+        return read
+            .file_size(&kind.name(id))
+            .map_err(|e| unavailable("read the file", e));
     }
-    let store = hub.store();
-    if !store.keeps_files() {
-        return Ok(None);
-    }
-    store
-        .file_size(&kind.name(id))
-        .map_err(|e| unavailable("read the file", e))
+    Ok(kind
+        .path(hub, id)
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map(|meta| meta.len()))
 }
 
 /// [`keep_blocking`], off the async threads.
@@ -126,9 +145,15 @@ fn write_aside(hub: &Hub, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
     let partial = dir.join(format!("{name}.{}.partial", hub.new_id("p")));
-    let written = std::fs::write(&partial, bytes)
-        .and_then(|()| baton_protocol::private_fs::private_file(&partial))
-        .and_then(|()| std::fs::rename(&partial, path));
+    let written = (|| {
+        let mut file = std::fs::File::create(&partial)?;
+        std::io::Write::write_all(&mut file, bytes)?;
+        // On disk before it takes the name: a crash leaves the old state, not a short file.
+        file.sync_all()?;
+        // As private as the rest of the directory where the file system allows it.
+        let _ = baton_protocol::private_fs::private_file(&partial);
+        std::fs::rename(&partial, path)
+    })();
     if written.is_err() {
         let _ = std::fs::remove_file(&partial);
     }

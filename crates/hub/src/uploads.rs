@@ -79,10 +79,11 @@ fn missing(upload: &str) -> ApiError {
     ))
 }
 
-/// The size of an upload the hub keeps (blocking), or why it cannot be named in a message.
-pub fn size(hub: &Hub, upload: &str) -> Result<u64, ApiError> {
+/// The size of an upload the hub keeps (blocking, through `read`), or why it cannot be named in a
+/// message.
+pub fn size(hub: &Hub, read: &dyn crate::store::Read, upload: &str) -> Result<u64, ApiError> {
     let id = upload_id(upload).ok_or_else(|| missing(upload))?;
-    crate::files::size_blocking(hub, FileKind::Upload, &id)?.ok_or_else(|| missing(upload))
+    crate::files::size_blocking(hub, read, FileKind::Upload, &id)?.ok_or_else(|| missing(upload))
 }
 
 /// An upload's bytes, if the hub keeps it.

@@ -1177,7 +1177,7 @@ pub fn checked_outgoing(
     let mut outgoing = match outgoing.kind.as_str() {
         "template" => checked_template(outgoing)?,
         "reaction" => checked_reaction(txn, conversation_id, outgoing)?,
-        "image" | "video" | "audio" | "file" if uploaded => checked_upload(hub, outgoing)?,
+        "image" | "video" | "audio" | "file" if uploaded => checked_upload(hub, txn, outgoing)?,
         _ => outgoing.checked()?,
     };
     if let Some(id) = reply_to {
@@ -1291,7 +1291,7 @@ fn media_rules(kind: &str) -> (&'static [&'static str], u64) {
 
 /// A file the agent uploaded: `{"upload","mime_type","filename","title"?}`, checked against
 /// WhatsApp's rules for its kind before it is queued (Meta would refuse it only later).
-fn checked_upload(hub: &Hub, outgoing: Outgoing) -> Result<Outgoing, ApiError> {
+fn checked_upload(hub: &Hub, txn: &dyn Tx, outgoing: Outgoing) -> Result<Outgoing, ApiError> {
     let kind = outgoing.kind.as_str();
     let p = |key: &str| outgoing.payload.get(key).and_then(Value::as_str);
     if outgoing.payload.as_object().is_some_and(|m| {
@@ -1303,7 +1303,7 @@ fn checked_upload(hub: &Hub, outgoing: Outgoing) -> Result<Outgoing, ApiError> {
         )));
     }
     let upload = p("upload").unwrap_or_default().to_ascii_lowercase();
-    let size = crate::uploads::size(hub, &upload)?;
+    let size = crate::uploads::size(hub, txn, &upload)?;
     let mime_type = p("mime_type").unwrap_or_default().to_ascii_lowercase();
     let filename = p("filename").map(str::trim).filter(|f| !f.is_empty());
     let (types, limit) = media_rules(kind);

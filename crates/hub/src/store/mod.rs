@@ -232,6 +232,10 @@ pub trait Read {
     fn message(&self, id: &str) -> Result<Option<Message>, StoreError>;
     /// Whether a message is stored (without reading it).
     fn has_message(&self, id: &str) -> Result<bool, StoreError>;
+    /// The size of a file the store keeps ([`Store::keeps_files`]), without reading it.
+    fn file_size(&self, _name: &str) -> Result<Option<u64>, StoreError> {
+        Ok(None)
+    }
     /// Whether a platform's message is stored: under `id`, or under an id its `external` id
     /// (kind "message") is linked to. One look-up where the store can make it one.
     fn has_platform_message(
@@ -642,10 +646,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     }
     /// A kept file's bytes.
     fn file(&self, _name: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(None)
-    }
-    /// A kept file's size, without reading it.
-    fn file_size(&self, _name: &str) -> Result<Option<u64>, StoreError> {
         Ok(None)
     }
 }
