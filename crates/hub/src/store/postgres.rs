@@ -3316,19 +3316,29 @@ mod tests {
         assert!(!read.has_message("m_wamid.linked").expect("read"));
     }
 
-    #[test]
-    fn a_group_looks_up_its_customers_at_once_and_each_job_still_sees_the_links_made_before_it() {
+    /// Two instances on one database, where the customers `names` (u_1, u_2, …) are and +15550001
+    /// is u_1's; and a writer connection of the first's, for driving its group commits.
+    fn two_instances_with(names: &[&str]) -> (PostgresStore, Box<dyn Store>, Conn) {
         let url = testing::fresh_database();
         let store = PostgresStore::open(&url).expect("ours");
         let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
         let ours: &dyn Store = &store;
         ours.write(|tx| {
             add_channel(tx, "whatsapp")?;
-            tx.put(EventData::Contact(customer("u_1", "Dana")))?;
+            for (n, name) in names.iter().enumerate() {
+                tx.put(EventData::Contact(customer(&format!("u_{}", n + 1), name)))?;
+            }
             tx.link_external("ch", "phone", "+15550001", "u_1")
         })
         .expect("write");
-        let mut conn = Conn::new(connect(&store.config, &store.driver).expect("connect"));
+        let conn = Conn::new(connect(&store.config, &store.driver).expect("connect"));
+        (store, theirs, conn)
+    }
+
+    #[test]
+    fn a_group_looks_up_its_customers_at_once_and_each_job_still_sees_the_links_made_before_it() {
+        let (store, theirs, mut conn) = two_instances_with(&["Dana"]);
+        let ours: &dyn Store = &store;
         let announce = Announce::new(0);
         let lease = std::time::Duration::from_secs(30);
         let found = Arc::new(Mutex::new(Vec::new()));
@@ -3418,18 +3428,7 @@ mod tests {
 
     #[test]
     fn a_rolled_back_unlink_does_not_hide_another_instances_unlink_from_the_writer() {
-        let url = testing::fresh_database();
-        let store = PostgresStore::open(&url).expect("ours");
-        let theirs: Box<dyn Store> = Box::new(PostgresStore::open(&url).expect("theirs"));
-        let ours: &dyn Store = &store;
-        ours.write(|tx| {
-            add_channel(tx, "whatsapp")?;
-            tx.put(EventData::Contact(customer("u_1", "Dana")))?;
-            tx.put(EventData::Contact(customer("u_2", "Sam")))?;
-            tx.link_external("ch", "phone", "+15550001", "u_1")
-        })
-        .expect("write");
-        let mut conn = Conn::new(connect(&store.config, &store.driver).expect("connect"));
+        let (_ours, theirs, mut conn) = two_instances_with(&["Dana", "Sam"]);
         let announce = Announce::new(0);
         let lease = std::time::Duration::from_secs(30);
         let found = Arc::new(Mutex::new(Vec::new()));
