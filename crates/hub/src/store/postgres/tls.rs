@@ -170,23 +170,23 @@ fn client_config(
         .with_safe_default_protocol_versions()?;
     let checks_chain = matches!(mode, TlsMode::VerifyCa | TlsMode::VerifyFull)
         || (mode == TlsMode::Require && roots.is_some());
-    if !checks_chain {
-        return Ok(builder
+    let chain = match checks_chain {
+        false => None,
+        true => {
+            let roots = Arc::new(roots.unwrap_or_else(|| RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            }));
+            let chain = WebPkiServerVerifier::builder_with_provider(roots, provider.clone())
+                .build()
+                .map_err(|e| rustls::Error::General(e.to_string()))?;
+            Some(chain)
+        }
+    };
+    Ok(match (mode, chain) {
+        (TlsMode::VerifyFull, Some(chain)) => builder.with_webpki_verifier(chain),
+        (_, chain) => builder
             .dangerous()
-            .with_custom_certificate_verifier(Arc::new(EncryptedOnly(provider)))
-            .with_no_client_auth());
-    }
-    let roots = Arc::new(roots.unwrap_or_else(|| RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
-    }));
-    let chain = WebPkiServerVerifier::builder_with_provider(roots, provider)
-        .build()
-        .map_err(|e| rustls::Error::General(e.to_string()))?;
-    Ok(match mode {
-        TlsMode::VerifyFull => builder.with_webpki_verifier(chain),
-        _ => builder
-            .dangerous()
-            .with_custom_certificate_verifier(Arc::new(ChainOnly(chain))),
+            .with_custom_certificate_verifier(Arc::new(ShortOfFull { provider, chain })),
     }
     .with_no_client_auth())
 }
@@ -273,61 +273,17 @@ fn key_values(s: &str) -> Vec<(String, String, &str)> {
     }
 }
 
-/// `prefer` and `require` without a root certificate: any certificate, but a real handshake.
+/// The checks short of verify-full (which is rustls's own): `prefer` and `require` without a
+/// root take any certificate; `verify-ca` (and `require` with one) takes one that chains to the
+/// roots, whatever name it bears (webpki checks the chain first, so a name error means the chain
+/// was good). Either way the handshake's signatures are checked.
 #[derive(Debug)]
-struct EncryptedOnly(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for EncryptedOnly {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
+struct ShortOfFull {
+    provider: Arc<CryptoProvider>,
+    chain: Option<Arc<WebPkiServerVerifier>>,
 }
 
-/// `verify-ca`: the chain is checked, the name in it is not (webpki checks the chain first, so a
-/// name error means the chain was good).
-#[derive(Debug)]
-struct ChainOnly(Arc<WebPkiServerVerifier>);
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ShortOfFull {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -336,10 +292,10 @@ impl ServerCertVerifier for ChainOnly {
         ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        match self
-            .0
-            .verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
-        {
+        let Some(chain) = &self.chain else {
+            return Ok(ServerCertVerified::assertion());
+        };
+        match chain.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now) {
             Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName | CertificateError::NotValidForNameContext { .. },
             )) => Ok(ServerCertVerified::assertion()),
@@ -353,7 +309,12 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls12_signature(message, cert, dss)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -362,11 +323,18 @@ impl ServerCertVerifier for ChainOnly {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        self.0.verify_tls13_signature(message, cert, dss)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_verify_schemes()
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
     }
 }
 
