@@ -80,6 +80,8 @@ pub fn words() -> &'static Words {
 
 /// Every native sentence, as text or as a function of what fills it. Counts are at least 1 where
 /// a count is shown (French, like English, takes the singular for 1).
+// Phones have no tray and no built-in hub (solo mode is desktop only).
+#[cfg_attr(mobile, allow(dead_code))]
 pub struct Words {
     pub assigned_to_you: fn(&str) -> String,
     pub waiting_for_reply: &'static str,
