@@ -199,7 +199,7 @@ async fn media(
     Ok(media_response(media.mime_type, media.bytes))
 }
 
-fn media_response(mime_type: String, bytes: Vec<u8>) -> Response {
+fn media_response(mime_type: String, bytes: impl Into<bytes::Bytes>) -> Response {
     (
         [
             (axum::http::header::CONTENT_TYPE, mime_type),
@@ -209,7 +209,7 @@ fn media_response(mime_type: String, bytes: Vec<u8>) -> Response {
                 "nosniff".to_string(),
             ),
         ],
-        bytes,
+        bytes.into(),
     )
         .into_response()
 }

@@ -96,7 +96,7 @@ pub fn read_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<Vec<u
         .file(&kind.name(id))
         .map_err(|e| unavailable("read the file", e))?;
     if let (Some(bytes), Some(path)) = (&bytes, path) {
-        let _ = std::fs::remove_file(&path);
+        // (Over a damaged copy: the rename replaces it.)
         let _ = write_aside(hub, &path, bytes);
     }
     Ok(bytes)
@@ -122,7 +122,12 @@ pub fn size_blocking(
 }
 
 /// [`keep_blocking`], off the async threads.
-pub async fn keep(hub: &Hub, kind: FileKind, id: &str, bytes: Vec<u8>) -> Result<(), ApiError> {
+pub async fn keep(
+    hub: &Hub,
+    kind: FileKind,
+    id: &str,
+    bytes: bytes::Bytes,
+) -> Result<(), ApiError> {
     let (hub, id) = (hub.clone(), id.to_string());
     tokio::task::spawn_blocking(move || keep_blocking(&hub, kind, &id, &bytes))
         .await

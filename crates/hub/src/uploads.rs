@@ -57,8 +57,8 @@ pub async fn receive(
     }
     let upload = hex::encode(Sha256::digest(&bytes));
     let size = bytes.len() as u64;
-    crate::files::keep(&hub, FileKind::Upload, &upload, bytes.to_vec()).await?;
-    tracing::info!(agent = %agent.id, size = bytes.len(), mime = %mime_type, "uploads: an agent uploaded a file");
+    crate::files::keep(&hub, FileKind::Upload, &upload, bytes).await?;
+    tracing::info!(agent = %agent.id, size, mime = %mime_type, "uploads: an agent uploaded a file");
     Ok(Json(Upload {
         upload,
         mime_type,

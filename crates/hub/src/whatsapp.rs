@@ -1468,7 +1468,7 @@ pub const MAX_MEDIA_BYTES: u64 = 100 * 1024 * 1024;
 /// A customer's media file as the hub keeps it.
 pub struct Media {
     pub mime_type: String,
-    pub bytes: Vec<u8>,
+    pub bytes: bytes::Bytes,
 }
 
 /// The media object of an inbound message (`image`, `video`, `audio`, `document`, `sticker`):
@@ -1510,7 +1510,7 @@ pub async fn media(
     if let Some(bytes) = crate::files::read(hub, FileKind::Media, &message.id).await? {
         return Ok(Media {
             mime_type: mime_type.to_string(),
-            bytes,
+            bytes: bytes.into(),
         });
     }
     let (http, allow_private) = (hub.http()?, hub.config().allow_private_urls);
@@ -1600,6 +1600,8 @@ pub async fn media(
     }
     // Not kept (the database or the disk refused): the agent still gets it, and it is fetched
     // again next time.
+    // (Shared, not copied: a file may be 100 MB.)
+    let bytes = bytes::Bytes::from(bytes);
     let _ = crate::files::keep(hub, FileKind::Media, &message.id, bytes.clone()).await;
     Ok(Media {
         mime_type: mime_type.to_string(),
