@@ -348,30 +348,27 @@ impl<'c> PgTx<'c> {
         );
         let (messages, links) = (self.prepared(LOOK_FOR)?, self.prepared(LOOK_UP_LINKS)?);
         let client = self.client()?;
-        // Both questions go out together; an empty one is not asked.
-        let (found, linked) = self.run(async {
-            let found = async {
-                match ids.is_empty() {
-                    true => Ok(Vec::new()),
-                    false => {
-                        client
-                            .query(&messages, &[&ids, &channels, &externals])
-                            .await
-                    }
-                }
-            };
-            let linked = async {
-                match keys.is_empty() {
-                    true => Ok(Vec::new()),
-                    false => {
-                        client
-                            .query(&links, &[&key_channels, &key_kinds, &key_externals])
-                            .await
-                    }
-                }
-            };
-            futures_util::future::try_join(found, linked).await
-        })?;
+        // Both questions go out together; an empty one is not asked (a query is sent only once
+        // polled).
+        async fn unless_empty(
+            empty: bool,
+            query: impl Future<Output = Result<Vec<Row>, tokio_postgres::Error>>,
+        ) -> Result<Vec<Row>, tokio_postgres::Error> {
+            match empty {
+                true => Ok(Vec::new()),
+                false => query.await,
+            }
+        }
+        let (found, linked) = self.run(futures_util::future::try_join(
+            unless_empty(
+                ids.is_empty(),
+                client.query(&messages, &[&ids, &channels, &externals]),
+            ),
+            unless_empty(
+                keys.is_empty(),
+                client.query(&links, &[&key_channels, &key_kinds, &key_externals]),
+            ),
+        ))?;
         {
             let mut cache = self.cache.borrow_mut();
             cache.make_room();
