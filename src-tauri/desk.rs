@@ -261,6 +261,8 @@ impl Desk {
     }
 
     pub fn cache(&self) -> Arc<Mutex<Cache>> {
+        // Whoever asks for the cache reads or writes it: work that allocates.
+        crate::allocator::worked();
         self.inner.engine.cache()
     }
 
@@ -653,6 +655,7 @@ impl Desk {
             .clone();
         tauri::async_runtime::spawn(async move {
             while let Some(update) = received.recv().await {
+                crate::allocator::worked();
                 #[cfg(desktop)]
                 if matches!(
                     update,

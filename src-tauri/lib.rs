@@ -5,6 +5,7 @@
 //! see [`solo`]). Core updates become UI events and, for new handoffs, native notifications.
 //! Commands are thin adapters over the core (see [`commands`]); no logic lives in them.
 
+pub mod allocator;
 mod commands;
 mod desk;
 mod notify;
@@ -14,6 +15,8 @@ mod push;
 mod solo;
 #[cfg(desktop)]
 mod tray;
+#[cfg(target_os = "linux")]
+pub mod window_gl;
 mod words;
 
 use tauri::Manager;
@@ -113,6 +116,8 @@ pub fn run() {
             };
             init_logging(&data_dir);
             tracing::info!(data_dir = %data_dir.display(), "Baton starting");
+            #[cfg(target_os = "linux")]
+            window_gl::log_choice();
             let desk = Desk::open(&data_dir)?;
             app.manage(desk.clone());
             tauri::async_runtime::spawn(async move { desk.start(handle).await });

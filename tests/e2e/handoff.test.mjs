@@ -8,7 +8,7 @@ import { execFileSync } from "node:child_process";
 import { createHash, createHmac } from "node:crypto";
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import os from "node:os";
 import path from "node:path";
 import {
@@ -177,6 +177,27 @@ test("a Botpress handoff appears in the window and raises a desktop notification
   );
   assert.equal(await browser.execute(() => document.hasFocus()), true, "the window has focus after the click");
 }));
+
+test("without a GPU, the window's process draws the inbox without loading software OpenGL", { timeout: 60_000 }, async (t) => {
+  const gpu = (() => {
+    try {
+      return readdirSync("/dev/dri").some((name) => name.startsWith("renderD"));
+    } catch {
+      return false;
+    }
+  })();
+  if (gpu) return t.skip("this machine has a GPU: the window keeps its OpenGL");
+  // The app's process is the one that maps WebKit's UI library (the web process is another binary).
+  const maps = execFileSync("pgrep", ["-x", "baton"]).toString().trim().split("\n")
+    .map((pid) => { try { return readFileSync(`/proc/${pid}/maps`, "utf8"); } catch { return ""; } })
+    .find((m) => m.includes("libwebkit2gtk"));
+  assert.ok(maps, "the app's process is running");
+  assert.ok(!/libLLVM|_dri\.so/.test(maps), "Mesa's driver and LLVM (about 50 MB) are not in the window's process");
+  assert.match(appLog(), /the window's OpenGL: off \(no GPU/);
+  // And the window still draws what it shows: the handoff from the test before, with its message.
+  assert.equal(await shownText('[data-testid="handoff-title"]'), TITLE);
+  assert.ok(await browser.$('[data-testid="message"]').isDisplayed(), "the conversation is on screen");
+});
 
 test("an agent takes the handoff, replies with a template, notes and resolves it", { timeout: 120_000 }, withScreenshot("work", async () => {
   const webhook = await startFakeWebhook();
