@@ -74,8 +74,13 @@ impl From<tokio_postgres::Error> for StoreError {
 }
 
 /// Waits for a database call from synchronous code (see the module's introduction).
+///
+/// Unconstrained by tokio's cooperative budget: called from inside a tokio task (an async
+/// handler, a benchmark's setup), every wait spends that task's budget, and once it is spent a
+/// tokio channel answers "not yet, try again" until the task yields, which a task blocked here
+/// never does. The wait then spun at full CPU for ever (seen opening a hub after 50 sign-ups).
 pub(super) fn wait<F: Future>(f: F) -> F::Output {
-    futures_executor::block_on(f)
+    futures_executor::block_on(tokio::task::unconstrained(f))
 }
 
 /// The runtime the store's connections run on; shut down without waiting when the store goes
@@ -2917,6 +2922,32 @@ mod tests {
                 .expect("open"),
         )
     });
+
+    #[test]
+    fn a_task_that_waits_on_the_store_hundreds_of_times_without_yielding_is_answered_every_time() {
+        let (done, finished) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("runtime");
+            // One poll of one task: tokio's budget for it (128 operations) is never renewed.
+            // Each wait is on a tokio channel, as a new connection's is.
+            let answered = runtime.block_on(async {
+                (0..500)
+                    .map(|n| {
+                        let (answer, answered) = tokio::sync::oneshot::channel();
+                        let _ = answer.send(n);
+                        wait(answered).expect("answered")
+                    })
+                    .count()
+            });
+            let _ = done.send(answered);
+        });
+        let answered = finished
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("every wait is answered instead of spinning");
+        assert_eq!(answered, 500);
+    }
 
     #[test]
     fn writes_go_on_after_the_database_ends_the_writers_connection() {
