@@ -17,6 +17,13 @@
 //! requests and the agents' streams spread over both), beside single-row durable PostgreSQL
 //! commits per second as that store's baseline. BENCH_STORE (`sqlite` or `postgres`) runs one;
 //! BENCH_HUBS (`1` or `2`) one PostgreSQL set-up.
+//!
+//! Hubs in one process share its runtime, so on a small machine two of them cannot do more than
+//! one. What several instances are for is more machines: the PostgreSQL part therefore also runs
+//! the hub as separate `baton-hub serve` processes, each held to a CPU budget by a cgroup (as a
+//! container's CPU limit would), one and then two of them on the same database. BENCH_HUB_CPU sets
+//! the budget in cores (default 0.5); it needs a writable cgroup cpu controller (root), and is
+//! skipped with the reason printed otherwise.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -162,7 +169,15 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 what: "single-row durable SQLite commits/s",
                 per_sec: baseline,
             };
-            scenario(source, &base, "SQLite", vec![hub]).await?;
+            let setup = hub.clone();
+            scenario(
+                source,
+                &base,
+                "SQLite",
+                setup,
+                Instances::InProcess(vec![hub]),
+            )
+            .await?;
         }
         #[cfg(feature = "test-postgres")]
         if store.is_empty() || store == "postgres" {
@@ -187,9 +202,48 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                 let label = if instances == 1 {
                     "PostgreSQL, one hub".to_string()
                 } else {
-                    format!("PostgreSQL, {instances} hubs on one database")
+                    format!("PostgreSQL, {instances} hubs in one process on one database")
                 };
-                scenario(source, &base, &label, hubs).await?;
+                let setup = hubs.first().cloned().ok_or("no hub")?;
+                scenario(source, &base, &label, setup, Instances::InProcess(hubs)).await?;
+            }
+            let cores = std::env::var("BENCH_HUB_CPU")
+                .ok()
+                .and_then(|v| v.parse::<f64>().ok())
+                .filter(|c| *c > 0.0)
+                .unwrap_or(0.5);
+            match budget::CpuBudget::new(cores) {
+                Err(why) => println!(
+                    "PostgreSQL, hub processes held to {cores} core each: skipped ({why})\n"
+                ),
+                Ok(budget) => {
+                    let mut rates = Vec::new();
+                    for instances in [1, 2] {
+                        if !hubs_wanted.is_empty() && hubs_wanted != instances.to_string() {
+                            continue;
+                        }
+                        let url = baton_hub::store::postgres::testing::fresh_durable_database();
+                        let setup =
+                            Hub::open_postgres(&url, None, baton_hub::SystemClock, config())?;
+                        let label = format!(
+                            "PostgreSQL, {instances} baton-hub process{} held to {cores} core each",
+                            if instances == 1 { "" } else { "es" }
+                        );
+                        let processes = Instances::Processes {
+                            url,
+                            count: instances,
+                            budget: &budget,
+                        };
+                        rates.push(scenario(source, &base, &label, setup, processes).await?);
+                    }
+                    if let [one, two] = rates[..] {
+                        println!(
+                            "  two hub processes beside one, each held to {cores} core: {:.2}x   target: above one → {}\n",
+                            two / one,
+                            if two > one { "met" } else { "NOT met" }
+                        );
+                    }
+                }
             }
         }
     }
@@ -243,16 +297,34 @@ fn postgres_commits_per_sec(for_how_long: Duration) -> Result<f64, Box<dyn std::
     Ok(n.0 as f64 / n.1.as_secs_f64())
 }
 
+/// The hub instances a scenario sends to.
+enum Instances<'a> {
+    /// Served from this process, on its runtime (and so its cores).
+    InProcess(Vec<Hub>),
+    /// `baton-hub serve` processes on one PostgreSQL database, each held to a CPU budget.
+    #[cfg(feature = "test-postgres")]
+    Processes {
+        url: String,
+        count: usize,
+        budget: &'a budget::CpuBudget,
+    },
+    #[cfg(not(feature = "test-postgres"))]
+    #[allow(dead_code)]
+    Never(std::marker::PhantomData<&'a ()>),
+}
+
+/// Sends the scenario's messages through `instances` (set up through `hub`, on the same store)
+/// and prints what it measured; answers the accepted messages per second.
 async fn scenario(
     source: Source,
     baseline: &Baseline,
     store: &str,
-    hubs: Vec<Hub>,
-) -> Result<(), Box<dyn std::error::Error>> {
+    hub: Hub,
+    instances: Instances<'_>,
+) -> Result<f64, Box<dyn std::error::Error>> {
     let messages = knob("BENCH_MESSAGES", 50_000);
     let concurrency = knob("BENCH_CONCURRENCY", 128);
     let agents = knob("BENCH_AGENTS", 50);
-    let hub = hubs.first().cloned().ok_or("no hub")?;
     let channel = admin::add_botpress_channel(&hub, "bench", None)?;
     let mut tokens = Vec::new();
     for i in 0..agents {
@@ -265,24 +337,54 @@ async fn scenario(
         )?;
         tokens.push(admin::issue_token(&hub, &agent.id, None)?);
     }
+    // Before any instance starts, so that each finds the channel at start.
+    let whatsapp_path = match source {
+        Source::WhatsApp => Some(
+            admin::add_whatsapp_channel(
+                &hub,
+                &admin::NewWhatsApp {
+                    name: "bench number",
+                    phone_number_id: "5550001",
+                    verify_token: "vt",
+                    app_secret: APP_SECRET,
+                    access_token: "token",
+                    graph_url: Some("http://127.0.0.1:9"),
+                },
+            )?
+            .1,
+        ),
+        Source::Botpress => None,
+    };
     // Each hub instance serves on its own port; requests and streams are spread over them.
     let mut addrs = Vec::new();
     let mut stops = Vec::new();
     let mut servers = Vec::new();
-    for instance in &hubs {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        addrs.push(listener.local_addr()?);
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        stops.push(stop);
-        servers.push(tokio::spawn(baton_hub::serve(
-            listener,
-            instance.clone(),
-            async {
-                let _ = stopped.await;
-            },
-        )));
+    #[cfg(feature = "test-postgres")]
+    let mut processes = Vec::new();
+    match instances {
+        Instances::InProcess(hubs) => {
+            for instance in hubs {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+                addrs.push(listener.local_addr()?);
+                let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+                stops.push(stop);
+                servers.push(tokio::spawn(baton_hub::serve(listener, instance, async {
+                    let _ = stopped.await;
+                })));
+            }
+        }
+        #[cfg(feature = "test-postgres")]
+        Instances::Processes { url, count, budget } => {
+            for i in 0..count {
+                let process = budget::HubProcess::start(&url, budget, i).await?;
+                addrs.push(process.addr);
+                processes.push(process);
+            }
+        }
+        #[cfg(not(feature = "test-postgres"))]
+        Instances::Never(_) => {}
     }
-    let addr = addrs[0];
+    let addr = *addrs.first().ok_or("no hub instance")?;
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(concurrency)
         .build()?;
@@ -302,23 +404,13 @@ async fn scenario(
                 ticket,
             )
         }
-        Source::WhatsApp => {
-            let (_, path) = admin::add_whatsapp_channel(
-                &hub,
-                &admin::NewWhatsApp {
-                    name: "bench number",
-                    phone_number_id: "5550001",
-                    verify_token: "vt",
-                    app_secret: APP_SECRET,
-                    access_token: "token",
-                    graph_url: Some("http://127.0.0.1:9"),
-                },
-            )?;
-            (
-                reqwest::Url::parse(&format!("http://{addr}{path}"))?,
-                String::new(),
-            )
-        }
+        Source::WhatsApp => (
+            reqwest::Url::parse(&format!(
+                "http://{addr}{}",
+                whatsapp_path.unwrap_or_default()
+            ))?,
+            String::new(),
+        ),
     };
     let after = hub.store().last_seq()?;
 
@@ -504,5 +596,140 @@ async fn scenario(
     for server in servers {
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
     }
-    Ok(())
+    Ok(rate)
+}
+
+/// Hub processes held to a CPU budget: a cgroup per process with a CPU quota, through the
+/// cgroup v2 `cpu.max` or v1 `cpu.cfs_quota_us` file, whichever this machine mounts.
+#[cfg(feature = "test-postgres")]
+mod budget {
+    use std::path::{Path, PathBuf};
+    use std::time::{Duration, Instant};
+
+    /// The scheduler's accounting period. Shorter than the usual 100 ms so a hub that used up its
+    /// share waits milliseconds, not tens of them, which would only add noise to the tail.
+    const PERIOD_US: u64 = 10_000;
+
+    pub struct CpuBudget {
+        pub cores: f64,
+        /// Where new groups go, and whether it is cgroup v2.
+        parent: PathBuf,
+        v2: bool,
+    }
+
+    impl CpuBudget {
+        /// A budget of `cores` per process, if this machine lets us set one.
+        pub fn new(cores: f64) -> Result<Self, String> {
+            let unified = Path::new("/sys/fs/cgroup");
+            let budget = if std::fs::read_to_string(unified.join("cgroup.controllers"))
+                .is_ok_and(|c| c.split_whitespace().any(|c| c == "cpu"))
+            {
+                // A child group only gets the cpu controller if its parent hands it down.
+                std::fs::write(unified.join("cgroup.subtree_control"), "+cpu")
+                    .map_err(|e| format!("cannot enable cgroup v2's cpu controller: {e}"))?;
+                CpuBudget {
+                    cores,
+                    parent: unified.to_path_buf(),
+                    v2: true,
+                }
+            } else if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
+                CpuBudget {
+                    cores,
+                    parent: PathBuf::from("/sys/fs/cgroup/cpu"),
+                    v2: false,
+                }
+            } else {
+                return Err("no cgroup cpu controller is mounted".into());
+            };
+            // Proves the parent is writable before any hub starts.
+            let probe = budget.group(&format!("baton-bench-probe-{}", std::process::id()))?;
+            drop(probe);
+            Ok(budget)
+        }
+
+        fn group(&self, name: &str) -> Result<Group, String> {
+            let dir = self.parent.join(name);
+            std::fs::create_dir(&dir)
+                .map_err(|e| format!("cannot make cgroup {}: {e}", dir.display()))?;
+            let group = Group(dir);
+            let quota = (self.cores * PERIOD_US as f64).round() as u64;
+            let written = if self.v2 {
+                std::fs::write(group.0.join("cpu.max"), format!("{quota} {PERIOD_US}"))
+            } else {
+                std::fs::write(group.0.join("cpu.cfs_period_us"), PERIOD_US.to_string()).and_then(
+                    |()| std::fs::write(group.0.join("cpu.cfs_quota_us"), quota.to_string()),
+                )
+            };
+            written.map_err(|e| format!("cannot set {}'s CPU quota: {e}", group.0.display()))?;
+            Ok(group)
+        }
+    }
+
+    /// A cgroup, removed when dropped (after its processes have exited).
+    struct Group(PathBuf);
+
+    impl Drop for Group {
+        fn drop(&mut self) {
+            for _ in 0..50 {
+                if std::fs::remove_dir(&self.0).is_ok() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            eprintln!("could not remove cgroup {}", self.0.display());
+        }
+    }
+
+    /// A `baton-hub serve` process on the bench's database, in its own budgeted group; killed
+    /// when dropped.
+    pub struct HubProcess {
+        child: std::process::Child,
+        pub addr: std::net::SocketAddr,
+        _group: Group,
+    }
+
+    impl HubProcess {
+        pub async fn start(
+            url: &str,
+            budget: &CpuBudget,
+            i: usize,
+        ) -> Result<Self, Box<dyn std::error::Error>> {
+            let addr = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?;
+            let group = budget.group(&format!("baton-bench-{}-{i}", std::process::id()))?;
+            let log = std::env::temp_dir().join(format!("baton-bench-hub-{i}.log"));
+            let out = std::fs::File::create(&log)?;
+            let child = std::process::Command::new(env!("CARGO_BIN_EXE_baton-hub"))
+                .args(["serve", "--database", url, "--listen", &addr.to_string()])
+                .env("RUST_LOG", "warn")
+                .stdin(std::process::Stdio::null())
+                .stdout(out.try_clone()?)
+                .stderr(out)
+                .spawn()?;
+            // Writing the process id moves all of its threads, those already started too.
+            let procs = group.0.join("cgroup.procs");
+            let mut process = HubProcess {
+                child,
+                addr,
+                _group: group,
+            };
+            std::fs::write(&procs, process.child.id().to_string())
+                .map_err(|e| format!("cannot move the hub into {}: {e}", procs.display()))?;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while tokio::net::TcpStream::connect(addr).await.is_err() {
+                if process.child.try_wait()?.is_some() || Instant::now() > deadline {
+                    let said = std::fs::read_to_string(&log).unwrap_or_default();
+                    return Err(format!("baton-hub did not start on {addr}: {said}").into());
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            Ok(process)
+        }
+    }
+
+    impl Drop for HubProcess {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
 }
