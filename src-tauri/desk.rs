@@ -355,7 +355,13 @@ impl Desk {
             s.mode = "remote";
             s.hub_url = Some(hub_url.clone());
         });
-        let token = TokenStore::keychain(&hub_url).and_then(|store| store.load());
+        // Under the previous setting if the team only gained (or lost) an address since.
+        let previous = self
+            .cache()
+            .lock()
+            .ok()
+            .and_then(|cache| cache.hub_of_copy().ok().flatten());
+        let token = baton_core::token::token_following(&hub_url, previous.as_deref());
         match (token, HubClient::new(&hub_url)) {
             (Ok(Some(token)), Ok(client)) => {
                 if let Err(e) = self.adopt_hub(&hub_url) {

@@ -77,6 +77,16 @@ pub fn hub_urls(hub_url: &str) -> Result<Vec<Url>, ClientError> {
     Ok(urls)
 }
 
+/// Whether two hub settings name one team: they share an address. Adding, removing or reordering
+/// a team's addresses (`A` → `A,B`) keeps its sign-in and this device's copy; a setting with no
+/// address in common is another hub.
+pub fn shares_an_address(a: &str, b: &str) -> bool {
+    match (hub_urls(a), hub_urls(b)) {
+        (Ok(a), Ok(b)) => a.iter().any(|u| b.contains(u)),
+        _ => a == b,
+    }
+}
+
 impl HubClient {
     /// A client of the hub at `hub_url`, or of the hubs listed there (comma-separated).
     pub fn new(hub_url: &str) -> Result<Self, ClientError> {

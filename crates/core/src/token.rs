@@ -78,6 +78,32 @@ impl TokenFile {
     }
 }
 
+/// The token for `hub_url`; when there is none, the one kept under `previous` (the setting
+/// this device used before) if that names the same team ([`crate::client::shares_an_address`]):
+/// it is moved under `hub_url`, so adding a second address does not sign the agent out.
+pub fn token_following(
+    hub_url: &str,
+    previous: Option<&str>,
+) -> Result<Option<String>, TokenStoreError> {
+    let store = TokenStore::keychain(hub_url)?;
+    if let Some(token) = store.load()? {
+        return Ok(Some(token));
+    }
+    let Some(previous) = previous.filter(|p| {
+        p.trim_end_matches('/') != hub_url.trim_end_matches('/')
+            && crate::client::shares_an_address(p, hub_url)
+    }) else {
+        return Ok(None);
+    };
+    let before = TokenStore::keychain(previous)?;
+    let Some(token) = before.load()? else {
+        return Ok(None);
+    };
+    store.save(&token)?;
+    before.clear()?;
+    Ok(Some(token))
+}
+
 /// The keychain entry for one hub.
 pub struct TokenStore {
     #[cfg(not(target_os = "android"))]

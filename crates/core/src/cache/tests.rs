@@ -787,6 +787,45 @@ fn a_copy_from_another_hub_starts_afresh_and_one_from_no_recorded_hub_is_kept() 
 }
 
 #[test]
+fn adding_or_reordering_a_teams_hub_addresses_keeps_the_copy_and_the_replies_queued_offline() {
+    let mut cache =
+        Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");
+    assert!(!cache.adopt_hub("https://a.team.example").expect("adopt"));
+    cache.apply(&inbox()).expect("apply");
+    cache
+        .enqueue(
+            &baton_protocol::AgentCommand::Note {
+                conversation_id: "c_1".into(),
+                text: "written offline".into(),
+            },
+            "t1",
+            t(9),
+        )
+        .expect("queue");
+    for setting in [
+        "https://a.team.example,https://b.team.example",
+        "https://b.team.example, https://a.team.example/",
+        "https://b.team.example",
+    ] {
+        assert!(!cache.adopt_hub(setting).expect("same team"), "{setting}");
+        assert_eq!(cache.outbox().expect("outbox").len(), 1, "{setting}");
+        assert_eq!(
+            cache.view(HandoffView::Pending, None).expect("view").len(),
+            1
+        );
+    }
+    assert_eq!(
+        cache.hub_of_copy().expect("hub").as_deref(),
+        Some("https://b.team.example")
+    );
+    // No address in common: another team, whose copy this is not.
+    assert!(cache
+        .adopt_hub("https://other.example")
+        .expect("another hub"));
+    assert!(cache.outbox().expect("outbox").is_empty());
+}
+
+#[test]
 fn another_agents_read_mark_changes_nothing_this_device_shows() {
     let mut cache =
         Cache::open(&tempfile::tempdir().expect("dir").path().join("c.sqlite")).expect("open");

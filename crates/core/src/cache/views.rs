@@ -421,10 +421,13 @@ impl Cache {
     }
 
     /// Makes this copy `hub`'s: a copy recorded as another hub's starts afresh first (none of it
-    /// belongs to this one); answers whether it did.
+    /// belongs to this one); answers whether it did. The same team's addresses, added to or
+    /// reordered, are the same hub: its copy and its queued work stay.
     pub fn adopt_hub(&mut self, hub: &str) -> Result<bool, CacheError> {
         let known = self.hub_of_copy()?;
-        let afresh = known.as_deref().is_some_and(|k| k != hub);
+        let afresh = known
+            .as_deref()
+            .is_some_and(|k| !crate::client::shares_an_address(k, hub));
         if afresh {
             self.start_afresh()?;
         }
