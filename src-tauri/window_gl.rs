@@ -10,13 +10,15 @@
 //!
 //! `BATON_WINDOW_GL=on` keeps the default on any machine; `off` leaves GL out on any machine.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_void, CStr};
 use std::sync::OnceLock;
 
 /// What was decided at start, logged once logging is up.
 static CHOICE: OnceLock<&'static str> = OnceLock::new();
 
-/// libglvnd reads this once, when EGL is first used, to find its vendors (Mesa's among them).
+/// libglvnd reads these once, when EGL is first used, to find its vendors (Mesa's among them):
+/// the list of files if set, else the directories.
+const EGL_VENDOR_FILES: &str = "__EGL_VENDOR_LIBRARY_FILENAMES";
 const EGL_VENDOR_DIRS: &str = "__EGL_VENDOR_LIBRARY_DIRS";
 
 /// Decides, and applies, whether this process keeps OpenGL out of the window. Must run first in
@@ -39,21 +41,27 @@ pub fn log_choice() {
 }
 
 fn leave_gl_out(why: &'static str) -> &'static str {
-    // GTK reads GDK_GL when it starts; inherited by the web process, it changes nothing there
-    // (that process draws through EGL, not GDK).
+    // GTK reads GDK_GL when it starts. Inherited by the web process it changes nothing there (that
+    // process draws through EGL, not GDK), nor in most programs the app starts (browsers do not
+    // draw through GDK's GL); the few GTK programs that do would, on this machine, get software GL.
     std::env::set_var("GDK_GL", "disable");
-    let theirs = std::env::var_os(EGL_VENDOR_DIRS);
-    std::env::set_var(EGL_VENDOR_DIRS, "/nonexistent/baton-no-egl-vendors");
-    let loaded = load_egl_vendors();
-    // The web process and anything else started later see the environment as it was.
-    match theirs {
-        Some(dirs) => std::env::set_var(EGL_VENDOR_DIRS, dirs),
-        None => std::env::remove_var(EGL_VENDOR_DIRS),
+    let theirs = [EGL_VENDOR_FILES, EGL_VENDOR_DIRS].map(|name| (name, std::env::var_os(name)));
+    for (name, _) in &theirs {
+        std::env::set_var(name, "/nonexistent/baton-no-egl-vendors");
     }
-    if loaded {
-        why
-    } else {
-        "off for GTK only (no EGL library to prepare)"
+    let vendors = egl_vendors();
+    // The web process and anything else started later see the environment as it was.
+    for (name, value) in theirs {
+        match value {
+            Some(value) => std::env::set_var(name, value),
+            None => std::env::remove_var(name),
+        }
+    }
+    match vendors {
+        Some(false) => why,
+        // Not libglvnd's EGL (or none): its vendors are not ours to choose.
+        Some(true) => "off for GTK only (this EGL found its driver anyway)",
+        None => "off for GTK only (no EGL library)",
     }
 }
 
@@ -66,9 +74,10 @@ fn has_render_node() -> bool {
     })
 }
 
-/// Makes libglvnd's EGL read its vendor list now. The library stays loaded (WebKit links it too),
-/// so the list it read is the one WebKit's display will find.
-fn load_egl_vendors() -> bool {
+/// Makes libglvnd's EGL read its vendor list now, and answers whether it found a vendor (`None`:
+/// no EGL). The library stays loaded (WebKit links it too), so the list it read is the one
+/// WebKit's display will find.
+fn egl_vendors() -> Option<bool> {
     const EGL_EXTENSIONS: c_int = 0x3055;
     type QueryString = unsafe extern "C" fn(*mut c_void, c_int) -> *const c_char;
     let name = c"libEGL.so.1";
@@ -76,19 +85,23 @@ fn load_egl_vendors() -> bool {
     let query = unsafe {
         let egl = libc::dlopen(name.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL);
         if egl.is_null() {
-            return false;
+            return None;
         }
         libc::dlsym(egl, c"eglQueryString".as_ptr())
     };
     if query.is_null() {
-        return false;
+        return None;
     }
     // SAFETY: eglQueryString has this signature in every EGL; with EGL_NO_DISPLAY (null) it
-    // answers the client extensions, which makes libglvnd load its vendors. The answer itself
-    // (empty, with no vendor) is not needed.
-    unsafe {
+    // answers the client extensions, which makes libglvnd load its vendors. Without a vendor the
+    // list is empty (libglvnd 1.6); a driver adds its own.
+    let extensions = unsafe {
         let query: QueryString = std::mem::transmute::<*mut c_void, QueryString>(query);
-        query(std::ptr::null_mut(), EGL_EXTENSIONS);
-    }
-    true
+        let answer = query(std::ptr::null_mut(), EGL_EXTENSIONS);
+        if answer.is_null() {
+            return Some(false);
+        }
+        CStr::from_ptr(answer).to_string_lossy().into_owned()
+    };
+    Some(!extensions.trim().is_empty())
 }

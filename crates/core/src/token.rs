@@ -100,7 +100,10 @@ pub fn token_following(
         return Ok(None);
     };
     store.save(&token)?;
-    before.clear()?;
+    // Moved already: an entry left behind under the old setting signs nobody out.
+    if let Err(e) = before.clear() {
+        tracing::warn!(error = %e, "cannot remove the sign-in kept under the previous hub setting");
+    }
     Ok(Some(token))
 }
 

@@ -121,6 +121,68 @@ pub fn size_blocking(
         .map(|meta| meta.len()))
 }
 
+/// The files a data directory's `media` holds: agents' uploads in `uploads/` (named by their
+/// sha256), customers' media beside it (by message id). A file still being written when a hub
+/// stopped (`.partial`) was never used, and is left out.
+pub(crate) fn in_media_dir(media: &Path) -> std::io::Result<Vec<(FileKind, String, PathBuf)>> {
+    let mut found = Vec::new();
+    for (dir, kind) in [
+        (media.join("uploads"), FileKind::Upload),
+        (media.to_path_buf(), FileKind::Media),
+    ] {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for entry in entries {
+            let entry = entry?;
+            let name = entry.file_name();
+            let Some(id) = name.to_str().filter(|n| !n.ends_with(".partial")) else {
+                continue;
+            };
+            if entry.file_type().is_ok_and(|t| t.is_file()) {
+                found.push((kind, id.to_string(), entry.path()));
+            }
+        }
+    }
+    Ok(found)
+}
+
+/// On a hub that keeps files in its database: copies into it what this instance's data directory
+/// holds and the database lacks. A version before files were kept in the database kept an
+/// instance's uploads and customers' media in its `--data` only, where the other instances could
+/// neither send nor serve them. An upload that no longer matches its sha256 is left out. Answers
+/// how many files were copied.
+pub fn share_local_files(hub: &Hub) -> Result<usize, ApiError> {
+    let store = hub.store();
+    let Some(media) = hub.media_dir().filter(|_| store.keeps_files()) else {
+        return Ok(0);
+    };
+    let local = in_media_dir(&media).map_err(|e| unavailable("read the data directory", e))?;
+    let mut copied = 0;
+    for (kind, id, path) in local {
+        let name = kind.name(&id);
+        let kept = store
+            .reader()
+            .and_then(|read| read.file_size(&name))
+            .map_err(|e| unavailable("read the file", e))?;
+        if kept.is_some() {
+            continue;
+        }
+        let Ok(bytes) = std::fs::read(&path) else {
+            continue;
+        };
+        if kind == FileKind::Upload && hex::encode(sha2::Sha256::digest(&bytes)) != id {
+            tracing::warn!(upload = %id, "files: this instance's copy of an upload is damaged; not shared");
+            continue;
+        }
+        store
+            .put_file(&name, &bytes)
+            .map_err(|e| unavailable("store the file", e))?;
+        copied += 1;
+    }
+    Ok(copied)
+}
+
 /// [`keep_blocking`], off the async threads.
 pub async fn keep(
     hub: &Hub,
@@ -163,4 +225,56 @@ fn write_aside(hub: &Hub, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         let _ = std::fs::remove_file(&partial);
     }
     written
+}
+
+#[cfg(all(test, feature = "test-postgres"))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_an_earlier_version_kept_only_in_one_instances_data_reach_the_other_instances() {
+        let url = crate::store::postgres::testing::fresh_database();
+        let data = tempfile::tempdir().expect("dir");
+        // As an earlier version left them: an agent's upload and a customer's photo in this
+        // instance's DATA/media, an upload whose copy was cut short, a file never finished.
+        let media = data.path().join("media");
+        std::fs::create_dir_all(media.join("uploads")).expect("dirs");
+        let upload = b"the agent's invoice".to_vec();
+        let sha = hex::encode(sha2::Sha256::digest(&upload));
+        std::fs::write(media.join("uploads").join(&sha), &upload).expect("upload");
+        let damaged = hex::encode(sha2::Sha256::digest(b"the whole file"));
+        std::fs::write(media.join("uploads").join(&damaged), b"the wh").expect("damaged");
+        std::fs::write(media.join("wamid.photo"), b"the customer's photo").expect("photo");
+        std::fs::write(media.join("wamid.other.p1.partial"), b"half").expect("partial");
+        let config = || crate::HubConfig::default();
+
+        let this = Hub::open_postgres(&url, Some(data.path()), crate::SystemClock, config())
+            .expect("this instance");
+        assert_eq!(share_local_files(&this).expect("share"), 2);
+        assert_eq!(
+            share_local_files(&this).expect("share again"),
+            0,
+            "the next start copies nothing twice"
+        );
+
+        let other =
+            Hub::open_postgres(&url, None, crate::SystemClock, config()).expect("another instance");
+        assert_eq!(
+            read_blocking(&other, FileKind::Upload, &sha).expect("read"),
+            Some(upload)
+        );
+        assert_eq!(
+            read_blocking(&other, FileKind::Media, "wamid.photo").expect("read"),
+            Some(b"the customer's photo".to_vec())
+        );
+        assert_eq!(
+            read_blocking(&other, FileKind::Upload, &damaged).expect("read"),
+            None,
+            "a damaged copy is not shared"
+        );
+        assert_eq!(
+            read_blocking(&other, FileKind::Media, "wamid.other").expect("read"),
+            None
+        );
+    }
 }

@@ -576,6 +576,20 @@ pub async fn serve(
     let push_task = tokio::spawn(push::run(hub.clone(), stopped.clone()));
     let watch = tokio::spawn(watch_other_writers(hub.clone(), stopped.clone()));
     let activity = tokio::spawn(share_activity(hub.clone(), stopped));
+    {
+        // Files an earlier version kept in this instance's --data only, for the other instances.
+        let hub = hub.clone();
+        tokio::task::spawn_blocking(move || match files::share_local_files(&hub) {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(
+                files = n,
+                "files: copied this instance's files into the database"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "files: cannot copy this instance's files into the database")
+            }
+        });
+    }
     let limits = front::Limits {
         max_connections: hub.config().max_connections,
         ..front::Limits::default()

@@ -172,35 +172,15 @@ fn copy_files(tx: &tokio_postgres::Transaction<'_>, media: &Path) -> Result<u64,
         tx.prepare("INSERT INTO files (name, bytes) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING"),
     )?;
     let mut count = 0;
-    use crate::files::FileKind;
-    for (dir, kind) in [
-        (media.join("uploads"), FileKind::Upload),
-        (media.to_path_buf(), FileKind::Media),
-    ] {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for entry in entries {
-            let entry = entry.map_err(|source| StoreError::DataDir {
-                path: dir.clone(),
-                source,
-            })?;
-            let name = entry.file_name();
-            // A file still being written when the hub stopped was never used.
-            let Some(name) = name.to_str().filter(|n| !n.ends_with(".partial")) else {
-                continue;
-            };
-            if !entry.file_type().is_ok_and(|t| t.is_file()) {
-                continue;
-            }
-            let bytes = std::fs::read(entry.path()).map_err(|source| StoreError::DataDir {
-                path: entry.path(),
-                source,
-            })?;
-            let name = kind.name(name);
-            super::postgres::wait(tx.execute(&insert, &[&name, &bytes]))?;
-            count += 1;
-        }
+    let files = crate::files::in_media_dir(media).map_err(|source| StoreError::DataDir {
+        path: media.to_path_buf(),
+        source,
+    })?;
+    for (kind, id, path) in files {
+        let bytes = std::fs::read(&path).map_err(|source| StoreError::DataDir { path, source })?;
+        let name = kind.name(&id);
+        super::postgres::wait(tx.execute(&insert, &[&name, &bytes]))?;
+        count += 1;
     }
     Ok(count)
 }
