@@ -105,7 +105,11 @@ describe("choosing the language", () => {
     expect(asCommandError(refused)).toEqual(refused);
     expect(asCommandError({ code: "something_new", message: "the hub's own words" }).message).toBe("the hub's own words");
     setLanguageChoice("fr");
-    expect(asCommandError(refused)).toEqual({ code: "conflict", message: "Quelqu’un d’autre s’en est déjà chargé." });
+    // A code that covers several reasons says which in the hub's words.
+    expect(asCommandError(refused)).toEqual({ code: "conflict", message: "Pas possible dans l’état actuel\u00a0; le hub précise\u00a0: Alice already holds this handoff" });
+    expect(asCommandError({ code: "forbidden", message: "only an admin can cancel a handoff" }).message).toBe(
+      "Vous n’avez pas le droit de faire cela\u00a0; le hub précise\u00a0: only an admin can cancel a handoff",
+    );
     expect(asCommandError({ code: "bad_request", message: "no such tag" }).message).toBe("Le hub a refusé la demande (no such tag).");
     // A code French has no words for keeps what was said rather than saying nothing.
     expect(asCommandError({ code: "something_new", message: "the hub's own words" }).message).toBe("the hub's own words");

@@ -406,11 +406,13 @@ export const fr: Catalog = {
   "error.unauthorized": "Connectez-vous d’abord : cet appareil n’a pas de jeton valide.",
   "error.bad_credentials": "Adresse e-mail ou mot de passe incorrect.",
   "error.throttled": "Trop de connexions échouées ; réessayez dans un moment.",
-  "error.conflict": "Quelqu’un d’autre s’en est déjà chargé.",
+  // The hub refuses for many reasons under these two codes (someone else holds the handoff, the
+  // last admin, a message not failed…): what it said follows, rather than a guess at which.
+  "error.conflict": "Pas possible dans l’état actuel ; le hub précise : {detail}",
   "error.capacity": "Vous détenez déjà autant de transferts que votre capacité le permet.",
   "error.closed": "Ce transfert est résolu ou annulé : le bot a repris la conversation.",
   "error.window_closed": "La fenêtre de 24 heures de WhatsApp avec ce client est fermée : seul un modèle approuvé peut l’atteindre.",
-  "error.forbidden": "Vous ne pouvez pas faire cela : il faut être administrateur ou détenir le transfert.",
+  "error.forbidden": "Vous n’avez pas le droit de faire cela ; le hub précise : {detail}",
   "error.not_found": "Le hub ne trouve pas ce que vous demandez.",
   "error.bad_request": "Le hub a refusé la demande ({detail}).",
   "error.too_large": "C’est plus volumineux que ce que le hub accepte.",
