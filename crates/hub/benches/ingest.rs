@@ -232,7 +232,7 @@ async fn run() -> Result<(), Box<dyn std::error::Error>> {
                         let processes = Instances::Processes {
                             url,
                             count: instances,
-                            budget: &budget,
+                            budget: budget.clone(),
                         };
                         rates.push(scenario(source, &base, &label, setup, processes).await?);
                     }
@@ -299,7 +299,7 @@ fn postgres_commits_per_sec(for_how_long: Duration) -> Result<f64, Box<dyn std::
 }
 
 /// The hub instances a scenario sends to.
-enum Instances<'a> {
+enum Instances {
     /// Served from this process, on its runtime (and so its cores).
     InProcess(Vec<Hub>),
     /// `baton-hub serve` processes on one PostgreSQL database, each held to a CPU budget.
@@ -307,11 +307,8 @@ enum Instances<'a> {
     Processes {
         url: String,
         count: usize,
-        budget: &'a budget::CpuBudget,
+        budget: budget::CpuBudget,
     },
-    #[cfg(not(feature = "test-postgres"))]
-    #[allow(dead_code)]
-    Never(std::marker::PhantomData<&'a ()>),
 }
 
 /// Sends the scenario's messages through `instances` (set up through `hub`, on the same store)
@@ -321,7 +318,7 @@ async fn scenario(
     baseline: &Baseline,
     store: &str,
     hub: Hub,
-    instances: Instances<'_>,
+    instances: Instances,
 ) -> Result<f64, Box<dyn std::error::Error>> {
     let messages = knob("BENCH_MESSAGES", 50_000);
     let concurrency = knob("BENCH_CONCURRENCY", 128);
@@ -377,13 +374,11 @@ async fn scenario(
         #[cfg(feature = "test-postgres")]
         Instances::Processes { url, count, budget } => {
             for i in 0..count {
-                let process = budget::HubProcess::start(&url, budget, i).await?;
+                let process = budget::HubProcess::start(&url, &budget, i).await?;
                 addrs.push(process.addr);
                 processes.push(process);
             }
         }
-        #[cfg(not(feature = "test-postgres"))]
-        Instances::Never(_) => {}
     }
     let addr = *addrs.first().ok_or("no hub instance")?;
     let http = reqwest::Client::builder()
@@ -611,6 +606,7 @@ mod budget {
     /// share waits milliseconds, not tens of them, which would only add noise to the tail.
     const PERIOD_US: u64 = 10_000;
 
+    #[derive(Clone)]
     pub struct CpuBudget {
         pub cores: f64,
         /// Where new groups go, and whether it is cgroup v2.

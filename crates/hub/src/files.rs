@@ -80,11 +80,8 @@ pub fn read_blocking(hub: &Hub, kind: FileKind, id: &str) -> Result<Option<Vec<u
     let local = path.as_ref().and_then(|p| std::fs::read(p).ok());
     if let Some(bytes) = local {
         // Where the database has it too, a local copy that is not what it should be (cut short
-        // by a crash) is read from the database again. An upload is named by its sha256.
-        let sound = !store.keeps_files()
-            || kind != FileKind::Upload
-            || hex::encode(sha2::Sha256::digest(&bytes)) == id;
-        if sound {
+        // by a crash) is read from the database again.
+        if !store.keeps_files() || intact(kind, id, &bytes) {
             return Ok(Some(bytes));
         }
         tracing::warn!(upload = %id, "files: this instance's copy of an upload is damaged; reading the database's");
@@ -171,7 +168,7 @@ pub fn share_local_files(hub: &Hub) -> Result<usize, ApiError> {
         let Ok(bytes) = std::fs::read(&path) else {
             continue;
         };
-        if kind == FileKind::Upload && hex::encode(sha2::Sha256::digest(&bytes)) != id {
+        if !intact(kind, id.as_str(), &bytes) {
             tracing::warn!(upload = %id, "files: this instance's copy of an upload is damaged; not shared");
             continue;
         }
@@ -181,6 +178,12 @@ pub fn share_local_files(hub: &Hub) -> Result<usize, ApiError> {
         copied += 1;
     }
     Ok(copied)
+}
+
+/// Whether a copy can be trusted to be the file: an upload is named by its sha256 (media cannot
+/// be checked, and are taken as they are).
+fn intact(kind: FileKind, id: &str, bytes: &[u8]) -> bool {
+    kind != FileKind::Upload || hex::encode(sha2::Sha256::digest(bytes)) == id
 }
 
 /// [`keep_blocking`], off the async threads.
