@@ -295,22 +295,20 @@ impl Hub {
     }
 
     /// Committed events as stream frames, from now on: this instance's commits and, on a shared
-    /// database, other instances'. The first caller starts the threads that turn them into
-    /// frames; a frame they miss (they fell behind) shows as a gap in seqs, and streams read the
-    /// log for it.
+    /// database, other instances', in seq order. The first caller starts the thread that turns
+    /// them into frames; a frame it misses (it fell behind) shows as a gap in seqs, and streams
+    /// read the log for it.
     pub(crate) fn frames(&self) -> tokio::sync::broadcast::Receiver<Frame> {
         let sender = self.inner.frames.get_or_init(|| {
             let (frames, _) = tokio::sync::broadcast::channel(4096);
+            // On a shared database an agent may change on another instance.
+            let recheck = self.store().shared().then(|| self.inner.revoked.clone());
             relay_frames(
                 "baton-hub-frames",
                 self.store().subscribe(),
                 frames.clone(),
-                None,
+                recheck,
             );
-            if let Some(others) = self.store().others() {
-                let revoked = self.inner.revoked.clone();
-                relay_frames("baton-hub-others", others, frames.clone(), Some(revoked));
-            }
             frames
         });
         sender.subscribe()
@@ -503,8 +501,9 @@ impl Hub {
 
 /// Turns `live`'s commits into stream frames on `frames`, on a thread of its own.
 ///
-/// `recheck`, for other instances' commits: an agent changed there (disabled, a new password) has
-/// every stream here check its session at once, as a change by the admin CLI does.
+/// `recheck`, on a shared database: an agent changed on another instance (disabled, a new
+/// password) has every stream here check its session at once, as a change by the admin CLI does.
+/// (A change made on this instance costs its streams one needless check.)
 fn relay_frames(
     name: &str,
     mut live: tokio::sync::broadcast::Receiver<store::Live>,

@@ -556,13 +556,9 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     fn write_with(&self, f: &mut dyn FnMut(&mut dyn Tx) -> bool) -> Result<(), StoreError>;
     /// Queues a job for the next group commit.
     fn submit(&self, job: Box<dyn GroupJob>) -> Result<(), StoreError>;
-    /// Committed events, as they are committed.
+    /// Committed events, as they are committed, in seq order: on a shared store, every
+    /// instance's (a store only one process serves from notices others' writes by polling).
     fn subscribe(&self) -> broadcast::Receiver<Live>;
-    /// Events other hub instances committed to the same database, as they learn of them; `None`
-    /// for a store only one process serves from (it notices others' writes by polling).
-    fn others(&self) -> Option<broadcast::Receiver<Live>> {
-        None
-    }
     /// The newest seq this process committed. When the log holds more, another process wrote it.
     fn announced(&self) -> u64;
     /// Records that events up to `seq`, written elsewhere, have been noticed.
@@ -795,7 +791,7 @@ pub struct Announce {
 }
 
 /// How many live events a slow stream may fall behind before it re-reads the log instead.
-const BROADCAST_CAPACITY: usize = 4096;
+pub(crate) const BROADCAST_CAPACITY: usize = 4096;
 
 impl Announce {
     pub fn new(last_seq: u64) -> Self {

@@ -108,8 +108,9 @@ pub struct PostgresStore {
     writer: Arc<Mutex<Conn>>,
     readers: ReaderPool,
     jobs: std::sync::mpsc::Sender<Box<dyn GroupJob>>,
-    /// Events other instances committed, read from the log when they say so (LISTEN/NOTIFY).
-    others: broadcast::Sender<Live>,
+    /// Every instance's commits in seq order, without gaps, as streams send them (see
+    /// [`relay`]).
+    frames: broadcast::Sender<Live>,
     /// This instance's name in commit notices.
     instance: String,
     /// Whether this instance holds the leader lock (kept by its own thread).
@@ -125,8 +126,16 @@ const DEFAULT_LEASE: std::time::Duration = std::time::Duration::from_secs(35);
 /// The channel commits are announced on: `"<instance>:<newest seq>"` (see [`PgTx::append_to_log`]).
 const LOG_CHANNEL: &str = "baton_log";
 
-/// How many events one relayed frame of others' commits holds at most.
+/// How many events one frame read from the log holds at most.
 const RELAY_PAGE: u32 = 1000;
+
+/// What the relay hears of (see [`relay`]).
+enum Wake {
+    /// Another instance committed up to this seq (`u64::MAX`: whatever the log gained).
+    Other(u64),
+    /// This instance committed these events.
+    Own(Live),
+}
 
 impl std::fmt::Debug for PostgresStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -968,17 +977,22 @@ impl PostgresStore {
         let instance = format!("{:016x}", rand::random::<u64>());
         let instance_name = instance.clone();
         let (woken, wakes) = std::sync::mpsc::channel();
-        listen(&config, &driver, instance.clone(), woken)?;
-        let (others, _) = broadcast::channel(1024);
-        let relay = (
+        listen(&config, &driver, instance.clone(), woken.clone())?;
+        forward_own_commits(&driver, announce.subscribe(), woken)?;
+        let (frames, _) = broadcast::channel(super::BROADCAST_CAPACITY);
+        let relay_with = (
             config.clone(),
             driver.clone(),
             connect(&config, &driver)?,
-            others.clone(),
+            frames.clone(),
+            announce.clone(),
         );
         std::thread::Builder::new()
             .name("baton-hub-relay".into())
-            .spawn(move || relay_others(&relay.0, &relay.1, relay.2, last, &wakes, &relay.3))
+            .spawn(move || {
+                let (config, driver, client, frames, announce) = relay_with;
+                relay(&config, &driver, client, last, &wakes, &frames, &announce)
+            })
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let (jobs, queue) = std::sync::mpsc::channel();
         let (w, a) = (writer.clone(), announce.clone());
@@ -1011,7 +1025,7 @@ impl PostgresStore {
             writer,
             readers: ReaderPool::default(),
             jobs,
-            others,
+            frames,
             instance: instance_name,
             leading,
             _leadership: leadership,
@@ -1061,7 +1075,7 @@ fn listen(
     config: &Database,
     driver: &Driver,
     instance: String,
-    woken: std::sync::mpsc::Sender<u64>,
+    woken: std::sync::mpsc::Sender<Wake>,
 ) -> Result<(), StoreError> {
     let config = config.clone();
     let (first, listening) = tokio::sync::oneshot::channel::<Result<(), String>>();
@@ -1100,7 +1114,7 @@ enum Listening {
 async fn listen_once(
     config: &Database,
     instance: &str,
-    woken: &std::sync::mpsc::Sender<u64>,
+    woken: &std::sync::mpsc::Sender<Wake>,
     first: &mut Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 ) -> Result<Listening, tokio_postgres::Error> {
     let (client, mut connection) = config.connect().await?;
@@ -1125,7 +1139,7 @@ async fn listen_once(
         }
         // Listening again after a gap: what others committed meanwhile is read now.
         None => {
-            if woken.send(u64::MAX).is_err() {
+            if woken.send(Wake::Other(u64::MAX)).is_err() {
                 return Ok(Listening::StoreGone);
             }
         }
@@ -1139,7 +1153,7 @@ async fn listen_once(
             continue;
         }
         if let Ok(seq) = seq.parse() {
-            if woken.send(seq).is_err() {
+            if woken.send(Wake::Other(seq)).is_err() {
                 return Ok(Listening::StoreGone);
             }
         }
@@ -1193,26 +1207,63 @@ fn lead_when_possible(
     }
 }
 
-/// Reads what other instances committed, each time one says so, and sends it on as frames for
-/// this instance's streams. Frames may repeat events this instance sent itself: streams skip
-/// what they have already sent.
-fn relay_others(
+/// Hands this instance's commits to the relay, as the writer announces them.
+fn forward_own_commits(
+    driver: &Driver,
+    mut own: broadcast::Receiver<Live>,
+    woken: std::sync::mpsc::Sender<Wake>,
+) -> Result<(), StoreError> {
+    use broadcast::error::RecvError;
+    driver.runtime()?.spawn(async move {
+        loop {
+            let wake = match own.recv().await {
+                Ok(live) => Wake::Own(live),
+                // The relay reads what it missed from the log.
+                Err(RecvError::Lagged(_)) => Wake::Other(u64::MAX),
+                Err(RecvError::Closed) => return,
+            };
+            if woken.send(wake).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
+
+/// Puts every instance's commits in one order for this instance's streams: frames go out in
+/// seq order and without gaps.
+///
+/// This instance's own commit goes out as the writer made it when it follows the last frame
+/// sent; otherwise another instance committed in between, and the relay reads the log up to it
+/// (the log holds everything below a commit: seqs are handed out in commit order). Other
+/// instances' commits are read from the log when they say so. Without this, a stream handed an
+/// own commit ahead of another instance's would find a gap and read the log itself: every
+/// stream, every time the instances took turns.
+fn relay(
     config: &Database,
     driver: &Driver,
     mut client: Client,
-    mut relayed: u64,
-    wakes: &std::sync::mpsc::Receiver<u64>,
+    mut sent: u64,
+    wakes: &std::sync::mpsc::Receiver<Wake>,
     frames: &broadcast::Sender<Live>,
+    announce: &Announce,
 ) {
-    while let Ok(mut newest) = wakes.recv() {
-        while let Ok(more) = wakes.try_recv() {
-            newest = newest.max(more);
-        }
-        while relayed < newest {
-            let page = match page_after(&client, relayed, RELAY_PAGE, super::MAX_FRAME_BYTES) {
+    while let Ok(wake) = wakes.recv() {
+        let wanted = match wake {
+            Wake::Own(live) if live.last <= sent => continue,
+            Wake::Own(live) if live.first == sent + 1 => {
+                sent = live.last;
+                let _ = frames.send(live);
+                continue;
+            }
+            Wake::Own(live) => live.last,
+            Wake::Other(seq) => seq,
+        };
+        while sent < wanted {
+            let page = match page_after(&client, sent, RELAY_PAGE, super::MAX_FRAME_BYTES) {
                 Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(error = %e, "store: cannot read other instances' events; streams catch up within a second");
+                    tracing::warn!(error = %e, "store: cannot read the log for streams; they catch up within a second");
                     // The database ended the connection: read again on a new one.
                     if client.is_closed() {
                         if let Ok(fresh) = connect(config, driver) {
@@ -1231,7 +1282,9 @@ fn relay_others(
                 last,
                 json: page.json.into(),
             });
-            relayed = last;
+            sent = last;
+            // The team's sweeps (routing) see other instances' commits as they see their own.
+            announce.noticed(last);
         }
     }
 }
@@ -1399,11 +1452,7 @@ impl Store for PostgresStore {
     }
 
     fn subscribe(&self) -> broadcast::Receiver<Live> {
-        self.announce.subscribe()
-    }
-
-    fn others(&self) -> Option<broadcast::Receiver<Live>> {
-        Some(self.others.subscribe())
+        self.frames.subscribe()
     }
 
     fn shared(&self) -> bool {
@@ -2982,7 +3031,7 @@ mod tests {
         let url = testing::fresh_database();
         let writer = PostgresStore::open(&url).expect("open one instance");
         let follower = PostgresStore::open(&url).expect("open another");
-        let mut others = follower.others().expect("a shared store relays");
+        let mut others = follower.subscribe();
         let admin = connect(&Database::parse(&url).expect("url"), &writer.driver).expect("admin");
         wait(admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity
@@ -3012,6 +3061,57 @@ mod tests {
             );
             std::thread::sleep(std::time::Duration::from_millis(20));
         }
+    }
+
+    #[test]
+    fn an_instances_streams_get_every_instances_commits_in_seq_order_without_gaps() {
+        let url = testing::fresh_database();
+        let here = PostgresStore::open(&url).expect("open one instance");
+        let there = PostgresStore::open(&url).expect("open another");
+        let mut frames = here.subscribe();
+        // The instances take turns, as two hubs behind a load balancer do.
+        for i in 0..40 {
+            let writer: &dyn Store = if i % 2 == 0 { &here } else { &there };
+            writer
+                .write(|tx| {
+                    tx.put(EventData::Tags(baton_protocol::TagList {
+                        tags: vec![format!("t{i}")],
+                    }))
+                })
+                .expect("write");
+        }
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut sent = 0;
+        while sent < 40 {
+            match frames.try_recv() {
+                Ok(frame) => {
+                    assert_eq!(
+                        frame.first,
+                        sent + 1,
+                        "a frame after seq {sent} starts at {}: a stream would find a gap",
+                        frame.first
+                    );
+                    let events: Vec<serde_json::Value> =
+                        serde_json::from_slice(&frame.json).expect("a JSON array");
+                    assert_eq!(events.len() as u64, frame.last - frame.first + 1);
+                    sent = frame.last;
+                }
+                Err(broadcast::error::TryRecvError::Empty) => {
+                    assert!(
+                        std::time::Instant::now() < deadline,
+                        "frames stopped at seq {sent} of 40"
+                    );
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Err(e) => panic!("frames: {e}"),
+            }
+        }
+        assert_eq!(sent, 40);
+        assert_eq!(
+            (&here as &dyn Store).announced(),
+            40,
+            "the other instance's commits count as seen"
+        );
     }
 
     #[test]

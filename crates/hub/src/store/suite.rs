@@ -199,7 +199,18 @@ pub fn committed_events_reach_live_streams_in_seq_order_and_rolled_back_ones_nev
             tx.add_agent(&agent("ag_2", Role::Agent), "h")
         })
         .expect("write");
-    let frame = live.try_recv().expect("a frame");
+    // A shared store hands frames on from a thread of its own: they arrive a moment later.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let frame = loop {
+        match live.try_recv() {
+            Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+                if std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            got => break got.expect("a frame"),
+        }
+    };
     assert_eq!((frame.first, frame.last), (1, 2));
     let events: Vec<serde_json::Value> =
         serde_json::from_slice(&frame.json).expect("the frame is a JSON array");
