@@ -165,6 +165,31 @@ async fn a_call_whose_hub_is_killed_mid_send_is_settled_by_another_hub_after_its
     // the rest of the conversation's calls go, each once.
     let second = HubProcess::start_with(&data, support::free_port(), &flags);
     let alice = AgentSession::sign_in(&second, AGENT_EMAIL).await;
+    // A reply behind the one in flight waits for its lease, and the hub waits with it: it does
+    // not claim again and again meanwhile.
+    let (status, body) = alice
+        .post(
+            &format!("/conversations/{ticket}/messages"),
+            serde_json::json!({"txn_id": "t-behind", "text": "one more thing"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (used, over) = (second.cpu_time(), Instant::now());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let busy = (second.cpu_time() - used).as_secs_f64() / over.elapsed().as_secs_f64();
+    println!(
+        "the second hub used {:.0}% of a core while the call waited",
+        busy * 100.0
+    );
+    assert!(
+        busy < 0.25,
+        "the hub kept busy ({:.0}% of a core) while a call waited for another's lease",
+        busy * 100.0
+    );
+    assert!(
+        killed.elapsed() < Duration::from_secs(7),
+        "the lease was still running while the hub was watched"
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     let settled = loop {
         let calls: Vec<Value> = alice
@@ -203,6 +228,19 @@ async fn a_call_whose_hub_is_killed_mid_send_is_settled_by_another_hub_after_its
         "the call in flight at the kill was settled as uncertain:\n{}",
         data.log()
     );
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !fake
+        .accepted()
+        .iter()
+        .any(|c| c.body["payload"]["text"] == "one more thing")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the reply behind it never went:\n{}",
+            data.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     match settled["status"].as_str() {
         Some("sent") => assert_eq!(copies, 1, "delivered exactly once: {settled}"),
         _ => {

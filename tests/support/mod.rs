@@ -251,6 +251,21 @@ impl HubProcess {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+
+    /// The CPU time the process has used so far (user and system, from `/proc`).
+    pub fn cpu_time(&self) -> Duration {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))
+            .expect("the hub's /proc stat");
+        // The fields after the command's name, which is in parentheses and may hold spaces.
+        let after = stat.rsplit_once(')').map(|(_, rest)| rest).unwrap_or("");
+        let fields: Vec<&str> = after.split_whitespace().collect();
+        let ticks: u64 = [11, 12]
+            .iter()
+            .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+            .sum();
+        // Linux reports these in USER_HZ, 100 per second.
+        Duration::from_millis(ticks * 10)
+    }
 }
 
 impl Drop for HubProcess {

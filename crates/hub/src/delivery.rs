@@ -25,7 +25,6 @@ use std::time::Duration;
 
 use baton_protocol::backoff::Backoff;
 use baton_protocol::{DeliveryStatus, EventData};
-use chrono::Utc;
 use tokio::sync::watch;
 
 use crate::store::{DeliveryState, DueDelivery as Due, StoreError, Tx};
@@ -105,6 +104,18 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
                 Err(e) => tracing::error!(error = %e, "outbound: recovery task failed"),
             }
         }
+        // A read says whether anything is due before a write transaction claims it: every
+        // customer's message wakes this loop, and on PostgreSQL a claim takes the log's head and
+        // a durable commit even when it finds nothing.
+        let wait = next_wake(&hub).await;
+        if !wait.is_zero() {
+            tokio::select! {
+                _ = hub.delivery_wakeup().notified() => {}
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => return,
+            }
+            continue;
+        }
         let hub2 = hub.clone();
         let due = match tokio::task::spawn_blocking(move || claim_due(&hub2)).await {
             Ok(Ok(due)) => due,
@@ -118,12 +129,7 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             }
         };
         if due.is_empty() {
-            let wait = next_wake(&hub).await;
-            tokio::select! {
-                _ = hub.delivery_wakeup().notified() => {}
-                _ = tokio::time::sleep(wait) => {}
-                _ = stop.changed() => return,
-            }
+            // Another instance took it first; the next look says what is left.
             continue;
         }
         let sends = due.into_iter().map(|row| {
@@ -558,20 +564,18 @@ fn set_message_status(
     Ok(())
 }
 
-/// When the earliest queued row comes due (at most a second away, so new rows are never late).
+/// How long until the earliest call that could be claimed comes due: zero when one is due now, at
+/// most a second (a call another process queued, or one behind a call being sent, is seen within
+/// it), and a second when the queue cannot be read.
 async fn next_wake(hub: &Hub) -> Duration {
-    let hub = hub.clone();
-    let next = tokio::task::spawn_blocking(move || hub.store().reader()?.next_delivery_at())
+    let hub2 = hub.clone();
+    let next = tokio::task::spawn_blocking(move || hub2.store().reader()?.next_delivery_at())
         .await
         .ok()
-        .and_then(Result::ok)
-        .flatten();
+        .and_then(Result::ok);
     let cap = Duration::from_secs(1);
     match next {
-        Some(at) => (at - Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO)
-            .min(cap),
-        None => cap,
+        Some(Some(at)) => (at - hub.now()).to_std().unwrap_or(Duration::ZERO).min(cap),
+        Some(None) | None => cap,
     }
 }

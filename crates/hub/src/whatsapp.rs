@@ -606,12 +606,13 @@ pub fn apply(
             continue;
         }
         let (contact, new_contact) = customer_contact(txn, hub, channel_id, &m.customer)?;
+        let at = m.at.unwrap_or_else(|| hub.now());
+        let opens_window = refreshes_window(&m.kind).then_some(at);
         let (mut conversation, new_conversation) =
-            conversation_of(txn, hub, channel_id, &contact, new_contact)?;
+            conversation_of(txn, hub, channel_id, &contact, new_contact, opens_window)?;
         if let Some(new_number) = changed_number(&m.raw) {
             follow_new_number(txn, channel_id, contact.clone(), new_number)?;
         }
-        let at = m.at.unwrap_or_else(|| hub.now());
         let Inbound {
             kind,
             text,
@@ -950,13 +951,16 @@ fn follow_new_number(
 }
 
 /// The customer's one conversation on this number, made with their first message (for a contact
-/// made just now, without looking for one); true when made.
+/// made just now, without looking for one); true when made. A conversation made for a message
+/// that opens the customer-service window (`opens_window`: when it was sent) is stored with it
+/// open, rather than stored and then stored again.
 fn conversation_of(
     txn: &mut dyn Tx,
     hub: &Hub,
     channel_id: &str,
     contact: &Contact,
     new_contact: bool,
+    opens_window: Option<DateTime<Utc>>,
 ) -> Result<(Conversation, bool), ApiError> {
     if !new_contact {
         if let Some(conversation) = txn.linked_conversation(channel_id, &contact.id)? {
@@ -969,10 +973,15 @@ fn conversation_of(
         contact_id: Some(contact.id.clone()),
         created_at: hub.now(),
         channel_kind: Some("whatsapp".into()),
-        last_inbound_at: None,
+        last_inbound_at: opens_window,
     };
     txn.put(EventData::Conversation(conversation.clone()))?;
-    txn.add_link(channel_id, "conversation", &contact.id, &conversation.id)?;
+    if new_contact {
+        // Its first conversation: the customer's next message finds it without a read.
+        txn.add_link_to_new_id(channel_id, "conversation", &contact.id, &conversation.id)?;
+    } else {
+        txn.add_link(channel_id, "conversation", &contact.id, &conversation.id)?;
+    }
     Ok((conversation, true))
 }
 

@@ -305,7 +305,8 @@ pub trait Read {
     fn queued_messages(&self, conversation_id: &str) -> Result<Vec<String>, StoreError>;
     /// Calls marked as being sent (`id`, message, channel), oldest first.
     fn deliveries_in_flight(&self) -> Result<Vec<(i64, Option<String>, String)>, StoreError>;
-    /// When the earliest queued call comes due.
+    /// When the earliest queued call that is first in its conversation comes due (a call behind
+    /// another waits for it, as [`Tx::claim_due_deliveries`] does).
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError>;
     /// The contact a platform id (`kind`: `phone`, `bsuid`) is linked to, in one look-up.
     fn linked_contact(
@@ -375,6 +376,18 @@ pub trait Tx: Read {
     ) -> Result<(), StoreError> {
         self.link_external(channel_id, kind, external_id, internal_id)
             .map(|_| ())
+    }
+    /// [`Self::add_link`] for a link keyed by an id this transaction made (a new customer's
+    /// contact), which nothing can link yet: a store that keeps what it read may know the link
+    /// from now on without reading it back.
+    fn add_link_to_new_id(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        new_id: &str,
+        internal_id: &str,
+    ) -> Result<(), StoreError> {
+        self.add_link(channel_id, kind, new_id, internal_id)
     }
     /// When a draft is decided for it if no agent has (`None`: never, or no longer).
     fn set_draft_deadline(

@@ -2139,7 +2139,10 @@ macro_rules! impl_read {
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self.query_one(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
+            "SELECT MIN(o.next_attempt_at) FROM deliveries o WHERE o.state = 'queued'
+               AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
+                               AND p.channel_id = o.channel_id
+                               AND p.id < o.id AND p.state IN ('queued', 'sending'))",
             &[],
         )?
         .get(0))
@@ -2419,6 +2422,23 @@ impl Tx for PgTx<'_> {
             }
         }
         Ok(())
+    }
+
+    fn add_link_to_new_id(
+        &mut self,
+        channel_id: &str,
+        kind: &str,
+        new_id: &str,
+        internal_id: &str,
+    ) -> Result<(), StoreError> {
+        // Known to be missing, so `add_link` keeps it as this one (else it would read it back).
+        {
+            let mut cache = self.cache.borrow_mut();
+            cache.make_room();
+            let key = (channel_id.to_string(), kind.to_string(), new_id.to_string());
+            cache.links.insert(key, None);
+        }
+        self.add_link(channel_id, kind, new_id, internal_id)
     }
 
     fn set_draft_deadline(
@@ -3529,6 +3549,40 @@ mod tests {
         assert_eq!(
             read.external_id("ch", "phone", "+15550002").expect("read"),
             Some("u_+15550002".to_string())
+        );
+    }
+
+    #[test]
+    fn a_new_customers_conversation_is_known_to_the_next_transaction_without_reading_it_back() {
+        let url = testing::fresh_database();
+        let store = PostgresStore::open(&url).expect("open");
+        let ours: &dyn Store = &store;
+        ours.write(|tx| add_channel(tx, "whatsapp"))
+            .expect("channel");
+        ours.write(|tx| {
+            tx.put(EventData::Contact(customer("u_new", "New")))?;
+            tx.add_link_to_new_id("ch", "conversation", "u_new", "t_new")?;
+            tx.add_link("ch", "conversation", "u_old", "t_old")
+        })
+        .expect("write");
+        let key = |id: &str| ("ch".to_string(), "conversation".to_string(), id.to_string());
+        {
+            let conn = store.writer.lock().expect("writer");
+            let cache = conn.cache.borrow();
+            assert_eq!(
+                cache.links.get(&key("u_new")),
+                Some(&Some("t_new".to_string()))
+            );
+            // A link whose key may have been there already is read when next asked for.
+            assert_eq!(cache.links.get(&key("u_old")), None);
+        }
+        assert_eq!(
+            ours.reader()
+                .expect("reader")
+                .external_id("ch", "conversation", "u_new")
+                .expect("read"),
+            Some("t_new".to_string()),
+            "and it is stored"
         );
     }
 

@@ -835,7 +835,10 @@ impl<T: HasConn> Read for T {
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self.conn()?.query_row(
-            "SELECT MIN(next_attempt_at) FROM deliveries WHERE state = 'queued'",
+            "SELECT MIN(o.next_attempt_at) FROM deliveries o WHERE o.state = 'queued'
+               AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
+                               AND p.channel_id = o.channel_id
+                               AND p.id < o.id AND p.state IN ('queued', 'sending'))",
             [],
             |r| r.get(0),
         )?;
