@@ -248,12 +248,18 @@ async fn notify(
             })
             .collect(),
     };
-    hub.store()
+    let queued_calls = hub
+        .store()
         .write_grouped_looking_for(looks_for, move |txn| {
-            apply(txn, &hub2, &channel, &settings, batch)
+            let before = txn.calls_queued();
+            apply(txn, &hub2, &channel, &settings, batch)?;
+            Ok::<_, ApiError>(txn.calls_queued() > before)
         })
         .await?;
-    hub.wake_delivery();
+    // Most messages queue nothing (no bot, no auto-reply): the worker is left asleep.
+    if queued_calls {
+        hub.wake_delivery();
+    }
     tracing::debug!(messages = count, statuses, "whatsapp: notification stored");
     Ok(StatusCode::OK.into_response())
 }

@@ -433,6 +433,9 @@ pub trait Tx: Read {
     ) -> Result<(), StoreError>;
     /// Queues a call, due now, behind the conversation's earlier ones.
     fn queue_delivery(&mut self, call: &Delivery, now: DateTime<Utc>) -> Result<(), StoreError>;
+    /// How many calls this transaction has queued so far: a job that compares it before and
+    /// after knows whether to wake the delivery worker.
+    fn calls_queued(&self) -> usize;
     /// Makes queued calls (of one channel, or all) due now.
     fn retry_deliveries_now(
         &mut self,

@@ -188,6 +188,8 @@ struct PgTx<'c> {
     careful: &'c std::cell::Cell<u32>,
     /// Platform messages known not to be stored (see [`PgTx::look_for`]).
     absent: std::cell::RefCell<Absent>,
+    /// How many calls it has queued (see [`Tx::calls_queued`]).
+    calls: std::cell::Cell<usize>,
 }
 
 /// Platform messages a group looked for before its jobs ran and did not find, less what its jobs
@@ -289,6 +291,7 @@ impl<'c> PgTx<'c> {
             defer,
             careful,
             absent: Default::default(),
+            calls: Default::default(),
         })
     }
 
@@ -2596,7 +2599,12 @@ impl Tx for PgTx<'_> {
                 &now,
             ],
         )?;
+        self.calls.set(self.calls.get() + 1);
         Ok(())
+    }
+
+    fn calls_queued(&self) -> usize {
+        self.calls.get()
     }
 
     fn retry_deliveries_now(

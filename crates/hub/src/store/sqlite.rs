@@ -81,6 +81,8 @@ struct SqliteTx<'c> {
     events: Vec<Event>,
     /// Each event's `data` JSON, made once and shared by the entity row, the log and the streams.
     bodies: Vec<String>,
+    /// How many calls it has queued (see [`Tx::calls_queued`]).
+    calls: usize,
 }
 
 /// A pooled read connection; it goes back to the pool when dropped.
@@ -205,11 +207,14 @@ impl Store for SqliteStore {
             tx,
             events: Vec::new(),
             bodies: Vec::new(),
+            calls: 0,
         };
         if !f(&mut txn) {
             return Ok(());
         }
-        let SqliteTx { tx, events, bodies } = txn;
+        let SqliteTx {
+            tx, events, bodies, ..
+        } = txn;
         tx.commit()?;
         self.announce.committed(&events, &bodies);
         Ok(())
@@ -1174,7 +1179,12 @@ impl Tx for SqliteTx<'_> {
                 call.message_id,
                 now.to_rfc3339()
             ])?;
+        self.calls += 1;
         Ok(())
+    }
+
+    fn calls_queued(&self) -> usize {
+        self.calls
     }
 
     fn retry_deliveries_now(
@@ -1295,6 +1305,7 @@ fn commit_group(
         tx,
         events: Vec::new(),
         bodies: Vec::new(),
+        calls: 0,
     };
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
     while let Some(job) = jobs.pop_front() {
@@ -1339,7 +1350,9 @@ fn commit_group(
             return;
         }
     }
-    let SqliteTx { tx, events, bodies } = txn;
+    let SqliteTx {
+        tx, events, bodies, ..
+    } = txn;
     match tx.commit() {
         Ok(()) => {
             announce.committed(&events, &bodies);

@@ -500,13 +500,22 @@ pub fn deliveries_go_one_at_a_time_per_conversation_and_settle(open: &Open, dir:
         body: format!(r#"{{"remoteConversationId":"{conversation}"}}"#),
         message_id: message.map(str::to_string),
     };
+    let mut counted = Vec::new();
     store
         .write(|tx| {
+            counted.push(tx.calls_queued());
             tx.queue_delivery(&call("t_1", "agent-assigned", None), at(0))?;
             tx.queue_delivery(&call("t_1", "message-from-agent", Some("m_1")), at(0))?;
-            tx.queue_delivery(&call("t_2", "stop-hitl", None), at(0))
+            tx.queue_delivery(&call("t_2", "stop-hitl", None), at(0))?;
+            counted.push(tx.calls_queued());
+            Ok::<_, StoreError>(())
         })
         .expect("queue");
+    assert_eq!(
+        counted,
+        [0, 3],
+        "the transaction counts the calls it queued"
+    );
     assert_eq!(
         store
             .reader()
