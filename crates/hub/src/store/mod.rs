@@ -11,6 +11,16 @@
 //! frames. [`Store::submit`] is the hot path's variant: jobs from many requests share one commit
 //! (group commit), each isolated so one job's failure undoes only its own writes.
 
+/// SQL for "call `o` is first in its conversation": no earlier call of it is still queued or being
+/// sent. Calls go in order per conversation; every store's claim and `next_delivery_at` share it.
+macro_rules! first_in_its_conversation {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
+                     AND p.channel_id = o.channel_id
+                     AND p.id < o.id AND p.state IN ('queued', 'sending'))"
+    };
+}
+
 #[cfg(test)]
 #[macro_use]
 mod suite;

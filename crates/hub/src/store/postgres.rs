@@ -2142,10 +2142,10 @@ macro_rules! impl_read {
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         Ok(self.query_one(
-            "SELECT MIN(o.next_attempt_at) FROM deliveries o WHERE o.state = 'queued'
-               AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
-                               AND p.channel_id = o.channel_id
-                               AND p.id < o.id AND p.state IN ('queued', 'sending'))",
+            concat!(
+                "SELECT MIN(o.next_attempt_at) FROM deliveries o WHERE o.state = 'queued' AND ",
+                first_in_its_conversation!()
+            ),
             &[],
         )?
         .get(0))
@@ -2627,15 +2627,14 @@ impl Tx for PgTx<'_> {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         // SKIP LOCKED: a row another instance is claiming right now is left to it.
         let rows = self.query(
-            "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at,
-                    o.conversation_id, o.channel_id, c.kind
-             FROM deliveries o JOIN channels c ON c.id = o.channel_id
-             WHERE o.state = 'queued' AND o.next_attempt_at <= $1
-               AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
-                               AND p.channel_id = o.channel_id
-                               AND p.id < o.id AND p.state IN ('queued', 'sending'))
-             ORDER BY o.id LIMIT $2
-             FOR UPDATE OF o SKIP LOCKED",
+            concat!(
+                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at,
+                        o.conversation_id, o.channel_id, c.kind
+                 FROM deliveries o JOIN channels c ON c.id = o.channel_id
+                 WHERE o.state = 'queued' AND o.next_attempt_at <= $1 AND ",
+                first_in_its_conversation!(),
+                " ORDER BY o.id LIMIT $2 FOR UPDATE OF o SKIP LOCKED"
+            ),
             &[&now, &i64::try_from(limit).unwrap_or(i64::MAX)],
         )?;
         let mut claimed = Vec::with_capacity(rows.len());

@@ -840,10 +840,10 @@ impl<T: HasConn> Read for T {
 
     fn next_delivery_at(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
         let next: Option<String> = self.conn()?.query_row(
-            "SELECT MIN(o.next_attempt_at) FROM deliveries o WHERE o.state = 'queued'
-               AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
-                               AND p.channel_id = o.channel_id
-                               AND p.id < o.id AND p.state IN ('queued', 'sending'))",
+            concat!(
+                "SELECT MIN(o.next_attempt_at) FROM deliveries o WHERE o.state = 'queued' AND ",
+                first_in_its_conversation!()
+            ),
             [],
             |r| r.get(0),
         )?;
@@ -1207,14 +1207,14 @@ impl Tx for SqliteTx<'_> {
     ) -> Result<Vec<DueDelivery>, StoreError> {
         let due: Vec<DueDelivery> = {
             let mut stmt = self.tx.prepare_cached(
-                "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at, o.conversation_id,
-                        o.channel_id, c.kind
-                 FROM deliveries o JOIN channels c ON c.id = o.channel_id
-                 WHERE o.state = 'queued' AND o.next_attempt_at <= ?1
-                   AND NOT EXISTS (SELECT 1 FROM deliveries p WHERE p.conversation_id = o.conversation_id
-                                   AND p.channel_id = o.channel_id
-                                   AND p.id < o.id AND p.state IN ('queued', 'sending'))
-                 ORDER BY o.id LIMIT ?2",
+                concat!(
+                    "SELECT o.id, c.webhook_url, o.route, o.body, o.message_id, o.attempts, o.created_at,
+                            o.conversation_id, o.channel_id, c.kind
+                     FROM deliveries o JOIN channels c ON c.id = o.channel_id
+                     WHERE o.state = 'queued' AND o.next_attempt_at <= ?1 AND ",
+                    first_in_its_conversation!(),
+                    " ORDER BY o.id LIMIT ?2"
+                ),
             )?;
             let rows = stmt.query_map(params![now.to_rfc3339(), limit as i64], |r| {
                 let created: String = r.get(6)?;
