@@ -300,3 +300,52 @@ async fn signing_out_removes_the_sessions_devices_and_bad_registrations_are_refu
         fake.pushes()
     );
 }
+
+#[tokio::test]
+async fn with_two_hubs_on_one_database_a_new_handoff_wakes_a_device_once_not_once_per_hub() {
+    let fake = FakePush::start().await;
+    let data = HubData::on_postgres(
+        &baton_hub::store::postgres::testing::fresh_database(),
+        "http://127.0.0.1:9/hook",
+    );
+    let account = data.dir.path().join("service-account.json");
+    std::fs::write(&account, &fake.service_account).expect("write account");
+    let mut args = vec!["push".to_string(), "fcm".to_string()];
+    args.extend(data.place());
+    args.extend([
+        "--service-account".to_string(),
+        account.display().to_string(),
+        "--endpoint".to_string(),
+        fake.url(),
+    ]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (ok, _, err) = support::hub_cli(&args, "");
+    assert!(ok, "baton-hub {args:?}: {err}");
+    let first = HubProcess::start(&data, support::free_port());
+    let second = HubProcess::start(&data, support::free_port());
+    let alice = online(&first).await;
+    register(
+        &alice,
+        json!({"platform": "fcm", "token": "fcm-alice-pixel"}),
+    )
+    .await;
+
+    // Botpress hands over through the other hub: both follow every commit of the team.
+    let botpress = Botpress::new(&second.url(), &data.endpoint_path);
+    botpress
+        .hand_off("Refund for order 1042", "Zoë", "I was charged twice")
+        .await;
+    support::eventually(
+        Duration::from_secs(10),
+        || !fake.pushes().is_empty(),
+        || format!("no push came\nhub log:\n{}", data.log()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pushes = fake.pushes();
+    assert_eq!(pushes.len(), 1, "one push, not one per hub: {pushes:#?}");
+    assert_eq!(
+        pushes[0].body["message"]["notification"]["body"],
+        "Refund for order 1042"
+    );
+}

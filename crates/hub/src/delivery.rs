@@ -117,15 +117,21 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             continue;
         }
         let hub2 = hub.clone();
-        let due = match tokio::task::spawn_blocking(move || claim_due(&hub2)).await {
-            Ok(Ok(due)) => due,
-            Ok(Err(e)) => {
-                tracing::error!(error = %e, "outbound: cannot read the queue");
-                Vec::new()
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "outbound: queue task failed");
-                Vec::new()
+        let failed = match tokio::task::spawn_blocking(move || claim_due(&hub2)).await {
+            Ok(Ok(due)) => Ok(due),
+            Ok(Err(e)) => Err(format!("outbound: cannot claim due calls: {e}")),
+            Err(e) => Err(format!("outbound: the claiming task failed: {e}")),
+        };
+        let due = match failed {
+            Ok(due) => due,
+            Err(why) => {
+                // The look said a call is due: without a pause this would claim again at once.
+                tracing::error!("{why}; trying again in a second");
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = stop.changed() => return,
+                }
+                continue;
             }
         };
         if due.is_empty() {

@@ -503,7 +503,7 @@ impl Hub {
 ///
 /// `recheck`, on a shared database: an agent changed on another instance (disabled, a new
 /// password) has every stream here check its session at once, as a change by the admin CLI does.
-/// (A change made on this instance costs its streams one needless check.)
+/// Only frames read back from the log can hold one.
 fn relay_frames(
     name: &str,
     mut live: tokio::sync::broadcast::Receiver<store::Live>,
@@ -517,7 +517,9 @@ fn relay_frames(
             match live.blocking_recv() {
                 Ok(commit) => {
                     // A customer's payload that happens to hold this text only costs a recheck.
-                    let agent_changed = memchr::memmem::find(&commit.json, br#""kind":"agent""#).is_some();
+                    // (This process's own commits are its own changes: it revoked what they ended.)
+                    let agent_changed = commit.from_log
+                        && memchr::memmem::find(&commit.json, br#""kind":"agent""#).is_some();
                     match axum::extract::ws::Utf8Bytes::try_from(commit.json) {
                         Ok(text) => {
                             let _ = relay.send(Frame {

@@ -1126,7 +1126,9 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
             return;
         }
     };
-    let mut live = hub.store().subscribe();
+    // Its own commits only: on a shared database each instance pushes what it committed, so a
+    // push goes out once, not once per instance.
+    let mut live = hub.store().own_commits();
     let Some((mut decider, mut read_up_to)) = fresh_decider(&hub, &mut stop).await else {
         return;
     };

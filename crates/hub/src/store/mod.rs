@@ -143,6 +143,9 @@ pub struct Live {
     pub first: u64,
     pub last: u64,
     pub json: bytes::Bytes,
+    /// Read back from the log (on a shared database: it may hold another instance's commits),
+    /// rather than handed over by this process's writer.
+    pub from_log: bool,
 }
 
 /// What an agent's command was answered with, kept under its `(agent, txn_id)`.
@@ -583,9 +586,16 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// Queues a job for the next group commit.
     fn submit(&self, job: Box<dyn GroupJob>) -> Result<(), StoreError>;
     /// Committed events, as they are committed, in seq order: on a shared store, every
-    /// instance's (a store only one process serves from notices others' writes by polling).
+    /// instance's; else this process's (the hub looks for other processes' writes, the admin
+    /// CLI's, once a second).
     fn subscribe(&self) -> broadcast::Receiver<Live>;
-    /// The newest seq this process committed. When the log holds more, another process wrote it.
+    /// This process's own commits only, as its writer makes them: what a job that must act once
+    /// per commit across the team (pushes) follows.
+    fn own_commits(&self) -> broadcast::Receiver<Live> {
+        self.subscribe()
+    }
+    /// The newest seq this process committed or noticed (on a shared store, the relay notices
+    /// other instances' commits). When the log holds more, another process wrote it.
     fn announced(&self) -> u64;
     /// Records that events up to `seq`, written elsewhere, have been noticed.
     fn noticed(&self, seq: u64);
@@ -863,6 +873,7 @@ impl Announce {
                     first,
                     last,
                     json: full.into(),
+                    from_log: false,
                 });
             }
             if frame.is_empty() {
@@ -879,6 +890,7 @@ impl Announce {
             first,
             last,
             json: frame.into(),
+            from_log: false,
         });
     }
 }

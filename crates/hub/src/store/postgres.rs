@@ -979,7 +979,8 @@ impl PostgresStore {
         // Which instance a commit's notice comes from, so an instance does not re-read its own.
         let instance = format!("{:016x}", rand::random::<u64>());
         let instance_name = instance.clone();
-        let (woken, wakes) = std::sync::mpsc::channel();
+        let (woken, wakes) = Wakes::new();
+        let woken_behind = woken.behind.clone();
         listen(&config, &driver, instance.clone(), woken.clone())?;
         forward_own_commits(&driver, announce.subscribe(), woken)?;
         let (frames, _) = broadcast::channel(super::BROADCAST_CAPACITY);
@@ -994,7 +995,16 @@ impl PostgresStore {
             .name("baton-hub-relay".into())
             .spawn(move || {
                 let (config, driver, client, frames, announce) = relay_with;
-                relay(&config, &driver, client, last, &wakes, &frames, &announce)
+                let behind = woken_behind;
+                relay(
+                    &config,
+                    &driver,
+                    client,
+                    last,
+                    (&wakes, &*behind),
+                    &frames,
+                    &announce,
+                )
             })
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let (jobs, queue) = std::sync::mpsc::channel();
@@ -1078,7 +1088,7 @@ fn listen(
     config: &Database,
     driver: &Driver,
     instance: String,
-    woken: std::sync::mpsc::Sender<Wake>,
+    woken: Wakes,
 ) -> Result<(), StoreError> {
     let config = config.clone();
     let (first, listening) = tokio::sync::oneshot::channel::<Result<(), String>>();
@@ -1117,7 +1127,7 @@ enum Listening {
 async fn listen_once(
     config: &Database,
     instance: &str,
-    woken: &std::sync::mpsc::Sender<Wake>,
+    woken: &Wakes,
     first: &mut Option<tokio::sync::oneshot::Sender<Result<(), String>>>,
 ) -> Result<Listening, tokio_postgres::Error> {
     let (client, mut connection) = config.connect().await?;
@@ -1142,7 +1152,7 @@ async fn listen_once(
         }
         // Listening again after a gap: what others committed meanwhile is read now.
         None => {
-            if woken.send(Wake::Other(u64::MAX)).is_err() {
+            if !woken.send(Wake::Other(u64::MAX)) {
                 return Ok(Listening::StoreGone);
             }
         }
@@ -1156,7 +1166,7 @@ async fn listen_once(
             continue;
         }
         if let Ok(seq) = seq.parse() {
-            if woken.send(Wake::Other(seq)).is_err() {
+            if !woken.send(Wake::Other(seq)) {
                 return Ok(Listening::StoreGone);
             }
         }
@@ -1210,11 +1220,42 @@ fn lead_when_possible(
     }
 }
 
+/// How the listener and the writer wake the relay: a bounded queue, and when it is full a mark
+/// that the relay must read the log (so a relay held up by a slow read never piles up frames).
+#[derive(Clone)]
+struct Wakes {
+    queue: std::sync::mpsc::SyncSender<Wake>,
+    behind: Arc<std::sync::atomic::AtomicBool>,
+}
+
+/// How many wakes wait for the relay at most.
+const WAKES_WAITING: usize = 1024;
+
+impl Wakes {
+    fn new() -> (Self, std::sync::mpsc::Receiver<Wake>) {
+        let (queue, received) = std::sync::mpsc::sync_channel(WAKES_WAITING);
+        let behind = Arc::default();
+        (Self { queue, behind }, received)
+    }
+
+    /// `false` once the relay is gone.
+    fn send(&self, wake: Wake) -> bool {
+        match self.queue.try_send(wake) {
+            Ok(()) => true,
+            Err(std::sync::mpsc::TrySendError::Full(_)) => {
+                self.behind.store(true, std::sync::atomic::Ordering::SeqCst);
+                true
+            }
+            Err(std::sync::mpsc::TrySendError::Disconnected(_)) => false,
+        }
+    }
+}
+
 /// Hands this instance's commits to the relay, as the writer announces them.
 fn forward_own_commits(
     driver: &Driver,
     mut own: broadcast::Receiver<Live>,
-    woken: std::sync::mpsc::Sender<Wake>,
+    woken: Wakes,
 ) -> Result<(), StoreError> {
     use broadcast::error::RecvError;
     driver.runtime()?.spawn(async move {
@@ -1225,13 +1266,16 @@ fn forward_own_commits(
                 Err(RecvError::Lagged(_)) => Wake::Other(u64::MAX),
                 Err(RecvError::Closed) => return,
             };
-            if woken.send(wake).is_err() {
+            if !woken.send(wake) {
                 return;
             }
         }
     });
     Ok(())
 }
+
+/// How soon the relay reads the log again after it could not.
+const RELAY_RETRY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Puts every instance's commits in one order for this instance's streams: frames go out in
 /// seq order and without gaps.
@@ -1241,32 +1285,55 @@ fn forward_own_commits(
 /// (the log holds everything below a commit: seqs are handed out in commit order). Other
 /// instances' commits are read from the log when they say so. Without this, a stream handed an
 /// own commit ahead of another instance's would find a gap and read the log itself: every
-/// stream, every time the instances took turns.
+/// stream, every time the instances took turns. A read that fails is tried again a second later.
 fn relay(
     config: &Database,
     driver: &Driver,
     mut client: Client,
     mut sent: u64,
-    wakes: &std::sync::mpsc::Receiver<Wake>,
+    wakes: (
+        &std::sync::mpsc::Receiver<Wake>,
+        &std::sync::atomic::AtomicBool,
+    ),
     frames: &broadcast::Sender<Live>,
     announce: &Announce,
 ) {
-    while let Ok(wake) = wakes.recv() {
-        let wanted = match wake {
-            Wake::Own(live) if live.last <= sent => continue,
-            Wake::Own(live) if live.first == sent + 1 => {
-                sent = live.last;
-                let _ = frames.send(live);
-                continue;
+    use std::sync::mpsc::RecvTimeoutError;
+    let (received, behind) = wakes;
+    // What the log is known to hold up to, read or not.
+    let mut owed = sent;
+    loop {
+        let wake = if owed > sent {
+            match received.recv_timeout(RELAY_RETRY) {
+                Ok(wake) => Some(wake),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return,
             }
-            Wake::Own(live) => live.last,
-            Wake::Other(seq) => seq,
+        } else {
+            match received.recv() {
+                Ok(wake) => Some(wake),
+                Err(_) => return,
+            }
         };
-        while sent < wanted {
+        if behind.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            owed = u64::MAX;
+        }
+        match wake {
+            Some(Wake::Own(live)) if live.last <= sent => {}
+            Some(Wake::Own(live)) if live.first == sent + 1 && owed <= sent => {
+                sent = live.last;
+                owed = sent;
+                let _ = frames.send(live);
+            }
+            Some(Wake::Own(live)) => owed = owed.max(live.last),
+            Some(Wake::Other(seq)) => owed = owed.max(seq),
+            None => {}
+        }
+        while sent < owed {
             let page = match page_after(&client, sent, RELAY_PAGE, super::MAX_FRAME_BYTES) {
                 Ok(page) => page,
                 Err(e) => {
-                    tracing::warn!(error = %e, "store: cannot read the log for streams; they catch up within a second");
+                    tracing::warn!(error = %e, "store: cannot read the log for streams; trying again in a second");
                     // The database ended the connection: read again on a new one.
                     if client.is_closed() {
                         if let Ok(fresh) = connect(config, driver) {
@@ -1278,16 +1345,19 @@ fn relay(
                 }
             };
             let (Some(first), Some(last)) = (page.first, page.last) else {
+                // The log holds no more: what was owed (`u64::MAX`: whatever it gained) is sent.
+                owed = sent;
                 break;
             };
+            // The team's sweeps (routing) see other instances' commits as they see their own.
+            announce.noticed(last);
+            sent = last;
             let _ = frames.send(Live {
                 first,
                 last,
                 json: page.json.into(),
+                from_log: true,
             });
-            sent = last;
-            // The team's sweeps (routing) see other instances' commits as they see their own.
-            announce.noticed(last);
         }
     }
 }
@@ -1456,6 +1526,10 @@ impl Store for PostgresStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.frames.subscribe()
+    }
+
+    fn own_commits(&self) -> broadcast::Receiver<Live> {
+        self.announce.subscribe()
     }
 
     fn shared(&self) -> bool {
