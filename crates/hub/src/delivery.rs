@@ -117,16 +117,15 @@ pub async fn run(hub: Hub, mut stop: watch::Receiver<bool>) {
             continue;
         }
         let hub2 = hub.clone();
-        let failed = match tokio::task::spawn_blocking(move || claim_due(&hub2)).await {
-            Ok(Ok(due)) => Ok(due),
-            Ok(Err(e)) => Err(format!("outbound: cannot claim due calls: {e}")),
-            Err(e) => Err(format!("outbound: the claiming task failed: {e}")),
-        };
-        let due = match failed {
+        let claimed = tokio::task::spawn_blocking(move || claim_due(&hub2))
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|claimed| claimed.map_err(|e| e.to_string()));
+        let due = match claimed {
             Ok(due) => due,
-            Err(why) => {
+            Err(e) => {
                 // The look said a call is due: without a pause this would claim again at once.
-                tracing::error!("{why}; trying again in a second");
+                tracing::error!(error = %e, "outbound: cannot claim due calls; trying again in a second");
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(1)) => {}
                     _ = stop.changed() => return,

@@ -979,10 +979,9 @@ impl PostgresStore {
         // Which instance a commit's notice comes from, so an instance does not re-read its own.
         let instance = format!("{:016x}", rand::random::<u64>());
         let instance_name = instance.clone();
-        let (woken, wakes) = Wakes::new();
-        let woken_behind = woken.behind.clone();
-        listen(&config, &driver, instance.clone(), woken.clone())?;
-        forward_own_commits(&driver, announce.subscribe(), woken)?;
+        let (wakes, woken) = Wakes::new();
+        listen(&config, &driver, instance.clone(), wakes.clone())?;
+        forward_own_commits(&driver, announce.subscribe(), wakes)?;
         let (frames, _) = broadcast::channel(super::BROADCAST_CAPACITY);
         let relay_with = (
             config.clone(),
@@ -995,16 +994,7 @@ impl PostgresStore {
             .name("baton-hub-relay".into())
             .spawn(move || {
                 let (config, driver, client, frames, announce) = relay_with;
-                let behind = woken_behind;
-                relay(
-                    &config,
-                    &driver,
-                    client,
-                    last,
-                    (&wakes, &*behind),
-                    &frames,
-                    &announce,
-                )
+                relay(&config, &driver, client, last, &woken, &frames, &announce)
             })
             .map_err(|e| StoreError::Database(Box::new(e)))?;
         let (jobs, queue) = std::sync::mpsc::channel();
@@ -1232,10 +1222,14 @@ struct Wakes {
 const WAKES_WAITING: usize = 1024;
 
 impl Wakes {
-    fn new() -> (Self, std::sync::mpsc::Receiver<Wake>) {
+    fn new() -> (Self, Woken) {
         let (queue, received) = std::sync::mpsc::sync_channel(WAKES_WAITING);
-        let behind = Arc::default();
-        (Self { queue, behind }, received)
+        let behind: Arc<std::sync::atomic::AtomicBool> = Arc::default();
+        let woken = Woken {
+            received,
+            behind: behind.clone(),
+        };
+        (Self { queue, behind }, woken)
     }
 
     /// `false` once the relay is gone.
@@ -1248,6 +1242,32 @@ impl Wakes {
             }
             Err(std::sync::mpsc::TrySendError::Disconnected(_)) => false,
         }
+    }
+}
+
+/// The relay's end of [`Wakes`].
+struct Woken {
+    received: std::sync::mpsc::Receiver<Wake>,
+    behind: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Woken {
+    /// The next wake, waiting at most `patience` (`None`: until one comes); a full queue that
+    /// dropped some reads as "whatever the log gained". `Err` once every sender is gone.
+    fn next(&self, patience: Option<std::time::Duration>) -> Result<Option<Wake>, ()> {
+        use std::sync::mpsc::RecvTimeoutError;
+        let wake = match patience {
+            Some(patience) => match self.received.recv_timeout(patience) {
+                Ok(wake) => Some(wake),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => return Err(()),
+            },
+            None => Some(self.received.recv().map_err(|_| ())?),
+        };
+        if self.behind.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Ok(Some(Wake::Other(u64::MAX)));
+        }
+        Ok(wake)
     }
 }
 
@@ -1291,33 +1311,17 @@ fn relay(
     driver: &Driver,
     mut client: Client,
     mut sent: u64,
-    wakes: (
-        &std::sync::mpsc::Receiver<Wake>,
-        &std::sync::atomic::AtomicBool,
-    ),
+    woken: &Woken,
     frames: &broadcast::Sender<Live>,
     announce: &Announce,
 ) {
-    use std::sync::mpsc::RecvTimeoutError;
-    let (received, behind) = wakes;
     // What the log is known to hold up to, read or not.
     let mut owed = sent;
     loop {
-        let wake = if owed > sent {
-            match received.recv_timeout(RELAY_RETRY) {
-                Ok(wake) => Some(wake),
-                Err(RecvTimeoutError::Timeout) => None,
-                Err(RecvTimeoutError::Disconnected) => return,
-            }
-        } else {
-            match received.recv() {
-                Ok(wake) => Some(wake),
-                Err(_) => return,
-            }
+        // A read still owed is tried again after a while, wake or not.
+        let Ok(wake) = woken.next((owed > sent).then_some(RELAY_RETRY)) else {
+            return;
         };
-        if behind.swap(false, std::sync::atomic::Ordering::SeqCst) {
-            owed = u64::MAX;
-        }
         match wake {
             Some(Wake::Own(live)) if live.last <= sent => {}
             Some(Wake::Own(live)) if live.first == sent + 1 && owed <= sent => {
