@@ -156,13 +156,21 @@ impl std::fmt::Debug for PostgresStore {
 /// savepoint (a row locked by the transaction and updated in a savepoint makes the database
 /// track both as a "multixact", which grew slower with each event of a group).
 ///
-/// What needs no answer — an entity's row written by `put`, the move to the next job's
-/// savepoint — is queued ([`Queued`]) and sent, in order, with the next statement that does (a
-/// read the writer's cache cannot answer, a write whose result counts, the commit), all in one
-/// message: a job whose reads the cache answers costs no round trip at all. A queued write the
-/// database refuses breaks the whole transaction — it may belong to a job already answered — so
-/// the group fails (its callers are told, nothing is acknowledged) and the writer sends every
-/// write at once for a while, so that a job that keeps failing fails alone ([`CAREFUL_GROUPS`]).
+/// What needs no answer — an entity's row written by `put`, a link known to be new — is queued
+/// ([`Queued`]) and sent with the next statement that does (a read the writer's cache cannot
+/// answer, a write whose result counts, the commit), all in one message: a job whose reads the
+/// cache answers costs no round trip at all. The rows queued for one table go in one statement
+/// ([`RowWrite`]): a group of a hundred new customers is a handful of statements, not seven
+/// hundred, each of which the database would parse, plan and run on its own.
+///
+/// A job gets its savepoint (so that it can fail alone) only when it sends something: until
+/// then, undoing it is dropping what it queued. A job that sends nothing — most, once the cache
+/// is warm — costs the database no subtransaction.
+///
+/// A queued write the database refuses breaks the whole transaction — it may belong to a job
+/// already answered — so the group fails (its callers are told, nothing is acknowledged) and the
+/// writer sends every write at once for a while, so that a job that keeps failing fails alone
+/// ([`CAREFUL_GROUPS`], [`PgTx::refused_by_database`]).
 struct PgTx<'c> {
     tx: Transaction<'c>,
     statements: &'c Statements,
@@ -179,10 +187,15 @@ struct PgTx<'c> {
     lease_secs: f64,
     /// What waits to be sent with the next statement.
     queued: std::cell::RefCell<Vec<Queued>>,
-    /// Whether the running job has sent anything (so undoing it needs the database).
-    sent_in_job: std::cell::Cell<bool>,
+    /// Where the running job stands with its savepoint.
+    job: std::cell::Cell<JobSavepoint>,
+    /// Whether a savepoint was set in this transaction (and not released by setting the next).
+    savepoint_set: std::cell::Cell<bool>,
     /// Why the transaction can no longer commit, once a queued write was refused.
     broken: std::cell::RefCell<Option<String>>,
+    /// Why the running job failed, when the database refused a write it sent alone (see
+    /// [`PgTx::refused_by_database`]).
+    refused: std::cell::RefCell<Option<String>>,
     /// Queue writes (else each is sent at once: see [`CAREFUL_GROUPS`]).
     defer: bool,
     careful: &'c std::cell::Cell<u32>,
@@ -205,10 +218,203 @@ enum Queued {
     /// A statement without parameters: setting a savepoint, moving to the next job's
     /// ([`NEXT_SAVEPOINT`]).
     Simple(&'static str),
+    /// A row of a table whose rows are written together ([`RowWrite`]).
+    Row(RowWrite),
     Write {
         sql: &'static str,
         params: Vec<Option<String>>,
     },
+}
+
+/// Where a running job stands with its savepoint (see [`PgTx::save_job`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum JobSavepoint {
+    /// No job is running (the group's look-ahead, the commit).
+    NoJob,
+    /// The job has sent nothing; what it queued starts at this place in the queue.
+    NotYet(usize),
+    /// Its savepoint is set (or queued ahead of what it sends).
+    Set,
+}
+
+/// A row to upsert (or, for a link, insert if missing), queued with the other rows of its table.
+///
+/// Rows queued between two other statements are sent one statement per table, in this enum's
+/// order (a table after those its rows refer to), and within a table in the order they were
+/// queued (their `rid`, which orders a conversation's messages, follows it). A row whose key
+/// comes again in the same run goes in a later statement of its table, so every row is written
+/// as if it had been sent alone: an upsert does not see the same row twice, and the last write
+/// of a key is the one kept.
+struct RowWrite {
+    table: Table,
+    /// In the order of [`Table::upsert`]'s arrays, the key first.
+    columns: Vec<Option<String>>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+enum Table {
+    Contacts,
+    Conversations,
+    Handoffs,
+    Messages,
+    Notes,
+    Templates,
+    Settings,
+    Reads,
+    ExternalIds,
+}
+
+impl Table {
+    /// How many of the leading columns are the row's key.
+    fn key_len(self) -> usize {
+        match self {
+            Table::Reads => 2,
+            Table::ExternalIds => 3,
+            _ => 1,
+        }
+    }
+
+    /// The statement that writes a run's rows of this table, one array per column.
+    /// (`WITH ORDINALITY … ORDER BY` keeps the rows, and so their `rid`s, in the queue's order.)
+    fn upsert(self) -> &'static str {
+        match self {
+            Table::Contacts => {
+                "INSERT INTO contacts (id, channel_id, data)
+                 SELECT id, channel_id, data
+                 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r (id, channel_id, data, n)
+                 ORDER BY n
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Table::Conversations => {
+                "INSERT INTO conversations (id, channel_id, contact_id, data)
+                 SELECT id, channel_id, contact_id, data
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                     WITH ORDINALITY AS r (id, channel_id, contact_id, data, n)
+                 ORDER BY n
+                 ON CONFLICT (id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data"
+            }
+            Table::Handoffs => {
+                "INSERT INTO handoffs (id, conversation_id, status, assignee, data)
+                 SELECT id, conversation_id, status, assignee, data
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[])
+                     WITH ORDINALITY AS r (id, conversation_id, status, assignee, data, n)
+                 ORDER BY n
+                 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
+                     assignee = excluded.assignee, data = excluded.data"
+            }
+            Table::Messages => {
+                "INSERT INTO messages (id, conversation_id, data)
+                 SELECT id, conversation_id, data
+                 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r (id, conversation_id, data, n)
+                 ORDER BY n
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Table::Notes => {
+                "INSERT INTO notes (id, conversation_id, data)
+                 SELECT id, conversation_id, data
+                 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r (id, conversation_id, data, n)
+                 ORDER BY n
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Table::Templates => {
+                "INSERT INTO templates (id, data)
+                 SELECT id, data FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r (id, data, n)
+                 ORDER BY n
+                 ON CONFLICT (id) DO UPDATE SET data = excluded.data"
+            }
+            Table::Settings => {
+                "INSERT INTO settings (key, value)
+                 SELECT key, value FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS r (key, value, n)
+                 ORDER BY n
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            }
+            Table::Reads => {
+                "INSERT INTO reads (agent_id, conversation_id, data)
+                 SELECT agent_id, conversation_id, data
+                 FROM unnest($1::text[], $2::text[], $3::text[]) WITH ORDINALITY AS r (agent_id, conversation_id, data, n)
+                 ORDER BY n
+                 ON CONFLICT (agent_id, conversation_id) DO UPDATE SET data = excluded.data"
+            }
+            Table::ExternalIds => {
+                "INSERT INTO external_ids (channel_id, kind, external_id, internal_id)
+                 SELECT channel_id, kind, external_id, internal_id
+                 FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+                     WITH ORDINALITY AS r (channel_id, kind, external_id, internal_id, n)
+                 ORDER BY n
+                 ON CONFLICT DO NOTHING"
+            }
+        }
+    }
+}
+
+/// One statement of what a transaction sends (see [`PgTx::send_all`]).
+enum Step<'q> {
+    Simple(&'static str),
+    Write {
+        sql: &'static str,
+        params: &'q [Option<String>],
+    },
+    /// Rows of one table, as one array per column.
+    Rows {
+        table: Table,
+        columns: Vec<Vec<Option<&'q str>>>,
+    },
+}
+
+impl Step<'_> {
+    fn sql(&self) -> &'static str {
+        match self {
+            Step::Simple(sql) | Step::Write { sql, .. } => sql,
+            Step::Rows { table, .. } => table.upsert(),
+        }
+    }
+}
+
+/// The statements that send `queued`: each run of [`Queued::Row`]s between two other statements
+/// becomes a statement per table (see [`RowWrite`]).
+fn steps(queued: &[Queued]) -> Vec<Step<'_>> {
+    let mut steps = Vec::new();
+    let mut run: Vec<&RowWrite> = Vec::new();
+    for q in queued {
+        match q {
+            Queued::Row(row) => run.push(row),
+            Queued::Simple(sql) => {
+                rows_of(&mut run, &mut steps);
+                steps.push(Step::Simple(sql));
+            }
+            Queued::Write { sql, params } => {
+                rows_of(&mut run, &mut steps);
+                steps.push(Step::Write { sql, params });
+            }
+        }
+    }
+    rows_of(&mut run, &mut steps);
+    steps
+}
+
+/// Empties a run of rows into `steps`, a statement per table and repeat of a key.
+fn rows_of<'q>(run: &mut Vec<&'q RowWrite>, steps: &mut Vec<Step<'q>>) {
+    let mut seen: std::collections::HashMap<(Table, &[Option<String>]), usize> =
+        std::collections::HashMap::new();
+    let mut batches: std::collections::BTreeMap<(Table, usize), Vec<&'q RowWrite>> =
+        std::collections::BTreeMap::new();
+    for row in run.drain(..) {
+        let key = &row.columns[..row.table.key_len().min(row.columns.len())];
+        let repeat = seen.entry((row.table, key)).or_insert(0);
+        batches.entry((row.table, *repeat)).or_default().push(row);
+        *repeat += 1;
+    }
+    for ((table, _), rows) in batches {
+        let width = rows.first().map_or(0, |r| r.columns.len());
+        let columns = (0..width)
+            .map(|i| {
+                rows.iter()
+                    .map(|r| r.columns.get(i).and_then(|c| c.as_deref()))
+                    .collect()
+            })
+            .collect();
+        steps.push(Step::Rows { table, columns });
+    }
 }
 
 /// How many transactions the writer sends each write at once after a queued one was refused.
@@ -286,8 +492,10 @@ impl<'c> PgTx<'c> {
             bodies: Vec::new(),
             lease_secs: lease.as_secs_f64(),
             queued: Default::default(),
-            sent_in_job: Default::default(),
+            job: std::cell::Cell::new(JobSavepoint::NoJob),
+            savepoint_set: Default::default(),
             broken: Default::default(),
+            refused: Default::default(),
             defer,
             careful,
             absent: Default::default(),
@@ -304,15 +512,15 @@ impl<'c> PgTx<'c> {
         internal_id: &str,
     ) -> Result<(), StoreError> {
         let text = |s: &str| Some(s.to_string());
-        self.write_later(
-            LINK,
-            vec![
+        self.write_later(Queued::Row(RowWrite {
+            table: Table::ExternalIds,
+            columns: vec![
                 text(channel_id),
                 text(kind),
                 text(external_id),
                 text(internal_id),
             ],
-        )
+        }))
     }
 
     /// A platform message linked now is no longer known to be missing ([`Absent`]).
@@ -418,17 +626,29 @@ impl<'c> PgTx<'c> {
         Ok(())
     }
 
-    /// Writes a row now, or with the next statement (see [`PgTx`]).
-    fn write_later(
-        &self,
-        sql: &'static str,
-        params: Vec<Option<String>>,
-    ) -> Result<(), StoreError> {
-        self.queued.borrow_mut().push(Queued::Write { sql, params });
+    /// Writes now, or with the next statement (see [`PgTx`]).
+    fn write_later(&self, write: Queued) -> Result<(), StoreError> {
+        self.queued.borrow_mut().push(write);
         if !self.defer {
             self.send_queued_with(async { Ok(()) })?;
         }
         Ok(())
+    }
+
+    /// Before the running job sends anything, its savepoint goes ahead of what it queued (see
+    /// [`PgTx`]): from then on, undoing the job needs the database.
+    fn save_job(&self) {
+        let JobSavepoint::NotYet(start) = self.job.get() else {
+            return;
+        };
+        let set = match self.savepoint_set.replace(true) {
+            true => NEXT_SAVEPOINT,
+            false => "SAVEPOINT job",
+        };
+        let mut queued = self.queued.borrow_mut();
+        let start = start.min(queued.len());
+        queued.insert(start, Queued::Simple(set));
+        self.job.set(JobSavepoint::Set);
     }
 
     /// Sends what is queued and then `call`, all at once, and waits for every answer; returns
@@ -437,16 +657,36 @@ impl<'c> PgTx<'c> {
         &self,
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
+        self.save_job();
         let queued = self.queued.take();
-        self.sent_in_job.set(true);
         let sent = self.send_all(&queued, call);
         if let Err(e) = &sent {
-            self.broken
-                .borrow_mut()
-                .get_or_insert_with(|| e.to_string());
-            self.careful.set(CAREFUL_GROUPS);
+            self.refused_by_database(e);
         }
         sent
+    }
+
+    /// After the database refused what was sent, which leaves the transaction unable to go on.
+    /// Sent at once, one statement at a time after the running job's savepoint, it was that job's
+    /// alone: rolling back to the savepoint fails the job and lets the group go on. Anything else
+    /// — rows queued by earlier jobs, the look-ahead, the commit — breaks the group (see
+    /// [`PgTx`]).
+    fn refused_by_database(&self, e: &StoreError) {
+        let alone = !self.defer
+            && self.job.get() == JobSavepoint::Set
+            && self.broken.borrow().is_none()
+            && wait(self.tx.batch_execute("ROLLBACK TO SAVEPOINT job")).is_ok();
+        if alone {
+            tracing::warn!(error = %e, "group commit: the database refused a job's write; that job failed alone");
+            self.refused
+                .borrow_mut()
+                .get_or_insert_with(|| e.to_string());
+            return;
+        }
+        self.broken
+            .borrow_mut()
+            .get_or_insert_with(|| e.to_string());
+        self.careful.set(CAREFUL_GROUPS);
     }
 
     fn send_all<T>(
@@ -457,37 +697,38 @@ impl<'c> PgTx<'c> {
         if let Some(why) = self.broken.borrow().as_deref() {
             return Err(StoreError::Database(why.to_string().into()));
         }
+        let steps = steps(queued);
         // Prepared before anything is sent (a statement is prepared once per connection).
-        let statements = queued
+        let statements = steps
             .iter()
-            .map(|q| match q {
-                Queued::Write { sql, .. } => self.prepared(sql).map(Some),
-                Queued::Simple(_) => Ok(None),
+            .map(|step| match step {
+                Step::Simple(_) => Ok(None),
+                _ => self.prepared(step.sql()).map(Some),
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let params: Vec<Vec<&(dyn ToSql + Sync)>> = queued
+        let params: Vec<Vec<&(dyn ToSql + Sync)>> = steps
             .iter()
-            .map(|q| match q {
-                Queued::Write { params, .. } => {
+            .map(|step| match step {
+                Step::Write { params, .. } => {
                     params.iter().map(|p| p as &(dyn ToSql + Sync)).collect()
                 }
-                Queued::Simple(_) => Vec::new(),
+                Step::Rows { columns, .. } => {
+                    columns.iter().map(|c| c as &(dyn ToSql + Sync)).collect()
+                }
+                Step::Simple(_) => Vec::new(),
             })
             .collect();
-        let queue: Vec<Sent<'_, ()>> = queued
+        let queue: Vec<Sent<'_, ()>> = steps
             .iter()
             .zip(&statements)
             .zip(&params)
-            .map(|((queued, statement), params)| {
-                let call: Call<'_, ()> = match (queued, statement) {
-                    (Queued::Simple(sql), _) => Box::pin(self.tx.batch_execute(sql)),
-                    (Queued::Write { .. }, Some(statement)) => {
-                        Box::pin(futures_util::TryFutureExt::map_ok(
-                            self.tx.execute(statement, params),
-                            |_| (),
-                        ))
-                    }
-                    (Queued::Write { sql, .. }, None) => Box::pin(self.tx.batch_execute(sql)),
+            .map(|((step, statement), params)| {
+                let call: Call<'_, ()> = match statement {
+                    Some(statement) => Box::pin(futures_util::TryFutureExt::map_ok(
+                        self.tx.execute(statement, params),
+                        |_| (),
+                    )),
+                    None => Box::pin(self.tx.batch_execute(step.sql())),
                 };
                 send_now(call)
             })
@@ -535,13 +776,6 @@ impl<'c> PgTx<'c> {
     /// transaction in `writes` (see [`WriterCache`]) and tells other instances (their NOTIFY goes
     /// out at commit), all in one round trip.
     fn append_to_log(&self, instance: &str) -> Result<(), StoreError> {
-        // The commit releases the last job's savepoint: none is owed any more.
-        {
-            let mut queued = self.queued.borrow_mut();
-            while matches!(queued.last(), Some(Queued::Simple(NEXT_SAVEPOINT))) {
-                queued.pop();
-            }
-        }
         let Some(last) = self.events.last() else {
             let counted = self.prepared(COUNT_WRITE)?;
             self.send_queued_with(self.tx.execute(&counted, &[]))?;
@@ -920,10 +1154,6 @@ impl<'c> HasClient for PgTx<'c> {
         &self,
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
-        if self.queued.borrow().is_empty() && self.broken.borrow().is_none() {
-            self.sent_in_job.set(true);
-            return Ok(wait(call)?);
-        }
         self.send_queued_with(call)
     }
 }
@@ -2299,22 +2529,23 @@ impl Tx for PgTx<'_> {
     fn put(&mut self, data: EventData) -> Result<Event, StoreError> {
         let json = entity_json(&data)?;
         let text = |s: &str| Some(s.to_string());
-        let (sql, params): (&'static str, Vec<Option<String>>) = match &data {
-            EventData::Contact(c) => (
-                "INSERT INTO contacts (id, channel_id, data) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+        let row = |table, columns| Queued::Row(RowWrite { table, columns });
+        let write = match &data {
+            EventData::Contact(c) => row(
+                Table::Contacts,
                 vec![text(&c.id), text(&c.channel_id), text(&json)],
             ),
-            EventData::Conversation(c) => (
-                "INSERT INTO conversations (id, channel_id, contact_id, data) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (id) DO UPDATE SET contact_id = excluded.contact_id, data = excluded.data",
-                vec![text(&c.id), text(&c.channel_id), c.contact_id.clone(), text(&json)],
+            EventData::Conversation(c) => row(
+                Table::Conversations,
+                vec![
+                    text(&c.id),
+                    text(&c.channel_id),
+                    c.contact_id.clone(),
+                    text(&json),
+                ],
             ),
-            EventData::Handoff(h) => (
-                "INSERT INTO handoffs (id, conversation_id, status, assignee, data)
-                 VALUES ($1, $2, $3, $4, $5)
-                 ON CONFLICT (id) DO UPDATE SET status = excluded.status,
-                     assignee = excluded.assignee, data = excluded.data",
+            EventData::Handoff(h) => row(
+                Table::Handoffs,
                 vec![
                     text(&h.id),
                     text(&h.conversation_id),
@@ -2323,38 +2554,27 @@ impl Tx for PgTx<'_> {
                     text(&json),
                 ],
             ),
-            EventData::Message(m) => (
-                "INSERT INTO messages (id, conversation_id, data) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            EventData::Message(m) => row(
+                Table::Messages,
                 vec![text(&m.id), text(&m.conversation_id), text(&json)],
             ),
             // Agents carry credentials the event must not; their row is made by add_agent.
-            EventData::Agent(a) => (
-                "UPDATE agents SET data = $2 WHERE id = $1",
-                vec![text(&a.id), text(&json)],
-            ),
-            EventData::Note(n) => (
-                "INSERT INTO notes (id, conversation_id, data) VALUES ($1, $2, $3)
-                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+            EventData::Agent(a) => Queued::Write {
+                sql: "UPDATE agents SET data = $2 WHERE id = $1",
+                params: vec![text(&a.id), text(&json)],
+            },
+            EventData::Note(n) => row(
+                Table::Notes,
                 vec![text(&n.id), text(&n.conversation_id), text(&json)],
             ),
-            EventData::Template(t) => (
-                "INSERT INTO templates (id, data) VALUES ($1, $2)
-                 ON CONFLICT (id) DO UPDATE SET data = excluded.data",
-                vec![text(&t.id), text(&json)],
-            ),
-            EventData::Tags(_) => (
-                "INSERT INTO settings (key, value) VALUES ('tags', $1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                vec![text(&json)],
-            ),
-            EventData::Read(r) => (
-                "INSERT INTO reads (agent_id, conversation_id, data) VALUES ($1, $2, $3)
-                 ON CONFLICT (agent_id, conversation_id) DO UPDATE SET data = excluded.data",
+            EventData::Template(t) => row(Table::Templates, vec![text(&t.id), text(&json)]),
+            EventData::Tags(_) => row(Table::Settings, vec![text("tags"), text(&json)]),
+            EventData::Read(r) => row(
+                Table::Reads,
                 vec![text(&r.agent_id), text(&r.conversation_id), text(&json)],
             ),
         };
-        self.write_later(sql, params)?;
+        self.write_later(write)?;
         {
             let mut cache = self.cache.borrow_mut();
             cache.make_room();
@@ -2791,25 +3011,23 @@ fn commit_group(
         return;
     }
     let mut completions: Vec<Completion> = Vec::with_capacity(jobs.len());
-    // A savepoint per job, at no round trip of its own: setting it, and moving to the next
-    // job's, are queued to go with the next statement (see [`PgTx`]). A failed job's rollback
-    // leaves the savepoint in place for the next, and the commit releases the last.
-    txn.queued
-        .borrow_mut()
-        .push(Queued::Simple("SAVEPOINT job"));
     while let Some(job) = jobs.pop_front() {
         let mark = txn.events.len();
         let queue_mark = txn.queued.borrow().len();
         let unlinks_mark = txn.unlinks.get();
-        txn.sent_in_job.set(false);
-        let (ok, done) = job.run(&mut txn);
+        // A savepoint only once the job sends something (see [`PgTx::save_job`]), queued to go
+        // with what it sends; a failed job's rollback leaves it in place, setting the next one
+        // releases it, and the commit releases the last.
+        txn.job.set(JobSavepoint::NotYet(queue_mark));
+        let (ran, done) = job.run(&mut txn);
+        let saved = txn.job.replace(JobSavepoint::NoJob) == JobSavepoint::Set;
+        // A job the database refused failed, whatever it made of the error.
+        let refused = txn.refused.take();
+        let ok = ran && refused.is_none();
         let broken = txn.broken.borrow().clone();
         let ended = if let Some(why) = broken {
             Err(why)
         } else if ok {
-            if !jobs.is_empty() {
-                txn.queued.borrow_mut().push(Queued::Simple(NEXT_SAVEPOINT));
-            }
             Ok(())
         } else {
             txn.events.truncate(mark);
@@ -2818,7 +3036,7 @@ fn commit_group(
             txn.bodies.truncate(mark);
             // The job's writes are undone; the cache may hold some of them.
             txn.cache.borrow_mut().forget();
-            if txn.sent_in_job.get() {
+            if saved {
                 // What it queued since its last statement never went; the rest is rolled back.
                 txn.queued.borrow_mut().clear();
                 wait(txn.tx.batch_execute("ROLLBACK TO SAVEPOINT job")).map_err(|e| e.to_string())
@@ -2830,10 +3048,14 @@ fn commit_group(
         };
         match (ok, ended) {
             (true, Ok(())) => completions.push(done),
-            (false, Ok(())) => {}
+            (false, Ok(())) => {
+                if let Some(why) = refused.filter(|_| ran) {
+                    done(Err(why));
+                }
+            }
             (_, Err(e)) => {
                 tracing::error!(error = %e, jobs = completions.len(), "group commit: the transaction broke; those jobs failed, the rest run again");
-                if ok {
+                if ran {
                     done(Err(e.to_string()));
                 }
                 txn.cache.borrow_mut().forget();
@@ -3635,6 +3857,208 @@ mod tests {
             read.external_id("ch", "phone", "+15550002").expect("read"),
             Some("u_+15550002".to_string())
         );
+    }
+
+    /// A job for `commit_group`, which says in `ended` whether it was committed.
+    fn group_job(
+        name: &'static str,
+        ended: &Arc<Mutex<Vec<(&'static str, bool)>>>,
+        f: impl FnOnce(&mut dyn Tx) -> Result<(), StoreError> + Send + 'static,
+    ) -> Box<dyn GroupJob> {
+        let ended = ended.clone();
+        Box::new(super::super::PendingJob {
+            f,
+            answer: move |result: Result<(), StoreError>| {
+                ended.lock().expect("ended").push((name, result.is_ok()))
+            },
+            looks_for: LookAhead::default(),
+        })
+    }
+
+    fn conversation(id: &str) -> Conversation {
+        Conversation {
+            id: id.into(),
+            channel_id: "ch".into(),
+            contact_id: Some("u_1".into()),
+            created_at: Utc::now(),
+            channel_kind: None,
+            last_inbound_at: None,
+        }
+    }
+
+    /// A customer's message in conversation t_1.
+    fn said(id: &str, text: &str) -> Message {
+        Message {
+            id: id.into(),
+            conversation_id: "t_1".into(),
+            author: baton_protocol::Author::EndUser,
+            author_id: Some("u_1".into()),
+            kind: "text".into(),
+            text: Some(text.into()),
+            payload: serde_json::json!({}),
+            status: baton_protocol::DeliveryStatus::Received,
+            status_reason: None,
+            created_at: Utc::now(),
+        }
+    }
+
+    /// The texts of conversation t_1's messages, oldest first.
+    fn texts_of_t_1(store: &dyn Store) -> Vec<String> {
+        let page = store
+            .messages_before(Some("t_1"), None, 50, 1 << 20)
+            .expect("messages");
+        let page: serde_json::Value = serde_json::from_str(&page).expect("a page");
+        let mut texts: Vec<String> = page["messages"]
+            .as_array()
+            .expect("messages")
+            .iter()
+            .map(|m| m["text"].as_str().unwrap_or_default().to_string())
+            .collect();
+        texts.reverse();
+        texts
+    }
+
+    #[test]
+    fn a_groups_rows_go_a_table_at_a_time_yet_end_as_if_written_one_by_one() {
+        let (store, _theirs, mut conn) = two_instances_with(&["Dana"]);
+        let ours: &dyn Store = &store;
+        let before = ours.last_seq().expect("seq");
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let mut group: std::collections::VecDeque<_> = [
+            group_job("opens a conversation", &ended, |tx| {
+                // Its messages are queued before nothing else but its conversation, which they
+                // need: the conversations' statement goes first.
+                tx.put(EventData::Conversation(conversation("t_1")))?;
+                tx.put(EventData::Message(said("m_1", "Hello")))?;
+                tx.put(EventData::Message(said("m_2", "Are you there")))?;
+                tx.put(EventData::Message(said("m_2", "Are you there?")))?;
+                tx.add_link("ch", "phone", "+15550002", "u_1")?;
+                Ok(())
+            }),
+            group_job("renames her twice", &ended, |tx| {
+                tx.put(EventData::Contact(customer("u_1", "Dana R.")))?;
+                tx.put(EventData::Message(said("m_3", "Hi again")))?;
+                tx.put(EventData::Contact(customer("u_1", "Dana Reyes")))?;
+                // A link already made stays the first one's.
+                tx.add_link("ch", "phone", "+15550002", "u_2")?;
+                Ok(())
+            }),
+            group_job("fails before sending", &ended, |tx| {
+                tx.put(EventData::Contact(customer("u_3", "Lee")))?;
+                tx.put(EventData::Message(said("m_4", "never sent")))?;
+                Err(StoreError::Poisoned)
+            }),
+            group_job("fails after sending", &ended, |tx| {
+                tx.put(EventData::Contact(customer("u_2", "Sam")))?;
+                tx.put(EventData::Message(said("m_1", "Hello (lost)")))?;
+                // A read the writer cannot answer sends everything queued, this job's rows too.
+                tx.agent("ag_nobody")?;
+                Err(StoreError::Poisoned)
+            }),
+            group_job("edits the first message", &ended, |tx| {
+                tx.put(EventData::Message(said("m_1", "Hello!")))?;
+                Ok(())
+            }),
+        ]
+        .into();
+        commit_group(
+            &mut conn,
+            &Announce::new(0),
+            &mut group,
+            "i",
+            std::time::Duration::from_secs(30),
+        );
+
+        let mut ended = ended.lock().expect("ended").clone();
+        ended.sort();
+        assert_eq!(
+            ended,
+            [
+                ("edits the first message", true),
+                ("fails after sending", false),
+                ("fails before sending", false),
+                ("opens a conversation", true),
+                ("renames her twice", true),
+            ]
+        );
+        assert_eq!(texts_of_t_1(ours), ["Hello!", "Are you there?", "Hi again"]);
+        let read = ours.reader().expect("reader");
+        let name = |id| read.contact(id).expect("read").map(|c| c.name);
+        assert_eq!(name("u_1").as_deref(), Some("Dana Reyes"));
+        assert_eq!((name("u_2"), name("u_3")), (None, None));
+        assert_eq!(
+            read.external_id("ch", "phone", "+15550002").expect("read"),
+            Some("u_1".to_string())
+        );
+        // The log holds the committed jobs' events, and no gap where the failed ones were.
+        let events = ours.events_after(before, 100).expect("events");
+        let seqs: Vec<u64> = events.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, (before + 1..=before + 8).collect::<Vec<_>>());
+        assert!(events.iter().all(|e| match &e.data {
+            EventData::Contact(c) => c.id == "u_1",
+            EventData::Message(m) => m.id != "m_4",
+            _ => true,
+        }));
+    }
+
+    #[test]
+    fn a_row_the_database_refuses_fails_its_group_once_and_then_only_its_own_job() {
+        let (store, _theirs, mut conn) = two_instances_with(&["Dana"]);
+        let ours: &dyn Store = &store;
+        ours.write(|tx| tx.put(EventData::Conversation(conversation("t_1"))))
+            .expect("conversation");
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let group = |ended: &Arc<Mutex<Vec<(&'static str, bool)>>>| {
+            let jobs: std::collections::VecDeque<_> = [
+                group_job("before", ended, |tx| {
+                    tx.put(EventData::Message(said("m_1", "Hello"))).map(drop)
+                }),
+                group_job("refused", ended, |tx| {
+                    // Its conversation does not exist: the database refuses the row.
+                    let mut lost = said("m_2", "nowhere");
+                    lost.conversation_id = "t_missing".into();
+                    tx.put(EventData::Message(lost)).map(drop)
+                }),
+                group_job("after", ended, |tx| {
+                    tx.put(EventData::Message(said("m_3", "Still there?")))
+                        .map(drop)
+                }),
+            ]
+            .into();
+            jobs
+        };
+        let mut run = |jobs: &mut std::collections::VecDeque<_>| {
+            commit_group(
+                &mut conn,
+                &Announce::new(0),
+                jobs,
+                "i",
+                std::time::Duration::from_secs(30),
+            )
+        };
+
+        // Queued together, the rows are refused together: no job is acknowledged.
+        let mut jobs = group(&ended);
+        run(&mut jobs);
+        assert!(jobs.is_empty());
+        assert_eq!(
+            *ended.lock().expect("ended"),
+            [("before", false), ("refused", false), ("after", false)]
+        );
+        assert!(texts_of_t_1(ours).is_empty());
+
+        // Sent again (as Meta and bots do), the refused job fails alone.
+        ended.lock().expect("ended").clear();
+        let mut jobs = group(&ended);
+        run(&mut jobs);
+        assert!(jobs.is_empty());
+        let mut outcomes = ended.lock().expect("ended").clone();
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            [("after", true), ("before", true), ("refused", false)]
+        );
+        assert_eq!(texts_of_t_1(ours), ["Hello", "Still there?"]);
     }
 
     #[test]
