@@ -97,6 +97,57 @@ async fn a_handoff_taken_in_through_one_hub_reaches_an_agent_streaming_from_anot
 }
 
 #[tokio::test]
+async fn a_nul_character_from_a_bot_or_an_agent_is_kept_or_refused_and_never_fails_the_database() {
+    let data = HubData::on_postgres(&testing::fresh_database(), "http://127.0.0.1:9/hook");
+    let hub = HubProcess::start(&data, support::free_port());
+    let botpress = Botpress::new(&hub.url(), &data.endpoint_path);
+    let ticket = botpress.hand_off("Refund", "Zoë", "Hello").await;
+
+    // PostgreSQL cannot store a NUL in text. In a message, it is kept as U+FFFD; in an id, the id
+    // is simply unknown; and the messages sent beside them are taken as usual.
+    let send = |conversation: String, text: &'static str| {
+        let botpress = &botpress;
+        async move {
+            botpress
+                .post(
+                    "botSendsMessage",
+                    serde_json::json!({"type": "botSendsMessage", "remoteConversationId": conversation,
+                           "remoteUserId": "nobody\u{0}", "payload": {"text": text}}),
+                )
+                .await
+        }
+    };
+    let (with_nul, unknown_id, plain) = tokio::join!(
+        send(ticket.clone(), "charged\u{0}twice"),
+        send(format!("{ticket}\u{0}"), "lost"),
+        send(ticket.clone(), "Are you there?"),
+    );
+    assert_eq!(with_nul.0, 200, "{}", with_nul.1);
+    assert_eq!(unknown_id.0, 404, "{}", unknown_id.1);
+    assert_eq!(plain.0, 200, "{}", plain.1);
+
+    let alice = AgentSession::sign_in(&hub, AGENT_EMAIL).await;
+    alice
+        .wait_for_message("charged\u{FFFD}twice", |m| !m.is_null())
+        .await;
+    alice
+        .wait_for_message("Are you there?", |m| !m.is_null())
+        .await;
+
+    // An agent's address holding one is refused, with a reason.
+    let (status, refused) = alice.get("/handoffs/h%00x").await;
+    assert_eq!(status, 400, "{refused}");
+    assert!(
+        refused["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NUL"),
+        "{refused}"
+    );
+    assert!(!data.log().contains("group commit"), "{}", data.log());
+}
+
+#[tokio::test]
 async fn the_cli_administers_the_shared_database_and_every_hub_sees_it_at_once() {
     let data = HubData::on_postgres(&testing::fresh_database(), "http://127.0.0.1:9/hook");
     let front = HubProcess::start(&data, support::free_port());

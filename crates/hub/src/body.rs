@@ -7,7 +7,12 @@
 //!
 //! Text cut in the middle of an emoji arrives as a lone UTF-16 surrogate escape (`"\ud83d"`), which
 //! JSON parsers refuse. Botpress never retries a refused message, so refusing it would lose it: the
-//! lone surrogate is replaced with U+FFFD (�) and the rest is kept.
+//! lone surrogate is replaced with U+FFFD (�) and the rest is kept. So is the NUL character
+//! (`"\u0000"`), which PostgreSQL cannot store in text: kept, an id or a key holding one would make
+//! the database refuse the whole group commit it came in, other customers' messages with it.
+//!
+//! For the same reason an address (path or query) holding an encoded NUL (`%00`) is refused
+//! ([`refuse_nul_in_address`]): nothing a route reads from it can name anything stored.
 
 use std::borrow::Cow;
 use std::time::Duration;
@@ -77,6 +82,24 @@ pub async fn read_limited_within(
         .map_err(|_| ApiError::Timeout)?
 }
 
+/// Refuses, with 400 and a log line, a request whose path or query holds an encoded NUL (`%00`),
+/// before any route reads it (see the module's description).
+pub async fn refuse_nul_in_address(
+    request: Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let uri = request.uri();
+    let nul = |part: &str| part.contains("%00");
+    if nul(uri.path()) || uri.query().is_some_and(nul) {
+        tracing::warn!(path = %uri.path(), "refused an address holding a NUL character (%00)");
+        let refused = ApiError::BadRequest(
+            "the address holds a NUL character (%00), which no name or id can contain".into(),
+        );
+        return axum::response::IntoResponse::into_response(refused);
+    }
+    next.run(request).await
+}
+
 /// Parses a JSON body after [`inspect`]ing it.
 pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let text = inspect(bytes)?;
@@ -89,7 +112,7 @@ pub fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     })
 }
 
-/// Checks nesting depth and replaces lone surrogate escapes, without parsing (one pass, no
+/// Checks nesting depth and replaces lone surrogate and NUL escapes, without parsing (one pass, no
 /// recursion, so no input can exhaust the stack). Borrowed when nothing needed repair.
 pub fn inspect(bytes: &[u8]) -> Result<Cow<'_, [u8]>, ApiError> {
     let mut repaired: Option<Vec<u8>> = None;
@@ -101,7 +124,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Cow<'_, [u8]>, ApiError> {
                 b'"' => in_string = false,
                 b'\\' if bytes.get(i + 1) == Some(&b'u') => {
                     if let Some(unit) = hex4(bytes, i + 2) {
-                        let lone = match unit {
+                        let replaced = match unit {
+                            0 => true,
                             0xD800..=0xDBFF => {
                                 let low = (bytes.get(i + 6) == Some(&b'\\')
                                     && bytes.get(i + 7) == Some(&b'u'))
@@ -116,7 +140,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Cow<'_, [u8]>, ApiError> {
                             0xDC00..=0xDFFF => true,
                             _ => false,
                         };
-                        if lone {
+                        if replaced {
                             let out = repaired.get_or_insert_with(|| bytes.to_vec());
                             out[i..i + 6].copy_from_slice(b"\\ufffd");
                         }
@@ -172,6 +196,15 @@ mod tests {
         assert_eq!(value["text"], "Bonjour \u{FFFD}");
         assert_eq!(value["ok"], "\u{1F600}");
         assert_eq!(value["low"], "\u{FFFD} x");
+    }
+
+    #[test]
+    fn a_nul_character_is_kept_as_a_replacement_character() {
+        let body = br#"{"id":"wamid.\u0000x","text":"a\u0000b","path":"C:\\u0000"}"#;
+        let value: serde_json::Value = parse(body).expect("repaired");
+        assert_eq!(value["id"], "wamid.\u{FFFD}x");
+        assert_eq!(value["text"], "a\u{FFFD}b");
+        assert_eq!(value["path"], "C:\\u0000");
     }
 
     #[test]

@@ -556,7 +556,9 @@ pub fn router(hub: Hub) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok" }));
     #[cfg(feature = "web-app")]
     let router = router.merge(web_app::routes());
-    router.with_state(hub)
+    router
+        .layer(axum::middleware::from_fn(body::refuse_nul_in_address))
+        .with_state(hub)
 }
 
 /// Serves [`router`] on `listener` until `shutdown` resolves, through the front door ([`front`]:
