@@ -301,9 +301,8 @@ async fn signing_out_removes_the_sessions_devices_and_bad_registrations_are_refu
     );
 }
 
-#[tokio::test]
-async fn with_two_hubs_on_one_database_a_new_handoff_wakes_a_device_once_not_once_per_hub() {
-    let fake = FakePush::start().await;
+/// Two hubs on one PostgreSQL database, set up to push through `fake`'s FCM.
+fn two_push_ready_hubs(fake: &FakePush) -> (HubData, HubProcess, HubProcess) {
     let data = HubData::on_postgres(
         &baton_hub::store::postgres::testing::fresh_database(),
         "http://127.0.0.1:9/hook",
@@ -323,6 +322,13 @@ async fn with_two_hubs_on_one_database_a_new_handoff_wakes_a_device_once_not_onc
     assert!(ok, "baton-hub {args:?}: {err}");
     let first = HubProcess::start(&data, support::free_port());
     let second = HubProcess::start(&data, support::free_port());
+    (data, first, second)
+}
+
+#[tokio::test]
+async fn with_two_hubs_on_one_database_a_new_handoff_wakes_a_device_once_not_once_per_hub() {
+    let fake = FakePush::start().await;
+    let (data, first, second) = two_push_ready_hubs(&fake);
     let alice = online(&first).await;
     register(
         &alice,
@@ -347,5 +353,73 @@ async fn with_two_hubs_on_one_database_a_new_handoff_wakes_a_device_once_not_onc
     assert_eq!(
         pushes[0].body["message"]["notification"]["body"],
         "Refund for order 1042"
+    );
+}
+
+#[tokio::test]
+async fn with_two_hubs_a_customer_writing_in_a_chat_taken_through_the_other_hub_wakes_its_agent() {
+    let fake = FakePush::start().await;
+    let (data, first, second) = two_push_ready_hubs(&fake);
+    let alice = online(&first).await;
+    register(
+        &alice,
+        json!({"platform": "fcm", "token": "fcm-alice-pixel"}),
+    )
+    .await;
+    let botpress = Botpress::new(&second.url(), &data.endpoint_path);
+    let (status, user) = botpress
+        .post(
+            "createRemoteUser",
+            json!({"type": "createRemoteUser", "payload": {"role": "end-user", "name": "Zoë"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let (status, ticket) = botpress
+        .post(
+            "createRemoteConversation",
+            json!({"type": "createRemoteConversation", "payload": {"title": "Refund for order 1042"}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{ticket}");
+    let says = |text: &'static str| {
+        let body = json!({"type": "botSendsMessage", "remoteConversationId": ticket["id"],
+                          "remoteUserId": user["id"], "payload": {"text": text}});
+        let botpress = &botpress;
+        async move {
+            let (status, answer) = botpress.post("botSendsMessage", body).await;
+            assert_eq!(status, 200, "{answer}");
+        }
+    };
+    says("I was charged twice").await;
+    support::eventually(
+        Duration::from_secs(10),
+        || fake.pushes().len() == 1,
+        || format!("no push for the new handoff\nhub log:\n{}", data.log()),
+    )
+    .await;
+
+    // Alice takes the chat through the first hub; Zoë writes again through the second.
+    let handoff = alice
+        .handoff_of(ticket["id"].as_str().expect("ticket id"))
+        .await;
+    alice
+        .act(
+            &format!("/handoffs/{}/assign", handoff["id"].as_str().expect("id")),
+            json!({}),
+        )
+        .await;
+    says("Any news?").await;
+    support::eventually(
+        Duration::from_secs(10),
+        || fake.pushes().len() >= 2,
+        || format!("Alice was not told Zoë wrote\nhub log:\n{}", data.log()),
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let pushes = fake.pushes();
+    assert_eq!(pushes.len(), 2, "one push each: {pushes:#?}");
+    assert_eq!(
+        pushes[1].body["message"]["notification"]["body"],
+        "New message from Zoë"
     );
 }

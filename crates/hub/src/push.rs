@@ -576,6 +576,15 @@ impl Decider {
         }
     }
 
+    /// Keeps up with `items` without deciding anything (an instance that does not push).
+    pub fn follow(&mut self, items: &[Item]) {
+        for item in items {
+            if let Item::Handoff(h) = item {
+                self.note(h);
+            }
+        }
+    }
+
     /// The notices for `items`, each with the agents it is for. `agents` reads the team (asked
     /// only when a new handoff needs it); `customer_name` names a conversation's customer (asked
     /// only for a conversation someone holds): a busy log where nobody is to be woken reads
@@ -1126,9 +1135,10 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
             return;
         }
     };
-    // Its own commits only: on a shared database each instance pushes what it committed, so a
-    // push goes out once, not once per instance.
-    let mut live = hub.store().own_commits();
+    // Every instance's commits, in seq order: who holds a chat may have changed through another
+    // hub. On a shared database only the leader sends, so a push goes out once, not once per
+    // instance; the others follow, so that whichever leads next knows who holds what.
+    let mut live = hub.store().subscribe();
     let Some((mut decider, mut read_up_to)) = fresh_decider(&hub, &mut stop).await else {
         return;
     };
@@ -1170,6 +1180,10 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
             }
         };
         if items.is_empty() {
+            continue;
+        }
+        if !hub.store().leading() {
+            decider.follow(&items);
             continue;
         }
         // The decisions read the store (the team, customers' names, the devices) only when

@@ -589,11 +589,6 @@ pub trait Store: Send + Sync + std::fmt::Debug {
     /// instance's; else this process's (the hub looks for other processes' writes, the admin
     /// CLI's, once a second).
     fn subscribe(&self) -> broadcast::Receiver<Live>;
-    /// This process's own commits only, as its writer makes them: what a job that must act once
-    /// per commit across the team (pushes) follows.
-    fn own_commits(&self) -> broadcast::Receiver<Live> {
-        self.subscribe()
-    }
     /// The newest seq this process committed or noticed (on a shared store, the relay notices
     /// other instances' commits). When the log holds more, another process wrote it.
     fn announced(&self) -> u64;

@@ -1406,25 +1406,27 @@ fn lead_when_possible(
     use std::sync::atomic::Ordering;
     let mut client: Option<Client> = None;
     loop {
-        let held = leading.load(Ordering::SeqCst);
-        let still = match &client {
-            Some(c) if !c.is_closed() => {
-                let asked = if held {
-                    wait(c.query_one("SELECT true", &[]))
-                } else {
-                    wait(c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]))
-                };
-                asked.map(|row| row.get::<_, bool>(0)).unwrap_or(false)
-            }
-            _ => {
-                // A new connection: it holds nothing yet.
-                client = connect(config, driver)
-                    .inspect_err(|e| tracing::warn!(error = %e, "store: cannot connect to try for leadership"))
-                    .ok();
-                false
-            }
-        };
-        if still != held {
+        let was = leading.load(Ordering::SeqCst);
+        let mut held = was;
+        if client.as_ref().is_none_or(Client::is_closed) {
+            // A new connection holds nothing yet; it tries at once (a hub just started leads
+            // within milliseconds when no other does, not a second later).
+            held = false;
+            client = connect(config, driver)
+                .inspect_err(
+                    |e| tracing::warn!(error = %e, "store: cannot connect to try for leadership"),
+                )
+                .ok();
+        }
+        let still = client.as_ref().is_some_and(|c| {
+            let asked = if held {
+                wait(c.query_one("SELECT true", &[]))
+            } else {
+                wait(c.query_one("SELECT pg_try_advisory_lock($1)", &[&LEADER_LOCK]))
+            };
+            asked.map(|row| row.get::<_, bool>(0)).unwrap_or(false)
+        });
+        if still != was {
             if still {
                 tracing::info!("store: this instance now runs the team's sweeps (leader)");
             } else {
@@ -1760,10 +1762,6 @@ impl Store for PostgresStore {
 
     fn subscribe(&self) -> broadcast::Receiver<Live> {
         self.frames.subscribe()
-    }
-
-    fn own_commits(&self) -> broadcast::Receiver<Live> {
-        self.announce.subscribe()
     }
 
     fn shared(&self) -> bool {
