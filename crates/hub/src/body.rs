@@ -181,6 +181,10 @@ pub fn inspect(bytes: &[u8]) -> Result<Cow<'_, [u8]>, ApiError> {
 
 fn hex4(bytes: &[u8], at: usize) -> Option<u32> {
     let digits = bytes.get(at..at + 4)?;
+    // (`from_str_radix` would also take a sign: `\u+000` is no escape.)
+    if !digits.iter().all(u8::is_ascii_hexdigit) {
+        return None;
+    }
     let text = std::str::from_utf8(digits).ok()?;
     u32::from_str_radix(text, 16).ok()
 }
@@ -205,6 +209,7 @@ mod tests {
         assert_eq!(value["id"], "wamid.\u{FFFD}x");
         assert_eq!(value["text"], "a\u{FFFD}b");
         assert_eq!(value["path"], "C:\\u0000");
+        assert!(parse::<serde_json::Value>(br#"{"t":"\u+000"}"#).is_err());
     }
 
     #[test]

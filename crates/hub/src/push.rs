@@ -701,11 +701,13 @@ impl Item {
         }
     }
 
-    /// The items of one stream frame, read without decoding what pushes never look at (message
-    /// payloads, other kinds): this runs for every commit.
-    pub fn read_frame(json: &[u8]) -> Result<Vec<Self>, serde_json::Error> {
+    /// The items of one stream frame after seq `after`, read without decoding what pushes never
+    /// look at (message payloads, other kinds): this runs for every commit. (A frame read from
+    /// the log may hold several commits, some of them older than the state pushes started from.)
+    pub fn read_frame(json: &[u8], after: u64) -> Result<Vec<Self>, serde_json::Error> {
         #[derive(Deserialize)]
         struct Raw<'a> {
+            seq: u64,
             kind: String,
             #[serde(borrow)]
             data: &'a serde_json::value::RawValue,
@@ -719,7 +721,7 @@ impl Item {
         }
         let raw: Vec<Raw<'_>> = serde_json::from_slice(json)?;
         let mut items = Vec::new();
-        for event in raw {
+        for event in raw.into_iter().filter(|e| e.seq > after) {
             match event.kind.as_str() {
                 "handoff" => items.push(Self::Handoff(Box::new(serde_json::from_str(
                     event.data.get(),
@@ -1168,7 +1170,7 @@ pub async fn run(hub: Hub, mut stop: tokio::sync::watch::Receiver<bool>) {
         if frame.last <= read_up_to {
             continue;
         }
-        let items = match Item::read_frame(&frame.json) {
+        let items = match Item::read_frame(&frame.json, read_up_to) {
             Ok(items) => items,
             Err(e) => {
                 tracing::warn!(error = %e, "push: a frame of the log did not read; starting again from the store");
@@ -1472,6 +1474,27 @@ mod tests {
         let mut a = Agent::new(id, format!("{id}@x"), id, Role::Agent);
         a.presence = presence;
         a
+    }
+
+    #[test]
+    fn a_frame_spanning_the_state_pushes_started_from_gives_only_what_came_after_it() {
+        let wrote = |seq: u64, text: &str| {
+            serde_json::json!({"seq": seq, "kind": "message", "data": {
+                "id": format!("m_{seq}"), "conversation_id": "t_1", "author": "end_user",
+                "kind": "text", "text": text, "payload": {}, "status": "received",
+                "created_at": "2026-12-01T10:00:00Z"}})
+        };
+        let frame =
+            serde_json::to_vec(&[wrote(7, "counted already"), wrote(8, "new")]).expect("frame");
+        let items = Item::read_frame(&frame, 7).expect("reads");
+        assert_eq!(
+            items,
+            [Item::CustomerWrote {
+                conversation_id: "t_1".into(),
+                text: Some("new".into())
+            }]
+        );
+        assert_eq!(Item::read_frame(&frame, 0).expect("reads").len(), 2);
     }
 
     #[test]

@@ -167,10 +167,12 @@ impl std::fmt::Debug for PostgresStore {
 /// then, undoing it is dropping what it queued. A job that sends nothing — most, once the cache
 /// is warm — costs the database no subtransaction.
 ///
-/// A queued write the database refuses breaks the whole transaction — it may belong to a job
-/// already answered — so the group fails (its callers are told, nothing is acknowledged) and the
-/// writer sends every write at once for a while, so that a job that keeps failing fails alone
-/// ([`CAREFUL_GROUPS`], [`PgTx::refused_by_database`]).
+/// What the database refuses after the running job's savepoint, with nothing of another job in
+/// the same send, fails that job alone ([`PgTx::refused_by_database`]). A refused write sent
+/// with other jobs' rows may belong to a job already answered, so it breaks the whole
+/// transaction: the group fails (its callers are told, nothing is acknowledged) and the writer
+/// sends every write at once for a while, so that a job that keeps failing fails alone
+/// ([`CAREFUL_GROUPS`]).
 struct PgTx<'c> {
     tx: Transaction<'c>,
     statements: &'c Statements,
@@ -233,7 +235,9 @@ enum JobSavepoint {
     NoJob,
     /// The job has sent nothing; what it queued starts at this place in the queue.
     NotYet(usize),
-    /// Its savepoint is set (or queued ahead of what it sends).
+    /// Its savepoint is queued ahead of what it sends, which is being prepared.
+    Sending,
+    /// Its savepoint has gone to the database (everything after it in the send was prepared).
     Set,
 }
 
@@ -636,10 +640,14 @@ impl<'c> PgTx<'c> {
     }
 
     /// Before the running job sends anything, its savepoint goes ahead of what it queued (see
-    /// [`PgTx`]): from then on, undoing the job needs the database.
-    fn save_job(&self) {
-        let JobSavepoint::NotYet(start) = self.job.get() else {
-            return;
+    /// [`PgTx`]): from then on, undoing the job needs the database. Returns whether what goes
+    /// now is the job's alone: its savepoint went with an earlier send, or goes first in this
+    /// one (nothing of earlier jobs is queued, as when every write is sent at once).
+    fn save_job(&self) -> bool {
+        let start = match self.job.get() {
+            JobSavepoint::Set => return true,
+            JobSavepoint::NoJob | JobSavepoint::Sending => return false,
+            JobSavepoint::NotYet(start) => start,
         };
         let set = match self.savepoint_set.replace(true) {
             true => NEXT_SAVEPOINT,
@@ -648,31 +656,34 @@ impl<'c> PgTx<'c> {
         let mut queued = self.queued.borrow_mut();
         let start = start.min(queued.len());
         queued.insert(start, Queued::Simple(set));
-        self.job.set(JobSavepoint::Set);
+        self.job.set(JobSavepoint::Sending);
+        start == 0
     }
 
     /// Sends what is queued and then `call`, all at once, and waits for every answer; returns
-    /// the call's. Any failure breaks the transaction (see [`PgTx`]).
+    /// the call's. A failure breaks the transaction, unless it was the running job's alone (see
+    /// [`PgTx::refused_by_database`]).
     fn send_queued_with<T>(
         &self,
         call: impl Future<Output = Result<T, tokio_postgres::Error>>,
     ) -> Result<T, StoreError> {
-        self.save_job();
+        let own = self.save_job();
         let queued = self.queued.take();
         let sent = self.send_all(&queued, call);
         if let Err(e) = &sent {
-            self.refused_by_database(e);
+            self.refused_by_database(e, own);
         }
         sent
     }
 
     /// After the database refused what was sent, which leaves the transaction unable to go on.
-    /// Sent at once, one statement at a time after the running job's savepoint, it was that job's
-    /// alone: rolling back to the savepoint fails the job and lets the group go on. Anything else
-    /// — rows queued by earlier jobs, the look-ahead, the commit — breaks the group (see
+    /// When all that was sent is the running job's (`own`) and its savepoint reached the
+    /// database before it, rolling back to the savepoint fails the job alone and lets the group
+    /// go on. Anything else — rows queued by earlier jobs, the look-ahead, the commit, a
+    /// statement that could not be prepared before the savepoint went — breaks the group (see
     /// [`PgTx`]).
-    fn refused_by_database(&self, e: &StoreError) {
-        let alone = !self.defer
+    fn refused_by_database(&self, e: &StoreError, own: bool) {
+        let alone = own
             && self.job.get() == JobSavepoint::Set
             && self.broken.borrow().is_none()
             && wait(self.tx.batch_execute("ROLLBACK TO SAVEPOINT job")).is_ok();
@@ -706,6 +717,11 @@ impl<'c> PgTx<'c> {
                 _ => self.prepared(step.sql()).map(Some),
             })
             .collect::<Result<Vec<_>, _>>()?;
+        // Nothing else goes before the queue: a savepoint in it reaches the database ahead of
+        // whatever fails after it.
+        if self.job.get() == JobSavepoint::Sending {
+            self.job.set(JobSavepoint::Set);
+        }
         let params: Vec<Vec<&(dyn ToSql + Sync)>> = steps
             .iter()
             .map(|step| match step {
@@ -1186,14 +1202,21 @@ impl PostgresStore {
     /// it, an instance that died mid-call is taken over.
     pub fn open_with_lease(url: &str, lease: std::time::Duration) -> Result<Self, StoreError> {
         let mut config = Database::parse(url).map_err(|e| StoreError::Database(Box::new(e)))?;
-        // A database that does not answer is noticed: connecting gives up, and an idle
-        // connection (the leader's, the listener's) is probed, so a dead peer ends it.
+        // A database that does not answer is noticed: connecting gives up, an idle connection
+        // (the leader's, the listener's) is probed, so a dead peer ends it within about 25 s, and
+        // so does a request the peer never acknowledges (without these, the system's defaults
+        // leave a leader cut off from the database leading, and another leading too, for minutes).
         let settings = &mut config.config;
         if settings.get_connect_timeout().is_none() {
             settings.connect_timeout(std::time::Duration::from_secs(10));
         }
+        if settings.get_tcp_user_timeout().is_none() {
+            settings.tcp_user_timeout(std::time::Duration::from_secs(15));
+        }
         settings.keepalives(true);
         settings.keepalives_idle(std::time::Duration::from_secs(10));
+        settings.keepalives_interval(std::time::Duration::from_secs(5));
+        settings.keepalives_retries(3);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("baton-hub-postgres")
@@ -4050,6 +4073,53 @@ mod tests {
         let mut jobs = group(&ended);
         run(&mut jobs);
         assert!(jobs.is_empty());
+        let mut outcomes = ended.lock().expect("ended").clone();
+        outcomes.sort();
+        assert_eq!(
+            outcomes,
+            [("after", true), ("before", true), ("refused", false)]
+        );
+        assert_eq!(texts_of_t_1(ours), ["Hello", "Still there?"]);
+    }
+
+    #[test]
+    fn a_write_refused_after_its_jobs_savepoint_fails_that_job_alone() {
+        let (store, _theirs, mut conn) = two_instances_with(&["Dana"]);
+        let ours: &dyn Store = &store;
+        ours.write(|tx| tx.put(EventData::Conversation(conversation("t_1"))))
+            .expect("conversation");
+        let ended = Arc::new(Mutex::new(Vec::new()));
+        let mut group: std::collections::VecDeque<_> = [
+            group_job("before", &ended, |tx| {
+                tx.put(EventData::Message(said("m_1", "Hello"))).map(drop)
+            }),
+            group_job("refused", &ended, |tx| {
+                tx.put(EventData::Message(said("m_2", "never kept")))?;
+                // Sends what is queued (the job before's rows, then this job's savepoint and
+                // rows), then a call for a channel that does not exist, which is refused.
+                tx.agent("ag_nobody")?;
+                let call = Delivery {
+                    channel_id: "ch_missing".into(),
+                    conversation_id: "t_1".into(),
+                    route: "message-from-agent".into(),
+                    body: "{}".into(),
+                    message_id: None,
+                };
+                tx.queue_delivery(&call, Utc::now())
+            }),
+            group_job("after", &ended, |tx| {
+                tx.put(EventData::Message(said("m_3", "Still there?")))
+                    .map(drop)
+            }),
+        ]
+        .into();
+        commit_group(
+            &mut conn,
+            &Announce::new(0),
+            &mut group,
+            "i",
+            std::time::Duration::from_secs(30),
+        );
         let mut outcomes = ended.lock().expect("ended").clone();
         outcomes.sort();
         assert_eq!(
