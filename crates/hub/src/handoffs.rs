@@ -79,9 +79,10 @@ pub fn run(
             fingerprint: Some(fingerprint.to_string()),
         };
         txn.record_command(&agent.id, txn_id, &recorded, hub.now())?;
-        Ok::<_, ApiError>((response, true))
+        // Most commands (taking a chat, a note, a tag) queue no call: the worker sleeps on.
+        Ok::<_, ApiError>((response, txn.calls_queued() > 0))
     });
-    let (response, fresh) = match result {
+    let (response, queued_calls) = match result {
         // Hubs sharing a database: the same command, sent again through another hub at the same
         // moment, committed first, and this transaction (which did it too) could not record it and
         // was rolled back. The first one's answer is the answer.
@@ -100,7 +101,7 @@ pub fn run(
         }
         other => other?,
     };
-    if fresh {
+    if queued_calls {
         hub.wake_delivery();
     }
     Ok(response)
