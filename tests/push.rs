@@ -82,6 +82,11 @@ async fn online(hub: &HubProcess) -> AgentSession {
     alice
 }
 
+/// Alice's Android phone.
+fn pixel() -> Value {
+    json!({"platform": "fcm", "token": "fcm-alice-pixel"})
+}
+
 async fn register(alice: &AgentSession, device: Value) -> String {
     let (status, body) = alice.post("/devices", device).await;
     assert_eq!(status, 200, "{body}");
@@ -102,11 +107,7 @@ async fn a_new_handoff_wakes_each_of_the_agents_devices_once_through_fcm_apns_an
         Some(87),
         "a P-256 point, base64url: {key}"
     );
-    register(
-        &alice,
-        json!({"platform": "fcm", "token": "fcm-alice-pixel"}),
-    )
-    .await;
+    register(&alice, pixel()).await;
     // Alice's iPhone speaks French: its push does too.
     register(
         &alice,
@@ -330,11 +331,7 @@ async fn with_two_hubs_on_one_database_a_new_handoff_wakes_a_device_once_not_onc
     let fake = FakePush::start().await;
     let (data, first, second) = two_push_ready_hubs(&fake);
     let alice = online(&first).await;
-    register(
-        &alice,
-        json!({"platform": "fcm", "token": "fcm-alice-pixel"}),
-    )
-    .await;
+    register(&alice, pixel()).await;
 
     // Botpress hands over through the other hub: both follow every commit of the team.
     let botpress = Botpress::new(&second.url(), &data.endpoint_path);
@@ -361,11 +358,7 @@ async fn with_two_hubs_a_customer_writing_in_a_chat_taken_through_the_other_hub_
     let fake = FakePush::start().await;
     let (data, first, second) = two_push_ready_hubs(&fake);
     let alice = online(&first).await;
-    register(
-        &alice,
-        json!({"platform": "fcm", "token": "fcm-alice-pixel"}),
-    )
-    .await;
+    register(&alice, pixel()).await;
     let botpress = Botpress::new(&second.url(), &data.endpoint_path);
     let (status, user) = botpress
         .post(

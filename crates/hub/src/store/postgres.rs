@@ -156,7 +156,7 @@ impl std::fmt::Debug for PostgresStore {
 /// savepoint (a row locked by the transaction and updated in a savepoint makes the database
 /// track both as a "multixact", which grew slower with each event of a group).
 ///
-/// What needs no answer — an entity's row written by `put`, a link known to be new — is queued
+/// What needs no answer — an entity's row written by `put`, a link added by `add_link` — is queued
 /// ([`Queued`]) and sent with the next statement that does (a read the writer's cache cannot
 /// answer, a write whose result counts, the commit), all in one message: a job whose reads the
 /// cache answers costs no round trip at all. The rows queued for one table go in one statement
@@ -243,7 +243,7 @@ enum JobSavepoint {
 
 /// A row to upsert (or, for a link, insert if missing), queued with the other rows of its table.
 ///
-/// Rows queued between two other statements are sent one statement per table, in this enum's
+/// Rows queued between two other statements are sent one statement per table, in [`Table`]'s
 /// order (a table after those its rows refer to), and within a table in the order they were
 /// queued (their `rid`, which orders a conversation's messages, follows it). A row whose key
 /// comes again in the same run goes in a later statement of its table, so every row is written
@@ -255,6 +255,7 @@ struct RowWrite {
     columns: Vec<Option<String>>,
 }
 
+/// The tables whose rows are queued, in the order their statements go (see [`RowWrite`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 enum Table {
     Contacts,
@@ -3896,6 +3897,25 @@ mod tests {
         })
     }
 
+    /// Commits `jobs` as one group on `conn`; says how each ended, sorted by name.
+    fn commit_and_tell(
+        conn: &mut Conn,
+        jobs: &mut std::collections::VecDeque<Box<dyn GroupJob>>,
+        ended: &Mutex<Vec<(&'static str, bool)>>,
+    ) -> Vec<(&'static str, bool)> {
+        commit_group(
+            conn,
+            &Announce::new(0),
+            jobs,
+            "i",
+            std::time::Duration::from_secs(30),
+        );
+        assert!(jobs.is_empty(), "every job ran");
+        let mut outcomes = std::mem::take(&mut *ended.lock().expect("ended"));
+        outcomes.sort();
+        outcomes
+    }
+
     fn conversation(id: &str) -> Conversation {
         Conversation {
             id: id.into(),
@@ -3982,18 +4002,8 @@ mod tests {
             }),
         ]
         .into();
-        commit_group(
-            &mut conn,
-            &Announce::new(0),
-            &mut group,
-            "i",
-            std::time::Duration::from_secs(30),
-        );
-
-        let mut ended = ended.lock().expect("ended").clone();
-        ended.sort();
         assert_eq!(
-            ended,
+            commit_and_tell(&mut conn, &mut group, &ended),
             [
                 ("edits the first message", true),
                 ("fails after sending", false),
@@ -4048,35 +4058,16 @@ mod tests {
             .into();
             jobs
         };
-        let mut run = |jobs: &mut std::collections::VecDeque<_>| {
-            commit_group(
-                &mut conn,
-                &Announce::new(0),
-                jobs,
-                "i",
-                std::time::Duration::from_secs(30),
-            )
-        };
-
         // Queued together, the rows are refused together: no job is acknowledged.
-        let mut jobs = group(&ended);
-        run(&mut jobs);
-        assert!(jobs.is_empty());
         assert_eq!(
-            *ended.lock().expect("ended"),
-            [("before", false), ("refused", false), ("after", false)]
+            commit_and_tell(&mut conn, &mut group(&ended), &ended),
+            [("after", false), ("before", false), ("refused", false)]
         );
         assert!(texts_of_t_1(ours).is_empty());
 
         // Sent again (as Meta and bots do), the refused job fails alone.
-        ended.lock().expect("ended").clear();
-        let mut jobs = group(&ended);
-        run(&mut jobs);
-        assert!(jobs.is_empty());
-        let mut outcomes = ended.lock().expect("ended").clone();
-        outcomes.sort();
         assert_eq!(
-            outcomes,
+            commit_and_tell(&mut conn, &mut group(&ended), &ended),
             [("after", true), ("before", true), ("refused", false)]
         );
         assert_eq!(texts_of_t_1(ours), ["Hello", "Still there?"]);
@@ -4113,17 +4104,8 @@ mod tests {
             }),
         ]
         .into();
-        commit_group(
-            &mut conn,
-            &Announce::new(0),
-            &mut group,
-            "i",
-            std::time::Duration::from_secs(30),
-        );
-        let mut outcomes = ended.lock().expect("ended").clone();
-        outcomes.sort();
         assert_eq!(
-            outcomes,
+            commit_and_tell(&mut conn, &mut group, &ended),
             [("after", true), ("before", true), ("refused", false)]
         );
         assert_eq!(texts_of_t_1(ours), ["Hello", "Still there?"]);
