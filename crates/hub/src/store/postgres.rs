@@ -3967,8 +3967,8 @@ mod tests {
         let ended = Arc::new(Mutex::new(Vec::new()));
         let mut group: std::collections::VecDeque<_> = [
             group_job("opens a conversation", &ended, |tx| {
-                // Its messages are queued before nothing else but its conversation, which they
-                // need: the conversations' statement goes first.
+                // Its messages need its conversation, queued in the same run: the conversations'
+                // statement goes before the messages'.
                 tx.put(EventData::Conversation(conversation("t_1")))?;
                 tx.put(EventData::Message(said("m_1", "Hello")))?;
                 tx.put(EventData::Message(said("m_2", "Are you there")))?;
